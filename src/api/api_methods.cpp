@@ -1,0 +1,223 @@
+#include "api/api_methods.h"
+
+#include <map>
+#include <memory>
+#include <vector>
+
+#include "api/conn_call.h"
+#include "core/base64.h"
+#include "core/json_text.h"
+#include "core/metrics.h"
+#include "hub.h"
+#include "http/http_server.h"
+#include "worker/worker.h"
+
+namespace mg {
+
+namespace {
+
+using Handler = void (*)(ApiCall&);
+
+const cJSON* param(const ApiCall& c, const char* key) { return cJSON_GetObjectItemCaseSensitive(c.params, key); }
+
+void invalid(ApiCall& c, const std::string& message) { c.reply(ApiResult::error(101, message)); }
+
+// Reads "d" and "t" into a message framed for every client kind.
+bool read_payload(ApiCall& c, std::shared_ptr<const OutMessage>& out) {
+  const cJSON* d = param(c, "d");
+  const cJSON* t = param(c, "t");
+  bool binary = false;
+  if (t && !cJSON_IsNull(t)) {
+    if (!cJSON_IsString(t) || (std::string(t->valuestring) != "text" && std::string(t->valuestring) != "binary")) {
+      invalid(c, "\"t\" must be \"text\" or \"binary\"");
+      return false;
+    }
+    binary = std::string(t->valuestring) == "binary";
+  }
+  if (!d) {
+    invalid(c, "\"d\" (the data to send) is missing");
+    return false;
+  }
+  std::string payload;
+  if (binary) {
+    if (!cJSON_IsString(d) || !base64_decode(d->valuestring, payload)) {
+      invalid(c, "\"d\" must be base64 when \"t\" is \"binary\"");
+      return false;
+    }
+  } else {
+    payload = cJSON_IsString(d) ? std::string(d->valuestring) : json_print(d);  // JSON values are sent as text
+  }
+  out = make_out_message(payload, binary);
+  return true;
+}
+
+bool read_client(ApiCall& c, uint64_t& id) {
+  if (!json_client_id(param(c, "c"), id)) {
+    invalid(c, "\"c\" must be a client id (a decimal string)");
+    return false;
+  }
+  return true;
+}
+
+bool read_channel(ApiCall& c, std::string& channel) {
+  const cJSON* ch = param(c, "c");
+  if (!cJSON_IsString(ch) || !valid_channel_name(ch->valuestring)) {
+    invalid(c, "\"c\" must be a channel name: 1..128 printable ASCII characters");
+    return false;
+  }
+  channel = ch->valuestring;
+  return true;
+}
+
+// Runs `work` on the worker that owns `client` and replies with its result.
+void on_owner(ApiCall& c, uint64_t client, int not_here_code, std::function<ApiResult(Worker&)> work) {
+  Worker* w = c.hub.worker_for(client);
+  if (!w) {
+    c.reply(ApiResult::error(not_here_code, "client not connected"));
+    return;
+  }
+  Hub* hub = &c.hub;
+  Reply reply = c.reply;
+  w->post([w, hub, reply, work = std::move(work)] {
+    ApiResult r = work(*w);
+    hub->post([reply, r = std::move(r)] { reply(r); });
+  });
+}
+
+std::string fanout_result(const FanoutCount& n) {
+  return "{\"s\":" + std::to_string(n.ok) + ",\"f\":" + std::to_string(n.failed) + "}";
+}
+
+void mesh_send(ApiCall& c) {
+  uint64_t id;
+  std::shared_ptr<const OutMessage> msg;
+  if (!read_client(c, id) || !read_payload(c, msg)) return;
+  on_owner(c, id, 401, [id, msg](Worker& w) {
+    SendResult r = w.send(id, *msg);
+    inc(metrics().sends[static_cast<int>(r)]);
+    if (r == SendResult::Ok) return ApiResult::ok("{\"s\":true}");
+    return ApiResult::error(401, r == SendResult::NotConnected ? "client not connected"
+                                                                : "send failed: the client's output buffer is full");
+  });
+  if (!c.hub.worker_for(id)) inc(metrics().sends[static_cast<int>(SendResult::NotConnected)]);
+}
+
+void mesh_publish(ApiCall& c) {
+  std::string channel;
+  std::shared_ptr<const OutMessage> msg;
+  if (!read_channel(c, channel) || !read_payload(c, msg)) return;
+  inc(metrics().publishes);
+  Reply reply = c.reply;
+  c.hub.fanout([channel, msg](Worker& w) { return w.publish(channel, *msg); },
+               [reply](const FanoutCount& n) { reply(ApiResult::ok(fanout_result(n))); });
+}
+
+void mesh_broadcast(ApiCall& c) {
+  std::shared_ptr<const OutMessage> msg;
+  if (!read_payload(c, msg)) return;
+  inc(metrics().publishes);
+  Reply reply = c.reply;
+  c.hub.fanout([msg](Worker& w) { return w.broadcast(*msg); },
+               [reply](const FanoutCount& n) { reply(ApiResult::ok(fanout_result(n))); });
+}
+
+void channel_count(ApiCall& c) {
+  std::string channel;
+  if (!read_channel(c, channel)) return;
+  Reply reply = c.reply;
+  c.hub.fanout([channel](Worker& w) { return FanoutCount{w.channel_count(channel), 0}; },
+               [reply](const FanoutCount& n) { reply(ApiResult::ok("{\"s\":" + std::to_string(n.ok) + "}")); });
+}
+
+void conn_call(ApiCall& c) {
+  uint64_t id;
+  if (!read_client(c, id)) return;
+  auto call = std::make_shared<ConnCall>();
+  std::string error;
+  if (!parse_conn_call(param(c, "f"), param(c, "a"), *call, error)) return invalid(c, error);
+  on_owner(c, id, 301, [id, call](Worker& w) { return w.conn_call(id, *call); });
+}
+
+void conn_info(ApiCall& c) {
+  uint64_t id;
+  if (!read_client(c, id)) return;
+  on_owner(c, id, 301, [id](Worker& w) { return w.conn_info(id); });
+}
+
+void node_list(ApiCall& c) { c.reply(ApiResult::ok(c.hub.node_list_json())); }
+
+void queue_pop(ApiCall& c) {
+  const cJSON* t = param(c, "t");
+  const cJSON* ack = param(c, "ack");
+  int n = cJSON_IsArray(t) ? cJSON_GetArraySize(t) : 0;
+  if (n < 1 || n > static_cast<int>(QueueHub::kMaxTopicsPerConsumer))
+    return invalid(c, "\"t\" must be an array of 1..64 topic names");
+  if (ack && !cJSON_IsBool(ack) && !cJSON_IsNull(ack)) return invalid(c, "\"ack\" must be true or false");
+  std::vector<std::string> topics;
+  const cJSON* item;
+  cJSON_ArrayForEach(item, t) {
+    if (!cJSON_IsString(item) || !*item->valuestring || std::string(item->valuestring).size() > 128)
+      return invalid(c, "topic names are strings of 1..128 bytes");
+    topics.emplace_back(item->valuestring);
+  }
+  std::string error;
+  int code = c.hub.queue().pop(c.ws, topics, cJSON_IsTrue(ack), error);
+  c.reply(code ? ApiResult::error(code, error) : ApiResult::ok("{\"s\":true}"));
+}
+
+void queue_unpop(ApiCall& c) {
+  int code = c.hub.queue().unpop(c.ws);
+  c.reply(code ? ApiResult::error(code, "cancel failed: this connection is not popping")
+               : ApiResult::ok("{\"s\":true}"));
+}
+
+void queue_ack(ApiCall& c) {
+  const cJSON* k = param(c, "k");
+  if (!cJSON_IsArray(k)) return invalid(c, "\"k\" must be an array of event sequence numbers");
+  std::vector<uint64_t> seqs;
+  const cJSON* item;
+  cJSON_ArrayForEach(item, k) {
+    if (!cJSON_IsNumber(item) || item->valuedouble < 0) return invalid(c, "\"k\" must hold sequence numbers");
+    seqs.push_back(static_cast<uint64_t>(item->valuedouble));
+  }
+  c.hub.queue().ack(c.ws, seqs);
+  c.reply(ApiResult::ok("{\"s\":true}"));
+}
+
+struct Method {
+  Handler fn;
+  bool ws_only;
+};
+
+const std::map<std::string, Method>& methods() {
+  static const std::map<std::string, Method> table = {
+      {"mesh.send", {mesh_send, false}},       {"mesh.publish", {mesh_publish, false}},
+      {"mesh.broadcast", {mesh_broadcast, false}}, {"channel.count", {channel_count, false}},
+      {"conn.call", {conn_call, false}},       {"conn.info", {conn_info, false}},
+      {"node.list", {node_list, false}},       {"queue.pop", {queue_pop, true}},
+      {"queue.unpop", {queue_unpop, true}},    {"queue.ack", {queue_ack, true}},
+  };
+  return table;
+}
+
+}  // namespace
+
+void api_dispatch(const std::string& method, ApiCall call) {
+  auto it = methods().find(method);
+  if (it == methods().end()) return invalid(call, "unknown method \"" + method + "\"");
+  if (it->second.ws_only && !call.ws) return invalid(call, method + " needs a /ws/v1 WebSocket connection");
+  it->second.fn(call);
+}
+
+std::string api_method_for_path(const std::string& path) {
+  if (path.rfind("/v1/", 0) != 0) return "";
+  std::string rest = path.substr(4);
+  size_t slash = rest.find('/');
+  if (slash == std::string::npos || rest.find('/', slash + 1) != std::string::npos) return "";
+  std::string name = rest.substr(0, slash) + "." + rest.substr(slash + 1);
+  auto it = methods().find(name);
+  if (it == methods().end() || it->second.ws_only || name == "node.list") return "";
+  return name;
+}
+
+}  // namespace mg

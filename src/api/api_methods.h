@@ -1,0 +1,37 @@
+// The control API's methods (PROTOCOL.md §5.3), dispatched through one table by name. The same
+// handlers serve HTTP (POST /v1/<group>/<name>) and /ws/v1; queue.* need a WebSocket connection.
+//
+// A handler checks its params on the hub thread (error 101), then hands the work to the worker that
+// owns the connection, or to every worker for fan-out, and answers when they report back. `reply` is
+// always called exactly once, on the hub thread.
+#pragma once
+
+#include <cjson/cJSON.h>
+
+#include <functional>
+#include <string>
+
+#include "worker/conn_ops.h"
+
+namespace mg {
+
+class Hub;
+class HttpConn;
+
+using Reply = std::function<void(const ApiResult&)>;
+
+struct ApiCall {
+  Hub& hub;
+  HttpConn* ws;          // the /ws/v1 connection, or nullptr over HTTP
+  const cJSON* params;   // an object
+  Reply reply;
+};
+
+// Runs `method`. Unknown methods, and queue.* over HTTP, are answered with 101 (over HTTP the
+// caller maps unknown paths to 404 first, see api_method_for_path).
+void api_dispatch(const std::string& method, ApiCall call);
+
+// The method for an HTTP path such as /v1/mesh/send, or "" when none is served over HTTP there.
+std::string api_method_for_path(const std::string& path);
+
+}  // namespace mg

@@ -1,0 +1,82 @@
+#include "api/envelope.h"
+
+namespace mg {
+
+namespace {
+cJSON* empty_params() {
+  static cJSON* empty = cJSON_CreateObject();  // shared, never modified
+  return empty;
+}
+}  // namespace
+
+bool parse_envelope(const char* data, size_t len, Envelope& out, std::string& error) {
+  out.doc = JsonPtr(cJSON_ParseWithLength(data, len));
+  if (!out.doc) {
+    error = "malformed JSON";
+    return false;
+  }
+  cJSON* root = out.doc.get();
+  if (!cJSON_IsObject(root)) {
+    error = "a request must be a JSON object {\"m\":method,\"p\":params,\"i\":id}";
+    return false;
+  }
+  const cJSON* id = cJSON_GetObjectItemCaseSensitive(root, "i");
+  if (!id) id = cJSON_GetObjectItemCaseSensitive(root, "id");
+  if (id) out.id_json = json_print(id);
+  const cJSON* m = cJSON_GetObjectItemCaseSensitive(root, "m");
+  if (!cJSON_IsString(m) || !*m->valuestring) {
+    error = "\"m\" must be a method name";
+    return false;
+  }
+  out.method = m->valuestring;
+  const cJSON* p = cJSON_GetObjectItemCaseSensitive(root, "p");
+  if (p && !cJSON_IsNull(p) && !cJSON_IsObject(p)) {
+    error = "\"p\" must be an object";
+    return false;
+  }
+  out.params = (p && cJSON_IsObject(p)) ? p : empty_params();
+  return true;
+}
+
+bool parse_params_body(const std::string& body, JsonPtr& out, std::string& error) {
+  size_t i = body.find_first_not_of(" \t\r\n");
+  if (i == std::string::npos) {
+    out = JsonPtr(cJSON_CreateObject());
+    return true;
+  }
+  out = JsonPtr(cJSON_ParseWithLength(body.data(), body.size()));
+  if (!out) {
+    error = "malformed JSON in the request body";
+    return false;
+  }
+  if (!cJSON_IsObject(out.get())) {
+    error = "the request body must be a JSON object of parameters";
+    return false;
+  }
+  return true;
+}
+
+std::string envelope_ok(const std::string& result_json, const std::string* id_json) {
+  std::string s = "{\"E\":null,\"r\":";
+  s += result_json;
+  if (id_json) {
+    s += ",\"i\":";
+    s += *id_json;
+  }
+  s += '}';
+  return s;
+}
+
+std::string envelope_error(int code, const std::string& message, const std::string* id_json) {
+  std::string s = "{\"E\":{\"c\":" + std::to_string(code) + ",\"m\":";
+  json_append_string(s, message);
+  s += '}';
+  if (id_json) {
+    s += ",\"i\":";
+    s += *id_json;
+  }
+  s += '}';
+  return s;
+}
+
+}  // namespace mg

@@ -1,0 +1,240 @@
+// Reads conf/meshgate.conf-style INI text with inih into mg::Config.
+//
+// inih calls us once per key; we know the line because we feed it lines ourselves (ini_parse_stream
+// with a reader that counts them). The first error wins and parsing stops being useful after it, but
+// we let inih finish so that the message names the first bad line.
+#include "core/config.h"
+
+#include <ini.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <sstream>
+
+#include "core/log.h"
+
+namespace mg {
+namespace {
+
+struct ParseState {
+  Config* cfg;
+  std::string name;   // file name for messages
+  const std::string* text;
+  size_t pos = 0;
+  int line = 0;
+  std::string error;  // first error
+};
+
+// inih reader: like fgets over the text, counting lines.
+char* read_line(char* buf, int size, void* stream) {
+  auto* st = static_cast<ParseState*>(stream);
+  const std::string& t = *st->text;
+  if (st->pos >= t.size()) return nullptr;
+  size_t end = t.find('\n', st->pos);
+  size_t len = (end == std::string::npos ? t.size() : end + 1) - st->pos;
+  if (len > static_cast<size_t>(size - 1)) len = size - 1;  // inih then reports the overlong line
+  std::memcpy(buf, t.data() + st->pos, len);
+  buf[len] = '\0';
+  st->pos += len;
+  if (len > 0 && buf[len - 1] == '\n') st->line++;
+  else if (st->pos >= t.size()) st->line++;
+  return buf;
+}
+
+bool parse_u64(const std::string& v, uint64_t max, uint64_t& out) {
+  if (v.empty() || v[0] == '-' || v[0] == '+') return false;
+  errno = 0;
+  char* end = nullptr;
+  unsigned long long n = std::strtoull(v.c_str(), &end, 10);
+  if (errno || *end != '\0' || n > max) return false;
+  out = n;
+  return true;
+}
+
+bool parse_bool(const std::string& v, bool& out) {
+  if (v == "on" || v == "true" || v == "yes" || v == "1") { out = true; return true; }
+  if (v == "off" || v == "false" || v == "no" || v == "0") { out = false; return true; }
+  return false;
+}
+
+// A setter returns an empty string on success, else what is wrong with the value.
+using Setter = std::function<std::string(Config&, const std::string&)>;
+
+template <typename T>
+Setter uint_key(T Config::*field, uint64_t min, uint64_t max) {
+  return [=](Config& c, const std::string& v) -> std::string {
+    uint64_t n;
+    if (!parse_u64(v, max, n) || n < min)
+      return "expected a whole number from " + std::to_string(min) + " to " + std::to_string(max);
+    c.*field = static_cast<T>(n);
+    return "";
+  };
+}
+
+Setter string_key(std::string Config::*field) {
+  return [=](Config& c, const std::string& v) -> std::string { c.*field = v; return ""; };
+}
+
+const std::map<std::string, Setter>& global_keys() {
+  static const std::map<std::string, Setter> keys = {
+      {"node.id", uint_key(&Config::node_id, 1, 1023)},
+      {"node.name", string_key(&Config::node_name)},
+      {"node.workers", uint_key(&Config::workers, 0, 256)},
+      {"node.advertise", string_key(&Config::advertise)},
+      {"node.intranet_advertise", string_key(&Config::intranet_advertise)},
+      {"node.route_weight", [](Config& c, const std::string& v) -> std::string {
+         char* end = nullptr;
+         double w = std::strtod(v.c_str(), &end);
+         if (v.empty() || *end != '\0' || !(w > 0) || w > 1e6) return "expected a number > 0";
+         c.route_weight = w;
+         return "";
+       }},
+      {"node.drain_timeout", uint_key(&Config::drain_timeout, 0, 3600)},
+      {"log.level", [](Config& c, const std::string& v) -> std::string {
+         LogLevel l;
+         if (!parse_log_level(v, l)) return "expected error, warn, info or debug";
+         c.log_level = v;
+         return "";
+       }},
+      {"log.file", string_key(&Config::log_file)},
+      {"api.bind", string_key(&Config::api_bind)},
+      {"api.port", uint_key(&Config::api_port, 1, 65535)},
+      {"api.token", string_key(&Config::api_token)},
+      {"api.max_body", uint_key(&Config::api_max_body, 64, 1u << 30)},
+      {"api.max_output", uint_key(&Config::api_max_output, 65536, 1ull << 40)},
+      {"route.bind", string_key(&Config::route_bind)},
+      {"route.port", uint_key(&Config::route_port, 0, 65535)},
+      {"route.max_batch", uint_key(&Config::route_max_batch, 1, 10000000)},
+      {"route.tcp_addr", string_key(&Config::tcp_addr)},
+      {"route.ws_addr", string_key(&Config::ws_addr)},
+      {"route.wss_addr", string_key(&Config::wss_addr)},
+      {"route.intranet_tcp_addr", string_key(&Config::intranet_tcp_addr)},
+      {"route.intranet_ws_addr", string_key(&Config::intranet_ws_addr)},
+      {"route.intranet_wss_addr", string_key(&Config::intranet_wss_addr)},
+      {"route.cors_origin", string_key(&Config::cors_origin)},
+      {"limits.max_connections", uint_key(&Config::max_connections, 1, 100000000)},
+      {"limits.max_header_bytes", uint_key(&Config::max_header_bytes, 256, 1u << 20)},
+      {"limits.max_headers", uint_key(&Config::max_headers, 4, 1000)},
+      {"limits.max_context_bytes", uint_key(&Config::max_context_bytes, 2, 1u << 24)},
+      {"limits.max_context_keys", uint_key(&Config::max_context_keys, 1, 100000)},
+      {"limits.max_channels", uint_key(&Config::max_channels, 1, 1000000)},
+      {"limits.output_hard_limit", uint_key(&Config::output_hard_limit, 1024, 1ull << 40)},
+      {"limits.output_soft_limit", uint_key(&Config::output_soft_limit, 1024, 1ull << 40)},
+      {"limits.output_soft_seconds", uint_key(&Config::output_soft_seconds, 0, 86400)},
+      {"queue.max_events", uint_key(&Config::queue_max_events, 1, 100000000)},
+      {"queue.max_bytes", uint_key(&Config::queue_max_bytes, 1024, 1ull << 40)},
+      {"queue.ack_timeout", uint_key(&Config::ack_timeout, 1, 86400)},
+      {"queue.max_unacked", uint_key(&Config::max_unacked, 1, 1000000)},
+  };
+  return keys;
+}
+
+std::string set_listener_key(ListenerConfig& l, const std::string& key, const std::string& v) {
+  uint64_t n;
+  if (key == "type") {
+    if (v == "ws") l.type = ListenerType::Ws;
+    else if (v == "tcp") l.type = ListenerType::Tcp;
+    else return "expected ws or tcp";
+  } else if (key == "bind") {
+    l.bind = v;
+  } else if (key == "port") {
+    if (!parse_u64(v, 65535, n) || n == 0) return "expected a port from 1 to 65535";
+    l.port = static_cast<int>(n);
+  } else if (key == "path") {
+    if (!v.empty() && v[0] != '/') return "expected a path starting with /";
+    l.path = v;
+  } else if (key == "topic") {
+    if (v.empty() || v.size() > 128) return "expected a topic name of 1..128 bytes";
+    l.topic = v;
+  } else if (key == "events") {
+    if (!parse_bool(v, l.events)) return "expected on or off";
+  } else if (key == "framing") {
+    if (v == "line") l.framing = Framing::Line;
+    else if (v == "len32") l.framing = Framing::Len32;
+    else return "expected line or len32";
+  } else if (key == "max_message") {
+    if (!parse_u64(v, 64u << 20, n) || n < 16) return "expected a size from 16 to 67108864";
+    l.max_message = static_cast<uint32_t>(n);
+  } else if (key == "idle_timeout") {
+    if (!parse_u64(v, 86400, n)) return "expected seconds from 0 to 86400";
+    l.idle_timeout = static_cast<uint32_t>(n);
+  } else if (key == "ping_interval") {
+    if (!parse_u64(v, 86400, n)) return "expected seconds from 0 to 86400";
+    l.ping_interval = static_cast<uint32_t>(n);
+  } else {
+    return "unknown key";
+  }
+  return "";
+}
+
+int on_key(void* user, const char* section, const char* name, const char* value) {
+  auto* st = static_cast<ParseState*>(user);
+  if (!st->error.empty()) return 1;
+  std::string sec = section, key = name, val = value;
+  std::string problem;
+  if (sec.rfind("listener.", 0) == 0) {
+    std::string lname = sec.substr(9);
+    if (lname.empty()) {
+      problem = "a listener section needs a name: [listener.NAME]";
+    } else {
+      auto& ls = st->cfg->listeners;
+      if (ls.empty() || ls.back().name != lname) {
+        for (const auto& l : ls)
+          if (l.name == lname) problem = "listener defined twice";
+        if (problem.empty()) { ls.emplace_back(); ls.back().name = lname; }
+      }
+      if (problem.empty()) problem = set_listener_key(ls.back(), key, val);
+    }
+  } else {
+    auto it = global_keys().find(sec + "." + key);
+    problem = it == global_keys().end() ? "unknown key" : it->second(*st->cfg, val);
+  }
+  if (!problem.empty()) {
+    st->error = st->name + ":" + std::to_string(st->line) + ": [" + sec + "] " + key + " = " + val + ": " + problem;
+    return 0;
+  }
+  return 1;
+}
+
+// Checks that hold across keys.
+std::string validate(const Config& c) {
+  if (c.output_soft_limit > c.output_hard_limit) return "[limits] output_soft_limit is above output_hard_limit";
+  for (const auto& l : c.listeners) {
+    if (l.port == 0) return "[listener." + l.name + "] port is missing";
+    for (const auto& o : c.listeners)
+      if (&o != &l && o.port == l.port && o.bind == l.bind)
+        return "[listener." + l.name + "] and [listener." + o.name + "] use the same port " + std::to_string(l.port);
+  }
+  return "";
+}
+
+}  // namespace
+
+bool parse_config_text(const std::string& text, const std::string& name, Config& out, std::string& error) {
+  Config cfg;
+  ParseState st{&cfg, name, &text};
+  int rc = ini_parse_stream(read_line, &st, on_key, &st);
+  if (!st.error.empty()) { error = st.error; return false; }
+  if (rc > 0) { error = name + ":" + std::to_string(rc) + ": syntax error (expected [section] or key = value)"; return false; }
+  if (rc < 0) { error = name + ": cannot read"; return false; }
+  std::string problem = validate(cfg);
+  if (!problem.empty()) { error = name + ": " + problem; return false; }
+  cfg.source_path = name;
+  out = std::move(cfg);
+  return true;
+}
+
+bool load_config(const std::string& path, Config& out, std::string& error) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) { error = path + ": " + std::strerror(errno); return false; }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return parse_config_text(ss.str(), path, out, error);
+}
+
+}  // namespace mg

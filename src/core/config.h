@@ -1,0 +1,86 @@
+// Configuration: the typed form of conf/meshgate.conf.
+//
+// The file is INI, read with Debian's inih (libinih). Every key has a default (the values in
+// conf/meshgate.conf); an unknown section or key, or a value that does not parse, is an error that
+// names the key and the line. Loading never exits: the caller decides what to do with an error.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace mg {
+
+enum class ListenerType { Ws, Tcp };
+enum class Framing { Line, Len32 };
+
+// One client listener ([listener.NAME]).
+struct ListenerConfig {
+  std::string name;
+  ListenerType type = ListenerType::Ws;
+  std::string bind = "0.0.0.0";
+  int port = 0;
+  std::string path;             // ws: required request path; empty accepts any
+  std::string topic = "client"; // queue topic for this listener's events
+  bool events = true;           // emit open/close events
+  Framing framing = Framing::Line;
+  uint32_t max_message = 65536;
+  uint32_t idle_timeout = 60;   // seconds, 0 = never
+  uint32_t ping_interval = 25;  // seconds, 0 = never (ws only)
+};
+
+struct Config {
+  // [node]
+  int node_id = 1;
+  std::string node_name = "meshgate-1";
+  int workers = 0;  // 0 = number of cores
+  std::string advertise = "127.0.0.1";
+  std::string intranet_advertise;
+  double route_weight = 1.0;
+  uint32_t drain_timeout = 10;
+  // [log]
+  std::string log_level = "info";
+  std::string log_file;
+  // [api]
+  std::string api_bind = "127.0.0.1";
+  int api_port = 6789;
+  std::string api_token;
+  uint32_t api_max_body = 1048576;
+  uint64_t api_max_output = 64ull << 20;
+  // [route]
+  std::string route_bind = "0.0.0.0";
+  int route_port = 5001;
+  uint32_t route_max_batch = 10000;
+  std::string tcp_addr, ws_addr, wss_addr;
+  std::string intranet_tcp_addr, intranet_ws_addr, intranet_wss_addr;
+  std::string cors_origin;
+  // [limits]
+  uint32_t max_connections = 100000;
+  uint32_t max_header_bytes = 8192;
+  uint32_t max_headers = 64;
+  uint32_t max_context_bytes = 4096;
+  uint32_t max_context_keys = 64;
+  uint32_t max_channels = 256;
+  uint64_t output_hard_limit = 4ull << 20;
+  uint64_t output_soft_limit = 1ull << 20;
+  uint32_t output_soft_seconds = 10;
+  // [queue]
+  uint32_t queue_max_events = 10000;
+  uint64_t queue_max_bytes = 16ull << 20;
+  uint32_t ack_timeout = 30;
+  uint32_t max_unacked = 1000;
+  // [listener.*]
+  std::vector<ListenerConfig> listeners;
+
+  std::string source_path;  // the file it was loaded from
+};
+
+// Loads `path` into `out`. On failure returns false and sets `error` to a message of the form
+// "FILE:LINE: [section] key: what is wrong".
+bool load_config(const std::string& path, Config& out, std::string& error);
+
+// Parses INI text (for tests); `name` is used in error messages.
+bool parse_config_text(const std::string& text, const std::string& name, Config& out,
+                       std::string& error);
+
+}  // namespace mg

@@ -1,0 +1,44 @@
+#include "core/mailbox.h"
+
+namespace mg {
+
+void Mailbox::open(uv_loop_t* loop) {
+  uv_async_init(loop, &async_, &Mailbox::on_async);
+  async_.data = this;
+  open_ = true;
+}
+
+void Mailbox::close() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    open_ = false;
+    tasks_.clear();
+  }
+  uv_close(reinterpret_cast<uv_handle_t*>(&async_), nullptr);
+}
+
+void Mailbox::post(Task task) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!open_) return;
+    tasks_.push_back(std::move(task));
+  }
+  backlog_.fetch_add(1, std::memory_order_relaxed);
+  uv_async_send(&async_);
+}
+
+void Mailbox::on_async(uv_async_t* handle) { static_cast<Mailbox*>(handle->data)->drain(); }
+
+void Mailbox::drain() {
+  std::vector<Task> batch;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    batch.swap(tasks_);
+  }
+  for (auto& t : batch) {
+    t();
+    backlog_.fetch_sub(1, std::memory_order_relaxed);
+  }
+}
+
+}  // namespace mg

@@ -1,0 +1,73 @@
+#include "core/metrics.h"
+
+#include <sstream>
+
+namespace mg {
+
+Metrics& metrics() {
+  static Metrics m;
+  return m;
+}
+
+void Metrics::init_listeners(const std::vector<std::string>& names) {
+  listeners.reset(new ListenerMetrics[names.size()]);
+  listener_count = names.size();
+  for (size_t i = 0; i < names.size(); i++) listeners[i].name = names[i];
+}
+
+namespace {
+
+void family(std::ostringstream& o, const char* name, const char* type, const char* help) {
+  o << "# HELP " << name << ' ' << help << "\n# TYPE " << name << ' ' << type << '\n';
+}
+
+uint64_t get(const Counter& c) { return c.load(std::memory_order_relaxed); }
+
+}  // namespace
+
+std::string Metrics::render() const {
+  std::ostringstream o;
+  struct PerListener { const char* name; const char* type; const char* help; Counter ListenerMetrics::*field; };
+  static const PerListener per_listener[] = {
+      {"meshgate_connections", "gauge", "Client connections open now.", &ListenerMetrics::connections},
+      {"meshgate_connections_accepted_total", "counter", "Client connections accepted.", &ListenerMetrics::accepted},
+      {"meshgate_messages_in_total", "counter", "Messages received from clients.", &ListenerMetrics::messages_in},
+      {"meshgate_messages_out_total", "counter", "Messages queued to clients.", &ListenerMetrics::messages_out},
+      {"meshgate_bytes_in_total", "counter", "Bytes read from clients.", &ListenerMetrics::bytes_in},
+      {"meshgate_bytes_out_total", "counter", "Bytes written to clients.", &ListenerMetrics::bytes_out},
+  };
+  for (const auto& f : per_listener) {
+    family(o, f.name, f.type, f.help);
+    for (size_t i = 0; i < listener_count; i++)
+      o << f.name << "{listener=\"" << listeners[i].name << "\"} " << get(listeners[i].*(f.field)) << '\n';
+  }
+  family(o, "meshgate_connections_refused_total", "counter", "Client connections refused, by reason.");
+  o << "meshgate_connections_refused_total{reason=\"max_connections\"} "
+    << get(refused[static_cast<int>(RefuseReason::MaxConnections)]) << '\n';
+  o << "meshgate_connections_refused_total{reason=\"bad_handshake\"} "
+    << get(refused[static_cast<int>(RefuseReason::BadHandshake)]) << '\n';
+  family(o, "meshgate_output_buffer_closes_total", "counter", "Clients closed for exceeding an output buffer limit.");
+  o << "meshgate_output_buffer_closes_total{limit=\"hard\"} " << get(output_closes[static_cast<int>(OutputLimit::Hard)]) << '\n';
+  o << "meshgate_output_buffer_closes_total{limit=\"soft\"} " << get(output_closes[static_cast<int>(OutputLimit::Soft)]) << '\n';
+  family(o, "meshgate_sends_total", "counter", "mesh.send calls by result.");
+  o << "meshgate_sends_total{result=\"ok\"} " << get(sends[static_cast<int>(SendResult::Ok)]) << '\n';
+  o << "meshgate_sends_total{result=\"not_connected\"} " << get(sends[static_cast<int>(SendResult::NotConnected)]) << '\n';
+  o << "meshgate_sends_total{result=\"buffer_full\"} " << get(sends[static_cast<int>(SendResult::BufferFull)]) << '\n';
+  family(o, "meshgate_publishes_total", "counter", "mesh.publish and mesh.broadcast calls.");
+  o << "meshgate_publishes_total " << get(publishes) << '\n';
+  family(o, "meshgate_publish_deliveries_total", "counter", "Publish/broadcast fan-out per recipient, by result.");
+  o << "meshgate_publish_deliveries_total{result=\"ok\"} " << get(publish_ok) << '\n';
+  o << "meshgate_publish_deliveries_total{result=\"failed\"} " << get(publish_failed) << '\n';
+  family(o, "meshgate_client_closes_total", "counter", "Client connections closed, by close code.");
+  for (int i = 0; i < 4000; i++) {
+    uint64_t v = get(closes_by_code[i]);
+    if (v) o << "meshgate_client_closes_total{code=\"" << (1000 + i) << "\"} " << v << '\n';
+  }
+  family(o, "meshgate_protocol_errors_total", "counter", "Clients closed for protocol errors, bad UTF-8 or oversized messages.");
+  o << "meshgate_protocol_errors_total " << get(protocol_errors) << '\n';
+  family(o, "meshgate_queue_backlog_drops_total", "counter", "Client events dropped because the queue thread fell behind.");
+  o << "meshgate_queue_backlog_drops_total " << get(queue_backlog_drops) << '\n';
+  return o.str();
+}
+
+}  // namespace mg

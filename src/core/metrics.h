@@ -1,0 +1,53 @@
+// Process-wide counters for /metrics (Prometheus text format).
+//
+// Counters touched by worker threads are relaxed atomics; those owned by the hub thread (queue topics,
+// API calls) are rendered by the hub itself and appended to this text.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace mg {
+
+using Counter = std::atomic<uint64_t>;
+
+// Per client listener.
+struct ListenerMetrics {
+  std::string name;
+  Counter connections{0};         // open now (gauge)
+  Counter accepted{0};
+  Counter messages_in{0}, messages_out{0};
+  Counter bytes_in{0}, bytes_out{0};
+};
+
+enum class RefuseReason { MaxConnections, BadHandshake, Count };
+enum class OutputLimit { Hard, Soft, Count };
+enum class SendResult { Ok, NotConnected, BufferFull, Count };
+
+struct Metrics {
+  std::unique_ptr<ListenerMetrics[]> listeners;
+  size_t listener_count = 0;
+  Counter refused[static_cast<int>(RefuseReason::Count)] = {};
+  Counter output_closes[static_cast<int>(OutputLimit::Count)] = {};
+  Counter sends[static_cast<int>(SendResult::Count)] = {};
+  Counter publish_ok{0}, publish_failed{0}, publishes{0};
+  Counter closes_by_code[5000 - 1000] = {};  // close codes 1000..4999
+  Counter queue_backlog_drops{0};             // events dropped because the hub fell behind
+  Counter protocol_errors{0};                 // clients closed for 1002/1007/1009
+
+  void init_listeners(const std::vector<std::string>& names);
+  void count_close(int code) {
+    if (code >= 1000 && code < 5000) closes_by_code[code - 1000].fetch_add(1, std::memory_order_relaxed);
+  }
+  // The worker-side part of the /metrics text.
+  std::string render() const;
+};
+
+Metrics& metrics();
+
+inline void inc(Counter& c, uint64_t n = 1) { c.fetch_add(n, std::memory_order_relaxed); }
+
+}  // namespace mg

@@ -1,0 +1,69 @@
+// Strict UTF-8 validation (RFC 3629 §4), used on every WebSocket text message (a failure closes with
+// 1007) and on text that the API forwards to clients.
+//
+// Accepted sequences, exactly the RFC's table (anything else is invalid):
+//   00..7F
+//   C2..DF 80..BF
+//   E0     A0..BF 80..BF      (E0 80..9F would be overlong)
+//   E1..EC 80..BF 80..BF
+//   ED     80..9F 80..BF      (ED A0..BF would be a UTF-16 surrogate)
+//   EE..EF 80..BF 80..BF
+//   F0     90..BF 80..BF 80..BF   (F0 80..8F would be overlong)
+//   F1..F3 80..BF 80..BF 80..BF
+//   F4     80..8F 80..BF 80..BF   (F4 90.. would be above U+10FFFF)
+// Most messages are JSON and mostly ASCII, so ASCII is skipped eight bytes at a time.
+#include "core/utf8.h"
+
+#include <cstdint>
+#include <cstring>
+
+namespace mg {
+
+namespace {
+
+inline bool is_cont(unsigned char c) { return (c & 0xC0) == 0x80; }
+
+}  // namespace
+
+bool is_valid_utf8(const char* data, size_t len) {
+  const auto* p = reinterpret_cast<const unsigned char*>(data);
+  const unsigned char* const end = p + len;
+  while (p < end) {
+    // Fast path: eight ASCII bytes at once (memcpy: no alignment or aliasing assumptions).
+    while (end - p >= 8) {
+      uint64_t word;
+      std::memcpy(&word, p, 8);
+      if (word & 0x8080808080808080ull) break;
+      p += 8;
+    }
+    if (p == end) break;
+
+    const unsigned char c = *p;
+    if (c < 0x80) {
+      ++p;
+      continue;
+    }
+    const size_t left = static_cast<size_t>(end - p);
+    if (c >= 0xC2 && c <= 0xDF) {
+      if (left < 2 || !is_cont(p[1])) return false;
+      p += 2;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      if (left < 3) return false;
+      const unsigned char lo = c == 0xE0 ? 0xA0 : 0x80;
+      const unsigned char hi = c == 0xED ? 0x9F : 0xBF;
+      if (p[1] < lo || p[1] > hi || !is_cont(p[2])) return false;
+      p += 3;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      if (left < 4) return false;
+      const unsigned char lo = c == 0xF0 ? 0x90 : 0x80;
+      const unsigned char hi = c == 0xF4 ? 0x8F : 0xBF;
+      if (p[1] < lo || p[1] > hi || !is_cont(p[2]) || !is_cont(p[3])) return false;
+      p += 4;
+    } else {
+      return false;  // 80..BF (stray continuation), C0/C1 (overlong), F5..FF
+    }
+  }
+  return true;
+}
+
+}  // namespace mg

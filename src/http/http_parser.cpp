@@ -1,0 +1,154 @@
+#include "http/http_parser.h"
+
+#include <algorithm>
+#include <cctype>
+
+namespace mg {
+
+namespace {
+HttpParser* self_of(llhttp_t* p) { return static_cast<HttpParser*>(p->data); }
+}  // namespace
+
+const std::string* HttpRequest::header(const char* lower_name) const {
+  for (const auto& [k, v] : headers)
+    if (k == lower_name) return &v;
+  return nullptr;
+}
+
+const llhttp_settings_t& HttpParser::settings() {
+  static const llhttp_settings_t s = [] {
+    llhttp_settings_t v;
+    llhttp_settings_init(&v);
+    v.on_message_begin = &HttpParser::on_message_begin;
+    v.on_url = &HttpParser::on_url;
+    v.on_header_field = &HttpParser::on_header_field;
+    v.on_header_value = &HttpParser::on_header_value;
+    v.on_header_value_complete = &HttpParser::on_header_value_complete;
+    v.on_headers_complete = &HttpParser::on_headers_complete;
+    v.on_body = &HttpParser::on_body;
+    v.on_message_complete = &HttpParser::on_message_complete;
+    return v;
+  }();
+  return s;
+}
+
+HttpParser::HttpParser(const HttpLimits& limits) : limits_(limits) {
+  llhttp_init(&parser_, HTTP_REQUEST, &settings());
+  parser_.data = this;
+}
+
+int HttpParser::fail(int status, std::string message) {
+  error_status_ = status;
+  error_message_ = std::move(message);
+  return HPE_USER;
+}
+
+bool HttpParser::count_head(size_t len) {
+  head_bytes_ += len;
+  return head_bytes_ <= limits_.max_header_bytes;
+}
+
+int HttpParser::on_message_begin(llhttp_t* p) {
+  auto* self = self_of(p);
+  self->req_ = HttpRequest{};
+  self->field_.clear();
+  self->value_.clear();
+  self->in_value_ = false;
+  self->head_bytes_ = 0;
+  return 0;
+}
+
+int HttpParser::on_url(llhttp_t* p, const char* at, size_t len) {
+  auto* self = self_of(p);
+  if (!self->count_head(len)) return self->fail(431, "request line and headers are larger than the limit");
+  self->req_.target.append(at, len);
+  return 0;
+}
+
+int HttpParser::on_header_field(llhttp_t* p, const char* at, size_t len) {
+  auto* self = self_of(p);
+  if (!self->count_head(len)) return self->fail(431, "request line and headers are larger than the limit");
+  if (self->in_value_) {  // a new header starts
+    self->field_.clear();
+    self->value_.clear();
+    self->in_value_ = false;
+  }
+  self->field_.append(at, len);
+  return 0;
+}
+
+int HttpParser::on_header_value(llhttp_t* p, const char* at, size_t len) {
+  auto* self = self_of(p);
+  if (!self->count_head(len)) return self->fail(431, "request line and headers are larger than the limit");
+  self->in_value_ = true;
+  self->value_.append(at, len);
+  return 0;
+}
+
+int HttpParser::on_header_value_complete(llhttp_t* p) {
+  auto* self = self_of(p);
+  if (self->req_.headers.size() >= self->limits_.max_headers)
+    return self->fail(431, "more headers than the limit of " + std::to_string(self->limits_.max_headers));
+  std::string name = self->field_;
+  std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return std::tolower(c); });
+  self->req_.headers.emplace_back(std::move(name), self->value_);
+  self->in_value_ = true;  // the next field callback starts a new header
+  self->field_.clear();
+  self->value_.clear();
+  self->in_value_ = false;
+  return 0;
+}
+
+int HttpParser::on_headers_complete(llhttp_t* p) {
+  auto* self = self_of(p);
+  HttpRequest& r = self->req_;
+  r.method = llhttp_method_name(static_cast<llhttp_method_t>(p->method));
+  size_t q = r.target.find('?');
+  r.path = r.target.substr(0, q);
+  r.query = q == std::string::npos ? "" : r.target.substr(q + 1);
+  r.keep_alive = llhttp_should_keep_alive(p) != 0;
+  r.upgrade = p->upgrade != 0;
+  if ((p->flags & F_CONTENT_LENGTH) && p->content_length > self->limits_.max_body)
+    return self->fail(413, "request body of " + std::to_string(p->content_length) + " bytes is over the limit of " +
+                               std::to_string(self->limits_.max_body));
+  return 0;
+}
+
+int HttpParser::on_body(llhttp_t* p, const char* at, size_t len) {
+  auto* self = self_of(p);
+  if (self->req_.body.size() + len > self->limits_.max_body)
+    return self->fail(413, "request body is over the limit of " + std::to_string(self->limits_.max_body) + " bytes");
+  self->req_.body.append(at, len);
+  return 0;
+}
+
+int HttpParser::on_message_complete(llhttp_t* p) {
+  self_of(p)->complete_ = true;
+  return HPE_PAUSED;  // stop here: the caller answers before the next request is parsed
+}
+
+HttpParser::Status HttpParser::feed(const char* data, size_t len, size_t& consumed) {
+  consumed = 0;
+  if (error_status_) return Status::Error;
+  llhttp_errno_t err = llhttp_execute(&parser_, data, len);
+  if (err == HPE_OK) {
+    consumed = len;
+    return Status::NeedMore;
+  }
+  if ((err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE) && complete_) {
+    consumed = static_cast<size_t>(llhttp_get_error_pos(&parser_) - data);
+    return Status::Complete;
+  }
+  if (!error_status_) {
+    error_status_ = 400;
+    error_message_ = std::string("malformed HTTP request: ") + llhttp_get_error_reason(&parser_);
+  }
+  return Status::Error;
+}
+
+void HttpParser::next() {
+  complete_ = false;
+  llhttp_resume(&parser_);
+}
+
+}  // namespace mg

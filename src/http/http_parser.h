@@ -1,0 +1,83 @@
+// HTTP/1.1 request parsing on llhttp, with hard limits, and no I/O.
+//
+// feed() takes bytes as they arrive and stops at the end of each request, so the caller answers one
+// request before it feeds the rest (pipelining keeps order). Bytes after an upgrade request belong to
+// the new protocol: `consumed` tells where they start.
+//
+// Limits: the request head (request line + headers) over max_header_bytes or more than max_headers
+// headers → 431; a body over max_body (by Content-Length or as it arrives) → 413; anything llhttp
+// rejects → 400. After an error the parser is unusable: answer and close.
+#pragma once
+
+#include <llhttp.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace mg {
+
+struct HttpRequest {
+  std::string method;
+  std::string target;  // as sent: path?query
+  std::string path;    // percent-encoding kept
+  std::string query;   // without '?'
+  std::vector<std::pair<std::string, std::string>> headers;  // names lower-cased
+  std::string body;
+  bool keep_alive = true;
+  bool upgrade = false;
+
+  // The first header with this lower-case name, or nullptr.
+  const std::string* header(const char* lower_name) const;
+};
+
+struct HttpLimits {
+  uint32_t max_header_bytes = 8192;
+  uint32_t max_headers = 64;
+  uint32_t max_body = 1 << 20;
+};
+
+class HttpParser {
+ public:
+  enum class Status { NeedMore, Complete, Error };
+
+  explicit HttpParser(const HttpLimits& limits);
+  HttpParser(const HttpParser&) = delete;
+  HttpParser& operator=(const HttpParser&) = delete;
+
+  // Parses up to one request. On Complete, request() holds it and `consumed` is how many bytes of
+  // `data` it used; call next() before feeding the rest. On NeedMore all bytes were used.
+  Status feed(const char* data, size_t len, size_t& consumed);
+  // Prepares for the next request on the same connection.
+  void next();
+  const HttpRequest& request() const { return req_; }
+  int error_status() const { return error_status_; }          // 400, 413 or 431
+  const std::string& error_message() const { return error_message_; }
+
+ private:
+  static const llhttp_settings_t& settings();
+  static int on_message_begin(llhttp_t* p);
+  static int on_url(llhttp_t* p, const char* at, size_t len);
+  static int on_header_field(llhttp_t* p, const char* at, size_t len);
+  static int on_header_value(llhttp_t* p, const char* at, size_t len);
+  static int on_header_value_complete(llhttp_t* p);
+  static int on_headers_complete(llhttp_t* p);
+  static int on_body(llhttp_t* p, const char* at, size_t len);
+  static int on_message_complete(llhttp_t* p);
+  int fail(int status, std::string message);
+  bool count_head(size_t len);
+
+  llhttp_t parser_{};
+  HttpLimits limits_;
+  HttpRequest req_;
+  std::string field_, value_;
+  bool in_value_ = false;
+  size_t head_bytes_ = 0;
+  bool complete_ = false;
+  int error_status_ = 0;
+  std::string error_message_;
+};
+
+}  // namespace mg

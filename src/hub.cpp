@@ -1,0 +1,341 @@
+#include "hub.h"
+
+#include <csignal>
+#include <sstream>
+#include <thread>
+
+#include "core/json_text.h"
+#include "core/log.h"
+#include "core/metrics.h"
+#include "core/snowflake.h"
+#include "http/http_server.h"
+#include "net/listen_socket.h"
+
+namespace mg {
+
+namespace {
+constexpr size_t kMaxApiConnections = 10000;  // control + route API connections together
+
+QueueLimits queue_limits(const Config& c) {
+  return QueueLimits{c.queue_max_events, c.queue_max_bytes, c.ack_timeout, c.max_unacked};
+}
+
+unsigned worker_count(const Config& c) {
+  if (c.workers > 0) return static_cast<unsigned>(c.workers);
+  unsigned n = uv_available_parallelism();
+  return n ? n : 1;
+}
+
+std::string host_port(const std::string& host, int port) {
+  bool v6 = host.find(':') != std::string::npos && host.front() != '[';
+  return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
+}
+}  // namespace
+
+Hub::Hub(Config cfg) : cfg_(std::move(cfg)), queue_(static_cast<unsigned>(cfg_.node_id), queue_limits(cfg_)) {
+  uv_loop_init(&loop_);
+  loop_ctx_.open(&loop_);
+  loop_ctx_.owner = this;
+  mailbox_.open(&loop_);
+  api_token_ = cfg_.api_token;
+}
+
+Hub::~Hub() = default;
+
+bool Hub::listen_http(const std::string& host, int port, HttpRole role, uv_tcp_t& server) {
+  std::string error;
+  int fd = open_listen_socket(host, port, false, error);
+  if (fd < 0) {
+    LOG_ERROR("cannot listen for the %s API on %s", role == HttpRole::Api ? "control" : "route", error.c_str());
+    return false;
+  }
+  int rc = start_listening(&loop_, &server, fd, &Hub::on_http_connection);
+  if (rc != 0) {
+    LOG_ERROR("cannot listen on %s: %s", host_port(host, port).c_str(), uv_strerror(rc));
+    return false;
+  }
+  server.data = reinterpret_cast<void*>(static_cast<uintptr_t>(role));
+  return true;
+}
+
+bool Hub::open_listeners(std::vector<std::vector<int>>& worker_fds) {
+  for (auto& fds : worker_fds) {
+    for (const ListenerConfig& l : cfg_.listeners) {
+      std::string error;
+      int fd = open_listen_socket(l.bind, l.port, true, error);
+      if (fd < 0) {
+        LOG_ERROR("cannot listen for [listener.%s] on %s", l.name.c_str(), error.c_str());
+        return false;
+      }
+      fds.push_back(fd);
+    }
+  }
+  return true;
+}
+
+int Hub::run() {
+  std::vector<std::string> names;
+  for (const ListenerConfig& l : cfg_.listeners) {
+    names.push_back(l.name);
+    queue_.declare(l.topic);
+  }
+  metrics().init_listeners(names);
+  unsigned n = worker_count(cfg_);
+  std::vector<std::vector<int>> fds(n);
+  if (!open_listeners(fds)) return 1;
+  if (!listen_http(cfg_.api_bind, cfg_.api_port, HttpRole::Api, api_server_)) return 1;
+  if (cfg_.route_port != 0) {
+    if (!listen_http(cfg_.route_bind, cfg_.route_port, HttpRole::Route, route_server_)) return 1;
+    route_open_ = true;
+  }
+  for (unsigned i = 0; i < n; i++) workers_.push_back(std::make_unique<Worker>(*this, cfg_, i, n));
+
+  uv_signal_init(&loop_, &sig_term_);
+  uv_signal_init(&loop_, &sig_int_);
+  uv_signal_init(&loop_, &sig_hup_);
+  sig_term_.data = sig_int_.data = sig_hup_.data = this;
+  uv_signal_start(&sig_term_, &Hub::on_signal, SIGTERM);
+  uv_signal_start(&sig_int_, &Hub::on_signal, SIGINT);
+  uv_signal_start(&sig_hup_, &Hub::on_signal, SIGHUP);
+  uv_timer_init(&loop_, &tick_);
+  uv_timer_init(&loop_, &drain_timer_);
+  tick_.data = drain_timer_.data = this;
+  uv_timer_start(&tick_, &Hub::on_tick, 1000, 1000);
+  queue_.set_now(uv_now(&loop_));
+
+  for (unsigned i = 0; i < n; i++) workers_[i]->start(std::move(fds[i]));
+
+  LOG_INFO("meshgate %s node %d (%s): %u workers; control API on %s%s", MESHGATE_VERSION, cfg_.node_id,
+           cfg_.node_name.c_str(), n, host_port(cfg_.api_bind, cfg_.api_port).c_str(),
+           api_token_.empty() ? " (no API token)" : "");
+  if (route_open_) LOG_INFO("route API on %s", host_port(cfg_.route_bind, cfg_.route_port).c_str());
+  for (const ListenerConfig& l : cfg_.listeners)
+    LOG_INFO("listener %s: %s on %s, topic %s", l.name.c_str(), l.type == ListenerType::Ws ? "websocket" : "tcp",
+             host_port(l.bind, l.port).c_str(), l.topic.c_str());
+  if (!api_token_.empty() || cfg_.api_bind == "127.0.0.1" || cfg_.api_bind == "::1" || cfg_.api_bind == "localhost") {
+  } else {
+    LOG_WARN("the control API listens on %s without [api] token: anyone who reaches it can push to every client",
+             cfg_.api_bind.c_str());
+  }
+
+  uv_run(&loop_, UV_RUN_DEFAULT);
+  for (auto& w : workers_) w->join();
+  LOG_INFO("stopped");
+  return exit_code_;
+}
+
+void Hub::on_http_connection(uv_stream_t* server, int status) {
+  if (status < 0) return;
+  Hub* self = static_cast<Hub*>(LoopContext::of(server->loop)->owner);
+  HttpRole role = static_cast<HttpRole>(reinterpret_cast<uintptr_t>(server->data));
+  auto* conn = new HttpConn(*self, role, ++self->next_serial_);
+  if (uv_accept(server, reinterpret_cast<uv_stream_t*>(conn->tcp())) != 0) {
+    conn->close_now();
+    return;
+  }
+  self->conns_.emplace(conn->serial(), conn);
+  if (self->conns_.size() > kMaxApiConnections) {
+    LOG_WARN("API connection refused: %zu connections open", self->conns_.size() - 1);
+    conn->close_now();
+    return;
+  }
+  uv_tcp_nodelay(conn->tcp(), 1);
+  conn->start();
+}
+
+HttpConn* Hub::find_conn(uint64_t serial) {
+  auto it = conns_.find(serial);
+  return it == conns_.end() || it->second->closing() ? nullptr : it->second;
+}
+
+void Hub::forget_conn(uint64_t serial) { conns_.erase(serial); }
+
+Worker* Hub::worker_for(uint64_t client) {
+  if (snowflake_node(client) != static_cast<unsigned>(cfg_.node_id) || workers_.empty()) return nullptr;
+  return workers_[snowflake_worker(client, static_cast<unsigned>(workers_.size()))].get();
+}
+
+void Hub::fanout(std::function<FanoutCount(Worker&)> op, std::function<void(const FanoutCount&)> done) {
+  struct State {
+    size_t pending;
+    FanoutCount total;
+    std::function<void(const FanoutCount&)> done;
+  };
+  auto state = std::make_shared<State>(State{workers_.size(), {}, std::move(done)});
+  auto shared_op = std::make_shared<std::function<FanoutCount(Worker&)>>(std::move(op));
+  for (auto& wp : workers_) {
+    Worker* w = wp.get();
+    w->post([this, w, state, shared_op] {
+      FanoutCount c = (*shared_op)(*w);
+      inc(metrics().publish_ok, c.ok);
+      inc(metrics().publish_failed, c.failed);
+      post([state, c] {
+        state->total.ok += c.ok;
+        state->total.failed += c.failed;
+        if (--state->pending == 0) state->done(state->total);
+      });
+    });
+  }
+}
+
+RouteAddresses Hub::own_addresses(bool intranet) const {
+  std::string host = intranet && !cfg_.intranet_advertise.empty() ? cfg_.intranet_advertise : cfg_.advertise;
+  RouteAddresses a;
+  for (const ListenerConfig& l : cfg_.listeners) {
+    if (l.type == ListenerType::Tcp && a.tcp.empty()) a.tcp = host_port(host, l.port);
+    if (l.type == ListenerType::Ws && a.ws.empty()) a.ws = "ws://" + host_port(host, l.port);
+  }
+  const std::string& tcp = intranet ? cfg_.intranet_tcp_addr : cfg_.tcp_addr;
+  const std::string& ws = intranet ? cfg_.intranet_ws_addr : cfg_.ws_addr;
+  const std::string& wss = intranet ? cfg_.intranet_wss_addr : cfg_.wss_addr;
+  if (!tcp.empty()) a.tcp = tcp;
+  if (!ws.empty()) a.ws = ws;
+  if (!wss.empty()) a.wss = wss;
+  return a;
+}
+
+std::vector<RouteMember> Hub::route_members() const {
+  return {RouteMember{static_cast<unsigned>(cfg_.node_id), cfg_.route_weight, client_count(), own_addresses(false),
+                      own_addresses(true)}};
+}
+
+std::string Hub::node_list_json() const {
+  std::string s = "{\"nodes\":[";
+  for (const RouteMember& m : route_members()) {
+    s += "{\"id\":" + std::to_string(m.node_id) + ",\"name\":";
+    json_append_string(s, cfg_.node_name);
+    s += ",\"state\":\"alive\",\"self\":true,\"connections\":" + std::to_string(m.connections);
+    s += ",\"route_weight\":" + std::to_string(m.weight);
+    s += ",\"addresses\":{\"tcp_addr\":";
+    json_append_string(s, m.external.tcp);
+    s += ",\"ws_addr\":";
+    json_append_string(s, m.external.ws);
+    s += ",\"wss_addr\":";
+    json_append_string(s, m.external.wss);
+    s += ",\"intranet_tcp_addr\":";
+    json_append_string(s, m.intranet.tcp);
+    s += ",\"intranet_ws_addr\":";
+    json_append_string(s, m.intranet.ws);
+    s += ",\"intranet_wss_addr\":";
+    json_append_string(s, m.intranet.wss);
+    s += "}}";
+  }
+  s += "]}";
+  return s;
+}
+
+std::string Hub::render_metrics() const {
+  std::ostringstream o;
+  o << "# HELP meshgate_build_info Version of this node.\n# TYPE meshgate_build_info gauge\n"
+    << "meshgate_build_info{version=\"" << MESHGATE_VERSION << "\",node=\"" << cfg_.node_id << "\"} 1\n";
+  o << metrics().render();
+  o << queue_.render_metrics();
+  o << "# HELP meshgate_api_calls_total Control API calls by method and result code (0 = success).\n"
+    << "# TYPE meshgate_api_calls_total counter\n";
+  for (const auto& [key, n] : api_calls_) {
+    std::string method;
+    json_append_string(method, key.first);
+    o << "meshgate_api_calls_total{method=" << method << ",code=\"" << key.second << "\"} " << n << '\n';
+  }
+  o << "# HELP meshgate_api_connections Control and route API connections open now.\n"
+    << "# TYPE meshgate_api_connections gauge\nmeshgate_api_connections " << conns_.size() << '\n';
+  o << "# HELP meshgate_hub_backlog Tasks waiting for the hub thread.\n"
+    << "# TYPE meshgate_hub_backlog gauge\nmeshgate_hub_backlog " << mailbox_.backlog() << '\n';
+  return o.str();
+}
+
+void Hub::on_signal(uv_signal_t* s, int signum) {
+  Hub* self = static_cast<Hub*>(s->data);
+  if (signum == SIGHUP) return self->reload();
+  if (self->draining_) {
+    LOG_WARN("second stop signal: stopping now");
+    self->drain_forced_ = true;
+    return self->shutdown();
+  }
+  LOG_INFO("signal %d: draining (at most %u s)", signum, self->cfg_.drain_timeout);
+  self->start_drain();
+}
+
+void Hub::start_drain() {
+  draining_ = true;
+  if (route_open_) {
+    uv_close(reinterpret_cast<uv_handle_t*>(&route_server_), nullptr);
+    route_open_ = false;
+  }
+  for (auto& w : workers_) {
+    Worker* wp = w.get();
+    wp->post([wp] { wp->drain(); });
+  }
+  uv_timer_start(&drain_timer_, [](uv_timer_t* t) {
+    Hub* self = static_cast<Hub*>(t->data);
+    LOG_WARN("drain_timeout reached: stopping with work left");
+    self->drain_forced_ = true;
+    self->shutdown();
+  }, uint64_t{cfg_.drain_timeout} * 1000, 0);
+  uv_timer_start(&tick_, &Hub::on_tick, 100, 100);  // check often whether the drain is done
+}
+
+void Hub::worker_stopped(unsigned) {
+  workers_stopped_++;
+  maybe_finish();
+}
+
+void Hub::maybe_finish() {
+  if (!draining_ || shut_down_ || workers_stopped_ < workers_.size()) return;
+  // Every client is closed and its close event is in the queue: wait until the queue has handed
+  // what it holds to consumers and their connections have written it (or no consumer is left).
+  bool consumers_busy = false;
+  for (auto& [serial, c] : conns_) consumers_busy = consumers_busy || (c->is_websocket() && c->queued_bytes() > 0);
+  bool has_consumers = false;
+  for (auto& [serial, c] : conns_) has_consumers = has_consumers || (c->is_websocket() && queue_.is_consumer(c));
+  if ((queue_.pending_events() > 0 && has_consumers) || consumers_busy) return;
+  shutdown();
+}
+
+void Hub::on_tick(uv_timer_t* t) {
+  Hub* self = static_cast<Hub*>(t->data);
+  self->queue_.tick(uv_now(&self->loop_));
+  self->maybe_finish();
+}
+
+void Hub::shutdown() {
+  if (shut_down_) return;
+  shut_down_ = true;
+  for (auto& w : workers_) {  // workers still closing clients (forced stop) close them now
+    Worker* wp = w.get();
+    wp->post([wp] { wp->force_stop(); });
+  }
+  uv_close(reinterpret_cast<uv_handle_t*>(&api_server_), nullptr);
+  if (route_open_) uv_close(reinterpret_cast<uv_handle_t*>(&route_server_), nullptr);
+  route_open_ = false;
+  for (uv_signal_t* s : {&sig_term_, &sig_int_, &sig_hup_}) uv_close(reinterpret_cast<uv_handle_t*>(s), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&tick_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&drain_timer_), nullptr);
+  std::vector<HttpConn*> conns;
+  for (auto& [serial, c] : conns_) conns.push_back(c);
+  for (HttpConn* c : conns) c->close_now();
+  mailbox_.close();
+  loop_ctx_.close();
+}
+
+void Hub::reload() {
+  Config fresh;
+  std::string error;
+  if (!load_config(cfg_.source_path, fresh, error)) {
+    LOG_ERROR("SIGHUP: configuration not reloaded: %s", error.c_str());
+    return;
+  }
+  LogLevel level;
+  if (parse_log_level(fresh.log_level, level)) log_set_level(level);
+  if (!log_open(fresh.log_file, error)) LOG_ERROR("SIGHUP: cannot open log file %s", error.c_str());
+  api_token_ = fresh.api_token;
+  queue_.set_limits(queue_limits(fresh));
+  WorkerLimits limits = WorkerLimits::from(fresh);
+  for (auto& w : workers_) {
+    Worker* wp = w.get();
+    wp->post([wp, limits] { wp->set_limits(limits); });
+  }
+  LOG_INFO("SIGHUP: reloaded log level, log file, API token, limits and queue bounds from %s", cfg_.source_path.c_str());
+}
+
+}  // namespace mg

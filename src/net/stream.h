@@ -1,0 +1,93 @@
+// A TCP connection on a libuv loop with a bounded-by-its-owner output queue.
+//
+// Glossary:
+//   chunk      bytes queued for the socket, shared (a publish frames a message once and every
+//              recipient queues the same buffer)
+//   dirty      a stream with queued chunks and no write in flight; the loop's prepare handle writes
+//              all dirty streams once per loop turn, just before it polls (as redis does), so that
+//              many small writes in one turn become one writev
+//
+// Lifetime: a Stream is created with new and deleted only in its uv_close callback (after
+// on_close()). close_now() may be called from anywhere, any number of times; the object stays valid
+// until the loop reaches its close phase. Exactly one uv_write is in flight at a time.
+#pragma once
+
+#include <uv.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace mg {
+
+class Stream;
+using Chunk = std::shared_ptr<const std::string>;
+
+// Per-loop state shared by every stream of that loop; loop->data points to it.
+struct LoopContext {
+  uv_loop_t* loop = nullptr;
+  void* owner = nullptr;  // the Worker or Hub that runs this loop
+  uv_prepare_t prepare{};
+  std::vector<Stream*> dirty;
+  char read_buf[64 * 1024];  // every read lands here and is consumed before the next read
+
+  void open(uv_loop_t* l);
+  void close();  // closes the prepare handle
+  static LoopContext* of(uv_loop_t* l) { return static_cast<LoopContext*>(l->data); }
+};
+
+class Stream {
+ public:
+  explicit Stream(uv_loop_t* loop);
+  Stream(const Stream&) = delete;
+  Stream& operator=(const Stream&) = delete;
+
+  uv_tcp_t* tcp() { return &tcp_; }
+  uv_loop_t* loop() const { return tcp_.loop; }
+  // Starts delivering on_read / on_read_end. Returns a libuv error code or 0.
+  int start_reading();
+  void stop_reading();
+  // Queues bytes; written before the loop next polls. Ignored once the stream is closing.
+  void write(Chunk data);
+  void write(std::string data) { write(std::make_shared<const std::string>(std::move(data))); }
+  // Bytes queued and not yet confirmed written (including the write in flight).
+  size_t queued_bytes() const { return queued_bytes_; }
+  // Stops reading and closes once the queue is written.
+  void close_after_flush();
+  // Closes now, dropping anything not yet written.
+  void close_now();
+  bool closing() const { return closing_ || closed_; }
+  bool closed() const { return closed_; }
+
+ protected:
+  virtual ~Stream();
+  virtual void on_read(const char* data, size_t len) = 0;
+  // The peer closed (UV_EOF) or reading failed. The stream is still open: decide what to do.
+  virtual void on_read_end(int status) = 0;
+  // Everything queued has been written.
+  virtual void on_drained() {}
+  // Last call before delete, from the uv_close callback.
+  virtual void on_close() {}
+
+ private:
+  friend struct LoopContext;
+  void flush();
+  void mark_dirty();
+  static void on_alloc(uv_handle_t* h, size_t suggested, uv_buf_t* buf);
+  static void on_read_cb(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf);
+  static void on_write_cb(uv_write_t* req, int status);
+  static void on_close_cb(uv_handle_t* h);
+
+  uv_tcp_t tcp_{};
+  uv_write_t write_req_{};
+  std::vector<Chunk> out_;    // queued chunks; the first in_flight_ of them are being written
+  size_t in_flight_ = 0;
+  size_t in_flight_bytes_ = 0;
+  size_t queued_bytes_ = 0;
+  bool dirty_ = false;
+  bool closing_ = false;      // close_after_flush was called
+  bool closed_ = false;       // uv_close was called
+};
+
+}  // namespace mg

@@ -1,0 +1,256 @@
+#include "queue/queue_hub.h"
+
+#include <sstream>
+#include <unordered_set>
+
+#include "core/hrw.h"
+#include "core/json_text.h"
+
+namespace mg {
+
+QueueHub::QueueHub(unsigned node_id, const QueueLimits& limits) : node_id_(node_id), limits_(limits) {}
+QueueHub::~QueueHub() = default;
+
+QueueHub::Topic* QueueHub::topic(const std::string& name, bool create) {
+  auto it = topics_.find(name);
+  if (it != topics_.end()) return it->second.get();
+  if (!create || topics_.size() >= kMaxTopics) return nullptr;
+  auto t = std::make_unique<Topic>();
+  t->name = name;
+  Topic* raw = t.get();
+  topics_.emplace(name, std::move(t));
+  return raw;
+}
+
+void QueueHub::declare(const std::string& name) { topic(name, true); }
+
+QueueHub::Consumer* QueueHub::choose(const Topic& t, uint64_t client, const Consumer* exclude) const {
+  uint64_t key = stable_hash(&client, sizeof client);
+  Consumer* best = nullptr;
+  uint64_t best_score = 0;
+  for (Consumer* c : t.consumers) {
+    if (c == exclude && t.consumers.size() > 1) continue;
+    uint64_t s = hrw_score(key, c->hash);
+    if (!best || s > best_score) {
+      best = c;
+      best_score = s;
+    }
+  }
+  return best;
+}
+
+bool QueueHub::ready(const Consumer& c) const {
+  return c.sink->sink_ready() && (!c.ack || c.unacked.size() < limits_.max_unacked);
+}
+
+void QueueHub::deliver(Topic& t, Consumer& c, QueueEvent ev) {
+  std::string j;
+  j.reserve(ev.data.size() + ev.context.size() + ev.topic.size() + 96);
+  j += "{\"e\":\"queue.pop\",\"p\":{\"n\":";
+  j += std::to_string(node_id_);
+  j += ",\"c\":\"";
+  j += std::to_string(ev.client);
+  j += "\",\"t\":";
+  json_append_string(j, ev.topic);
+  j += ",\"d\":";
+  j += ev.data;
+  if (!ev.context.empty()) {
+    j += ",\"x\":";
+    j += ev.context;
+  }
+  if (c.ack) {
+    uint64_t k = ++next_seq_;
+    j += ",\"k\":";
+    j += std::to_string(k);
+    c.unacked.emplace(k, InFlight{std::move(ev), now_ms_ + uint64_t{limits_.ack_timeout_s} * 1000});
+  }
+  j += "},\"id\":null}";
+  t.delivered++;
+  c.sink->sink_deliver(std::move(j));
+}
+
+void QueueHub::enqueue(Topic& t, Pending p, bool front) {
+  t.bytes += p.ev.bytes();
+  t.pending_by_client[p.ev.client]++;
+  if (front) t.pending.push_front(std::move(p));
+  else t.pending.push_back(std::move(p));
+  // At the bound the oldest events go, counted.
+  while (t.pending.size() > limits_.max_events || (t.bytes > limits_.max_bytes && t.pending.size() > 1)) {
+    take_pending(t, 0);
+    t.dropped++;
+  }
+}
+
+void QueueHub::take_pending(Topic& t, size_t index) {
+  const Pending& p = t.pending[index];
+  t.bytes -= p.ev.bytes();
+  auto it = t.pending_by_client.find(p.ev.client);
+  if (it != t.pending_by_client.end() && --it->second == 0) t.pending_by_client.erase(it);
+  t.pending.erase(t.pending.begin() + static_cast<std::ptrdiff_t>(index));
+}
+
+void QueueHub::push(QueueEvent ev) {
+  Topic* t = topic(ev.topic, true);
+  if (!t) return;  // cannot happen for listener topics, which are declared at start
+  if (t->pending_by_client.count(ev.client) == 0) {
+    Consumer* c = choose(*t, ev.client, nullptr);
+    if (c && ready(*c)) {
+      deliver(*t, *c, std::move(ev));
+      return;
+    }
+  }
+  enqueue(*t, Pending{std::move(ev), nullptr}, false);
+}
+
+void QueueHub::dispatch(Topic& t) {
+  if (t.pending.empty() || t.consumers.empty()) return;
+  bool any_ready = false;
+  for (Consumer* c : t.consumers) any_ready = any_ready || ready(*c);
+  if (!any_ready) return;
+  std::deque<Pending> kept;
+  std::unordered_set<uint64_t> blocked;  // clients with an event that must wait: later ones wait too
+  while (!t.pending.empty()) {
+    Pending p = std::move(t.pending.front());
+    t.pending.pop_front();
+    uint64_t client = p.ev.client;
+    Consumer* c = blocked.count(client) ? nullptr : choose(t, client, p.exclude);
+    if (c && ready(*c)) {
+      t.bytes -= p.ev.bytes();
+      auto it = t.pending_by_client.find(client);
+      if (it != t.pending_by_client.end() && --it->second == 0) t.pending_by_client.erase(it);
+      deliver(t, *c, std::move(p.ev));
+    } else {
+      blocked.insert(client);
+      kept.push_back(std::move(p));
+    }
+  }
+  t.pending.swap(kept);
+}
+
+int QueueHub::pop(QueueSink* sink, const std::vector<std::string>& topics, bool ack, std::string& error) {
+  if (consumers_.count(sink)) {
+    error = "this connection is already popping: call queue.unpop first";
+    return 202;
+  }
+  std::vector<Topic*> ts;
+  for (const std::string& name : topics) {
+    Topic* t = topic(name, true);
+    if (!t) {
+      error = "too many topics on this node (" + std::to_string(kMaxTopics) + ")";
+      return 201;
+    }
+    bool dup = false;
+    for (Topic* o : ts) dup = dup || o == t;
+    if (!dup) ts.push_back(t);
+  }
+  auto c = std::make_unique<Consumer>();
+  c->sink = sink;
+  uint64_t n = ++next_consumer_;
+  c->hash = stable_hash(&n, sizeof n);
+  c->ack = ack;
+  c->topics = ts;
+  for (Topic* t : ts) t->consumers.push_back(c.get());
+  consumers_.emplace(sink, std::move(c));
+  for (Topic* t : ts) dispatch(*t);
+  return 0;
+}
+
+void QueueHub::requeue(Consumer& c, bool timed_out_only) {
+  std::vector<uint64_t> seqs;
+  for (const auto& [k, f] : c.unacked) {
+    if (timed_out_only && f.deadline_ms > now_ms_) break;  // deadlines grow with k
+    seqs.push_back(k);
+  }
+  // Newest first, each to the front: the topic gets them back oldest first.
+  for (auto it = seqs.rbegin(); it != seqs.rend(); ++it) {
+    auto node = c.unacked.extract(*it);
+    Topic* t = topic(node.mapped().ev.topic, true);
+    if (!t) continue;
+    t->redelivered++;
+    enqueue(*t, Pending{std::move(node.mapped().ev), timed_out_only ? &c : nullptr}, true);
+  }
+}
+
+int QueueHub::unpop(QueueSink* sink) {
+  auto it = consumers_.find(sink);
+  if (it == consumers_.end()) return 203;
+  std::unique_ptr<Consumer> c = std::move(it->second);
+  consumers_.erase(it);
+  for (Topic* t : c->topics) {
+    auto& v = t->consumers;
+    for (size_t i = 0; i < v.size(); i++)
+      if (v[i] == c.get()) v.erase(v.begin() + static_cast<std::ptrdiff_t>(i--));
+  }
+  requeue(*c, false);
+  for (auto& [name, t] : topics_) {
+    for (Pending& p : t->pending)
+      if (p.exclude == c.get()) p.exclude = nullptr;  // it is gone: no dangling pointer
+    dispatch(*t);
+  }
+  return 0;
+}
+
+void QueueHub::ack(QueueSink* sink, const std::vector<uint64_t>& seqs) {
+  auto it = consumers_.find(sink);
+  if (it == consumers_.end()) return;
+  Consumer& c = *it->second;
+  for (uint64_t k : seqs) c.unacked.erase(k);
+  for (Topic* t : c.topics) dispatch(*t);
+}
+
+void QueueHub::sink_ready(QueueSink* sink) {
+  auto it = consumers_.find(sink);
+  if (it == consumers_.end()) return;
+  for (Topic* t : it->second->topics) dispatch(*t);
+}
+
+void QueueHub::tick(uint64_t now_ms) {
+  now_ms_ = now_ms;
+  bool requeued = false;
+  for (auto& [sink, c] : consumers_) {
+    if (!c->ack || c->unacked.empty() || c->unacked.begin()->second.deadline_ms > now_ms) continue;
+    requeue(*c, true);
+    requeued = true;
+  }
+  if (requeued)
+    for (auto& [name, t] : topics_) dispatch(*t);
+}
+
+size_t QueueHub::pending_events() const {
+  size_t n = 0;
+  for (const auto& [name, t] : topics_) n += t->pending.size();
+  return n;
+}
+
+std::string QueueHub::render_metrics() const {
+  std::ostringstream o;
+  struct Family { const char* name; const char* type; const char* help; };
+  const Family fams[] = {
+      {"meshgate_queue_depth", "gauge", "Events waiting for a consumer, per topic."},
+      {"meshgate_queue_bytes", "gauge", "Bytes of events waiting for a consumer, per topic."},
+      {"meshgate_queue_consumers", "gauge", "Consumers popping the topic."},
+      {"meshgate_queue_delivered_total", "counter", "Events handed to consumers."},
+      {"meshgate_queue_redelivered_total", "counter", "Unacknowledged events given to another consumer."},
+      {"meshgate_queue_dropped_total", "counter", "Events dropped at the topic buffer bound (oldest first)."},
+  };
+  for (int f = 0; f < 6; f++) {
+    o << "# HELP " << fams[f].name << ' ' << fams[f].help << "\n# TYPE " << fams[f].name << ' ' << fams[f].type << '\n';
+    for (const auto& [name, t] : topics_) {
+      uint64_t v = 0;
+      switch (f) {
+        case 0: v = t->pending.size(); break;
+        case 1: v = t->bytes; break;
+        case 2: v = t->consumers.size(); break;
+        case 3: v = t->delivered; break;
+        case 4: v = t->redelivered; break;
+        case 5: v = t->dropped; break;
+      }
+      std::string label;
+      json_append_string(label, name);  // a quoted, escaped label value
+      o << fams[f].name << "{topic=" << label << "} " << v << '\n';
+    }
+  }
+  return o.str();
+}
+
+}  // namespace mg

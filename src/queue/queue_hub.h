@@ -1,0 +1,118 @@
+// Topics and their consumers (PROTOCOL.md §4), on the hub thread.
+//
+// Glossary:
+//   topic      a named stream of client events; each listener pushes to one
+//   consumer   an API WebSocket connection that called queue.pop for some topics
+//   pending    events of a topic waiting for a consumer, bounded by count and bytes (oldest dropped)
+//   ready      a consumer that can take an event now: its output is below its window and, in
+//              acknowledged mode, it holds fewer than max_unacked events
+//
+// Delivery: each event goes to exactly one consumer of its topic, chosen by rendezvous hashing of
+// the client id over the topic's consumers, so one client's events keep their order and go to the
+// same consumer while the consumer set is unchanged. When that consumer is not ready the event
+// waits, and so do later events of the same client (order before throughput).
+//
+// Acknowledged mode: events carry "k"; an event not acknowledged within ack_timeout, or held by a
+// consumer that leaves, goes back to the front of its topic for another consumer.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "queue/queue_event.h"
+
+namespace mg {
+
+class QueueSink {
+ public:
+  virtual bool sink_ready() const = 0;
+  virtual void sink_deliver(std::string json) = 0;
+
+ protected:
+  ~QueueSink() = default;
+};
+
+struct QueueLimits {
+  uint32_t max_events = 10000;
+  uint64_t max_bytes = 16 << 20;
+  uint32_t ack_timeout_s = 30;
+  uint32_t max_unacked = 1000;
+};
+
+class QueueHub {
+ public:
+  static constexpr size_t kMaxTopics = 10000;
+  static constexpr size_t kMaxTopicsPerConsumer = 64;
+
+  QueueHub(unsigned node_id, const QueueLimits& limits);
+  ~QueueHub();
+
+  void set_limits(const QueueLimits& l) { limits_ = l; }
+  // A topic that exists from the start (a listener's), so it buffers before anyone pops.
+  void declare(const std::string& topic);
+  void push(QueueEvent ev);
+  // Returns 0, 202 (already popping) or 201 (too many topics) with `error` set.
+  int pop(QueueSink* sink, const std::vector<std::string>& topics, bool ack, std::string& error);
+  // Returns 0 or 203 (not popping). Unacknowledged events go back to their topics.
+  int unpop(QueueSink* sink);
+  bool is_consumer(const QueueSink* sink) const { return consumers_.count(sink) != 0; }
+  // Acknowledges events of this consumer; unknown sequence numbers are ignored.
+  void ack(QueueSink* sink, const std::vector<uint64_t>& seqs);
+  // The sink can take more now (its output drained).
+  void sink_ready(QueueSink* sink);
+  // Redelivers events whose ack timed out. Call about once a second.
+  void tick(uint64_t now_ms);
+  void set_now(uint64_t now_ms) { now_ms_ = now_ms; }
+  size_t pending_events() const;
+  std::string render_metrics() const;
+
+ private:
+  struct Consumer;
+  struct Pending {
+    QueueEvent ev;
+    const Consumer* exclude = nullptr;  // redelivery: prefer another consumer
+  };
+  struct Topic {
+    std::string name;
+    std::deque<Pending> pending;
+    uint64_t bytes = 0;
+    std::unordered_map<uint64_t, uint32_t> pending_by_client;
+    std::vector<Consumer*> consumers;
+    uint64_t dropped = 0, delivered = 0, redelivered = 0;
+  };
+  struct InFlight {
+    QueueEvent ev;
+    uint64_t deadline_ms;
+  };
+  struct Consumer {
+    QueueSink* sink;
+    uint64_t hash;
+    bool ack;
+    std::vector<Topic*> topics;
+    std::map<uint64_t, InFlight> unacked;  // by sequence number: oldest first
+  };
+
+  Topic* topic(const std::string& name, bool create);
+  Consumer* choose(const Topic& t, uint64_t client, const Consumer* exclude) const;
+  bool ready(const Consumer& c) const;
+  void deliver(Topic& t, Consumer& c, QueueEvent ev);
+  void enqueue(Topic& t, Pending p, bool front);
+  void take_pending(Topic& t, size_t index);
+  void dispatch(Topic& t);
+  void requeue(Consumer& c, bool timed_out_only);
+
+  unsigned node_id_;
+  QueueLimits limits_;
+  std::unordered_map<std::string, std::unique_ptr<Topic>> topics_;
+  std::unordered_map<const QueueSink*, std::unique_ptr<Consumer>> consumers_;
+  uint64_t next_seq_ = 0;
+  uint64_t next_consumer_ = 0;
+  uint64_t now_ms_ = 0;
+};
+
+}  // namespace mg

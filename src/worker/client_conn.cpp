@@ -1,0 +1,256 @@
+#include "worker/client_conn.h"
+
+#include "core/base64.h"
+#include "core/json_text.h"
+#include "core/log.h"
+#include "core/metrics.h"
+#include "core/snowflake.h"
+#include "core/utf8.h"
+#include "http/http_response.h"
+#include "net/listen_socket.h"
+#include "worker/worker.h"
+#include "ws/ws_frame.h"
+#include "ws/ws_upgrade.h"
+
+namespace mg {
+
+namespace {
+constexpr uint32_t kHandshakeTimeoutS = 10;  // a client that never finishes its upgrade request
+constexpr uint32_t kCloseLingerS = 5;        // how long a closing connection may take to flush
+}  // namespace
+
+ClientConn::ClientConn(Worker& w, unsigned listener_index)
+    : Stream(w.loop()), worker_(w), listener_index_(static_cast<uint16_t>(listener_index)) {}
+
+const ListenerConfig& ClientConn::listener() const { return worker_.config().listeners[listener_index_]; }
+
+ListenerMetrics& listener_metrics(unsigned i) { return metrics().listeners[i]; }
+
+uint64_t ClientConn::since_ms() const { return snowflake_unix_ms(id_); }
+
+void ClientConn::start() {
+  remote_addr_ = peer_address(tcp());
+  last_rx_s_ = last_ping_s_ = worker_.now_s();
+  const ListenerConfig& l = listener();
+  if (l.type == ListenerType::Tcp) {
+    framer_ = std::make_unique<FrameDecoder>(l.framing, l.max_message);
+    open("", "");
+  } else {
+    const WorkerLimits& lim = worker_.limits();
+    handshake_ = std::make_unique<HttpParser>(HttpLimits{lim.max_header_bytes, lim.max_headers, 0});
+  }
+  if (start_reading() != 0) close_now();
+}
+
+void ClientConn::on_read(const char* data, size_t len) {
+  inc(listener_metrics(listener_index_).bytes_in, len);
+  last_rx_s_ = worker_.now_s();
+  switch (phase_) {
+    case Phase::Handshake: read_handshake(data, len); break;
+    case Phase::Open:
+      if (ws_) {
+        bool ok = ws_->feed(data, len);
+        if (!ok) {
+          decide_close(1006, "connection failed");
+          close_now();
+        } else if (ws_->finished()) {
+          uint16_t code = ws_->close_code();
+          if (code == 1002 || code == 1007 || code == 1009) inc(metrics().protocol_errors);
+          decide_close(code, ws_->close_reason());
+          close_after_flush();
+        }
+      } else {
+        read_tcp(data, len);
+      }
+      break;
+    case Phase::Closing:
+      // We sent a close frame and wait for the client's (RFC 6455 §7.1.1); anything else is ignored.
+      if (ws_ && !closing() && (!ws_->feed(data, len) || ws_->close_received())) close_after_flush();
+      break;
+  }
+}
+
+void ClientConn::read_handshake(const char* data, size_t len) {
+  size_t used = 0;
+  HttpParser::Status st = handshake_->feed(data, len, used);
+  if (st == HttpParser::Status::NeedMore) return;
+  if (st == HttpParser::Status::Error) {
+    refuse_handshake(handshake_->error_status(), handshake_->error_message());
+    return;
+  }
+  const HttpRequest& req = handshake_->request();
+  const ListenerConfig& l = listener();
+  if (!l.path.empty() && req.path != l.path) {
+    refuse_handshake(404, "no WebSocket endpoint at " + req.path);
+    return;
+  }
+  std::string response, error;
+  int status = check_ws_upgrade(req, response, error);
+  if (status != 0) {
+    refuse_handshake(status, error);
+    return;
+  }
+  std::string path = req.path, query = req.query;
+  handshake_.reset();
+  write(std::move(response));
+  ws_ = std::make_unique<WsSession>(this, l.max_message);
+  open(path, query);
+  if (used < len) on_read(data + used, len - used);  // frames that came right behind the request
+}
+
+void ClientConn::refuse_handshake(int status, const std::string& message) {
+  inc(metrics().refused[static_cast<int>(RefuseReason::BadHandshake)]);
+  std::vector<std::pair<std::string, std::string>> extra;
+  if (status == 426) extra.emplace_back("Sec-WebSocket-Version", "13");
+  write(http_response(status, "text/plain", message + "\n", false, extra));
+  phase_ = Phase::Closing;
+  closing_since_s_ = worker_.now_s();
+  handshake_.reset();
+  close_after_flush();
+}
+
+void ClientConn::open(const std::string& path, const std::string& query) {
+  id_ = worker_.next_client_id();
+  phase_ = Phase::Open;
+  worker_.register_open(this);
+  const ListenerConfig& l = listener();
+  if (!l.events) return;
+  std::string d = "{\"event\":\"open\",\"listener\":";
+  json_append_string(d, l.name);
+  d += ",\"remote_addr\":";
+  json_append_string(d, remote_addr_);
+  if (l.type == ListenerType::Ws) {
+    d += ",\"path\":";
+    json_append_string(d, path);
+    d += ",\"query\":";
+    if (is_valid_utf8(query.data(), query.size())) json_append_string(d, query);
+    else d += "\"\"";
+  }
+  d += '}';
+  worker_.emit(QueueEvent{l.topic, id_, std::move(d), context_});
+}
+
+void ClientConn::read_tcp(const char* data, size_t len) {
+  FrameDecoder::Status st = framer_->feed(data, len, [this](const char* p, size_t n) {
+    inc(listener_metrics(listener_index_).messages_in);
+    emit_message(!is_valid_utf8(p, n), p, n);
+    if (phase_ != Phase::Open) framer_->stop();
+  });
+  if (st == FrameDecoder::Status::TooLong) {
+    inc(metrics().protocol_errors);
+    decide_close(1009, "message too long");
+    close_after_flush();
+  }
+}
+
+void ClientConn::ws_message(uint8_t opcode, const uint8_t* data, size_t len) {
+  inc(listener_metrics(listener_index_).messages_in);
+  emit_message(opcode == kWsBinary, reinterpret_cast<const char*>(data), len);
+}
+
+void ClientConn::ws_output(const uint8_t* data, size_t len) {
+  write(std::string(reinterpret_cast<const char*>(data), len));
+}
+
+void ClientConn::emit_message(bool binary, const char* data, size_t len) {
+  std::string d = binary ? "{\"frame\":{\"type\":\"binary\",\"data\":" : "{\"frame\":{\"type\":\"text\",\"data\":";
+  if (binary) {
+    d += '"';
+    d += base64_encode(data, len);
+    d += '"';
+  } else {
+    json_append_string(d, data, len);
+  }
+  d += ",\"finish\":true}}";
+  worker_.emit(QueueEvent{listener().topic, id_, std::move(d), context_});
+}
+
+bool ClientConn::send(const OutMessage& msg) {
+  if (phase_ != Phase::Open || closing()) return false;
+  if (ws_ && !ws_->can_send()) return false;
+  const Chunk& chunk = ws_ ? msg.ws : msg.for_framing(listener().framing);
+  if (queued_bytes() + chunk->size() > worker_.limits().output_hard_limit) {
+    inc(metrics().output_closes[static_cast<int>(OutputLimit::Hard)]);
+    LOG_DEBUG("client %llu closed: output buffer over the hard limit", static_cast<unsigned long long>(id_));
+    decide_close(1008, "output buffer limit");
+    close_now();
+    return false;
+  }
+  write(chunk);
+  ListenerMetrics& m = listener_metrics(listener_index_);
+  inc(m.messages_out);
+  inc(m.bytes_out, chunk->size());
+  return true;
+}
+
+void ClientConn::close_with(int code, const std::string& reason) {
+  if (closing()) return;
+  decide_close(code, reason);
+  if (ws_) ws_->close(static_cast<uint16_t>(code), reason);  // then wait for the client's close frame
+  else close_after_flush();
+}
+
+void ClientConn::on_read_end(int status) {
+  if (status == UV_EOF && !ws_) decide_close(1000, "client closed the connection");
+  else decide_close(1006, status == UV_EOF ? "connection closed without a close frame" : uv_strerror(status));
+  close_now();
+}
+
+void ClientConn::tick(uint32_t now) {
+  if (closed()) return;
+  if (phase_ == Phase::Handshake) {
+    if (now - last_rx_s_ >= kHandshakeTimeoutS) close_now();
+    return;
+  }
+  if (phase_ == Phase::Closing || closing()) {
+    if (now - closing_since_s_ >= kCloseLingerS) close_now();  // the client never answered our close
+    return;
+  }
+  const ListenerConfig& l = listener();
+  if (l.idle_timeout && now - last_rx_s_ >= l.idle_timeout) {
+    close_with(1001, "idle timeout");
+    return;
+  }
+  const WorkerLimits& lim = worker_.limits();
+  if (queued_bytes() > lim.output_soft_limit) {
+    if (!soft_since_s_) soft_since_s_ = now;
+    if (now - soft_since_s_ >= lim.output_soft_seconds) {
+      inc(metrics().output_closes[static_cast<int>(OutputLimit::Soft)]);
+      decide_close(1008, "output buffer limit");
+      close_now();
+      return;
+    }
+  } else {
+    soft_since_s_ = 0;
+  }
+  if (ws_ && l.ping_interval && now - last_ping_s_ >= l.ping_interval) {
+    ws_->ping();
+    last_ping_s_ = now;
+  }
+}
+
+void ClientConn::decide_close(int code, const std::string& reason) {
+  if (close_code_) return;
+  close_code_ = static_cast<uint16_t>(code);
+  close_reason_ = reason;
+  bool was_open = phase_ == Phase::Open;
+  phase_ = Phase::Closing;
+  closing_since_s_ = worker_.now_s();
+  if (!was_open) return;
+  worker_.unregister(this);
+  metrics().count_close(code);
+  const ListenerConfig& l = listener();
+  if (!l.events) return;
+  std::string d = "{\"event\":\"close\",\"code\":" + std::to_string(code) + ",\"reason\":";
+  if (is_valid_utf8(reason.data(), reason.size())) json_append_string(d, reason);
+  else d += "\"\"";
+  d += '}';
+  worker_.emit(QueueEvent{l.topic, id_, std::move(d), context_});
+}
+
+void ClientConn::on_close() {
+  decide_close(1006, "connection lost");
+  worker_.forget(this);
+}
+
+}  // namespace mg

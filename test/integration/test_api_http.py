@@ -1,0 +1,457 @@
+"""Control API (PROTOCOL.md §5): HTTP /v1/..., /healthz, /readyz, /metrics, GET /v1/nodes, the /ws/v1
+envelope, the API token, HTTP-level errors."""
+
+import asyncio
+import http.client
+import json
+
+import pytest
+import websockets.exceptions
+
+import harness
+from harness import (ApiWs, Session, aapi_ok, api_call, api_err, api_ok, fake_client_id, http_request,
+                     parse_metrics, read_http_response, ws_connect)
+
+MAX_BODY = 4096
+
+
+@pytest.fixture(scope="module")
+def node(module_nodes):
+    return module_nodes.start({
+        "node": {"id": 3, "name": "itest-api"},
+        "api": {"max_body": MAX_BODY},
+        "limits": {"max_header_bytes": 2048, "max_headers": 16},
+    })
+
+
+@pytest.fixture(scope="module")
+def token_node(module_nodes):
+    return module_nodes.start({"node": {"id": 4}, "api": {"token": "s3cret-token"}})
+
+
+def assert_http_error(r, status, what):
+    assert r is not None, f"{what}: connection closed without a response (expected {status})"
+    assert r.status == status, f"{what}: expected HTTP {status}, got {r.status} {r.body[:300]!r}"
+    body = r.json
+    assert isinstance(body, dict) and isinstance(body.get("E"), dict), f"{what}: body {body!r}"
+    assert body["E"].get("c") == 101, f"{what}: expected E.c=101, got {body!r}"
+    assert isinstance(body["E"].get("m"), str) and body["E"]["m"], f"{what}: no message in {body!r}"
+
+
+# ---- health, readiness, metrics, nodes ----
+
+def test_healthz_and_readyz(node):
+    assert http_request(node.api_port, "GET", "/healthz").status == 200
+    assert http_request(node.api_port, "GET", "/readyz").status == 200
+
+
+def test_metrics_prometheus_text(node):
+    r = http_request(node.api_port, "GET", "/metrics")
+    assert r.status == 200
+    assert (r.header("Content-Type") or "").startswith("text/plain"), r.headers
+    text = r.body.decode()
+    samples = parse_metrics(text)
+    assert samples, "no samples in /metrics"
+    assert any(line.startswith("# TYPE ") for line in text.splitlines()), "no # TYPE lines"
+    names = {n for n, _, _ in samples}
+    assert all(n.startswith("meshgate_") for n in names), sorted(names)
+
+
+def test_nodes_lists_this_node(node):
+    r = http_request(node.api_port, "GET", "/v1/nodes")
+    assert r.status == 200, r
+    body = r.json
+    assert body.get("E") is None, body
+    res = body["r"]
+    nodes = res if isinstance(res, list) else res.get("nodes") if isinstance(res, dict) else None
+    assert isinstance(nodes, list), f"no node list in {body!r}"
+    me = [n for n in nodes if n.get("id") == 3]
+    assert len(me) == 1, f"node 3 not listed exactly once: {nodes!r}"
+    assert me[0].get("name") == "itest-api", me[0]
+
+
+def test_json_content_type(node):
+    r = http_request(node.api_port, "POST", "/v1/channel/count", body={"c": "room:x"})
+    assert r.status == 200
+    assert "application/json" in (r.header("Content-Type") or ""), r.headers
+    assert r.json == {"E": None, "r": {"s": 0}}
+
+
+# ---- HTTP-level errors ----
+
+@pytest.mark.parametrize("method,path", [
+    ("GET", "/nope"), ("POST", "/v1/mesh/nope"), ("POST", "/v1/nope/send"), ("GET", "/v1"),
+    ("POST", "/v1/queue/pop"), ("POST", "/v1/queue/unpop"), ("POST", "/v1/queue/ack"),
+])
+def test_unknown_path_404(node, method, path):
+    r = http_request(node.api_port, method, path, body={} if method == "POST" else None)
+    assert_http_error(r, 404, f"{method} {path}")
+
+
+@pytest.mark.parametrize("method,path,allowed", [
+    ("GET", "/v1/mesh/send", "POST"), ("GET", "/v1/mesh/publish", "POST"), ("PUT", "/v1/conn/call", "POST"),
+    ("POST", "/healthz", "GET"), ("POST", "/readyz", "GET"), ("POST", "/metrics", "GET"),
+    ("DELETE", "/v1/nodes", "GET"),
+])
+def test_wrong_method_405_with_allow(node, method, path, allowed):
+    r = http_request(node.api_port, method, path, body={} if method in ("POST", "PUT") else None)
+    assert_http_error(r, 405, f"{method} {path}")
+    allow = r.header("Allow")
+    assert allow and allowed in [a.strip() for a in allow.split(",")], f"{method} {path}: Allow={allow!r}"
+
+
+def test_body_over_max_body_413(node):
+    body = json.dumps({"d": "x" * (MAX_BODY + 100)})
+    r = http_request(node.api_port, "POST", "/v1/mesh/broadcast", body=body,
+                     headers={"Content-Type": "application/json"})
+    assert_http_error(r, 413, "body over max_body")
+
+
+def test_body_exactly_max_body_accepted(node):
+    prefix, suffix = '{"c":"room:none","d":"', '"}'
+    body = prefix + "y" * (MAX_BODY - len(prefix) - len(suffix)) + suffix
+    assert len(body) == MAX_BODY
+    r = http_request(node.api_port, "POST", "/v1/mesh/publish", body=body,
+                     headers={"Content-Type": "application/json"})
+    assert r.status == 200, r
+    assert r.json == {"E": None, "r": {"s": 0, "f": 0}}
+
+
+def test_declared_content_length_over_max_body_413_without_body(node):
+    # The head alone says the body is too large: answer without waiting for it.
+    s = harness.connect_raw(node.api_port)
+    try:
+        s.sendall(b"POST /v1/mesh/broadcast HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: 10000000\r\n\r\n{\"d\":")
+        r, _ = read_http_response(s, timeout=3)
+    finally:
+        s.close()
+    assert_http_error(r, 413, "Content-Length 10000000")
+
+
+def test_chunked_body_over_max_body_413(node):
+    s = harness.connect_raw(node.api_port)
+    chunk = b"z" * 1000
+    try:
+        s.sendall(b"POST /v1/mesh/broadcast HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"Transfer-Encoding: chunked\r\n\r\n")
+        for _ in range(8):
+            if not harness.sendall_quiet(s, b"%x\r\n" % len(chunk) + chunk + b"\r\n"):
+                break
+        harness.sendall_quiet(s, b"0\r\n\r\n")
+        r, _ = read_http_response(s, timeout=3)
+    finally:
+        s.close()
+    assert_http_error(r, 413, "chunked body of 8000 bytes")
+
+
+def test_chunked_body_accepted(node):
+    body = json.dumps({"c": "room:none", "d": "hi"}).encode()
+    s = harness.connect_raw(node.api_port)
+    try:
+        s.sendall(b"POST /v1/mesh/publish HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"Transfer-Encoding: chunked\r\n\r\n" + b"%x\r\n" % 5 + body[:5] + b"\r\n"
+                  + b"%x\r\n" % (len(body) - 5) + body[5:] + b"\r\n0\r\n\r\n")
+        r, _ = read_http_response(s)
+    finally:
+        s.close()
+    assert r is not None and r.status == 200, r
+    assert r.json == {"E": None, "r": {"s": 0, "f": 0}}
+
+
+def test_header_bytes_over_limit_431(node):
+    r = http_request(node.api_port, "GET", "/healthz", headers={"X-Big": "a" * 3000})
+    assert_http_error(r, 431, "3000-byte header")
+
+
+def test_too_many_headers_431(node):
+    r = http_request(node.api_port, "GET", "/healthz", headers={f"X-H{i}": "v" for i in range(20)})
+    assert_http_error(r, 431, "20 headers")
+
+
+def test_headers_under_limits_ok(node):
+    r = http_request(node.api_port, "GET", "/healthz", headers={f"X-H{i}": "v" * 20 for i in range(8)})
+    assert r.status == 200
+
+
+@pytest.mark.parametrize("body,what", [
+    (b"{", "truncated JSON"),
+    (b"", "empty body"),
+    (b"not json", "not JSON"),
+    (b"[1,2]", "an array instead of an object"),
+    (b"\"str\"", "a string instead of an object"),
+    (b"{\"c\":\"room\",\"d\":\"x\"} trailing", "trailing garbage"),
+])
+def test_malformed_json_400(node, body, what):
+    r = http_request(node.api_port, "POST", "/v1/mesh/publish", body=body,
+                     headers={"Content-Type": "application/json"})
+    assert_http_error(r, 400, what)
+
+
+def test_malformed_http_400(node):
+    r = harness.raw_http(node.api_port, b"HELLO THERE\r\n\r\n")
+    assert_http_error(r, 400, "malformed request line")
+
+
+def test_keepalive_several_requests_one_connection(node):
+    conn = http.client.HTTPConnection("127.0.0.1", node.api_port, timeout=5)
+    try:
+        conn.connect()
+        sock = conn.sock
+        for i in range(5):
+            r = http_request(node.api_port, "GET", "/healthz", conn=conn)
+            assert r.status == 200
+            r = http_request(node.api_port, "POST", "/v1/channel/count", body={"c": f"k{i}"}, conn=conn)
+            assert r.status == 200 and r.json == {"E": None, "r": {"s": 0}}
+            # An error answer keeps the connection too.
+            r = http_request(node.api_port, "POST", "/v1/mesh/send", body={"c": "abc", "d": "x"}, conn=conn)
+            assert r.status == 400
+            assert conn.sock is sock, "the server closed the keep-alive connection"
+    finally:
+        conn.close()
+
+
+# ---- answered calls: E codes and HTTP status ----
+
+def test_send_to_unknown_client_401_http_200(node):
+    e = api_err(node, "mesh.send", {"c": fake_client_id(3), "d": "x"}, 401)
+    assert e["c"] == 401
+
+
+def test_client_id_as_json_number_accepted(node):
+    # A number that is a valid id is parsed (-> not connected: 401/301), not rejected as invalid (101).
+    # Sequence 0 keeps the value exactly representable as a double (low 12 bits zero).
+    cid = int(fake_client_id(3)) & ~0xFFF
+    assert float(cid) == cid
+    api_err(node, "mesh.send", {"c": cid, "d": "x"}, 401)
+    api_err(node, "conn.info", {"c": cid}, 301)
+
+
+@pytest.mark.parametrize("params,what", [
+    ({"c": "abc", "d": "x"}, "non-numeric id"),
+    ({"c": "", "d": "x"}, "empty id"),
+    ({"c": "-5", "d": "x"}, "negative id"),
+    ({"c": "18446744073709551616", "d": "x"}, "id over 64 bits"),
+    ({"c": 1.5, "d": "x"}, "fractional id"),
+    ({"c": True, "d": "x"}, "boolean id"),
+    ({"d": "x"}, "missing c"),
+    ({"c": "{cid}"}, "missing d"),
+    ({"c": "{cid}", "d": 5}, "numeric d"),
+    ({"c": "{cid}", "d": "x", "t": "html"}, "unknown t"),
+])
+def test_send_invalid_params_101(node, params, what):
+    params = {k: (fake_client_id(3) if v == "{cid}" else v) for k, v in params.items()}
+    status, body = api_call(node, "mesh.send", params)
+    assert status == 400 and body.get("E", {}).get("c") == 101, f"{what}: {status} {body!r}"
+
+
+def test_conn_call_and_info_unknown_client_301(node):
+    cid = fake_client_id(3)
+    api_err(node, "conn.call", {"c": cid, "f": "subscribe", "a": ["room:1"]}, 301)
+    api_err(node, "conn.call", {"c": cid, "f": "set_context_value", "a": ["k", 1]}, 301)
+    api_err(node, "conn.info", {"c": cid}, 301)
+
+
+def test_conn_call_invalid_id_101(node):
+    api_err(node, "conn.call", {"c": "abc", "f": "subscribe", "a": ["room:1"]}, 101)
+    api_err(node, "conn.info", {"c": "abc"}, 101)
+
+
+def test_publish_and_count_without_subscribers(node):
+    assert api_ok(node, "mesh.publish", {"c": "room:empty", "d": "x"}) == {"s": 0, "f": 0}
+    assert api_ok(node, "mesh.publish", {"c": "room:empty", "d": "aGk=", "t": "binary"}) == {"s": 0, "f": 0}
+    assert api_ok(node, "channel.count", {"c": "room:empty"}) == {"s": 0}
+
+
+@pytest.mark.parametrize("channel", ["", "a" * 129, "has space", "tab\t", "caf\u00e9", "nul\u0000", 5, None])
+def test_invalid_channel_names_101(node, channel):
+    api_err(node, "mesh.publish", {"c": channel, "d": "x"}, 101)
+    api_err(node, "channel.count", {"c": channel}, 101)
+
+
+def test_longest_channel_name_ok(node):
+    name = "".join(chr(0x21 + i % 94) for i in range(128))
+    assert api_ok(node, "mesh.publish", {"c": name, "d": "x"}) == {"s": 0, "f": 0}
+    assert api_ok(node, "channel.count", {"c": name}) == {"s": 0}
+
+
+def test_broadcast_result_shape(node):
+    r = api_ok(node, "mesh.broadcast", {"d": "hello"})
+    assert set(r) == {"s", "f"} and isinstance(r["s"], int) and isinstance(r["f"], int), r
+    api_err(node, "mesh.broadcast", {"d": "!!!", "t": "binary"}, 101)
+    api_err(node, "mesh.broadcast", {}, 101)
+
+
+# ---- /ws/v1 envelope ----
+
+async def test_ws_echoes_i_number_and_string(node):
+    async with Session(node) as s:
+        api = await s.api()
+        for i in (7, "req-7", 12345678901234, "", 0):
+            resp = await api.call("channel.count", {"c": "room:q"}, i=i)
+            assert resp == {"E": None, "r": {"s": 0}, "i": i}
+
+
+async def test_ws_accepts_id_instead_of_i(node):
+    async with Session(node) as s:
+        api = await s.api()
+        resp = await api.request({"m": "channel.count", "p": {"c": "room:q"}, "id": 55}, 55)
+        assert resp.get("i") == 55 and resp.get("E") is None and resp.get("r") == {"s": 0}, resp
+
+
+async def test_ws_missing_i_answers_null(node):
+    async with Session(node) as s:
+        api = await s.api()
+        await api.send_text(json.dumps({"m": "channel.count", "p": {"c": "room:q"}}))
+        msg = await api.next_other()
+        assert msg == {"E": None, "r": {"s": 0}, "i": None}
+
+
+@pytest.mark.parametrize("text", ["{", "not json", "[1,2]", "42", "null", "\"str\""])
+async def test_ws_malformed_or_non_object_101_and_stays_open(node, text):
+    async with Session(node) as s:
+        api = await s.api()
+        await api.send_text(text)
+        msg = await api.next_other()
+        assert isinstance(msg, dict) and msg.get("i") is None and "i" in msg, msg
+        assert isinstance(msg.get("E"), dict) and msg["E"].get("c") == 101 and msg["E"].get("m"), msg
+        # Still open and working.
+        assert await api.ok("channel.count", {"c": "room:q"}) == {"s": 0}
+
+
+async def test_ws_unknown_method_101(node):
+    async with Session(node) as s:
+        api = await s.api()
+        e = await api.err("mesh.nope", {}, 101)
+        assert e["m"]
+        resp = await api.call("x", {}, i="u1")
+        assert resp["i"] == "u1" and resp["E"]["c"] == 101
+        # m missing or not a string.
+        resp = await api.request({"p": {}, "i": 9}, 9)
+        assert resp["E"]["c"] == 101
+        resp = await api.request({"m": 5, "p": {}, "i": 10}, 10)
+        assert resp["E"]["c"] == 101
+
+
+async def test_ws_params_not_object_101(node):
+    async with Session(node) as s:
+        api = await s.api()
+        resp = await api.request({"m": "channel.count", "p": ["room:q"], "i": 11}, 11)
+        assert resp["E"]["c"] == 101 and resp["i"] == 11
+
+
+async def test_ws_text_ping_pong(node):
+    async with Session(node) as s:
+        api = await s.api()
+        await api.send_text("ping")
+        assert await api.next_other() == "pong"
+        await api.send_text("ping")
+        assert await api.next_other() == "pong"
+
+
+async def test_ws_ping_frame_pong(node):
+    async with Session(node) as s:
+        api = await s.api()
+        waiter = await api.ws.ping(b"hello")
+        await asyncio.wait_for(waiter, 5)
+
+
+async def test_ws_methods_same_as_http(node):
+    async with Session(node) as s:
+        api = await s.api()
+        assert await api.ok("mesh.publish", {"c": "room:w", "d": "x"}) == {"s": 0, "f": 0}
+        await api.err("mesh.send", {"c": fake_client_id(3), "d": "x"}, 401)
+        await api.err("mesh.send", {"c": "abc", "d": "x"}, 101)
+        await api.err("conn.info", {"c": fake_client_id(3)}, 301)
+        await api.err("conn.call", {"c": fake_client_id(3), "f": "subscribe", "a": ["x"]}, 301)
+        await api.err("mesh.publish", {"c": "bad channel", "d": "x"}, 101)
+
+
+async def test_ws_wrong_path_404(node):
+    with pytest.raises(websockets.exceptions.InvalidStatusCode) as ei:
+        await ws_connect(node.api_port, "/ws/v2")
+    assert ei.value.status_code == 404
+
+
+async def test_ws_many_requests_pipelined(node):
+    async with Session(node) as s:
+        api = await s.api()
+        calls = [api.call("channel.count", {"c": f"room:{k}"}, i=f"p{k}") for k in range(50)]
+        results = await asyncio.gather(*calls)
+        for k, r in enumerate(results):
+            assert r == {"E": None, "r": {"s": 0}, "i": f"p{k}"}
+
+
+# ---- API token ----
+
+def test_token_required_on_http(token_node):
+    n = token_node
+    r = http_request(n.api_port, "POST", "/v1/channel/count", body={"c": "a"})
+    assert_http_error(r, 401, "no Authorization header")
+    r = http_request(n.api_port, "POST", "/v1/channel/count", body={"c": "a"},
+                     headers={"Authorization": "Bearer wrong"})
+    assert_http_error(r, 401, "wrong token")
+    r = http_request(n.api_port, "POST", "/v1/channel/count", body={"c": "a"},
+                     headers={"Authorization": "s3cret-token"})
+    assert_http_error(r, 401, "token without the Bearer scheme")
+    status, body = api_call(n, "channel.count", {"c": "a"}, token="s3cret-token")
+    assert status == 200 and body == {"E": None, "r": {"s": 0}}
+
+
+def test_token_required_on_nodes(token_node):
+    r = http_request(token_node.api_port, "GET", "/v1/nodes")
+    assert_http_error(r, 401, "GET /v1/nodes without token")
+    r = http_request(token_node.api_port, "GET", "/v1/nodes", headers={"Authorization": "Bearer s3cret-token"})
+    assert r.status == 200
+
+
+async def test_token_required_on_ws(token_node):
+    n = token_node
+    for path, headers in (("/ws/v1", None), ("/ws/v1?token=wrong", None),
+                          ("/ws/v1", {"Authorization": "Bearer wrong"})):
+        with pytest.raises(websockets.exceptions.InvalidStatusCode) as ei:
+            ws = await ws_connect(n.api_port, path, headers)
+            await ws.close()
+        assert ei.value.status_code == 401, f"{path} {headers}"
+    for path, headers in (("/ws/v1", {"Authorization": "Bearer s3cret-token"}), ("/ws/v1?token=s3cret-token", None)):
+        api = await ApiWs.open(n, path, headers)
+        try:
+            assert await api.ok("channel.count", {"c": "a"}) == {"s": 0}
+        finally:
+            await api.close()
+
+
+# ---- draining ----
+
+async def test_readyz_503_while_draining(nodes):
+    n = nodes.start({"node": {"drain_timeout": 3}})
+    assert http_request(n.api_port, "GET", "/readyz").status == 200
+    s = harness.connect_raw(n.api_port)
+    ws = await ws_connect(n.port("ws"), "/")
+    try:
+        s.sendall(b"GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n")
+        r, rest = read_http_response(s)
+        assert r.status == 200
+        n.terminate()
+        await asyncio.sleep(0.05)
+        harness.sendall_quiet(s, b"GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n")
+        r, _ = read_http_response(s, buf=rest)
+        assert r is not None, "the API closed a keep-alive connection at SIGTERM instead of answering 503"
+        assert r.status == 503, f"GET /readyz while draining -> {r.status}"
+        code, _ = await harness.ws_drain_until_closed(ws, timeout=5)
+        assert code == 1001, f"client closed with {code} at drain, expected 1001"
+    finally:
+        s.close()
+        await ws.close()
+    msg = await asyncio.to_thread(n.wait_exit, 10)
+    assert msg is None, msg
+
+
+async def test_ws_api_call_after_http_errors(node):
+    # The API keeps serving after a burst of bad requests.
+    for _ in range(5):
+        harness.raw_http(node.api_port, b"GARBAGE\r\n\r\n")
+    async with Session(node) as s:
+        api = await s.api()
+        assert await api.ok("channel.count", {"c": "a"}) == {"s": 0}
+    assert (await aapi_ok(node, "channel.count", {"c": "a"})) == {"s": 0}

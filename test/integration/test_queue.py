@@ -1,0 +1,374 @@
+"""Queue events and consumers on /ws/v1 (PROTOCOL.md §4, §5.3): queue.pop / unpop / ack, topics,
+competing consumers, buffering without consumers, drops, acknowledged mode, drain."""
+
+import asyncio
+import time
+
+import pytest
+
+import harness
+from harness import (Session, TcpClient, ev_close_of, ev_frame_of, ev_open_from, frame_of, wait_metric,
+                     ws_connect, ws_drain_until_closed)
+
+
+@pytest.fixture(scope="module")
+def node(module_nodes):
+    return module_nodes.start({
+        "node": {"id": 9},
+        "listener.tcp": {"topic": "devices"},
+        "listener.quiet": {"type": "ws", "bind": "127.0.0.1", "port": None, "topic": "quiet", "events": False},
+    })
+
+
+def data_of(ev):
+    d = ev["p"]["d"]
+    return frame_of(ev)["data"] if "frame" in d else f"<{d['event']}>"
+
+
+# ---- pop / unpop / ack requests ----
+
+async def test_pop_twice_202_unpop_twice_203(node):
+    async with Session(node) as s:
+        api = await s.api()
+        assert await api.ok("queue.pop", {"t": ["t-a"]}) == {"s": True}
+        e = await api.err("queue.pop", {"t": ["t-b"]}, 202)
+        assert e["m"]
+        assert await api.ok("queue.unpop", {}) == {"s": True}
+        await api.err("queue.unpop", {}, 203)
+        assert await api.ok("queue.pop", {"t": ["t-a", "t-b"]}) == {"s": True}
+        assert await api.ok("queue.unpop", {}) == {"s": True}
+
+
+async def test_unpop_without_pop_203(node):
+    async with Session(node) as s:
+        api = await s.api()
+        await api.err("queue.unpop", {}, 203)
+
+
+@pytest.mark.parametrize("p", [
+    {"t": "client"}, {"t": []}, {"t": [f"t{k}" for k in range(65)]}, {"t": [1]}, {"t": ["ok", None]},
+    {}, {"t": None}, {"t": ["client"], "ack": "yes"},
+])
+async def test_pop_bad_topics_101(node, p):
+    async with Session(node) as s:
+        api = await s.api()
+        await api.err("queue.pop", p, 101)
+        # A failed pop leaves the connection not popping.
+        await api.err("queue.unpop", {}, 203)
+
+
+async def test_pop_64_topics_ok(node):
+    async with Session(node) as s:
+        api = await s.api()
+        assert await api.ok("queue.pop", {"t": [f"t{k}" for k in range(64)]}) == {"s": True}
+        assert await api.ok("queue.unpop", {}) == {"s": True}
+
+
+async def test_queue_methods_are_per_connection(node):
+    async with Session(node) as s:
+        a = await s.api()
+        b = await s.api()
+        await a.pop(["client"])
+        assert await b.ok("queue.pop", {"t": ["client"]}) == {"s": True}  # another connection: no 202
+        await b.ok("queue.unpop", {})
+        await a.err("queue.pop", {"t": ["x"]}, 202)
+
+
+async def test_ack_bad_params_101(node):
+    async with Session(node) as s:
+        api = await s.consumer(["ack-bad"], ack=True)
+        for p in ({"k": 5}, {}, {"k": ["a"]}, {"k": None}):
+            await api.err("queue.ack", p, 101)
+        assert await api.ok("queue.ack", {"k": []}) == {"s": True}
+
+
+# ---- event shape and topics ----
+
+async def test_event_envelope_shape(node):
+    async with Session(node) as s:
+        cons = await s.consumer()
+        ws, cid, ev = await s.ws_client(cons)
+        assert set(ev) == {"e", "p", "id"} and ev["e"] == "queue.pop" and ev["id"] is None, ev
+        assert set(ev["p"]) == {"n", "c", "t", "d"}, ev
+        assert ev["p"]["n"] == 9 and ev["p"]["t"] == "client"
+        await ws.send("x")
+        ev = await cons.wait_event(ev_frame_of(cid))
+        assert "k" not in ev["p"], "k only in ack mode"
+
+
+async def test_events_go_to_the_listener_topic(node):
+    async with Session(node) as s:
+        devices = await s.consumer(["devices"])
+        clients = await s.consumer(["client"])
+        ws, wcid, _ = await s.ws_client(clients)
+        tcp, tcid, tev = await s.tcp_client(devices)
+        assert tev["p"]["t"] == "devices"
+        await ws.send("from ws")
+        await tcp.send("from tcp")
+        assert (await clients.wait_event(ev_frame_of(wcid)))["p"]["t"] == "client"
+        assert (await devices.wait_event(ev_frame_of(tcid)))["p"]["t"] == "devices"
+        await devices.no_event(ev_frame_of(wcid), 0.3)
+        await clients.no_event(lambda e: e["p"]["c"] == tcid, 0.1)
+
+
+async def test_one_pop_several_topics(node):
+    async with Session(node) as s:
+        cons = await s.consumer(["client", "devices"])
+        ws, wcid, _ = await s.ws_client(cons)
+        tcp, tcid, _ = await s.tcp_client(cons)
+        await ws.send("w")
+        await tcp.send("t")
+        assert (await cons.wait_event(ev_frame_of(wcid)))["p"]["t"] == "client"
+        assert (await cons.wait_event(ev_frame_of(tcid)))["p"]["t"] == "devices"
+
+
+async def test_events_off_listener(node):
+    async with Session(node) as s:
+        cons = await s.consumer(["quiet"])
+        ws = await ws_connect(node.port("quiet"), "/q")
+        try:
+            await ws.send("quiet-token")
+            ev = await cons.wait_event(lambda e: e["p"]["d"].get("frame", {}).get("data") == "quiet-token")
+            cid = ev["p"]["c"]
+            assert ev["p"]["t"] == "quiet"
+        finally:
+            await ws.close()
+        await cons.no_event(lambda e: e["p"]["c"] == cid and "event" in e["p"]["d"], 0.5)
+        await cons.no_event(lambda e: e["p"]["t"] == "quiet" and "event" in e["p"]["d"], 0)
+
+
+# ---- delivery ----
+
+async def wait_any(consumers, pred, timeout=5, what="event"):
+    """(index of consumer, event) for the first consumer holding a matching event."""
+    deadline = time.monotonic() + timeout
+    for _ in range(10000):
+        for idx, c in enumerate(consumers):
+            got = c.take_events(pred)
+            if got:
+                for extra in got[1:]:
+                    c.events.append(extra)
+                return idx, got[0]
+        if time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"{what} not received by any consumer within {timeout}s")
+
+
+async def test_competing_consumers(node):
+    async with Session(node) as s:
+        consumers = [await s.consumer(), await s.consumer()]
+        clients = []
+        for _ in range(16):
+            ws = await ws_connect(node.port("ws"), "/compete")
+            s.closers.append(ws.close)
+            idx, ev = await wait_any(consumers, ev_open_from(ws.local_address[1]), what="open event")
+            clients.append((ws, ev["p"]["c"], idx))
+        for ws, cid, _ in clients:
+            for k in range(3):
+                await ws.send(f"{cid}:{k}")
+        for ws, cid, owner in clients:
+            for k in range(3):
+                idx, ev = await wait_any(consumers, ev_frame_of(cid, f"{cid}:{k}"), what=f"message {k} of {cid}")
+                assert idx == owner, f"events of client {cid} went to different consumers"
+        await asyncio.sleep(0.3)
+        for c in consumers:
+            dup = [e for e in c.events if any(e["p"]["c"] == cid for _, cid, _ in clients)]
+            assert not dup, f"duplicate or extra events: {dup[:3]!r}"
+        owners = {owner for _, _, owner in clients}
+        assert owners == {0, 1}, "16 clients all went to one of two consumers: events are not shared"
+        # Messages keep their order per client even with two consumers.
+        for ws, cid, owner in clients[:4]:
+            await ws.close()
+            idx, ev = await wait_any(consumers, ev_close_of(cid), what=f"close event of {cid}")
+            assert idx == owner
+
+
+async def test_consumer_leaves_others_take_over(node):
+    async with Session(node) as s:
+        a = await s.consumer()
+        b = await s.consumer()
+        ws = await ws_connect(node.port("ws"), "/takeover")
+        s.closers.append(ws.close)
+        idx, ev = await wait_any([a, b], ev_open_from(ws.local_address[1]))
+        cid = ev["p"]["c"]
+        owner, other = (a, b) if idx == 0 else (b, a)
+        await owner.close()
+        await asyncio.sleep(0.2)
+        await ws.send("after the owner left")
+        ev = await other.wait_event(ev_frame_of(cid, "after the owner left"))
+        assert ev["p"]["c"] == cid
+
+
+async def test_events_wait_until_a_consumer_pops(node):
+    async with Session(node) as s:
+        ws = await ws_connect(node.port("ws"), "/early")
+        s.closers.append(ws.close)
+        port = ws.local_address[1]
+        for k in range(3):
+            await ws.send(f"early{k}")
+        await asyncio.sleep(0.3)
+        cons = await s.consumer()
+        ev = await cons.wait_event(ev_open_from(port), what="buffered open event")
+        cid = ev["p"]["c"]
+        got = [data_of(await cons.wait_event(ev_frame_of(cid))) for _ in range(3)]
+        assert got == ["early0", "early1", "early2"]
+
+
+async def test_unpop_stops_delivery_until_next_pop(node):
+    async with Session(node) as s:
+        cons = await s.consumer()
+        ws, cid, _ = await s.ws_client(cons)
+        assert await cons.ok("queue.unpop", {}) == {"s": True}
+        await asyncio.sleep(0.1)
+        await ws.send("while away")
+        await cons.no_event(ev_frame_of(cid), 0.5)
+        await cons.pop()
+        ev = await cons.wait_event(ev_frame_of(cid, "while away"))
+        assert ev["p"]["c"] == cid
+
+
+# ---- acknowledged mode ----
+
+async def test_ack_mode_events_carry_k(node):
+    async with Session(node) as s:
+        cons = await s.consumer(ack=True)
+        ws = await ws_connect(node.port("ws"), "/ack")
+        s.closers.append(ws.close)
+        ev = await cons.wait_event(ev_open_from(ws.local_address[1]))
+        cid = ev["p"]["c"]
+        ks = [ev["p"]["k"]]
+        for k in range(3):
+            await ws.send(f"a{k}")
+        for k in range(3):
+            ev = await cons.wait_event(ev_frame_of(cid, f"a{k}"))
+            ks.append(ev["p"]["k"])
+        assert all(isinstance(k, int) for k in ks), ks
+        assert len(set(ks)) == 4, f"sequence numbers not distinct: {ks}"
+        assert await cons.ok("queue.ack", {"k": ks}) == {"s": True}
+
+
+async def test_unacked_events_redelivered_after_disconnect(node):
+    async with Session(node) as s:
+        a = await s.consumer(ack=True)
+        ws = await ws_connect(node.port("ws"), "/redeliver")
+        s.closers.append(ws.close)
+        ev = await a.wait_event(ev_open_from(ws.local_address[1]))
+        cid = ev["p"]["c"]
+        await a.ok("queue.ack", {"k": [ev["p"]["k"]]})
+        await ws.send("r1")
+        await ws.send("r2")
+        for d in ("r1", "r2"):
+            await a.wait_event(ev_frame_of(cid, d))
+        await a.close()  # without acknowledging r1, r2
+        b = await s.consumer(ack=True)
+        got = []
+        for _ in range(2):
+            ev = await b.wait_event(ev_frame_of(cid))
+            got.append(frame_of(ev)["data"])
+            await b.ok("queue.ack", {"k": [ev["p"]["k"]]})
+        assert sorted(got) == ["r1", "r2"]
+        await b.close()
+        c = await s.consumer(ack=True)
+        await c.no_event(ev_frame_of(cid), 0.7)
+        # The open event was acknowledged by a: not delivered again.
+        await c.no_event(lambda e: e["p"]["c"] == cid and e["p"]["d"].get("event") == "open", 0)
+
+
+async def test_ack_timeout_redelivers_to_another_consumer(nodes):
+    n = nodes.start({"queue": {"ack_timeout": 1}})
+    async with Session(n) as s:
+        cons = [await s.consumer(ack=True), await s.consumer(ack=True)]
+        ws = await ws_connect(n.port("ws"), "/slow")
+        s.closers.append(ws.close)
+        port = ws.local_address[1]
+        # Acknowledge the open event wherever it lands.
+        idx, ev = await wait_any(cons, ev_open_from(port))
+        cid = ev["p"]["c"]
+        await cons[idx].ok("queue.ack", {"k": [ev["p"]["k"]]})
+        await ws.send("need-ack")
+        first, ev1 = await wait_any(cons, ev_frame_of(cid, "need-ack"))
+        # Not acknowledged: within a few seconds it reaches the other consumer.
+        other = 1 - first
+        ev2 = await cons[other].wait_event(ev_frame_of(cid, "need-ack"), timeout=5,
+                                           what="redelivery after ack_timeout")
+        assert frame_of(ev2) == frame_of(ev1)
+        await cons[other].ok("queue.ack", {"k": [ev2["p"]["k"]]})
+        await asyncio.sleep(2.5)
+        again = cons[0].take_events(ev_frame_of(cid, "need-ack")) + cons[1].take_events(ev_frame_of(cid, "need-ack"))
+        assert not again, f"delivered again after it was acknowledged: {again!r}"
+
+
+async def test_max_unacked_holds_events_back(nodes):
+    n = nodes.start({"queue": {"max_unacked": 3}})
+    async with Session(n) as s:
+        cons = await s.consumer(ack=True)
+        tcp = await TcpClient.connect(n.port("tcp"))
+        s.closers.append(tcp.close)
+        await tcp.send_raw(b"".join(b"u%d\n" % k for k in range(5)))
+        await asyncio.sleep(0.7)
+        held = cons.take_events(lambda e: True)
+        assert len(held) == 3, f"expected 3 unacked events (max_unacked), got {[data_of(e) for e in held]}"
+        assert [data_of(e) for e in held] == ["<open>", "u0", "u1"]
+        await cons.ok("queue.ack", {"k": [e["p"]["k"] for e in held]})
+        rest = [await cons.wait_event(lambda e: True) for _ in range(3)]
+        assert [data_of(e) for e in rest] == ["u2", "u3", "u4"]
+        await cons.ok("queue.ack", {"k": [e["p"]["k"] for e in rest]})
+
+
+# ---- bounded buffers ----
+
+async def test_oldest_events_dropped_and_counted(nodes):
+    n = nodes.start({
+        "queue": {"max_events": 5, "max_bytes": 3000},
+        "listener.tcpbig": {"type": "tcp", "bind": "127.0.0.1", "port": None, "framing": "line", "topic": "big"},
+    })
+    async with Session(n) as s:
+        # By count: 1 open + 10 messages into a buffer of 5 events.
+        tcp = await TcpClient.connect(n.port("tcp"))
+        s.closers.append(tcp.close)
+        await tcp.send_raw(b"".join(b"m%d\n" % k for k in range(1, 11)))
+        await asyncio.to_thread(wait_metric, n, "meshgate_queue_dropped_total", lambda v: v >= 6, 5, topic="client")
+        cons = await s.consumer(["client"])
+        got = [data_of(await cons.wait_event(lambda e: True)) for _ in range(5)]
+        assert got == ["m6", "m7", "m8", "m9", "m10"]
+        await cons.no_event(lambda e: True, 0.3)
+        assert harness.metric_value(n, "meshgate_queue_dropped_total", topic="client") == 6
+
+        # By bytes: 10 messages of 1000 bytes into 3000 bytes.
+        big = await TcpClient.connect(n.port("tcpbig"))
+        s.closers.append(big.close)
+        sent = ["<open>"] + [chr(ord("a") + k) * 1000 for k in range(10)]
+        await big.send_raw(b"".join(m.encode() + b"\n" for m in sent[1:]))
+        await asyncio.to_thread(wait_metric, n, "meshgate_queue_dropped_total", lambda v: v >= 1, 5, topic="big")
+        await asyncio.sleep(0.3)
+        dropped = int(harness.metric_value(n, "meshgate_queue_dropped_total", topic="big"))
+        cbig = await s.consumer(["big"])
+        got = []
+        for _ in range(11):
+            try:
+                got.append(data_of(await cbig.wait_event(lambda e: True, timeout=0.7)))
+            except AssertionError:
+                break
+        assert 1 <= len(got) <= 3, f"{len(got)} events of 1000 bytes out of a 3000-byte buffer"
+        assert got == sent[-len(got):], "the newest events must be kept, in order"
+        assert len(got) + dropped == len(sent), f"delivered {len(got)} + dropped {dropped} != {len(sent)}"
+
+
+# ---- drain ----
+
+async def test_drain_closes_clients_1001_and_flushes_close_events(nodes):
+    n = nodes.start({"node": {"drain_timeout": 5}})
+    async with Session(n) as s:
+        cons = await s.consumer()
+        ws, wcid, _ = await s.ws_client(cons)
+        tcp, tcid, _ = await s.tcp_client(cons)
+        n.terminate()
+        code, _ = await ws_drain_until_closed(ws, timeout=5)
+        assert code == 1001, f"ws client closed with {code} at drain"
+        assert await tcp.expect_eof(), "tcp client not closed at drain"
+        for cid in (wcid, tcid):
+            ev = await cons.wait_event(ev_close_of(cid), what=f"close event of {cid} at drain")
+            assert ev["p"]["d"]["code"] == 1001
+    msg = await asyncio.to_thread(n.wait_exit, 10)
+    assert msg is None, msg
