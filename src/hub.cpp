@@ -148,7 +148,10 @@ HttpConn* Hub::find_conn(uint64_t serial) {
   return it == conns_.end() || it->second->closing() ? nullptr : it->second;
 }
 
-void Hub::forget_conn(uint64_t serial) { conns_.erase(serial); }
+void Hub::forget_conn(uint64_t serial) {
+  conns_.erase(serial);
+  if (shut_down_ && conns_.empty()) finish_shutdown();
+}
 
 Worker* Hub::worker_for(uint64_t client) {
   if (snowflake_node(client) != static_cast<unsigned>(cfg_.node_id) || workers_.empty()) return nullptr;
@@ -311,11 +314,26 @@ void Hub::shutdown() {
   for (uv_signal_t* s : {&sig_term_, &sig_int_, &sig_hup_}) uv_close(reinterpret_cast<uv_handle_t*>(s), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&tick_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&drain_timer_), nullptr);
+  // API WebSocket clients get a close frame (1001) if they read it within a second; then the rest
+  // of the loop closes.
   std::vector<HttpConn*> conns;
   for (auto& [serial, c] : conns_) conns.push_back(c);
-  for (HttpConn* c : conns) c->close_now();
+  for (HttpConn* c : conns) c->close_going_away();
+  uv_timer_init(&loop_, &final_timer_);
+  final_timer_.data = this;
+  uv_timer_start(&final_timer_, [](uv_timer_t* t) { static_cast<Hub*>(t->data)->finish_shutdown(); }, 1000, 0);
+  if (conns_.empty()) finish_shutdown();
+}
+
+void Hub::finish_shutdown() {
+  if (finished_) return;
+  finished_ = true;
+  std::vector<HttpConn*> left;
+  for (auto& [serial, c] : conns_) left.push_back(c);
+  for (HttpConn* c : left) c->close_now();
   mailbox_.close();
   loop_ctx_.close();
+  uv_close(reinterpret_cast<uv_handle_t*>(&final_timer_), nullptr);
 }
 
 void Hub::reload() {

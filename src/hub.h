@@ -69,6 +69,7 @@ class Hub {
   void start_drain();
   void maybe_finish();
   void shutdown();
+  void finish_shutdown();
   void reload();
   RouteAddresses own_addresses(bool intranet) const;
 
@@ -83,12 +84,13 @@ class Hub {
   uv_tcp_t api_server_{}, route_server_{};
   bool route_open_ = false;
   uv_signal_t sig_term_{}, sig_int_{}, sig_hup_{};
-  uv_timer_t tick_{}, drain_timer_{};
+  uv_timer_t tick_{}, drain_timer_{}, final_timer_{};
   std::unordered_map<uint64_t, HttpConn*> conns_;
   uint64_t next_serial_ = 0;
   bool draining_ = false;
   bool drain_forced_ = false;
   bool shut_down_ = false;
+  bool finished_ = false;
   unsigned workers_stopped_ = 0;
   std::map<std::pair<std::string, int>, uint64_t> api_calls_;
   int exit_code_ = 0;

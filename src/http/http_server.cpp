@@ -231,6 +231,15 @@ void HttpConn::on_drained() {
 
 void HttpConn::on_read_end(int) { close_now(); }
 
+void HttpConn::close_going_away() {
+  if (ws_ && !closing()) {
+    ws_->close(1001, "server shutting down");
+    close_after_flush();
+  } else {
+    close_now();
+  }
+}
+
 void HttpConn::on_close() {
   if (ws_) hub_.queue().unpop(this);
   hub_.forget_conn(serial_);

@@ -40,6 +40,8 @@ class HttpConn final : public Stream, public WsOwner, public QueueSink {
   }
   // WebSocket: one text message.
   void send_text(const std::string& text);
+  // Node shutdown: WebSocket connections get close 1001 and close once it is written; HTTP closes.
+  void close_going_away();
   // An API call of this connection came back (WebSocket mode).
   void call_done() { if (in_flight_ > 0) in_flight_--; maybe_resume(); }
 

@@ -81,14 +81,13 @@ void Worker::on_connection(uv_stream_t* server, int status) {
     return;
   }
   self->all_.insert(conn);
-  ListenerMetrics& lm = metrics().listeners[li];
-  inc(lm.accepted);
   if (self->hub_.client_count() >= self->limits_.max_connections || self->draining_) {
     inc(metrics().refused[static_cast<int>(RefuseReason::MaxConnections)]);
     LOG_DEBUG("connection refused: max_connections (%u) reached", self->limits_.max_connections);
     conn->close_now();
     return;
   }
+  inc(metrics().listeners[li].accepted);
   uv_tcp_nodelay(conn->tcp(), 1);
   conn->start();
 }
