@@ -120,6 +120,8 @@ int Hub::run() {
 
   uv_run(&loop_, UV_RUN_DEFAULT);
   for (auto& w : workers_) w->join();
+  int rc = uv_loop_close(&loop_);
+  if (rc != 0) LOG_WARN("hub loop closed with handles still open: %s", uv_strerror(rc));
   LOG_INFO("stopped");
   return exit_code_;
 }
