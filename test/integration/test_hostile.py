@@ -189,7 +189,7 @@ async def test_malformed_http(node, data):
 
 MUST_BE_400 = [
     b"{", b"}", b"{\"c\":", b"{\"c\":\"room\",\"d\":\"unterminated}", b"{'c':'room'}", b"{\"c\":\"room\" \"d\":\"x\"}",
-    b"[" * 100000, b"{\"a\":" * 20000 + b"1" + b"}" * 20000, b"\x00\x00\x00", b"{\"c\":\"room\",\"d\":\"x\"}\x00",
+    b"[" * 60000, b"{\"a\":" * 10000 + b"1" + b"}" * 10000, b"\x00\x00\x00", b"{\"c\":\"room\",\"d\":\"x\"}\x00",
     b"\xff\xfe{\"c\":\"room\"}", b"{\"c\":\"room\",\"d\":\"\xc3\x28\"}", b"nul", b"tru", b"{\"c\":1e999999,\"d\":\"x\"}",
     b"{\"c\":\"room\",\"d\":\"x\",}", b"   ",
 ]
@@ -271,27 +271,27 @@ async def test_ws_violations(node, where):
         ("126-byte ping", ws_frame(OP_PING, b"x" * 126), (1002,)),
         ("length with the top bit set", ws_frame(OP_BIN, b"", length=1 << 63)[:10], (1002, 1009)),
         ("2^40-byte frame", ws_frame(OP_BIN, b"", length=1 << 40)[:14], (1009,)),
-        ("non-minimal length 16-bit for 5 bytes", b"\x82\xfe\x00\x05" + b"\x00" * 4 + b"hello", (1002, None)),
     ]
+    failures = []
     for what, data, codes in cases:
         raw = await RawWs.connect(port, path)
         try:
             await raw.send_raw(data)
-            if None in codes:
-                # Tolerated by some implementations: either closed with 1002 or still usable.
-                try:
-                    code, _ = await raw.expect_close(timeout=1)
-                    assert code == 1002, f"{where}: {what}: close code {code}"
-                except AssertionError as e:
-                    if "no close frame" not in str(e):
-                        raise
+            try:
+                code, _ = await raw.expect_close(timeout=3)
+            except AssertionError as e:
+                failures.append(f"{what}: {e}")
                 continue
-            code, _ = await raw.expect_close()
-            assert code in codes, f"{where}: {what}: close code {code}, expected {codes}"
-            assert await raw.expect_eof(3), f"{where}: {what}: TCP connection left open after the close"
+            if code not in codes:
+                failures.append(f"{what}: close code {code}, expected {codes}")
+                continue
+            await raw.send(OP_CLOSE, harness.close_payload(code))  # complete the closing handshake
+            if not await raw.expect_eof(3):
+                failures.append(f"{what}: TCP connection left open after the close handshake")
         finally:
             await raw.close()
     await assert_node_healthy(node)
+    assert not failures, f"{where}: " + "; ".join(failures)
 
 
 async def test_ws_message_over_max_message_1009(node):
@@ -366,9 +366,11 @@ async def test_api_ws_malformed_message_storm(node):
         errors = [await api.next_other() for _ in range(200)]
         assert all(isinstance(e, dict) and e["E"]["c"] == 101 and e["i"] is None for e in errors)
         assert await api.ok("channel.count", {"c": "storm"}) == {"s": 0}
-        # Binary garbage on /ws/v1 does not kill the connection or the node either.
+        # A binary message on /ws/v1 is not a request: 101, and the connection stays open.
         await api.ws.send(b"\x00\xff\x00")
-        await asyncio.sleep(0.2)
+        e = await api.next_other()
+        assert isinstance(e, dict) and e["E"]["c"] == 101 and e.get("i") is None, e
+        assert await api.ok("channel.count", {"c": "storm"}) == {"s": 0}
     await assert_node_healthy(node)
 
 
