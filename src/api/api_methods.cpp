@@ -52,7 +52,10 @@ bool read_payload(ApiCall& c, std::shared_ptr<const OutMessage>& out) {
 }
 
 bool read_client(ApiCall& c, uint64_t& id) {
-  if (!json_client_id(param(c, "c"), id)) {
+  const char* literal = nullptr;
+  size_t literal_len = 0;
+  if (c.params_text) json_member_text(c.params_text, c.params_len, "c", literal, literal_len);
+  if (!json_client_id(param(c, "c"), literal, literal_len, id)) {
     invalid(c, "\"c\" must be a client id (a decimal string)");
     return false;
   }

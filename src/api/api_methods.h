@@ -25,6 +25,8 @@ struct ApiCall {
   HttpConn* ws;          // the /ws/v1 connection, or nullptr over HTTP
   const cJSON* params;   // an object
   Reply reply;
+  const char* params_text = nullptr;  // the raw JSON text of params, valid during api_dispatch only
+  size_t params_len = 0;
 };
 
 // Runs `method`. Unknown methods, and queue.* over HTTP, are answered with 101 (over HTTP the

@@ -10,11 +10,8 @@ cJSON* empty_params() {
 }  // namespace
 
 bool parse_envelope(const char* data, size_t len, Envelope& out, std::string& error) {
-  out.doc = JsonPtr(cJSON_ParseWithLength(data, len));
-  if (!out.doc) {
-    error = "malformed JSON";
-    return false;
-  }
+  out.doc = json_parse_strict(data, len, &error);
+  if (!out.doc) return false;
   cJSON* root = out.doc.get();
   if (!cJSON_IsObject(root)) {
     error = "a request must be a JSON object {\"m\":method,\"p\":params,\"i\":id}";
@@ -35,6 +32,7 @@ bool parse_envelope(const char* data, size_t len, Envelope& out, std::string& er
     return false;
   }
   out.params = (p && cJSON_IsObject(p)) ? p : empty_params();
+  if (p && cJSON_IsObject(p)) json_member_text(data, len, "p", out.params_text, out.params_len);
   return true;
 }
 
@@ -44,11 +42,8 @@ bool parse_params_body(const std::string& body, JsonPtr& out, std::string& error
     out = JsonPtr(cJSON_CreateObject());
     return true;
   }
-  out = JsonPtr(cJSON_ParseWithLength(body.data(), body.size()));
-  if (!out) {
-    error = "malformed JSON in the request body";
-    return false;
-  }
+  out = json_parse_strict(body.data(), body.size(), &error);
+  if (!out) return false;
   if (!cJSON_IsObject(out.get())) {
     error = "the request body must be a JSON object of parameters";
     return false;

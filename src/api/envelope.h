@@ -19,6 +19,8 @@ struct Envelope {
   std::string method;
   const cJSON* params = nullptr;  // an object (an empty one when "p" was absent)
   std::string id_json = "null";  // the JSON text of "i"
+  const char* params_text = nullptr;  // the raw text of "p" inside the message (null when absent)
+  size_t params_len = 0;
 };
 
 // Parses one /ws/v1 text message. On failure returns false with a message for error 101; id_json is

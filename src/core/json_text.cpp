@@ -3,6 +3,9 @@
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
+
+#include "core/utf8.h"
 
 namespace mg {
 
@@ -34,6 +37,89 @@ void json_append_string(std::string& out, const char* s, size_t len) {
   out += '"';
 }
 
+namespace {
+
+// Is there a \u0000 escape in a JSON text? (A backslash preceded by an odd run of backslashes is
+// itself escaped, but \u can only start an escape, so counting the run is enough.)
+bool has_nul_escape(const char* s, size_t n) {
+  for (size_t i = 0; i + 6 <= n; i++) {
+    if (s[i] != '\\' || s[i + 1] != 'u' || std::memcmp(s + i + 2, "0000", 4) != 0) continue;
+    size_t run = 0;
+    while (run < i && s[i - 1 - run] == '\\') run++;
+    if (run % 2 == 0) return true;
+  }
+  return false;
+}
+
+// Skips a JSON string starting at s[i] == '"'; returns the index after its closing quote or n.
+size_t skip_string(const char* s, size_t n, size_t i) {
+  for (i++; i < n; i++) {
+    if (s[i] == '\\') i++;
+    else if (s[i] == '"') return i + 1;
+  }
+  return n;
+}
+
+// Skips one JSON value starting at s[i]; returns the index after it.
+size_t skip_value(const char* s, size_t n, size_t i) {
+  if (i < n && s[i] == '"') return skip_string(s, n, i);
+  int depth = 0;
+  for (; i < n; i++) {
+    char c = s[i];
+    if (c == '"') { i = skip_string(s, n, i) - 1; continue; }
+    if (c == '{' || c == '[') depth++;
+    else if (c == '}' || c == ']') { if (depth == 0) return i; if (--depth == 0) return i + 1; }
+    else if (depth == 0 && (c == ',' || c == ' ' || c == '\t' || c == '\r' || c == '\n')) return i;
+  }
+  return n;
+}
+
+size_t skip_ws(const char* s, size_t n, size_t i) {
+  while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\r' || s[i] == '\n')) i++;
+  return i;
+}
+
+}  // namespace
+
+JsonPtr json_parse_strict(const char* data, size_t len, std::string* why) {
+  auto fail = [&](const char* reason) {
+    if (why) *why = reason;
+    return JsonPtr();
+  };
+  if (!is_valid_utf8(data, len)) return fail("the JSON text is not valid UTF-8");
+  const char* end = nullptr;
+  JsonPtr v(cJSON_ParseWithLengthOpts(data, len, &end, false));
+  if (!v || !end) return fail("malformed JSON");
+  if (skip_ws(data, len, static_cast<size_t>(end - data)) != len) return fail("malformed JSON: text after the value");
+  if (has_nul_escape(data, len)) return fail("strings with \\u0000 are not supported (send such data with \"t\":\"binary\")");
+  return v;
+}
+
+bool json_member_text(const char* s, size_t n, const char* key, const char*& value, size_t& value_len) {
+  size_t klen = std::strlen(key);
+  size_t i = skip_ws(s, n, 0);
+  if (i >= n || s[i] != '{') return false;
+  i++;
+  while (true) {
+    i = skip_ws(s, n, i);
+    if (i >= n || s[i] != '"') return false;
+    size_t kend = skip_string(s, n, i);
+    bool match = kend - i - 2 == klen && std::memcmp(s + i + 1, key, klen) == 0;
+    i = skip_ws(s, n, kend);
+    if (i >= n || s[i] != ':') return false;
+    i = skip_ws(s, n, i + 1);
+    size_t vend = skip_value(s, n, i);
+    if (match) {  // the first of duplicate keys, as cJSON_GetObjectItem
+      value = s + i;
+      value_len = vend - i;
+      return true;
+    }
+    i = skip_ws(s, n, vend);
+    if (i >= n || s[i] != ',') return false;
+    i++;
+  }
+}
+
 std::string json_print(const cJSON* v) {
   char* text = cJSON_PrintUnformatted(v);
   if (!text) return "null";
@@ -42,25 +128,25 @@ std::string json_print(const cJSON* v) {
   return out;
 }
 
-bool json_client_id(const cJSON* v, uint64_t& out) {
+bool json_client_id(const cJSON* v, const char* literal, size_t literal_len, uint64_t& out) {
+  const char* digits;
+  std::string text;
   if (cJSON_IsString(v)) {
-    const char* s = v->valuestring;
-    if (!*s || *s == '-' || *s == '+' || *s == ' ') return false;
-    errno = 0;
-    char* end = nullptr;
-    unsigned long long n = std::strtoull(s, &end, 10);
-    if (errno || *end != '\0' || n == 0) return false;
-    out = n;
-    return true;
+    digits = v->valuestring;
+  } else if (cJSON_IsNumber(v) && literal) {
+    text.assign(literal, literal_len);
+    digits = text.c_str();
+  } else {
+    return false;
   }
-  if (cJSON_IsNumber(v)) {
-    double d = v->valuedouble;
-    // Only integers a double holds exactly: larger ids must be sent as strings.
-    if (!(d >= 1 && d <= 9007199254740992.0) || std::floor(d) != d) return false;
-    out = static_cast<uint64_t>(d);
-    return true;
-  }
-  return false;
+  if (*digits < '1' || *digits > '9') return false;  // no sign, no leading zero, not empty
+  for (const char* p = digits; *p; p++)
+    if (*p < '0' || *p > '9') return false;  // no fraction, no exponent, no spaces
+  errno = 0;
+  unsigned long long n = std::strtoull(digits, nullptr, 10);
+  if (errno) return false;  // over 2^64 - 1
+  out = n;
+  return true;
 }
 
 }  // namespace mg

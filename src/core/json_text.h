@@ -34,10 +34,23 @@ struct JsonPtr {
   explicit operator bool() const { return p != nullptr; }
 };
 
+// Parses exactly one JSON value from data[0..len). Stricter than cJSON alone: the text must be
+// valid UTF-8, nothing but white space may follow the value (cJSON accepts `{} trailing`), and no
+// string may contain \u0000 (cJSON would cut the string there, silently losing data). Returns an
+// empty JsonPtr on failure and, when `why` is given, what was wrong.
+JsonPtr json_parse_strict(const char* data, size_t len, std::string* why = nullptr);
+
+// The raw text of member `key` of the JSON object text [data, data+len) (top level only), or false.
+// Used to read a client id given as a JSON number exactly: cJSON keeps numbers as doubles, which
+// cannot hold every 64-bit id.
+bool json_member_text(const char* data, size_t len, const char* key, const char*& value, size_t& value_len);
+
 // cJSON_PrintUnformatted into a std::string.
 std::string json_print(const cJSON* v);
 
-// Reads a client id from a JSON value: a decimal string, or a number that is an exact integer.
-bool json_client_id(const cJSON* v, uint64_t& out);
+// Reads a client id from a JSON value: a decimal string, or a number. For a number, `literal` must
+// be its text as sent (json_member_text): it is accepted when it is a plain integer that fits in
+// 64 bits, so no id is ever rounded to another one.
+bool json_client_id(const cJSON* v, const char* literal, size_t literal_len, uint64_t& out);
 
 }  // namespace mg

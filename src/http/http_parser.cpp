@@ -108,6 +108,8 @@ int HttpParser::on_headers_complete(llhttp_t* p) {
   r.query = q == std::string::npos ? "" : r.target.substr(q + 1);
   r.keep_alive = llhttp_should_keep_alive(p) != 0;
   r.upgrade = p->upgrade != 0;
+  r.http_major = p->http_major;
+  r.http_minor = p->http_minor;
   if ((p->flags & F_CONTENT_LENGTH) && p->content_length > self->limits_.max_body)
     return self->fail(413, "request body of " + std::to_string(p->content_length) + " bytes is over the limit of " +
                                std::to_string(self->limits_.max_body));

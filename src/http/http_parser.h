@@ -28,6 +28,7 @@ struct HttpRequest {
   std::string body;
   bool keep_alive = true;
   bool upgrade = false;
+  int http_major = 1, http_minor = 1;
 
   // The first header with this lower-case name, or nullptr.
   const std::string* header(const char* lower_name) const;

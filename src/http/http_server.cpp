@@ -131,13 +131,14 @@ void HttpConn::handle_api_request(const HttpRequest& req) {
   Hub* hub = &hub_;
   uint64_t serial = serial_;
   auto shared_params = std::make_shared<JsonPtr>(std::move(params));
-  api_dispatch(method, ApiCall{hub_, nullptr, shared_params->get(), [hub, serial, method, shared_params](const ApiResult& r) {
-                                 hub->count_api_call(method, r.code);
-                                 HttpConn* c = hub->find_conn(serial);
-                                 if (!c) return;
-                                 if (r.code == 0) c->respond_json(200, envelope_ok(r.result, nullptr));
-                                 else c->respond_json(r.code == 101 ? 400 : 200, api_error_body(r.code, r.message));
-                               }});
+  Reply reply = [hub, serial, method, shared_params](const ApiResult& r) {
+    hub->count_api_call(method, r.code);
+    HttpConn* c = hub->find_conn(serial);
+    if (!c) return;
+    if (r.code == 0) c->respond_json(200, envelope_ok(r.result, nullptr));
+    else c->respond_json(r.code == 101 ? 400 : 200, api_error_body(r.code, r.message));
+  };
+  api_dispatch(method, ApiCall{hub_, nullptr, shared_params->get(), std::move(reply), req.body.data(), req.body.size()});
 }
 
 void HttpConn::upgrade_api(const HttpRequest& req) {
@@ -163,7 +164,8 @@ void HttpConn::upgrade_api(const HttpRequest& req) {
 void HttpConn::ws_message(uint8_t opcode, const uint8_t* data, size_t len) {
   const char* text = reinterpret_cast<const char*>(data);
   if (opcode != kWsText) {
-    send_text(envelope_error(101, "the API takes text messages (JSON envelopes)", nullptr));
+    static const std::string no_id = "null";
+    send_text(envelope_error(101, "the API takes text messages (JSON envelopes)", &no_id));
     return;
   }
   if (len == 4 && std::string(text, 4) == "ping") {
@@ -190,13 +192,14 @@ void HttpConn::ws_message(uint8_t opcode, const uint8_t* data, size_t len) {
     stop_reading();
     read_paused_ = true;
   }
-  api_dispatch(method, ApiCall{hub_, this, env.params, [hub, serial, doc, id, method](const ApiResult& r) {
-                                 hub->count_api_call(method, r.code);
-                                 HttpConn* c = hub->find_conn(serial);
-                                 if (!c) return;
-                                 c->send_text(r.code == 0 ? envelope_ok(r.result, &id) : envelope_error(r.code, r.message, &id));
-                                 c->call_done();
-                               }});
+  Reply reply = [hub, serial, doc, id, method](const ApiResult& r) {
+    hub->count_api_call(method, r.code);
+    HttpConn* c = hub->find_conn(serial);
+    if (!c) return;
+    c->send_text(r.code == 0 ? envelope_ok(r.result, &id) : envelope_error(r.code, r.message, &id));
+    c->call_done();
+  };
+  api_dispatch(method, ApiCall{hub_, this, env.params, std::move(reply), env.params_text, env.params_len});
 }
 
 void HttpConn::maybe_resume() {

@@ -98,8 +98,9 @@ void handle_route_request(Hub& hub, HttpConn& conn, const HttpRequest& req) {
   }
 
   if (req.body.find_first_not_of(" \t\r\n") == std::string::npos) return fail(400, "the body must be a JSON array of uids");
-  JsonPtr doc(cJSON_ParseWithLength(req.body.data(), req.body.size()));
-  if (!doc) return fail(400, "malformed JSON in the body");
+  std::string why;
+  JsonPtr doc = json_parse_strict(req.body.data(), req.body.size(), &why);
+  if (!doc) return fail(400, why);
   if (!cJSON_IsArray(doc.get())) return fail(400, "the body must be a JSON array of uid strings");
   int n = cJSON_GetArraySize(doc.get());
   if (static_cast<uint32_t>(n) > hub.config().route_max_batch)

@@ -6,7 +6,9 @@
 // owner's output queue is the only, bounded, buffer. Data frames the server pushes bypass wslay
 // (ws_frame.h) so one publish encodes its frame once for all recipients.
 //
-// Close codes wslay sends on bad input: 1002 protocol violation, 1007 invalid UTF-8, 1009 too big.
+// Close codes sent on bad input: 1002 protocol violation, 1007 invalid UTF-8, 1009 too big. Where
+// wslay fails without a status code (a malformed frame header, a 1-byte close payload) this class
+// sends the 1002 close frame itself and stops using wslay for that connection.
 #pragma once
 
 #include <wslay/wslay.h>
@@ -55,13 +57,19 @@ class WsSession {
   static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t* buf, size_t len, int flags, void* user);
   static ssize_t send_cb(wslay_event_context_ptr ctx, const uint8_t* data, size_t len, int flags, void* user);
   static void msg_cb(wslay_event_context_ptr ctx, const wslay_event_on_msg_recv_arg* arg, void* user);
+  static void frame_start_cb(wslay_event_context_ptr ctx, const wslay_event_on_frame_recv_start_arg* arg,
+                             void* user);
   void pump();
+  // Ends the session with 1002 sent by us, for violations wslay reports without a status code.
+  void fail_protocol();
 
   wslay_event_context_ptr ctx_ = nullptr;
   WsOwner* owner_;
   const char* in_ = nullptr;
   size_t in_len_ = 0;
   bool we_closed_first_ = false;
+  bool violation_ = false;     // seen by frame_start_cb, acted on after wslay_event_recv
+  uint16_t failed_code_ = 0;   // set by fail_protocol(): wslay is not used any more
   std::string close_reason_;
 };
 

@@ -28,6 +28,10 @@ bool has_token(const std::string* value, const char* token) {
 }  // namespace
 
 int check_ws_upgrade(const HttpRequest& req, std::string& response, std::string& error) {
+  if (req.http_major < 1 || (req.http_major == 1 && req.http_minor < 1)) {
+    error = "a WebSocket upgrade needs HTTP/1.1";
+    return 400;
+  }
   if (req.method != "GET") {
     error = "a WebSocket upgrade must use GET";
     return 405;

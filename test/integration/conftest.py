@@ -3,7 +3,9 @@
 import asyncio
 import inspect
 import os
+import shutil
 import sys
+import tempfile
 
 import pytest
 
@@ -36,20 +38,35 @@ def _fail_on_errors(errors):
         pytest.fail("\n\n".join(errors), pytrace=False)
 
 
+def _workdir():
+    # Our own directory, not pytest's tmp_path: several pytest runs at once (meson, a developer) prune
+    # each other's numbered pytest-of-<user> directories while nodes still read their files.
+    return tempfile.mkdtemp(prefix="meshgate-it-")
+
+
+def _finish(mgr, workdir):
+    errors = mgr.stop_all()
+    if not errors:
+        shutil.rmtree(workdir, ignore_errors=True)
+    _fail_on_errors(errors)
+
+
 @pytest.fixture(scope="module")
-def module_nodes(tmp_path_factory):
+def module_nodes():
     """Starts nodes shared by a module: mgr.start(overrides) -> harness.Node."""
-    mgr = harness.NodeManager(tmp_path_factory.mktemp("meshgate"))
+    workdir = _workdir()
+    mgr = harness.NodeManager(workdir)
     yield mgr
-    _fail_on_errors(mgr.stop_all())
+    _finish(mgr, workdir)
 
 
 @pytest.fixture
-def nodes(tmp_path):
+def nodes():
     """Starts nodes for one test (special limits): nodes.start(overrides) -> harness.Node."""
-    mgr = harness.NodeManager(tmp_path)
+    workdir = _workdir()
+    mgr = harness.NodeManager(workdir)
     yield mgr
-    _fail_on_errors(mgr.stop_all())
+    _finish(mgr, workdir)
 
 
 @pytest.fixture(autouse=True)

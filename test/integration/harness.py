@@ -163,6 +163,7 @@ class Node:
             rc = self.proc.poll()
             if rc is not None:
                 LIVE_NODES.remove(self)
+                self.stopping = True
                 raise AssertionError(f"meshgate exited with {rc} during start-up\n{self.describe()}")
             try:
                 r = http_request(self.api_port, "GET", "/healthz", timeout=1.0)
@@ -251,10 +252,17 @@ class NodeManager:
         self.nodes = []
 
     def start(self, overrides=None):
-        n = Node(os.path.join(str(self.basedir), f"node{len(self.nodes)}"), overrides)
-        self.nodes.append(n)
-        n.start()
-        return n
+        """Starts a node; retries with other ports when one was taken between probing and binding."""
+        for attempt in range(3):
+            n = Node(os.path.join(str(self.basedir), f"node{len(self.nodes)}"), overrides)
+            self.nodes.append(n)
+            try:
+                n.start()
+                return n
+            except AssertionError as e:
+                if attempt == 2 or "in use" not in str(e).lower():
+                    raise
+        raise AssertionError("unreachable")
 
     def stop_all(self):
         errors = []

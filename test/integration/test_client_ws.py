@@ -199,6 +199,20 @@ async def test_send_invalid_base64_101(node):
         assert await ws_recv(ws) == "after"
 
 
+async def test_send_invalid_utf8_json_rejected(node):
+    # JSON text must be UTF-8 (RFC 8259): a body with a broken sequence is malformed JSON (400, 101), and
+    # nothing reaches the client (a text frame with invalid UTF-8 would make it fail with 1007).
+    async with Session(node) as s:
+        cons = await s.consumer()
+        ws, cid, _ = await s.ws_client(cons)
+        body = b'{"c":"%s","d":"ok \xc3("}' % cid.encode()
+        r = await asyncio.to_thread(harness.http_request, node.api_port, "POST", "/v1/mesh/send", body,
+                                    {"Content-Type": "application/json"})
+        assert r.status == 400 and r.json["E"]["c"] == 101, f"invalid UTF-8 in d: {r}"
+        await aapi_ok(node, "mesh.send", {"c": cid, "d": "after"})
+        assert await ws_recv(ws) == "after"
+
+
 async def test_send_to_closed_client_401(node):
     async with Session(node) as s:
         cons = await s.consumer()
