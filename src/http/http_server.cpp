@@ -15,6 +15,9 @@ namespace mg {
 
 namespace {
 constexpr uint32_t kMaxCallsInFlight = 1024;  // per /ws/v1 connection: reading pauses above this
+// HTTP: a client that pipelines requests without reading the answers stops being read once this
+// much output waits for it, and is read again when it has taken it.
+constexpr size_t kHttpOutputPause = 1 << 20;
 
 std::string api_error_body(int code, const std::string& message) { return envelope_error(code, message, nullptr); }
 }  // namespace
@@ -39,7 +42,7 @@ void HttpConn::on_read(const char* data, size_t len) {
 
 void HttpConn::parse_http() {
   parsing_ = true;
-  while (!awaiting_ && !unparsed_.empty() && !closing() && !ws_) {
+  while (!awaiting_ && !unparsed_.empty() && !closing() && !ws_ && queued_bytes() < kHttpOutputPause) {
     size_t used = 0;
     HttpParser::Status st = parser_->feed(unparsed_.data(), unparsed_.size(), used);
     if (st == HttpParser::Status::NeedMore) {
@@ -59,7 +62,8 @@ void HttpConn::parse_http() {
     handle_request(parser_->request());
   }
   parsing_ = false;
-  if (awaiting_ && !read_paused_) {  // answering: let the rest wait in the socket
+  bool backlogged = !ws_ && queued_bytes() >= kHttpOutputPause;
+  if ((awaiting_ || backlogged) && !read_paused_ && !closing()) {  // let the rest wait in the socket
     stop_reading();
     read_paused_ = true;
   }
@@ -76,7 +80,7 @@ void HttpConn::respond(int status, const char* content_type, const std::string& 
     return;
   }
   parser_->next();
-  if (read_paused_) {
+  if (read_paused_ && queued_bytes() < kHttpOutputPause) {
     read_paused_ = false;
     if (start_reading() != 0) close_now();
   }
@@ -220,7 +224,13 @@ void HttpConn::send_text(const std::string& text) {
   write(ws_encode_frame(kWsText, text.data(), text.size()));
 }
 
-void HttpConn::ws_output(const uint8_t* data, size_t len) { write(std::string(reinterpret_cast<const char*>(data), len)); }
+void HttpConn::ws_output(const uint8_t* data, size_t len) {
+  if (queued_bytes() + len > hub_.config().api_max_output) {
+    close_now();  // pings from a client that never reads
+    return;
+  }
+  write(std::string(reinterpret_cast<const char*>(data), len));
+}
 
 bool HttpConn::sink_ready() const {
   return ws_ && ws_->can_send() && !closing() && queued_bytes() < hub_.config().api_max_output / 4;
@@ -229,7 +239,13 @@ bool HttpConn::sink_ready() const {
 void HttpConn::sink_deliver(std::string json) { send_text(json); }
 
 void HttpConn::on_drained() {
-  if (ws_) hub_.queue().sink_ready(this);
+  if (ws_) {
+    hub_.queue().sink_ready(this);
+  } else if (read_paused_ && !awaiting_) {  // the answers were taken: read and parse again
+    read_paused_ = false;
+    if (start_reading() != 0) return close_now();
+    if (!unparsed_.empty()) parse_http();
+  }
 }
 
 void HttpConn::on_read_end(int) { close_now(); }

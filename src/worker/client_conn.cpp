@@ -149,6 +149,14 @@ void ClientConn::ws_message(uint8_t opcode, const uint8_t* data, size_t len) {
 }
 
 void ClientConn::ws_output(const uint8_t* data, size_t len) {
+  // Pongs and close frames count against the same bound: a client that sends pings and never
+  // reads must not grow our memory.
+  if (queued_bytes() + len > worker_.limits().output_hard_limit) {
+    inc(metrics().output_closes[static_cast<int>(OutputLimit::Hard)]);
+    decide_close(1008, "output buffer limit");
+    close_now();
+    return;
+  }
   write(std::string(reinterpret_cast<const char*>(data), len));
 }
 
