@@ -482,3 +482,34 @@ async def test_json_deeply_nested_on_api_ws(node):
         assert resp["i"] == 1 and isinstance(resp.get("E"), dict), resp  # 101 or 301: answered either way
         assert await api.ok("channel.count", {"c": "deep"}) == {"s": 0}
     await assert_node_healthy(node)
+
+
+def _rss_kb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+async def test_pipelined_requests_never_read_stay_bounded(node):
+    """A client that pipelines requests and never reads the answers is paused (the node stops reading
+    it once 1 MiB of answers wait), so the node's memory does not follow what the client sends."""
+    before = _rss_kb(node.proc.pid)
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.connect(("127.0.0.1", node.api_port))
+    s.setblocking(False)
+    batch = b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n" * 200
+    sent = 0
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline and sent < 64 << 20:
+        try:
+            sent += s.send(batch)
+        except BlockingIOError:
+            await asyncio.sleep(0.01)
+    grown_kb = _rss_kb(node.proc.pid) - before
+    # /metrics answers are ~5 KB each: unpaused, 3 s of requests would queue hundreds of MiB.
+    assert grown_kb < 32 * 1024, f"node grew by {grown_kb} KiB while a client sent {sent} bytes of requests"
+    await assert_node_healthy(node)
+    s.close()
