@@ -172,8 +172,6 @@ void Hub::fanout(std::function<FanoutCount(Worker&)> op, std::function<void(cons
     Worker* w = wp.get();
     w->post([this, w, state, shared_op] {
       FanoutCount c = (*shared_op)(*w);
-      inc(metrics().publish_ok, c.ok);
-      inc(metrics().publish_failed, c.failed);
       post([state, c] {
         state->total.ok += c.ok;
         state->total.failed += c.failed;

@@ -87,6 +87,13 @@ void on_owner(ApiCall& c, uint64_t client, int not_here_code, std::function<ApiR
   });
 }
 
+// Publish and broadcast fan-out in /metrics (runs on the worker).
+FanoutCount count_deliveries(FanoutCount n) {
+  inc(metrics().publish_ok, n.ok);
+  inc(metrics().publish_failed, n.failed);
+  return n;
+}
+
 std::string fanout_result(const FanoutCount& n) {
   return "{\"s\":" + std::to_string(n.ok) + ",\"f\":" + std::to_string(n.failed) + "}";
 }
@@ -111,7 +118,7 @@ void mesh_publish(ApiCall& c) {
   if (!read_channel(c, channel) || !read_payload(c, msg)) return;
   inc(metrics().publishes);
   Reply reply = c.reply;
-  c.hub.fanout([channel, msg](Worker& w) { return w.publish(channel, *msg); },
+  c.hub.fanout([channel, msg](Worker& w) { return count_deliveries(w.publish(channel, *msg)); },
                [reply](const FanoutCount& n) { reply(ApiResult::ok(fanout_result(n))); });
 }
 
@@ -120,7 +127,7 @@ void mesh_broadcast(ApiCall& c) {
   if (!read_payload(c, msg)) return;
   inc(metrics().publishes);
   Reply reply = c.reply;
-  c.hub.fanout([msg](Worker& w) { return w.broadcast(*msg); },
+  c.hub.fanout([msg](Worker& w) { return count_deliveries(w.broadcast(*msg)); },
                [reply](const FanoutCount& n) { reply(ApiResult::ok(fanout_result(n))); });
 }
 

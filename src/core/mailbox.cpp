@@ -12,6 +12,7 @@ void Mailbox::close() {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     open_ = false;
+    backlog_.fetch_sub(tasks_.size(), std::memory_order_relaxed);
     tasks_.clear();
   }
   uv_close(reinterpret_cast<uv_handle_t*>(&async_), nullptr);
@@ -21,9 +22,11 @@ void Mailbox::post(Task task) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     if (!open_) return;
+    // Counted before the owner can see the task: counting after the unlock let the owner run and
+    // count it down first, and the unsigned counter wrapped (seen as a huge backlog).
+    backlog_.fetch_add(1, std::memory_order_relaxed);
     tasks_.push_back(std::move(task));
   }
-  backlog_.fetch_add(1, std::memory_order_relaxed);
   uv_async_send(&async_);
 }
 
