@@ -13,8 +13,10 @@
 #include <cstring>
 #include <fstream>
 #include <functional>
+#include <algorithm>
 #include <map>
 #include <sstream>
+#include <vector>
 
 #include "core/log.h"
 
@@ -28,21 +30,54 @@ struct ParseState {
   size_t pos = 0;
   int line = 0;
   std::string error;  // first error
+  int error_line = 0;
+  // inih has no callback for section headers; the reader counts them so that a section that
+  // appears twice ([listener.a] ... [listener.a]) can be told from one section's second key.
+  int section_seq = 0, seen_seq = -1, section_line = 0;
+  std::vector<int> listener_line, port_line;  // per listener: its header line, its port line
+  std::map<std::string, int> key_line;        // "section.key" → the line that set it last
 };
 
-// inih reader: like fgets over the text, counting lines.
+// Debian's inih reads lines into a fixed 200-byte buffer (INI_MAX_LINE): longer lines would be
+// split and misread, so the reader replaces a long comment by an empty one and stops at a long
+// key line with an error of its own.
+constexpr int kMaxLine = 200;
+
+bool is_comment_or_blank(const char* p, size_t n) {
+  size_t i = 0;
+  while (i < n && (p[i] == ' ' || p[i] == '\t')) i++;
+  return i == n || p[i] == ';' || p[i] == '#' || p[i] == '\r' || p[i] == '\n';
+}
+
+// inih reader: like fgets over the text, counting lines and section headers.
 char* read_line(char* buf, int size, void* stream) {
   auto* st = static_cast<ParseState*>(stream);
   const std::string& t = *st->text;
-  if (st->pos >= t.size()) return nullptr;
+  if (st->pos >= t.size() || !st->error.empty()) return nullptr;
   size_t end = t.find('\n', st->pos);
   size_t len = (end == std::string::npos ? t.size() : end + 1) - st->pos;
-  if (len > static_cast<size_t>(size - 1)) len = size - 1;  // inih then reports the overlong line
-  std::memcpy(buf, t.data() + st->pos, len);
-  buf[len] = '\0';
+  const char* line = t.data() + st->pos;
   st->pos += len;
-  if (len > 0 && buf[len - 1] == '\n') st->line++;
-  else if (st->pos >= t.size()) st->line++;
+  st->line++;
+  size_t i = 0;
+  while (i < len && (line[i] == ' ' || line[i] == '\t')) i++;
+  if (i < len && line[i] == '[') {
+    st->section_seq++;
+    st->section_line = st->line;
+  }
+  if (len > static_cast<size_t>(size - 1)) {
+    if (!is_comment_or_blank(line, len)) {
+      st->error = st->name + ":" + std::to_string(st->line) + ": line is longer than " +
+                  std::to_string(kMaxLine - 2) + " bytes";
+      st->error_line = st->line;
+      return nullptr;
+    }
+    len = 0;  // a long comment: hand inih an empty line
+    buf[len++] = '\n';
+  } else {
+    std::memcpy(buf, line, len);
+  }
+  buf[len] = '\0';
   return buf;
 }
 
@@ -177,38 +212,58 @@ int on_key(void* user, const char* section, const char* name, const char* value)
   if (!st->error.empty()) return 1;
   std::string sec = section, key = name, val = value;
   std::string problem;
+  bool new_section = st->section_seq != st->seen_seq;
+  st->seen_seq = st->section_seq;
   if (sec.rfind("listener.", 0) == 0) {
     std::string lname = sec.substr(9);
+    auto& ls = st->cfg->listeners;
     if (lname.empty()) {
       problem = "a listener section needs a name: [listener.NAME]";
-    } else {
-      auto& ls = st->cfg->listeners;
-      if (ls.empty() || ls.back().name != lname) {
-        for (const auto& l : ls)
-          if (l.name == lname) problem = "listener defined twice";
-        if (problem.empty()) { ls.emplace_back(); ls.back().name = lname; }
+    } else if (new_section) {
+      for (const auto& l : ls)
+        if (l.name == lname) problem = "listener defined twice";
+      if (problem.empty()) {
+        ls.emplace_back();
+        ls.back().name = lname;
+        st->listener_line.push_back(st->section_line);
+        st->port_line.push_back(0);
       }
-      if (problem.empty()) problem = set_listener_key(ls.back(), key, val);
     }
+    if (problem.empty()) problem = set_listener_key(ls.back(), key, val);
+    if (problem.empty() && key == "port") st->port_line.back() = st->line;
   } else {
     auto it = global_keys().find(sec + "." + key);
     problem = it == global_keys().end() ? "unknown key" : it->second(*st->cfg, val);
   }
   if (!problem.empty()) {
     st->error = st->name + ":" + std::to_string(st->line) + ": [" + sec + "] " + key + " = " + val + ": " + problem;
+    st->error_line = st->line;
     return 0;
   }
+  st->key_line[sec + "." + key] = st->line;
   return 1;
 }
 
-// Checks that hold across keys.
-std::string validate(const Config& c) {
-  if (c.output_soft_limit > c.output_hard_limit) return "[limits] output_soft_limit is above output_hard_limit";
-  for (const auto& l : c.listeners) {
-    if (l.port == 0) return "[listener." + l.name + "] port is missing";
-    for (const auto& o : c.listeners)
-      if (&o != &l && o.port == l.port && o.bind == l.bind)
-        return "[listener." + l.name + "] and [listener." + o.name + "] use the same port " + std::to_string(l.port);
+// Checks that hold across keys. Returns "LINE: message" (the line of the key that completed the
+// conflict), or "" when all is well.
+std::string validate(const Config& c, const ParseState& st) {
+  auto at = [](int line, const std::string& msg) { return std::to_string(line) + ": " + msg; };
+  auto line_of = [&](const char* key) {
+    auto it = st.key_line.find(key);
+    return it == st.key_line.end() ? 0 : it->second;
+  };
+  if (c.output_soft_limit > c.output_hard_limit)
+    return at(std::max(line_of("limits.output_soft_limit"), line_of("limits.output_hard_limit")),
+              "[limits] output_soft_limit is above output_hard_limit");
+  for (size_t i = 0; i < c.listeners.size(); i++) {
+    const ListenerConfig& l = c.listeners[i];
+    if (l.port == 0) return at(st.listener_line[i], "[listener." + l.name + "] port is missing");
+    for (size_t j = 0; j < i; j++) {
+      const ListenerConfig& o = c.listeners[j];
+      if (o.port == l.port && o.bind == l.bind)
+        return at(st.port_line[i], "[listener." + l.name + "] port = " + std::to_string(l.port) +
+                                       ": [listener." + o.name + "] uses the same port");
+    }
   }
   return "";
 }
@@ -219,11 +274,15 @@ bool parse_config_text(const std::string& text, const std::string& name, Config&
   Config cfg;
   ParseState st{&cfg, name, &text};
   int rc = ini_parse_stream(read_line, &st, on_key, &st);
+  // inih returns the first bad line, ours or its own: a syntax error before our first error wins.
+  if (rc > 0 && (st.error.empty() || rc < st.error_line)) {
+    error = name + ":" + std::to_string(rc) + ": syntax error (expected [section] or key = value)";
+    return false;
+  }
   if (!st.error.empty()) { error = st.error; return false; }
-  if (rc > 0) { error = name + ":" + std::to_string(rc) + ": syntax error (expected [section] or key = value)"; return false; }
   if (rc < 0) { error = name + ": cannot read"; return false; }
-  std::string problem = validate(cfg);
-  if (!problem.empty()) { error = name + ": " + problem; return false; }
+  std::string problem = validate(cfg, st);
+  if (!problem.empty()) { error = name + ":" + problem; return false; }
   cfg.source_path = name;
   out = std::move(cfg);
   return true;

@@ -516,7 +516,7 @@ TEST(ConfigErrors, DuplicateListenerSeparatedByAnother) {
 
 // Same cause as DISABLED_DuplicateListenerBackToBack: a global section in between does not reset
 // the "last listener", so [listener.a] is reopened and its port silently replaced.
-TEST(ConfigErrors, DISABLED_DuplicateListenerSeparatedByAGlobalSection) {
+TEST(ConfigErrors, DuplicateListenerSeparatedByAGlobalSection) {
   const std::string e = parse_error("[listener.a]\nport = 1\n[api]\nport = 2\n[listener.a]\nport = 3\n");
   EXPECT_TRUE(starts_with(e, "t.conf:6:")) << e;
   EXPECT_CONTAINS(e, "[listener.a]");
@@ -525,7 +525,7 @@ TEST(ConfigErrors, DISABLED_DuplicateListenerSeparatedByAGlobalSection) {
 // A listener defined twice in a row is merged silently: the second section overwrites the first's
 // port. See the report: inih gives no callback for a section header, and on_key only compares the
 // section name with the last listener's.
-TEST(ConfigErrors, DISABLED_DuplicateListenerBackToBack) {
+TEST(ConfigErrors, DuplicateListenerBackToBack) {
   const std::string e = parse_error("[listener.a]\nport = 1\n[listener.a]\nport = 2\n");
   EXPECT_TRUE(starts_with(e, "t.conf:4:")) << e;
   EXPECT_CONTAINS(e, "[listener.a]");
@@ -562,17 +562,17 @@ TEST(ConfigErrors, SoftLimitAboveTheDefaultHardLimitIsCaught) {
 // The cross-key errors (listener without port, same port twice, soft limit above hard limit) name
 // the file but no line, unlike the contract in config.h ("FILE:LINE: [section] key: ...") and
 // every other error. See the report.
-TEST(ConfigErrors, DISABLED_ListenerWithoutPortNamesTheLineOfItsSection) {
+TEST(ConfigErrors, ListenerWithoutPortNamesTheLineOfItsSection) {
   const std::string e = parse_error("[api]\nport = 7000\n[listener.nop]\ntype = ws\npath = /x\n");
   EXPECT_TRUE(starts_with(e, "t.conf:3:")) << e;
 }
 
-TEST(ConfigErrors, DISABLED_SamePortTwiceNamesTheLineOfTheSecondPort) {
+TEST(ConfigErrors, SamePortTwiceNamesTheLineOfTheSecondPort) {
   const std::string e = parse_error("[listener.one]\nport = 5100\n[listener.two]\ntype = tcp\nport = 5100\n");
   EXPECT_TRUE(starts_with(e, "t.conf:5:")) << e;
 }
 
-TEST(ConfigErrors, DISABLED_SoftLimitAboveHardLimitNamesALine) {
+TEST(ConfigErrors, SoftLimitAboveHardLimitNamesALine) {
   const std::string e = parse_error("[limits]\noutput_hard_limit = 2048\noutput_soft_limit = 4096\n");
   EXPECT_TRUE(starts_with(e, "t.conf:3:")) << e;
 }
@@ -591,7 +591,7 @@ TEST(ConfigErrors, UnclosedSectionHeaderIsASyntaxError) {
 
 // Same cause as DISABLED_SyntaxErrorBeforeAKeyErrorIsTheOneReported: the broken header is line 3,
 // but the message blames line 4 ("[api] max_headers: unknown key"), a key that is fine in [limits].
-TEST(ConfigErrors, DISABLED_UnclosedSectionHeaderIsReportedRatherThanTheKeysAfterIt) {
+TEST(ConfigErrors, UnclosedSectionHeaderIsReportedRatherThanTheKeysAfterIt) {
   const std::string e = parse_error("[api]\nport = 7000\n[limits\nmax_headers = 10\n");
   EXPECT_TRUE(starts_with(e, "t.conf:3:")) << e;
 }
@@ -604,7 +604,7 @@ TEST(ConfigErrors, FirstErrorWinsAmongKeyErrors) {
 
 // A syntax error on an earlier line loses to a key error on a later one, against config.cpp's own
 // comment ("the message names the first bad line"). See the report.
-TEST(ConfigErrors, DISABLED_SyntaxErrorBeforeAKeyErrorIsTheOneReported) {
+TEST(ConfigErrors, SyntaxErrorBeforeAKeyErrorIsTheOneReported) {
   const std::string e = parse_error("[api]\nnot a key value line\nport = x\n");
   EXPECT_TRUE(starts_with(e, "t.conf:2:")) << e;
 }
@@ -686,7 +686,7 @@ TEST(ConfigHostile, OverlongValueIsNotAcceptedTruncated) {
   }
 }
 
-TEST(ConfigHostile, DISABLED_OverlongValueIsReadWholeOrReportedOnItsOwnLine) {
+TEST(ConfigHostile, OverlongValueIsReadWholeOrReportedOnItsOwnLine) {
   const std::string token(300, 'k');
   Config c;
   std::string error;
@@ -698,7 +698,7 @@ TEST(ConfigHostile, DISABLED_OverlongValueIsReadWholeOrReportedOnItsOwnLine) {
   }
 }
 
-TEST(ConfigHostile, DISABLED_LongCommentLineIsIgnored) {
+TEST(ConfigHostile, LongCommentLineIsIgnored) {
   const std::string comment = "; " + std::string(500, 'c') + "\n";
   EXPECT_EQ(parse_ok("[api]\n" + comment + "port = 7000\n").api_port, 7000);
 }
