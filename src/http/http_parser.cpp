@@ -43,9 +43,10 @@ int HttpParser::fail(int status, std::string message) {
   return HPE_USER;
 }
 
-bool HttpParser::count_head(size_t len) {
-  head_bytes_ += len;
-  return head_bytes_ <= limits_.max_header_bytes;
+// The request head is measured by position, from the start of the target to `end`, so white space
+// between tokens (which reaches no callback) counts too.
+bool HttpParser::head_within_limit(const char* end) {
+  return head_prior_ + static_cast<size_t>(end - head_origin_) <= limits_.max_header_bytes;
 }
 
 int HttpParser::on_message_begin(llhttp_t* p) {
@@ -54,20 +55,26 @@ int HttpParser::on_message_begin(llhttp_t* p) {
   self->field_.clear();
   self->value_.clear();
   self->in_value_ = false;
-  self->head_bytes_ = 0;
+  self->head_prior_ = 0;
+  self->in_head_ = true;
+  self->target_started_ = false;
   return 0;
 }
 
 int HttpParser::on_url(llhttp_t* p, const char* at, size_t len) {
   auto* self = self_of(p);
-  if (!self->count_head(len)) return self->fail(431, "request line and headers are larger than the limit");
+  if (!self->target_started_) {
+    self->target_started_ = true;
+    self->head_origin_ = at;
+  }
+  if (!self->head_within_limit(at + len)) return self->fail(431, "request line and headers are larger than the limit");
   self->req_.target.append(at, len);
   return 0;
 }
 
 int HttpParser::on_header_field(llhttp_t* p, const char* at, size_t len) {
   auto* self = self_of(p);
-  if (!self->count_head(len)) return self->fail(431, "request line and headers are larger than the limit");
+  if (!self->head_within_limit(at + len)) return self->fail(431, "request line and headers are larger than the limit");
   if (self->in_value_) {  // a new header starts
     self->field_.clear();
     self->value_.clear();
@@ -79,7 +86,7 @@ int HttpParser::on_header_field(llhttp_t* p, const char* at, size_t len) {
 
 int HttpParser::on_header_value(llhttp_t* p, const char* at, size_t len) {
   auto* self = self_of(p);
-  if (!self->count_head(len)) return self->fail(431, "request line and headers are larger than the limit");
+  if (!self->head_within_limit(at + len)) return self->fail(431, "request line and headers are larger than the limit");
   self->in_value_ = true;
   self->value_.append(at, len);
   return 0;
@@ -91,7 +98,9 @@ int HttpParser::on_header_value_complete(llhttp_t* p) {
     return self->fail(431, "more headers than the limit of " + std::to_string(self->limits_.max_headers));
   std::string name = self->field_;
   std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return std::tolower(c); });
-  self->req_.headers.emplace_back(std::move(name), self->value_);
+  std::string& v = self->value_;
+  while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.pop_back();  // trailing OWS (RFC 9110 §5.5)
+  self->req_.headers.emplace_back(std::move(name), v);
   self->in_value_ = true;  // the next field callback starts a new header
   self->field_.clear();
   self->value_.clear();
@@ -101,6 +110,7 @@ int HttpParser::on_header_value_complete(llhttp_t* p) {
 
 int HttpParser::on_headers_complete(llhttp_t* p) {
   auto* self = self_of(p);
+  self->in_head_ = false;
   HttpRequest& r = self->req_;
   r.method = llhttp_method_name(static_cast<llhttp_method_t>(p->method));
   size_t q = r.target.find('?');
@@ -132,9 +142,17 @@ int HttpParser::on_message_complete(llhttp_t* p) {
 HttpParser::Status HttpParser::feed(const char* data, size_t len, size_t& consumed) {
   consumed = 0;
   if (error_status_) return Status::Error;
+  head_origin_ = data;  // a head that started in an earlier chunk is counted from here on
   llhttp_errno_t err = llhttp_execute(&parser_, data, len);
   if (err == HPE_OK) {
     consumed = len;
+    if (in_head_ && target_started_) {
+      head_prior_ += static_cast<size_t>(data + len - head_origin_);
+      if (head_prior_ > limits_.max_header_bytes) {
+        fail(431, "request line and headers are larger than the limit");
+        return Status::Error;
+      }
+    }
     return Status::NeedMore;
   }
   if ((err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE) && complete_) {

@@ -68,14 +68,19 @@ class HttpParser {
   static int on_body(llhttp_t* p, const char* at, size_t len);
   static int on_message_complete(llhttp_t* p);
   int fail(int status, std::string message);
-  bool count_head(size_t len);
+  bool head_within_limit(const char* end);
 
   llhttp_t parser_{};
   HttpLimits limits_;
   HttpRequest req_;
   std::string field_, value_;
   bool in_value_ = false;
-  size_t head_bytes_ = 0;
+  // Head size accounting: bytes of this request's head in earlier chunks, and where in the current
+  // chunk the count starts (the target's first byte, or the chunk's start).
+  size_t head_prior_ = 0;
+  const char* head_origin_ = nullptr;
+  bool in_head_ = false;
+  bool target_started_ = false;
   bool complete_ = false;
   int error_status_ = 0;
   std::string error_message_;
