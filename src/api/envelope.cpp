@@ -17,9 +17,11 @@ bool parse_envelope(const char* data, size_t len, Envelope& out, std::string& er
     error = "a request must be a JSON object {\"m\":method,\"p\":params,\"i\":id}";
     return false;
   }
-  const cJSON* id = cJSON_GetObjectItemCaseSensitive(root, "i");
-  if (!id) id = cJSON_GetObjectItemCaseSensitive(root, "id");
-  if (id) out.id_json = json_print(id);
+  // The id is echoed as its text was sent: cJSON would print a large integer as a rounded double.
+  const char* id_text = nullptr;
+  size_t id_len = 0;
+  if (json_member_text(data, len, "i", id_text, id_len) || json_member_text(data, len, "id", id_text, id_len))
+    out.id_json.assign(id_text, id_len);
   const cJSON* m = cJSON_GetObjectItemCaseSensitive(root, "m");
   if (!cJSON_IsString(m) || !*m->valuestring) {
     error = "\"m\" must be a method name";

@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "core/json_check.h"
 #include "core/utf8.h"
 
 namespace mg {
@@ -39,18 +40,6 @@ void json_append_string(std::string& out, const char* s, size_t len) {
 
 namespace {
 
-// Is there a \u0000 escape in a JSON text? (A backslash preceded by an odd run of backslashes is
-// itself escaped, but \u can only start an escape, so counting the run is enough.)
-bool has_nul_escape(const char* s, size_t n) {
-  for (size_t i = 0; i + 6 <= n; i++) {
-    if (s[i] != '\\' || s[i + 1] != 'u' || std::memcmp(s + i + 2, "0000", 4) != 0) continue;
-    size_t run = 0;
-    while (run < i && s[i - 1 - run] == '\\') run++;
-    if (run % 2 == 0) return true;
-  }
-  return false;
-}
-
 // Skips a JSON string starting at s[i] == '"'; returns the index after its closing quote or n.
 size_t skip_string(const char* s, size_t n, size_t i) {
   for (i++; i < n; i++) {
@@ -82,17 +71,16 @@ size_t skip_ws(const char* s, size_t n, size_t i) {
 }  // namespace
 
 JsonPtr json_parse_strict(const char* data, size_t len, std::string* why) {
-  auto fail = [&](const char* reason) {
-    if (why) *why = reason;
-    return JsonPtr();
-  };
-  if (!is_valid_utf8(data, len)) return fail("the JSON text is not valid UTF-8");
-  const char* end = nullptr;
-  JsonPtr v(cJSON_ParseWithLengthOpts(data, len, &end, false));
-  if (!v || !end) return fail("malformed JSON");
-  if (skip_ws(data, len, static_cast<size_t>(end - data)) != len) return fail("malformed JSON: text after the value");
-  if (has_nul_escape(data, len)) return fail("strings with \\u0000 are not supported (send such data with \"t\":\"binary\")");
-  return v;
+  std::string problem;
+  if (!is_valid_utf8(data, len)) {
+    problem = "the JSON text is not valid UTF-8";
+  } else if (json_check(data, len, problem)) {
+    JsonPtr v(cJSON_ParseWithLength(data, len));
+    if (v) return v;
+    problem = "malformed JSON";
+  }
+  if (why) *why = problem;
+  return JsonPtr();
 }
 
 bool json_member_text(const char* s, size_t n, const char* key, const char*& value, size_t& value_len) {

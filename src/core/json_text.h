@@ -34,10 +34,9 @@ struct JsonPtr {
   explicit operator bool() const { return p != nullptr; }
 };
 
-// Parses exactly one JSON value from data[0..len). Stricter than cJSON alone: the text must be
-// valid UTF-8, nothing but white space may follow the value (cJSON accepts `{} trailing`), and no
-// string may contain \u0000 (cJSON would cut the string there, silently losing data). Returns an
-// empty JsonPtr on failure and, when `why` is given, what was wrong.
+// Parses exactly one JSON value from data[0..len), after checking that the text is valid UTF-8 and
+// strict RFC 8259 JSON (json_check.h: no trailing text, no leading zeros, no \u0000, bounded
+// nesting). Returns an empty JsonPtr on failure and, when `why` is given, what was wrong.
 JsonPtr json_parse_strict(const char* data, size_t len, std::string* why = nullptr);
 
 // The raw text of member `key` of the JSON object text [data, data+len) (top level only), or false.

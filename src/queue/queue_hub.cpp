@@ -157,10 +157,10 @@ int QueueHub::pop(QueueSink* sink, const std::vector<std::string>& topics, bool 
 
 void QueueHub::requeue(Consumer& c, bool timed_out_only) {
   std::vector<uint64_t> seqs;
-  for (const auto& [k, f] : c.unacked) {
-    if (timed_out_only && f.deadline_ms > now_ms_) break;  // deadlines grow with k
-    seqs.push_back(k);
-  }
+  // Deadlines usually grow with k, but not after ack_timeout is changed by a reload: look at all
+  // (at most max_unacked per consumer).
+  for (const auto& [k, f] : c.unacked)
+    if (!timed_out_only || f.deadline_ms <= now_ms_) seqs.push_back(k);
   // Newest first, each to the front: the topic gets them back oldest first.
   for (auto it = seqs.rbegin(); it != seqs.rend(); ++it) {
     auto node = c.unacked.extract(*it);
@@ -208,7 +208,10 @@ void QueueHub::tick(uint64_t now_ms) {
   now_ms_ = now_ms;
   bool requeued = false;
   for (auto& [sink, c] : consumers_) {
-    if (!c->ack || c->unacked.empty() || c->unacked.begin()->second.deadline_ms > now_ms) continue;
+    if (!c->ack) continue;
+    bool expired = false;
+    for (const auto& [k, f] : c->unacked) expired = expired || f.deadline_ms <= now_ms;
+    if (!expired) continue;
     requeue(*c, true);
     requeued = true;
   }
