@@ -1,5 +1,8 @@
 #include "api/envelope.h"
 
+#include "core/json_check.h"
+#include "core/utf8.h"
+
 namespace mg {
 
 namespace {
@@ -9,19 +12,30 @@ cJSON* empty_params() {
 }
 }  // namespace
 
+namespace {
+
+// The text of "i" (or "id") as sent: cJSON would print a large integer as a rounded double. When the
+// whole message was refused, the id is still echoed if its own text is valid JSON, so the caller
+// can match the error to its request.
+void read_id(const char* data, size_t len, bool message_valid, std::string& id_json) {
+  const char* text = nullptr;
+  size_t n = 0;
+  if (!json_member_text(data, len, "i", text, n) && !json_member_text(data, len, "id", text, n)) return;
+  std::string why;
+  if (message_valid || (is_valid_utf8(text, n) && json_check(text, n, why))) id_json.assign(text, n);
+}
+
+}  // namespace
+
 bool parse_envelope(const char* data, size_t len, Envelope& out, std::string& error) {
   out.doc = json_parse_strict(data, len, &error);
+  read_id(data, len, static_cast<bool>(out.doc), out.id_json);
   if (!out.doc) return false;
   cJSON* root = out.doc.get();
   if (!cJSON_IsObject(root)) {
     error = "a request must be a JSON object {\"m\":method,\"p\":params,\"i\":id}";
     return false;
   }
-  // The id is echoed as its text was sent: cJSON would print a large integer as a rounded double.
-  const char* id_text = nullptr;
-  size_t id_len = 0;
-  if (json_member_text(data, len, "i", id_text, id_len) || json_member_text(data, len, "id", id_text, id_len))
-    out.id_json.assign(id_text, id_len);
   const cJSON* m = cJSON_GetObjectItemCaseSensitive(root, "m");
   if (!cJSON_IsString(m) || !*m->valuestring) {
     error = "\"m\" must be a method name";
