@@ -955,9 +955,24 @@ def ev_client(cid):
     return lambda e: e["p"]["c"] == cid
 
 
-def ev_open_from(local_port):
+def ev_open_from(local_port, listener=None, cons=None):
+    """The open event of the connection from 127.0.0.1:local_port. Ports are reused, and a consumer
+    also receives events buffered before it popped: with `listener` the event must come from that
+    listener, and with `cons` an open event whose connection already closed (its close event is
+    held by `cons`) is someone else's, from earlier."""
     addr = f"127.0.0.1:{local_port}"
-    return lambda e: e["p"]["d"].get("event") == "open" and e["p"]["d"].get("remote_addr") == addr
+
+    def pred(e):
+        d = e["p"]["d"]
+        if d.get("event") != "open" or d.get("remote_addr") != addr:
+            return False
+        if listener is not None and d.get("listener") != listener:
+            return False
+        if cons is not None and any(o["p"]["c"] == e["p"]["c"] and o["p"]["d"].get("event") == "close"
+                                    for o in cons.events):
+            return False
+        return True
+    return pred
 
 
 def ev_close_of(cid):
@@ -1093,7 +1108,7 @@ class Session:
             await ws.close()
         self.closers.append(_close)
         port = ws.local_address[1]
-        ev = await cons.wait_event(ev_open_from(port), what=f"open event of ws client :{port}")
+        ev = await cons.wait_event(ev_open_from(port, listener, cons), what=f"open event of ws client :{port}")
         return ws, ev["p"]["c"], ev
 
     async def raw_ws(self, cons=None, listener="ws", path="/", extra=None):
@@ -1102,7 +1117,8 @@ class Session:
         self.closers.append(raw.close)
         if cons is None:
             return raw, None, None
-        ev = await cons.wait_event(ev_open_from(raw.local_port), what=f"open event of raw ws :{raw.local_port}")
+        ev = await cons.wait_event(ev_open_from(raw.local_port, listener, cons),
+                                   what=f"open event of raw ws :{raw.local_port}")
         return raw, ev["p"]["c"], ev
 
     async def tcp_client(self, cons=None, listener="tcp"):
@@ -1111,7 +1127,8 @@ class Session:
         self.closers.append(c.close)
         if cons is None:
             return c, None, None
-        ev = await cons.wait_event(ev_open_from(c.local_port), what=f"open event of tcp client :{c.local_port}")
+        ev = await cons.wait_event(ev_open_from(c.local_port, listener, cons),
+                                   what=f"open event of tcp client :{c.local_port}")
         return c, ev["p"]["c"], ev
 
 

@@ -150,7 +150,7 @@ async def test_output_hard_limit_closes_1008(nodes):
         ok_ws, ok_cid, _ = await s.ws_client(cons)
         slow = harness.connect_raw(n.port("tcp"), rcvbuf=4096)
         try:
-            ev = await cons.wait_event(ev_open_from(slow.getsockname()[1]))
+            ev = await cons.wait_event(ev_open_from(slow.getsockname()[1], cons=cons))
             cid = ev["p"]["c"]
             chunk = "o" * 60000
             closed = None
@@ -188,7 +188,7 @@ async def test_output_soft_limit_closes_1008(nodes):
             slow.sendall(harness.ws_upgrade_request(n.port("ws"), "/slow"))
             resp, _ = harness.read_http_response(slow)
             assert resp is not None and resp.status == 101, resp
-            ev = await cons.wait_event(ev_open_from(slow.getsockname()[1]))
+            ev = await cons.wait_event(ev_open_from(slow.getsockname()[1], cons=cons))
             cid = ev["p"]["c"]
             await aapi_ok(n, "conn.call", {"c": cid, "f": "subscribe", "a": ["slowroom"]})
             chunk = "p" * 60000

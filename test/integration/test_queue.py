@@ -209,7 +209,7 @@ async def test_events_wait_until_a_consumer_pops(node):
             await ws.send(f"early{k}")
         await asyncio.sleep(0.3)
         cons = await s.consumer()
-        ev = await cons.wait_event(ev_open_from(port), what="buffered open event")
+        ev = await cons.wait_event(ev_open_from(port, cons=cons), what="buffered open event")
         cid = ev["p"]["c"]
         got = [data_of(await cons.wait_event(ev_frame_of(cid))) for _ in range(3)]
         assert got == ["early0", "early1", "early2"]
@@ -235,7 +235,7 @@ async def test_ack_mode_events_carry_k(node):
         cons = await s.consumer(ack=True)
         ws = await ws_connect(node.port("ws"), "/ack")
         s.closers.append(ws.close)
-        ev = await cons.wait_event(ev_open_from(ws.local_address[1]))
+        ev = await cons.wait_event(ev_open_from(ws.local_address[1], cons=cons))
         cid = ev["p"]["c"]
         ks = [ev["p"]["k"]]
         for k in range(3):
@@ -253,7 +253,7 @@ async def test_unacked_events_redelivered_after_disconnect(node):
         a = await s.consumer(ack=True)
         ws = await ws_connect(node.port("ws"), "/redeliver")
         s.closers.append(ws.close)
-        ev = await a.wait_event(ev_open_from(ws.local_address[1]))
+        ev = await a.wait_event(ev_open_from(ws.local_address[1], cons=a))
         cid = ev["p"]["c"]
         await a.ok("queue.ack", {"k": [ev["p"]["k"]]})
         await ws.send("r1")

@@ -19,7 +19,7 @@ async def test_seed_scenario_websocket(node):
         # A browser connects.
         ws = await ws_connect(node.port("ws"), "/chat?a=1")
         s.closers.append(ws.close)
-        ev = await cons.wait_event(ev_open_from(ws.local_address[1]), what="open event")
+        ev = await cons.wait_event(ev_open_from(ws.local_address[1], cons=cons), what="open event")
         cid = ev["p"]["c"]
         assert ev["p"]["n"] == 1 and ev["p"]["t"] == "client"
         assert ev["p"]["d"]["event"] == "open" and ev["p"]["d"]["path"] == "/chat" and ev["p"]["d"]["query"] == "a=1"
@@ -64,7 +64,7 @@ async def test_seed_scenario_tcp_device(node):
         cons = await s.consumer(["client"])
         dev = await TcpClient.connect(node.port("tcp"))
         s.closers.append(dev.close)
-        ev = await cons.wait_event(ev_open_from(dev.local_port), what="open event")
+        ev = await cons.wait_event(ev_open_from(dev.local_port, cons=cons), what="open event")
         cid = ev["p"]["c"]
         await dev.send('{"auth":"secret"}')
         ev = await cons.wait_event(ev_frame_of(cid))
