@@ -9,6 +9,7 @@
 #include "core/metrics.h"
 #include "core/snowflake.h"
 #include "http/http_server.h"
+#include "mesh/mesh.h"
 #include "net/listen_socket.h"
 
 namespace mg {
@@ -87,6 +88,11 @@ int Hub::run() {
   if (cfg_.route_port != 0) {
     if (!listen_http(cfg_.route_bind, cfg_.route_port, HttpRole::Route, route_server_)) return 1;
     route_open_ = true;
+  }
+  if (cfg_.mesh_port != 0) {
+    mesh_ = std::make_unique<Mesh>(*this, cfg_);
+    if (!mesh_->start()) return 1;
+    queue_.set_remote(mesh_.get(), [this] { mesh_->announce_topics(); });
   }
   for (unsigned i = 0; i < n; i++) workers_.push_back(std::make_unique<Worker>(*this, cfg_, i, n));
 
@@ -198,17 +204,24 @@ RouteAddresses Hub::own_addresses(bool intranet) const {
 }
 
 std::vector<RouteMember> Hub::route_members() const {
-  return {RouteMember{static_cast<unsigned>(cfg_.node_id), cfg_.route_weight, client_count(), own_addresses(false),
-                      own_addresses(true)}};
+  std::vector<RouteMember> members{RouteMember{static_cast<unsigned>(cfg_.node_id), cfg_.route_weight, client_count(),
+                                               own_addresses(false), own_addresses(true)}};
+  if (mesh_)
+    for (RouteMember& m : mesh_->alive_peers()) members.push_back(std::move(m));
+  return members;
 }
 
 std::string Hub::node_list_json() const {
   std::string s = "{\"nodes\":[";
-  for (const RouteMember& m : route_members()) {
+  {
+    RouteMember m{static_cast<unsigned>(cfg_.node_id), cfg_.route_weight, client_count(), own_addresses(false),
+                  own_addresses(true)};
     s += "{\"id\":" + std::to_string(m.node_id) + ",\"name\":";
     json_append_string(s, cfg_.node_name);
     s += ",\"state\":\"alive\",\"self\":true,\"connections\":" + std::to_string(m.connections);
-    s += ",\"route_weight\":" + std::to_string(m.weight);
+    std::ostringstream weight;
+    weight << m.weight;
+    s += ",\"route_weight\":" + weight.str();
     s += ",\"addresses\":{\"tcp_addr\":";
     json_append_string(s, m.external.tcp);
     s += ",\"ws_addr\":";
@@ -223,6 +236,10 @@ std::string Hub::node_list_json() const {
     json_append_string(s, m.intranet.wss);
     s += "}}";
   }
+  if (mesh_) {
+    std::string peers = mesh_->members_json();
+    if (!peers.empty()) s += "," + peers;
+  }
   s += "]}";
   return s;
 }
@@ -233,6 +250,7 @@ std::string Hub::render_metrics() const {
     << "meshgate_build_info{version=\"" << MESHGATE_VERSION << "\",node=\"" << cfg_.node_id << "\"} 1\n";
   o << metrics().render();
   o << queue_.render_metrics();
+  if (mesh_) o << mesh_->render_metrics();
   o << "# HELP meshgate_api_calls_total Control API calls by method and result code (0 = success).\n"
     << "# TYPE meshgate_api_calls_total counter\n";
   for (const auto& [key, n] : api_calls_) {
@@ -308,6 +326,7 @@ void Hub::shutdown() {
     Worker* wp = w.get();
     wp->post([wp] { wp->force_stop(); });
   }
+  if (mesh_) mesh_->stop();
   uv_close(reinterpret_cast<uv_handle_t*>(&api_server_), nullptr);
   if (route_open_) uv_close(reinterpret_cast<uv_handle_t*>(&route_server_), nullptr);
   route_open_ = false;

@@ -26,6 +26,7 @@
 namespace mg {
 
 class HttpConn;
+class Mesh;
 
 class Hub {
  public:
@@ -56,6 +57,10 @@ class Hub {
   HttpConn* find_conn(uint64_t serial);
   void forget_conn(uint64_t serial);
   std::vector<RouteMember> route_members() const;
+  // This node's client addresses, as the route API hands them out.
+  RouteAddresses own_addresses(bool intranet) const;
+  // The mesh, or nullptr in single-node mode.
+  Mesh* mesh() { return mesh_.get(); }
   std::string node_list_json() const;
   std::string render_metrics() const;
   void count_api_call(const std::string& method, int code) { api_calls_[{method, code}]++; }
@@ -71,7 +76,6 @@ class Hub {
   void shutdown();
   void finish_shutdown();
   void reload();
-  RouteAddresses own_addresses(bool intranet) const;
 
   Config cfg_;
   uv_loop_t loop_{};
@@ -80,6 +84,7 @@ class Hub {
   std::vector<std::unique_ptr<Worker>> workers_;
   std::atomic<uint64_t> clients_{0};
   QueueHub queue_;
+  std::unique_ptr<Mesh> mesh_;
   std::string api_token_;
   uv_tcp_t api_server_{}, route_server_{};
   bool route_open_ = false;

@@ -8,7 +8,9 @@
 #include "core/base64.h"
 #include "core/json_text.h"
 #include "core/metrics.h"
+#include "core/snowflake.h"
 #include "hub.h"
+#include "mesh/mesh.h"
 #include "http/http_server.h"
 #include "worker/worker.h"
 
@@ -72,10 +74,23 @@ bool read_channel(ApiCall& c, std::string& channel) {
   return true;
 }
 
-// Runs `work` on the worker that owns `client` and replies with its result.
-void on_owner(ApiCall& c, uint64_t client, int not_here_code, std::function<ApiResult(Worker&)> work) {
+// The params as JSON text, to forward to another node: the text as sent when we have it (ids given
+// as big numbers stay exact), else cJSON's.
+std::string params_json(const ApiCall& c) {
+  if (c.params_text) return std::string(c.params_text, c.params_len);
+  return json_print(c.params);
+}
+
+// Runs `work` on the worker that owns `client` and replies with its result; a client of another
+// node is the mesh's (unless this call came from another node: then it is not here).
+void on_owner(ApiCall& c, const char* method, uint64_t client, int not_here_code, std::function<ApiResult(Worker&)> work) {
   Worker* w = c.hub.worker_for(client);
   if (!w) {
+    Mesh* mesh = c.hub.mesh();
+    if (mesh && !c.local_only && snowflake_node(client) != static_cast<unsigned>(c.hub.config().node_id)) {
+      mesh->call(snowflake_node(client), method, params_json(c), not_here_code, c.reply);
+      return;
+    }
     c.reply(ApiResult::error(not_here_code, "client not connected"));
     return;
   }
@@ -85,6 +100,28 @@ void on_owner(ApiCall& c, uint64_t client, int not_here_code, std::function<ApiR
     ApiResult r = work(*w);
     hub->post([reply, r = std::move(r)] { reply(r); });
   });
+}
+
+// Runs a fan-out on this node's workers and, unless the call came from another node, on every
+// alive node of the mesh; replies with the sum, built by `result`.
+void cluster_fanout(ApiCall& c, const char* method, std::function<FanoutCount(Worker&)> op,
+                    std::function<std::string(const FanoutCount&)> result) {
+  struct State {
+    int pending = 2;
+    FanoutCount total;
+  };
+  auto state = std::make_shared<State>();
+  Reply reply = c.reply;
+  auto add = [state, reply, result](const FanoutCount& n) {
+    state->total.ok += n.ok;
+    state->total.failed += n.failed;
+    if (--state->pending == 0) reply(ApiResult::ok(result(state->total)));
+  };
+  Mesh* mesh = c.local_only ? nullptr : c.hub.mesh();
+  std::string params = mesh ? params_json(c) : "";
+  c.hub.fanout(std::move(op), add);
+  if (mesh) mesh->fanout(method, params, add);
+  else add(FanoutCount{});
 }
 
 // Publish and broadcast fan-out in /metrics (runs on the worker).
@@ -102,14 +139,14 @@ void mesh_send(ApiCall& c) {
   uint64_t id;
   std::shared_ptr<const OutMessage> msg;
   if (!read_client(c, id) || !read_payload(c, msg)) return;
-  on_owner(c, id, 401, [id, msg](Worker& w) {
+  on_owner(c, "mesh.send", id, 401, [id, msg](Worker& w) {
     SendResult r = w.send(id, *msg);
     inc(metrics().sends[static_cast<int>(r)]);
     if (r == SendResult::Ok) return ApiResult::ok("{\"s\":true}");
     return ApiResult::error(401, r == SendResult::NotConnected ? "client not connected"
                                                                 : "send failed: the client's output buffer is full");
   });
-  if (!c.hub.worker_for(id)) inc(metrics().sends[static_cast<int>(SendResult::NotConnected)]);
+  if (!c.hub.worker_for(id) && !c.hub.mesh()) inc(metrics().sends[static_cast<int>(SendResult::NotConnected)]);
 }
 
 void mesh_publish(ApiCall& c) {
@@ -117,26 +154,23 @@ void mesh_publish(ApiCall& c) {
   std::shared_ptr<const OutMessage> msg;
   if (!read_channel(c, channel) || !read_payload(c, msg)) return;
   inc(metrics().publishes);
-  Reply reply = c.reply;
-  c.hub.fanout([channel, msg](Worker& w) { return count_deliveries(w.publish(channel, *msg)); },
-               [reply](const FanoutCount& n) { reply(ApiResult::ok(fanout_result(n))); });
+  cluster_fanout(c, "mesh.publish", [channel, msg](Worker& w) { return count_deliveries(w.publish(channel, *msg)); },
+                 fanout_result);
 }
 
 void mesh_broadcast(ApiCall& c) {
   std::shared_ptr<const OutMessage> msg;
   if (!read_payload(c, msg)) return;
   inc(metrics().publishes);
-  Reply reply = c.reply;
-  c.hub.fanout([msg](Worker& w) { return count_deliveries(w.broadcast(*msg)); },
-               [reply](const FanoutCount& n) { reply(ApiResult::ok(fanout_result(n))); });
+  cluster_fanout(c, "mesh.broadcast", [msg](Worker& w) { return count_deliveries(w.broadcast(*msg)); },
+                 fanout_result);
 }
 
 void channel_count(ApiCall& c) {
   std::string channel;
   if (!read_channel(c, channel)) return;
-  Reply reply = c.reply;
-  c.hub.fanout([channel](Worker& w) { return FanoutCount{w.channel_count(channel), 0}; },
-               [reply](const FanoutCount& n) { reply(ApiResult::ok("{\"s\":" + std::to_string(n.ok) + "}")); });
+  cluster_fanout(c, "channel.count", [channel](Worker& w) { return FanoutCount{w.channel_count(channel), 0}; },
+                 [](const FanoutCount& n) { return "{\"s\":" + std::to_string(n.ok) + "}"; });
 }
 
 void conn_call(ApiCall& c) {
@@ -145,13 +179,13 @@ void conn_call(ApiCall& c) {
   auto call = std::make_shared<ConnCall>();
   std::string error;
   if (!parse_conn_call(param(c, "f"), param(c, "a"), *call, error)) return invalid(c, error);
-  on_owner(c, id, 301, [id, call](Worker& w) { return w.conn_call(id, *call); });
+  on_owner(c, "conn.call", id, 301, [id, call](Worker& w) { return w.conn_call(id, *call); });
 }
 
 void conn_info(ApiCall& c) {
   uint64_t id;
   if (!read_client(c, id)) return;
-  on_owner(c, id, 301, [id](Worker& w) { return w.conn_info(id); });
+  on_owner(c, "conn.info", id, 301, [id](Worker& w) { return w.conn_info(id); });
 }
 
 void node_list(ApiCall& c) { c.reply(ApiResult::ok(c.hub.node_list_json())); }

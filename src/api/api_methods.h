@@ -27,6 +27,7 @@ struct ApiCall {
   Reply reply;
   const char* params_text = nullptr;  // the raw JSON text of params, valid during api_dispatch only
   size_t params_len = 0;
+  bool local_only = false;  // called by another node: act on this node only, forward nothing
 };
 
 // Runs `method`. Unknown methods, and queue.* over HTTP, are answered with 101 (over HTTP the

@@ -161,6 +161,37 @@ const std::map<std::string, Setter>& global_keys() {
       {"limits.output_hard_limit", uint_key(&Config::output_hard_limit, 1024, 1ull << 40)},
       {"limits.output_soft_limit", uint_key(&Config::output_soft_limit, 1024, 1ull << 40)},
       {"limits.output_soft_seconds", uint_key(&Config::output_soft_seconds, 0, 86400)},
+      {"mesh.bind", string_key(&Config::mesh_bind)},
+      {"mesh.port", uint_key(&Config::mesh_port, 0, 65535)},
+      {"mesh.advertise", string_key(&Config::mesh_advertise)},
+      {"mesh.cluster", [](Config& c, const std::string& v) -> std::string {
+         if (v.empty() || v.size() > 64) return "expected a name of 1..64 bytes";
+         c.mesh_cluster = v;
+         return "";
+       }},
+      {"mesh.secret", string_key(&Config::mesh_secret)},
+      {"mesh.seeds", [](Config& c, const std::string& v) -> std::string {
+         c.mesh_seeds.clear();
+         size_t pos = 0;
+         while (pos <= v.size()) {
+           size_t comma = v.find(',', pos);
+           if (comma == std::string::npos) comma = v.size();
+           std::string s = v.substr(pos, comma - pos);
+           s.erase(0, s.find_first_not_of(" \t"));
+           s.erase(s.find_last_not_of(" \t") + 1);
+           if (!s.empty()) {
+             size_t colon = s.rfind(':');
+             if (colon == std::string::npos || colon == 0 || colon + 1 == s.size())
+               return "expected host:port, ... (\"" + s + "\" has no port)";
+             c.mesh_seeds.push_back(s);
+           }
+           pos = comma + 1;
+         }
+         return "";
+       }},
+      {"mesh.dead_after", uint_key(&Config::mesh_dead_after, 1, 3600)},
+      {"mesh.call_timeout", uint_key(&Config::mesh_call_timeout, 1, 3600)},
+      {"mesh.max_link_buffer", uint_key(&Config::mesh_max_link_buffer, 65536, 1ull << 40)},
       {"queue.max_events", uint_key(&Config::queue_max_events, 1, 100000000)},
       {"queue.max_bytes", uint_key(&Config::queue_max_bytes, 1024, 1ull << 40)},
       {"queue.ack_timeout", uint_key(&Config::ack_timeout, 1, 86400)},
@@ -252,6 +283,8 @@ std::string validate(const Config& c, const ParseState& st) {
     auto it = st.key_line.find(key);
     return it == st.key_line.end() ? 0 : it->second;
   };
+  if (c.mesh_port != 0 && c.mesh_secret.empty())
+    return at(line_of("mesh.port"), "[mesh] secret is required when the mesh is on (port != 0)");
   if (c.output_soft_limit > c.output_hard_limit)
     return at(std::max(line_of("limits.output_soft_limit"), line_of("limits.output_hard_limit")),
               "[limits] output_soft_limit is above output_hard_limit");

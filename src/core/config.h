@@ -69,6 +69,16 @@ struct Config {
   uint64_t queue_max_bytes = 16ull << 20;
   uint32_t ack_timeout = 30;
   uint32_t max_unacked = 1000;
+  // [mesh]
+  std::string mesh_bind = "0.0.0.0";
+  int mesh_port = 0;  // 0 = single-node mode
+  std::string mesh_advertise;
+  std::string mesh_cluster = "meshgate";
+  std::string mesh_secret;
+  std::vector<std::string> mesh_seeds;
+  uint32_t mesh_dead_after = 3;
+  uint32_t mesh_call_timeout = 2;
+  uint64_t mesh_max_link_buffer = 64ull << 20;
   // [listener.*]
   std::vector<ListenerConfig> listeners;
 

@@ -1,5 +1,6 @@
 #include "queue/queue_hub.h"
 
+#include <algorithm>
 #include <sstream>
 #include <unordered_set>
 
@@ -39,6 +40,37 @@ QueueHub::Consumer* QueueHub::choose(const Topic& t, uint64_t client, const Cons
   return best;
 }
 
+QueueHub::Target QueueHub::target(const Topic& t, const QueueEvent& ev, const Consumer* exclude) const {
+  if (!t.consumers.empty()) return Target{choose(t, ev.client, exclude), 0};
+  if (!remote_ || t.remote_nodes.empty() || ev.hops >= kMaxHops) return Target{};
+  uint64_t key = stable_hash(&ev.client, sizeof ev.client);
+  unsigned best = 0;
+  uint64_t best_score = 0;
+  for (unsigned node : t.remote_nodes) {
+    uint64_t s = hrw_score(key, stable_hash(&node, sizeof node));
+    if (!best || s > best_score) {
+      best = node;
+      best_score = s;
+    }
+  }
+  return Target{nullptr, best};
+}
+
+bool QueueHub::ready(const Target& to) const {
+  if (to.local) return ready(*to.local);
+  return to.node != 0 && remote_->remote_ready(to.node);
+}
+
+void QueueHub::send(Topic& t, const Target& to, QueueEvent ev) {
+  if (to.local) {
+    deliver(t, *to.local, std::move(ev));
+    return;
+  }
+  ev.hops++;
+  t.forwarded++;
+  remote_->remote_forward(to.node, ev);
+}
+
 bool QueueHub::ready(const Consumer& c) const {
   return c.sink->sink_ready() && (!c.ack || c.unacked.size() < limits_.max_unacked);
 }
@@ -47,7 +79,7 @@ void QueueHub::deliver(Topic& t, Consumer& c, QueueEvent ev) {
   std::string j;
   j.reserve(ev.data.size() + ev.context.size() + ev.topic.size() + 96);
   j += "{\"e\":\"queue.pop\",\"p\":{\"n\":";
-  j += std::to_string(node_id_);
+  j += std::to_string(ev.node ? ev.node : node_id_);
   j += ",\"c\":\"";
   j += std::to_string(ev.client);
   j += "\",\"t\":";
@@ -92,10 +124,11 @@ void QueueHub::take_pending(Topic& t, size_t index) {
 void QueueHub::push(QueueEvent ev) {
   Topic* t = topic(ev.topic, true);
   if (!t) return;  // cannot happen for listener topics, which are declared at start
+  if (!ev.node) ev.node = node_id_;
   if (t->pending_by_client.count(ev.client) == 0) {
-    Consumer* c = choose(*t, ev.client, nullptr);
-    if (c && ready(*c)) {
-      deliver(*t, *c, std::move(ev));
+    Target to = target(*t, ev, nullptr);
+    if (ready(to)) {
+      send(*t, to, std::move(ev));
       return;
     }
   }
@@ -103,9 +136,11 @@ void QueueHub::push(QueueEvent ev) {
 }
 
 void QueueHub::dispatch(Topic& t) {
-  if (t.pending.empty() || t.consumers.empty()) return;
+  if (t.pending.empty() || (t.consumers.empty() && t.remote_nodes.empty())) return;
   bool any_ready = false;
   for (Consumer* c : t.consumers) any_ready = any_ready || ready(*c);
+  if (t.consumers.empty())
+    for (unsigned node : t.remote_nodes) any_ready = any_ready || (remote_ && remote_->remote_ready(node));
   if (!any_ready) return;
   std::deque<Pending> kept;
   std::unordered_set<uint64_t> blocked;  // clients with an event that must wait: later ones wait too
@@ -113,12 +148,12 @@ void QueueHub::dispatch(Topic& t) {
     Pending p = std::move(t.pending.front());
     t.pending.pop_front();
     uint64_t client = p.ev.client;
-    Consumer* c = blocked.count(client) ? nullptr : choose(t, client, p.exclude);
-    if (c && ready(*c)) {
+    Target to = blocked.count(client) ? Target{} : target(t, p.ev, p.exclude);
+    if (ready(to)) {
       t.bytes -= p.ev.bytes();
       auto it = t.pending_by_client.find(client);
       if (it != t.pending_by_client.end() && --it->second == 0) t.pending_by_client.erase(it);
-      deliver(t, *c, std::move(p.ev));
+      send(t, to, std::move(p.ev));
     } else {
       blocked.insert(client);
       kept.push_back(std::move(p));
@@ -152,6 +187,7 @@ int QueueHub::pop(QueueSink* sink, const std::vector<std::string>& topics, bool 
   for (Topic* t : ts) t->consumers.push_back(c.get());
   consumers_.emplace(sink, std::move(c));
   for (Topic* t : ts) dispatch(*t);
+  if (on_local_topics_changed_) on_local_topics_changed_();
   return 0;
 }
 
@@ -187,7 +223,37 @@ int QueueHub::unpop(QueueSink* sink) {
       if (p.exclude == c.get()) p.exclude = nullptr;  // it is gone: no dangling pointer
     dispatch(*t);
   }
+  if (on_local_topics_changed_) on_local_topics_changed_();
   return 0;
+}
+
+void QueueHub::set_remote(RemoteQueue* remote, std::function<void()> on_local_topics_changed) {
+  remote_ = remote;
+  on_local_topics_changed_ = std::move(on_local_topics_changed);
+}
+
+void QueueHub::set_remote_topics(unsigned node, const std::vector<std::string>& topics) {
+  for (auto& [name, t] : topics_) {
+    auto& v = t->remote_nodes;
+    v.erase(std::remove(v.begin(), v.end(), node), v.end());
+  }
+  for (const std::string& name : topics) {
+    Topic* t = topic(name, true);
+    if (t) t->remote_nodes.push_back(node);
+  }
+  for (auto& [name, t] : topics_) dispatch(*t);
+}
+
+std::vector<std::string> QueueHub::local_topics() const {
+  std::vector<std::string> out;
+  for (const auto& [name, t] : topics_)
+    if (!t->consumers.empty()) out.push_back(name);
+  return out;
+}
+
+void QueueHub::remote_ready_changed() {
+  for (auto& [name, t] : topics_)
+    if (t->consumers.empty() && !t->remote_nodes.empty()) dispatch(*t);
 }
 
 void QueueHub::ack(QueueSink* sink, const std::vector<uint64_t>& seqs) {
@@ -235,8 +301,9 @@ std::string QueueHub::render_metrics() const {
       {"meshgate_queue_delivered_total", "counter", "Events handed to consumers."},
       {"meshgate_queue_redelivered_total", "counter", "Unacknowledged events given to another consumer."},
       {"meshgate_queue_dropped_total", "counter", "Events dropped at the topic buffer bound (oldest first)."},
+      {"meshgate_queue_forwarded_total", "counter", "Events sent to another node's consumers."},
   };
-  for (int f = 0; f < 6; f++) {
+  for (int f = 0; f < 7; f++) {
     o << "# HELP " << fams[f].name << ' ' << fams[f].help << "\n# TYPE " << fams[f].name << ' ' << fams[f].type << '\n';
     for (const auto& [name, t] : topics_) {
       uint64_t v = 0;
@@ -247,6 +314,7 @@ std::string QueueHub::render_metrics() const {
         case 3: v = t->delivered; break;
         case 4: v = t->redelivered; break;
         case 5: v = t->dropped; break;
+        case 6: v = t->forwarded; break;
       }
       std::string label;
       json_append_string(label, name);  // a quoted, escaped label value

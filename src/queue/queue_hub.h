@@ -12,12 +12,17 @@
 // same consumer while the consumer set is unchanged. When that consumer is not ready the event
 // waits, and so do later events of the same client (order before throughput).
 //
+// Across the mesh: a topic with no local consumer sends its events to a node that advertises
+// consumers for it (rendezvous hashing of the client id over those nodes, so order holds); local
+// consumers are always preferred. The receiving node owns the event from then on.
+//
 // Acknowledged mode: events carry "k"; an event not acknowledged within ack_timeout, or held by a
 // consumer that leaves, goes back to the front of its topic for another consumer.
 #pragma once
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -37,6 +42,16 @@ class QueueSink {
   ~QueueSink() = default;
 };
 
+// Other nodes' consumers, as the mesh offers them (implemented by Mesh).
+class RemoteQueue {
+ public:
+  virtual bool remote_ready(unsigned node) const = 0;
+  virtual void remote_forward(unsigned node, const QueueEvent& ev) = 0;
+
+ protected:
+  ~RemoteQueue() = default;
+};
+
 struct QueueLimits {
   uint32_t max_events = 10000;
   uint64_t max_bytes = 16 << 20;
@@ -48,6 +63,7 @@ class QueueHub {
  public:
   static constexpr size_t kMaxTopics = 10000;
   static constexpr size_t kMaxTopicsPerConsumer = 64;
+  static constexpr unsigned kMaxHops = 2;
 
   QueueHub(unsigned node_id, const QueueLimits& limits);
   ~QueueHub();
@@ -69,6 +85,14 @@ class QueueHub {
   void tick(uint64_t now_ms);
   void set_now(uint64_t now_ms) { now_ms_ = now_ms; }
   size_t pending_events() const;
+  // --- across the mesh ---
+  // `on_local_topics_changed` runs whenever the set of topics with local consumers may have changed.
+  void set_remote(RemoteQueue* remote, std::function<void()> on_local_topics_changed);
+  // Replaces the topics `node` has consumers for (empty: none, e.g. the node died).
+  void set_remote_topics(unsigned node, const std::vector<std::string>& topics);
+  std::vector<std::string> local_topics() const;
+  // A node's link can take more: try the waiting events again.
+  void remote_ready_changed();
   std::string render_metrics() const;
 
  private:
@@ -83,7 +107,8 @@ class QueueHub {
     uint64_t bytes = 0;
     std::unordered_map<uint64_t, uint32_t> pending_by_client;
     std::vector<Consumer*> consumers;
-    uint64_t dropped = 0, delivered = 0, redelivered = 0;
+    std::vector<unsigned> remote_nodes;  // nodes with consumers for this topic
+    uint64_t dropped = 0, delivered = 0, redelivered = 0, forwarded = 0;
   };
   struct InFlight {
     QueueEvent ev;
@@ -97,8 +122,16 @@ class QueueHub {
     std::map<uint64_t, InFlight> unacked;  // by sequence number: oldest first
   };
 
+  // Where an event goes: a local consumer, or else another node (node != 0), or nowhere yet.
+  struct Target {
+    Consumer* local = nullptr;
+    unsigned node = 0;
+  };
   Topic* topic(const std::string& name, bool create);
   Consumer* choose(const Topic& t, uint64_t client, const Consumer* exclude) const;
+  Target target(const Topic& t, const QueueEvent& ev, const Consumer* exclude) const;
+  bool ready(const Target& to) const;
+  void send(Topic& t, const Target& to, QueueEvent ev);
   bool ready(const Consumer& c) const;
   void deliver(Topic& t, Consumer& c, QueueEvent ev);
   void enqueue(Topic& t, Pending p, bool front);
@@ -113,6 +146,8 @@ class QueueHub {
   uint64_t next_seq_ = 0;
   uint64_t next_consumer_ = 0;
   uint64_t now_ms_ = 0;
+  RemoteQueue* remote_ = nullptr;
+  std::function<void()> on_local_topics_changed_;
 };
 
 }  // namespace mg

@@ -1,0 +1,61 @@
+// The mesh wire format (docs/mesh-protocol.md): how nodes frame what they say to each other.
+//
+//   frame := length (4 bytes, big-endian, counts type + body) | type (1 byte) | body
+//
+// Bodies are JSON objects (UTF-8). The first frames on a link are HELLO (carrying the protocol
+// version) and AUTH; anything else before both sides are authenticated closes the link. The decoder
+// takes bytes as they arrive and never does I/O.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <string>
+
+namespace mg {
+
+constexpr int kMeshProtocolVersion = 1;
+constexpr uint32_t kMeshMaxFrame = 32u << 20;  // larger frames are a protocol error
+
+enum class MeshType : uint8_t {
+  Hello = 1,    // {"v","cluster","id","name","nonce","mesh","weight","conns","ext":{tcp,ws,wss},"int":{...}}
+  Auth = 2,     // {"mac"}: HMAC-SHA256 over the receiver's nonce, proving the shared secret
+  Refuse = 3,   // {"reason"}: then the sender closes
+  Members = 4,  // {"m":[{"id","mesh"}]}: the alive members the sender knows
+  Ping = 5,     // {"t":ms,"conns":n}
+  Pong = 6,     // {"t":ms}: echo of the ping's t, for the round-trip time
+  Call = 7,     // {"k":seq,"m":method,"p":params}: run an API method on the receiver, local scope
+  Reply = 8,    // {"k":seq,"c":code,"e":message,"r":result}
+  Topics = 9,   // {"t":[topic,...]}: topics the sender has local consumers for (replaces the last list)
+  Event = 10,   // {"t":topic,"c":"client id","d":data,"x":context,"h":hops}: a queue event to deliver
+};
+
+const char* mesh_type_name(MeshType t);
+
+class MeshFrameDecoder {
+ public:
+  enum class Status { Ok, TooLarge, BadType };
+  using OnFrame = std::function<void(MeshType type, const char* body, size_t len)>;
+
+  // Calls on_frame for each complete frame. After an error the decoder is unusable. on_frame may
+  // call stop() (the link is closing): the rest of the input is ignored.
+  Status feed(const char* data, size_t len, const OnFrame& on_frame);
+  void stop() { stopped_ = true; }
+
+ private:
+  Status frames(const char* p, size_t n, size_t& used, const OnFrame& on_frame);
+  std::string partial_;
+  bool stopped_ = false;
+};
+
+std::string mesh_frame(MeshType type, const std::string& body);
+
+// The AUTH proof that `from` knows the cluster secret, bound to the cluster, both node ids and the
+// nonce `to` chose for this link (so a recorded proof is useless on another link). Base64.
+std::string mesh_auth_mac(const std::string& secret, const std::string& cluster, const std::string& nonce,
+                          unsigned from, unsigned to);
+
+// A random nonce for HELLO (base64 of 16 bytes from OpenSSL's RAND_bytes).
+std::string mesh_nonce();
+
+}  // namespace mg
