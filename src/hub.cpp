@@ -307,9 +307,9 @@ void Hub::maybe_finish() {
   // what it holds to consumers and their connections have written it (or no consumer is left).
   bool consumers_busy = false;
   for (auto& [serial, c] : conns_) consumers_busy = consumers_busy || (c->is_websocket() && c->queued_bytes() > 0);
-  bool has_consumers = false;
-  for (auto& [serial, c] : conns_) has_consumers = has_consumers || (c->is_websocket() && queue_.is_consumer(c));
+  bool has_consumers = queue_.has_consumers();  // here or on another node
   if ((queue_.pending_events() > 0 && has_consumers) || consumers_busy) return;
+  if (mesh_ && !mesh_->flushed()) return;  // events on their way to other nodes
   shutdown();
 }
 

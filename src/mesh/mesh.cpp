@@ -526,6 +526,10 @@ void Mesh::on_call(MeshLink& link, const cJSON* o, const char* body, size_t len)
     s += ",\"r\":" + (r.code == 0 ? r.result : std::string("null")) + "}";
     l->send_control(MeshType::Reply, s);
   };
+  if (hub_.draining()) {
+    reply(ApiResult::error(501, "node " + std::to_string(self_) + " is draining"));
+    return;
+  }
   if (!callable_remotely(method)) {
     reply(ApiResult::error(101, "method \"" + method + "\" cannot be called from another node"));
     return;
@@ -625,6 +629,12 @@ void Mesh::on_event(const cJSON* o, const char* body, size_t len) {
   ev.data = raw_field(body, len, "d", "null");
   ev.context = raw_field(body, len, "x", "");
   hub_.queue().push(std::move(ev));
+}
+
+bool Mesh::flushed() const {
+  for (const auto& [serial, l] : links_)
+    if (l->up && !l->closing() && l->queued_bytes() > 0) return false;
+  return true;
 }
 
 // --- views ---

@@ -56,6 +56,8 @@ class Mesh final : public RemoteQueue {
   // node.list entries for the peers (JSON objects, comma-separated).
   std::string members_json() const;
   std::string render_metrics() const;
+  // Nothing waits to be sent on any link.
+  bool flushed() const;
 
   // RemoteQueue
   bool remote_ready(unsigned node) const override;

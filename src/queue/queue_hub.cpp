@@ -251,6 +251,13 @@ std::vector<std::string> QueueHub::local_topics() const {
   return out;
 }
 
+bool QueueHub::has_consumers() const {
+  if (!consumers_.empty()) return true;
+  for (const auto& [name, t] : topics_)
+    if (!t->remote_nodes.empty()) return true;
+  return false;
+}
+
 void QueueHub::remote_ready_changed() {
   for (auto& [name, t] : topics_)
     if (t->consumers.empty() && !t->remote_nodes.empty()) dispatch(*t);

@@ -91,6 +91,8 @@ class QueueHub {
   // Replaces the topics `node` has consumers for (empty: none, e.g. the node died).
   void set_remote_topics(unsigned node, const std::vector<std::string>& topics);
   std::vector<std::string> local_topics() const;
+  // Is any consumer, local or on another node, popping any topic?
+  bool has_consumers() const;
   // A node's link can take more: try the waiting events again.
   void remote_ready_changed();
   std::string render_metrics() const;
