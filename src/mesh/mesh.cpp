@@ -428,7 +428,7 @@ void Mesh::tick() {
   for (MeshLink* l : links) {
     if (l->closing()) continue;
     if (!l->up) {
-      if (t - l->opened_ms > dead_ms) l->close_now();  // a handshake that never finished
+      if (t - l->opened_ms > dead_ms) l->close_now();  // a connect or handshake that never finished
       continue;
     }
     if (t - l->last_heard_ms > dead_ms) {
