@@ -4,7 +4,7 @@
 set -euo pipefail
 
 build_pkgs=(g++ meson ninja-build pkg-config libuv1-dev libwslay-dev libcjson-dev libssl-dev libinih-dev node-llhttp)
-test_pkgs=(libgtest-dev python3 python3-pytest python3-websockets)
+test_pkgs=(libgtest-dev python3 python3-pytest python3-websockets iproute2)
 
 want=("${build_pkgs[@]}")
 [ "${1:-build}" = test ] && want+=("${test_pkgs[@]}")
