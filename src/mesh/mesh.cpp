@@ -431,12 +431,15 @@ void Mesh::tick() {
       if (t - l->opened_ms > dead_ms) l->close_now();  // a connect or handshake that never finished
       continue;
     }
-    if (t - l->last_heard_ms > dead_ms) {
+    // Silent, or not reading what we send (replies and heartbeats are small but unbounded
+    // otherwise): either way the node is not working with us.
+    bool silent = t - l->last_heard_ms > dead_ms;
+    if (silent || l->queued_bytes() > cfg_.mesh_max_link_buffer) {
+      std::string why = silent ? "not heard from for " + std::to_string(cfg_.mesh_dead_after) + " s"
+                               : "it does not read its link (" + std::to_string(l->queued_bytes()) + " bytes waiting)";
       auto it = members_.find(l->peer);
-      if (it != members_.end() && it->second.link == l)
-        member_dead(it->second, "not heard from for " + std::to_string(cfg_.mesh_dead_after) + " s");
-      else
-        l->close_now();
+      if (it != members_.end() && it->second.link == l) member_dead(it->second, why);
+      else l->close_now();
       continue;
     }
     l->send_control(MeshType::Ping, ping);
