@@ -422,6 +422,9 @@ void Mesh::on_tick(uv_timer_t* t) { static_cast<Mesh*>(t->data)->tick(); }
 void Mesh::tick() {
   uint64_t t = now();
   uint64_t dead_ms = uint64_t{cfg_.mesh_dead_after} * 1000;
+  // Checked once per tick: a peer silent for dead_after minus one tick is dead by the end of this
+  // tick, so death is noticed within dead_after (a live peer pings every tick: 3 pings missed).
+  uint64_t silent_ms = dead_ms - heartbeat_ms_;
   std::vector<MeshLink*> links;
   for (auto& [serial, l] : links_) links.push_back(l);
   std::string ping = "{\"t\":" + std::to_string(t) + ",\"conns\":" + std::to_string(hub_.client_count()) + "}";
@@ -433,7 +436,7 @@ void Mesh::tick() {
     }
     // Silent, or not reading what we send (replies and heartbeats are small but unbounded
     // otherwise): either way the node is not working with us.
-    bool silent = t - l->last_heard_ms > dead_ms;
+    bool silent = t - l->last_heard_ms > silent_ms;
     if (silent || l->queued_bytes() > cfg_.mesh_max_link_buffer) {
       std::string why = silent ? "not heard from for " + std::to_string(cfg_.mesh_dead_after) + " s"
                                : "it does not read its link (" + std::to_string(l->queued_bytes()) + " bytes waiting)";

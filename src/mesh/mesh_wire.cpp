@@ -46,7 +46,7 @@ MeshFrameDecoder::Status MeshFrameDecoder::frames(const char* p, size_t n, size_
     on_frame(static_cast<MeshType>(type), p + used + 5, flen - 1);
     used += 4 + flen;
   }
-  if (n - used >= 4 && read_be32(p + used) > kMeshMaxFrame) return Status::TooLarge;
+  if (!stopped_ && n - used >= 4 && read_be32(p + used) > kMeshMaxFrame) return Status::TooLarge;
   return Status::Ok;
 }
 
