@@ -41,7 +41,10 @@ Hub::Hub(Config cfg) : cfg_(std::move(cfg)), queue_(static_cast<unsigned>(cfg_.n
   api_token_ = cfg_.api_token;
 }
 
-Hub::~Hub() = default;
+Hub::~Hub() {
+  for (ListenerShared& l : listeners_shared_)
+    if (l.tls) SSL_CTX_free(l.tls);
+}
 
 bool Hub::listen_http(const std::string& host, int port, HttpRole role, uv_tcp_t& server) {
   std::string error;
@@ -94,7 +97,22 @@ int Hub::run() {
     if (!mesh_->start()) return 1;
     queue_.set_remote(mesh_.get(), [this] { mesh_->announce_topics(); });
   }
-  for (unsigned i = 0; i < n; i++) workers_.push_back(std::make_unique<Worker>(*this, cfg_, i, n));
+  for (const ListenerConfig& l : cfg_.listeners) {
+    ListenerShared shared;
+    shared.guard = std::make_unique<ListenerGuard>(l.max_conns_per_ip, l.accept_rate);
+    if (l.tls) {
+      std::string note, error;
+      shared.tls = tls_server_context(l.cert, l.key, note, error);
+      if (!shared.tls) {
+        LOG_ERROR("[listener.%s]: %s", l.name.c_str(), error.c_str());
+        return 1;
+      }
+      if (!note.empty()) LOG_WARN("[listener.%s]: %s", l.name.c_str(), note.c_str());
+    }
+    listeners_shared_.push_back(std::move(shared));
+  }
+  for (unsigned i = 0; i < n; i++)
+    workers_.push_back(std::make_unique<Worker>(*this, cfg_, listeners_shared_, i, n));
 
   uv_signal_init(&loop_, &sig_term_);
   uv_signal_init(&loop_, &sig_int_);
@@ -116,8 +134,9 @@ int Hub::run() {
            api_token_.empty() ? " (no API token)" : "");
   if (route_open_) LOG_INFO("route API on %s", host_port(cfg_.route_bind, cfg_.route_port).c_str());
   for (const ListenerConfig& l : cfg_.listeners)
-    LOG_INFO("listener %s: %s on %s, topic %s", l.name.c_str(), l.type == ListenerType::Ws ? "websocket" : "tcp",
-             host_port(l.bind, l.port).c_str(), l.topic.c_str());
+    LOG_INFO("listener %s: %s%s on %s, topic %s%s", l.name.c_str(), l.type == ListenerType::Ws ? "websocket" : "tcp",
+             l.tls ? " over TLS" : "", host_port(l.bind, l.port).c_str(), l.topic.c_str(),
+             l.needs_token() ? ", connect tokens required" : "");
   if (!api_token_.empty() || cfg_.api_bind == "127.0.0.1" || cfg_.api_bind == "::1" || cfg_.api_bind == "localhost") {
   } else {
     LOG_WARN("the control API listens on %s without [api] token: anyone who reaches it can push to every client",
@@ -191,8 +210,9 @@ RouteAddresses Hub::own_addresses(bool intranet) const {
   std::string host = intranet && !cfg_.intranet_advertise.empty() ? cfg_.intranet_advertise : cfg_.advertise;
   RouteAddresses a;
   for (const ListenerConfig& l : cfg_.listeners) {
-    if (l.type == ListenerType::Tcp && a.tcp.empty()) a.tcp = host_port(host, l.port);
-    if (l.type == ListenerType::Ws && a.ws.empty()) a.ws = "ws://" + host_port(host, l.port);
+    if (l.type == ListenerType::Tcp && !l.tls && a.tcp.empty()) a.tcp = host_port(host, l.port);
+    if (l.type == ListenerType::Ws && !l.tls && a.ws.empty()) a.ws = "ws://" + host_port(host, l.port);
+    if (l.type == ListenerType::Ws && l.tls && a.wss.empty()) a.wss = "wss://" + host_port(host, l.port);
   }
   const std::string& tcp = intranet ? cfg_.intranet_tcp_addr : cfg_.tcp_addr;
   const std::string& ws = intranet ? cfg_.intranet_ws_addr : cfg_.ws_addr;

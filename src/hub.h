@@ -83,6 +83,7 @@ class Hub {
   Mailbox mailbox_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::atomic<uint64_t> clients_{0};
+  ListenersShared listeners_shared_;  // per client listener: TLS context and admission guard
   QueueHub queue_;
   std::unique_ptr<Mesh> mesh_;
   std::string api_token_;

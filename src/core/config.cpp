@@ -232,6 +232,34 @@ std::string set_listener_key(ListenerConfig& l, const std::string& key, const st
   } else if (key == "ping_interval") {
     if (!parse_u64(v, 86400, n)) return "expected seconds from 0 to 86400";
     l.ping_interval = static_cast<uint32_t>(n);
+  } else if (key == "tls") {
+    if (!parse_bool(v, l.tls)) return "expected on or off";
+  } else if (key == "cert") {
+    l.cert = v;
+  } else if (key == "key") {
+    l.key = v;
+  } else if (key == "token_secret" || key == "token_secret_previous") {
+    size_t slot = key == "token_secret" ? 0 : 1;
+    if (l.token_secrets.size() < 2) l.token_secrets.resize(2);
+    l.token_secrets[slot] = v;
+  } else if (key == "origins") {
+    l.origins.clear();
+    size_t pos = 0;
+    while (pos <= v.size()) {
+      size_t comma = v.find(',', pos);
+      if (comma == std::string::npos) comma = v.size();
+      std::string o = v.substr(pos, comma - pos);
+      o.erase(0, o.find_first_not_of(" \t"));
+      o.erase(o.find_last_not_of(" \t") + 1);
+      if (!o.empty()) l.origins.push_back(o);
+      pos = comma + 1;
+    }
+  } else if (key == "max_conns_per_ip") {
+    if (!parse_u64(v, 1000000, n)) return "expected a number from 0 to 1000000";
+    l.max_conns_per_ip = static_cast<uint32_t>(n);
+  } else if (key == "accept_rate") {
+    if (!parse_u64(v, 10000000, n)) return "expected connections per second from 0 to 10000000";
+    l.accept_rate = static_cast<uint32_t>(n);
   } else {
     return "unknown key";
   }
@@ -291,6 +319,8 @@ std::string validate(const Config& c, const ParseState& st) {
   for (size_t i = 0; i < c.listeners.size(); i++) {
     const ListenerConfig& l = c.listeners[i];
     if (l.port == 0) return at(st.listener_line[i], "[listener." + l.name + "] port is missing");
+    if (l.token_secrets.size() == 2 && l.token_secrets[0].empty() && !l.token_secrets[1].empty())
+      return at(st.listener_line[i], "[listener." + l.name + "] token_secret_previous needs token_secret");
     for (size_t j = 0; j < i; j++) {
       const ListenerConfig& o = c.listeners[j];
       if (o.port == l.port && o.bind == l.bind)

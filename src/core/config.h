@@ -27,6 +27,19 @@ struct ListenerConfig {
   uint32_t max_message = 65536;
   uint32_t idle_timeout = 60;   // seconds, 0 = never
   uint32_t ping_interval = 25;  // seconds, 0 = never (ws only)
+  // The secure edge (docs/security.md).
+  bool tls = false;
+  std::string cert, key;             // PEM chain and key; empty cert = self-signed development certificate
+  std::vector<std::string> token_secrets;  // token_secret, token_secret_previous (rotation); empty = no tokens
+  std::vector<std::string> origins;  // ws: allowed Origin header values; empty = any
+  uint32_t max_conns_per_ip = 0;     // 0 = unlimited
+  uint32_t accept_rate = 0;          // new connections per second on this listener, 0 = unlimited
+
+  bool needs_token() const {
+    for (const std::string& s : token_secrets)
+      if (!s.empty()) return true;
+    return false;
+  }
 };
 
 struct Config {

@@ -42,10 +42,10 @@ std::string Metrics::render() const {
       o << f.name << "{listener=\"" << listeners[i].name << "\"} " << get(listeners[i].*(f.field)) << '\n';
   }
   family(o, "meshgate_connections_refused_total", "counter", "Client connections refused, by reason.");
-  o << "meshgate_connections_refused_total{reason=\"max_connections\"} "
-    << get(refused[static_cast<int>(RefuseReason::MaxConnections)]) << '\n';
-  o << "meshgate_connections_refused_total{reason=\"bad_handshake\"} "
-    << get(refused[static_cast<int>(RefuseReason::BadHandshake)]) << '\n';
+  static const char* refuse_names[] = {"max_connections", "bad_handshake", "per_ip", "accept_rate",
+                                       "token", "origin", "tls_handshake"};
+  for (int i = 0; i < static_cast<int>(RefuseReason::Count); i++)
+    o << "meshgate_connections_refused_total{reason=\"" << refuse_names[i] << "\"} " << get(refused[i]) << '\n';
   family(o, "meshgate_output_buffer_closes_total", "counter", "Clients closed for exceeding an output buffer limit.");
   o << "meshgate_output_buffer_closes_total{limit=\"hard\"} " << get(output_closes[static_cast<int>(OutputLimit::Hard)]) << '\n';
   o << "meshgate_output_buffer_closes_total{limit=\"soft\"} " << get(output_closes[static_cast<int>(OutputLimit::Soft)]) << '\n';

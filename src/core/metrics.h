@@ -23,7 +23,7 @@ struct ListenerMetrics {
   Counter bytes_in{0}, bytes_out{0};
 };
 
-enum class RefuseReason { MaxConnections, BadHandshake, Count };
+enum class RefuseReason { MaxConnections, BadHandshake, PerIp, AcceptRate, Token, Origin, TlsHandshake, Count };
 enum class OutputLimit { Hard, Soft, Count };
 enum class SendResult { Ok, NotConnected, BufferFull, Count };
 

@@ -49,6 +49,16 @@ int start_listening(uv_loop_t* loop, uv_tcp_t* server, int fd, uv_connection_cb 
   return rc;
 }
 
+std::string peer_ip(const uv_tcp_t* handle) {
+  sockaddr_storage ss{};
+  int len = sizeof ss;
+  if (uv_tcp_getpeername(handle, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return "";
+  char ip[INET6_ADDRSTRLEN] = "";
+  if (ss.ss_family == AF_INET) uv_ip4_name(reinterpret_cast<sockaddr_in*>(&ss), ip, sizeof ip);
+  else if (ss.ss_family == AF_INET6) uv_ip6_name(reinterpret_cast<sockaddr_in6*>(&ss), ip, sizeof ip);
+  return ip;
+}
+
 std::string peer_address(const uv_tcp_t* handle) {
   sockaddr_storage ss{};
   int len = sizeof ss;

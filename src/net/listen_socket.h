@@ -20,5 +20,7 @@ int start_listening(uv_loop_t* loop, uv_tcp_t* server, int fd, uv_connection_cb 
 
 // "ip:port" of the peer of a connected handle, or "" when unknown.
 std::string peer_address(const uv_tcp_t* handle);
+// The peer's IP address alone, or "" when unknown.
+std::string peer_ip(const uv_tcp_t* handle);
 
 }  // namespace mg

@@ -53,14 +53,49 @@ void Stream::on_alloc(uv_handle_t* h, size_t, uv_buf_t* buf) {
 void Stream::on_read_cb(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
   auto* self = static_cast<Stream*>(s->data);
   if (nread > 0) {
-    if (!self->closed_) self->on_read(buf->base, static_cast<size_t>(nread));
+    if (self->closed_) return;
+    if (self->tls_) self->read_tls(buf->base, static_cast<size_t>(nread));
+    else self->on_read(buf->base, static_cast<size_t>(nread));
   } else if (nread < 0) {
     self->stop_reading();
     if (!self->closed_) self->on_read_end(static_cast<int>(nread));
   }
 }
 
+void Stream::use_tls(SSL_CTX* ctx) { tls_ = std::make_unique<TlsSession>(ctx); }
+
+bool Stream::tls_established() const { return tls_ && tls_->established(); }
+
+void Stream::read_tls(const char* data, size_t len) {
+  std::string plain, out;
+  bool was_established = tls_->established();
+  TlsSession::Result r = tls_->feed(data, len, plain, out);
+  if (!out.empty()) write_raw(std::make_shared<const std::string>(std::move(out)));
+  if (r == TlsSession::Result::Error) {
+    on_tls_failed(tls_->error());
+    close_after_flush();  // the alert, if any, goes out first
+    return;
+  }
+  if (!was_established && tls_->established()) on_tls_ready();
+  if (!plain.empty() && !closed_) on_read(plain.data(), plain.size());
+  if (r == TlsSession::Result::Closed && !closed_) {
+    stop_reading();
+    on_read_end(UV_EOF);
+  }
+}
+
 void Stream::write(Chunk data) {
+  if (closed_ || !data || data->empty()) return;
+  if (tls_) {
+    std::string out;
+    tls_->encrypt(data->data(), data->size(), out);
+    if (!out.empty()) write_raw(std::make_shared<const std::string>(std::move(out)));
+    return;
+  }
+  write_raw(std::move(data));
+}
+
+void Stream::write_raw(Chunk data) {
   if (closed_ || !data || data->empty()) return;
   queued_bytes_ += data->size();
   out_.push_back(std::move(data));

@@ -19,6 +19,8 @@
 #include <string>
 #include <vector>
 
+#include "net/tls.h"
+
 namespace mg {
 
 class Stream;
@@ -48,6 +50,11 @@ class Stream {
   // Starts delivering on_read / on_read_end. Returns a libuv error code or 0.
   int start_reading();
   void stop_reading();
+  // Turns on TLS (server side) for this stream: reads are decrypted before on_read, writes
+  // encrypted. Call before start_reading.
+  void use_tls(SSL_CTX* ctx);
+  bool tls() const { return tls_ != nullptr; }
+  bool tls_established() const;
   // Queues bytes; written before the loop next polls. Ignored once the stream is closing.
   void write(Chunk data);
   void write(std::string data) { write(std::make_shared<const std::string>(std::move(data))); }
@@ -69,16 +76,22 @@ class Stream {
   virtual void on_drained() {}
   // Last call before delete, from the uv_close callback.
   virtual void on_close() {}
+  // TLS: the handshake finished; or it failed (the stream closes right after this call).
+  virtual void on_tls_ready() {}
+  virtual void on_tls_failed(const std::string& why) { (void)why; }
 
  private:
   friend struct LoopContext;
   void flush();
   void mark_dirty();
+  void write_raw(Chunk data);
+  void read_tls(const char* data, size_t len);
   static void on_alloc(uv_handle_t* h, size_t suggested, uv_buf_t* buf);
   static void on_read_cb(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf);
   static void on_write_cb(uv_write_t* req, int status);
   static void on_close_cb(uv_handle_t* h);
 
+  std::unique_ptr<TlsSession> tls_;
   uv_tcp_t tcp_{};
   uv_write_t write_req_{};
   std::vector<Chunk> out_;    // queued chunks; the first in_flight_ of them are being written

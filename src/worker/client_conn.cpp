@@ -1,5 +1,9 @@
 #include "worker/client_conn.h"
 
+#include <algorithm>
+#include <ctime>
+
+#include "auth/connect_token.h"
 #include "core/base64.h"
 #include "core/json_text.h"
 #include "core/log.h"
@@ -32,9 +36,11 @@ void ClientConn::start() {
   remote_addr_ = peer_address(tcp());
   last_rx_s_ = last_ping_s_ = worker_.now_s();
   const ListenerConfig& l = listener();
+  SSL_CTX* tls_ctx = worker_.listener_shared(listener_index_).tls;
+  if (tls_ctx) use_tls(tls_ctx);
   if (l.type == ListenerType::Tcp) {
     framer_ = std::make_unique<FrameDecoder>(l.framing, l.max_message);
-    open("", "");
+    if (!tls_ctx && !l.needs_token()) open("", "");  // else after the TLS handshake / the token
   } else {
     const WorkerLimits& lim = worker_.limits();
     handshake_ = std::make_unique<HttpParser>(HttpLimits{lim.max_header_bytes, lim.max_headers, 0});
@@ -42,11 +48,46 @@ void ClientConn::start() {
   if (start_reading() != 0) close_now();
 }
 
+void ClientConn::on_tls_ready() {
+  if (!ws_ && !handshake_ && !listener().needs_token() && phase_ == Phase::Handshake) open("", "");
+}
+
+void ClientConn::on_tls_failed(const std::string& why) {
+  inc(metrics().refused[static_cast<int>(RefuseReason::TlsHandshake)]);
+  LOG_DEBUG("TLS from %s refused: %s", remote_addr_.c_str(), why.c_str());
+  phase_ = Phase::Closing;
+}
+
+bool ClientConn::accept_token(const std::string& token, std::string& why) {
+  const WorkerLimits& lim = worker_.limits();
+  ConnectClaims claims;
+  why = verify_connect_token(token, listener().token_secrets, static_cast<int64_t>(time(nullptr)),
+                             TokenLimits{lim.max_context_bytes, lim.max_context_keys, lim.max_channels, 8192}, claims);
+  if (!why.empty()) {
+    inc(metrics().refused[static_cast<int>(RefuseReason::Token)]);
+    return false;
+  }
+  context_ = std::move(claims.context);
+  channels_ = std::move(claims.channels);  // subscribed in open(), with the connection
+  return true;
+}
+
+void ClientConn::refuse_tcp(const std::string& why) {
+  std::string line = "error: " + why;
+  write(encode_frame(listener().framing, line.data(), line.size()));
+  phase_ = Phase::Closing;
+  closing_since_s_ = worker_.now_s();
+  close_after_flush();
+}
+
 void ClientConn::on_read(const char* data, size_t len) {
   inc(listener_metrics(listener_index_).bytes_in, len);
   last_rx_s_ = worker_.now_s();
   switch (phase_) {
-    case Phase::Handshake: read_handshake(data, len); break;
+    case Phase::Handshake:
+      if (handshake_) read_handshake(data, len);
+      else read_tcp(data, len);  // a TCP client's connect token (its TLS handshake is done)
+      break;
     case Phase::Open:
       if (ws_) {
         bool ok = ws_->feed(data, len);
@@ -90,6 +131,22 @@ void ClientConn::read_handshake(const char* data, size_t len) {
     refuse_handshake(status, error);
     return;
   }
+  if (!l.origins.empty()) {
+    const std::string* origin = req.header("origin");
+    if (!origin || std::find(l.origins.begin(), l.origins.end(), *origin) == l.origins.end()) {
+      inc(metrics().refused[static_cast<int>(RefuseReason::Origin)]);
+      refuse_handshake(403, "origin not allowed", false);
+      return;
+    }
+  }
+  if (l.needs_token()) {
+    std::string token, why;
+    query_param(req.query, "token", token);
+    if (!accept_token(token, why)) {
+      refuse_handshake(401, "connect token refused: " + why, false);
+      return;
+    }
+  }
   std::string path = req.path, query = req.query;
   handshake_.reset();
   write(std::move(response));
@@ -98,8 +155,8 @@ void ClientConn::read_handshake(const char* data, size_t len) {
   if (used < len) on_read(data + used, len - used);  // frames that came right behind the request
 }
 
-void ClientConn::refuse_handshake(int status, const std::string& message) {
-  inc(metrics().refused[static_cast<int>(RefuseReason::BadHandshake)]);
+void ClientConn::refuse_handshake(int status, const std::string& message, bool count_as_bad) {
+  if (count_as_bad) inc(metrics().refused[static_cast<int>(RefuseReason::BadHandshake)]);
   std::vector<std::pair<std::string, std::string>> extra;
   if (status == 426) extra.emplace_back("Sec-WebSocket-Version", "13");
   write(http_response(status, "text/plain", message + "\n", false, extra));
@@ -113,6 +170,7 @@ void ClientConn::open(const std::string& path, const std::string& query) {
   id_ = worker_.next_client_id();
   phase_ = Phase::Open;
   worker_.register_open(this);
+  for (const std::string& ch : channels_) worker_.subscribe(this, ch);  // from a connect token
   const ListenerConfig& l = listener();
   if (!l.events) return;
   std::string d = "{\"event\":\"open\",\"listener\":";
@@ -132,6 +190,17 @@ void ClientConn::open(const std::string& path, const std::string& query) {
 
 void ClientConn::read_tcp(const char* data, size_t len) {
   FrameDecoder::Status st = framer_->feed(data, len, [this](const char* p, size_t n) {
+    if (phase_ == Phase::Handshake) {  // the first message is the connect token
+      std::string token(p, n), why;
+      if (token.rfind("token=", 0) == 0) token.erase(0, 6);
+      if (accept_token(token, why)) {
+        open("", "");
+      } else {
+        refuse_tcp("connect token refused: " + why);
+        framer_->stop();
+      }
+      return;
+    }
     inc(listener_metrics(listener_index_).messages_in);
     emit_message(!is_valid_utf8(p, n), p, n);
     if (phase_ != Phase::Open) framer_->stop();
@@ -258,6 +327,7 @@ void ClientConn::decide_close(int code, const std::string& reason) {
 
 void ClientConn::on_close() {
   decide_close(1006, "connection lost");
+  if (!guard_ip_.empty()) worker_.listener_shared(listener_index_).guard->release(guard_ip_);
   worker_.forget(this);
 }
 

@@ -29,8 +29,11 @@ class ClientConn final : public Stream, public WsOwner {
  public:
   ClientConn(Worker& w, unsigned listener_index);
 
-  // After uv_accept: records the peer and starts reading (TCP connections open at once).
+  // After uv_accept: records the peer and starts reading. A TCP connection opens at once, or
+  // after its TLS handshake, or after its connect token, as its listener requires.
   void start();
+  // The IP address the listener's per-IP count holds for this connection (released on close).
+  void set_guard_ip(std::string ip) { guard_ip_ = std::move(ip); }
   // Queues a message. False when the connection cannot take it (closing, or over the hard limit,
   // in which case it is closed with 1008).
   bool send(const OutMessage& msg);
@@ -54,15 +57,20 @@ class ClientConn final : public Stream, public WsOwner {
   void on_read(const char* data, size_t len) override;
   void on_read_end(int status) override;
   void on_close() override;
+  void on_tls_ready() override;
+  void on_tls_failed(const std::string& why) override;
   void ws_message(uint8_t opcode, const uint8_t* data, size_t len) override;
   void ws_output(const uint8_t* data, size_t len) override;
 
  private:
   enum class Phase : uint8_t { Handshake, Open, Closing };
   void read_handshake(const char* data, size_t len);
-  void refuse_handshake(int status, const std::string& message);
+  void refuse_handshake(int status, const std::string& message, bool count_as_bad = true);
   void open(const std::string& path, const std::string& query);
   void read_tcp(const char* data, size_t len);
+  // Checks a connect token and applies its claims. False: refused (`why` says why).
+  bool accept_token(const std::string& token, std::string& why);
+  void refuse_tcp(const std::string& why);
   void emit_message(bool binary, const char* data, size_t len);
   void decide_close(int code, const std::string& reason);
 
@@ -79,6 +87,7 @@ class ClientConn final : public Stream, public WsOwner {
   uint16_t close_code_ = 0;             // 0 until decided
   Phase phase_ = Phase::Handshake;
   std::string close_reason_;
+  std::string guard_ip_;
 };
 
 }  // namespace mg

@@ -37,8 +37,8 @@ WorkerLimits WorkerLimits::from(const Config& c) {
   return l;
 }
 
-Worker::Worker(Hub& hub, const Config& cfg, unsigned index, unsigned count)
-    : hub_(hub), cfg_(cfg), index_(index), count_(count), limits_(WorkerLimits::from(cfg)),
+Worker::Worker(Hub& hub, const Config& cfg, const ListenersShared& shared, unsigned index, unsigned count)
+    : hub_(hub), cfg_(cfg), shared_(shared), index_(index), count_(count), limits_(WorkerLimits::from(cfg)),
       ids_(static_cast<unsigned>(cfg.node_id), index, count) {
   uv_loop_init(&loop_);
   loop_ctx_.open(&loop_);
@@ -87,6 +87,16 @@ void Worker::on_connection(uv_stream_t* server, int status) {
     conn->close_now();
     return;
   }
+  ListenerGuard& guard = *self->shared_[li].guard;
+  std::string ip = peer_ip(conn->tcp());
+  ListenerGuard::Verdict v = guard.admit(ip, uv_now(self->loop()));
+  if (v != ListenerGuard::Verdict::Ok) {
+    inc(metrics().refused[static_cast<int>(v == ListenerGuard::Verdict::PerIp ? RefuseReason::PerIp : RefuseReason::AcceptRate)]);
+    LOG_DEBUG("connection from %s refused: %s", ip.c_str(), v == ListenerGuard::Verdict::PerIp ? "max_conns_per_ip" : "accept_rate");
+    conn->close_now();
+    return;
+  }
+  if (guard.tracks_ip()) conn->set_guard_ip(std::move(ip));
   inc(metrics().listeners[li].accepted);
   uv_tcp_nodelay(conn->tcp(), 1);
   conn->start();

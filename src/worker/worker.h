@@ -23,6 +23,7 @@
 #include "net/stream.h"
 #include "queue/queue_event.h"
 #include "worker/conn_ops.h"
+#include "worker/listener_shared.h"
 #include "worker/out_message.h"
 
 namespace mg {
@@ -50,7 +51,7 @@ struct FanoutCount {
 
 class Worker {
  public:
-  Worker(Hub& hub, const Config& cfg, unsigned index, unsigned count);
+  Worker(Hub& hub, const Config& cfg, const ListenersShared& shared, unsigned index, unsigned count);
   ~Worker();
 
   // Starts the thread; `listen_fds[i]` is the socket of cfg.listeners[i] (each worker gets its own).
@@ -74,6 +75,7 @@ class Worker {
   // Used by ClientConn.
   uv_loop_t* loop() { return &loop_; }
   const Config& config() const { return cfg_; }
+  const ListenerShared& listener_shared(unsigned i) const { return shared_[i]; }
   const WorkerLimits& limits() const { return limits_; }
   Hub& hub() { return hub_; }
   uint64_t next_client_id();
@@ -95,6 +97,7 @@ class Worker {
 
   Hub& hub_;
   const Config& cfg_;
+  const ListenersShared& shared_;
   unsigned index_, count_;
   WorkerLimits limits_;
   uv_loop_t loop_{};

@@ -1,0 +1,39 @@
+// Connect tokens (PROTOCOL.md §3.3): an HS256 JWT a client presents when it connects.
+//
+//   header  {"alg":"HS256","typ":"JWT"}        (alg must be HS256; anything else is refused)
+//   claims  exp (required, unix seconds), nbf (optional), uid (string), ctx (object: the initial
+//           context), ch (array of channel names to subscribe at once)
+//
+// The signature is checked with OpenSSL's HMAC against each configured secret (two may be valid at
+// once, for key rotation), compared in constant time. Nothing is applied unless every check passes.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace mg {
+
+struct ConnectClaims {
+  std::string uid;                    // empty when absent
+  std::string context;                // JSON object text of the initial context (uid included), "" = {}
+  std::vector<std::string> channels;  // to subscribe at connect
+};
+
+struct TokenLimits {
+  uint32_t max_context_bytes = 4096;
+  uint32_t max_context_keys = 64;
+  uint32_t max_channels = 256;
+  uint32_t max_token_bytes = 8192;
+};
+
+// Returns "" and fills `out` when `token` is valid at `now_s` for one of `secrets`; otherwise a short
+// reason for the refusal ("expired", "bad signature", ...).
+std::string verify_connect_token(const std::string& token, const std::vector<std::string>& secrets, int64_t now_s,
+                                 const TokenLimits& limits, ConnectClaims& out);
+
+// base64url without padding (RFC 7515 §2), as JWTs use it.
+bool base64url_decode(const std::string& in, std::string& out);
+std::string base64url_encode(const void* data, size_t len);
+
+}  // namespace mg

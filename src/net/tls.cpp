@@ -1,0 +1,170 @@
+#include "net/tls.h"
+
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <openssl/x509v3.h>
+
+#include <cstdio>
+
+namespace mg {
+
+namespace {
+
+std::string openssl_error() {
+  unsigned long e = ERR_get_error();
+  ERR_clear_error();
+  if (!e) return "unknown TLS error";
+  char buf[256];
+  ERR_error_string_n(e, buf, sizeof buf);
+  return buf;
+}
+
+// A self-signed certificate for development: never for production, and the log says so.
+bool use_dev_certificate(SSL_CTX* ctx, std::string& note, std::string& error) {
+  EVP_PKEY* pkey = EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256");
+  X509* x = X509_new();
+  bool ok = pkey && x;
+  if (ok) {
+    unsigned char serial[16];
+    RAND_bytes(serial, sizeof serial);
+    serial[0] &= 0x7F;
+    BIGNUM* bn = BN_bin2bn(serial, sizeof serial, nullptr);
+    BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x));
+    BN_free(bn);
+    X509_set_version(x, 2);
+    X509_gmtime_adj(X509_getm_notBefore(x), -3600);
+    X509_gmtime_adj(X509_getm_notAfter(x), 365L * 24 * 3600);
+    X509_set_pubkey(x, pkey);
+    X509_NAME* name = X509_get_subject_name(x);
+    X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC, reinterpret_cast<const unsigned char*>("meshgate development"), -1, -1, 0);
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>("localhost"), -1, -1, 0);
+    X509_set_issuer_name(x, name);
+    X509V3_CTX v3;
+    X509V3_set_ctx_nodb(&v3);
+    X509V3_set_ctx(&v3, x, x, nullptr, nullptr, 0);
+    X509_EXTENSION* san = X509V3_EXT_conf_nid(nullptr, &v3, NID_subject_alt_name, "DNS:localhost,IP:127.0.0.1,IP:::1");
+    if (san) {
+      X509_add_ext(x, san, -1);
+      X509_EXTENSION_free(san);
+    }
+    ok = X509_sign(x, pkey, EVP_sha256()) > 0 && SSL_CTX_use_certificate(ctx, x) == 1 &&
+         SSL_CTX_use_PrivateKey(ctx, pkey) == 1;
+  }
+  if (ok) {
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+    X509_digest(x, EVP_sha256(), md, &n);
+    std::string fp;
+    char hex[4];
+    for (unsigned i = 0; i < n; i++) {
+      std::snprintf(hex, sizeof hex, i ? ":%02X" : "%02X", md[i]);
+      fp += hex;
+    }
+    note = "no certificate configured: using a self-signed development certificate for localhost (SHA-256 " + fp +
+           "); configure cert and key for production";
+  } else {
+    error = "cannot make a development certificate: " + openssl_error();
+  }
+  X509_free(x);
+  EVP_PKEY_free(pkey);
+  return ok;
+}
+
+}  // namespace
+
+SSL_CTX* tls_server_context(const std::string& cert, const std::string& key, std::string& note, std::string& error) {
+  SSL_CTX* ctx = SSL_CTX_new(TLS_server_method());
+  if (!ctx) {
+    error = openssl_error();
+    return nullptr;
+  }
+  SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+  SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_COMPRESSION);
+  SSL_CTX_set_cipher_list(ctx, "ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL:!eNULL");
+  SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);  // idle connections give their record buffers back
+  SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
+  static const unsigned char sid_ctx[] = "meshgate";
+  SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof sid_ctx - 1);
+  bool ok;
+  if (cert.empty()) {
+    ok = use_dev_certificate(ctx, note, error);
+  } else {
+    ok = SSL_CTX_use_certificate_chain_file(ctx, cert.c_str()) == 1 &&
+         SSL_CTX_use_PrivateKey_file(ctx, (key.empty() ? cert : key).c_str(), SSL_FILETYPE_PEM) == 1 &&
+         SSL_CTX_check_private_key(ctx) == 1;
+    if (!ok) error = cert + ": " + openssl_error();
+  }
+  if (!ok) {
+    SSL_CTX_free(ctx);
+    return nullptr;
+  }
+  return ctx;
+}
+
+TlsSession::TlsSession(SSL_CTX* ctx) : ssl_(SSL_new(ctx)), rbio_(BIO_new(BIO_s_mem())), wbio_(BIO_new(BIO_s_mem())) {
+  BIO_set_mem_eof_return(rbio_, -1);  // an empty input BIO means "more later", not end of stream
+  SSL_set_bio(ssl_, rbio_, wbio_);
+  SSL_set_accept_state(ssl_);
+}
+
+TlsSession::~TlsSession() { SSL_free(ssl_); }
+
+void TlsSession::drain(std::string& out) {
+  char buf[16384];
+  int n;
+  while ((n = BIO_read(wbio_, buf, sizeof buf)) > 0) out.append(buf, static_cast<size_t>(n));
+}
+
+TlsSession::Result TlsSession::feed(const char* data, size_t len, std::string& plain, std::string& out) {
+  if (len && BIO_write(rbio_, data, static_cast<int>(len)) != static_cast<int>(len)) {
+    error_ = "TLS input buffer";
+    return Result::Error;
+  }
+  if (!established_) {
+    int r = SSL_do_handshake(ssl_);
+    if (r != 1) {
+      int e = SSL_get_error(ssl_, r);
+      drain(out);
+      if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) return Result::Ok;
+      error_ = "handshake failed: " + openssl_error();
+      return Result::Error;
+    }
+    established_ = true;
+    if (!early_plain_.empty()) {
+      std::string early;
+      early.swap(early_plain_);
+      encrypt(early.data(), early.size(), out);
+    }
+  }
+  char buf[16384];
+  while (true) {
+    int n = SSL_read(ssl_, buf, sizeof buf);
+    if (n > 0) {
+      plain.append(buf, static_cast<size_t>(n));
+      continue;
+    }
+    int e = SSL_get_error(ssl_, n);
+    drain(out);
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) return Result::Ok;
+    if (e == SSL_ERROR_ZERO_RETURN) return Result::Closed;
+    error_ = "TLS error: " + openssl_error();
+    return Result::Error;
+  }
+}
+
+void TlsSession::encrypt(const char* data, size_t len, std::string& out) {
+  if (!established_) {
+    early_plain_.append(data, len);
+    return;
+  }
+  size_t off = 0;
+  while (off < len) {
+    int n = SSL_write(ssl_, data + off, static_cast<int>(std::min<size_t>(len - off, 1 << 30)));
+    if (n <= 0) break;  // memory BIOs do not block; a failure here means the session is broken
+    off += static_cast<size_t>(n);
+  }
+  drain(out);
+}
+
+}  // namespace mg

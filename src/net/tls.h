@@ -1,0 +1,53 @@
+// TLS for listeners, with OpenSSL fed through memory BIOs (as h2o does): the socket code moves
+// ciphertext, TlsSession turns it into plaintext and back, and the HTTP, WebSocket and framing code
+// above never knows whether TLS is on.
+//
+// Policy: TLS 1.2 minimum, forward-secret AEAD suites for 1.2 (OpenSSL's defaults for 1.3), no
+// renegotiation, server-side session cache and tickets for resumption. A context is made per TLS
+// listener at start and shared by every worker (SSL_CTX is safe to share for creating sessions).
+#pragma once
+
+#include <openssl/ssl.h>
+
+#include <cstddef>
+#include <string>
+
+namespace mg {
+
+// A server context from a PEM certificate chain and key. With an empty `cert`, a self-signed
+// development certificate (EC P-256, CN=localhost, valid one year) is generated in memory and
+// `note` says so with its SHA-256 fingerprint. Returns nullptr and sets `error` on failure.
+SSL_CTX* tls_server_context(const std::string& cert, const std::string& key, std::string& note, std::string& error);
+
+class TlsSession {
+ public:
+  enum class Result { Ok, Closed, Error };
+
+  explicit TlsSession(SSL_CTX* ctx);
+  ~TlsSession();
+  TlsSession(const TlsSession&) = delete;
+  TlsSession& operator=(const TlsSession&) = delete;
+
+  // Takes ciphertext from the socket. Appends decrypted bytes to `plain` and bytes to send back
+  // (handshake records, alerts) to `out`. Closed: the peer sent close_notify. Error: the session is
+  // broken (failed handshake, bad record); `out` may hold an alert worth sending before closing.
+  Result feed(const char* data, size_t len, std::string& plain, std::string& out);
+  // Encrypts `len` bytes into `out`. Before the handshake is done the bytes are kept and sent
+  // once it is.
+  void encrypt(const char* data, size_t len, std::string& out);
+  bool established() const { return established_; }
+  // Why the session failed (OpenSSL's reason), for logs.
+  const std::string& error() const { return error_; }
+
+ private:
+  void drain(std::string& out);
+
+  SSL* ssl_;
+  BIO* rbio_;  // ciphertext in (owned by ssl_)
+  BIO* wbio_;  // ciphertext out (owned by ssl_)
+  bool established_ = false;
+  std::string early_plain_;  // written before the handshake finished
+  std::string error_;
+};
+
+}  // namespace mg
