@@ -4,7 +4,11 @@
 set -euo pipefail
 
 build_pkgs=(g++ meson ninja-build pkg-config libuv1-dev libwslay-dev libcjson-dev libssl-dev libinih-dev node-llhttp)
-test_pkgs=(libgtest-dev python3 python3-pytest python3-websockets iproute2)
+test_pkgs=(libgtest-dev python3 python3-pytest python3-websockets iproute2 chromium)
+# The browser test (test/browser/) runs Node with npm: Debian's nodejs and npm unless both are already
+# there (NodeSource's nodejs package brings its own npm and conflicts with Debian's npm package).
+command -v node >/dev/null || test_pkgs+=(nodejs)
+command -v npm >/dev/null || test_pkgs+=(npm)
 
 want=("${build_pkgs[@]}")
 [ "${1:-build}" = test ] && want+=("${test_pkgs[@]}")
