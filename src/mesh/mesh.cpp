@@ -285,7 +285,8 @@ void Mesh::on_frame(MeshLink& link, MeshType type, const char* body, size_t len)
     case MeshType::Call: on_call(link, o, body, len); break;
     case MeshType::Reply: on_reply(o, body, len); break;
     case MeshType::Topics: on_topics(link, o); break;
-    case MeshType::Event: on_event(o, body, len); break;
+    case MeshType::Event: on_event(link, o, body, len); break;
+    case MeshType::Done: hub_.queue().remote_done(static_cast<uint64_t>(num_field(o, "f", 0))); break;
     default: refuse(link, std::string("unexpected ") + mesh_type_name(type) + " after the handshake"); break;
   }
 }
@@ -618,19 +619,26 @@ void Mesh::remote_forward(unsigned node, const QueueEvent& ev) {
   std::string s = "{\"t\":";
   json_append_string(s, ev.topic);
   s += ",\"c\":\"" + std::to_string(ev.client) + "\",\"n\":" + std::to_string(ev.node ? ev.node : self_) +
-       ",\"h\":" + std::to_string(ev.hops) + ",\"d\":" + ev.data;
+       ",\"f\":" + std::to_string(ev.fwd) + ",\"h\":" + std::to_string(ev.hops) + ",\"d\":" + ev.data;
   if (!ev.context.empty()) s += ",\"x\":" + ev.context;
   s += '}';
   if (it->second.link->send(MeshType::Event, s, cfg_.mesh_max_link_buffer)) events_forwarded_++;
 }
 
-void Mesh::on_event(const cJSON* o, const char* body, size_t len) {
+void Mesh::remote_done(unsigned producer, uint64_t fwd) {
+  auto it = members_.find(producer);
+  if (it == members_.end() || !it->second.alive || !it->second.link) return;  // it requeued them anyway
+  it->second.link->send_control(MeshType::Done, "{\"f\":" + std::to_string(fwd) + "}");
+}
+
+void Mesh::on_event(MeshLink& link, const cJSON* o, const char* body, size_t len) {
   QueueEvent ev;
   ev.topic = str_field(o, "t");
   uint64_t client = 0;
   if (ev.topic.empty() || !json_client_id(cJSON_GetObjectItemCaseSensitive(o, "c"), nullptr, 0, client)) return;
   ev.client = client;
-  ev.node = static_cast<unsigned>(num_field(o, "n", 0));
+  ev.node = link.peer;  // only the producing node forwards, so it is the client's node
+  ev.fwd = static_cast<uint64_t>(num_field(o, "f", 0));
   ev.hops = static_cast<unsigned>(num_field(o, "h", 0));
   ev.data = raw_field(body, len, "d", "null");
   ev.context = raw_field(body, len, "x", "");

@@ -62,6 +62,7 @@ class Mesh final : public RemoteQueue {
   // RemoteQueue
   bool remote_ready(unsigned node) const override;
   void remote_forward(unsigned node, const QueueEvent& ev) override;
+  void remote_done(unsigned producer, uint64_t fwd) override;
   // Tell every peer which topics this node has consumers for.
   void announce_topics();
 
@@ -109,7 +110,7 @@ class Mesh final : public RemoteQueue {
   void on_call(MeshLink& link, const cJSON* o, const char* body, size_t len);
   void on_reply(const cJSON* o, const char* body, size_t len);
   void on_topics(MeshLink& link, const cJSON* o);
-  void on_event(const cJSON* o, const char* body, size_t len);
+  void on_event(MeshLink& link, const cJSON* o, const char* body, size_t len);
   void fail_calls(unsigned node, const std::string& why);
   MeshLink* find_link(uint64_t serial) const;
   uint64_t now() const { return uv_now(loop_); }

@@ -20,6 +20,7 @@ const char* mesh_type_name(MeshType t) {
     case MeshType::Reply: return "REPLY";
     case MeshType::Topics: return "TOPICS";
     case MeshType::Event: return "EVENT";
+    case MeshType::Done: return "DONE";
   }
   return "?";
 }
@@ -31,7 +32,7 @@ uint32_t read_be32(const char* p) {
   return (uint32_t{u[0]} << 24) | (uint32_t{u[1]} << 16) | (uint32_t{u[2]} << 8) | uint32_t{u[3]};
 }
 
-bool known_type(uint8_t t) { return t >= 1 && t <= 10; }
+bool known_type(uint8_t t) { return t >= 1 && t <= 11; }
 
 }  // namespace
 

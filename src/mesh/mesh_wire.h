@@ -27,7 +27,8 @@ enum class MeshType : uint8_t {
   Call = 7,     // {"k":seq,"m":method,"p":params}: run an API method on the receiver, local scope
   Reply = 8,    // {"k":seq,"c":code,"e":message,"r":result}
   Topics = 9,   // {"t":[topic,...]}: topics the sender has local consumers for (replaces the last list)
-  Event = 10,   // {"t":topic,"c":"client id","n":origin node,"d":data,"x":context,"h":hops}: a queue event
+  Event = 10,   // {"t":topic,"c":"client id","n":origin node,"f":handle,"d":data,"x":context,"h":hops}
+  Done = 11,    // {"f":handle}: the forwarded event was consumed; the producer forgets its copy
 };
 
 const char* mesh_type_name(MeshType t);

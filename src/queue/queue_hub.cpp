@@ -58,7 +58,35 @@ QueueHub::Target QueueHub::target(const Topic& t, const QueueEvent& ev, const Co
 
 bool QueueHub::ready(const Target& to) const {
   if (to.local) return ready(*to.local);
-  return to.node != 0 && remote_->remote_ready(to.node);
+  return to.node != 0 && remote_in_flight(to.node) < limits_.max_events && remote_->remote_ready(to.node);
+}
+
+size_t QueueHub::remote_in_flight(unsigned node) const {
+  size_t n = 0;
+  for (const auto& [fwd, f] : forwarded_) n += f.node == node;
+  return n;
+}
+
+void QueueHub::consumed(const QueueEvent& ev) {
+  if (ev.fwd && remote_) remote_->remote_done(ev.node, ev.fwd);
+}
+
+void QueueHub::remote_done(uint64_t fwd) { forwarded_.erase(fwd); }
+
+void QueueHub::requeue_forwarded(const std::function<bool(const Forwarded&)>& which) {
+  std::vector<uint64_t> ids;
+  for (const auto& [fwd, f] : forwarded_)
+    if (which(f)) ids.push_back(fwd);
+  // Newest first, each to the front: the topic gets them back oldest first.
+  for (auto it = ids.rbegin(); it != ids.rend(); ++it) {
+    auto node = forwarded_.extract(*it);
+    QueueEvent ev = std::move(node.mapped().ev);
+    ev.hops = 0;
+    Topic* t = topic(ev.topic, true);
+    if (!t) continue;
+    t->redelivered++;
+    enqueue(*t, Pending{std::move(ev), nullptr}, true);
+  }
 }
 
 void QueueHub::send(Topic& t, const Target& to, QueueEvent ev) {
@@ -68,7 +96,11 @@ void QueueHub::send(Topic& t, const Target& to, QueueEvent ev) {
   }
   ev.hops++;
   t.forwarded++;
-  remote_->remote_forward(to.node, ev);
+  uint64_t fwd = ++next_fwd_;
+  QueueEvent wire = ev;
+  wire.fwd = fwd;
+  remote_->remote_forward(to.node, wire);
+  forwarded_.emplace(fwd, Forwarded{to.node, std::move(ev), now_ms_ + 2 * uint64_t{limits_.ack_timeout_s} * 1000});
 }
 
 bool QueueHub::ready(const Consumer& c) const {
@@ -95,6 +127,8 @@ void QueueHub::deliver(Topic& t, Consumer& c, QueueEvent ev) {
     j += ",\"k\":";
     j += std::to_string(k);
     c.unacked.emplace(k, InFlight{std::move(ev), now_ms_ + uint64_t{limits_.ack_timeout_s} * 1000});
+  } else {
+    consumed(ev);
   }
   j += "},\"id\":null}";
   t.delivered++;
@@ -102,6 +136,7 @@ void QueueHub::deliver(Topic& t, Consumer& c, QueueEvent ev) {
 }
 
 void QueueHub::enqueue(Topic& t, Pending p, bool front) {
+  if (p.ev.fwd && t.consumers.empty()) return;  // another node's event with nobody here: it has a copy
   t.bytes += p.ev.bytes();
   t.pending_by_client[p.ev.client]++;
   if (front) t.pending.push_front(std::move(p));
@@ -221,6 +256,9 @@ int QueueHub::unpop(QueueSink* sink) {
   for (auto& [name, t] : topics_) {
     for (Pending& p : t->pending)
       if (p.exclude == c.get()) p.exclude = nullptr;  // it is gone: no dangling pointer
+    if (t->consumers.empty())  // other nodes' events wait at their producers, not here
+      for (size_t i = t->pending.size(); i-- > 0;)
+        if (t->pending[i].ev.fwd) take_pending(*t, i);
     dispatch(*t);
   }
   if (on_local_topics_changed_) on_local_topics_changed_();
@@ -241,6 +279,10 @@ void QueueHub::set_remote_topics(unsigned node, const std::vector<std::string>& 
     Topic* t = topic(name, true);
     if (t) t->remote_nodes.push_back(node);
   }
+  // Events we forwarded to `node` for a topic it no longer consumes (or it died) go elsewhere.
+  requeue_forwarded([&](const Forwarded& f) {
+    return f.node == node && std::find(topics.begin(), topics.end(), f.ev.topic) == topics.end();
+  });
   for (auto& [name, t] : topics_) dispatch(*t);
 }
 
@@ -267,7 +309,12 @@ void QueueHub::ack(QueueSink* sink, const std::vector<uint64_t>& seqs) {
   auto it = consumers_.find(sink);
   if (it == consumers_.end()) return;
   Consumer& c = *it->second;
-  for (uint64_t k : seqs) c.unacked.erase(k);
+  for (uint64_t k : seqs) {
+    auto u = c.unacked.find(k);
+    if (u == c.unacked.end()) continue;
+    consumed(u->second.ev);
+    c.unacked.erase(u);
+  }
   for (Topic* t : c.topics) dispatch(*t);
 }
 
@@ -288,6 +335,9 @@ void QueueHub::tick(uint64_t now_ms) {
     requeue(*c, true);
     requeued = true;
   }
+  size_t before = forwarded_.size();
+  requeue_forwarded([&](const Forwarded& f) { return f.deadline_ms <= now_ms; });
+  requeued = requeued || forwarded_.size() != before;
   if (requeued)
     for (auto& [name, t] : topics_) dispatch(*t);
 }

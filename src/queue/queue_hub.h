@@ -14,7 +14,10 @@
 //
 // Across the mesh: a topic with no local consumer sends its events to a node that advertises
 // consumers for it (rendezvous hashing of the client id over those nodes, so order holds); local
-// consumers are always preferred. The receiving node owns the event from then on.
+// consumers are always preferred. The producing node keeps each forwarded event until the consuming
+// node reports it consumed; it sends it again (to whoever has consumers then) when that node dies,
+// withdraws the topic, or does not report within twice ack_timeout. A consuming node delivers
+// forwarded events to its own consumers only and drops them when it has none (the producer has them).
 //
 // Acknowledged mode: events carry "k"; an event not acknowledged within ack_timeout, or held by a
 // consumer that leaves, goes back to the front of its topic for another consumer.
@@ -46,7 +49,11 @@ class QueueSink {
 class RemoteQueue {
  public:
   virtual bool remote_ready(unsigned node) const = 0;
+  // Sends `ev` (ev.fwd set: the producer's handle for it) to `node`'s consumers.
   virtual void remote_forward(unsigned node, const QueueEvent& ev) = 0;
+  // Tells the producing node that its forwarded event `fwd` was consumed (delivered to a consumer
+  // without acknowledgements, or acknowledged).
+  virtual void remote_done(unsigned producer, uint64_t fwd) = 0;
 
  protected:
   ~RemoteQueue() = default;
@@ -63,7 +70,7 @@ class QueueHub {
  public:
   static constexpr size_t kMaxTopics = 10000;
   static constexpr size_t kMaxTopicsPerConsumer = 64;
-  static constexpr unsigned kMaxHops = 2;
+  static constexpr unsigned kMaxHops = 1;
 
   QueueHub(unsigned node_id, const QueueLimits& limits);
   ~QueueHub();
@@ -95,6 +102,10 @@ class QueueHub {
   bool has_consumers() const;
   // A node's link can take more: try the waiting events again.
   void remote_ready_changed();
+  // The consuming node consumed our forwarded event `fwd`.
+  void remote_done(uint64_t fwd);
+  // Forwarded events not yet reported consumed by `node` (bounded by max_events per node).
+  size_t remote_in_flight(unsigned node) const;
   std::string render_metrics() const;
 
  private:
@@ -113,6 +124,11 @@ class QueueHub {
     uint64_t dropped = 0, delivered = 0, redelivered = 0, forwarded = 0;
   };
   struct InFlight {
+    QueueEvent ev;
+    uint64_t deadline_ms;
+  };
+  struct Forwarded {
+    unsigned node;
     QueueEvent ev;
     uint64_t deadline_ms;
   };
@@ -140,6 +156,9 @@ class QueueHub {
   void take_pending(Topic& t, size_t index);
   void dispatch(Topic& t);
   void requeue(Consumer& c, bool timed_out_only);
+  // Producer side: forwarded events go back to the front of their topics.
+  void requeue_forwarded(const std::function<bool(const Forwarded&)>& which);
+  void consumed(const QueueEvent& ev);
 
   unsigned node_id_;
   QueueLimits limits_;
@@ -149,6 +168,9 @@ class QueueHub {
   uint64_t next_consumer_ = 0;
   uint64_t now_ms_ = 0;
   RemoteQueue* remote_ = nullptr;
+  // Producer side: events forwarded to other nodes and not reported consumed yet, by handle.
+  std::map<uint64_t, Forwarded> forwarded_;
+  uint64_t next_fwd_ = 0;
   std::function<void()> on_local_topics_changed_;
 };
 

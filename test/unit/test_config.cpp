@@ -138,7 +138,12 @@ TEST(ConfigShippedFile, ConfMeshgateConfLoads) {
   std::string error;
   ASSERT_TRUE(mg::load_config(path, c, error)) << error << " (set MESON_SOURCE_ROOT)";
   EXPECT_EQ(c.source_path, path);
-  ASSERT_EQ(c.listeners.size(), 2u);
+  ASSERT_EQ(c.listeners.size(), 3u);
+  EXPECT_EQ(c.listeners[2].name, "wss");
+  EXPECT_EQ(c.listeners[2].type, ListenerType::Ws);
+  EXPECT_EQ(c.listeners[2].port, 5300);
+  EXPECT_TRUE(c.listeners[2].tls);
+  EXPECT_EQ(c.listeners[2].cert, "");
   EXPECT_EQ(c.listeners[0].name, "tcp");
   EXPECT_EQ(c.listeners[0].type, ListenerType::Tcp);
   EXPECT_EQ(c.listeners[0].port, 5100);

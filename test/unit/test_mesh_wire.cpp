@@ -98,7 +98,7 @@ TEST(MeshFrame, TypeNames) {
   EXPECT_STREQ(mg::mesh_type_name(MeshType::Hello), "HELLO");
   EXPECT_STREQ(mg::mesh_type_name(MeshType::Event), "EVENT");
   EXPECT_STREQ(mg::mesh_type_name(static_cast<MeshType>(0)), "?");
-  EXPECT_STREQ(mg::mesh_type_name(static_cast<MeshType>(11)), "?");
+  EXPECT_STREQ(mg::mesh_type_name(static_cast<MeshType>(12)), "?");
 }
 
 TEST(MeshFrame, RoundTripEveryType) {
@@ -284,7 +284,7 @@ TEST(MeshDecoder, OverMaxIsTooLarge) {
 }
 
 TEST(MeshDecoder, UnknownTypeIsBadType) {
-  for (int t : {0, 11, 12, 0x7f, 0x80, 0xff}) {
+  for (int t : {0, 12, 13, 0x7f, 0x80, 0xff}) {
     std::string f = be32(3) + std::string(1, static_cast<char>(t)) + "{}";
     {
       MeshFrameDecoder d;
@@ -305,7 +305,7 @@ TEST(MeshDecoder, UnknownTypeIsBadType) {
       EXPECT_EQ(out, sample_frames());
     }
   }
-  for (int t = 1; t <= 10; t++) {
+  for (int t = 1; t <= 11; t++) {
     MeshFrameDecoder d;
     Frames out;
     EXPECT_EQ(feed(d, be32(1) + std::string(1, static_cast<char>(t)), out), Status::Ok) << t;
@@ -448,7 +448,7 @@ Status reference_parse(const std::string& s, Frames& out) {
     if (s.size() - p < 5) break;
     if (n == 0) return Status::TooLarge;
     uint8_t t = static_cast<uint8_t>(s[p + 4]);
-    if (t < 1 || t > 10) return Status::BadType;
+    if (t < 1 || t > 11) return Status::BadType;
     if (s.size() - p - 4 < n) break;
     out.push_back(Frame{static_cast<MeshType>(t), s.substr(p + 5, n - 1)});
     p += 4 + n;
@@ -500,7 +500,7 @@ TEST(MeshDecoderFuzz, RandomInputRandomSplits) {
       if (chunk > s.size() - at) chunk = s.size() - at;
       st = d.feed(s.data() + at, chunk, [&](MeshType t, const char* p, size_t n) {
         ASSERT_GE(static_cast<uint8_t>(t), 1u);
-        ASSERT_LE(static_cast<uint8_t>(t), 10u);
+        ASSERT_LE(static_cast<uint8_t>(t), 11u);
         ASSERT_LT(n, kMeshMaxFrame);
         got.push_back(Frame{t, std::string(p, n)});
       });
