@@ -70,6 +70,24 @@ bool url_decode(const std::string& in, std::string& out) {
   return true;
 }
 
+std::string query_without(const std::string& query, const std::string& key) {
+  std::string out;
+  size_t pos = 0;
+  while (pos <= query.size()) {
+    size_t amp = query.find('&', pos);
+    if (amp == std::string::npos) amp = query.size();
+    std::string part = query.substr(pos, amp - pos);
+    std::string k, dk;
+    k = part.substr(0, part.find('='));
+    if (!(url_decode(k, dk) && dk == key) && !part.empty()) {
+      if (!out.empty()) out += '&';
+      out += part;
+    }
+    pos = amp + 1;
+  }
+  return out;
+}
+
 bool query_param(const std::string& query, const std::string& key, std::string& value) {
   size_t pos = 0;
   while (pos <= query.size()) {

@@ -147,7 +147,7 @@ void ClientConn::read_handshake(const char* data, size_t len) {
       return;
     }
   }
-  std::string path = req.path, query = req.query;
+  std::string path = req.path, query = l.needs_token() ? query_without(req.query, "token") : req.query;
   handshake_.reset();
   write(std::move(response));
   ws_ = std::make_unique<WsSession>(this, l.max_message);
