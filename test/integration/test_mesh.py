@@ -1,22 +1,28 @@
-"""The mesh (PROTOCOL.md §5–§7, issue 3): several meshgate nodes on loopback forming one cluster.
+"""The mesh (PROTOCOL.md §4–§8, issue 3): several meshgate nodes on loopback forming one cluster.
 
-Checks, with three nodes (node 1 is the only seed of nodes 2 and 3, so 2 and 3 must find each other
-through node 1's member list):
-- membership: `GET /v1/nodes` on every node lists all three alive, with id, name, state, self,
-  connections, route_weight and addresses;
-- forwarding: `mesh.send`, `conn.call` and `conn.info` from one node to a client on another;
-  `mesh.publish`, `mesh.broadcast` and `channel.count` summed over the mesh;
+Checks, mostly with three nodes (node 1 is the only seed of nodes 2 and 3, so 2 and 3 must find each
+other through node 1's member list):
+- membership: `GET /v1/nodes` on every node lists all nodes alive within a few seconds, with id,
+  name, state, self, connections (known cluster-wide), route_weight and addresses; mesh metrics;
+- forwarding: `mesh.send` (text, binary, large, pipelined in order), `conn.call` and `conn.info` from
+  one node to a client on another; `mesh.publish`, `mesh.broadcast` and `channel.count` summed over
+  the mesh; 401/301 for a missing client of a live remote node;
 - the queue across the mesh: a consumer on one node receives the events of clients on the others
-  (with `n` = the producing node and the context in `x`); with consumers on two nodes each event is
-  delivered exactly once and a node's own consumer is preferred; unacknowledged events of a consumer
-  that vanishes are redelivered to a consumer on another node;
+  (with `n` = the producing node and the context in `x`), also events that waited for it; with
+  consumers on two nodes each event is delivered exactly once and a node's own consumer is
+  preferred; unacknowledged events of a consumer that vanishes, or whose node dies, are redelivered
+  to a consumer on another node (at-least-once while the producing node lives, PROTOCOL §4);
 - node death: a SIGKILLed node is marked dead within `dead_after`, leaves the route table (only its
   uids move), calls to its clients fail fast with 501; restarted, it rejoins and gets its uids back;
+  a stalled (SIGSTOPped) node: a short stall is not death, a long one is (calls fail with 501 within
+  `call_timeout`), and it comes back with its clients and subscriptions; losing the seed does not
+  split the others; a draining node's close events reach remote consumers; a new node may take a
+  dead node's id;
 - refusal: a peer with a wrong secret, another cluster name or a duplicate node id never becomes a
-  member, sees only itself, and the refusing node logs why;
-- the route API over the cluster: every node assigns uids the same way, weighted by `route_weight`.
+  member, sees only itself, and the refusing node logs (and counts) why;
+- the route API over the cluster: every node assigns uids the same way, weighted by `route_weight`;
+  `GET /route` without uid picks the least loaded node of the cluster.
 """
-
 import asyncio
 import base64
 import os
@@ -26,8 +32,9 @@ import time
 
 import pytest
 
-from harness import (ApiWs, Session, aapi_call, api_call, aapi_ok, ev_close_of, ev_frame_of, ev_open_from, fake_client_id,
-                     frame_of, free_port, http_request, split_client_id, ws_connect, ws_recv, ws_wait_closed)
+from harness import (ApiWs, Session, aapi_call, aapi_ok, api_call, ev_close_of, ev_frame_of, ev_open_from,
+                     fake_client_id, frame_of, free_port, http_request, metric_value, metrics, parse_metrics,
+                     split_client_id, ws_connect, ws_recv, ws_wait_closed)
 
 DEAD_AFTER = 3
 CALL_TIMEOUT = 2
@@ -58,15 +65,23 @@ def start_mesh_node(mgr, node_id, mesh_port, seeds=(), weight=1, cluster=CLUSTER
     return n
 
 
+def intranet_host(node_id):
+    return f"10.77.0.{node_id}"
+
+
 def start_cluster(mgr, ids=(1, 2, 3), weights=None, cluster=CLUSTER, secret=SECRET):
-    """Starts len(ids) nodes; the first is the only seed of the others. Waits until all are alive everywhere."""
+    """Starts len(ids) nodes; the first is the only seed of the others. Waits until all are alive everywhere.
+    Each node's intranet host is intranet_host(id) (only handed out by the route API, never dialled)."""
     weights = weights or [1] * len(ids)
     ports = [free_port() for _ in ids]
-    nodes = [start_mesh_node(mgr, ids[0], ports[0], (), weights[0], cluster, secret)]
-    for nid, port, w in zip(ids[1:], ports[1:], weights[1:]):
-        # The advertised mesh address is given explicitly on the last node, left to default on the others.
-        extra = {"mesh": {"advertise": f"127.0.0.1:{port}"}} if nid == ids[-1] else None
-        nodes.append(start_mesh_node(mgr, nid, port, (mesh_addr(nodes[0]),), w, cluster, secret, extra))
+    nodes = []
+    for nid, port, w in zip(ids, ports, weights):
+        extra = {"node": {"intranet_advertise": intranet_host(nid)}}
+        if nodes and nid == ids[-1]:
+            # The advertised mesh address is given explicitly on the last node, left to default on the others.
+            extra["mesh"] = {"advertise": f"127.0.0.1:{port}"}
+        seeds = (mesh_addr(nodes[0]),) if nodes else ()
+        nodes.append(start_mesh_node(mgr, nid, port, seeds, w, cluster, secret, extra))
     wait_all_alive(nodes, JOIN_TIMEOUT)
     return nodes
 
@@ -133,16 +148,18 @@ def wait_all_alive(nodes, timeout):
 
 
 def sigkill(node):
-    node.stopping = True  # an expected death, not a crash
+    """SIGKILL; the node then counts as stopped (no crash report, nothing to stop at teardown)."""
+    node.stopping = True
     node.kill()
-
-
-def restart(node):
-    """Starts a killed node again with the same configuration (ports, id, seeds)."""
     try:
         node.errf.close()
     except Exception:
         pass
+    node.proc = None
+
+
+def restart(node):
+    """Starts a killed node again with the same configuration (ports, id, seeds)."""
     if os.path.exists(node.stderr_path):
         os.replace(node.stderr_path, node.stderr_path + ".before-restart")
     node.stopping = False
@@ -339,6 +356,17 @@ async def test_send_call_info_to_client_on_other_node(cluster):
             assert info.get("listener") == "ws" and info.get("remote_addr") == f"127.0.0.1:{ws.local_address[1]}", info
             assert isinstance(info.get("since"), int) and abs(info["since"] - time.time() * 1000) < 60000, info
 
+        # The remote node's refusals come back as they are.
+        st, body = await aapi_call(n1, "conn.call", {"c": cid, "f": "set_context",
+                                                     "a": [{f"k{k}": k for k in range(65)}]})
+        assert st == 200 and isinstance(body.get("E"), dict) and body["E"].get("c") == 301, \
+            f"set_context over max_context_keys on a remote client: {st} {body!r}"
+        st, body = await aapi_call(n3, "conn.call", {"c": cid, "f": "subscribe", "a": ["bad channel"]})
+        assert st == 400 and isinstance(body.get("E"), dict) and body["E"].get("c") == 101, \
+            f"subscribe to an invalid channel name on a remote client: {st} {body!r}"
+        st, body = await aapi_call(n3, "conn.call", {"c": cid, "f": "no_such_function", "a": []})
+        assert st == 400 and isinstance(body.get("E"), dict) and body["E"].get("c") == 101, (st, body)
+
         # Over /ws/v1 of node 3 too, with the id echoed.
         api3 = await m.api_on(n3)
         r = await api3.call("conn.info", {"c": cid}, i="x-1")
@@ -362,15 +390,19 @@ async def test_send_call_info_to_client_on_other_node(cluster):
         assert ev["p"]["d"]["code"] == 4001
 
 
-async def test_remote_client_not_connected_errors(cluster):
-    """A client id of a live remote node that has no such connection: 401 / 301 as on one node."""
+@pytest.mark.parametrize("owner", [2, 77])
+async def test_remote_client_not_connected_errors(cluster, owner):
+    """A client id of a live remote node that has no such connection, or of a node that was never a
+    member (decisions.md, Mesh): 401 / 301 "client not connected", answered at once."""
     n1 = cluster[0]
-    gone = fake_client_id(2)
+    gone = fake_client_id(owner)
+    t0 = time.monotonic()
     st, body = await aapi_call(n1, "mesh.send", {"c": gone, "d": "x"})
     assert st == 200 and isinstance(body.get("E"), dict) and body["E"].get("c") == 401, (st, body)
     for f, p in (("conn.info", {"c": gone}), ("conn.call", {"c": gone, "f": "subscribe", "a": ["x"]})):
         st, body = await aapi_call(n1, f, p)
         assert st == 200 and isinstance(body.get("E"), dict) and body["E"].get("c") == 301, (f, st, body)
+    assert time.monotonic() - t0 < 1.0
 
 
 async def test_publish_broadcast_count_over_mesh(cluster):
@@ -418,6 +450,49 @@ async def test_publish_broadcast_count_over_mesh(cluster):
                 await asyncio.sleep(0.1)
             return False
         assert await count_is_1(), "channel.count did not drop to 1 after a subscriber left"
+
+
+async def test_publish_fan_out_many_clients_per_node(cluster):
+    per_node = 40
+    async with Mesh() as m:
+        conss = [await m.consumer_on(n) for n in cluster]
+        clients = []
+        for n, cons in zip(cluster, conss):
+            wss = [await m.ws_on(n, "/fan") for _ in range(per_node)]
+            for ws in wss:
+                _, ev = await wait_any([cons], ev_open_at(n, ws.local_address[1], [cons], "/fan"), EVENT_TIMEOUT,
+                                       "open event")
+                clients.append((ws, ev["p"]["c"]))
+        # Subscribe them over /ws/v1 of node 1, pipelined.
+        api = await m.api_on(cluster[0])
+        answers = await asyncio.gather(*[api.call("conn.call", {"c": cid, "f": "subscribe", "a": ["fan:out"]},
+                                                  timeout=10) for _, cid in clients])
+        bad = [a for a in answers if a.get("E") is not None]
+        assert not bad, f"{len(bad)} subscribes failed, e.g. {bad[:3]}"
+        total = per_node * len(cluster)
+        for n in cluster:
+            assert await aapi_ok(n, "channel.count", {"c": "fan:out"}) == {"s": total}
+        for n in cluster:
+            data = f"fan from {n.node_id}"
+            assert await aapi_ok(n, "mesh.publish", {"c": "fan:out", "d": data}) == {"s": total, "f": 0}
+            got = await asyncio.gather(*[ws_recv(ws) for ws, _ in clients])
+            assert got == [data] * total
+
+
+def test_mesh_metrics(cluster):
+    """/metrics shows the mesh (PROTOCOL §8: links and round-trip times; names from docs/cluster.md)."""
+    for n in cluster:
+        assert metric_value(n, "meshgate_mesh_members", state="alive") == 2, f"node {n.node_id}"
+        assert metric_value(n, "meshgate_mesh_members", state="dead") == 0, f"node {n.node_id}"
+        others = {str(o.node_id) for o in cluster if o is not n}
+
+        def rtt_known(n=n, others=others):
+            rtt = {lab.get("node") for name, lab, _ in parse_metrics(metrics(n))
+                   if name == "meshgate_mesh_rtt_seconds"}
+            assert others <= rtt, f"round-trip times for {sorted(rtt)}, expected {sorted(others)}"
+            return True
+        # Round-trip times appear once a heartbeat has come back (heartbeats every dead_after/4).
+        wait_until(rtt_known, DEAD_AFTER, f"node {n.node_id}: meshgate_mesh_rtt_seconds for every other node")
 
 
 async def test_nodes_report_connections_and_route_picks_least_loaded(cluster):
@@ -618,6 +693,17 @@ def test_route_batch_same_on_every_node_and_weighted(cluster):
     known = [addrs(n) for n in cluster]
     for g in route_batch(cluster[1], uids[:50]):
         assert {k: g[k] for k in ("tcp_addr", "ws_addr", "wss_addr")} in known, g
+    # intranet=1 hands out every node's intranet addresses, the same on every node.
+    for n in cluster:
+        r = http_request(n.route_port, "POST", "/route/batch?intranet=1", body=uids[:300],
+                         headers={"Content-Type": "application/json"})
+        assert r.status == 200, r
+        for g in r.json:
+            owner = [o for o in cluster if maps[0][g["uids"][0]] == addrs(o)["tcp_addr"]][0]
+            want = {"tcp_addr": f"{intranet_host(owner.node_id)}:{owner.port('tcp')}",
+                    "ws_addr": f"ws://{intranet_host(owner.node_id)}:{owner.port('ws')}", "wss_addr": ""}
+            assert {k: g[k] for k in want} == want, f"intranet group on node {n.node_id}: {g!r}"
+            assert all(maps[0][u] == addrs(owner)["tcp_addr"] for u in g["uids"]), "intranet grouping differs"
     # GET /route?uid= agrees with the batch, on every node.
     for u in uids[:20]:
         for n in cluster:
@@ -719,6 +805,29 @@ async def test_hung_node_calls_time_out_then_dead_then_back(nodes):
             assert await aapi_ok(n2, "conn.call", {"c": cid, "f": "subscribe", "a": ["hang:room"]}) == {"s": True}
         assert await aapi_ok(n1, "channel.count", {"c": "hang:room"}) == {"s": 2}
 
+        # A stall shorter than dead_after is not death, and a call that the stalled node answers
+        # within call_timeout succeeds.
+        os.kill(n3.proc.pid, signal.SIGSTOP)
+        try:
+            t0 = time.monotonic()
+            send = asyncio.ensure_future(aapi_call(n1, "mesh.send", {"c": cid3, "d": "late but in time"}))
+            seen = []
+            while time.monotonic() - t0 < 1.2:
+                seen.append((await nodes_view(n2), time.monotonic() - t0))
+                await asyncio.sleep(0.1)
+        finally:
+            os.kill(n3.proc.pid, signal.SIGCONT)
+        st, body = await send
+        assert st == 200 and body.get("E") is None and body.get("r") == {"s": True}, \
+            f"mesh.send to a client of a node stalled for 1.2s (call_timeout {CALL_TIMEOUT}s): {st} {body!r}"
+        assert await ws_recv(ws3) == "late but in time"
+        while time.monotonic() - t0 < DEAD_AFTER + 0.5:
+            seen.append((await nodes_view(n2), time.monotonic() - t0))
+            await asyncio.sleep(0.1)
+        flaps = [(round(t, 2), [(e["id"], e["state"]) for e in v]) for v, t in seen
+                 if any(int(e["id"]) == 3 and e["state"] != "alive" for e in v)]
+        assert not flaps, f"node 3 marked dead after a 1.2s stall (dead_after {DEAD_AFTER}s): {flaps[:3]}"
+
         os.kill(n3.proc.pid, signal.SIGSTOP)
         t_stop = time.monotonic()
         try:
@@ -768,6 +877,122 @@ async def test_hung_node_calls_time_out_then_dead_then_back(nodes):
         assert await ws_recv(ws3) == "all again"
 
 
+async def test_seed_dies_others_stay_linked_seed_rejoins_late_joiner(nodes):
+    """Every pair of live nodes holds its own link: losing the seed does not split 2 and 3. The seed,
+    restarted with no seeds of its own, is found again by the others; a fourth node that knows only
+    node 3 joins everyone."""
+    n1, n2, n3 = await asyncio.to_thread(start_cluster, nodes, (1, 2, 3))
+    async with Mesh() as m:
+        cons3 = await m.consumer_on(n3)
+        ws3, cid3, _, _ = await m.client_on(n3, [cons3], "/seedless")
+        sigkill(n1)
+
+        def seed_dead():
+            return all(node_states(n) == {1: "dead", 2: "alive", 3: "alive"} for n in (n2, n3))
+        await asyncio.to_thread(wait_until, seed_dead, DEAD_AFTER + 4,
+                                "nodes 2 and 3 see node 1 dead, each other alive")
+        # Still one mesh without the seed: forwarding and the route table work between 2 and 3.
+        assert await aapi_ok(n2, "mesh.send", {"c": cid3, "d": "no seed needed"}) == {"s": True}
+        assert await ws_recv(ws3) == "no seed needed"
+        uids = [f"s{k}" for k in range(200)]
+        m2 = await asyncio.to_thread(uid_map, n2, uids)
+        assert m2 == await asyncio.to_thread(uid_map, n3, uids)
+        assert set(m2.values()) == {addrs(n2)["tcp_addr"], addrs(n3)["tcp_addr"]}, set(m2.values())
+        # A consumer on node 2 gets node 3's client events once node 3's local consumer leaves.
+        await cons3.close()
+        cons2 = await m.consumer_on(n2)
+        await ws3.send("to node 2's consumer")
+        ev = await cons2.wait_event(ev_frame_of(cid3, "to node 2's consumer"), EVENT_TIMEOUT)
+        assert ev["p"]["n"] == 3
+
+    await asyncio.to_thread(restart, n1)
+    await asyncio.to_thread(wait_all_alive, [n1, n2, n3], JOIN_TIMEOUT)
+    n4 = await asyncio.to_thread(start_mesh_node, nodes, 4, free_port(), (mesh_addr(n3),))
+    await asyncio.to_thread(wait_all_alive, [n1, n2, n3, n4], JOIN_TIMEOUT)
+    full = await asyncio.to_thread(uid_map, n1, uids)
+    for n in (n2, n3, n4):
+        assert await asyncio.to_thread(uid_map, n, uids) == full, f"node {n.node_id} routes differently"
+    assert len(set(full.values())) == 4
+
+
+async def test_consumer_node_dies_unacked_events_redelivered(nodes):
+    """At-least-once while the producing node lives: the consumer's whole node dies, its unacknowledged
+    events (held by the producing node) go to a consumer on another node."""
+    n1, n2, n3 = await asyncio.to_thread(start_cluster, nodes, (1, 2, 3))
+    N = 10
+    async with Mesh() as m:
+        a = await m.consumer_on(n3, ack=True)
+        ws, cid, _, _ = await m.client_on(n2, [a], "/consumer-dies")
+        for k in range(N):
+            await ws.send(f"cd{k}")
+        for k in range(N):
+            await a.wait_event(ev_frame_of(cid, f"cd{k}"), EVENT_TIMEOUT, f"cd{k} at the consumer on node 3")
+        sigkill(n3)
+        b = await m.consumer_on(n1, ack=True)
+        got = []
+        for _ in range(N):
+            ev = await b.wait_event(ev_frame_of(cid), DEAD_AFTER + EVENT_TIMEOUT,
+                                    f"redelivered message ({len(got)} of {N} so far)")
+            got.append(frame_of(ev)["data"])
+            await b.ok("queue.ack", {"k": [ev["p"]["k"]]})
+        assert sorted(got) == sorted(f"cd{k}" for k in range(N)), got
+        await ws.send("next")
+        ev = await b.wait_event(ev_frame_of(cid, "next"), EVENT_TIMEOUT)
+        assert ev["p"]["n"] == 2
+
+
+async def test_drain_flushes_close_events_to_remote_consumer(nodes):
+    """SIGTERM on a node: its clients are closed with 1001 and their close events reach a consumer on
+    another node before it exits; the others then see it dead and stop routing to it."""
+    n1, n2, n3 = await asyncio.to_thread(start_cluster, nodes, (1, 2, 3))
+    async with Mesh() as m:
+        cons = await m.consumer_on(n1)
+        clients = [await m.client_on(n3, [cons], "/drain") for _ in range(3)]
+        await clients[0][0].send("before drain")
+        await cons.wait_event(ev_frame_of(clients[0][1], "before drain"), EVENT_TIMEOUT)
+        n3.terminate()
+        for ws, cid, _, _ in clients:
+            code, _ = await ws_wait_closed(ws, n3.cfg["node"]["drain_timeout"] + 2)
+            assert code == 1001, f"client of a draining node closed with {code}"
+        for ws, cid, _, _ in clients:
+            ev = await cons.wait_event(ev_close_of(cid), EVENT_TIMEOUT, f"close event of {cid} from the drained node")
+            assert ev["p"]["n"] == 3 and ev["p"]["d"]["code"] == 1001, ev
+        err = await asyncio.to_thread(n3.wait_exit)
+        assert err is None, err
+
+        def gone():
+            return all(node_states(n).get(3) in ("dead", None) for n in (n1, n2))
+        await asyncio.to_thread(wait_until, gone, DEAD_AFTER + 2, "nodes 1 and 2 see the drained node 3 gone")
+        r = await asyncio.to_thread(uid_map, n1, [f"d{k}" for k in range(100)])
+        assert addrs(n3)["tcp_addr"] not in set(r.values())
+
+
+async def test_new_node_takes_the_id_of_a_dead_node(nodes):
+    """Only a *live* node's id is refused: a new process with the id of a dead node, on other ports,
+    joins and the cluster uses its new addresses."""
+    n1, n2, n3 = await asyncio.to_thread(start_cluster, nodes, (1, 2, 3))
+    sigkill(n3)
+
+    def dead():
+        return all(node_states(n).get(3) == "dead" for n in (n1, n2))
+    await asyncio.to_thread(wait_until, dead, DEAD_AFTER + 4, "node 3 dead")
+    n3b = await asyncio.to_thread(start_mesh_node, nodes, 3, free_port(), (mesh_addr(n2),), 1, CLUSTER, SECRET,
+                                  {"node": {"name": "mesh-3-new"}})
+    await asyncio.to_thread(wait_all_alive, [n1, n2, n3b], JOIN_TIMEOUT)
+    for n in (n1, n2):
+        e3 = [e for e in await nodes_view(n) if int(e["id"]) == 3]
+        assert len(e3) == 1 and e3[0]["name"] == "mesh-3-new" and e3[0]["state"] == "alive", e3
+        assert {k: e3[0]["addresses"].get(k) for k in addrs(n3b)} == addrs(n3b), e3
+    uids = [f"new{k}" for k in range(300)]
+    mp = await asyncio.to_thread(uid_map, n1, uids)
+    assert addrs(n3b)["tcp_addr"] in set(mp.values()) and addrs(n3)["tcp_addr"] not in set(mp.values())
+    async with Mesh() as m:
+        cons = await m.consumer_on(n1)
+        ws, cid, _, _ = await m.client_on(n3b, [cons], "/new3")
+        assert await aapi_ok(n2, "mesh.send", {"c": cid, "d": "hello new 3"}) == {"s": True}
+        assert await ws_recv(ws) == "hello new 3"
+
+
 # ---------------------------------------------------------------------------------------------------
 # Refused peers
 # ---------------------------------------------------------------------------------------------------
@@ -809,6 +1034,7 @@ def test_refused_peer(pair, nodes, case):
     pat_refused = re.compile(REFUSAL_WORDS, re.I)
     lines = [ln for ln in p1.stderr(tail=5000).splitlines() if pat_reason.search(ln) and pat_refused.search(ln)]
     bad_lines = [ln for ln in bad.stderr(tail=5000).splitlines() if pat_reason.search(ln)]
+    assert (metric_value(p1, "meshgate_mesh_refused_total") or 0) >= 1, f"{case}: refusal not counted"
     assert lines, (f"{case}: the log of node 1 (the refusing seed) has no line matching /{reason}/ and "
                    f"/{REFUSAL_WORDS}/; refused node's log lines matching the reason: {bad_lines[:5]!r}\n"
                    f"--- node 1 stderr ---\n{p1.stderr(tail=40)}")

@@ -219,13 +219,10 @@ def test_partition_marks_dead_and_heals(netns_pair):
         assert set(joined.values()) == {f"{addr_a}:5100", f"{addr_b}:5100"}, joined
 
         # Cut the link both ways.
+        t_cut = time.monotonic()
         for ns, other in ((ns_a, addr_b), (ns_b, addr_a)):
             run("ip", "-n", ns, "route", "add", "blackhole", f"{other}/32")
             routes.append((ns, other))
-        # Each node's own API still answers.
-        probe = a.http("GET", "/healthz")
-        assert probe.get("status") == 200, probe
-        t_cut = time.monotonic()
         waited = wait_views([a, b], {1: {1: "alive", 2: "dead"}, 2: {1: "dead", 2: "alive"}},
                             DEAD_AFTER + SLACK + 2, "both sides mark the other dead")
         took = time.monotonic() - t_cut
