@@ -236,25 +236,7 @@ std::string Hub::node_list_json() const {
   {
     RouteMember m{static_cast<unsigned>(cfg_.node_id), cfg_.route_weight, client_count(), own_addresses(false),
                   own_addresses(true)};
-    s += "{\"id\":" + std::to_string(m.node_id) + ",\"name\":";
-    json_append_string(s, cfg_.node_name);
-    s += ",\"state\":\"alive\",\"self\":true,\"connections\":" + std::to_string(m.connections);
-    std::ostringstream weight;
-    weight << m.weight;
-    s += ",\"route_weight\":" + weight.str();
-    s += ",\"addresses\":{\"tcp_addr\":";
-    json_append_string(s, m.external.tcp);
-    s += ",\"ws_addr\":";
-    json_append_string(s, m.external.ws);
-    s += ",\"wss_addr\":";
-    json_append_string(s, m.external.wss);
-    s += ",\"intranet_tcp_addr\":";
-    json_append_string(s, m.intranet.tcp);
-    s += ",\"intranet_ws_addr\":";
-    json_append_string(s, m.intranet.ws);
-    s += ",\"intranet_wss_addr\":";
-    json_append_string(s, m.intranet.wss);
-    s += "}}";
+    append_node_json(s, m, cfg_.node_name, true, true, "");
   }
   if (mesh_) {
     std::string peers = mesh_->members_json();

@@ -30,6 +30,11 @@ struct RouteMember {
   RouteAddresses external, intranet;
 };
 
+// One node.list entry (GET /v1/nodes), for this node or a peer. `extra` is appended inside the
+// object (e.g. ",\"mesh_addr\":..."), already JSON.
+void append_node_json(std::string& out, const RouteMember& m, const std::string& name, bool alive, bool self,
+                      const std::string& extra);
+
 // Index into `members` of the node for `uid` (members must not be empty).
 size_t route_pick(const std::vector<RouteMember>& members, const std::string& uid);
 

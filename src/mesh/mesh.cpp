@@ -366,14 +366,7 @@ void Mesh::link_up(MeshLink& link) {
   if (!was_alive) LOG_INFO("mesh: node %u (%s) is alive, at %s", m.id, m.name.c_str(), m.mesh_addr.c_str());
   for (auto& [serial, l] : links_)
     if (l->up && !l->closing()) send_members(*l);  // everyone learns of everyone
-  std::string topics = "{\"t\":[";
-  std::vector<std::string> local = hub_.queue().local_topics();
-  for (size_t i = 0; i < local.size(); i++) {
-    if (i) topics += ',';
-    json_append_string(topics, local[i]);
-  }
-  topics += "]}";
-  link.send_control(MeshType::Topics, topics);
+  link.send_control(MeshType::Topics, topics_body());
 }
 
 void Mesh::member_dead(Member& m, const std::string& why) {
@@ -586,14 +579,18 @@ void Mesh::fail_calls(unsigned node, const std::string& why) {
 
 // --- queue across the mesh ---
 
-void Mesh::announce_topics() {
+std::string Mesh::topics_body() const {
   std::string s = "{\"t\":[";
   std::vector<std::string> local = hub_.queue().local_topics();
   for (size_t i = 0; i < local.size(); i++) {
     if (i) s += ',';
     json_append_string(s, local[i]);
   }
-  s += "]}";
+  return s + "]}";
+}
+
+void Mesh::announce_topics() {
+  std::string s = topics_body();
   for (auto& [serial, l] : links_)
     if (l->up && !l->closing()) l->send_control(MeshType::Topics, s);
 }
@@ -664,28 +661,10 @@ std::string Mesh::members_json() const {
   std::string s;
   for (const auto& [id, m] : members_) {
     if (!s.empty()) s += ',';
-    s += "{\"id\":" + std::to_string(id) + ",\"name\":";
-    json_append_string(s, m.name);
-    s += std::string(",\"state\":\"") + (m.alive ? "alive" : "dead") + "\",\"self\":false,\"connections\":" +
-         std::to_string(m.connections);
-    std::ostringstream w;
-    w << m.weight;
-    s += ",\"route_weight\":" + w.str() + ",\"mesh_addr\":";
-    json_append_string(s, m.mesh_addr);
-    if (m.rtt_ms >= 0) s += ",\"rtt_ms\":" + std::to_string(static_cast<uint64_t>(m.rtt_ms));
-    s += ",\"addresses\":{\"tcp_addr\":";
-    json_append_string(s, m.external.tcp);
-    s += ",\"ws_addr\":";
-    json_append_string(s, m.external.ws);
-    s += ",\"wss_addr\":";
-    json_append_string(s, m.external.wss);
-    s += ",\"intranet_tcp_addr\":";
-    json_append_string(s, m.intranet.tcp);
-    s += ",\"intranet_ws_addr\":";
-    json_append_string(s, m.intranet.ws);
-    s += ",\"intranet_wss_addr\":";
-    json_append_string(s, m.intranet.wss);
-    s += "}}";
+    std::string extra = ",\"mesh_addr\":";
+    json_append_string(extra, m.mesh_addr);
+    if (m.rtt_ms >= 0) extra += ",\"rtt_ms\":" + std::to_string(static_cast<uint64_t>(m.rtt_ms));
+    append_node_json(s, RouteMember{id, m.weight, m.connections, m.external, m.intranet}, m.name, m.alive, false, extra);
   }
   return s;
 }

@@ -112,6 +112,8 @@ class Mesh final : public RemoteQueue {
   void on_topics(MeshLink& link, const cJSON* o);
   void on_event(MeshLink& link, const cJSON* o, const char* body, size_t len);
   void fail_calls(unsigned node, const std::string& why);
+  // TOPICS body: the topics this node has consumers for.
+  std::string topics_body() const;
   MeshLink* find_link(uint64_t serial) const;
   uint64_t now() const { return uv_now(loop_); }
 
