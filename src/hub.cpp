@@ -370,11 +370,19 @@ void Hub::reload() {
   api_token_ = fresh.api_token;
   queue_.set_limits(queue_limits(fresh));
   WorkerLimits limits = WorkerLimits::from(fresh);
+  bool same_listeners = fresh.listeners.size() == cfg_.listeners.size();
+  for (size_t i = 0; same_listeners && i < cfg_.listeners.size(); i++)
+    same_listeners = fresh.listeners[i].name == cfg_.listeners[i].name;
+  if (!same_listeners) {
+    LOG_WARN("SIGHUP: the listeners changed: connect-token secrets kept as they were (listeners need a restart)");
+    limits.token_secrets = WorkerLimits::from(cfg_).token_secrets;
+  }
   for (auto& w : workers_) {
     Worker* wp = w.get();
     wp->post([wp, limits] { wp->set_limits(limits); });
   }
-  LOG_INFO("SIGHUP: reloaded log level, log file, API token, limits and queue bounds from %s", cfg_.source_path.c_str());
+  LOG_INFO("SIGHUP: reloaded log level, log file, API token, connect-token secrets, limits and queue bounds from %s",
+           cfg_.source_path.c_str());
 }
 
 }  // namespace mg

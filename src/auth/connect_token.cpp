@@ -74,7 +74,8 @@ std::string verify_connect_token(const std::string& token, const std::vector<std
     if (want.size() == signature.size() && CRYPTO_memcmp(want.data(), signature.data(), want.size()) == 0) signed_ok = true;
   }
   JsonPtr header = json_parse_strict(header_text.data(), header_text.size());
-  const cJSON* alg = header ? cJSON_GetObjectItemCaseSensitive(header.get(), "alg") : nullptr;
+  if (!header || !cJSON_IsObject(header.get())) return "malformed token";
+  const cJSON* alg = cJSON_GetObjectItemCaseSensitive(header.get(), "alg");
   if (!cJSON_IsString(alg) || std::string(alg->valuestring) != "HS256") return "unsupported algorithm (HS256 only)";
   if (!signed_ok) return "bad signature";
 

@@ -1,6 +1,7 @@
 #include "http/http_server.h"
 
 #include <openssl/crypto.h>
+#include <strings.h>
 
 #include "api/api_methods.h"
 #include "api/envelope.h"
@@ -100,7 +101,7 @@ bool HttpConn::authorized(const HttpRequest& req) const {
   if (token.empty()) return true;
   std::string given;
   const std::string* auth = req.header("authorization");
-  if (auth && auth->size() > 7 && auth->compare(0, 7, "Bearer ") == 0) given = auth->substr(7);
+  if (auth && auth->size() > 7 && strncasecmp(auth->c_str(), "Bearer ", 7) == 0) given = auth->substr(7);  // RFC 7235: any case
   else if (!query_param(req.query, "token", given)) return false;
   return given.size() == token.size() && CRYPTO_memcmp(given.data(), token.data(), token.size()) == 0;
 }

@@ -8,8 +8,12 @@ ListenerGuard::Verdict ListenerGuard::admit(const std::string& ip, uint64_t now_
   if (!max_per_ip_ && !rate_) return Verdict::Ok;
   std::lock_guard<std::mutex> lock(mutex_);
   if (rate_) {
-    if (last_ms_) tokens_ = std::min<double>(rate_, tokens_ + static_cast<double>(now_ms - last_ms_) * rate_ / 1000.0);
-    last_ms_ = now_ms;
+    // Workers pass their own loop's cached time, which may lag another worker's: only a later time
+    // refills (an earlier one would wrap the unsigned difference and fill the bucket).
+    if (now_ms > last_ms_) {
+      if (last_ms_) tokens_ = std::min<double>(rate_, tokens_ + static_cast<double>(now_ms - last_ms_) * rate_ / 1000.0);
+      last_ms_ = now_ms;
+    }
     if (tokens_ < 1) return Verdict::Rate;
   }
   if (max_per_ip_) {

@@ -40,7 +40,7 @@ void ClientConn::start() {
   if (tls_ctx) use_tls(tls_ctx);
   if (l.type == ListenerType::Tcp) {
     framer_ = std::make_unique<FrameDecoder>(l.framing, l.max_message);
-    if (!tls_ctx && !l.needs_token()) open("", "");  // else after the TLS handshake / the token
+    if (!tls_ctx && !worker_.limits().needs_token(listener_index_)) open("", "");  // else after TLS / the token
   } else {
     const WorkerLimits& lim = worker_.limits();
     handshake_ = std::make_unique<HttpParser>(HttpLimits{lim.max_header_bytes, lim.max_headers, 0});
@@ -49,7 +49,7 @@ void ClientConn::start() {
 }
 
 void ClientConn::on_tls_ready() {
-  if (!ws_ && !handshake_ && !listener().needs_token() && phase_ == Phase::Handshake) open("", "");
+  if (!ws_ && !handshake_ && !worker_.limits().needs_token(listener_index_) && phase_ == Phase::Handshake) open("", "");
 }
 
 void ClientConn::on_tls_failed(const std::string& why) {
@@ -61,7 +61,7 @@ void ClientConn::on_tls_failed(const std::string& why) {
 bool ClientConn::accept_token(const std::string& token, std::string& why) {
   const WorkerLimits& lim = worker_.limits();
   ConnectClaims claims;
-  why = verify_connect_token(token, listener().token_secrets, static_cast<int64_t>(time(nullptr)),
+  why = verify_connect_token(token, lim.token_secrets[listener_index_], static_cast<int64_t>(time(nullptr)),
                              TokenLimits{lim.max_context_bytes, lim.max_context_keys, lim.max_channels, 8192}, claims);
   if (!why.empty()) {
     inc(metrics().refused[static_cast<int>(RefuseReason::Token)]);
@@ -139,7 +139,8 @@ void ClientConn::read_handshake(const char* data, size_t len) {
       return;
     }
   }
-  if (l.needs_token()) {
+  bool needs_token = worker_.limits().needs_token(listener_index_);
+  if (needs_token) {
     std::string token, why;
     query_param(req.query, "token", token);
     if (!accept_token(token, why)) {
@@ -147,7 +148,7 @@ void ClientConn::read_handshake(const char* data, size_t len) {
       return;
     }
   }
-  std::string path = req.path, query = l.needs_token() ? query_without(req.query, "token") : req.query;
+  std::string path = req.path, query = needs_token ? query_without(req.query, "token") : req.query;
   handshake_.reset();
   write(std::move(response));
   ws_ = std::make_unique<WsSession>(this, l.max_message);

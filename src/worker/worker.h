@@ -42,7 +42,15 @@ struct WorkerLimits {
   uint64_t output_hard_limit = 4 << 20;
   uint64_t output_soft_limit = 1 << 20;
   uint32_t output_soft_seconds = 10;
+  // Per listener (index as in Config::listeners): the connect-token secrets, reloaded by SIGHUP.
+  std::vector<std::vector<std::string>> token_secrets;
   static WorkerLimits from(const Config& c);
+  bool needs_token(unsigned listener) const {
+    if (listener >= token_secrets.size()) return false;
+    for (const std::string& s : token_secrets[listener])
+      if (!s.empty()) return true;
+    return false;
+  }
 };
 
 struct FanoutCount {

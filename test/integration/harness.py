@@ -262,6 +262,8 @@ class NodeManager:
             except AssertionError as e:
                 if attempt == 2 or "in use" not in str(e).lower():
                     raise
+                n.stop()
+                self.nodes.remove(n)  # a failed attempt is not a node to check at teardown
         raise AssertionError("unreachable")
 
     def stop_all(self):

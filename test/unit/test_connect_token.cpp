@@ -286,7 +286,7 @@ TEST(ConnectToken, WrongNumberOfPartsIsMalformed) {
   EXPECT_EQ(refused(t + ".AAAA"), "malformed token");                 // 4 parts
   EXPECT_EQ(refused(t + "."), "malformed token");                     // 4 parts, the last empty
   EXPECT_EQ(refused("abc"), "malformed token");                       // 1 part
-  EXPECT_EQ(refused(".."), "unsupported algorithm (HS256 only)");     // 3 empty parts: empty header
+  EXPECT_EQ(refused(".."), "malformed token");                        // 3 empty parts: empty header
   EXPECT_EQ(refused("..."), "malformed token");
   EXPECT_EQ(refused(b64url(kHs256Header)), "malformed token");
 }
@@ -333,7 +333,7 @@ TEST(ConnectToken, PaddingIsRefused) {
 
 TEST(ConnectToken, NonJsonHeaderOrClaimsAreRefused) {
   // Properly signed, but the header is not JSON.
-  EXPECT_EQ(refused(make_token(claims(), kSecret, "alg=HS256")), "unsupported algorithm (HS256 only)");
+  EXPECT_EQ(refused(make_token(claims(), kSecret, "alg=HS256")), "malformed token");
   refused(make_token(claims(), kSecret, R"({"alg":"HS256")"));
   refused(make_token(claims(), kSecret, ""));
   refused(make_token(claims(), kSecret, R"(["HS256"])"));
