@@ -14,6 +14,7 @@ import json
 import os
 import select
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
@@ -865,3 +866,29 @@ async def test_tls_on_tcp_listener_line_framing(node):
             except Exception:  # noqa: BLE001
                 pass
         await cons.wait_event(harness.ev_close_of(cid))
+
+
+def test_token_secrets_rotate_on_sighup(module_nodes):
+    """Key rotation without a restart: a new secret is added with SIGHUP (both work), then the old one
+    is removed with SIGHUP (only the new one works)."""
+    n = module_nodes.start({"listener.rot": {"type": "ws", "bind": "127.0.0.1", "port": harness.free_port(),
+                                              "token_secret": "secret-A"}})
+    old = jwt(claims(), secret="secret-A")
+    new = jwt(claims(), secret="secret-B")
+
+    def status(token):
+        r = upgrade(n, "rot", f"/?token={token}")
+        return r.status if r else None
+
+    def reload(cfg_text):
+        with open(n.conf_path, "w") as f:
+            f.write(cfg_text)
+        n.proc.send_signal(signal.SIGHUP)
+        time.sleep(0.5)
+
+    assert status(old) == 101 and status(new) == 401
+    base = open(n.conf_path).read()
+    reload(base.replace("token_secret = secret-A", "token_secret = secret-B\ntoken_secret_previous = secret-A"))
+    assert status(old) == 101 and status(new) == 101
+    reload(base.replace("token_secret = secret-A", "token_secret = secret-B"))
+    assert status(old) == 401 and status(new) == 101
