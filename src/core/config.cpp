@@ -91,6 +91,22 @@ bool parse_u64(const std::string& v, uint64_t max, uint64_t& out) {
   return true;
 }
 
+// "a, b ,c" → {"a","b","c"}: comma-separated, white space around items dropped, empty items skipped.
+std::vector<std::string> split_list(const std::string& v) {
+  std::vector<std::string> out;
+  size_t pos = 0;
+  while (pos <= v.size()) {
+    size_t comma = v.find(',', pos);
+    if (comma == std::string::npos) comma = v.size();
+    std::string item = v.substr(pos, comma - pos);
+    item.erase(0, item.find_first_not_of(" \t"));
+    item.erase(item.find_last_not_of(" \t") + 1);
+    if (!item.empty()) out.push_back(std::move(item));
+    pos = comma + 1;
+  }
+  return out;
+}
+
 bool parse_bool(const std::string& v, bool& out) {
   if (v == "on" || v == "true" || v == "yes" || v == "1") { out = true; return true; }
   if (v == "off" || v == "false" || v == "no" || v == "0") { out = false; return true; }
@@ -171,21 +187,11 @@ const std::map<std::string, Setter>& global_keys() {
        }},
       {"mesh.secret", string_key(&Config::mesh_secret)},
       {"mesh.seeds", [](Config& c, const std::string& v) -> std::string {
-         c.mesh_seeds.clear();
-         size_t pos = 0;
-         while (pos <= v.size()) {
-           size_t comma = v.find(',', pos);
-           if (comma == std::string::npos) comma = v.size();
-           std::string s = v.substr(pos, comma - pos);
-           s.erase(0, s.find_first_not_of(" \t"));
-           s.erase(s.find_last_not_of(" \t") + 1);
-           if (!s.empty()) {
-             size_t colon = s.rfind(':');
-             if (colon == std::string::npos || colon == 0 || colon + 1 == s.size())
-               return "expected host:port, ... (\"" + s + "\" has no port)";
-             c.mesh_seeds.push_back(s);
-           }
-           pos = comma + 1;
+         c.mesh_seeds = split_list(v);
+         for (const std::string& seed : c.mesh_seeds) {
+           size_t colon = seed.rfind(':');
+           if (colon == std::string::npos || colon == 0 || colon + 1 == seed.size())
+             return "expected host:port, ... (\"" + seed + "\" has no port)";
          }
          return "";
        }},
@@ -243,17 +249,7 @@ std::string set_listener_key(ListenerConfig& l, const std::string& key, const st
     if (l.token_secrets.size() < 2) l.token_secrets.resize(2);
     l.token_secrets[slot] = v;
   } else if (key == "origins") {
-    l.origins.clear();
-    size_t pos = 0;
-    while (pos <= v.size()) {
-      size_t comma = v.find(',', pos);
-      if (comma == std::string::npos) comma = v.size();
-      std::string o = v.substr(pos, comma - pos);
-      o.erase(0, o.find_first_not_of(" \t"));
-      o.erase(o.find_last_not_of(" \t") + 1);
-      if (!o.empty()) l.origins.push_back(o);
-      pos = comma + 1;
-    }
+    l.origins = split_list(v);
   } else if (key == "max_conns_per_ip") {
     if (!parse_u64(v, 1000000, n)) return "expected a number from 0 to 1000000";
     l.max_conns_per_ip = static_cast<uint32_t>(n);

@@ -49,35 +49,45 @@ int start_listening(uv_loop_t* loop, uv_tcp_t* server, int fd, uv_connection_cb 
   return rc;
 }
 
-std::string peer_ip(const uv_tcp_t* handle) {
+namespace {
+
+// The peer's IP text and port; false when unknown.
+bool peer(const uv_tcp_t* handle, std::string& ip, int& port, bool& v6) {
   sockaddr_storage ss{};
   int len = sizeof ss;
-  if (uv_tcp_getpeername(handle, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return "";
-  char ip[INET6_ADDRSTRLEN] = "";
-  if (ss.ss_family == AF_INET) uv_ip4_name(reinterpret_cast<sockaddr_in*>(&ss), ip, sizeof ip);
-  else if (ss.ss_family == AF_INET6) uv_ip6_name(reinterpret_cast<sockaddr_in6*>(&ss), ip, sizeof ip);
-  return ip;
+  if (uv_tcp_getpeername(handle, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return false;
+  char buf[INET6_ADDRSTRLEN] = "";
+  v6 = ss.ss_family == AF_INET6;
+  if (ss.ss_family == AF_INET) {
+    auto* a = reinterpret_cast<sockaddr_in*>(&ss);
+    uv_ip4_name(a, buf, sizeof buf);
+    port = ntohs(a->sin_port);
+  } else if (v6) {
+    auto* a = reinterpret_cast<sockaddr_in6*>(&ss);
+    uv_ip6_name(a, buf, sizeof buf);
+    port = ntohs(a->sin6_port);
+  } else {
+    return false;
+  }
+  ip = buf;
+  return true;
+}
+
+}  // namespace
+
+std::string peer_ip(const uv_tcp_t* handle) {
+  std::string ip;
+  int port = 0;
+  bool v6 = false;
+  return peer(handle, ip, port, v6) ? ip : "";
 }
 
 std::string peer_address(const uv_tcp_t* handle) {
-  sockaddr_storage ss{};
-  int len = sizeof ss;
-  if (uv_tcp_getpeername(handle, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return "";
-  char ip[INET6_ADDRSTRLEN] = "";
+  std::string ip;
   int port = 0;
-  if (ss.ss_family == AF_INET) {
-    auto* a = reinterpret_cast<sockaddr_in*>(&ss);
-    uv_ip4_name(a, ip, sizeof ip);
-    port = ntohs(a->sin_port);
-    return std::string(ip) + ":" + std::to_string(port);
-  }
-  if (ss.ss_family == AF_INET6) {
-    auto* a = reinterpret_cast<sockaddr_in6*>(&ss);
-    uv_ip6_name(a, ip, sizeof ip);
-    port = ntohs(a->sin6_port);
-    return "[" + std::string(ip) + "]:" + std::to_string(port);
-  }
-  return "";
+  bool v6 = false;
+  if (!peer(handle, ip, port, v6)) return "";
+  return (v6 ? "[" + ip + "]" : ip) + ":" + std::to_string(port);
 }
 
 }  // namespace mg
