@@ -15,7 +15,8 @@
 namespace mg {
 
 namespace {
-constexpr size_t kMaxApiConnections = 10000;  // control + route API connections together
+// Open connections per HTTP listener: the public route API cannot crowd out the control API.
+constexpr size_t kMaxHttpConnections = 10000;
 
 QueueLimits queue_limits(const Config& c) {
   return QueueLimits{c.queue_max_events, c.queue_max_bytes, c.ack_timeout, c.max_unacked};
@@ -161,8 +162,11 @@ void Hub::on_http_connection(uv_stream_t* server, int status) {
     return;
   }
   self->conns_.emplace(conn->serial(), conn);
-  if (self->conns_.size() > kMaxApiConnections) {
-    LOG_WARN("API connection refused: %zu connections open", self->conns_.size() - 1);
+  size_t same_role = 0;
+  for (const auto& [serial, c] : self->conns_) same_role += c->role() == role;
+  if (same_role > kMaxHttpConnections) {
+    LOG_DEBUG("%s API connection refused: %zu connections open", role == HttpRole::Api ? "control" : "route",
+              same_role - 1);
     conn->close_now();
     return;
   }
@@ -317,7 +321,12 @@ void Hub::maybe_finish() {
 
 void Hub::on_tick(uv_timer_t* t) {
   Hub* self = static_cast<Hub*>(t->data);
-  self->queue_.tick(uv_now(&self->loop_));
+  uint64_t now = uv_now(&self->loop_);
+  self->queue_.tick(now);
+  std::vector<HttpConn*> stalled;
+  for (auto& [serial, c] : self->conns_)
+    if (c->stalled(now)) stalled.push_back(c);
+  for (HttpConn* c : stalled) c->close_now();
   self->maybe_finish();
 }
 

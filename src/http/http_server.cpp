@@ -25,7 +25,12 @@ std::string api_error_body(int code, const std::string& message) { return envelo
 
 HttpConn::HttpConn(Hub& hub, HttpRole role, uint64_t serial) : Stream(hub.loop()), hub_(hub), role_(role), serial_(serial) {}
 
+bool HttpConn::stalled(uint64_t now_ms) const {
+  return !ws_ && !awaiting_ && !closing() && now_ms - ready_since_ms_ > kRequestTimeoutMs;
+}
+
 void HttpConn::start() {
+  ready_since_ms_ = uv_now(loop());
   const Config& c = hub_.config();
   uint32_t max_body = role_ == HttpRole::Api ? c.api_max_body : std::max<uint32_t>(c.api_max_body, c.route_max_batch * 160u);
   parser_ = std::make_unique<HttpParser>(HttpLimits{c.max_header_bytes, c.max_headers, max_body});
@@ -60,6 +65,7 @@ void HttpConn::parse_http() {
     unparsed_.swap(rest);
     awaiting_ = true;
     keep_alive_ = parser_->request().keep_alive;
+    head_only_ = parser_->request().method == "HEAD";
     handle_request(parser_->request());
   }
   parsing_ = false;
@@ -74,8 +80,12 @@ void HttpConn::respond(int status, const char* content_type, const std::string& 
                        const std::vector<std::pair<std::string, std::string>>& extra) {
   if (closing()) return;
   bool keep = keep_alive_ && !hub_.draining();
-  write(http_response(status, content_type, body, keep, extra));
+  std::string response = http_response(status, content_type, body, keep, extra);
+  if (head_only_) response.resize(response.size() - body.size());  // RFC 9110 §9.3.2: no body, same headers
+  write(std::move(response));
   awaiting_ = false;
+  head_only_ = false;
+  ready_since_ms_ = uv_now(loop());
   if (!keep) {
     close_after_flush();
     return;

@@ -29,6 +29,11 @@ class HttpConn final : public Stream, public WsOwner, public QueueSink {
   HttpConn(Hub& hub, HttpRole role, uint64_t serial);
   void start();
   uint64_t serial() const { return serial_; }
+  HttpRole role() const { return role_; }
+  // An HTTP connection (not WebSocket) that has not completed a request within kRequestTimeoutMs
+  // of being ready for one (accept, or the previous answer): idle keep-alive, or a slow sender.
+  bool stalled(uint64_t now_ms) const;
+  static constexpr uint64_t kRequestTimeoutMs = 15000;
   bool is_websocket() const { return ws_ != nullptr; }
 
   // HTTP: answers the current request and resumes reading.
@@ -76,6 +81,8 @@ class HttpConn final : public Stream, public WsOwner, public QueueSink {
   uint32_t in_flight_ = 0;      // WebSocket calls out with workers
   bool read_paused_ = false;
   bool parsing_ = false;        // inside parse_http (a synchronous answer must not re-enter it)
+  bool head_only_ = false;      // answering a HEAD request: headers, no body
+  uint64_t ready_since_ms_ = 0; // when this connection became ready for its next request
 };
 
 }  // namespace mg

@@ -17,6 +17,7 @@ namespace {
 
 constexpr uint64_t kRedialMs = 1000;         // a failed or lost address is dialled again after this
 constexpr uint64_t kRefusedRedialMs = 10000;  // ... or this, when the peer refused us
+constexpr size_t kMaxPendingLinks = 64;        // links not yet authenticated, at most
 
 // Methods another node may run here: what the API forwards, nothing else.
 bool callable_remotely(const std::string& m) {
@@ -126,6 +127,14 @@ void Mesh::on_connection(uv_stream_t* server, int status) {
   auto* self = static_cast<Mesh*>(server->data);
   auto* link = new MeshLink(*self, self->loop_, false, "", ++self->next_link_serial_);
   if (uv_accept(server, reinterpret_cast<uv_stream_t*>(link->tcp())) != 0) {
+    link->close_now();
+    return;
+  }
+  size_t pending = 0;
+  for (const auto& [serial, l] : self->links_) pending += !l->up;
+  if (pending >= kMaxPendingLinks) {  // unauthenticated connections cannot pile up
+    LOG_WARN("mesh: connection from %s refused: %zu links are still in their handshake",
+             peer_address(link->tcp()).c_str(), pending);
     link->close_now();
     return;
   }
@@ -348,6 +357,7 @@ void Mesh::link_up(MeshLink& link) {
     m.link->close_now();
   }
   link.up = true;
+  link.authenticated();
   JsonPtr hello = json_parse_strict(link.peer_hello.data(), link.peer_hello.size());
   const cJSON* h = hello.get();
   m.id = link.peer;

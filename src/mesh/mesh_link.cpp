@@ -8,6 +8,7 @@ namespace mg {
 MeshLink::MeshLink(Mesh& mesh, uv_loop_t* loop, bool is_outbound, std::string addr, uint64_t link_serial)
     : Stream(loop), outbound(is_outbound), dial_addr(std::move(addr)), serial(link_serial), mesh_(mesh) {
   opened_ms = last_heard_ms = uv_now(loop);  // a connect that hangs (a partition) times out from here
+  decoder_.set_max_frame(kMeshMaxHandshakeFrame);
 }
 
 void MeshLink::start(const std::string& hello_body) {

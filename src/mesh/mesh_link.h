@@ -24,6 +24,8 @@ class MeshLink final : public Stream {
   // Queues a frame whatever the bound (handshake, refusals, heartbeats: small and rare).
   void send_control(MeshType type, const std::string& body);
   Mesh* mesh_owner() const { return &mesh_; }
+  // The peer is authenticated: full-size frames from now on.
+  void authenticated() { decoder_.set_max_frame(kMeshMaxFrame); }
 
   // Handshake and identity, kept for the Mesh.
   bool outbound;

@@ -40,14 +40,14 @@ MeshFrameDecoder::Status MeshFrameDecoder::frames(const char* p, size_t n, size_
   used = 0;
   while (!stopped_ && n - used >= 5) {
     uint32_t flen = read_be32(p + used);
-    if (flen == 0 || flen > kMeshMaxFrame) return Status::TooLarge;
+    if (flen == 0 || flen > max_frame_) return Status::TooLarge;
     auto type = static_cast<uint8_t>(p[used + 4]);
     if (!known_type(type)) return Status::BadType;
     if (n - used - 4 < flen) break;
     on_frame(static_cast<MeshType>(type), p + used + 5, flen - 1);
     used += 4 + flen;
   }
-  if (!stopped_ && n - used >= 4 && read_be32(p + used) > kMeshMaxFrame) return Status::TooLarge;
+  if (!stopped_ && n - used >= 4 && read_be32(p + used) > max_frame_) return Status::TooLarge;
   return Status::Ok;
 }
 

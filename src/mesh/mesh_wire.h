@@ -16,6 +16,7 @@ namespace mg {
 
 constexpr int kMeshProtocolVersion = 1;
 constexpr uint32_t kMeshMaxFrame = 32u << 20;  // larger frames are a protocol error
+constexpr uint32_t kMeshMaxHandshakeFrame = 64u << 10;  // before a peer is authenticated
 
 enum class MeshType : uint8_t {
   Hello = 1,    // {"v","cluster","id","name","nonce","mesh","weight","conns","ext":{tcp,ws,wss},"int":{...}}
@@ -42,11 +43,15 @@ class MeshFrameDecoder {
   // call stop() (the link is closing): the rest of the input is ignored.
   Status feed(const char* data, size_t len, const OnFrame& on_frame);
   void stop() { stopped_ = true; }
+  // The largest frame accepted (at most kMeshMaxFrame); small until the peer is authenticated, so
+  // an unauthenticated connection cannot make us buffer 32 MiB.
+  void set_max_frame(uint32_t max) { max_frame_ = max; }
 
  private:
   Status frames(const char* p, size_t n, size_t& used, const OnFrame& on_frame);
   std::string partial_;
   bool stopped_ = false;
+  uint32_t max_frame_ = kMeshMaxFrame;
 };
 
 std::string mesh_frame(MeshType type, const std::string& body);

@@ -72,6 +72,8 @@ void Stream::read_tls(const char* data, size_t len) {
   TlsSession::Result r = tls_->feed(data, len, plain, out);
   if (!out.empty()) write_raw(std::make_shared<const std::string>(std::move(out)));
   if (r == TlsSession::Result::Error) {
+    if (!plain.empty()) on_read(plain.data(), plain.size());  // what arrived intact before the bad record
+    if (closed_) return;
     on_tls_failed(tls_->error());
     close_after_flush();  // the alert, if any, goes out first
     return;

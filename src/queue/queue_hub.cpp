@@ -62,16 +62,24 @@ bool QueueHub::ready(const Target& to) const {
 }
 
 size_t QueueHub::remote_in_flight(unsigned node) const {
-  size_t n = 0;
-  for (const auto& [fwd, f] : forwarded_) n += f.node == node;
-  return n;
+  auto it = forwarded_per_node_.find(node);
+  return it == forwarded_per_node_.end() ? 0 : it->second;
+}
+
+void QueueHub::forget_forwarded(std::map<uint64_t, Forwarded>::iterator it) {
+  auto n = forwarded_per_node_.find(it->second.node);
+  if (n != forwarded_per_node_.end() && --n->second == 0) forwarded_per_node_.erase(n);
+  forwarded_.erase(it);
 }
 
 void QueueHub::consumed(const QueueEvent& ev) {
   if (ev.fwd && remote_) remote_->remote_done(ev.node, ev.fwd);
 }
 
-void QueueHub::remote_done(uint64_t fwd) { forwarded_.erase(fwd); }
+void QueueHub::remote_done(uint64_t fwd) {
+  auto it = forwarded_.find(fwd);
+  if (it != forwarded_.end()) forget_forwarded(it);
+}
 
 void QueueHub::requeue_forwarded(const std::function<bool(const Forwarded&)>& which) {
   std::vector<uint64_t> ids;
@@ -79,8 +87,9 @@ void QueueHub::requeue_forwarded(const std::function<bool(const Forwarded&)>& wh
     if (which(f)) ids.push_back(fwd);
   // Newest first, each to the front: the topic gets them back oldest first.
   for (auto it = ids.rbegin(); it != ids.rend(); ++it) {
-    auto node = forwarded_.extract(*it);
-    QueueEvent ev = std::move(node.mapped().ev);
+    auto f = forwarded_.find(*it);
+    QueueEvent ev = std::move(f->second.ev);
+    forget_forwarded(f);
     ev.hops = 0;
     Topic* t = topic(ev.topic, true);
     if (!t) continue;
@@ -101,6 +110,7 @@ void QueueHub::send(Topic& t, const Target& to, QueueEvent ev) {
   wire.fwd = fwd;
   remote_->remote_forward(to.node, wire);
   forwarded_.emplace(fwd, Forwarded{to.node, std::move(ev), now_ms_ + 2 * uint64_t{limits_.ack_timeout_s} * 1000});
+  forwarded_per_node_[to.node]++;
 }
 
 bool QueueHub::ready(const Consumer& c) const {

@@ -170,7 +170,9 @@ class QueueHub {
   RemoteQueue* remote_ = nullptr;
   // Producer side: events forwarded to other nodes and not reported consumed yet, by handle.
   std::map<uint64_t, Forwarded> forwarded_;
+  std::unordered_map<unsigned, size_t> forwarded_per_node_;  // counts of forwarded_, by node
   uint64_t next_fwd_ = 0;
+  void forget_forwarded(std::map<uint64_t, Forwarded>::iterator it);
   std::function<void()> on_local_topics_changed_;
 };
 

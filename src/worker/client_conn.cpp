@@ -34,7 +34,7 @@ uint64_t ClientConn::since_ms() const { return snowflake_unix_ms(id_); }
 
 void ClientConn::start() {
   remote_addr_ = peer_address(tcp());
-  last_rx_s_ = last_ping_s_ = worker_.now_s();
+  accepted_s_ = last_rx_s_ = last_ping_s_ = worker_.now_s();
   const ListenerConfig& l = listener();
   SSL_CTX* tls_ctx = worker_.listener_shared(listener_index_).tls;
   if (tls_ctx) use_tls(tls_ctx);
@@ -56,6 +56,7 @@ void ClientConn::on_tls_failed(const std::string& why) {
   inc(metrics().refused[static_cast<int>(RefuseReason::TlsHandshake)]);
   LOG_DEBUG("TLS from %s refused: %s", remote_addr_.c_str(), why.c_str());
   phase_ = Phase::Closing;
+  closing_since_s_ = worker_.now_s();  // the alert gets its few seconds to go out
 }
 
 bool ClientConn::accept_token(const std::string& token, std::string& why) {
@@ -231,6 +232,7 @@ void ClientConn::ws_output(const uint8_t* data, size_t len) {
 }
 
 void ClientConn::emit_message(bool binary, const char* data, size_t len) {
+  if (phase_ != Phase::Open) return;  // after its close event, nothing more of this client reaches consumers
   std::string d = binary ? "{\"frame\":{\"type\":\"binary\",\"data\":" : "{\"frame\":{\"type\":\"text\",\"data\":";
   if (binary) {
     d += '"';
@@ -277,7 +279,7 @@ void ClientConn::on_read_end(int status) {
 void ClientConn::tick(uint32_t now) {
   if (closed()) return;
   if (phase_ == Phase::Handshake) {
-    if (now - last_rx_s_ >= kHandshakeTimeoutS) close_now();
+    if (now - accepted_s_ >= kHandshakeTimeoutS) close_now();  // from accept: trickling bytes does not help
     return;
   }
   if (phase_ == Phase::Closing || closing()) {

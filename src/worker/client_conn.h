@@ -82,7 +82,7 @@ class ClientConn final : public Stream, public WsOwner {
   std::unique_ptr<HttpParser> handshake_;  // only during the WebSocket handshake
   std::unique_ptr<WsSession> ws_;          // WebSocket after the upgrade
   std::unique_ptr<FrameDecoder> framer_;   // TCP
-  uint32_t last_rx_s_ = 0, last_ping_s_ = 0, soft_since_s_ = 0, closing_since_s_ = 0;
+  uint32_t accepted_s_ = 0, last_rx_s_ = 0, last_ping_s_ = 0, soft_since_s_ = 0, closing_since_s_ = 0;
   uint16_t listener_index_;
   uint16_t close_code_ = 0;             // 0 until decided
   Phase phase_ = Phase::Handshake;

@@ -1,0 +1,96 @@
+"""Connections that never finish: a WebSocket upgrade or TCP connect token trickled byte by byte is
+closed 10 s after accept (not 10 s after the last byte); an HTTP connection that does not complete a
+request within 15 s of being ready for one (idle keep-alive, slow sender) is closed; an unauthenticated
+mesh peer cannot announce a frame larger than a handshake needs. Meanwhile the node serves others.
+Also: HEAD answers carry no body, and a client's messages sent after the server closed it do not
+reach consumers after its close event."""
+
+import asyncio
+import socket
+import struct
+import time
+
+import pytest
+
+import harness
+from harness import Session, aapi_ok, assert_node_healthy, connect_raw, ev_close_of, ev_frame_of
+
+
+@pytest.fixture(scope="module")
+def node(module_nodes):
+    return module_nodes.start({
+        "mesh": {"bind": "127.0.0.1", "port": harness.free_port(), "secret": "s", "dead_after": 3},
+        "listener.tcptok": {"type": "tcp", "bind": "127.0.0.1", "port": harness.free_port(), "token_secret": "k"},
+    })
+
+
+def still_open(sock):
+    """False when the peer has closed (EOF or reset)."""
+    sock.setblocking(False)
+    try:
+        return sock.recv(1) != b""
+    except BlockingIOError:
+        return True
+    except (ConnectionResetError, BrokenPipeError):
+        return False
+    finally:
+        sock.setblocking(True)
+
+
+async def test_trickled_handshakes_and_idle_http_are_closed(node):
+    ws = connect_raw(node.port("ws"))
+    tok = connect_raw(node.port("tcptok"))
+    idle_api = connect_raw(node.api_port)
+    idle_route = connect_raw(node.route_port)
+    request = harness.ws_upgrade_request(node.port("ws"), "/slow")
+    t0 = time.monotonic()
+    ws_closed_at = None
+    for i in range(60):  # one byte every 0.5 s: the upgrade would take 100 s to arrive
+        if ws_closed_at is None:
+            try:
+                ws.send(request[i:i + 1])
+                tok.send(b"x")
+            except OSError:
+                pass
+            if not still_open(ws):
+                ws_closed_at = time.monotonic() - t0
+        if time.monotonic() - t0 > 17:
+            break
+        await asyncio.sleep(0.5)
+    assert ws_closed_at is not None and 9 <= ws_closed_at <= 13, f"trickled upgrade closed at {ws_closed_at}"
+    assert not still_open(tok), "a TCP token trickled for 17 s is still open"
+    assert not still_open(idle_api) and not still_open(idle_route), "idle HTTP connections open after 17 s"
+    await assert_node_healthy(node)
+
+
+def test_head_has_no_body(node):
+    s = connect_raw(node.api_port)
+    s.sendall(b"HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    data = b""
+    deadline = time.monotonic() + 3
+    while data.count(b"HTTP/1.1 200") < 2 or not data.endswith(b"ok\n"):
+        assert time.monotonic() < deadline, f"answers: {data!r}"
+        s.settimeout(max(0.01, deadline - time.monotonic()))
+        data += s.recv(4096)
+    first, second = data.split(b"HTTP/1.1 200", 2)[1:]
+    assert b"Content-Length: 3" in first and first.endswith(b"\r\n\r\n"), f"HEAD answer {first!r}"
+    assert second.endswith(b"\r\n\r\nok\n"), f"GET answer {second!r}"
+
+
+def test_unauthenticated_mesh_peer_cannot_announce_a_big_frame(node):
+    s = connect_raw(node.cfg["mesh"]["port"])
+    s.sendall(struct.pack("!IB", 1 << 20, 1) + b"{" * 1000)  # a 1 MiB "HELLO"
+    assert harness.wait_closed_by_peer(s, 3), "a 1 MiB frame before authentication was accepted"
+
+
+async def test_messages_after_the_server_closed_a_client_are_not_events(node):
+    async with Session(node) as s:
+        cons = await s.consumer()
+        raw, cid, _ = await s.raw_ws(cons)
+        await aapi_ok(node, "conn.call", {"c": cid, "f": "close", "a": [4000, "bye"]})
+        code, _ = await raw.expect_close()
+        assert code == 4000
+        await raw.send_raw(harness.ws_frame(harness.OP_TEXT, "late"))  # before our own close frame
+        ev = await cons.wait_event(ev_close_of(cid))
+        assert ev["p"]["d"]["code"] == 4000
+        await cons.no_event(ev_frame_of(cid), 0.5)
