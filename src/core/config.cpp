@@ -315,6 +315,12 @@ std::string validate(const Config& c, const ParseState& st) {
   for (size_t i = 0; i < c.listeners.size(); i++) {
     const ListenerConfig& l = c.listeners[i];
     if (l.port == 0) return at(st.listener_line[i], "[listener." + l.name + "] port is missing");
+    // A queue event of the largest message (base64 and JSON around it) must fit a consumer's
+    // output window (a quarter of max_output), or it would close every consumer it is given to.
+    if (uint64_t{l.max_message} * 8 > c.api_max_output)
+      return at(std::max(line_of("api.max_output"), st.listener_line[i]),
+                "[api] max_output must be at least 8 x [listener." + l.name + "] max_message (" +
+                    std::to_string(uint64_t{l.max_message} * 8) + ")");
     if (l.token_secrets.size() == 2 && l.token_secrets[0].empty() && !l.token_secrets[1].empty())
       return at(st.listener_line[i], "[listener." + l.name + "] token_secret_previous needs token_secret");
     for (size_t j = 0; j < i; j++) {

@@ -321,6 +321,7 @@ TEST(ConfigListeners, TwoListenersAreReadInFileOrder) {
 
 TEST(ConfigListeners, EveryListenerKeyIsRead) {
   const Config c = parse_ok(
+      "[api]\nmax_output = 536870912\n"  // 8 x the largest max_message below
       "[listener.t]\ntype = tcp\nbind = 127.0.0.1\nport = 65535\ntopic = devices\nevents = off\n"
       "framing = len32\nmax_message = 16\nidle_timeout = 0\nping_interval = 86400\n"
       "[listener.w]\ntype = ws\nport = 1\npath = /chat/v1\nmax_message = 67108864\nidle_timeout = 86400\n"
@@ -548,6 +549,13 @@ TEST(ConfigErrors, SamePortTwiceNamesTheFileBothListenersAndThePort) {
   EXPECT_CONTAINS(e, "listener.one");
   EXPECT_CONTAINS(e, "listener.two");
   EXPECT_CONTAINS(e, "5100");
+}
+
+TEST(ConfigErrors, ConsumerOutputMustHoldTheLargestMessage) {
+  const std::string e = parse_error("[api]\nmax_output = 65536\n[listener.a]\ntype = ws\nport = 1234\nmax_message = 65536\n");
+  EXPECT_TRUE(starts_with(e, "t.conf:3:")) << e;
+  EXPECT_CONTAINS(e, "max_output");
+  EXPECT_CONTAINS(e, "listener.a");
 }
 
 TEST(ConfigErrors, SoftLimitAboveHardLimitNamesTheFileAndBothKeys) {
