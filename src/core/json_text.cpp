@@ -1,7 +1,6 @@
 #include "core/json_text.h"
 
 #include <cerrno>
-#include <cmath>
 #include <cstdlib>
 #include <cstring>
 

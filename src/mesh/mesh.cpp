@@ -320,7 +320,6 @@ void Mesh::on_hello(MeshLink& link, const cJSON* o, const char* body, size_t len
   std::string nonce = str_field(o, "nonce");
   if (nonce.empty()) return refuse(link, "HELLO without a nonce");
   link.peer = peer;
-  link.peer_nonce = nonce;
   link.peer_hello.assign(body, len);
   link.hello_seen = true;
   if (link.outbound) dials_[link.dial_addr].node = peer;
@@ -371,7 +370,6 @@ void Mesh::link_up(MeshLink& link) {
   bool was_alive = m.alive;
   m.alive = true;
   m.link = &link;
-  m.joined_ms = now();
   if (!m.mesh_addr.empty()) dials_[m.mesh_addr].node = m.id;
   if (!was_alive) LOG_INFO("mesh: node %u (%s) is alive, at %s", m.id, m.name.c_str(), m.mesh_addr.c_str());
   for (auto& [serial, l] : links_)

@@ -81,7 +81,6 @@ class Mesh final : public RemoteQueue {
     RouteAddresses external, intranet;
     double rtt_ms = -1;
     MeshLink* link = nullptr;
-    uint64_t joined_ms = 0;
   };
   struct PendingCall {
     unsigned node;

@@ -33,7 +33,6 @@ class MeshLink final : public Stream {
   uint64_t serial;             // to find the link again from a callback (it may be gone)
   std::string my_nonce;        // the nonce we sent in HELLO
   unsigned peer = 0;           // the peer's node id, from its HELLO
-  std::string peer_nonce;
   std::string peer_hello;      // the peer's HELLO body (JSON), applied when the link is up
   bool hello_seen = false;     // the peer's HELLO arrived and was accepted
   bool auth_ok = false;        // the peer proved the secret

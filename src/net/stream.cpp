@@ -64,8 +64,6 @@ void Stream::on_read_cb(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
 
 void Stream::use_tls(SSL_CTX* ctx) { tls_ = std::make_unique<TlsSession>(ctx); }
 
-bool Stream::tls_established() const { return tls_ && tls_->established(); }
-
 void Stream::read_tls(const char* data, size_t len) {
   std::string plain, out;
   bool was_established = tls_->established();

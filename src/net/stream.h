@@ -53,8 +53,6 @@ class Stream {
   // Turns on TLS (server side) for this stream: reads are decrypted before on_read, writes
   // encrypted. Call before start_reading.
   void use_tls(SSL_CTX* ctx);
-  bool tls() const { return tls_ != nullptr; }
-  bool tls_established() const;
   // Queues bytes; written before the loop next polls. Ignored once the stream is closing.
   void write(Chunk data);
   void write(std::string data) { write(std::make_shared<const std::string>(std::move(data))); }
