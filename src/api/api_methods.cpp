@@ -221,8 +221,10 @@ void queue_ack(ApiCall& c) {
   std::vector<uint64_t> seqs;
   const cJSON* item;
   cJSON_ArrayForEach(item, k) {
-    if (!cJSON_IsNumber(item) || item->valuedouble < 0) return invalid(c, "\"k\" must hold sequence numbers");
-    seqs.push_back(static_cast<uint64_t>(item->valuedouble));
+    int64_t seq = 0;
+    if (!json_integer(item, 0, kJsonMaxExactInt, seq))
+      return invalid(c, "\"k\" must hold sequence numbers (integers from 0 to 2^53-1)");
+    seqs.push_back(static_cast<uint64_t>(seq));
   }
   c.hub.queue().ack(c.ws, seqs);
   c.reply(ApiResult::ok("{\"s\":true}"));

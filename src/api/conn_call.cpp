@@ -14,10 +14,14 @@ bool valid_channel_name(const std::string& name) {
 
 namespace {
 
-bool valid_close_code(double c) {
-  int code = static_cast<int>(c);
-  if (code != c) return false;
-  return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1011) || (code >= 3000 && code <= 4999);
+// A close code a server may send (RFC 6455 §7.4): read as an integer first, so 1e300 or 1000.5
+// is refused rather than cast.
+bool read_close_code(const cJSON* v, int& out) {
+  int64_t code = 0;
+  if (!json_integer(v, 1000, 4999, code)) return false;
+  if (!((code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1011) || code >= 3000)) return false;
+  out = static_cast<int>(code);
+  return true;
 }
 
 bool parse_channels(const cJSON* args, std::vector<std::string>& out, std::string& error) {
@@ -73,7 +77,8 @@ bool parse_conn_call(const cJSON* fn, const cJSON* args, ConnCall& out, std::str
     out.fn = ConnCall::Fn::Close;
     const cJSON* code = argc >= 1 ? cJSON_GetArrayItem(args, 0) : nullptr;
     const cJSON* reason = argc >= 2 ? cJSON_GetArrayItem(args, 1) : nullptr;
-    if (argc > 2 || (code && !cJSON_IsNull(code) && !(cJSON_IsNumber(code) && valid_close_code(code->valuedouble)))) {
+    int code_value = 0;
+    if (argc > 2 || (code && !cJSON_IsNull(code) && !read_close_code(code, code_value))) {
       error = "close takes [code?, reason?]: code 1000-1003, 1007-1011 or 3000-4999";
       return false;
     }
@@ -81,7 +86,7 @@ bool parse_conn_call(const cJSON* fn, const cJSON* args, ConnCall& out, std::str
       error = "close reason must be a string of at most 123 bytes";
       return false;
     }
-    if (code && cJSON_IsNumber(code)) out.code = static_cast<int>(code->valuedouble);
+    if (code && !cJSON_IsNull(code)) out.code = code_value;
     if (reason) out.reason = reason->valuestring;
   } else {
     error = "unknown function \"" + f + "\" (set_context_value, set_context, subscribe, unsubscribe, close)";

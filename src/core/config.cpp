@@ -186,6 +186,9 @@ const std::map<std::string, Setter>& global_keys() {
          return "";
        }},
       {"mesh.secret", string_key(&Config::mesh_secret)},
+      {"mesh.encrypt", [](Config& c, const std::string& v) -> std::string {
+         return parse_bool(v, c.mesh_encrypt) ? "" : "expected on or off";
+       }},
       {"mesh.seeds", [](Config& c, const std::string& v) -> std::string {
          c.mesh_seeds = split_list(v);
          for (const std::string& seed : c.mesh_seeds) {

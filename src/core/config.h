@@ -88,6 +88,7 @@ struct Config {
   std::string mesh_advertise;
   std::string mesh_cluster = "meshgate";
   std::string mesh_secret;
+  bool mesh_encrypt = true;  // AES-256-GCM on every frame after the handshake (else authenticated only)
   std::vector<std::string> mesh_seeds;
   uint32_t mesh_dead_after = 3;
   uint32_t mesh_call_timeout = 2;

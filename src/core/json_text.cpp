@@ -1,8 +1,11 @@
 #include "core/json_text.h"
 
+#include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <vector>
 
 #include "core/json_check.h"
 #include "core/utf8.h"
@@ -69,17 +72,59 @@ size_t skip_ws(const char* s, size_t n, size_t i) {
 
 }  // namespace
 
+namespace {
+
+// The first key that some object in the tree holds twice, or nullptr. Objects are small in
+// practice (a pairwise scan); a large one is sorted instead, so the check stays O(n log n).
+const char* duplicate_key(const cJSON* v) {
+  if (!cJSON_IsObject(v) && !cJSON_IsArray(v)) return nullptr;
+  if (cJSON_IsObject(v)) {
+    std::vector<const char*> keys;
+    for (const cJSON* c = v->child; c; c = c->next) keys.push_back(c->string);
+    if (keys.size() <= 16) {
+      for (size_t i = 0; i < keys.size(); i++)
+        for (size_t j = i + 1; j < keys.size(); j++)
+          if (std::strcmp(keys[i], keys[j]) == 0) return keys[i];
+    } else {
+      std::sort(keys.begin(), keys.end(), [](const char* a, const char* b) { return std::strcmp(a, b) < 0; });
+      for (size_t i = 1; i < keys.size(); i++)
+        if (std::strcmp(keys[i - 1], keys[i]) == 0) return keys[i];
+    }
+  }
+  for (const cJSON* c = v->child; c; c = c->next)
+    if (const char* dup = duplicate_key(c)) return dup;
+  return nullptr;
+}
+
+}  // namespace
+
 JsonPtr json_parse_strict(const char* data, size_t len, std::string* why) {
   std::string problem;
   if (!is_valid_utf8(data, len)) {
     problem = "the JSON text is not valid UTF-8";
   } else if (json_check(data, len, problem)) {
     JsonPtr v(cJSON_ParseWithLength(data, len));
-    if (v) return v;
-    problem = "malformed JSON";
+    if (!v) {
+      problem = "malformed JSON";
+    } else if (const char* dup = duplicate_key(v.get())) {
+      problem = "malformed JSON: the key ";
+      json_append_string(problem, dup, std::strlen(dup));
+      problem += " appears twice in one object";
+    } else {
+      return v;
+    }
   }
   if (why) *why = problem;
   return JsonPtr();
+}
+
+bool json_integer(const cJSON* v, int64_t lo, int64_t hi, int64_t& out) {
+  if (!cJSON_IsNumber(v)) return false;
+  double d = v->valuedouble;
+  // Compared as doubles first (NaN fails every comparison), so the cast below is always defined.
+  if (!(d >= static_cast<double>(lo) && d <= static_cast<double>(hi)) || d != std::floor(d)) return false;
+  out = static_cast<int64_t>(d);
+  return true;
 }
 
 bool json_member_text(const char* s, size_t n, const char* key, const char*& value, size_t& value_len) {

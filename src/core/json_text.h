@@ -36,8 +36,18 @@ struct JsonPtr {
 
 // Parses exactly one JSON value from data[0..len), after checking that the text is valid UTF-8 and
 // strict RFC 8259 JSON (json_check.h: no trailing text, no leading zeros, no \u0000, bounded
-// nesting). Returns an empty JsonPtr on failure and, when `why` is given, what was wrong.
+// nesting), with no object holding the same key twice (RFC 8259 leaves duplicates to the parser:
+// `{"alg":"HS256","alg":"none"}` must not mean one thing here and another to the sender). Returns an
+// empty JsonPtr on failure and, when `why` is given, what was wrong.
 JsonPtr json_parse_strict(const char* data, size_t len, std::string* why = nullptr);
+
+// The largest integer every double holds exactly (2^53 - 1): the bound of any integer read from JSON.
+constexpr int64_t kJsonMaxExactInt = (int64_t{1} << 53) - 1;
+
+// Reads an integer from a JSON number that is integral and within [lo, hi] (both within
+// ±kJsonMaxExactInt). False for anything else (a fraction, 1e300, a string, a missing value), so an
+// out-of-range double is never cast to an integer, which would be undefined behaviour.
+bool json_integer(const cJSON* v, int64_t lo, int64_t hi, int64_t& out);
 
 // The raw text of member `key` of the JSON object text [data, data+len) (top level only), or false.
 // Used to read a client id given as a JSON number exactly: cJSON keeps numbers as doubles, which

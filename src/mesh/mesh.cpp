@@ -1,7 +1,5 @@
 #include "mesh/mesh.h"
 
-#include <openssl/crypto.h>
-
 #include <algorithm>
 #include <sstream>
 
@@ -25,19 +23,15 @@ bool callable_remotely(const std::string& m) {
          m == "conn.call" || m == "conn.info";
 }
 
-std::string str_field(const cJSON* obj, const char* key) {
-  const cJSON* v = cJSON_GetObjectItemCaseSensitive(obj, key);
-  return cJSON_IsString(v) ? v->valuestring : "";
-}
-
-double num_field(const cJSON* obj, const char* key, double fallback) {
-  const cJSON* v = cJSON_GetObjectItemCaseSensitive(obj, key);
-  return cJSON_IsNumber(v) ? v->valuedouble : fallback;
+// Route weights are doubles by nature: any finite positive number, else 1.
+double weight_field(const cJSON* obj) {
+  const cJSON* v = cJSON_GetObjectItemCaseSensitive(obj, "weight");
+  return cJSON_IsNumber(v) && v->valuedouble > 0 && v->valuedouble <= 1e6 ? v->valuedouble : 1;
 }
 
 RouteAddresses addresses_field(const cJSON* obj, const char* key) {
   const cJSON* a = cJSON_GetObjectItemCaseSensitive(obj, key);
-  return RouteAddresses{str_field(a, "tcp"), str_field(a, "ws"), str_field(a, "wss")};
+  return RouteAddresses{mesh_read_string(a, "tcp"), mesh_read_string(a, "ws"), mesh_read_string(a, "wss")};
 }
 
 void append_addresses(std::string& s, const RouteAddresses& a) {
@@ -145,17 +139,18 @@ void Mesh::on_connection(uv_stream_t* server, int status) {
 
 void Mesh::connected(MeshLink* link) {
   uv_tcp_nodelay(link->tcp(), 1);
-  link->my_nonce = mesh_nonce();
-  link->start(hello_body_for(*link));
+  link->my_hello = hello_body();
+  link->start(link->my_hello);
 }
 
-std::string Mesh::hello_body_for(const MeshLink& link) const {
+std::string Mesh::hello_body() const {
   std::string s = "{\"v\":" + std::to_string(kMeshProtocolVersion) + ",\"cluster\":";
   json_append_string(s, cfg_.mesh_cluster);
   s += ",\"id\":" + std::to_string(self_) + ",\"name\":";
   json_append_string(s, cfg_.node_name);
   s += ",\"nonce\":";
-  json_append_string(s, link.my_nonce);
+  json_append_string(s, mesh_nonce());  // fresh for every link: no two transcripts are alike
+  s += cfg_.mesh_encrypt ? ",\"enc\":true" : ",\"enc\":false";
   s += ",\"mesh\":";
   json_append_string(s, self_addr_);
   std::ostringstream w;
@@ -268,7 +263,7 @@ void Mesh::on_frame(MeshLink& link, MeshType type, const char* body, size_t len)
   }
   const cJSON* o = doc.get();
   if (type == MeshType::Refuse) {
-    LOG_WARN("mesh: %s refused this node: %s", link.dial_addr.c_str(), str_field(o, "reason").c_str());
+    LOG_WARN("mesh: %s refused this node: %s", link.dial_addr.c_str(), mesh_read_string(o, "reason").c_str());
     link.was_refused = true;
     link.close_now();
     return;
@@ -280,63 +275,97 @@ void Mesh::on_frame(MeshLink& link, MeshType type, const char* body, size_t len)
     return;
   }
   auto mit = members_.find(link.peer);
+  bool well_formed = true;
   switch (type) {
-    case MeshType::Members: on_members(o); break;
+    case MeshType::Members: well_formed = on_members(o); break;
     case MeshType::Ping: {
-      if (mit != members_.end()) mit->second.connections = static_cast<uint64_t>(num_field(o, "conns", 0));
-      std::string pong = "{\"t\":" + raw_field(body, len, "t", "0") + "}";
-      link.send_control(MeshType::Pong, pong);
+      uint64_t t = 0, conns = 0;
+      well_formed = mesh_read_uint(o, "t", kJsonMaxExactInt, 0, t) && mesh_read_uint(o, "conns", kJsonMaxExactInt, 0, conns);
+      if (!well_formed) break;
+      if (mit != members_.end()) mit->second.connections = conns;
+      link.send_control(MeshType::Pong, "{\"t\":" + std::to_string(t) + "}");
       break;
     }
-    case MeshType::Pong:
-      if (mit != members_.end()) mit->second.rtt_ms = static_cast<double>(now()) - num_field(o, "t", 0);
+    case MeshType::Pong: {
+      uint64_t t = 0;
+      well_formed = mesh_read_uint(o, "t", kJsonMaxExactInt, 0, t);
+      if (well_formed && mit != members_.end() && t <= now()) mit->second.rtt_ms = static_cast<double>(now() - t);
       break;
-    case MeshType::Call: on_call(link, o, body, len); break;
-    case MeshType::Reply: on_reply(o, body, len); break;
+    }
+    case MeshType::Call: well_formed = on_call(link, o, body, len); break;
+    case MeshType::Reply: well_formed = on_reply(o, body, len); break;
     case MeshType::Topics: on_topics(link, o); break;
-    case MeshType::Event: on_event(link, o, body, len); break;
-    case MeshType::Done: hub_.queue().remote_done(static_cast<uint64_t>(num_field(o, "f", 0))); break;
+    case MeshType::Event: well_formed = on_event(link, o, body, len); break;
+    case MeshType::Done: {
+      uint64_t f = 0;
+      well_formed = mesh_read_uint(o, "f", kJsonMaxExactInt, 0, f);
+      if (well_formed) hub_.queue().remote_done(f);
+      break;
+    }
     default: refuse(link, std::string("unexpected ") + mesh_type_name(type) + " after the handshake"); break;
   }
+  if (!well_formed) refuse(link, std::string("malformed ") + mesh_type_name(type) + " frame: a number out of range");
+}
+
+void Mesh::on_bad_frame(MeshLink& link, const std::string& why) {
+  bad_frames_++;
+  LOG_WARN("mesh: link %s%s closed: %s", link.dial_addr.c_str(),
+           link.peer ? (" (node " + std::to_string(link.peer) + ")").c_str() : "", why.c_str());
+  link.close_now();
 }
 
 void Mesh::on_hello(MeshLink& link, const cJSON* o, const char* body, size_t len) {
   if (link.hello_seen) return refuse(link, "HELLO sent twice");
-  int v = static_cast<int>(num_field(o, "v", 0));
+  uint64_t v = 0;
+  if (!mesh_read_uint(o, "v", 1u << 30, 0, v)) return refuse(link, "malformed HELLO frame: v is not a version number");
   if (v != kMeshProtocolVersion)
     return refuse(link, "protocol version " + std::to_string(v) + " is not supported (this node speaks " +
                             std::to_string(kMeshProtocolVersion) + ")");
-  std::string cluster = str_field(o, "cluster");
+  std::string cluster = mesh_read_string(o, "cluster");
   if (cluster != cfg_.mesh_cluster)
     return refuse(link, "cluster name \"" + cluster + "\" does not match this cluster \"" + cfg_.mesh_cluster + "\"");
-  double id = num_field(o, "id", 0);
-  if (!(id >= 1 && id <= 1023) || static_cast<unsigned>(id) != id) return refuse(link, "bad node id");
+  uint64_t id = 0;
+  if (!mesh_read_uint(o, "id", 1023, 0, id) || id < 1) return refuse(link, "bad node id");
   unsigned peer = static_cast<unsigned>(id);
-  std::string mesh_addr = str_field(o, "mesh");
+  std::string mesh_addr = mesh_read_string(o, "mesh");
   if (peer == self_) return refuse(link, "duplicate node id " + std::to_string(peer) + ": it is this node's id");
   auto it = members_.find(peer);
   if (it != members_.end() && it->second.alive && it->second.mesh_addr != mesh_addr)
     return refuse(link, "duplicate node id " + std::to_string(peer) + ": already in use by " + it->second.mesh_addr);
-  std::string nonce = str_field(o, "nonce");
-  if (nonce.empty()) return refuse(link, "HELLO without a nonce");
+  std::string nonce = mesh_read_string(o, "nonce");
+  if (nonce.size() < 16 || nonce.size() > 64) return refuse(link, "HELLO without a nonce of 16 to 64 characters");
+  const cJSON* enc = cJSON_GetObjectItemCaseSensitive(o, "enc");
+  if (!cJSON_IsBool(enc)) return refuse(link, "HELLO without \"enc\"");
+  if (cJSON_IsTrue(enc) != cfg_.mesh_encrypt)
+    return refuse(link, std::string("encryption is ") + (cfg_.mesh_encrypt ? "on" : "off") + " on this node and " +
+                            (cfg_.mesh_encrypt ? "off" : "on") + " on the peer: set [mesh] encrypt alike on every node");
   link.peer = peer;
   link.peer_hello.assign(body, len);
   link.hello_seen = true;
-  if (link.outbound) dials_[link.dial_addr].node = peer;
+  link.transcript = link.outbound ? mesh_transcript(link.my_hello, link.peer_hello)
+                                  : mesh_transcript(link.peer_hello, link.my_hello);
+  if (link.outbound) {
+    // The dialler proves first, over a transcript holding its own fresh nonce; the listener proves
+    // only after checking this proof, so a stranger who dials a node learns no proof at all.
+    dials_[link.dial_addr].node = peer;
+    send_auth(link, MeshRole::Dialler);
+  }
+}
+
+void Mesh::send_auth(MeshLink& link, MeshRole role) {
   std::string auth = "{\"mac\":";
-  json_append_string(auth, mesh_auth_mac(cfg_.mesh_secret, cfg_.mesh_cluster, nonce, self_, peer));
+  json_append_string(auth, mesh_proof(cfg_.mesh_secret, role, link.transcript));
   auth += '}';
   link.send_control(MeshType::Auth, auth);
-  if (link.auth_ok) link_up(link);
 }
 
 void Mesh::on_auth(MeshLink& link, const cJSON* o) {
   if (!link.hello_seen) return refuse(link, "AUTH before HELLO");
-  std::string mac = str_field(o, "mac");
-  std::string want = mesh_auth_mac(cfg_.mesh_secret, cfg_.mesh_cluster, link.my_nonce, link.peer, self_);
-  if (mac.size() != want.size() || CRYPTO_memcmp(mac.data(), want.data(), want.size()) != 0)
+  MeshRole peer_role = link.outbound ? MeshRole::Listener : MeshRole::Dialler;
+  if (!mesh_proof_matches(mesh_read_string(o, "mac"), mesh_proof(cfg_.mesh_secret, peer_role, link.transcript)))
     return refuse(link, "authentication failed: wrong secret");
-  link.auth_ok = true;
+  if (!link.outbound) send_auth(link, MeshRole::Listener);
+  link.secure(mesh_session_keys(cfg_.mesh_secret, link.transcript), cfg_.mesh_encrypt);
   link_up(link);
 }
 
@@ -356,15 +385,13 @@ void Mesh::link_up(MeshLink& link) {
     m.link->close_now();
   }
   link.up = true;
-  link.authenticated();
   JsonPtr hello = json_parse_strict(link.peer_hello.data(), link.peer_hello.size());
   const cJSON* h = hello.get();
   m.id = link.peer;
-  m.name = str_field(h, "name");
-  m.mesh_addr = str_field(h, "mesh");
-  m.weight = num_field(h, "weight", 1);
-  if (!(m.weight > 0)) m.weight = 1;
-  m.connections = static_cast<uint64_t>(num_field(h, "conns", 0));
+  m.name = mesh_read_string(h, "name");
+  m.mesh_addr = mesh_read_string(h, "mesh");
+  m.weight = weight_field(h);
+  if (!mesh_read_uint(h, "conns", kJsonMaxExactInt, 0, m.connections)) m.connections = 0;
   m.external = addresses_field(h, "ext");
   m.intranet = addresses_field(h, "int");
   bool was_alive = m.alive;
@@ -405,18 +432,20 @@ void Mesh::send_members(MeshLink& link) {
   link.send_control(MeshType::Members, s);
 }
 
-void Mesh::on_members(const cJSON* o) {
+bool Mesh::on_members(const cJSON* o) {
   const cJSON* list = cJSON_GetObjectItemCaseSensitive(o, "m");
   const cJSON* item;
   cJSON_ArrayForEach(item, list) {
-    double id = num_field(item, "id", 0);
-    std::string addr = str_field(item, "mesh");
-    if (id < 1 || id > 1023 || static_cast<unsigned>(id) == self_ || addr.empty() || addr == self_addr_) continue;
+    uint64_t id = 0;
+    if (!mesh_read_uint(item, "id", 1023, 0, id)) return false;
+    std::string addr = mesh_read_string(item, "mesh");
+    if (id < 1 || id == self_ || addr.empty() || addr == self_addr_) continue;
     auto it = members_.find(static_cast<unsigned>(id));
     if (it != members_.end() && it->second.alive) continue;
     if (dials_.size() >= 4096 && !dials_.count(addr)) continue;  // bounded, whatever peers claim
     dials_[addr].node = static_cast<unsigned>(id);
   }
+  return true;
 }
 
 void Mesh::on_tick(uv_timer_t* t) { static_cast<Mesh*>(t->data)->tick(); }
@@ -513,17 +542,21 @@ void Mesh::fanout(const std::string& method, const std::string& params_json, std
     call(id, method, params_json, 501, [state](const ApiResult& r) {
       if (r.code == 0) {
         JsonPtr res = json_parse_strict(r.result.data(), r.result.size());
-        state->total.ok += static_cast<uint64_t>(num_field(res.get(), "s", 0));
-        state->total.failed += static_cast<uint64_t>(num_field(res.get(), "f", 0));
+        uint64_t ok = 0, failed = 0;
+        if (mesh_read_uint(res.get(), "s", kJsonMaxExactInt, 0, ok) && mesh_read_uint(res.get(), "f", kJsonMaxExactInt, 0, failed)) {
+          state->total.ok += ok;
+          state->total.failed += failed;
+        }
       }
       if (--state->pending == 0) state->done(state->total);
     });
   }
 }
 
-void Mesh::on_call(MeshLink& link, const cJSON* o, const char* body, size_t len) {
-  uint64_t k = static_cast<uint64_t>(num_field(o, "k", 0));
-  std::string method = str_field(o, "m");
+bool Mesh::on_call(MeshLink& link, const cJSON* o, const char* body, size_t len) {
+  uint64_t k = 0;
+  if (!mesh_read_uint(o, "k", kJsonMaxExactInt, 0, k)) return false;
+  std::string method = mesh_read_string(o, "m");
   uint64_t serial = link.serial;
   Mesh* self = this;
   Reply reply = [self, serial, k](const ApiResult& r) {
@@ -536,16 +569,16 @@ void Mesh::on_call(MeshLink& link, const cJSON* o, const char* body, size_t len)
   };
   if (hub_.draining()) {
     reply(ApiResult::error(501, "node " + std::to_string(self_) + " is draining"));
-    return;
+    return true;
   }
   if (!callable_remotely(method)) {
     reply(ApiResult::error(101, "method \"" + method + "\" cannot be called from another node"));
-    return;
+    return true;
   }
   const cJSON* p = cJSON_GetObjectItemCaseSensitive(o, "p");
   if (!cJSON_IsObject(p)) {
     reply(ApiResult::error(101, "a call needs params"));
-    return;
+    return true;
   }
   const char* ptext = nullptr;
   size_t plen = 0;
@@ -554,22 +587,25 @@ void Mesh::on_call(MeshLink& link, const cJSON* o, const char* body, size_t len)
   ApiCall call{hub_, nullptr, doc->get(), [reply, doc](const ApiResult& r) { reply(r); }, ptext, plen};
   call.local_only = true;
   api_dispatch(method, std::move(call));
+  return true;
 }
 
-void Mesh::on_reply(const cJSON* o, const char* body, size_t len) {
-  uint64_t k = static_cast<uint64_t>(num_field(o, "k", 0));
+bool Mesh::on_reply(const cJSON* o, const char* body, size_t len) {
+  uint64_t k = 0, c = 0;
+  if (!mesh_read_uint(o, "k", kJsonMaxExactInt, 0, k) || !mesh_read_uint(o, "c", 65535, 101, c)) return false;
   auto it = calls_.find(k);
-  if (it == calls_.end()) return;  // answered too late: the caller already got 501
+  if (it == calls_.end()) return true;  // answered too late: the caller already got 501
   Reply reply = std::move(it->second.reply);
   calls_.erase(it);
-  int code = static_cast<int>(num_field(o, "c", 101));
+  int code = static_cast<int>(c);
   if (code == 0) {
     calls_ok_++;
     reply(ApiResult::ok(raw_field(body, len, "r", "null")));
   } else {
     calls_failed_++;
-    reply(ApiResult::error(code, str_field(o, "e")));
+    reply(ApiResult::error(code, mesh_read_string(o, "e")));
   }
+  return true;
 }
 
 void Mesh::fail_calls(unsigned node, const std::string& why) {
@@ -636,18 +672,20 @@ void Mesh::remote_done(unsigned producer, uint64_t fwd) {
   it->second.link->send_control(MeshType::Done, "{\"f\":" + std::to_string(fwd) + "}");
 }
 
-void Mesh::on_event(MeshLink& link, const cJSON* o, const char* body, size_t len) {
+bool Mesh::on_event(MeshLink& link, const cJSON* o, const char* body, size_t len) {
   QueueEvent ev;
-  ev.topic = str_field(o, "t");
-  uint64_t client = 0;
-  if (ev.topic.empty() || !json_client_id(cJSON_GetObjectItemCaseSensitive(o, "c"), nullptr, 0, client)) return;
+  ev.topic = mesh_read_string(o, "t");
+  uint64_t client = 0, fwd = 0, hops = 0;
+  if (!mesh_read_uint(o, "f", kJsonMaxExactInt, 0, fwd) || !mesh_read_uint(o, "h", 255, 0, hops)) return false;
+  if (ev.topic.empty() || !json_client_id(cJSON_GetObjectItemCaseSensitive(o, "c"), nullptr, 0, client)) return true;
   ev.client = client;
   ev.node = link.peer;  // only the producing node forwards, so it is the client's node
-  ev.fwd = static_cast<uint64_t>(num_field(o, "f", 0));
-  ev.hops = static_cast<unsigned>(num_field(o, "h", 0));
+  ev.fwd = fwd;
+  ev.hops = static_cast<unsigned>(hops);
   ev.data = raw_field(body, len, "d", "null");
   ev.context = raw_field(body, len, "x", "");
   hub_.queue().push(std::move(ev));
+  return true;
 }
 
 bool Mesh::flushed() const {
@@ -695,6 +733,8 @@ std::string Mesh::render_metrics() const {
   o << "# HELP meshgate_mesh_calls_total Calls forwarded to other nodes, by result.\n# TYPE meshgate_mesh_calls_total counter\n"
     << "meshgate_mesh_calls_total{result=\"ok\"} " << calls_ok_ << "\nmeshgate_mesh_calls_total{result=\"failed\"} "
     << calls_failed_ << '\n';
+  o << "# HELP meshgate_mesh_bad_frames_total Links closed for a frame that failed its check (authentication, size, type).\n"
+    << "# TYPE meshgate_mesh_bad_frames_total counter\nmeshgate_mesh_bad_frames_total " << bad_frames_ << '\n';
   o << "# HELP meshgate_mesh_refused_total Peers refused at the handshake.\n# TYPE meshgate_mesh_refused_total counter\n"
     << "meshgate_mesh_refused_total " << refused_ << '\n';
   o << "# HELP meshgate_mesh_events_forwarded_total Queue events sent to other nodes' consumers.\n"

@@ -68,6 +68,8 @@ class Mesh final : public RemoteQueue {
 
   // From MeshLink.
   void on_frame(MeshLink& link, MeshType type, const char* body, size_t len);
+  // A frame failed its check (authentication, size, type): counted, logged, the link closed.
+  void on_bad_frame(MeshLink& link, const std::string& why);
   void on_link_drained(MeshLink& link);
   void on_link_closed(MeshLink& link);
 
@@ -98,18 +100,20 @@ class Mesh final : public RemoteQueue {
   void tick();
   void dial(const std::string& addr);
   void connected(MeshLink* link);
-  std::string hello_body_for(const MeshLink& link) const;
+  std::string hello_body() const;
+  void send_auth(MeshLink& link, MeshRole role);
   void refuse(MeshLink& link, const std::string& reason);
   void on_hello(MeshLink& link, const cJSON* o, const char* body, size_t len);
   void on_auth(MeshLink& link, const cJSON* o);
   void link_up(MeshLink& link);
   void member_dead(Member& m, const std::string& why);
   void send_members(MeshLink& link);
-  void on_members(const cJSON* o);
-  void on_call(MeshLink& link, const cJSON* o, const char* body, size_t len);
-  void on_reply(const cJSON* o, const char* body, size_t len);
+  // These return false for a malformed body (a number out of range): the link is refused.
+  bool on_members(const cJSON* o);
+  bool on_call(MeshLink& link, const cJSON* o, const char* body, size_t len);
+  bool on_reply(const cJSON* o, const char* body, size_t len);
   void on_topics(MeshLink& link, const cJSON* o);
-  void on_event(MeshLink& link, const cJSON* o, const char* body, size_t len);
+  bool on_event(MeshLink& link, const cJSON* o, const char* body, size_t len);
   void fail_calls(unsigned node, const std::string& why);
   // TOPICS body: the topics this node has consumers for.
   std::string topics_body() const;
@@ -130,7 +134,7 @@ class Mesh final : public RemoteQueue {
   std::unordered_map<uint64_t, MeshLink*> links_;      // every open link, by serial
   std::unordered_map<uint64_t, PendingCall> calls_;    // outgoing calls by sequence
   uint64_t next_link_serial_ = 0, next_call_ = 0;
-  uint64_t refused_ = 0, calls_ok_ = 0, calls_failed_ = 0, events_forwarded_ = 0;
+  uint64_t bad_frames_ = 0, refused_ = 0, calls_ok_ = 0, calls_failed_ = 0, events_forwarded_ = 0;
 };
 
 }  // namespace mg

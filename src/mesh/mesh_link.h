@@ -1,11 +1,13 @@
-// One TCP link to another node, either direction. It frames and unframes (mesh_wire.h) and hands
-// every frame to the Mesh, which owns the handshake state and membership; the link only carries
-// bytes, bounds what waits to be sent, and reports when it closes.
+// One TCP link to another node, either direction. It frames and unframes (mesh_wire.h), seals and
+// opens every frame after the handshake (mesh_crypto.h), and hands every frame to the Mesh, which
+// owns the handshake state and membership; the link only carries bytes, bounds what waits to be
+// sent, and reports when it closes or when a frame fails its check.
 #pragma once
 
 #include <cstdint>
 #include <string>
 
+#include "mesh/mesh_crypto.h"
 #include "mesh/mesh_wire.h"
 #include "net/stream.h"
 
@@ -24,18 +26,20 @@ class MeshLink final : public Stream {
   // Queues a frame whatever the bound (handshake, refusals, heartbeats: small and rare).
   void send_control(MeshType type, const std::string& body);
   Mesh* mesh_owner() const { return &mesh_; }
-  // The peer is authenticated: full-size frames from now on.
-  void authenticated() { decoder_.set_max_frame(kMeshMaxFrame); }
+  // The handshake succeeded: full-size frames, and every frame from now on sealed and opened with
+  // the session keys (this side's role picks which direction key is whose).
+  void secure(const MeshSessionKeys& keys, bool encrypt);
+  bool secured() const { return sealer_.active(); }
 
   // Handshake and identity, kept for the Mesh.
   bool outbound;
   std::string dial_addr;       // outbound: the address dialled
   uint64_t serial;             // to find the link again from a callback (it may be gone)
-  std::string my_nonce;        // the nonce we sent in HELLO
+  std::string my_hello;        // our HELLO body, exactly as sent (half of the transcript)
   unsigned peer = 0;           // the peer's node id, from its HELLO
-  std::string peer_hello;      // the peer's HELLO body (JSON), applied when the link is up
+  std::string peer_hello;      // the peer's HELLO body, exactly as received
+  std::string transcript;      // mesh_transcript of both HELLOs, once the peer's was accepted
   bool hello_seen = false;     // the peer's HELLO arrived and was accepted
-  bool auth_ok = false;        // the peer proved the secret
   bool up = false;             // both: the link serves the member
   bool replaced = false;       // closed because another link to the same peer won
   bool was_refused = false;    // the peer sent REFUSE: dial it again only after a while
@@ -48,8 +52,11 @@ class MeshLink final : public Stream {
   void on_close() override;
 
  private:
+  void write_frame(MeshType type, const std::string& body);
+
   Mesh& mesh_;
   MeshFrameDecoder decoder_;
+  MeshRecordCipher sealer_, opener_;  // inactive until secure()
 };
 
 }  // namespace mg

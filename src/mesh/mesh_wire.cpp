@@ -1,10 +1,11 @@
 #include "mesh/mesh_wire.h"
 
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <openssl/rand.h>
 
+#include <algorithm>
+
 #include "core/base64.h"
+#include "core/json_text.h"
 
 namespace mg {
 
@@ -81,14 +82,21 @@ std::string mesh_frame(MeshType type, const std::string& body) {
   return f;
 }
 
-std::string mesh_auth_mac(const std::string& secret, const std::string& cluster, const std::string& nonce,
-                          unsigned from, unsigned to) {
-  std::string msg = "meshgate-auth-v1\n" + cluster + "\n" + nonce + "\n" + std::to_string(from) + "\n" + std::to_string(to);
-  unsigned char mac[EVP_MAX_MD_SIZE];
-  unsigned int mac_len = 0;
-  HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()), reinterpret_cast<const unsigned char*>(msg.data()),
-       msg.size(), mac, &mac_len);
-  return base64_encode(mac, mac_len);
+bool mesh_read_uint(const cJSON* obj, const char* key, uint64_t max, uint64_t fallback, uint64_t& out) {
+  const cJSON* v = cJSON_GetObjectItemCaseSensitive(obj, key);
+  if (!v) {
+    out = fallback;
+    return true;
+  }
+  int64_t n = 0;
+  if (!json_integer(v, 0, static_cast<int64_t>(std::min<uint64_t>(max, kJsonMaxExactInt)), n)) return false;
+  out = static_cast<uint64_t>(n);
+  return true;
+}
+
+std::string mesh_read_string(const cJSON* obj, const char* key) {
+  const cJSON* v = cJSON_GetObjectItemCaseSensitive(obj, key);
+  return cJSON_IsString(v) ? v->valuestring : "";
 }
 
 std::string mesh_nonce() {

@@ -12,15 +12,17 @@
 #include <functional>
 #include <string>
 
+#include <cjson/cJSON.h>
+
 namespace mg {
 
-constexpr int kMeshProtocolVersion = 1;
+constexpr int kMeshProtocolVersion = 2;  // 2: transcript-bound proofs, every later frame sealed
 constexpr uint32_t kMeshMaxFrame = 32u << 20;  // larger frames are a protocol error
 constexpr uint32_t kMeshMaxHandshakeFrame = 64u << 10;  // before a peer is authenticated
 
 enum class MeshType : uint8_t {
-  Hello = 1,    // {"v","cluster","id","name","nonce","mesh","weight","conns","ext":{tcp,ws,wss},"int":{...}}
-  Auth = 2,     // {"mac"}: HMAC-SHA256 over the receiver's nonce, proving the shared secret
+  Hello = 1,    // {"v","cluster","id","name","nonce","enc","mesh","weight","conns","ext":{tcp,ws,wss},"int":{...}}
+  Auth = 2,     // {"mac"}: the sender's proof over both HELLOs (mesh_crypto.h); the dialler's first
   Refuse = 3,   // {"reason"}: then the sender closes
   Members = 4,  // {"m":[{"id","mesh"}]}: the alive members the sender knows
   Ping = 5,     // {"t":ms,"conns":n}
@@ -54,12 +56,15 @@ class MeshFrameDecoder {
   uint32_t max_frame_ = kMeshMaxFrame;
 };
 
+// A frame in the clear (HELLO, AUTH, and REFUSE before the handshake ends).
 std::string mesh_frame(MeshType type, const std::string& body);
 
-// The AUTH proof that `from` knows the cluster secret, bound to the cluster, both node ids and the
-// nonce `to` chose for this link (so a recorded proof is useless on another link). Base64.
-std::string mesh_auth_mac(const std::string& secret, const std::string& cluster, const std::string& nonce,
-                          unsigned from, unsigned to);
+// Field readers for frame bodies (strictly parsed JSON objects). A missing field reads as
+// `fallback`; a field present with the wrong kind or out of range makes the reader return false
+// and the frame is malformed: no double from the wire is cast to an integer unchecked.
+bool mesh_read_uint(const cJSON* obj, const char* key, uint64_t max, uint64_t fallback, uint64_t& out);
+// A string field, or "" when it is missing or not a string.
+std::string mesh_read_string(const cJSON* obj, const char* key);
 
 // A random nonce for HELLO (base64 of 16 bytes from OpenSSL's RAND_bytes).
 std::string mesh_nonce();

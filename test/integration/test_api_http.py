@@ -253,6 +253,40 @@ def test_conn_call_and_info_unknown_client_301(node):
     api_err(node, "conn.info", {"c": cid}, 301)
 
 
+@pytest.mark.parametrize("method,params", [
+    ("conn.call", {"c": "12345", "f": "close", "a": [1e300]}),
+    ("conn.call", {"c": "12345", "f": "close", "a": [-1e300]}),
+    ("conn.call", {"c": "12345", "f": "close", "a": [1000.5]}),
+    ("conn.call", {"c": "12345", "f": "close", "a": [4294968296]}),
+])
+def test_numbers_out_of_range_are_101_and_the_node_carries_on(node, method, params):
+    api_err(node, method, params, 101)
+    assert http_request(node.api_port, "GET", "/healthz").status == 200
+
+
+async def test_queue_ack_numbers_out_of_range_are_101(node):
+    a = await ApiWs.open(node)
+    try:
+        for k in ([1e300], [-1], [1.5], [2 ** 53], ["1"]):
+            r = await a.call("queue.ack", {"k": k})
+            assert isinstance(r.get("E"), dict) and r["E"].get("c") == 101, f"queue.ack k={k}: {r!r}"
+        r = await a.call("queue.ack", {"k": [2 ** 53 - 1, 0]})
+        assert r.get("E") is None, f"queue.ack with valid sequence numbers: {r!r}"
+    finally:
+        await a.close()
+
+
+@pytest.mark.parametrize("body", [
+    b'{"c":"room:1","c":"room:2","d":"x"}',
+    b'{"c":"room:1","d":"x","d":"y"}',
+    b'{"c":"room:1","d":{"a":1,"a":2}}',
+])
+def test_duplicate_keys_are_101(node, body):
+    r = http_request(node.api_port, "POST", "/v1/mesh/publish", body=body)
+    assert_http_error(r, 400, f"body {body!r}")
+    assert "twice" in r.json["E"]["m"], r.json
+
+
 def test_conn_call_invalid_id_101(node):
     api_err(node, "conn.call", {"c": "abc", "f": "subscribe", "a": ["room:1"]}, 101)
     api_err(node, "conn.info", {"c": "abc"}, 101)

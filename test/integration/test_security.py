@@ -56,6 +56,14 @@ def jwt(claims, secret=SECRET, header=None, digest=hashlib.sha256):
     return f"{h}.{c}.{b64url(sig)}"
 
 
+def jwt_raw(header_text, claims_text, secret=SECRET):
+    """A token from header and claims text as given (e.g. with a key twice, which dicts cannot hold)."""
+    h = b64url(header_text.encode())
+    c = b64url(claims_text.encode())
+    sig = hmac.new(secret.encode(), f"{h}.{c}".encode(), hashlib.sha256).digest()
+    return f"{h}.{c}.{b64url(sig)}"
+
+
 def claims(**kw):
     c = {"exp": int(time.time()) + 300}
     c.update(kw)
@@ -230,6 +238,9 @@ async def test_ws_token_refusals_are_401_before_the_upgrade(node):
         (f"/?token={jwt(claims(), header={'alg': 'none'})}", "unsupported algorithm"),
         (f"/?token={jwt(claims(ctx=[1]))}", "ctx claim must be an object"),
         (f"/?token={jwt(claims(ch='news'))}", "ch claim must be an array"),
+        # A key twice means one thing to one parser and another to the next: refused (issue 7).
+        ("/?token=" + jwt_raw('{"alg":"HS256","alg":"none"}', json.dumps(claims())), "malformed token"),
+        ("/?token=" + jwt_raw('{"alg":"HS256"}', '{"exp":%d,"exp":1}' % (now + 300)), "malformed claims"),
     ]
     before = await asyncio.to_thread(refused_count, node, "token")
     for path, reason in cases:

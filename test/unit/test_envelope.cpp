@@ -400,3 +400,52 @@ TEST(EnvelopeResponse, RequestIdRoundTripsIntoBothResponses) {
 }
 
 }  // namespace
+
+// --- strict JSON: duplicate keys and integers read from numbers (issue 7) ---
+
+namespace {
+
+bool parses(const std::string& text, std::string* why = nullptr) {
+  std::string w;
+  bool ok = static_cast<bool>(mg::json_parse_strict(text.data(), text.size(), &w));
+  if (why) *why = w;
+  return ok;
+}
+
+bool integer_of(const std::string& text, int64_t lo, int64_t hi, int64_t& out) {
+  mg::JsonPtr v = mg::json_parse_strict(text.data(), text.size());
+  return v && mg::json_integer(v.get(), lo, hi, out);
+}
+
+}  // namespace
+
+TEST(JsonStrict, DuplicateKeysAreRefusedAtAnyDepth) {
+  std::string why;
+  EXPECT_FALSE(parses(R"({"alg":"HS256","alg":"none"})", &why));
+  EXPECT_NE(why.find("\"alg\" appears twice"), std::string::npos) << why;
+  EXPECT_FALSE(parses(R"({"a":{"b":1,"b":1}})"));
+  EXPECT_FALSE(parses(R"([{"x":1},{"y":1,"y":2}])"));
+  EXPECT_FALSE(parses(R"({"a":1,"\u0061":2})"));  // the same key, escaped
+  std::string many = "{";
+  for (int i = 0; i < 100; i++) many += "\"k" + std::to_string(i) + "\":1,";
+  EXPECT_TRUE(parses(many + "\"last\":1}"));       // the sorted path, no duplicate
+  EXPECT_FALSE(parses(many + "\"k57\":1}"));       // the sorted path, one duplicate
+  EXPECT_TRUE(parses(R"({"a":{"a":1},"b":[{"a":1},{"a":2}]})"));  // same key in different objects
+}
+
+TEST(JsonInteger, OnlyWholeNumbersInRange) {
+  int64_t n = 0;
+  EXPECT_TRUE(integer_of("1000", 1000, 4999, n));
+  EXPECT_EQ(n, 1000);
+  EXPECT_TRUE(integer_of("9007199254740991", 0, mg::kJsonMaxExactInt, n));
+  EXPECT_EQ(n, mg::kJsonMaxExactInt);
+  EXPECT_TRUE(integer_of("-5", -10, 10, n));
+  EXPECT_EQ(n, -5);
+  EXPECT_TRUE(integer_of("1e3", 0, 1000, n));  // an integral value, whatever its spelling
+  EXPECT_EQ(n, 1000);
+  for (const char* bad : {"1e300", "-1e300", "1000.5", "5000", "999", "\"1000\"", "null", "true"})
+    EXPECT_FALSE(integer_of(bad, 1000, 4999, n)) << bad;
+  EXPECT_FALSE(integer_of("9007199254740992", 0, mg::kJsonMaxExactInt, n));
+  EXPECT_FALSE(integer_of("1e300", 0, mg::kJsonMaxExactInt, n));
+  EXPECT_FALSE(mg::json_integer(nullptr, 0, 1, n));
+}
