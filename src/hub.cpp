@@ -4,6 +4,7 @@
 #include <sstream>
 #include <thread>
 
+#include "api/api_methods.h"
 #include "core/json_text.h"
 #include "core/log.h"
 #include "core/metrics.h"
@@ -250,6 +251,12 @@ std::string Hub::node_list_json() const {
   return s;
 }
 
+void Hub::count_api_call(const std::string& method, int code) {
+  static const std::string unknown = "unknown";
+  const std::string& label = method == "invalid" || api_method_known(method) ? method : unknown;
+  api_calls_[{label, code}]++;
+}
+
 std::string Hub::render_metrics() const {
   std::ostringstream o;
   o << "# HELP meshgate_build_info Version of this node.\n# TYPE meshgate_build_info gauge\n"
@@ -259,11 +266,8 @@ std::string Hub::render_metrics() const {
   if (mesh_) o << mesh_->render_metrics();
   o << "# HELP meshgate_api_calls_total Control API calls by method and result code (0 = success).\n"
     << "# TYPE meshgate_api_calls_total counter\n";
-  for (const auto& [key, n] : api_calls_) {
-    std::string method;
-    json_append_string(method, key.first);
-    o << "meshgate_api_calls_total{method=" << method << ",code=\"" << key.second << "\"} " << n << '\n';
-  }
+  for (const auto& [key, n] : api_calls_)
+    o << "meshgate_api_calls_total{method=" << prom_label(key.first) << ",code=\"" << key.second << "\"} " << n << '\n';
   o << "# HELP meshgate_api_connections Control and route API connections open now.\n"
     << "# TYPE meshgate_api_connections gauge\nmeshgate_api_connections " << conns_.size() << '\n';
   o << "# HELP meshgate_hub_backlog Tasks waiting for the hub thread.\n"

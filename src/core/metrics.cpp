@@ -39,7 +39,7 @@ std::string Metrics::render() const {
   for (const auto& f : per_listener) {
     family(o, f.name, f.type, f.help);
     for (size_t i = 0; i < listener_count; i++)
-      o << f.name << "{listener=\"" << listeners[i].name << "\"} " << get(listeners[i].*(f.field)) << '\n';
+      o << f.name << "{listener=" << prom_label(listeners[i].name) << "} " << get(listeners[i].*(f.field)) << '\n';
   }
   family(o, "meshgate_connections_refused_total", "counter", "Client connections refused, by reason.");
   static const char* refuse_names[] = {"max_connections", "bad_handshake", "per_ip", "accept_rate",
@@ -68,6 +68,20 @@ std::string Metrics::render() const {
   family(o, "meshgate_queue_backlog_drops_total", "counter", "Client events dropped because the queue thread fell behind.");
   o << "meshgate_queue_backlog_drops_total " << get(queue_backlog_drops) << '\n';
   return o.str();
+}
+
+std::string prom_label(const std::string& value) {
+  std::string out;
+  out.reserve(value.size() + 2);
+  out += '"';
+  for (char c : value) {
+    if (c == '\\') out += "\\\\";
+    else if (c == '"') out += "\\\"";
+    else if (c == '\n') out += "\\n";
+    else out += c;
+  }
+  out += '"';
+  return out;
 }
 
 }  // namespace mg

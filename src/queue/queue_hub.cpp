@@ -6,6 +6,7 @@
 
 #include "core/hrw.h"
 #include "core/json_text.h"
+#include "core/metrics.h"
 
 namespace mg {
 
@@ -383,9 +384,7 @@ std::string QueueHub::render_metrics() const {
         case 5: v = t->dropped; break;
         case 6: v = t->forwarded; break;
       }
-      std::string label;
-      json_append_string(label, name);  // a quoted, escaped label value
-      o << fams[f].name << "{topic=" << label << "} " << v << '\n';
+      o << fams[f].name << "{topic=" << prom_label(name) << "} " << v << '\n';
     }
   }
   return o.str();
