@@ -12,6 +12,7 @@
 #include "http/http_server.h"
 #include "mesh/mesh.h"
 #include "net/listen_socket.h"
+#include "start_check.h"
 
 namespace mg {
 
@@ -373,7 +374,7 @@ void Hub::finish_shutdown() {
 void Hub::reload() {
   Config fresh;
   std::string error;
-  if (!load_config(cfg_.source_path, fresh, error)) {
+  if (!load_config(cfg_.source_path, fresh, error) || !(error = check_for_start(fresh)).empty()) {
     LOG_ERROR("SIGHUP: configuration not reloaded: %s", error.c_str());
     return;
   }
@@ -393,6 +394,12 @@ void Hub::reload() {
   for (auto& w : workers_) {
     Worker* wp = w.get();
     wp->post([wp, limits] { wp->set_limits(limits); });
+  }
+  std::vector<std::string> pending = keys_needing_restart(cfg_, fresh);
+  if (!pending.empty()) {
+    std::string list;
+    for (const std::string& k : pending) list += (list.empty() ? "" : ", ") + k;
+    LOG_WARN("SIGHUP: changed but not applied until a restart: %s", list.c_str());
   }
   LOG_INFO("SIGHUP: reloaded log level, log file, API token, connect-token secrets, limits and queue bounds from %s",
            cfg_.source_path.c_str());

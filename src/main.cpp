@@ -7,6 +7,7 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "hub.h"
+#include "start_check.h"
 
 namespace {
 
@@ -48,6 +49,11 @@ int main(int argc, char** argv) {
   mg::Config cfg;
   std::string error;
   if (!mg::load_config(path, cfg, error)) {
+    std::fprintf(stderr, "meshgate: configuration error: %s\n", error.c_str());
+    return 1;
+  }
+  error = mg::check_for_start(cfg);
+  if (!error.empty()) {
     std::fprintf(stderr, "meshgate: configuration error: %s\n", error.c_str());
     return 1;
   }

@@ -103,6 +103,12 @@ struct Config {
 // "FILE:LINE: [section] key: what is wrong".
 bool load_config(const std::string& path, Config& out, std::string& error);
 
+// The keys whose value differs between `running` and `fresh` that a reload cannot apply (ports,
+// addresses, the mesh, the node's identity, listeners other than their token secrets): each as
+// "[section] key", for the log line that says a restart is needed. A reload applies [log], the
+// API token, [limits], [queue] and connect-token secrets.
+std::vector<std::string> keys_needing_restart(const Config& running, const Config& fresh);
+
 // Parses INI text (for tests); `name` is used in error messages.
 bool parse_config_text(const std::string& text, const std::string& name, Config& out,
                        std::string& error);

@@ -26,7 +26,7 @@ def node(module_nodes):
 
 @pytest.fixture(scope="module")
 def token_node(module_nodes):
-    return module_nodes.start({"node": {"id": 4}, "api": {"token": "s3cret-token"}})
+    return module_nodes.start({"node": {"id": 4}, "api": {"token": "s3cret-token-0123456789"}})
 
 
 def assert_http_error(r, status, what):
@@ -427,16 +427,16 @@ def test_token_required_on_http(token_node):
                      headers={"Authorization": "Bearer wrong"})
     assert_http_error(r, 401, "wrong token")
     r = http_request(n.api_port, "POST", "/v1/channel/count", body={"c": "a"},
-                     headers={"Authorization": "s3cret-token"})
+                     headers={"Authorization": "s3cret-token-0123456789"})
     assert_http_error(r, 401, "token without the Bearer scheme")
-    status, body = api_call(n, "channel.count", {"c": "a"}, token="s3cret-token")
+    status, body = api_call(n, "channel.count", {"c": "a"}, token="s3cret-token-0123456789")
     assert status == 200 and body == {"E": None, "r": {"s": 0}}
 
 
 def test_token_required_on_nodes(token_node):
     r = http_request(token_node.api_port, "GET", "/v1/nodes")
     assert_http_error(r, 401, "GET /v1/nodes without token")
-    r = http_request(token_node.api_port, "GET", "/v1/nodes", headers={"Authorization": "Bearer s3cret-token"})
+    r = http_request(token_node.api_port, "GET", "/v1/nodes", headers={"Authorization": "Bearer s3cret-token-0123456789"})
     assert r.status == 200
 
 
@@ -448,7 +448,7 @@ async def test_token_required_on_ws(token_node):
             ws = await ws_connect(n.api_port, path, headers)
             await ws.close()
         assert ei.value.status_code == 401, f"{path} {headers}"
-    for path, headers in (("/ws/v1", {"Authorization": "Bearer s3cret-token"}), ("/ws/v1?token=s3cret-token", None)):
+    for path, headers in (("/ws/v1", {"Authorization": "Bearer s3cret-token-0123456789"}), ("/ws/v1?token=s3cret-token-0123456789", None)):
         api = await ApiWs.open(n, path, headers)
         try:
             assert await api.ok("channel.count", {"c": "a"}) == {"s": 0}
