@@ -94,6 +94,10 @@ class Hub {
   uv_timer_t tick_{}, drain_timer_{}, final_timer_{};
   std::unordered_map<uint64_t, HttpConn*> conns_;
   uint64_t next_serial_ = 0;
+  // The queue spool (queue/queue_spool.h): read back at start, written at shutdown.
+  void restore_spool();
+  void write_spool();
+  uint64_t spool_restored_ = 0;
   bool draining_ = false;
   bool drain_forced_ = false;
   bool shut_down_ = false;

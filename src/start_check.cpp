@@ -51,6 +51,9 @@ std::string check_for_start(const Config& c) {
       SSL_CTX_free(ctx);
     }
   }
+  std::string state = effective_state_dir(c);
+  if (!state.empty() && access(state.c_str(), W_OK | X_OK) != 0)
+    return at + "[node] state_dir = " + state + ": not a writable directory: " + std::strerror(errno);
   if (!c.log_file.empty()) {
     p = log_file_problem(c.log_file);
     if (!p.empty()) return at + "[log] file = " + c.log_file + ": cannot write: " + p;

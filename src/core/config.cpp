@@ -146,6 +146,7 @@ const std::map<std::string, Setter>& global_keys() {
          return "";
        }},
       {"node.drain_timeout", uint_key(&Config::drain_timeout, 0, 3600)},
+      {"node.state_dir", string_key(&Config::state_dir)},
       {"log.level", [](Config& c, const std::string& v) -> std::string {
          LogLevel l;
          if (!parse_log_level(v, l)) return "expected error, warn, info or debug";
@@ -360,6 +361,13 @@ bool parse_config_text(const std::string& text, const std::string& name, Config&
   return true;
 }
 
+std::string effective_state_dir(const Config& c) {
+  if (!c.state_dir.empty()) return c.state_dir;
+  const char* env = std::getenv("STATE_DIRECTORY");  // systemd's StateDirectory=, colon-separated
+  std::string dirs = env ? env : "";
+  return dirs.substr(0, dirs.find(':'));
+}
+
 std::vector<std::string> keys_needing_restart(const Config& a, const Config& b) {
   std::vector<std::string> out;
   auto check = [&out](const char* key, bool same) {
@@ -372,6 +380,7 @@ std::vector<std::string> keys_needing_restart(const Config& a, const Config& b) 
   check("[node] intranet_advertise", a.intranet_advertise == b.intranet_advertise);
   check("[node] route_weight", a.route_weight == b.route_weight);
   check("[node] drain_timeout", a.drain_timeout == b.drain_timeout);
+  check("[node] state_dir", a.state_dir == b.state_dir);
   check("[api] bind", a.api_bind == b.api_bind);
   check("[api] port", a.api_port == b.api_port);
   check("[api] max_body", a.api_max_body == b.api_max_body);

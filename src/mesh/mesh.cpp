@@ -698,6 +698,7 @@ void Mesh::remote_forward(unsigned node, const QueueEvent& ev) {
   s += ",\"c\":\"" + std::to_string(ev.client) + "\",\"n\":" + std::to_string(ev.node ? ev.node : self_) +
        ",\"f\":" + std::to_string(ev.fwd) + ",\"h\":" + std::to_string(ev.hops) + ",\"d\":" + ev.data;
   if (!ev.context.empty()) s += ",\"x\":" + ev.context;
+  if (ev.redelivered) s += ",\"r\":true";
   s += '}';
   if (it->second.link->send(MeshType::Event, s, cfg_.mesh_max_link_buffer)) events_forwarded_++;
 }
@@ -720,6 +721,7 @@ bool Mesh::on_event(MeshLink& link, const cJSON* o, const char* body, size_t len
   ev.hops = static_cast<unsigned>(hops);
   ev.data = raw_field(body, len, "d", "null");
   ev.context = raw_field(body, len, "x", "");
+  ev.redelivered = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "r"));
   hub_.queue().push(std::move(ev));
   return true;
 }
