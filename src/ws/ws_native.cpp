@@ -86,9 +86,11 @@ void NativeWsDecoder::feed(uint8_t* data, size_t len, WsEvents& ev) {
       if (st == WsHeaderReader::Step::NeedMore) return;
       remaining_ = header_.header().length;
       mask_phase_ = 0;
-      // Like wslay, a frame's checks wait for its first payload byte (none needed for an empty frame).
-      if (remaining_ > 0 && off == len) return;
-      if (!start_frame(ev)) return;
+      // Like wslay, a data frame's checks wait for its first payload byte (none needed for an empty
+      // frame); a control frame is checked when whole, as the wslay adapter hands them over whole.
+      const bool control = header_.header().control();
+      if (!control && remaining_ > 0 && off == len) return;
+      if (!control && !start_frame(ev)) return;
       in_payload_ = true;
       if (remaining_ == 0) {
         end_frame(data + off, 0, ev);
@@ -136,6 +138,7 @@ void NativeWsDecoder::end_frame(const uint8_t* payload, size_t len, WsEvents& ev
   in_payload_ = false;
   if (h.control()) {
     std::unique_ptr<std::string> buf = std::move(control_);
+    if (!start_frame(ev)) return;
     if (buf) control_frame(h.opcode, reinterpret_cast<const uint8_t*>(buf->data()), buf->size(), ev);
     else control_frame(h.opcode, payload, len, ev);
     return;

@@ -9,8 +9,8 @@
 // read buffer, without a copy.
 //
 // Checks, in wslay's order so that both codecs report the same code at the same byte: frame-level
-// header errors (ws_header.h) at once; when a frame's first payload byte arrives (at once if it has
-// none): RSV bits or a missing mask (1002), an opcode not allowed here (1002: reserved, continuation
+// header errors (ws_header.h) at once; when a data frame's first payload byte arrives (at once if it
+// has none), or when a control frame is whole: RSV bits or a missing mask (1002), an opcode not allowed here (1002: reserved, continuation
 // outside a message, a new data frame inside one), then the size (1009: message so far + this frame
 // over max_message; a control frame alone over it); text bytes as they arrive (1007), a final text
 // frame that ends inside a character (1007); a close frame when whole: 1 byte (1002), reason not UTF-8
