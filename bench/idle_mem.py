@@ -43,6 +43,26 @@ def proc_kb(pid, key):
     raise KeyError(key)
 
 
+def server_pid(top, exe):
+    """The meshgate process: `top` itself, or (under a --prefix such as heaptrack) its descendant."""
+    name = os.path.basename(exe)[:15]
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        todo = [top]
+        while todo:
+            pid = todo.pop()
+            try:
+                with open(f"/proc/{pid}/comm") as f:
+                    if f.read().strip() == name:
+                        return pid
+                with open(f"/proc/{pid}/task/{pid}/children") as f:
+                    todo += [int(c) for c in f.read().split()]
+            except OSError:
+                pass
+        time.sleep(0.1)
+    raise RuntimeError("meshgate process not found")
+
+
 def write_config(path, api_port, port, kind, conns):
     tls = "on" if kind == "wss" else "off"
     listener_type = "tcp" if kind == "tcp" else "ws"
@@ -109,8 +129,10 @@ def one_run(args):
         conf = os.path.join(tmp, "meshgate.conf")
         write_config(conf, api_port, port, args.kind, args.conns)
         log = open(os.path.join(tmp, "log"), "w")
-        proc = subprocess.Popen([args.server, "-c", conf], stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(args.prefix.split() + [args.server, "-c", conf], stdout=log, stderr=subprocess.STDOUT)
+        pid = proc.pid
         try:
+            pid = server_pid(proc.pid, args.server)
             deadline = time.time() + 10
             while True:
                 try:
@@ -121,12 +143,17 @@ def one_run(args):
                         raise
                     time.sleep(0.1)
             time.sleep(args.settle)
-            rest = proc_kb(proc.pid, "VmRSS"), proc_kb(proc.pid, "RssAnon")
+            # Warm-up: a few connections of the kind, closed again, so that code and library pages
+            # first touched by a connection count in "rest", not per connection.
+            for s in open_conns(args.kind, port, 20):
+                s.close()
+            time.sleep(args.settle)
+            rest = proc_kb(pid, "VmRSS"), proc_kb(pid, "RssAnon")
             t0 = time.time()
             conns = open_conns(args.kind, port, args.conns)
             opened_s = time.time() - t0
             time.sleep(args.settle)
-            idle = proc_kb(proc.pid, "VmRSS"), proc_kb(proc.pid, "RssAnon")
+            idle = proc_kb(pid, "VmRSS"), proc_kb(pid, "RssAnon")
             metrics = urllib.request.urlopen(f"http://127.0.0.1:{api_port}/metrics", timeout=5).read().decode()
             open_now = [l for l in metrics.splitlines() if l.startswith("meshgate_connections_open")]
             for s in conns:
@@ -139,7 +166,7 @@ def one_run(args):
                 "metrics_open": open_now,
             }
         finally:
-            proc.send_signal(signal.SIGTERM)
+            os.kill(pid, signal.SIGTERM)
             try:
                 proc.wait(20)
             except subprocess.TimeoutExpired:
@@ -153,6 +180,7 @@ def main():
     ap.add_argument("--conns", type=int, default=10000)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--settle", type=float, default=2.0)
+    ap.add_argument("--prefix", default="", help="wrapper command, e.g. 'heaptrack -o /tmp/ht'")
     args = ap.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
