@@ -12,7 +12,6 @@ one after the other, so the server sees one handshake at a time.
     bench/idle_mem.py --server build/meshgate --kind ws --conns 10000 --runs 3
 """
 import argparse
-import base64
 import json
 import os
 import resource
@@ -26,13 +25,7 @@ import tempfile
 import time
 import urllib.request
 
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+from benchlib import config_head, free_port, wait_healthz, ws_upgrade
 
 
 def proc_kb(pid, key):
@@ -67,20 +60,7 @@ def write_config(path, api_port, port, kind, conns):
     tls = "on" if kind == "wss" else "off"
     listener_type = "tcp" if kind == "tcp" else "ws"
     with open(path, "w") as f:
-        f.write(f"""; written by bench/idle_mem.py
-[node]
-id = 1
-name = idle-mem
-workers = 2
-drain_timeout = 5
-[log]
-level = warn
-[api]
-bind = 127.0.0.1
-port = {api_port}
-[route]
-port = 0
-[limits]
+        f.write(config_head("idle_mem", api_port) + f"""[limits]
 max_connections = {conns * 2 + 1000}
 [listener.bench]
 type = {listener_type}
@@ -90,20 +70,6 @@ tls = {tls}
 events = off
 idle_timeout = 0
 """ + ("ping_interval = 0\n" if listener_type == "ws" else "framing = line\n"))
-
-
-def upgrade(sock, port):
-    key = base64.b64encode(os.urandom(16)).decode()
-    sock.sendall((f"GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                  f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
-    buf = b""
-    while b"\r\n\r\n" not in buf:
-        chunk = sock.recv(4096)
-        if not chunk:
-            raise ConnectionError("closed during the upgrade")
-        buf += chunk
-    if not buf.startswith(b"HTTP/1.1 101"):
-        raise ConnectionError(buf.split(b"\r\n")[0].decode(errors="replace"))
 
 
 def open_conns(kind, port, n):
@@ -118,7 +84,7 @@ def open_conns(kind, port, n):
         if ctx:
             s = ctx.wrap_socket(s, server_hostname="localhost")
         if kind != "tcp":
-            upgrade(s, port)
+            ws_upgrade(s, port)
         conns.append(s)
     return conns
 
@@ -133,15 +99,7 @@ def one_run(args):
         pid = proc.pid
         try:
             pid = server_pid(proc.pid, args.server)
-            deadline = time.time() + 10
-            while True:
-                try:
-                    urllib.request.urlopen(f"http://127.0.0.1:{api_port}/healthz", timeout=1).read()
-                    break
-                except OSError:
-                    if time.time() > deadline:
-                        raise
-                    time.sleep(0.1)
+            wait_healthz(api_port)
             time.sleep(args.settle)
             # Warm-up: a few connections of the kind, closed again, so that code and library pages
             # first touched by a connection count in "rest", not per connection.

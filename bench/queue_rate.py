@@ -13,7 +13,6 @@ that it keeps up; it runs in this process, on the same 2 cores as the server.
     bench/queue_rate.py --server build-release/meshgate --clients 100 --messages 2000 --runs 5
 """
 import argparse
-import base64
 import json
 import os
 import signal
@@ -25,32 +24,13 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+from benchlib import config_head, free_port, wait_healthz, ws_upgrade
 
 
 def ws_connect(port, path):
     s = socket.create_connection(("127.0.0.1", port), timeout=30)
-    key = base64.b64encode(os.urandom(16)).decode()
-    s.sendall((f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-               f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
-    buf = b""
-    while b"\r\n\r\n" not in buf:
-        chunk = s.recv(4096)
-        if not chunk:
-            raise ConnectionError("closed during the upgrade")
-        buf += chunk
-    head, rest = buf.split(b"\r\n\r\n", 1)
-    if not head.startswith(b"HTTP/1.1 101"):
-        raise ConnectionError(head[:60])
-    return s, rest
+    return s, ws_upgrade(s, port, path)
 
 
 def client_frame(payload):
@@ -113,21 +93,7 @@ class Consumer(threading.Thread):
 
 def write_config(path, api_port, ws_port, total):
     with open(path, "w") as f:
-        f.write(f"""; written by bench/queue_rate.py
-[node]
-id = 1
-name = queue-rate
-workers = 2
-drain_timeout = 5
-[log]
-level = warn
-[api]
-bind = 127.0.0.1
-port = {api_port}
-max_output = {256 << 20}
-[route]
-port = 0
-[queue]
+        f.write(config_head("queue_rate", api_port, f"max_output = {256 << 20}\n") + f"""[queue]
 max_events = {total + 10000}
 max_bytes = {1 << 30}
 [listener.ws]
@@ -157,15 +123,7 @@ def one_run(args):
         write_config(conf, api_port, ws_port, total)
         proc = subprocess.Popen([args.server, "-c", conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            deadline = time.time() + 10
-            while True:
-                try:
-                    urllib.request.urlopen(f"http://127.0.0.1:{api_port}/healthz", timeout=1).read()
-                    break
-                except OSError:
-                    if time.time() > deadline:
-                        raise
-                    time.sleep(0.1)
+            wait_healthz(api_port)
             consumer = Consumer(api_port)
             consumer.start()
             clients = [ws_connect(ws_port, "/")[0] for _ in range(args.clients)]
