@@ -113,7 +113,7 @@ def one_run(args):
             time.sleep(args.settle)
             idle = proc_kb(pid, "VmRSS"), proc_kb(pid, "RssAnon")
             metrics = urllib.request.urlopen(f"http://127.0.0.1:{api_port}/metrics", timeout=5).read().decode()
-            open_now = [l for l in metrics.splitlines() if l.startswith("meshgate_connections_open")]
+            open_now = [l for l in metrics.splitlines() if l.startswith("meshgate_connections{")]
             for s in conns:
                 s.close()
             return {
