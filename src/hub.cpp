@@ -88,8 +88,27 @@ int Hub::run() {
   std::vector<std::string> names;
   for (const ListenerConfig& l : cfg_.listeners) {
     names.push_back(l.name);
-    queue_.declare(l.topic);
+    queue_.declare(l.topic, l.overflow < 0 ? cfg_.queue_pause_on_overflow : l.overflow == 1);
   }
+  queue_.set_pressure_handler([this](const std::string& topic, bool full) {
+    // A topic at its bound flips often while its consumer works through it: one warning a minute
+    // (meshgate_queue_pauses_total counts every pause).
+    uint64_t now = uv_now(&loop_);
+    if (full && now - last_pause_warning_ms_ >= 60000) {
+      last_pause_warning_ms_ = now;
+      LOG_WARN("queue: topic \"%s\" is full: its clients are not read until it is down to half its bound",
+               topic.c_str());
+    }
+    LOG_DEBUG("queue: topic \"%s\" %s", topic.c_str(), full ? "paused its producers" : "resumed its producers");
+    auto gate = topic_gates_.find(topic);
+    if (gate == topic_gates_.end()) return;  // a topic no listener produces into
+    gate->second->full.store(full, std::memory_order_relaxed);
+    if (full) return;  // workers see the gate at each client's next read
+    for (auto& w : workers_) {
+      Worker* wp = w.get();
+      wp->post([wp, topic] { wp->resume_topic(topic); });
+    }
+  });
   metrics().init_listeners(names);
   unsigned n = worker_count(cfg_);
   std::vector<std::vector<int>> fds(n);
@@ -108,6 +127,14 @@ int Hub::run() {
   for (const ListenerConfig& l : cfg_.listeners) {
     ListenerShared shared;
     shared.guard = std::make_unique<ListenerGuard>(l.max_conns_per_ip, l.accept_rate);
+    if (l.overflow < 0 ? cfg_.queue_pause_on_overflow : l.overflow == 1) {
+      std::shared_ptr<TopicGate>& gate = topic_gates_[l.topic];
+      if (!gate) {
+        gate = std::make_shared<TopicGate>();
+        gate->bound = cfg_.queue_max_events;
+      }
+      shared.gate = gate;
+    }
     if (l.tls) {
       std::string note, error;
       shared.tls = tls_server_context(l.cert, l.key, note, error);
@@ -118,6 +145,10 @@ int Hub::run() {
       if (!note.empty()) LOG_WARN("[listener.%s]: %s", l.name.c_str(), note.c_str());
     }
     listeners_shared_.push_back(std::move(shared));
+  }
+  for (const std::string& topic : queue_.paused_topics()) {  // full already (a restored spool)
+    auto gate = topic_gates_.find(topic);
+    if (gate != topic_gates_.end()) gate->second->full.store(true);
   }
   for (unsigned i = 0; i < n; i++)
     workers_.push_back(std::make_unique<Worker>(*this, cfg_, listeners_shared_, i, n));

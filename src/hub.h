@@ -98,6 +98,8 @@ class Hub {
   void restore_spool();
   void write_spool();
   uint64_t spool_restored_ = 0;
+  uint64_t last_pause_warning_ms_ = 0;
+  std::map<std::string, std::shared_ptr<TopicGate>> topic_gates_;  // topics with overflow = pause
   bool draining_ = false;
   bool drain_forced_ = false;
   bool shut_down_ = false;

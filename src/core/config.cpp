@@ -206,6 +206,11 @@ const std::map<std::string, Setter>& global_keys() {
       {"queue.max_bytes", uint_key(&Config::queue_max_bytes, 1024, 1ull << 40)},
       {"queue.ack_timeout", uint_key(&Config::ack_timeout, 1, 86400)},
       {"queue.max_unacked", uint_key(&Config::max_unacked, 1, 1000000)},
+      {"queue.overflow", [](Config& c, const std::string& v) -> std::string {
+         if (v != "pause" && v != "drop") return "expected pause or drop";
+         c.queue_pause_on_overflow = v == "pause";
+         return "";
+       }},
   };
   return keys;
 }
@@ -257,6 +262,9 @@ std::string set_listener_key(ListenerConfig& l, const std::string& key, const st
   } else if (key == "max_conns_per_ip") {
     if (!parse_u64(v, 1000000, n)) return "expected a number from 0 to 1000000";
     l.max_conns_per_ip = static_cast<uint32_t>(n);
+  } else if (key == "overflow") {
+    if (v != "pause" && v != "drop") return "expected pause or drop";
+    l.overflow = v == "pause";
   } else if (key == "accept_rate") {
     if (!parse_u64(v, 10000000, n)) return "expected connections per second from 0 to 10000000";
     l.accept_rate = static_cast<uint32_t>(n);
@@ -307,6 +315,10 @@ int on_key(void* user, const char* section, const char* name, const char* value)
   return 1;
 }
 
+bool topic_pauses(const Config& c, const ListenerConfig& l) {
+  return l.overflow < 0 ? c.queue_pause_on_overflow : l.overflow == 1;
+}
+
 // Checks that hold across keys. Returns "LINE: message" (the line of the key that completed the
 // conflict), or "" when all is well.
 std::string validate(const Config& c, const ParseState& st) {
@@ -333,6 +345,9 @@ std::string validate(const Config& c, const ParseState& st) {
       return at(st.listener_line[i], "[listener." + l.name + "] token_secret_previous needs token_secret");
     for (size_t j = 0; j < i; j++) {
       const ListenerConfig& o = c.listeners[j];
+      if (o.topic == l.topic && topic_pauses(c, o) != topic_pauses(c, l))
+        return at(st.listener_line[i], "[listener." + l.name + "] overflow: its topic \"" + l.topic +
+                                           "\" is also [listener." + o.name + "]'s, with the other overflow");
       if (o.port == l.port && o.bind == l.bind)
         return at(st.port_line[i], "[listener." + l.name + "] port = " + std::to_string(l.port) +
                                        ": [listener." + o.name + "] uses the same port");
@@ -393,6 +408,7 @@ std::vector<std::string> keys_needing_restart(const Config& a, const Config& b) 
             a.intranet_tcp_addr == b.intranet_tcp_addr && a.intranet_ws_addr == b.intranet_ws_addr &&
             a.intranet_wss_addr == b.intranet_wss_addr);
   check("[route] cors_origin", a.cors_origin == b.cors_origin);
+  check("[queue] overflow", a.queue_pause_on_overflow == b.queue_pause_on_overflow);
   check("[mesh] bind", a.mesh_bind == b.mesh_bind);
   check("[mesh] port", a.mesh_port == b.mesh_port);
   check("[mesh] advertise", a.mesh_advertise == b.mesh_advertise);
@@ -430,6 +446,7 @@ std::vector<std::string> keys_needing_restart(const Config& a, const Config& b) 
     lcheck("origins", o->origins == n.origins);
     lcheck("max_conns_per_ip", o->max_conns_per_ip == n.max_conns_per_ip);
     lcheck("accept_rate", o->accept_rate == n.accept_rate);
+    lcheck("overflow", o->overflow == n.overflow);
   }
   for (const ListenerConfig& o : a.listeners) {
     bool kept = false;

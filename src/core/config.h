@@ -34,6 +34,7 @@ struct ListenerConfig {
   std::vector<std::string> origins;  // ws: allowed Origin header values; empty = any
   uint32_t max_conns_per_ip = 0;     // 0 = unlimited
   uint32_t accept_rate = 0;          // new connections per second on this listener, 0 = unlimited
+  int overflow = -1;                 // its topic's overflow: 1 pause, 0 drop, -1 as [queue] overflow
 
   bool needs_token() const {
     for (const std::string& s : token_secrets)
@@ -83,6 +84,7 @@ struct Config {
   uint64_t queue_max_bytes = 16ull << 20;
   uint32_t ack_timeout = 30;
   uint32_t max_unacked = 1000;
+  bool queue_pause_on_overflow = true;  // [queue] overflow = pause (else drop); a listener may override
   // [mesh]
   std::string mesh_bind = "0.0.0.0";
   int mesh_port = 0;  // 0 = single-node mode

@@ -24,7 +24,9 @@ QueueHub::Topic* QueueHub::topic(const std::string& name, bool create) {
   return raw;
 }
 
-void QueueHub::declare(const std::string& name) { topic(name, true); }
+void QueueHub::declare(const std::string& name, bool pause_on_overflow) {
+  if (Topic* t = topic(name, true)) t->pause_on_overflow = pause_on_overflow;
+}
 
 QueueHub::Consumer* QueueHub::choose(const Topic& t, uint64_t client, const Consumer* exclude) const {
   uint64_t key = stable_hash(&client, sizeof client);
@@ -154,11 +156,25 @@ void QueueHub::enqueue(Topic& t, Pending p, bool front) {
   t.pending_by_client[p.ev.client]++;
   if (front) t.pending.push_front(std::move(p));
   else t.pending.push_back(std::move(p));
-  // At the bound the oldest events go, counted.
-  while (t.pending.size() > limits_.max_events || (t.bytes > limits_.max_bytes && t.pending.size() > 1)) {
+  // A pausing topic stops its producers at the bound and drops only at four times it: events already
+  // read when the pause takes effect (up to one read per producing connection, and what waits in the
+  // hub's mailbox) still arrive. A dropping topic drops the oldest at the bound. Counted either way.
+  const uint64_t factor = t.pause_on_overflow ? 4 : 1;
+  while (t.pending.size() > factor * limits_.max_events || (t.bytes > factor * limits_.max_bytes && t.pending.size() > 1)) {
     take_pending(t, 0);
     t.dropped++;
   }
+  if (t.pause_on_overflow && !t.paused && (t.pending.size() >= limits_.max_events || t.bytes >= limits_.max_bytes)) {
+    t.paused = true;
+    t.pauses++;
+    if (on_pressure_) on_pressure_(t.name, true);
+  }
+}
+
+void QueueHub::relieve(Topic& t) {
+  if (!t.paused || t.pending.size() > limits_.max_events / 2 || t.bytes > limits_.max_bytes / 2) return;
+  t.paused = false;
+  if (on_pressure_) on_pressure_(t.name, false);
 }
 
 void QueueHub::take_pending(Topic& t, size_t index) {
@@ -167,6 +183,7 @@ void QueueHub::take_pending(Topic& t, size_t index) {
   auto it = t.pending_by_client.find(p.ev.client);
   if (it != t.pending_by_client.end() && --it->second == 0) t.pending_by_client.erase(it);
   t.pending.erase(t.pending.begin() + static_cast<std::ptrdiff_t>(index));
+  relieve(t);
 }
 
 void QueueHub::push(QueueEvent ev) {
@@ -208,6 +225,7 @@ void QueueHub::dispatch(Topic& t) {
     }
   }
   t.pending.swap(kept);
+  relieve(t);
 }
 
 int QueueHub::pop(QueueSink* sink, const std::vector<std::string>& topics, bool ack, std::string& error) {
@@ -309,6 +327,7 @@ std::vector<QueueEvent> QueueHub::take_held() {
     t->pending.clear();
     t->pending_by_client.clear();
     t->bytes = 0;
+    relieve(*t);
   }
   return out;
 }
@@ -338,6 +357,13 @@ std::vector<std::string> QueueHub::local_topics() const {
   std::vector<std::string> out;
   for (const auto& [name, t] : topics_)
     if (!t->consumers.empty()) out.push_back(name);
+  return out;
+}
+
+std::vector<std::string> QueueHub::paused_topics() const {
+  std::vector<std::string> out;
+  for (const auto& [name, t] : topics_)
+    if (t->paused) out.push_back(name);
   return out;
 }
 
@@ -407,8 +433,10 @@ std::string QueueHub::render_metrics() const {
       {"meshgate_queue_redelivered_total", "counter", "Unacknowledged events given to another consumer."},
       {"meshgate_queue_dropped_total", "counter", "Events dropped at the topic buffer bound (oldest first)."},
       {"meshgate_queue_forwarded_total", "counter", "Events sent to another node's consumers."},
+      {"meshgate_queue_paused", "gauge", "1 while the topic is full and its producing clients are not read."},
+      {"meshgate_queue_pauses_total", "counter", "Times the topic reached its bound and paused its producers."},
   };
-  for (int f = 0; f < 7; f++) {
+  for (int f = 0; f < 9; f++) {
     o << "# HELP " << fams[f].name << ' ' << fams[f].help << "\n# TYPE " << fams[f].name << ' ' << fams[f].type << '\n';
     for (const auto& [name, t] : topics_) {
       uint64_t v = 0;
@@ -420,6 +448,8 @@ std::string QueueHub::render_metrics() const {
         case 4: v = t->redelivered; break;
         case 5: v = t->dropped; break;
         case 6: v = t->forwarded; break;
+        case 7: v = t->paused; break;
+        case 8: v = t->pauses; break;
       }
       o << fams[f].name << "{topic=" << prom_label(name) << "} " << v << '\n';
     }

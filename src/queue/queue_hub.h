@@ -3,7 +3,11 @@
 // Glossary:
 //   topic      a named stream of client events; each listener pushes to one
 //   consumer   an API WebSocket connection that called queue.pop for some topics
-//   pending    events of a topic waiting for a consumer, bounded by count and bytes (oldest dropped)
+//   pending    events of a topic waiting for a consumer, bounded by count and bytes
+//   overflow   what a topic does at its bound: `pause` (the default) asks the workers to stop reading
+//              from the clients that produce into it until it is down to half its bound, and drops
+//              the oldest only at four times the bound (events already on their way when the pause
+//              takes effect); `drop` drops the oldest at the bound. Drops are counted either way.
 //   ready      a consumer that can take an event now: its output is below its window and, in
 //              acknowledged mode, it holds fewer than max_unacked events
 //
@@ -77,7 +81,13 @@ class QueueHub {
 
   void set_limits(const QueueLimits& l) { limits_ = l; }
   // A topic that exists from the start (a listener's), so it buffers before anyone pops.
-  void declare(const std::string& topic);
+  // `pause_on_overflow`: its overflow policy (see the glossary); topics made on the fly pause.
+  void declare(const std::string& topic, bool pause_on_overflow = true);
+  // Called with (topic, true) when a pausing topic reaches its bound, and (topic, false) when it is
+  // back at half of it: the hub tells the workers to stop or resume reading its producers.
+  void set_pressure_handler(std::function<void(const std::string&, bool)> on_pressure) {
+    on_pressure_ = std::move(on_pressure);
+  }
   void push(QueueEvent ev);
   // Returns 0, 202 (already popping) or 201 (too many topics) with `error` set.
   int pop(QueueSink* sink, const std::vector<std::string>& topics, bool ack, std::string& error);
@@ -105,6 +115,8 @@ class QueueHub {
   // Replaces the topics `node` has consumers for (empty: none, e.g. the node died).
   void set_remote_topics(unsigned node, const std::vector<std::string>& topics);
   std::vector<std::string> local_topics() const;
+  // Topics whose producers are paused now (for workers that start after the pause).
+  std::vector<std::string> paused_topics() const;
   // Is any consumer, local or on another node, popping any topic?
   bool has_consumers() const;
   // A node's link can take more: try the waiting events again.
@@ -128,7 +140,9 @@ class QueueHub {
     std::unordered_map<uint64_t, uint32_t> pending_by_client;
     std::vector<Consumer*> consumers;
     std::vector<unsigned> remote_nodes;  // nodes with consumers for this topic
-    uint64_t dropped = 0, delivered = 0, redelivered = 0, forwarded = 0;
+    bool pause_on_overflow = true;
+    bool paused = false;                 // its producers were asked to stop reading
+    uint64_t dropped = 0, delivered = 0, redelivered = 0, forwarded = 0, pauses = 0;
   };
   struct InFlight {
     QueueEvent ev;
@@ -161,6 +175,8 @@ class QueueHub {
   void deliver(Topic& t, Consumer& c, QueueEvent ev);
   void enqueue(Topic& t, Pending p, bool front);
   void take_pending(Topic& t, size_t index);
+  // Resumes the producers of a paused topic once it is down to half its bound.
+  void relieve(Topic& t);
   void dispatch(Topic& t);
   void requeue(Consumer& c, bool timed_out_only);
   // Producer side: forwarded events go back to the front of their topics.
@@ -181,6 +197,7 @@ class QueueHub {
   uint64_t next_fwd_ = 0;
   void forget_forwarded(std::map<uint64_t, Forwarded>::iterator it);
   std::function<void()> on_local_topics_changed_;
+  std::function<void(const std::string&, bool)> on_pressure_;
 };
 
 }  // namespace mg

@@ -112,6 +112,21 @@ void ClientConn::on_read(const char* data, size_t len) {
       }
       break;
   }
+  // Its topic is full: what this read held is in the queue; the rest waits in the socket (TCP slows
+  // the client) until the topic is down to half its bound.
+  const TopicGate* gate = worker_.listener_shared(listener_index_).gate.get();
+  if (phase_ == Phase::Open && !closing() && gate && gate->closed()) {
+    stop_reading();
+    paused_by_queue_ = true;
+  }
+}
+
+void ClientConn::resume_reading() {
+  const TopicGate* gate = worker_.listener_shared(listener_index_).gate.get();
+  if (!paused_by_queue_ || closed() || (gate && gate->closed())) return;
+  paused_by_queue_ = false;
+  last_rx_s_ = worker_.now_s();
+  if (start_reading() != 0) close_now();
 }
 
 void ClientConn::read_handshake(const char* data, size_t len) {
@@ -189,7 +204,7 @@ void ClientConn::open(const std::string& path, const std::string& query) {
     else d += "\"\"";
   }
   d += '}';
-  worker_.emit(QueueEvent{l.topic, id_, std::move(d), context_});
+  worker_.emit(listener_index_, QueueEvent{l.topic, id_, std::move(d), context_});
 }
 
 void ClientConn::read_tcp(const char* data, size_t len) {
@@ -244,7 +259,7 @@ void ClientConn::emit_message(bool binary, const char* data, size_t len) {
     json_append_string(d, data, len);
   }
   d += ",\"finish\":true}}";
-  worker_.emit(QueueEvent{listener().topic, id_, std::move(d), context_});
+  worker_.emit(listener_index_, QueueEvent{listener().topic, id_, std::move(d), context_});
 }
 
 bool ClientConn::send(const OutMessage& msg) {
@@ -289,6 +304,10 @@ void ClientConn::tick(uint32_t now) {
     return;
   }
   const ListenerConfig& l = listener();
+  if (paused_by_queue_) {
+    last_rx_s_ = now;  // unread, not idle
+    resume_reading();  // a pause for events in flight ends without a word from the hub
+  }
   if (l.idle_timeout && now - last_rx_s_ >= l.idle_timeout) {
     close_with(1001, "idle timeout");
     return;
@@ -327,7 +346,7 @@ void ClientConn::decide_close(int code, const std::string& reason) {
   if (is_valid_utf8(reason.data(), reason.size())) json_append_string(d, reason);
   else d += "\"\"";
   d += '}';
-  worker_.emit(QueueEvent{l.topic, id_, std::move(d), context_});
+  worker_.emit(listener_index_, QueueEvent{l.topic, id_, std::move(d), context_});
 }
 
 void ClientConn::on_close() {

@@ -144,6 +144,26 @@ void Worker::unsubscribe(ClientConn* c, const std::string& channel) {
   if (it->second.empty()) channels_.erase(it);
 }
 
+void Worker::resume_topic(const std::string& topic) {
+  for (ClientConn* c : all_)
+    if (c->listener().topic == topic) c->resume_reading();
+}
+
+void Worker::emit(unsigned li, QueueEvent ev) {
+  TopicGate* gate = shared_[li].gate.get();
+  if (!gate) return emit(std::move(ev));
+  if (hub_.backlog() > kMaxHubBacklog) {
+    inc(metrics().queue_backlog_drops);
+    return;
+  }
+  gate->in_flight.fetch_add(1, std::memory_order_relaxed);
+  Hub* hub = &hub_;
+  hub_.post([hub, gate, ev = std::move(ev)]() mutable {
+    gate->in_flight.fetch_sub(1, std::memory_order_relaxed);
+    hub->push_event(std::move(ev));
+  });
+}
+
 void Worker::emit(QueueEvent ev) {
   if (hub_.backlog() > kMaxHubBacklog) {
     inc(metrics().queue_backlog_drops);

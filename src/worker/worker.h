@@ -75,6 +75,8 @@ class Worker {
   ApiResult conn_call(uint64_t client, const ConnCall& call);
   ApiResult conn_info(uint64_t client) const;
   void set_limits(const WorkerLimits& l) { limits_ = l; }
+  // The queue topic has room again: its clients paused by its gate are read again.
+  void resume_topic(const std::string& topic);
   // Stops accepting and closes every client with 1001; reports to the hub when none is left.
   void drain();
   // Closes every client at once (the drain ran out of time).
@@ -95,6 +97,8 @@ class Worker {
   void unsubscribe(ClientConn* c, const std::string& channel);
   // Pushes an event to the queue hub (dropped and counted when the hub is too far behind).
   void emit(QueueEvent ev);
+  // Pushes an event of a client of listener `li` (its topic's gate counts it in flight).
+  void emit(unsigned li, QueueEvent ev);
   uint32_t now_s() const { return static_cast<uint32_t>(uv_now(&loop_) / 1000); }
 
  private:
@@ -123,6 +127,7 @@ class Worker {
   // Open connections by id, and subscribers by channel.
   std::unordered_map<uint64_t, ClientConn*> by_id_;
   std::unordered_map<std::string, std::unordered_set<ClientConn*>> channels_;
+
 };
 
 }  // namespace mg

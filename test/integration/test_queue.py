@@ -2,6 +2,7 @@
 competing consumers, buffering without consumers, drops, acknowledged mode, drain."""
 
 import asyncio
+import json
 import time
 
 import pytest
@@ -320,7 +321,7 @@ async def test_max_unacked_holds_events_back(nodes):
 
 async def test_oldest_events_dropped_and_counted(nodes):
     n = nodes.start({
-        "queue": {"max_events": 5, "max_bytes": 3000},
+        "queue": {"max_events": 5, "max_bytes": 3000, "overflow": "drop"},
         "listener.tcpbig": {"type": "tcp", "bind": "127.0.0.1", "port": None, "framing": "line", "topic": "big"},
     })
     async with Session(n) as s:
@@ -480,3 +481,110 @@ async def test_without_a_state_dir_the_loss_is_logged_with_its_count(nodes):
     log = open(n.stderr_path).read()
     lines = [ln for ln in log.splitlines() if "lost at shutdown" in ln]
     assert lines and "5 events" in lines[0], log[-2000:]
+
+
+# ---- overflow: pause the producers (default) or drop, counted (issue 11) ----
+
+class StalledConsumer:
+    """A /ws/v1 consumer on a raw socket that pops, then reads nothing until told to: the server's
+    output to it fills, the topic fills behind it."""
+
+    def __init__(self, node, topic):
+        import base64
+        import os
+        import socket
+        import struct
+        self.struct = struct
+        self.sock = socket.create_connection(("127.0.0.1", node.api_port), timeout=10)
+        key = base64.b64encode(os.urandom(16)).decode()
+        self.sock.sendall((f"GET /ws/v1 HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                           f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
+        buf = b""
+        while b"\r\n\r\n" not in buf:
+            buf += self.sock.recv(4096)
+        self.buf = bytearray(buf.split(b"\r\n\r\n", 1)[1])
+        body = json.dumps({"m": "queue.pop", "p": {"t": [topic]}, "i": 1}).encode()
+        mask = os.urandom(4)
+        self.sock.sendall(bytes([0x81, 0x80 | len(body)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(body)))
+
+    def read_events(self, want, timeout, quiet=None):
+        """Reads until `want` queue events arrived, or `timeout`, or (with `quiet`) nothing came for
+        that many seconds; returns their frame data, in order."""
+        got = []
+        deadline = time.monotonic() + timeout
+        last = time.monotonic()
+        self.sock.settimeout(1)
+        buf = self.buf
+        while len(got) < want and time.monotonic() < deadline:
+            pos = 0
+            while len(buf) - pos >= 2:
+                n, off = buf[pos + 1] & 0x7f, 2
+                if n == 126:
+                    if len(buf) - pos < 4:
+                        break
+                    n, off = self.struct.unpack_from(">H", buf, pos + 2)[0], 4
+                elif n == 127:
+                    if len(buf) - pos < 10:
+                        break
+                    n, off = self.struct.unpack_from(">Q", buf, pos + 2)[0], 10
+                if len(buf) - pos < off + n:
+                    break
+                msg = json.loads(bytes(buf[pos + off:pos + off + n]))
+                pos += off + n
+                if msg.get("e") == "queue.pop" and "frame" in msg["p"]["d"]:
+                    got.append(msg["p"]["d"]["frame"]["data"])
+            del buf[:pos]
+            try:
+                chunk = self.sock.recv(1 << 20)
+            except OSError:
+                if quiet and time.monotonic() - last > quiet:
+                    break
+                continue
+            if not chunk:
+                break
+            last = time.monotonic()
+            buf += chunk
+        return got
+
+
+def send_lines(port, lines):
+    import socket
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as s:
+        s.sendall("".join(line + "\n" for line in lines).encode())
+        s.shutdown(socket.SHUT_WR)
+        s.settimeout(60)
+        while s.recv(4096):
+            pass
+
+
+@pytest.mark.parametrize("overflow", ["pause", "drop"])
+async def test_a_stuck_consumer_slows_the_clients_instead_of_losing_events(nodes, overflow):
+    import threading
+    n = nodes.start({"queue": {"max_events": 5000, "overflow": overflow}, "api": {"max_output": 1048576},
+                     "listener.tcp": {"topic": "flow", "events": "off"}})
+    cons = await asyncio.to_thread(StalledConsumer, n, "flow")
+    clients, per_client = 4, 20000  # ~15 MB of events: more than the kernel's socket buffers hold
+    sent = {c: [f"c{c}-{i:05d}-" + "x" * 100 for i in range(per_client)] for c in range(clients)}
+    threads = [threading.Thread(target=send_lines, args=(n.port("tcp"), sent[c]), daemon=True) for c in range(clients)]
+    for t in threads:
+        t.start()
+    await asyncio.sleep(3)  # the consumer reads nothing meanwhile
+    paused = harness.metric_value(n, "meshgate_queue_paused", topic="flow")
+    if overflow == "drop":  # the clients are never slowed: they finish while the consumer is stuck
+        for t in threads:
+            await asyncio.to_thread(t.join, 30)
+    got = await asyncio.to_thread(cons.read_events, clients * per_client, 40, 3 if overflow == "drop" else None)
+    for t in threads:
+        await asyncio.to_thread(t.join, 30)
+    dropped = harness.metric_value(n, "meshgate_queue_dropped_total", topic="flow") or 0
+    if overflow == "pause":
+        assert paused == 1, f"the topic did not pause its producers while full (meshgate_queue_paused {paused})"
+        assert dropped == 0, f"{dropped} events dropped with overflow = pause"
+        assert len(got) == clients * per_client, f"delivered {len(got)} of {clients * per_client}"
+        for c in range(clients):  # each client's events in order
+            mine = [g for g in got if g.startswith(f"c{c}-")]
+            assert mine == sent[c], f"client {c}: events out of order or missing"
+        assert harness.metric_value(n, "meshgate_queue_paused", topic="flow") == 0
+    else:
+        assert dropped > 0, "nothing dropped with overflow = drop and a stuck consumer"
+        assert len(got) + dropped == clients * per_client, f"delivered {len(got)} + dropped {dropped}"
