@@ -4,8 +4,10 @@
 #include <cstring>
 #include <string>
 
+#include "cli.h"
 #include "core/config.h"
 #include "core/log.h"
+#include "core/metrics_process.h"
 #include "hub.h"
 
 namespace {
@@ -15,15 +17,24 @@ const char* kDefaultConfig = "/etc/meshgate/meshgate.conf";
 void usage(FILE* out) {
   std::fprintf(out,
                "usage: meshgate [-c FILE] [--check-config] [--version]\n"
+               "       meshgate token|check-token|call|publish ...   (each with --help)\n"
                "  -c, --config FILE   configuration file (default %s)\n"
                "  --check-config      check the configuration file and exit (0 when valid)\n"
-               "  --version           print the version and exit\n",
+               "  --version           print the version and exit\n"
+               "tools:\n"
+               "  token         make a connect token:    meshgate token --secret-file F --uid U --ch room:1 --ttl 1h\n"
+               "  check-token   check a connect token:   meshgate check-token --secret-file F TOKEN\n"
+               "  call          call a running node:     meshgate call node.stats '{}'\n"
+               "  publish       publish to a channel:    meshgate publish room:1 hello\n",
                kDefaultConfig);
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
+  int tool_rc = 0;
+  if (mg::cli_run(argc, argv, &tool_rc)) return tool_rc;
+  mg::process_stats_start();
   std::string path = kDefaultConfig;
   bool check_only = false;
   for (int i = 1; i < argc; i++) {
@@ -58,6 +69,9 @@ int main(int argc, char** argv) {
   mg::LogLevel level = mg::LogLevel::Info;
   mg::parse_log_level(cfg.log_level, level);
   mg::log_set_level(level);
+  mg::LogFormat format = mg::LogFormat::Text;
+  mg::parse_log_format(cfg.log_format, format);
+  mg::log_set_format(format);
   if (!mg::log_open(cfg.log_file, error)) {
     std::fprintf(stderr, "meshgate: cannot open log file: %s\n", error.c_str());
     return 1;
