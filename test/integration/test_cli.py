@@ -152,3 +152,21 @@ async def test_conn_info_and_close_through_call(node):
         assert rc == 0, err
         await asyncio.wait_for(ws.wait_closed(), 5)
         assert ws.close_code == 4001
+
+
+def complete(*words):
+    """What the shipped bash completion offers for the command line `words` (the last one being typed)."""
+    script = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                          "packaging", "completion", "meshgate")
+    words_sh = " ".join("'" + w.replace("'", "'\\''") + "'" for w in ("meshgate",) + words)
+    p = subprocess.run(["bash", "-c", f"source '{script}'; COMP_WORDS=({words_sh}); COMP_CWORD={len(words)}; "
+                        "_meshgate; printf '%s\\n' \"${COMPREPLY[@]}\""], capture_output=True, text=True, timeout=10)
+    assert p.returncode == 0, p.stderr
+    return set(p.stdout.split())
+
+
+def test_bash_completion(node):
+    assert complete("") >= {"token", "check-token", "call", "publish"}
+    assert complete("call", "node.") == {"node.list", "node.stats"}
+    assert "--secret-file" in complete("token", "--")
+    assert complete("token", "-c", node.conf_path, "--listener", "") == {"ws", "tcp", "tcp32", "tok"}
