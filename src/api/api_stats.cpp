@@ -54,7 +54,7 @@ void api_node_stats(ApiCall& c) {
   if (!run_here(c, "node.stats")) return;
   const Config& cfg = c.hub.config();
   ProcessStats p = process_stats();
-  std::string s = "{\"node\":" + std::to_string(cfg.node_id) + ",\"name\":";
+  std::string s = "{\"node\":" + std::to_string(cfg.node_id) + ",\"version\":\"" MESHGATE_VERSION "\",\"name\":";
   json_append_string(s, cfg.node_name);
   s += ",\"uptime_s\":" + std::to_string(static_cast<uint64_t>(std::max(0.0, process_now_s() - p.start_time_s))) +
        ",\"draining\":" + (c.hub.draining() ? "true" : "false") +

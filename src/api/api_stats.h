@@ -9,7 +9,7 @@
 
 namespace mg {
 
-// {} or {"node":N} -> {"node","name","uptime_s","draining","connections","listeners":[...],"publishes",
+// {} or {"node":N} -> {"node","version","name","uptime_s","draining","connections","listeners":[...],"publishes",
 // "deliveries":{"ok","failed"},"sends":{...},"refused":{reason:n},"closes":{code:n},"output_buffer_closes",
 // "protocol_errors","queue":[{"topic","consumers","pending","bytes","unacked","delivered","dropped"}],
 // "process":{"resident_bytes","open_fds","max_fds","cpu_seconds","threads"}}
