@@ -12,7 +12,7 @@ import asyncio
 import pytest
 
 from harness import Session, aapi_call, aapi_ok, api_err, ws_connect, ws_recv
-from test_mesh import start_cluster
+from test_mesh import sigkill, start_cluster
 
 
 @pytest.fixture(scope="module")
@@ -118,8 +118,7 @@ async def test_another_node_through_the_mesh(nodes):
         assert (await aapi_ok(a, "channel.top", {"node": 2, "n": 5})) == {"channels": []}
     finally:
         await ws.close()
-    c.stopping = True  # killed on purpose, not a crash
-    c.kill()
+    sigkill(c)
     for _ in range(100):
         _, body = await aapi_call(a, "node.stats", {"node": 3})
         if body["E"] and body["E"]["c"] == 501:
