@@ -135,6 +135,26 @@ async function tokenPart(ctx, page) {
   log('token part passed: token asked and checked, live count, publish form, lookup and close');
 }
 
+/** 20 s of varied traffic over both nodes: channels, a consumer, client messages, publishes. */
+async function demoTraffic(a, b, api, clients) {
+  await api.call('queue.pop', { t: ['client'], ack: true });
+  for (let i = 0; i < 24; i++) clients.push(await client(i % 3 ? b : a));
+  await sleep(500);
+  const opens = api.events.filter((e) => e.d.event === 'open');
+  const rooms = ['room:lobby', 'room:lobby', 'room:lobby', 'room:7', 'room:7', 'room:9', 'alerts'];
+  for (const [i, e] of opens.entries()) {
+    await api.call('conn.call', { c: e.c, f: 'subscribe', a: [rooms[i % rooms.length], 'all'] }).catch(() => {});
+  }
+  for (let s = 0; s < 20; s++) {
+    const n = 10 + Math.round(8 * Math.sin(s / 3) + 8);
+    for (let i = 0; i < n; i++) {
+      await api.call('mesh.publish', { c: rooms[i % rooms.length], d: `news ${s}.${i}` });
+      clients[i % clients.length].send(`hello ${s}.${i}`);
+    }
+    await sleep(1000);
+  }
+}
+
 async function clusterPart(ctx, page) {
   const meshPorts = [await freePort(), await freePort()];
   const mesh = (i) => ({ bind: '127.0.0.1', port: meshPorts[i], cluster: 'dash', secret: 'dash-mesh-secret',
@@ -156,8 +176,10 @@ async function clusterPart(ctx, page) {
   const clients = [await client(b), await client(b), await client(a)];
   await waitText(page, '#conn-total', '3');
   await waitText(page, '#nodes-alive', '2 / 2');
-  // Some traffic for the plots, then the picture for the README.
+  // Some traffic for the plots, then the picture (MESHGATE_DASHBOARD_DEMO=1: a longer, richer run,
+  // as for the README's docs/dashboard.png).
   const api = await apiWs(a);
+  if (process.env.MESHGATE_DASHBOARD_DEMO === '1') await demoTraffic(a, b, api, clients);
   for (let s = 0; s < 4; s++) {
     for (let i = 0; i < 20; i++) await api.call('mesh.broadcast', { d: `tick ${s}.${i}` });
     await sleep(1000);
