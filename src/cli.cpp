@@ -25,10 +25,6 @@ bool cli_run(int argc, char** argv, int* exit_code) {
   return false;
 }
 
-}  // namespace mg
-
-namespace mg {
-
 const char* const kCliDefaultConfig = "/etc/meshgate/meshgate.conf";
 
 namespace {

@@ -12,8 +12,6 @@
 
 namespace {
 
-const char* kDefaultConfig = "/etc/meshgate/meshgate.conf";
-
 void usage(FILE* out) {
   std::fprintf(out,
                "usage: meshgate [-c FILE] [--check-config] [--version]\n"
@@ -26,7 +24,7 @@ void usage(FILE* out) {
                "  check-token   check a connect token:   meshgate check-token --secret-file F TOKEN\n"
                "  call          call a running node:     meshgate call node.stats '{}'\n"
                "  publish       publish to a channel:    meshgate publish room:1 hello\n",
-               kDefaultConfig);
+               mg::kCliDefaultConfig);
 }
 
 }  // namespace
@@ -35,7 +33,7 @@ int main(int argc, char** argv) {
   int tool_rc = 0;
   if (mg::cli_run(argc, argv, &tool_rc)) return tool_rc;
   mg::process_stats_start();
-  std::string path = kDefaultConfig;
+  std::string path = mg::kCliDefaultConfig;
   bool check_only = false;
   for (int i = 1; i < argc; i++) {
     std::string a = argv[i];
