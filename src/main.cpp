@@ -57,7 +57,8 @@ int main(int argc, char** argv) {
   mg::Config cfg;
   std::string error;
   if (!mg::load_config(path, cfg, error)) {
-    std::fprintf(stderr, "meshgate: configuration error: %s\n", error.c_str());
+    std::fprintf(stderr, "%smeshgate: configuration error: %s\n", mg::log_stderr_prefix(mg::LogLevel::Error).c_str(),
+                 error.c_str());
     return 1;
   }
   if (check_only) {
@@ -71,7 +72,8 @@ int main(int argc, char** argv) {
   mg::parse_log_format(cfg.log_format, format);
   mg::log_set_format(format);
   if (!mg::log_open(cfg.log_file, error)) {
-    std::fprintf(stderr, "meshgate: cannot open log file: %s\n", error.c_str());
+    std::fprintf(stderr, "%smeshgate: cannot open log file: %s\n", mg::log_stderr_prefix(mg::LogLevel::Error).c_str(),
+                 error.c_str());
     return 1;
   }
   std::signal(SIGPIPE, SIG_IGN);  // a peer that goes away is an error code, not a signal

@@ -107,6 +107,11 @@ std::string log_format_line(LogLevel level, LogFormat format, bool journal, cons
   return line;
 }
 
+std::string log_stderr_prefix(LogLevel level) {
+  if (!log_fd_is_journal(2, std::getenv("JOURNAL_STREAM"))) return "";
+  return "<" + std::to_string(log_syslog_priority(level)) + ">";
+}
+
 bool log_open(const std::string& path, std::string& error) {
   FILE* f = nullptr;
   if (!path.empty()) {

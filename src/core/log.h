@@ -24,6 +24,11 @@ bool log_enabled(LogLevel level);
 bool log_open(const std::string& path, std::string& error);
 void log_write(LogLevel level, const char* fmt, ...) __attribute__((format(printf, 2, 3)));
 
+// "<3>" (the priority of `level`) when standard error is the journal, else "": for the few messages
+// written to stderr before logging is set up (a configuration error at start), so that they too are
+// filed as errors.
+std::string log_stderr_prefix(LogLevel level);
+
 // The pieces of a line, exposed for the unit tests: the syslog priority of a level, whether
 // $JOURNAL_STREAM names the file open on `fd`, and one formatted line (with its newline).
 int log_syslog_priority(LogLevel level);

@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from harness import REPO, Node, http_request, metric_value, ws_connect
+from harness import REPO, Node, http_request, meshgate_bin, metric_value, ws_connect
 
 UNIT = os.path.join(REPO, "packaging", "systemd", "meshgate.service")
 
@@ -155,6 +155,20 @@ def test_journal_priorities(nodes, tmp_path):
     assert any(l.startswith("<6>info  meshgate ") for l in out), out
     assert any(l.startswith("<3>error SIGHUP: configuration not reloaded") for l in out), out
     assert not any(re.search(r"\d{4}-\d\d-\d\dT", l) for l in out), "the journal adds its own timestamps"
+
+
+def test_config_error_at_start_is_an_error_in_the_journal(tmp_path):
+    conf = tmp_path / "bad.conf"
+    conf.write_text("[node]\nid = 5000\n")
+    err = tmp_path / "stderr"
+    with open(err, "wb") as f:
+        st = os.fstat(f.fileno())
+        for args in (["-c", str(conf)], ["--check-config", "-c", str(conf)]):  # ExecStartPre and ExecStart
+            rc = subprocess.run([meshgate_bin(), *args], stdout=f, stderr=f, timeout=10,
+                                env={**os.environ, "JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino}"}).returncode
+            assert rc == 1
+    out = err.read_text().splitlines()
+    assert len(out) == 2 and all(l.startswith("<3>meshgate: configuration error: ") for l in out), out
 
 
 def test_journal_stream_of_another_file_changes_nothing(nodes, tmp_path):
