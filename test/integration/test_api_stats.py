@@ -11,7 +11,7 @@ import asyncio
 
 import pytest
 
-from harness import Session, aapi_call, aapi_ok, api_err, ws_connect, ws_recv
+from harness import Session, aapi_call, aapi_ok, api_err, http_request, ws_connect, ws_recv
 from test_mesh import sigkill, start_cluster
 
 
@@ -125,3 +125,17 @@ async def test_another_node_through_the_mesh(nodes):
             break
         await asyncio.sleep(0.1)
     assert body["E"]["c"] == 501, body
+
+
+def test_dashboard_files_are_served_from_the_binary(node):
+    r = http_request(node.api_port, "GET", "/dashboard")
+    assert r.status == 200 and r.header("Content-Type") == "text/html; charset=utf-8"
+    assert b'src="/dashboard/dashboard.js"' in r.body and b'href="/dashboard/dashboard.css"' in r.body
+    csp = r.header("Content-Security-Policy") or ""
+    assert "default-src 'none'" in csp and "script-src 'self'" in csp and "frame-ancestors 'none'" in csp, csp
+    js = http_request(node.api_port, "GET", "/dashboard/dashboard.js")
+    assert js.status == 200 and js.header("Content-Type").startswith("text/javascript") and b"node.stats" in js.body
+    assert http_request(node.api_port, "GET", "/dashboard/dashboard.css").status == 200
+    assert http_request(node.api_port, "GET", "/dashboard/").body == r.body
+    assert http_request(node.api_port, "GET", "/dashboard/embed.py").status == 404
+    assert http_request(node.api_port, "POST", "/dashboard", body={}).status == 405
