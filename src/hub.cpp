@@ -415,7 +415,7 @@ void Hub::reload() {
     Worker* wp = w.get();
     wp->post([wp, limits] { wp->set_limits(limits); });
   }
-  LOG_INFO("SIGHUP: reloaded log level, log file, API token, connect-token secrets, limits and queue bounds from %s",
+  LOG_INFO("SIGHUP: reloaded log level, format and file, API token, connect-token secrets, limits and queue bounds from %s",
            cfg_.source_path.c_str());
 }
 
