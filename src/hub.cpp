@@ -1,9 +1,13 @@
 #include "hub.h"
 
+#include <cerrno>
 #include <csignal>
+#include <cstdio>
+#include <cstring>
 #include <sstream>
 #include <thread>
 
+#include "api/api_methods.h"
 #include "core/json_text.h"
 #include "core/log.h"
 #include "core/metrics.h"
@@ -12,6 +16,8 @@
 #include "http/http_server.h"
 #include "mesh/mesh.h"
 #include "net/listen_socket.h"
+#include "queue/queue_spool.h"
+#include "start_check.h"
 
 namespace mg {
 
@@ -99,6 +105,7 @@ int Hub::run() {
     if (!mesh_->start()) return 1;
     queue_.set_remote(mesh_.get(), [this] { mesh_->announce_topics(); });
   }
+  restore_spool();
   for (const ListenerConfig& l : cfg_.listeners) {
     ListenerShared shared;
     shared.guard = std::make_unique<ListenerGuard>(l.max_conns_per_ip, l.accept_rate);
@@ -260,6 +267,12 @@ std::string Hub::node_list_json() const {
   return s;
 }
 
+void Hub::count_api_call(const std::string& method, int code) {
+  static const std::string unknown = "unknown";
+  const std::string& label = method == "invalid" || api_method_known(method) ? method : unknown;
+  api_calls_[{label, code}]++;
+}
+
 std::string Hub::render_metrics() const {
   std::ostringstream o;
   o << "# HELP meshgate_build_info Version of this node.\n# TYPE meshgate_build_info gauge\n"
@@ -270,11 +283,10 @@ std::string Hub::render_metrics() const {
   if (mesh_) o << mesh_->render_metrics();
   o << "# HELP meshgate_api_calls_total Control API calls by method and result code (0 = success).\n"
     << "# TYPE meshgate_api_calls_total counter\n";
-  for (const auto& [key, n] : api_calls_) {
-    std::string method;
-    json_append_string(method, key.first);
-    o << "meshgate_api_calls_total{method=" << method << ",code=\"" << key.second << "\"} " << n << '\n';
-  }
+  for (const auto& [key, n] : api_calls_)
+    o << "meshgate_api_calls_total{method=" << prom_label(key.first) << ",code=\"" << key.second << "\"} " << n << '\n';
+  o << "# HELP meshgate_queue_restored_total Events restored from the spool of the last run at start.\n"
+    << "# TYPE meshgate_queue_restored_total counter\nmeshgate_queue_restored_total " << spool_restored_ << '\n';
   o << "# HELP meshgate_api_connections Control and route API connections open now.\n"
     << "# TYPE meshgate_api_connections gauge\nmeshgate_api_connections " << conns_.size() << '\n';
   o << "# HELP meshgate_hub_backlog Tasks waiting for the hub thread.\n"
@@ -335,8 +347,9 @@ void Hub::maybe_finish() {
   // what it holds to consumers and their connections have written it (or no consumer is left).
   bool consumers_busy = false;
   for (auto& [serial, c] : conns_) consumers_busy = consumers_busy || (c->is_websocket() && c->queued_bytes() > 0);
-  bool has_consumers = queue_.has_consumers();  // here or on another node
-  if ((queue_.pending_events() > 0 && has_consumers) || consumers_busy) return;
+  // Events this node still holds wait for a consumer, here or on another node, until drain_timeout;
+  // then shutdown() spools what is left.
+  if (queue_.held_events() > 0 || consumers_busy) return;
   if (mesh_ && !mesh_->flushed()) return;  // events on their way to other nodes
   shutdown();
 }
@@ -359,6 +372,7 @@ void Hub::shutdown() {
     Worker* wp = w.get();
     wp->post([wp] { wp->force_stop(); });
   }
+  write_spool();
   if (mesh_) mesh_->stop();
   uv_close(reinterpret_cast<uv_handle_t*>(&api_server_), nullptr);
   if (route_open_) uv_close(reinterpret_cast<uv_handle_t*>(&route_server_), nullptr);
@@ -378,6 +392,51 @@ void Hub::shutdown() {
   if (conns_.empty()) finish_shutdown();
 }
 
+void Hub::restore_spool() {
+  std::string dir = effective_state_dir(cfg_);
+  if (dir.empty()) return;
+  std::string path = dir + "/" + kQueueSpoolFile, error;
+  std::vector<QueueEvent> events;
+  size_t bad = 0;
+  if (!spool_read(path, events, bad, error)) {
+    LOG_ERROR("queue: cannot read the spool %s: %s (left in place)", path.c_str(), error.c_str());
+    return;
+  }
+  if (events.empty() && bad == 0) return;
+  for (QueueEvent& ev : events) {
+    ev.node = static_cast<unsigned>(cfg_.node_id);  // its clients were this node's
+    queue_.push(std::move(ev));
+  }
+  spool_restored_ = events.size();
+  if (bad) LOG_ERROR("queue: %zu lines of the spool %s could not be read and are lost", bad, path.c_str());
+  if (std::remove(path.c_str()) != 0)
+    LOG_ERROR("queue: cannot remove the spool %s: %s (its events may come twice)", path.c_str(), std::strerror(errno));
+  LOG_INFO("queue: %zu events from the last run restored from %s, marked redelivered", events.size(), path.c_str());
+}
+
+void Hub::write_spool() {
+  size_t held = queue_.held_events();
+  if (held == 0) return;
+  std::vector<QueueEvent> events = queue_.take_held();
+  std::string dir = effective_state_dir(cfg_), error;
+  if (dir.empty()) {
+    LOG_ERROR("queue: %zu events lost at shutdown: no consumer took them and no [node] state_dir is set to keep "
+              "them", events.size());
+    return;
+  }
+  std::string path = dir + "/" + kQueueSpoolFile;
+  std::vector<QueueEvent> all;
+  size_t bad = 0;
+  spool_read(path, all, bad, error);  // a spool not yet restored (e.g. a failed start) is kept too
+  for (QueueEvent& ev : events) all.push_back(std::move(ev));
+  if (!spool_write(path, all, error)) {
+    LOG_ERROR("queue: %zu events lost at shutdown: cannot write the spool: %s", events.size(), error.c_str());
+    return;
+  }
+  LOG_WARN("queue: %zu events no consumer took written to %s; they are delivered after the next start",
+           events.size(), path.c_str());
+}
+
 void Hub::finish_shutdown() {
   if (finished_) return;
   finished_ = true;
@@ -392,7 +451,7 @@ void Hub::finish_shutdown() {
 void Hub::reload() {
   Config fresh;
   std::string error;
-  if (!load_config(cfg_.source_path, fresh, error)) {
+  if (!load_config(cfg_.source_path, fresh, error) || !(error = check_for_start(fresh)).empty()) {
     LOG_ERROR("SIGHUP: configuration not reloaded: %s", error.c_str());
     return;
   }
@@ -414,6 +473,12 @@ void Hub::reload() {
   for (auto& w : workers_) {
     Worker* wp = w.get();
     wp->post([wp, limits] { wp->set_limits(limits); });
+  }
+  std::vector<std::string> pending = keys_needing_restart(cfg_, fresh);
+  if (!pending.empty()) {
+    std::string list;
+    for (const std::string& k : pending) list += (list.empty() ? "" : ", ") + k;
+    LOG_WARN("SIGHUP: changed but not applied until a restart: %s", list.c_str());
   }
   LOG_INFO("SIGHUP: reloaded log level, format and file, API token, connect-token secrets, limits and queue bounds from %s",
            cfg_.source_path.c_str());

@@ -64,7 +64,8 @@ class Hub {
   Mesh* mesh() { return mesh_.get(); }
   std::string node_list_json() const;
   std::string render_metrics() const;
-  void count_api_call(const std::string& method, int code) { api_calls_[{method, code}]++; }
+  // Counts a call for /metrics: a method name outside the handler table counts as "unknown".
+  void count_api_call(const std::string& method, int code);
 
  private:
   bool open_listeners(std::vector<std::vector<int>>& worker_fds);
@@ -98,6 +99,10 @@ class Hub {
   SdNotify notify_;
   std::unordered_map<uint64_t, HttpConn*> conns_;
   uint64_t next_serial_ = 0;
+  // The queue spool (queue/queue_spool.h): read back at start, written at shutdown.
+  void restore_spool();
+  void write_spool();
+  uint64_t spool_restored_ = 0;
   bool draining_ = false;
   bool drain_forced_ = false;
   bool shut_down_ = false;

@@ -9,6 +9,7 @@
 #include "core/log.h"
 #include "core/metrics_process.h"
 #include "hub.h"
+#include "start_check.h"
 
 namespace {
 
@@ -59,6 +60,11 @@ int main(int argc, char** argv) {
   if (!mg::load_config(path, cfg, error)) {
     std::fprintf(stderr, "%smeshgate: configuration error: %s\n", mg::log_stderr_prefix(mg::LogLevel::Error).c_str(),
                  error.c_str());
+    return 1;
+  }
+  error = mg::check_for_start(cfg);
+  if (!error.empty()) {
+    std::fprintf(stderr, "meshgate: configuration error: %s\n", error.c_str());
     return 1;
   }
   if (check_only) {

@@ -257,6 +257,8 @@ void api_dispatch(const std::string& method, ApiCall call) {
   it->second.fn(call);
 }
 
+bool api_method_known(const std::string& method) { return methods().count(method) != 0; }
+
 std::string api_method_for_path(const std::string& path) {
   if (path.rfind("/v1/", 0) != 0) return "";
   std::string rest = path.substr(4);

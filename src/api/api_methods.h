@@ -34,6 +34,10 @@ struct ApiCall {
 // caller maps unknown paths to 404 first, see api_method_for_path).
 void api_dispatch(const std::string& method, ApiCall call);
 
+// True for a method name of the handler table. Metrics label every other name "unknown": names come
+// from callers, and one series per name would let them grow /metrics without bound.
+bool api_method_known(const std::string& method);
+
 // The method for an HTTP path such as /v1/mesh/send, or "" when none is served over HTTP there.
 std::string api_method_for_path(const std::string& path);
 

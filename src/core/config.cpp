@@ -146,6 +146,7 @@ const std::map<std::string, Setter>& global_keys() {
          return "";
        }},
       {"node.drain_timeout", uint_key(&Config::drain_timeout, 0, 3600)},
+      {"node.state_dir", string_key(&Config::state_dir)},
       {"log.level", [](Config& c, const std::string& v) -> std::string {
          LogLevel l;
          if (!parse_log_level(v, l)) return "expected error, warn, info or debug";
@@ -278,6 +279,9 @@ int on_key(void* user, const char* section, const char* name, const char* value)
   std::string problem;
   bool new_section = st->section_seq != st->seen_seq;
   st->seen_seq = st->section_seq;
+  // A key given twice (also in a repeated section): which one counts would be a guess.
+  auto seen = st->key_line.find(sec + "." + key);
+  std::string twice = seen == st->key_line.end() ? "" : "given twice (first at line " + std::to_string(seen->second) + ")";
   if (sec.rfind("listener.", 0) == 0) {
     std::string lname = sec.substr(9);
     auto& ls = st->cfg->listeners;
@@ -293,11 +297,12 @@ int on_key(void* user, const char* section, const char* name, const char* value)
         st->port_line.push_back(0);
       }
     }
+    if (problem.empty()) problem = twice;
     if (problem.empty()) problem = set_listener_key(ls.back(), key, val);
     if (problem.empty() && key == "port") st->port_line.back() = st->line;
   } else {
     auto it = global_keys().find(sec + "." + key);
-    problem = it == global_keys().end() ? "unknown key" : it->second(*st->cfg, val);
+    problem = it == global_keys().end() ? "unknown key" : !twice.empty() ? twice : it->second(*st->cfg, val);
   }
   if (!problem.empty()) {
     st->error = st->name + ":" + std::to_string(st->line) + ": [" + sec + "] " + key + " = " + val + ": " + problem;
@@ -360,6 +365,84 @@ bool parse_config_text(const std::string& text, const std::string& name, Config&
   cfg.source_path = name;
   out = std::move(cfg);
   return true;
+}
+
+std::string effective_state_dir(const Config& c) {
+  if (!c.state_dir.empty()) return c.state_dir;
+  const char* env = std::getenv("STATE_DIRECTORY");  // systemd's StateDirectory=, colon-separated
+  std::string dirs = env ? env : "";
+  return dirs.substr(0, dirs.find(':'));
+}
+
+std::vector<std::string> keys_needing_restart(const Config& a, const Config& b) {
+  std::vector<std::string> out;
+  auto check = [&out](const char* key, bool same) {
+    if (!same) out.emplace_back(key);
+  };
+  check("[node] id", a.node_id == b.node_id);
+  check("[node] name", a.node_name == b.node_name);
+  check("[node] workers", a.workers == b.workers);
+  check("[node] advertise", a.advertise == b.advertise);
+  check("[node] intranet_advertise", a.intranet_advertise == b.intranet_advertise);
+  check("[node] route_weight", a.route_weight == b.route_weight);
+  check("[node] drain_timeout", a.drain_timeout == b.drain_timeout);
+  check("[node] state_dir", a.state_dir == b.state_dir);
+  check("[api] bind", a.api_bind == b.api_bind);
+  check("[api] port", a.api_port == b.api_port);
+  check("[api] max_body", a.api_max_body == b.api_max_body);
+  check("[api] max_output", a.api_max_output == b.api_max_output);
+  check("[route] bind", a.route_bind == b.route_bind);
+  check("[route] port", a.route_port == b.route_port);
+  check("[route] max_batch", a.route_max_batch == b.route_max_batch);
+  check("[route] addresses (tcp, ws, wss and their intranet_ forms)",
+        a.tcp_addr == b.tcp_addr && a.ws_addr == b.ws_addr && a.wss_addr == b.wss_addr &&
+            a.intranet_tcp_addr == b.intranet_tcp_addr && a.intranet_ws_addr == b.intranet_ws_addr &&
+            a.intranet_wss_addr == b.intranet_wss_addr);
+  check("[route] cors_origin", a.cors_origin == b.cors_origin);
+  check("[mesh] bind", a.mesh_bind == b.mesh_bind);
+  check("[mesh] port", a.mesh_port == b.mesh_port);
+  check("[mesh] advertise", a.mesh_advertise == b.mesh_advertise);
+  check("[mesh] cluster", a.mesh_cluster == b.mesh_cluster);
+  check("[mesh] secret", a.mesh_secret == b.mesh_secret);
+  check("[mesh] encrypt", a.mesh_encrypt == b.mesh_encrypt);
+  check("[mesh] seeds", a.mesh_seeds == b.mesh_seeds);
+  check("[mesh] dead_after", a.mesh_dead_after == b.mesh_dead_after);
+  check("[mesh] call_timeout", a.mesh_call_timeout == b.mesh_call_timeout);
+  check("[mesh] max_link_buffer", a.mesh_max_link_buffer == b.mesh_max_link_buffer);
+  for (const ListenerConfig& n : b.listeners) {
+    const ListenerConfig* o = nullptr;
+    for (const ListenerConfig& l : a.listeners) o = l.name == n.name ? &l : o;
+    const std::string sec = "[listener." + n.name + "]";
+    if (!o) {
+      out.push_back(sec + " (a new listener)");
+      continue;
+    }
+    auto lcheck = [&](const char* key, bool same) {
+      if (!same) out.push_back(sec + " " + key);
+    };
+    lcheck("type", o->type == n.type);
+    lcheck("bind", o->bind == n.bind);
+    lcheck("port", o->port == n.port);
+    lcheck("path", o->path == n.path);
+    lcheck("topic", o->topic == n.topic);
+    lcheck("events", o->events == n.events);
+    lcheck("framing", o->framing == n.framing);
+    lcheck("max_message", o->max_message == n.max_message);
+    lcheck("idle_timeout", o->idle_timeout == n.idle_timeout);
+    lcheck("ping_interval", o->ping_interval == n.ping_interval);
+    lcheck("tls", o->tls == n.tls);
+    lcheck("cert", o->cert == n.cert);
+    lcheck("key", o->key == n.key);
+    lcheck("origins", o->origins == n.origins);
+    lcheck("max_conns_per_ip", o->max_conns_per_ip == n.max_conns_per_ip);
+    lcheck("accept_rate", o->accept_rate == n.accept_rate);
+  }
+  for (const ListenerConfig& o : a.listeners) {
+    bool kept = false;
+    for (const ListenerConfig& n : b.listeners) kept = kept || n.name == o.name;
+    if (!kept) out.push_back("[listener." + o.name + "] (removed)");
+  }
+  return out;
 }
 
 bool load_config(const std::string& path, Config& out, std::string& error) {

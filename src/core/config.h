@@ -51,6 +51,7 @@ struct Config {
   std::string intranet_advertise;
   double route_weight = 1.0;
   uint32_t drain_timeout = 10;
+  std::string state_dir;  // where the queue spool lives; empty: $STATE_DIRECTORY (systemd), else none
   // [log]
   std::string log_level = "info";
   std::string log_file;
@@ -100,9 +101,19 @@ struct Config {
   std::string source_path;  // the file it was loaded from
 };
 
+// The state directory in effect: [node] state_dir, else the first of systemd's $STATE_DIRECTORY,
+// else "" (no spool: events still held when the node stops are lost, and the log says how many).
+std::string effective_state_dir(const Config& c);
+
 // Loads `path` into `out`. On failure returns false and sets `error` to a message of the form
 // "FILE:LINE: [section] key: what is wrong".
 bool load_config(const std::string& path, Config& out, std::string& error);
+
+// The keys whose value differs between `running` and `fresh` that a reload cannot apply (ports,
+// addresses, the mesh, the node's identity, listeners other than their token secrets): each as
+// "[section] key", for the log line that says a restart is needed. A reload applies [log], the
+// API token, [limits], [queue] and connect-token secrets.
+std::vector<std::string> keys_needing_restart(const Config& running, const Config& fresh);
 
 // Parses INI text (for tests); `name` is used in error messages.
 bool parse_config_text(const std::string& text, const std::string& name, Config& out,

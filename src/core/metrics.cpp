@@ -42,7 +42,7 @@ std::string Metrics::render() const {
   for (const auto& f : per_listener) {
     family(o, f.name, f.type, f.help);
     for (size_t i = 0; i < listener_count; i++)
-      o << f.name << "{listener=\"" << listeners[i].name << "\"} " << get(listeners[i].*(f.field)) << '\n';
+      o << f.name << "{listener=" << prom_label(listeners[i].name) << "} " << get(listeners[i].*(f.field)) << '\n';
   }
   family(o, "meshgate_connections_refused_total", "counter", "Client connections refused, by reason.");
   for (int i = 0; i < static_cast<int>(RefuseReason::Count); i++)
@@ -97,6 +97,20 @@ std::string Metrics::stats_json_members() const {
   o << "},\"output_buffer_closes\":{\"hard\":" << get(output_closes[0]) << ",\"soft\":" << get(output_closes[1])
     << "},\"protocol_errors\":" << get(protocol_errors);
   return o.str();
+}
+
+std::string prom_label(const std::string& value) {
+  std::string out;
+  out.reserve(value.size() + 2);
+  out += '"';
+  for (char c : value) {
+    if (c == '\\') out += "\\\\";
+    else if (c == '"') out += "\\\"";
+    else if (c == '\n') out += "\\n";
+    else out += c;
+  }
+  out += '"';
+  return out;
 }
 
 }  // namespace mg

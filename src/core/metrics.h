@@ -51,6 +51,10 @@ struct Metrics {
 
 Metrics& metrics();
 
+// A Prometheus label value, quoted, with the text format's three escapes (\\, \", \n) and nothing
+// else: JSON's \uXXXX is not one of them, and a single bad escape makes a scraper reject the page.
+std::string prom_label(const std::string& value);
+
 inline void inc(Counter& c, uint64_t n = 1) { c.fetch_add(n, std::memory_order_relaxed); }
 
 }  // namespace mg

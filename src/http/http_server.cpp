@@ -135,8 +135,9 @@ void HttpConn::handle_api_request(const HttpRequest& req) {
     return respond(200, a->content_type, std::string(a->body, a->size), dashboard_headers());
   }
   if (p == "/ws/v1") {
+    // Open while draining too: a consumer may still come for the events this node holds (only
+    // queue.* methods are answered then, see ws_message).
     if (!authorized(req)) return respond_json(401, api_error_body(101, "missing or wrong API token"));
-    if (hub_.draining()) return respond_json(503, api_error_body(501, "node is draining"));
     return upgrade_api(req);
   }
   std::string method = api_method_for_path(p);

@@ -237,7 +237,31 @@ void Mesh::on_link_closed(MeshLink& link) {
   }
   if (!link.up || link.replaced) return;
   auto it = members_.find(link.peer);
-  if (it != members_.end() && it->second.link == &link) member_dead(it->second, "its link closed");
+  if (it == members_.end() || it->second.link != &link) return;
+  if (handshake_in_progress(link.peer)) {
+    // Both nodes dialled at once and the peer kept the other link, which is one AUTH away here:
+    // the node is not dead, its link is changing.
+    it->second.link = nullptr;
+    it->second.relink_deadline_ms = now() + uint64_t{cfg_.mesh_dead_after} * 1000;
+    LOG_DEBUG("mesh: node %u: link closed, another is in its handshake", link.peer);
+    return;
+  }
+  member_dead(it->second, "its link closed");
+}
+
+bool Mesh::handshake_in_progress(unsigned peer) const {
+  for (const auto& [serial, l] : links_)
+    if (l->peer == peer && l->hello_seen && !l->up && !l->closing()) return true;
+  return false;
+}
+
+bool Mesh::send_to(Member& m, MeshType type, const std::string& body, uint64_t limit) {
+  if (!m.alive) return false;
+  if (m.link) return m.link->send(type, body, limit);
+  if (m.held_bytes > limit) return false;
+  m.held_bytes += body.size();
+  m.held.emplace_back(type, body);
+  return true;
 }
 
 // --- handshake ---
@@ -373,16 +397,16 @@ void Mesh::link_up(MeshLink& link) {
   Member& m = members_[link.peer];
   if (m.link && m.link != &link) {
     // Two links to one peer (both dialled at once, or a seed and a member address): keep the one
-    // dialled by the lower node id, which both sides compute alike.
+    // dialled by the lower node id, or when one node dialled both, the one with the lower
+    // transcript. Both sides compute the same answer; the side that has only the loser up yet
+    // keeps the node alive while the winner finishes its handshake (on_link_closed).
     unsigned kept_dialer = m.link->outbound ? self_ : link.peer;
     unsigned new_dialer = link.outbound ? self_ : link.peer;
-    if (kept_dialer <= new_dialer) {
-      link.replaced = true;
-      link.close_now();
-      return;
-    }
-    m.link->replaced = true;
-    m.link->close_now();
+    bool keep_old = kept_dialer != new_dialer ? kept_dialer < new_dialer : m.link->transcript < link.transcript;
+    MeshLink* loser = keep_old ? &link : m.link;
+    loser->replaced = true;
+    loser->close_after_flush();  // what was already written on it still reaches the peer
+    if (keep_old) return;
   }
   link.up = true;
   JsonPtr hello = json_parse_strict(link.peer_hello.data(), link.peer_hello.size());
@@ -397,6 +421,10 @@ void Mesh::link_up(MeshLink& link) {
   bool was_alive = m.alive;
   m.alive = true;
   m.link = &link;
+  m.relink_deadline_ms = 0;
+  for (auto& [type, body] : m.held) link.send_control(type, body);
+  m.held.clear();
+  m.held_bytes = 0;
   if (!m.mesh_addr.empty()) dials_[m.mesh_addr].node = m.id;
   if (!was_alive) LOG_INFO("mesh: node %u (%s) is alive, at %s", m.id, m.name.c_str(), m.mesh_addr.c_str());
   for (auto& [serial, l] : links_)
@@ -410,6 +438,9 @@ void Mesh::member_dead(Member& m, const std::string& why) {
   MeshLink* link = m.link;
   m.link = nullptr;
   m.rtt_ms = -1;
+  m.relink_deadline_ms = 0;
+  m.held.clear();
+  m.held_bytes = 0;
   if (link) link->close_now();
   LOG_WARN("mesh: node %u (%s) is dead: %s", m.id, m.name.c_str(), why.c_str());
   fail_calls(m.id, "node " + std::to_string(m.id) + " is unavailable (" + why + ")");
@@ -478,6 +509,9 @@ void Mesh::tick() {
     }
     l->send_control(MeshType::Ping, ping);
   }
+  for (auto& [id, m] : members_)
+    if (m.alive && !m.link && m.relink_deadline_ms && t >= m.relink_deadline_ms)
+      member_dead(m, "its link closed and no other came up");
   std::vector<uint64_t> expired;
   for (auto& [k, c] : calls_)
     if (c.deadline_ms <= t) expired.push_back(k);
@@ -508,7 +542,7 @@ void Mesh::call(unsigned node, const std::string& method, const std::string& par
     return;
   }
   Member& m = it->second;
-  if (!m.alive || !m.link) {
+  if (!m.alive) {
     reply(ApiResult::error(501, "node " + std::to_string(node) + " is unavailable"));
     return;
   }
@@ -516,7 +550,7 @@ void Mesh::call(unsigned node, const std::string& method, const std::string& par
   std::string body = "{\"k\":" + std::to_string(k) + ",\"m\":";
   json_append_string(body, method);
   body += ",\"p\":" + params_json + "}";
-  if (!m.link->send(MeshType::Call, body, cfg_.mesh_max_link_buffer)) {
+  if (!send_to(m, MeshType::Call, body, cfg_.mesh_max_link_buffer)) {
     calls_failed_++;
     reply(ApiResult::error(501, "the link to node " + std::to_string(node) + " is congested"));
     return;
@@ -527,7 +561,7 @@ void Mesh::call(unsigned node, const std::string& method, const std::string& par
 void Mesh::fanout(const std::string& method, const std::string& params_json, std::function<void(const FanoutCount&)> done) {
   std::vector<unsigned> peers;
   for (const auto& [id, m] : members_)
-    if (m.alive && m.link) peers.push_back(id);
+    if (m.alive) peers.push_back(id);
   if (peers.empty()) {
     done(FanoutCount{});
     return;
@@ -558,14 +592,16 @@ bool Mesh::on_call(MeshLink& link, const cJSON* o, const char* body, size_t len)
   if (!mesh_read_uint(o, "k", kJsonMaxExactInt, 0, k)) return false;
   std::string method = mesh_read_string(o, "m");
   uint64_t serial = link.serial;
+  unsigned peer = link.peer;
   Mesh* self = this;
-  Reply reply = [self, serial, k](const ApiResult& r) {
-    MeshLink* l = self->find_link(serial);
-    if (!l) return;
+  Reply reply = [self, serial, peer, k](const ApiResult& r) {
     std::string s = "{\"k\":" + std::to_string(k) + ",\"c\":" + std::to_string(r.code) + ",\"e\":";
     json_append_string(s, r.message);
     s += ",\"r\":" + (r.code == 0 ? r.result : std::string("null")) + "}";
-    l->send_control(MeshType::Reply, s);
+    // On the link the call came on, or whichever link the caller has now (calls are matched by k).
+    if (MeshLink* l = self->find_link(serial)) return l->send_control(MeshType::Reply, s);
+    auto it = self->members_.find(peer);
+    if (it != self->members_.end()) self->send_to(it->second, MeshType::Reply, s, UINT64_MAX);
   };
   if (hub_.draining()) {
     reply(ApiResult::error(501, "node " + std::to_string(self_) + " is draining"));
@@ -662,14 +698,15 @@ void Mesh::remote_forward(unsigned node, const QueueEvent& ev) {
   s += ",\"c\":\"" + std::to_string(ev.client) + "\",\"n\":" + std::to_string(ev.node ? ev.node : self_) +
        ",\"f\":" + std::to_string(ev.fwd) + ",\"h\":" + std::to_string(ev.hops) + ",\"d\":" + ev.data;
   if (!ev.context.empty()) s += ",\"x\":" + ev.context;
+  if (ev.redelivered) s += ",\"r\":true";
   s += '}';
   if (it->second.link->send(MeshType::Event, s, cfg_.mesh_max_link_buffer)) events_forwarded_++;
 }
 
 void Mesh::remote_done(unsigned producer, uint64_t fwd) {
   auto it = members_.find(producer);
-  if (it == members_.end() || !it->second.alive || !it->second.link) return;  // it requeued them anyway
-  it->second.link->send_control(MeshType::Done, "{\"f\":" + std::to_string(fwd) + "}");
+  if (it == members_.end() || !it->second.alive) return;  // it requeued them anyway
+  send_to(it->second, MeshType::Done, "{\"f\":" + std::to_string(fwd) + "}", UINT64_MAX);
 }
 
 bool Mesh::on_event(MeshLink& link, const cJSON* o, const char* body, size_t len) {
@@ -684,6 +721,7 @@ bool Mesh::on_event(MeshLink& link, const cJSON* o, const char* body, size_t len
   ev.hops = static_cast<unsigned>(hops);
   ev.data = raw_field(body, len, "d", "null");
   ev.context = raw_field(body, len, "x", "");
+  ev.redelivered = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "r"));
   hub_.queue().push(std::move(ev));
   return true;
 }

@@ -83,6 +83,12 @@ class Mesh final : public RemoteQueue {
     RouteAddresses external, intranet;
     double rtt_ms = -1;
     MeshLink* link = nullptr;
+    // Its link closed while another link to it was in its handshake (both nodes dialled at once
+    // and the peer kept the other one): it stays alive without a link until this deadline, and
+    // what is sent to it meanwhile is held (at most max_link_buffer bytes) for the new link.
+    uint64_t relink_deadline_ms = 0;
+    std::vector<std::pair<MeshType, std::string>> held;
+    uint64_t held_bytes = 0;
   };
   struct PendingCall {
     unsigned node;
@@ -107,6 +113,11 @@ class Mesh final : public RemoteQueue {
   void on_auth(MeshLink& link, const cJSON* o);
   void link_up(MeshLink& link);
   void member_dead(Member& m, const std::string& why);
+  // A link to `peer` that is past HELLO but not up yet.
+  bool handshake_in_progress(unsigned peer) const;
+  // Sends on the member's link, or holds the frame while it relinks. False when it can take no
+  // more (over `limit` bytes waiting) or is not alive.
+  bool send_to(Member& m, MeshType type, const std::string& body, uint64_t limit);
   void send_members(MeshLink& link);
   // These return false for a malformed body (a number out of range): the link is refused.
   bool on_members(const cJSON* o);

@@ -14,6 +14,7 @@ struct QueueEvent {
   unsigned node = 0;    // the node the client is on ("n"), which also holds the event until it is consumed
   unsigned hops = 0;    // times forwarded between nodes (at most once: only the producing node forwards)
   uint64_t fwd = 0;     // on a consuming node: the producing node's id for this forwarded event, else 0
+  bool redelivered = false;  // delivered before (ack timeout, consumer gone) or kept over a restart: "r"
   size_t bytes() const { return topic.size() + data.size() + context.size() + 64; }
 };
 

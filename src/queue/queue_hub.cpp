@@ -6,6 +6,7 @@
 
 #include "core/hrw.h"
 #include "core/json_text.h"
+#include "core/metrics.h"
 
 namespace mg {
 
@@ -91,6 +92,7 @@ void QueueHub::requeue_forwarded(const std::function<bool(const Forwarded&)>& wh
     QueueEvent ev = std::move(f->second.ev);
     forget_forwarded(f);
     ev.hops = 0;
+    ev.redelivered = true;
     Topic* t = topic(ev.topic, true);
     if (!t) continue;
     t->redelivered++;
@@ -132,6 +134,7 @@ void QueueHub::deliver(Topic& t, Consumer& c, QueueEvent ev) {
     j += ",\"x\":";
     j += ev.context;
   }
+  if (ev.redelivered) j += ",\"r\":true";
   if (c.ack) {
     uint64_t k = ++next_seq_;
     j += ",\"k\":";
@@ -248,6 +251,7 @@ void QueueHub::requeue(Consumer& c, bool timed_out_only) {
     Topic* t = topic(node.mapped().ev.topic, true);
     if (!t) continue;
     t->redelivered++;
+    node.mapped().ev.redelivered = true;
     enqueue(*t, Pending{std::move(node.mapped().ev), timed_out_only ? &c : nullptr}, true);
   }
 }
@@ -273,6 +277,40 @@ int QueueHub::unpop(QueueSink* sink) {
   }
   if (on_local_topics_changed_) on_local_topics_changed_();
   return 0;
+}
+
+size_t QueueHub::held_events() const {
+  size_t n = forwarded_.size();
+  for (const auto& [name, t] : topics_)
+    for (const Pending& p : t->pending) n += p.ev.fwd == 0;
+  for (const auto& [sink, c] : consumers_)
+    for (const auto& [k, f] : c->unacked) n += f.ev.fwd == 0;
+  return n;
+}
+
+std::vector<QueueEvent> QueueHub::take_held() {
+  // Unacknowledged and forwarded events left the fronts of their topics: they go first. Taken as
+  // they are, not requeued, so no bound drops any of them on the way out.
+  std::vector<QueueEvent> out;
+  for (auto& [sink, c] : consumers_) {
+    for (auto& [k, f] : c->unacked)
+      if (f.ev.fwd == 0) out.push_back(std::move(f.ev));
+    c->unacked.clear();
+  }
+  for (auto& [fwd, f] : forwarded_) {
+    f.ev.hops = 0;
+    out.push_back(std::move(f.ev));
+  }
+  forwarded_.clear();
+  forwarded_per_node_.clear();
+  for (auto& [name, t] : topics_) {
+    for (Pending& p : t->pending)
+      if (p.ev.fwd == 0) out.push_back(std::move(p.ev));
+    t->pending.clear();
+    t->pending_by_client.clear();
+    t->bytes = 0;
+  }
+  return out;
 }
 
 void QueueHub::set_remote(RemoteQueue* remote, std::function<void()> on_local_topics_changed) {
@@ -383,9 +421,7 @@ std::string QueueHub::render_metrics() const {
         case 5: v = t->dropped; break;
         case 6: v = t->forwarded; break;
       }
-      std::string label;
-      json_append_string(label, name);  // a quoted, escaped label value
-      o << fams[f].name << "{topic=" << label << "} " << v << '\n';
+      o << fams[f].name << "{topic=" << prom_label(name) << "} " << v << '\n';
     }
   }
   return o.str();

@@ -92,6 +92,13 @@ class QueueHub {
   void tick(uint64_t now_ms);
   void set_now(uint64_t now_ms) { now_ms_ = now_ms; }
   size_t pending_events() const;
+  // Events this node holds for its own clients and answers for: pending, delivered and not yet
+  // acknowledged, forwarded to another node and not yet reported consumed. (Events forwarded here
+  // by another node are not counted: their producer holds them.)
+  size_t held_events() const;
+  // Removes and returns every event held_events() counts, oldest first within each topic: what a
+  // stopping node writes to its spool. Consumers keep their connections but lose these events.
+  std::vector<QueueEvent> take_held();
   // --- across the mesh ---
   // `on_local_topics_changed` runs whenever the set of topics with local consumers may have changed.
   void set_remote(RemoteQueue* remote, std::function<void()> on_local_topics_changed);

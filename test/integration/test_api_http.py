@@ -26,7 +26,7 @@ def node(module_nodes):
 
 @pytest.fixture(scope="module")
 def token_node(module_nodes):
-    return module_nodes.start({"node": {"id": 4}, "api": {"token": "s3cret-token"}})
+    return module_nodes.start({"node": {"id": 4}, "api": {"token": "s3cret-token-0123456789"}})
 
 
 def assert_http_error(r, status, what):
@@ -429,16 +429,16 @@ def test_token_required_on_http(token_node):
                      headers={"Authorization": "Bearer wrong"})
     assert_http_error(r, 401, "wrong token")
     r = http_request(n.api_port, "POST", "/v1/channel/count", body={"c": "a"},
-                     headers={"Authorization": "s3cret-token"})
+                     headers={"Authorization": "s3cret-token-0123456789"})
     assert_http_error(r, 401, "token without the Bearer scheme")
-    status, body = api_call(n, "channel.count", {"c": "a"}, token="s3cret-token")
+    status, body = api_call(n, "channel.count", {"c": "a"}, token="s3cret-token-0123456789")
     assert status == 200 and body == {"E": None, "r": {"s": 0}}
 
 
 def test_token_required_on_nodes(token_node):
     r = http_request(token_node.api_port, "GET", "/v1/nodes")
     assert_http_error(r, 401, "GET /v1/nodes without token")
-    r = http_request(token_node.api_port, "GET", "/v1/nodes", headers={"Authorization": "Bearer s3cret-token"})
+    r = http_request(token_node.api_port, "GET", "/v1/nodes", headers={"Authorization": "Bearer s3cret-token-0123456789"})
     assert r.status == 200
 
 
@@ -450,7 +450,7 @@ async def test_token_required_on_ws(token_node):
             ws = await ws_connect(n.api_port, path, headers)
             await ws.close()
         assert ei.value.status_code == 401, f"{path} {headers}"
-    for path, headers in (("/ws/v1", {"Authorization": "Bearer s3cret-token"}), ("/ws/v1?token=s3cret-token", None)):
+    for path, headers in (("/ws/v1", {"Authorization": "Bearer s3cret-token-0123456789"}), ("/ws/v1?token=s3cret-token-0123456789", None)):
         api = await ApiWs.open(n, path, headers)
         try:
             assert await api.ok("channel.count", {"c": "a"}) == {"s": 0}
@@ -492,3 +492,35 @@ async def test_ws_api_call_after_http_errors(node):
         api = await s.api()
         assert await api.ok("channel.count", {"c": "a"}) == {"s": 0}
     assert (await aapi_ok(node, "channel.count", {"c": "a"})) == {"s": 0}
+
+
+# ---- /metrics stays valid and bounded whatever callers send (issue 11) ----
+
+async def test_metrics_pass_promtool_after_hostile_names(node):
+    import shutil
+    import subprocess
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool (Debian package prometheus) is not installed: scripts/install-deps.sh test"
+    a = await ApiWs.open(node)
+    try:
+        before = http_request(node.api_port, "GET", "/metrics").body
+        # 300 distinct unknown method names, some with control characters, quotes, backslashes.
+        for i in range(300):
+            r = await a.call(f"no.such\x01method\"\\\n{i}" + "x" * (i % 7) * 100, {})
+            assert r["E"]["c"] == 101, r
+        # Topic names are labels too: every character a topic may hold.
+        r = await a.call("queue.pop", {"t": ['quote"topic', "back\\slash", "new\nline", "ctl\x01\x7f", "ünïcode"]})
+        assert r.get("E") is None, r
+    finally:
+        await a.close()
+    r = http_request(node.api_port, "GET", "/metrics")
+    assert r.status == 200
+    text = r.body
+    check = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, timeout=30)
+    # promtool exits 1 for lint warnings (e.g. counter naming) and 3 for a page it cannot parse.
+    assert b"error while linting" not in check.stderr and check.returncode in (0, 1), \
+        f"promtool check metrics: rc {check.returncode}\n{check.stderr.decode(errors='replace')[:2000]}"
+    unknown = [ln for ln in text.decode().splitlines() if ln.startswith("meshgate_api_calls_total") and "no.such" in ln]
+    assert not unknown, f"unknown method names became series: {unknown[:3]}"
+    assert b'meshgate_api_calls_total{method="unknown",code="101"}' in text
+    assert len(text) < len(before) + 4096, f"/metrics grew from {len(before)} to {len(text)} bytes"

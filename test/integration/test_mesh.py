@@ -295,7 +295,7 @@ def cluster(module_nodes):
 @pytest.fixture(scope="module")
 def pair(module_nodes):
     """Nodes 1 and 2 of another cluster: the target of the refused peers."""
-    return start_cluster(module_nodes, (1, 2), cluster="itest-pair", secret="pair-secret")
+    return start_cluster(module_nodes, (1, 2), cluster="itest-pair", secret="pair-secret-0123456789")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -329,7 +329,7 @@ def test_membership_every_node_lists_all_alive(cluster):
 def test_join_time_and_transitive_discovery(nodes):
     """2 and 3 know each other only through 1; all alive everywhere within a few seconds of start."""
     t0 = time.monotonic()
-    ns = start_cluster(nodes, (4, 5, 6), cluster="itest-join", secret="join-secret")
+    ns = start_cluster(nodes, (4, 5, 6), cluster="itest-join", secret="join-secret-0123456789")
     elapsed = time.monotonic() - t0
     assert elapsed < JOIN_TIMEOUT, elapsed
     # Node 5 sees node 6 (and vice versa) though neither lists the other as a seed.
@@ -1021,9 +1021,9 @@ REFUSAL_WORDS = r"refus|reject|denied|mismatch|wrong|invalid|fail|bad|differ|unk
 def test_refused_peer(pair, nodes, case):
     p1, p2 = pair
     bad_id, cluster, secret, reason = {
-        "wrong_secret": (7, "itest-pair", "not-the-secret", r"secret|hmac|auth"),
-        "other_cluster": (8, "itest-other", "pair-secret", r"cluster"),
-        "duplicate_id": (2, "itest-pair", "pair-secret", r"duplicate|node id|same id|\bid\b|already"),
+        "wrong_secret": (7, "itest-pair", "not-the-secret-0123456789", r"secret|hmac|auth"),
+        "other_cluster": (8, "itest-other", "pair-secret-0123456789", r"cluster"),
+        "duplicate_id": (2, "itest-pair", "pair-secret-0123456789", r"duplicate|node id|same id|\bid\b|already"),
     }[case]
     # Only what node 1 logs and counts from now on is about this peer (the pair is shared by the cases).
     log_before = len(p1.stderr(tail=100000).splitlines())

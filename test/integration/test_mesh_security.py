@@ -12,6 +12,7 @@ cluster secret:
   `off` it does, authenticated. Nodes with different settings refuse each other;
 - numbers out of range in a HELLO (before any authentication) are a clean refusal, not a crash.
 """
+import asyncio
 import json
 import re
 import socket
@@ -21,7 +22,7 @@ import time
 
 import pytest
 
-from harness import aapi_ok, metric_value, ws_recv
+from harness import aapi_ok, free_port, metric_value, ws_connect, ws_recv
 from test_mesh import Mesh, alive_ids, mesh_addr, node_list, start_mesh_node, wait_all_alive
 
 SECRET = "itest-mesh-security-secret"
@@ -138,9 +139,11 @@ class Splicer:
     """Listens where node 1 dials (a seed it was given) and relays the link to node 2. `alter`, when
     set, may rewrite the list of frames going from node 1 to node 2 after both AUTH frames."""
 
-    def __init__(self, target_port, alter=None):
+    def __init__(self, target_port, alter=None, delay_auth_back=0.0):
         self.target_port = target_port
         self.alter = alter
+        self.delay_auth_back = delay_auth_back  # seconds to hold AUTH frames going back to the dialler
+        self.delayed = threading.Event()
         self.server = socket.socket()
         self.server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.server.bind(("127.0.0.1", 0))
@@ -166,9 +169,9 @@ class Splicer:
             self.links += 1
             alter = self.alter if not self.altered.is_set() else None
             threading.Thread(target=self.pump, args=(a, b, alter), daemon=True).start()
-            threading.Thread(target=self.pump, args=(b, a, None), daemon=True).start()
+            threading.Thread(target=self.pump, args=(b, a, None, self.delay_auth_back), daemon=True).start()
 
-    def pump(self, src, dst, alter):
+    def pump(self, src, dst, alter, delay_auth=0.0):
         reader = FrameReader(src)
         sealed = []  # frames after the handshake, held for `alter`
         try:
@@ -178,6 +181,9 @@ class Splicer:
                     break
                 ftype, _, raw = f
                 self.seen += raw
+                if delay_auth and ftype == AUTH:
+                    self.delayed.set()
+                    time.sleep(delay_auth)
                 if alter is None or ftype in (HELLO, AUTH):
                     dst.sendall(raw)
                     continue
@@ -296,3 +302,37 @@ def test_hello_with_bad_numbers_is_refused_cleanly(nodes, hello):
     s = connect(n2)
     assert FrameReader(s).next()[0] == HELLO
     s.close()
+
+
+async def test_a_link_replaced_by_the_peer_while_the_other_is_in_its_handshake_is_not_a_death(nodes):
+    """Issue 11, the duplicate-dial race, made deterministic. Node 2 dials node 1 (link L2, up on
+    both). Node 1 then dials node 2 through a relay (link L1) that holds node 2's last AUTH back for
+    half a second. Node 2 has both links up and keeps L1 (dialled by the lower id), closing L2;
+    node 1 sees L2 close while L1 still waits for that AUTH. Node 1 must not declare node 2 dead,
+    and a call made in that moment must still be answered."""
+    n2_port = free_port()
+    splicer = Splicer(n2_port, delay_auth_back=0.5)
+    try:
+        # Node 1 starts first: its dial through the relay finds nobody behind it and is retried 1 s
+        # later, after node 2 (started right away) has dialled node 1.
+        n1 = start_mesh_node(nodes, 1, (f"127.0.0.1:{splicer.port}",), cluster=CLUSTER, secret=SECRET)
+        n2 = start_mesh_node(nodes, 2, (mesh_addr(n1),), cluster=CLUSTER, secret=SECRET,
+                             extra={"mesh": {"port": n2_port}})
+        marks = [log_mark(n1), log_mark(n2)]
+        ws = await ws_connect(n2.port("ws"), "/relink")
+        try:
+            wait_all_alive([n1, n2], 10)
+            assert await asyncio.to_thread(splicer.delayed.wait, 10), "node 1 never dialled node 2 through the relay"
+            # While the AUTH is held: a broadcast from node 1 still reaches node 2's client.
+            r = await aapi_ok(n1, "mesh.broadcast", {"d": "during the relink"})
+            assert r == {"s": 1, "f": 0}, r
+            assert await ws_recv(ws) == "during the relink"
+        finally:
+            await ws.close()
+        time.sleep(1.5)
+        for n, mark in zip((n1, n2), marks):
+            dead = [ln for ln in log_lines_since(n, mark) if "is dead" in ln]
+            assert not dead, f"node {n.node_id} declared its peer dead: {dead}"
+        assert alive_ids(n1) == {1, 2} and alive_ids(n2) == {1, 2}
+    finally:
+        splicer.close()

@@ -372,3 +372,111 @@ async def test_drain_closes_clients_1001_and_flushes_close_events(nodes):
             assert ev["p"]["d"]["code"] == 1001
     msg = await asyncio.to_thread(n.wait_exit, 10)
     assert msg is None, msg
+
+
+# ---- drain loses nothing: consumers elsewhere or later, else the spool (issue 11) ----
+
+def restart_same(node):
+    """Starts a stopped node again with the same configuration and state directory."""
+    import os
+    if os.path.exists(node.stderr_path):
+        os.replace(node.stderr_path, node.stderr_path + ".before-restart")
+    node.stopping = False
+    node.failed_reported = False
+    node.start()
+    return node
+
+
+def state_dir(nodes, name):
+    import os
+    d = os.path.join(str(nodes.basedir), name)
+    os.makedirs(d, exist_ok=True)
+    return d
+
+
+async def client_sends(node, texts, path="/spool"):
+    ws = await ws_connect(node.port("ws"), path)
+    for t in texts:
+        await ws.send(t)
+    await ws.close()
+
+
+async def test_drain_spools_what_no_consumer_took_and_the_next_start_delivers_it(nodes):
+    import os
+    d = state_dir(nodes, "spool-state")
+    n = nodes.start({"node": {"drain_timeout": 2, "state_dir": d}})
+    texts = [f"kept {i}" for i in range(5)]
+    await client_sends(n, texts)
+    await asyncio.sleep(0.3)
+    n.terminate()
+    msg = await asyncio.to_thread(n.wait_exit, 15)
+    assert msg is None, msg
+    log = open(n.stderr_path).read()
+    assert "written to" in log and "queue.spool" in log, log[-2000:]
+    assert os.path.exists(os.path.join(d, "queue.spool"))
+    restart_same(n)
+    assert "restored" in n.stderr(), n.stderr()
+    assert not os.path.exists(os.path.join(d, "queue.spool")), "the spool was not removed once restored"
+    async with Session(n) as s:
+        cons = await s.consumer()
+        opens = await cons.wait_event(lambda e: e["p"]["d"].get("event") == "open" and e["p"]["d"]["path"] == "/spool")
+        cid = opens["p"]["c"]
+        assert opens["p"].get("r") is True, opens
+        for t in texts:
+            ev = await cons.wait_event(ev_frame_of(cid), what=f"spooled frame {t!r}")
+            assert ev["p"]["d"]["frame"]["data"] == t, f"order: expected {t!r}, got {ev!r}"
+            assert ev["p"].get("r") is True, ev
+        close = await cons.wait_event(ev_close_of(cid))
+        assert close["p"].get("r") is True
+    assert harness.metric_value(n, "meshgate_queue_restored_total") == 7
+
+
+async def test_a_consumer_that_arrives_during_the_drain_gets_the_events(nodes):
+    import os
+    d = state_dir(nodes, "late-consumer-state")
+    n = nodes.start({"node": {"drain_timeout": 8, "state_dir": d}})
+    await client_sends(n, ["late 1", "late 2"], "/late")
+    await asyncio.sleep(0.3)
+    n.terminate()
+    await asyncio.sleep(0.5)
+    async with Session(n) as s:
+        cons = await s.consumer()
+        o = await cons.wait_event(lambda e: e["p"]["d"].get("event") == "open" and e["p"]["d"]["path"] == "/late")
+        for t in ("late 1", "late 2"):
+            ev = await cons.wait_event(ev_frame_of(o["p"]["c"]), what=f"frame {t!r} during the drain")
+            assert ev["p"]["d"]["frame"]["data"] == t
+        await cons.wait_event(ev_close_of(o["p"]["c"]))
+        msg = await asyncio.to_thread(n.wait_exit, 15)
+    assert msg is None, msg
+    assert not os.path.exists(os.path.join(d, "queue.spool")), "events a consumer took were spooled too"
+
+
+async def test_unacknowledged_events_are_spooled_too(nodes):
+    d = state_dir(nodes, "unacked-state")
+    n = nodes.start({"node": {"drain_timeout": 2, "state_dir": d}, "queue": {"ack_timeout": 60}})
+    async with Session(n) as s:
+        cons = await s.consumer(ack=True)
+        ws, cid, _ = await s.ws_client(cons, path="/unacked")
+        await ws.send("never acknowledged")
+        ev = await cons.wait_event(ev_frame_of(cid, "never acknowledged"))
+        assert "k" in ev["p"]
+        n.terminate()  # the consumer stays connected and never acks
+        msg = await asyncio.to_thread(n.wait_exit, 15)
+    assert msg is None, msg
+    restart_same(n)
+    async with Session(n) as s:
+        cons = await s.consumer()
+        ev = await cons.wait_event(ev_frame_of(cid, "never acknowledged"), what="the unacknowledged event after restart")
+        assert ev["p"].get("r") is True
+
+
+async def test_without_a_state_dir_the_loss_is_logged_with_its_count(nodes):
+    n = nodes.start({"node": {"drain_timeout": 1}})
+    await client_sends(n, ["a", "b", "c"], "/lost")
+    await asyncio.sleep(0.3)
+    n.terminate()
+    msg = await asyncio.to_thread(n.wait_exit, 15)
+    assert msg is None, msg
+    log = open(n.stderr_path).read()
+    lines = [ln for ln in log.splitlines() if "lost at shutdown" in ln]
+    assert lines and "5 events" in lines[0], log[-2000:]

@@ -33,7 +33,7 @@ from harness import (Session, aapi_ok, ev_frame_of, http_request, metric_value, 
 
 SECRET = "current-secret-0123456789"
 PREVIOUS = "previous-secret-9876543210"
-API_TOKEN = "api-token-Zx81"
+API_TOKEN = "api-token-Zx81-0123456789"
 GOOD_ORIGINS = ["https://good.example", "http://localhost:8080"]
 PER_IP = 2
 RATE = 5
@@ -883,9 +883,9 @@ def test_token_secrets_rotate_on_sighup(module_nodes):
     """Key rotation without a restart: a new secret is added with SIGHUP (both work), then the old one
     is removed with SIGHUP (only the new one works)."""
     n = module_nodes.start({"listener.rot": {"type": "ws", "bind": "127.0.0.1", "port": harness.free_port(),
-                                              "token_secret": "secret-A"}})
-    old = jwt(claims(), secret="secret-A")
-    new = jwt(claims(), secret="secret-B")
+                                              "token_secret": "secret-A-0123456789abcdef"}})
+    old = jwt(claims(), secret="secret-A-0123456789abcdef")
+    new = jwt(claims(), secret="secret-B-0123456789abcdef")
 
     def status(token):
         r = upgrade(n, "rot", f"/?token={token}")
@@ -899,7 +899,7 @@ def test_token_secrets_rotate_on_sighup(module_nodes):
 
     assert status(old) == 101 and status(new) == 401
     base = open(n.conf_path).read()
-    reload(base.replace("token_secret = secret-A", "token_secret = secret-B\ntoken_secret_previous = secret-A"))
+    reload(base.replace("token_secret = secret-A-0123456789abcdef", "token_secret = secret-B-0123456789abcdef\ntoken_secret_previous = secret-A-0123456789abcdef"))
     assert status(old) == 101 and status(new) == 101
-    reload(base.replace("token_secret = secret-A", "token_secret = secret-B"))
+    reload(base.replace("token_secret = secret-A-0123456789abcdef", "token_secret = secret-B-0123456789abcdef"))
     assert status(old) == 401 and status(new) == 101

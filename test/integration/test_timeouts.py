@@ -19,8 +19,8 @@ from harness import Session, aapi_ok, assert_node_healthy, connect_raw, ev_close
 @pytest.fixture(scope="module")
 def node(module_nodes):
     return module_nodes.start({
-        "mesh": {"bind": "127.0.0.1", "port": harness.free_port(), "secret": "s", "dead_after": 3},
-        "listener.tcptok": {"type": "tcp", "bind": "127.0.0.1", "port": harness.free_port(), "token_secret": "k"},
+        "mesh": {"bind": "127.0.0.1", "port": harness.free_port(), "secret": "timeouts-secret-0123456789", "dead_after": 3},
+        "listener.tcptok": {"type": "tcp", "bind": "127.0.0.1", "port": harness.free_port(), "token_secret": "timeouts-token-0123456789"},
     })
 
 

@@ -294,8 +294,16 @@ TEST(ConfigValues, LastLineWithoutNewlineIsRead) {
   EXPECT_EQ(parse_ok("[api]\nport = 7003").api_port, 7003);
 }
 
-TEST(ConfigValues, ALaterValueOfTheSameKeyWins) {
-  EXPECT_EQ(parse_ok("[api]\nport = 7004\nport = 7005\n").api_port, 7005);
+// A key given twice is an error naming both lines (issue 11): which one counts would be a guess.
+TEST(ConfigValues, AKeyGivenTwiceIsAnError) {
+  std::string e = parse_error("[api]\nport = 7004\nport = 7005\n");
+  EXPECT_TRUE(starts_with(e, "t.conf:3: [api] port = 7005: given twice (first at line 2)")) << e;
+  e = parse_error("[api]\nport = 7004\n[node]\nid = 2\n[api]\nport = 7005\n");  // in a reopened section too
+  EXPECT_TRUE(starts_with(e, "t.conf:6: [api] port")) << e;
+  e = parse_error("[listener.a]\nport = 9000\nport = 9001\n");
+  EXPECT_TRUE(starts_with(e, "t.conf:3: [listener.a] port = 9001: given twice (first at line 2)")) << e;
+  e = parse_error("[listener.a]\nport = 9000\n[listener.a]\nport = 9001\n");
+  EXPECT_CONTAINS(e, "listener defined twice");
 }
 
 TEST(ConfigValues, ASectionMayBeReopened) {

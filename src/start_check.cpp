@@ -1,0 +1,64 @@
+#include "start_check.h"
+
+#include <openssl/ssl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "net/tls.h"
+
+namespace mg {
+
+namespace {
+
+std::string short_secret(const std::string& value) {
+  if (value.empty() || value.size() >= kMinSecretBytes) return "";
+  return "too short: " + std::to_string(value.size()) + " bytes, at least " + std::to_string(kMinSecretBytes) +
+         " (e.g. openssl rand -base64 32)";
+}
+
+// Whether the process may append to `path`, creating it if need be; without creating it here.
+std::string log_file_problem(const std::string& path) {
+  if (access(path.c_str(), F_OK) == 0) return access(path.c_str(), W_OK) == 0 ? "" : std::strerror(errno);
+  size_t slash = path.rfind('/');
+  std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+  if (access(dir.c_str(), W_OK | X_OK) != 0) return dir + ": " + std::strerror(errno);
+  return "";
+}
+
+}  // namespace
+
+std::string check_for_start(const Config& c) {
+  const std::string at = c.source_path + ": ";
+  if (c.listeners.empty()) return at + "no [listener.NAME] section: no client could connect to this node";
+  if (c.mesh_port != 0) {
+    std::string p = short_secret(c.mesh_secret);
+    if (!p.empty()) return at + "[mesh] secret: " + p;
+  }
+  std::string p = short_secret(c.api_token);
+  if (!p.empty()) return at + "[api] token: " + p;
+  for (const ListenerConfig& l : c.listeners) {
+    const std::string sec = "[listener." + l.name + "] ";
+    for (size_t i = 0; i < l.token_secrets.size(); i++) {
+      p = short_secret(l.token_secrets[i]);
+      if (!p.empty()) return at + sec + (i == 0 ? "token_secret: " : "token_secret_previous: ") + p;
+    }
+    if (l.tls && !l.cert.empty()) {  // load them as start-up will (an empty cert means a development one)
+      std::string note, error;
+      SSL_CTX* ctx = tls_server_context(l.cert, l.key, note, error);
+      if (!ctx) return at + sec + "cert/key: " + error;
+      SSL_CTX_free(ctx);
+    }
+  }
+  std::string state = effective_state_dir(c);
+  if (!state.empty() && access(state.c_str(), W_OK | X_OK) != 0)
+    return at + "[node] state_dir = " + state + ": not a writable directory: " + std::strerror(errno);
+  if (!c.log_file.empty()) {
+    p = log_file_problem(c.log_file);
+    if (!p.empty()) return at + "[log] file = " + c.log_file + ": cannot write: " + p;
+  }
+  return "";
+}
+
+}  // namespace mg
