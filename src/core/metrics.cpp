@@ -2,6 +2,8 @@
 
 #include <sstream>
 
+#include "core/json_text.h"
+
 namespace mg {
 
 Metrics& metrics() {
@@ -76,7 +78,9 @@ std::string Metrics::stats_json_members() const {
   o << "\"listeners\":[";
   for (size_t i = 0; i < listener_count; i++) {
     const ListenerMetrics& l = listeners[i];
-    o << (i ? "," : "") << "{\"name\":\"" << l.name << "\",\"connections\":" << get(l.connections)
+    std::string name;
+    json_append_string(name, l.name);  // a section name may hold any character but ']'
+    o << (i ? "," : "") << "{\"name\":" << name << ",\"connections\":" << get(l.connections)
       << ",\"accepted\":" << get(l.accepted) << ",\"messages_in\":" << get(l.messages_in)
       << ",\"messages_out\":" << get(l.messages_out) << ",\"bytes_in\":" << get(l.bytes_in)
       << ",\"bytes_out\":" << get(l.bytes_out) << '}';

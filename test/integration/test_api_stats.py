@@ -11,7 +11,7 @@ import asyncio
 
 import pytest
 
-from harness import Session, aapi_call, aapi_ok, api_err, http_request, ws_connect, ws_recv
+from harness import Session, aapi_call, aapi_ok, api_err, api_ok, http_request, ws_connect, ws_recv
 from test_mesh import sigkill, start_cluster
 
 
@@ -139,3 +139,10 @@ def test_dashboard_files_are_served_from_the_binary(node):
     assert http_request(node.api_port, "GET", "/dashboard/").body == r.body
     assert http_request(node.api_port, "GET", "/dashboard/embed.py").status == 404
     assert http_request(node.api_port, "POST", "/dashboard", body={}).status == 405
+
+
+def test_listener_names_are_json_escaped(nodes):
+    odd = 'we"ird\\name'
+    n = nodes.start({f"listener.{odd}": {"type": "ws", "bind": "127.0.0.1", "port": None, "topic": "client"}})
+    names = {l["name"] for l in api_ok(n, "node.stats", {})["listeners"]}
+    assert odd in names, names
