@@ -11,6 +11,7 @@
 #include "core/json_text.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "core/metrics_process.h"
 #include "core/snowflake.h"
 #include "http/http_server.h"
 #include "mesh/mesh.h"
@@ -167,6 +168,15 @@ int Hub::run() {
   queue_.set_now(uv_now(&loop_));
 
   for (unsigned i = 0; i < n; i++) workers_[i]->start(std::move(fds[i]));
+  // Every listening socket is bound and listening now (connections wait in their backlogs until the
+  // workers' loops run): systemd may start what comes after us.
+  uv_timer_init(&loop_, &notify_timer_);
+  notify_timer_.data = this;
+  if (notify_.enabled()) {
+    notify_.send("READY=1\nSTATUS=" + status_line() + "\nMAINPID=" + std::to_string(uv_os_getpid()));
+    uint64_t every = notify_.watchdog_interval_ms() ? std::min<uint64_t>(notify_.watchdog_interval_ms(), 1000) : 1000;
+    uv_timer_start(&notify_timer_, &Hub::on_notify_tick, every, every);
+  }
 
   LOG_INFO("meshgate %s node %d (%s): %u workers; control API on %s%s", MESHGATE_VERSION, cfg_.node_id,
            cfg_.node_name.c_str(), n, host_port(cfg_.api_bind, cfg_.api_port).c_str(),
@@ -299,6 +309,7 @@ std::string Hub::render_metrics() const {
   o << "# HELP meshgate_build_info Version of this node.\n# TYPE meshgate_build_info gauge\n"
     << "meshgate_build_info{version=\"" << MESHGATE_VERSION << "\",node=\"" << cfg_.node_id << "\"} 1\n";
   o << metrics().render();
+  o << render_process_metrics(process_stats());
   o << queue_.render_metrics();
   if (mesh_) o << mesh_->render_metrics();
   o << "# HELP meshgate_api_calls_total Control API calls by method and result code (0 = success).\n"
@@ -326,8 +337,19 @@ void Hub::on_signal(uv_signal_t* s, int signum) {
   self->start_drain();
 }
 
+void Hub::on_notify_tick(uv_timer_t* t) {
+  Hub* self = static_cast<Hub*>(t->data);
+  self->notify_.tick(uv_now(&self->loop_), self->status_line());
+}
+
+std::string Hub::status_line() const {
+  return std::string(draining_ ? "draining: " : "") + std::to_string(client_count()) + " connections, " +
+         std::to_string(queue_.consumer_count()) + " consumers";
+}
+
 void Hub::start_drain() {
   draining_ = true;
+  notify_.send("STOPPING=1\nSTATUS=" + status_line());
   if (route_open_) {
     uv_close(reinterpret_cast<uv_handle_t*>(&route_server_), nullptr);
     route_open_ = false;
@@ -389,6 +411,7 @@ void Hub::shutdown() {
   for (uv_signal_t* s : {&sig_term_, &sig_int_, &sig_hup_}) uv_close(reinterpret_cast<uv_handle_t*>(s), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&tick_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&drain_timer_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&notify_timer_), nullptr);
   // API WebSocket clients get a close frame (1001) if they read it within a second; then the rest
   // of the loop closes.
   std::vector<HttpConn*> conns;
@@ -465,6 +488,8 @@ void Hub::reload() {
   }
   LogLevel level;
   if (parse_log_level(fresh.log_level, level)) log_set_level(level);
+  LogFormat format;
+  if (parse_log_format(fresh.log_format, format)) log_set_format(format);
   if (!log_open(fresh.log_file, error)) LOG_ERROR("SIGHUP: cannot open log file %s", error.c_str());
   api_token_ = fresh.api_token;
   queue_.set_limits(queue_limits(fresh));
@@ -486,7 +511,7 @@ void Hub::reload() {
     for (const std::string& k : pending) list += (list.empty() ? "" : ", ") + k;
     LOG_WARN("SIGHUP: changed but not applied until a restart: %s", list.c_str());
   }
-  LOG_INFO("SIGHUP: reloaded log level, log file, API token, connect-token secrets, limits and queue bounds from %s",
+  LOG_INFO("SIGHUP: reloaded log level, format and file, API token, connect-token secrets, limits and queue bounds from %s",
            cfg_.source_path.c_str());
 }
 

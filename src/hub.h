@@ -17,6 +17,7 @@
 
 #include "core/config.h"
 #include "core/mailbox.h"
+#include "core/sd_notify.h"
 #include "http/route_api.h"
 #include "http/http_server.h"
 #include "net/stream.h"
@@ -72,6 +73,9 @@ class Hub {
   static void on_http_connection(uv_stream_t* server, int status);
   static void on_signal(uv_signal_t* s, int signum);
   static void on_tick(uv_timer_t* t);
+  // systemd: STATUS= line and watchdog ping (see core/sd_notify.h).
+  static void on_notify_tick(uv_timer_t* t);
+  std::string status_line() const;
   void start_drain();
   void maybe_finish();
   void shutdown();
@@ -91,7 +95,8 @@ class Hub {
   uv_tcp_t api_server_{}, route_server_{};
   bool route_open_ = false;
   uv_signal_t sig_term_{}, sig_int_{}, sig_hup_{};
-  uv_timer_t tick_{}, drain_timer_{}, final_timer_{};
+  uv_timer_t tick_{}, drain_timer_{}, final_timer_{}, notify_timer_{};
+  SdNotify notify_;
   std::unordered_map<uint64_t, HttpConn*> conns_;
   uint64_t next_serial_ = 0;
   // The queue spool (queue/queue_spool.h): read back at start, written at shutdown.

@@ -4,29 +4,38 @@
 #include <cstring>
 #include <string>
 
+#include "cli.h"
 #include "core/config.h"
 #include "core/log.h"
+#include "core/metrics_process.h"
 #include "hub.h"
 #include "start_check.h"
 #include "ws/ws_codec.h"
 
 namespace {
 
-const char* kDefaultConfig = "/etc/meshgate/meshgate.conf";
-
 void usage(FILE* out) {
   std::fprintf(out,
                "usage: meshgate [-c FILE] [--check-config] [--version]\n"
+               "       meshgate token|check-token|call|publish ...   (each with --help)\n"
                "  -c, --config FILE   configuration file (default %s)\n"
                "  --check-config      check the configuration file and exit (0 when valid)\n"
-               "  --version           print the version and exit\n",
-               kDefaultConfig);
+               "  --version           print the version and exit\n"
+               "tools:\n"
+               "  token         make a connect token:    meshgate token --secret-file F --uid U --ch room:1 --ttl 1h\n"
+               "  check-token   check a connect token:   meshgate check-token --secret-file F TOKEN\n"
+               "  call          call a running node:     meshgate call node.stats '{}'\n"
+               "  publish       publish to a channel:    meshgate publish room:1 hello\n",
+               mg::kCliDefaultConfig);
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string path = kDefaultConfig;
+  int tool_rc = 0;
+  if (mg::cli_run(argc, argv, &tool_rc)) return tool_rc;
+  mg::process_stats_start();
+  std::string path = mg::kCliDefaultConfig;
   bool check_only = false;
   for (int i = 1; i < argc; i++) {
     std::string a = argv[i];
@@ -50,7 +59,8 @@ int main(int argc, char** argv) {
   mg::Config cfg;
   std::string error;
   if (!mg::load_config(path, cfg, error)) {
-    std::fprintf(stderr, "meshgate: configuration error: %s\n", error.c_str());
+    std::fprintf(stderr, "%smeshgate: configuration error: %s\n", mg::log_stderr_prefix(mg::LogLevel::Error).c_str(),
+                 error.c_str());
     return 1;
   }
   error = mg::check_for_start(cfg);
@@ -65,8 +75,12 @@ int main(int argc, char** argv) {
   mg::LogLevel level = mg::LogLevel::Info;
   mg::parse_log_level(cfg.log_level, level);
   mg::log_set_level(level);
+  mg::LogFormat format = mg::LogFormat::Text;
+  mg::parse_log_format(cfg.log_format, format);
+  mg::log_set_format(format);
   if (!mg::log_open(cfg.log_file, error)) {
-    std::fprintf(stderr, "meshgate: cannot open log file: %s\n", error.c_str());
+    std::fprintf(stderr, "%smeshgate: cannot open log file: %s\n", mg::log_stderr_prefix(mg::LogLevel::Error).c_str(),
+                 error.c_str());
     return 1;
   }
   std::signal(SIGPIPE, SIG_IGN);  // a peer that goes away is an error code, not a signal

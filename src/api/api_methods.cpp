@@ -4,6 +4,7 @@
 #include <memory>
 #include <vector>
 
+#include "api/api_stats.h"
 #include "api/conn_call.h"
 #include "core/base64.h"
 #include "core/json_text.h"
@@ -242,6 +243,7 @@ const std::map<std::string, Method>& methods() {
       {"conn.call", {conn_call, false}},       {"conn.info", {conn_info, false}},
       {"node.list", {node_list, false}},       {"queue.pop", {queue_pop, true}},
       {"queue.unpop", {queue_unpop, true}},    {"queue.ack", {queue_ack, true}},
+      {"node.stats", {api_node_stats, false}}, {"channel.top", {api_channel_top, false}},
   };
   return table;
 }

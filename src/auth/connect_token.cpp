@@ -53,6 +53,14 @@ bool numeric_date(const cJSON* v, double& out) {
 
 }  // namespace
 
+std::string sign_connect_token(const std::string& claims_json, const std::string& secret) {
+  static const std::string header = R"({"alg":"HS256","typ":"JWT"})";
+  std::string input = base64url_encode(header.data(), header.size()) + "." +
+                      base64url_encode(claims_json.data(), claims_json.size());
+  std::string mac = hs256(secret, input);
+  return input + "." + base64url_encode(mac.data(), mac.size());
+}
+
 std::string verify_connect_token(const std::string& token, const std::vector<std::string>& secrets, int64_t now_s,
                                  const TokenLimits& limits, ConnectClaims& out) {
   if (token.empty()) return "missing token";

@@ -154,6 +154,12 @@ const std::map<std::string, Setter>& global_keys() {
          return "";
        }},
       {"log.file", string_key(&Config::log_file)},
+      {"log.format", [](Config& c, const std::string& v) -> std::string {
+         LogFormat f;
+         if (!parse_log_format(v, f)) return "expected text or json";
+         c.log_format = v;
+         return "";
+       }},
       {"api.bind", string_key(&Config::api_bind)},
       {"api.port", uint_key(&Config::api_port, 1, 65535)},
       {"api.token", string_key(&Config::api_token)},

@@ -56,6 +56,7 @@ struct Config {
   // [log]
   std::string log_level = "info";
   std::string log_file;
+  std::string log_format = "text";  // text | json (one JSON object a line, for log shippers)
   // [api]
   std::string api_bind = "127.0.0.1";
   int api_port = 6789;

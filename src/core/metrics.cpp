@@ -2,6 +2,8 @@
 
 #include <sstream>
 
+#include "core/json_text.h"
+
 namespace mg {
 
 Metrics& metrics() {
@@ -25,6 +27,9 @@ uint64_t get(const Counter& c) { return c.load(std::memory_order_relaxed); }
 
 }  // namespace
 
+const char* const kRefuseNames[] = {"max_connections", "bad_handshake", "per_ip", "accept_rate",
+                                    "token", "origin", "tls_handshake"};
+
 std::string Metrics::render() const {
   std::ostringstream o;
   struct PerListener { const char* name; const char* type; const char* help; Counter ListenerMetrics::*field; };
@@ -42,10 +47,8 @@ std::string Metrics::render() const {
       o << f.name << "{listener=" << prom_label(listeners[i].name) << "} " << get(listeners[i].*(f.field)) << '\n';
   }
   family(o, "meshgate_connections_refused_total", "counter", "Client connections refused, by reason.");
-  static const char* refuse_names[] = {"max_connections", "bad_handshake", "per_ip", "accept_rate",
-                                       "token", "origin", "tls_handshake"};
   for (int i = 0; i < static_cast<int>(RefuseReason::Count); i++)
-    o << "meshgate_connections_refused_total{reason=\"" << refuse_names[i] << "\"} " << get(refused[i]) << '\n';
+    o << "meshgate_connections_refused_total{reason=\"" << kRefuseNames[i] << "\"} " << get(refused[i]) << '\n';
   family(o, "meshgate_output_buffer_closes_total", "counter", "Clients closed for exceeding an output buffer limit.");
   o << "meshgate_output_buffer_closes_total{limit=\"hard\"} " << get(output_closes[static_cast<int>(OutputLimit::Hard)]) << '\n';
   o << "meshgate_output_buffer_closes_total{limit=\"soft\"} " << get(output_closes[static_cast<int>(OutputLimit::Soft)]) << '\n';
@@ -67,6 +70,36 @@ std::string Metrics::render() const {
   o << "meshgate_protocol_errors_total " << get(protocol_errors) << '\n';
   family(o, "meshgate_queue_backlog_drops_total", "counter", "Client events dropped because the queue thread fell behind.");
   o << "meshgate_queue_backlog_drops_total " << get(queue_backlog_drops) << '\n';
+  return o.str();
+}
+
+std::string Metrics::stats_json_members() const {
+  std::ostringstream o;
+  o << "\"listeners\":[";
+  for (size_t i = 0; i < listener_count; i++) {
+    const ListenerMetrics& l = listeners[i];
+    std::string name;
+    json_append_string(name, l.name);  // a section name may hold any character but ']'
+    o << (i ? "," : "") << "{\"name\":" << name << ",\"connections\":" << get(l.connections)
+      << ",\"accepted\":" << get(l.accepted) << ",\"messages_in\":" << get(l.messages_in)
+      << ",\"messages_out\":" << get(l.messages_out) << ",\"bytes_in\":" << get(l.bytes_in)
+      << ",\"bytes_out\":" << get(l.bytes_out) << '}';
+  }
+  o << "],\"publishes\":" << get(publishes) << ",\"deliveries\":{\"ok\":" << get(publish_ok)
+    << ",\"failed\":" << get(publish_failed) << "},\"sends\":{\"ok\":" << get(sends[0])
+    << ",\"not_connected\":" << get(sends[1]) << ",\"buffer_full\":" << get(sends[2]) << "},\"refused\":{";
+  for (int i = 0; i < static_cast<int>(RefuseReason::Count); i++)
+    o << (i ? "," : "") << '"' << kRefuseNames[i] << "\":" << get(refused[i]);
+  o << "},\"closes\":{";
+  bool first = true;
+  for (int i = 0; i < 4000; i++) {
+    uint64_t v = get(closes_by_code[i]);
+    if (!v) continue;
+    o << (first ? "" : ",") << '"' << (1000 + i) << "\":" << v;
+    first = false;
+  }
+  o << "},\"output_buffer_closes\":{\"hard\":" << get(output_closes[0]) << ",\"soft\":" << get(output_closes[1])
+    << "},\"protocol_errors\":" << get(protocol_errors);
   return o.str();
 }
 

@@ -44,6 +44,9 @@ struct Metrics {
   }
   // The worker-side part of the /metrics text.
   std::string render() const;
+  // The same counters as members of a JSON object (node.stats): "listeners":[...], "publishes",
+  // "deliveries", "sends", "refused", "closes", "output_buffer_closes", "protocol_errors" (no braces).
+  std::string stats_json_members() const;
 };
 
 Metrics& metrics();

@@ -6,6 +6,7 @@
 #include "api/api_methods.h"
 #include "api/envelope.h"
 #include "core/log.h"
+#include "dashboard/dashboard.h"
 #include "hub.h"
 #include "http/http_response.h"
 #include "http/route_api.h"
@@ -127,6 +128,12 @@ void HttpConn::handle_api_request(const HttpRequest& req) {
     if (!authorized(req)) return respond_json(401, api_error_body(101, "missing or wrong API token"));
     if (p == "/metrics") return respond(200, "text/plain; version=0.0.4", hub_.render_metrics());
     return respond_json(200, envelope_ok(hub_.node_list_json(), nullptr));
+  }
+  if (p == "/dashboard" || p.rfind("/dashboard/", 0) == 0) {  // the page; its data needs the token
+    if (!get) return respond_json(405, api_error_body(101, p + " takes GET"), {{"Allow", "GET"}});
+    const DashboardAsset* a = dashboard_asset(p);
+    if (!a) return respond_json(404, api_error_body(101, "no dashboard file at " + p));
+    return respond(200, a->content_type, std::string(a->body, a->size), dashboard_headers());
   }
   if (p == "/ws/v1") {
     // Open while draining too: a consumer may still come for the events this node holds (only

@@ -20,7 +20,7 @@ constexpr size_t kMaxPendingLinks = 64;        // links not yet authenticated, a
 // Methods another node may run here: what the API forwards, nothing else.
 bool callable_remotely(const std::string& m) {
   return m == "mesh.send" || m == "mesh.publish" || m == "mesh.broadcast" || m == "channel.count" ||
-         m == "conn.call" || m == "conn.info";
+         m == "conn.call" || m == "conn.info" || m == "node.stats" || m == "channel.top";
 }
 
 // Route weights are doubles by nature: any finite positive number, else 1.

@@ -458,3 +458,27 @@ std::string QueueHub::render_metrics() const {
 }
 
 }  // namespace mg
+
+namespace mg {
+
+std::string QueueHub::stats_json() const {
+  std::map<std::string, const Topic*> by_name;
+  for (const auto& [name, t] : topics_) by_name.emplace(name, t.get());
+  std::unordered_map<std::string, uint64_t> unacked;
+  for (const auto& [sink, c] : consumers_)
+    for (const auto& [seq, f] : c->unacked) unacked[f.ev.topic]++;
+  std::string s = "[";
+  for (const auto& [name, t] : by_name) {
+    if (s.size() > 1) s += ',';
+    s += "{\"topic\":";
+    json_append_string(s, name);
+    auto u = unacked.find(name);
+    s += ",\"consumers\":" + std::to_string(t->consumers.size()) + ",\"remote_consumer_nodes\":" +
+         std::to_string(t->remote_nodes.size()) + ",\"pending\":" + std::to_string(t->pending.size()) +
+         ",\"bytes\":" + std::to_string(t->bytes) + ",\"unacked\":" + std::to_string(u == unacked.end() ? 0 : u->second) +
+         ",\"delivered\":" + std::to_string(t->delivered) + ",\"dropped\":" + std::to_string(t->dropped) + "}";
+  }
+  return s + "]";
+}
+
+}  // namespace mg

@@ -126,6 +126,10 @@ class QueueHub {
   // Forwarded events not yet reported consumed by `node` (bounded by max_events per node).
   size_t remote_in_flight(unsigned node) const;
   std::string render_metrics() const;
+  // Consumers popping on this node (for the systemd STATUS line).
+  size_t consumer_count() const { return consumers_.size(); }
+  // node.stats: [{"topic","consumers","pending","bytes","unacked","delivered","dropped"}, ...] by name.
+  std::string stats_json() const;
 
  private:
   struct Consumer;

@@ -2,6 +2,8 @@
 
 #include <sys/time.h>
 
+#include <algorithm>
+
 #include "api/conn_call.h"
 #include "core/json_text.h"
 #include "core/log.h"
@@ -201,6 +203,20 @@ FanoutCount Worker::broadcast(const OutMessage& msg) {
 uint64_t Worker::channel_count(const std::string& channel) const {
   auto it = channels_.find(channel);
   return it == channels_.end() ? 0 : it->second.size();
+}
+
+std::vector<std::pair<std::string, uint64_t>> Worker::top_channels(size_t n) const {
+  std::vector<std::pair<std::string, uint64_t>> all;
+  all.reserve(channels_.size());
+  for (const auto& [name, subs] : channels_) all.emplace_back(name, subs.size());
+  auto larger = [](const auto& a, const auto& b) { return a.second != b.second ? a.second > b.second : a.first < b.first; };
+  if (all.size() > n) {
+    std::partial_sort(all.begin(), all.begin() + n, all.end(), larger);
+    all.resize(n);
+  } else {
+    std::sort(all.begin(), all.end(), larger);
+  }
+  return all;
 }
 
 ApiResult Worker::conn_call(uint64_t client, const ConnCall& call) {

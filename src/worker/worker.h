@@ -72,6 +72,8 @@ class Worker {
   FanoutCount publish(const std::string& channel, const OutMessage& msg);
   FanoutCount broadcast(const OutMessage& msg);
   uint64_t channel_count(const std::string& channel) const;
+  // The `n` channels with the most subscribers on this worker (channel.top), largest first.
+  std::vector<std::pair<std::string, uint64_t>> top_channels(size_t n) const;
   ApiResult conn_call(uint64_t client, const ConnCall& call);
   ApiResult conn_info(uint64_t client) const;
   void set_limits(const WorkerLimits& l) { limits_ = l; }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # meshgate's real-browser test: installs playwright-core (pinned by package-lock.json) when needed,
 # checks for Debian's Chromium, and runs browser_test.mjs against $MESHGATE_BIN.
-# Usage: MESHGATE_BIN=build/meshgate bash test/browser/run.sh   (meson runs it as the test 'browser')
+# Usage: MESHGATE_BIN=build/meshgate bash test/browser/run.sh [SCRIPT]   (meson runs it as the tests
+# 'browser' with browser_test.mjs, the default, and 'dashboard' with dashboard_test.mjs)
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$here"
@@ -26,4 +27,4 @@ fi
 
 export MESHGATE_BIN="${MESHGATE_BIN:-$here/../../build/meshgate}"
 export CHROMIUM_BIN="$chromium"
-exec "$node" browser_test.mjs
+exec "$node" "${1:-browser_test.mjs}"

@@ -152,10 +152,12 @@ class Node:
                 f"--- meshgate stderr (last lines) ---\n{self.stderr()}")
 
     # -- lifecycle --
-    def start(self):
+    def start(self, env=None):
+        """env: extra environment variables for the process (e.g. NOTIFY_SOCKET)."""
         self.errf = open(self.stderr_path, "wb")
         self.proc = subprocess.Popen([meshgate_bin(), "-c", self.conf_path], stdin=subprocess.DEVNULL,
-                                     stdout=self.errf, stderr=self.errf, cwd=self.dir)
+                                     stdout=self.errf, stderr=self.errf, cwd=self.dir,
+                                     env={**os.environ, **(env or {})})
         LIVE_NODES.append(self)
         deadline = time.monotonic() + START_TIMEOUT
         last = None
@@ -251,13 +253,13 @@ class NodeManager:
         self.basedir = basedir
         self.nodes = []
 
-    def start(self, overrides=None):
+    def start(self, overrides=None, env=None):
         """Starts a node; retries with other ports when one was taken between probing and binding."""
         for attempt in range(3):
             n = Node(os.path.join(str(self.basedir), f"node{len(self.nodes)}"), overrides)
             self.nodes.append(n)
             try:
-                n.start()
+                n.start(env)
                 return n
             except AssertionError as e:
                 if attempt == 2 or "in use" not in str(e).lower():

@@ -54,7 +54,9 @@ def test_metrics_prometheus_text(node):
     assert samples, "no samples in /metrics"
     assert any(line.startswith("# TYPE ") for line in text.splitlines()), "no # TYPE lines"
     names = {n for n, _, _ in samples}
-    assert all(n.startswith("meshgate_") for n in names), sorted(names)
+    # Our own families, and the process_* family every Prometheus client exports (issue 12).
+    assert all(n.startswith(("meshgate_", "process_")) for n in names), sorted(names)
+    assert {"process_resident_memory_bytes", "process_open_fds", "process_cpu_seconds_total"} <= names
 
 
 def test_nodes_lists_this_node(node):

@@ -500,4 +500,15 @@ TEST(Base64url, DecodeIsStrict) {
   EXPECT_FALSE(mg::base64url_decode("Zm9", out));   // "Zm8" is the encoding of "fo"
 }
 
+// What `meshgate token` makes is what a listener accepts, with only its own secret.
+TEST(ConnectToken, SignedTokenVerifies) {
+  std::string token = mg::sign_connect_token(R"({"exp":4102444800,"uid":"u7","ch":["room:1"]})", "cli-secret");
+  ConnectClaims claims;
+  EXPECT_EQ(mg::verify_connect_token(token, {"cli-secret"}, 1700000000, TokenLimits{}, claims), "");
+  EXPECT_EQ(claims.uid, "u7");
+  EXPECT_EQ(claims.channels, std::vector<std::string>{"room:1"});
+  EXPECT_NE(mg::verify_connect_token(token, {"other"}, 1700000000, TokenLimits{}, claims), "");
+  EXPECT_NE(mg::verify_connect_token(token, {"cli-secret"}, 4102444800, TokenLimits{}, claims), "");  // at exp
+}
+
 }  // namespace

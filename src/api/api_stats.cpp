@@ -1,0 +1,104 @@
+#include "api/api_stats.h"
+
+#include <algorithm>
+#include <memory>
+#include <mutex>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "core/json_text.h"
+#include "core/metrics.h"
+#include "core/metrics_process.h"
+#include "hub.h"
+#include "mesh/mesh.h"
+#include "worker/worker.h"
+
+namespace mg {
+
+namespace {
+
+// Channels each worker reports to channel.top: enough that the merged sums are exact unless one
+// worker holds more channels than this (then the smallest of that worker's are left out).
+constexpr size_t kChannelsPerWorker = 10000;
+constexpr int64_t kMaxTop = 100;
+
+const cJSON* param(const ApiCall& c, const char* key) { return cJSON_GetObjectItemCaseSensitive(c.params, key); }
+
+// False when the call was answered here: a bad "node", or forwarded to the node it names.
+bool run_here(ApiCall& c, const char* method) {
+  const cJSON* node = param(c, "node");
+  if (!node || cJSON_IsNull(node)) return true;
+  int64_t id = 0;
+  if (!json_integer(node, 1, 1023, id)) {
+    c.reply(ApiResult::error(101, "\"node\" must be a node id (1..1023)"));
+    return false;
+  }
+  if (id == c.hub.config().node_id || c.local_only) return true;
+  Mesh* mesh = c.hub.mesh();
+  bool alive = false;
+  if (mesh)
+    for (const RouteMember& m : mesh->alive_peers()) alive = alive || m.node_id == static_cast<unsigned>(id);
+  if (!alive) {
+    c.reply(ApiResult::error(501, "node " + std::to_string(id) + " is not an alive member of the mesh"));
+    return false;
+  }
+  std::string params = c.params_text ? std::string(c.params_text, c.params_len) : json_print(c.params);
+  mesh->call(static_cast<unsigned>(id), method, params, 501, c.reply);
+  return false;
+}
+
+}  // namespace
+
+void api_node_stats(ApiCall& c) {
+  if (!run_here(c, "node.stats")) return;
+  const Config& cfg = c.hub.config();
+  ProcessStats p = process_stats();
+  std::string s = "{\"node\":" + std::to_string(cfg.node_id) + ",\"version\":\"" MESHGATE_VERSION "\",\"name\":";
+  json_append_string(s, cfg.node_name);
+  s += ",\"uptime_s\":" + std::to_string(static_cast<uint64_t>(std::max(0.0, process_now_s() - p.start_time_s))) +
+       ",\"draining\":" + (c.hub.draining() ? "true" : "false") +
+       ",\"connections\":" + std::to_string(c.hub.client_count()) + "," + metrics().stats_json_members() +
+       ",\"queue\":" + c.hub.queue().stats_json() + ",\"process\":{\"resident_bytes\":" +
+       std::to_string(p.resident_bytes) + ",\"open_fds\":" + std::to_string(p.open_fds) +
+       ",\"max_fds\":" + std::to_string(p.max_fds) + ",\"cpu_seconds\":" + std::to_string(p.cpu_seconds) +
+       ",\"threads\":" + std::to_string(p.threads) + "}}";
+  c.reply(ApiResult::ok(s));
+}
+
+void api_channel_top(ApiCall& c) {
+  const cJSON* n_param = param(c, "n");
+  int64_t n = 10;
+  if (n_param && !cJSON_IsNull(n_param) && !json_integer(n_param, 1, kMaxTop, n))
+    return c.reply(ApiResult::error(101, "\"n\" must be an integer from 1 to 100"));
+  if (!run_here(c, "channel.top")) return;
+  // Each worker adds its channels under the lock; the hub merges once all have answered.
+  struct Merge {
+    std::mutex lock;
+    std::unordered_map<std::string, uint64_t> sums;
+  };
+  auto merge = std::make_shared<Merge>();
+  Reply reply = c.reply;
+  c.hub.fanout(
+      [merge](Worker& w) {
+        auto top = w.top_channels(kChannelsPerWorker);
+        std::lock_guard<std::mutex> g(merge->lock);
+        for (auto& [name, count] : top) merge->sums[name] += count;
+        return FanoutCount{};
+      },
+      [merge, reply, n](const FanoutCount&) {
+        std::vector<std::pair<std::string, uint64_t>> all(merge->sums.begin(), merge->sums.end());
+        auto larger = [](const auto& a, const auto& b) { return a.second != b.second ? a.second > b.second : a.first < b.first; };
+        size_t keep = std::min(all.size(), static_cast<size_t>(n));
+        std::partial_sort(all.begin(), all.begin() + keep, all.end(), larger);
+        std::string s = "{\"channels\":[";
+        for (size_t i = 0; i < keep; i++) {
+          s += i ? ",{\"c\":" : "{\"c\":";
+          json_append_string(s, all[i].first);
+          s += ",\"s\":" + std::to_string(all[i].second) + "}";
+        }
+        reply(ApiResult::ok(s + "]}"));
+      });
+}
+
+}  // namespace mg
