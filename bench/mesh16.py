@@ -58,10 +58,19 @@ DEAD_AFTER = 3
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
+USED_PORTS = set()
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port that was free a moment ago and that this run has not handed out before."""
+    for _ in range(100):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in USED_PORTS:
+            USED_PORTS.add(port)
+            return port
+    raise SystemExit("no free port")
 
 
 def cpu_seconds(pid):
@@ -136,7 +145,9 @@ ping_interval = 0
     def wait_healthy(self, deadline):
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise SystemExit(f"node {self.id} exited with {self.proc.returncode}; log {self.log}")
+                with open(self.log, errors="replace") as f:
+                    tail = f.read()[-2000:]
+                raise SystemExit(f"node {self.id} exited with {self.proc.returncode}; log {self.log}:\n{tail}")
             try:
                 urllib.request.urlopen(f"http://127.0.0.1:{self.api}/healthz", timeout=1)
                 return
@@ -381,6 +392,12 @@ def one_round(server, rnd, args):
             if wait is None:
                 raise SystemExit(f"no full mesh within 30 s: {alive_sets(nodes.values())}")
             res["form_s"] = round(time.monotonic() - t0, 3)
+            # bytes sent on the links that exist now (duplicate links already closed are not counted):
+            # handshakes, MEMBERS gossip, TOPICS and the heartbeats of the first seconds
+            pids = {n.proc.pid: n.id for n in nodes.values()}
+            snap = mesh_socket_bytes(pids, set(mesh_ports.values()))
+            res["formation_mesh_bytes_total"] = sum(b for p in snap.values() for b, _ in p.values())
+            res["formation_mesh_segments_total"] = sum(sg for p in snap.values() for _, sg in p.values())
             res["all_healthz_s"] = round(t_up, 3)
             dead_lines = [l for n in nodes.values() for l in n.log_lines("is dead")]
             res["formation_dead_lines"] = len(dead_lines)
