@@ -50,8 +50,8 @@ import time
 import urllib.request
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-N = 16
-KILL = (4, 8, 12, 16)
+N = 16                 # --nodes changes these three
+KILL = (4, 8, 12, 16)  # SIGKILLed in step 5; node N also has a queue consumer
 MIDDLE = 8
 SECRET = "mesh16-bench-secret-0123456789"   # 30 bytes
 DEAD_AFTER = 3
@@ -430,6 +430,9 @@ def one_round(server, rnd, args):
             per_link = statistics.median(sent) / (N - 1) * tick   # bytes one node sends one peer per tick
             res["idle_bytes_per_link_per_tick"] = round(per_link, 1)   # = one PING + one PONG
 
+            if args.formation_only:
+                return res
+
             # consumers (ack mode) on node 1 and node 16; client ids from `open` events -------------
             events = {}          # (origin client local addr or id) -> list of seq
             ev_lock = threading.Lock()
@@ -452,7 +455,7 @@ def one_round(server, rnd, args):
                     except OSError:
                         pass
             cons1 = Api(nodes[1].api, on_event)
-            cons16 = Api(nodes[16].api, on_event)
+            cons16 = Api(nodes[N].api, on_event)
             apis += [cons1, cons16]
             for c in (cons1, cons16):
                 r = c.call("queue.pop", {"t": ["client"], "ack": True})
@@ -627,7 +630,11 @@ def main():
     ap.add_argument("--window", type=int, default=32)
     ap.add_argument("--rate", type=float, default=50.0, help="messages/s each client sends in step 5")
     ap.add_argument("--keep-logs", action="store_true")
+    ap.add_argument("--nodes", type=int, default=16, help="other sizes for the model (>= 8 for step 5)")
+    ap.add_argument("--formation-only", action="store_true", help="steps 1 and 2 only")
     a = ap.parse_args()
+    global N, KILL, MIDDLE
+    N, KILL, MIDDLE = a.nodes, (a.nodes // 4, a.nodes // 2, 3 * a.nodes // 4, a.nodes), a.nodes // 2
     os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
     out = os.path.join(HERE, "results", time.strftime("mesh16-%Y%m%dT%H%M%SZ.jsonl", time.gmtime()))
     rounds = []
@@ -637,12 +644,17 @@ def main():
         print(json.dumps(res), flush=True)
         with open(out, "a") as f:
             f.write(json.dumps(res) + "\n")
+    if a.formation_only:
+        for k in ("form_s", "formation_mesh_bytes_total", "idle_mesh_bytes_per_s_per_node",
+                  "idle_bytes_per_link_per_tick", "idle_cpu_ms_per_s_per_node"):
+            print(f"  {N} nodes: median {k} = {statistics.median(x[k] for x in rounds)}")
+        return 0
 
     def med(key, sub=None):
         vals = [(x[key][sub] if sub else x[key]) for x in rounds]
         vals = [v for v in vals if v is not None]
         return statistics.median(vals) if vals else None
-    print(f"\n16 nodes, {a.rounds} round(s), medians (shared 2-core machine: timings are noisy); {out}")
+    print(f"\n{N} nodes, {a.rounds} round(s), medians (shared 2-core machine: timings are noisy); {out}")
     print(f"  formation: {med('form_s')} s to 16 alive everywhere; 'is dead' during formation: "
           f"{[x['formation_dead_lines'] for x in rounds]}")
     print(f"  idle: {med('idle_mesh_bytes_per_s_per_node')} B/s mesh TCP payload sent per node "
