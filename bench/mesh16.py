@@ -384,13 +384,13 @@ def one_round(server, rnd, args):
             t0 = time.monotonic()
             for n in nodes.values():
                 n.launch()
-            deadline = t0 + 20
+            deadline = t0 + 20 + N
             for n in nodes.values():
                 n.wait_healthy(deadline)
             t_up = time.monotonic() - t0
-            wait = wait_all_alive(nodes.values(), everyone, 30)
+            wait = wait_all_alive(nodes.values(), everyone, 60)
             if wait is None:
-                raise SystemExit(f"no full mesh within 30 s: {alive_sets(nodes.values())}")
+                raise SystemExit(f"no full mesh within 60 s: {alive_sets(nodes.values())}")
             res["form_s"] = round(time.monotonic() - t0, 3)
             # bytes sent on the links that exist now (duplicate links already closed are not counted):
             # handshakes, MEMBERS gossip, TOPICS and the heartbeats of the first seconds
@@ -431,6 +431,24 @@ def one_round(server, rnd, args):
             res["idle_bytes_per_link_per_tick"] = round(per_link, 1)   # = one PING + one PONG
 
             if args.formation_only:
+                # one node SIGKILLed and restarted on an idle cluster: bytes sent on the mesh until all
+                # N list N alive again (handshakes + MEMBERS + TOPICS), heartbeats of the interval removed
+                def flat(snap):
+                    return {k: v[0] for p in snap.values() for k, v in p.items()}
+                before = flat(mesh_socket_bytes(pids, mports))
+                tq = time.monotonic()
+                victim = nodes[N]
+                os.kill(victim.proc.pid, signal.SIGKILL)
+                victim.proc.wait(5)
+                victim.launch()
+                victim.wait_healthy(time.monotonic() + 20)
+                w = wait_all_alive(nodes.values(), everyone, 60)
+                pids2 = {n.proc.pid: n.id for n in nodes.values()}
+                after = flat(mesh_socket_bytes(pids2, mports))
+                el = time.monotonic() - tq
+                total = sum(b - before.get(k, 0) for k, b in after.items())
+                res["rejoin_one_s"] = round(w, 3) if w is not None else None
+                res["rejoin_one_mesh_bytes"] = int(total - statistics.median(sent) * N * el)
                 return res
 
             # consumers (ack mode) on node 1 and node 16; client ids from `open` events -------------
@@ -646,7 +664,8 @@ def main():
             f.write(json.dumps(res) + "\n")
     if a.formation_only:
         for k in ("form_s", "formation_mesh_bytes_total", "idle_mesh_bytes_per_s_per_node",
-                  "idle_bytes_per_link_per_tick", "idle_cpu_ms_per_s_per_node"):
+                  "idle_bytes_per_link_per_tick", "idle_cpu_ms_per_s_per_node", "rejoin_one_s",
+                  "rejoin_one_mesh_bytes"):
             print(f"  {N} nodes: median {k} = {statistics.median(x[k] for x in rounds)}")
         return 0
 
