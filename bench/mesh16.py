@@ -398,6 +398,7 @@ def one_round(server, rnd, args):
             snap = mesh_socket_bytes(pids, set(mesh_ports.values()))
             res["formation_mesh_bytes_total"] = sum(b for p in snap.values() for b, _ in p.values())
             res["formation_mesh_segments_total"] = sum(sg for p in snap.values() for _, sg in p.values())
+            res["formation_cpu_s_total"] = round(sum(cpu_seconds(p) for p in pids), 2)   # all N processes
             res["all_healthz_s"] = round(t_up, 3)
             dead_lines = [l for n in nodes.values() for l in n.log_lines("is dead")]
             res["formation_dead_lines"] = len(dead_lines)
@@ -619,11 +620,11 @@ def one_round(server, rnd, args):
             crashed = [n.id for n in nodes.values() if n.proc.poll() is not None]
             res["crashed"] = crashed
             res["load_after"] = os.getloadavg()[0]
+        finally:
             if args.keep_logs:
                 import shutil
-                dst = os.path.join(HERE, "results", f"logs-r{rnd}-{int(time.time())}")
+                dst = os.path.join(HERE, "results", f"logs-n{N}-r{rnd}-{int(time.time())}")
                 shutil.copytree(d, dst)
-        finally:
             for c in list(clients.values()) + apis:
                 c.close()
             for n in nodes.values():
@@ -663,7 +664,7 @@ def main():
         with open(out, "a") as f:
             f.write(json.dumps(res) + "\n")
     if a.formation_only:
-        for k in ("form_s", "formation_mesh_bytes_total", "idle_mesh_bytes_per_s_per_node",
+        for k in ("form_s", "formation_mesh_bytes_total", "formation_cpu_s_total", "formation_dead_lines", "idle_mesh_bytes_per_s_per_node",
                   "idle_bytes_per_link_per_tick", "idle_cpu_ms_per_s_per_node", "rejoin_one_s",
                   "rejoin_one_mesh_bytes"):
             print(f"  {N} nodes: median {k} = {statistics.median(x[k] for x in rounds)}")
