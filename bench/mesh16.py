@@ -598,6 +598,7 @@ def one_round(server, rnd, args):
                 time.sleep(0.1)
             time.sleep(2)   # late duplicates
             lost_s, dup_s, lost_k, sent_s, sent_k = 0, 0, 0, 0, 0
+            lost_detail = {}
             for i in clients:
                 got = events.get(cid[i], [])
                 want = {f"{i}:{s}" for s in range(sent_ok[i])}
@@ -605,13 +606,16 @@ def one_round(server, rnd, args):
                 if i in KILL:
                     sent_k += sent_ok[i]
                     lost_k += len(want - uniq)
+                    # which of its messages were lost: the last ones written before the client saw the reset?
+                    lost_detail[i] = {"sent": sent_ok[i], "lost_seqs": sorted(int(x.split(":")[1]) for x in want - uniq)[:10]}
                 else:
                     sent_s += sent_ok[i]
                     lost_s += len(want - uniq)
                     dup_s += len(got) - len(set(got))
             res["queue"] = {"sent_by_survivor_clients": sent_s, "lost_from_survivors": lost_s,
                             "duplicates_from_survivors": dup_s, "sent_by_killed_node_clients": sent_k,
-                            "lost_from_killed_nodes": lost_k, "events_marked_r": stats["redelivered_flag"]}
+                            "lost_from_killed_nodes": lost_k, "killed_node_clients": lost_detail,
+                            "events_marked_r": stats["redelivered_flag"]}
             unexpected = [l for n in nodes.values() for l in n.log_lines("is dead")
                           if not any(f"node {k} (n{k}) is dead" in l for k in KILL)]
             res["unexpected_dead_lines"] = len(unexpected)
