@@ -697,7 +697,9 @@ def main():
     print(f"  unexpected 'is dead' lines: {[x['unexpected_dead_lines'] for x in rounds]}; "
           f"crashed: {[x['crashed'] for x in rounds]}")
     bad = any(x["queue"]["lost_from_survivors"] or x["unexpected_dead_lines"] or x["crashed"]
-              or x["formation_dead_lines"] or not x["route_agree_16"] or not x["route_agree_12"] for x in rounds)
+              or x["formation_dead_lines"] or not x["route_agree_16"] or not x["route_agree_12"]
+              or x["kill_detect_s_max"] is None or x["kill_detect_s_max"] > DEAD_AFTER * 1.25
+              or x["reform_s"] is None or not x["route_moved_only_killed"] for x in rounds)
     return 1 if bad else 0
 
 
