@@ -26,6 +26,8 @@ One round:
     surviving node must have reached a consumer (the at-least-once promise of docs/api.md and
     docs/decisions.md: it holds while the producing node lives; duplicates counted apart);
     messages from clients of the killed nodes may be lost (counted).
+ 6. the same 4 frozen with SIGSTOP (their links stay open): time until the 12 list them dead
+    (bound: dead_after), then SIGCONT and the time until all 16 list 16 alive (--no-freeze skips it).
 
 Standard library only. Figures on a shared 2-core machine are noisy: compare medians.
 
@@ -623,6 +625,31 @@ def one_round(server, rnd, args):
                 print("  unexpected 'is dead':", *unexpected[:8], sep="\n    ")
             crashed = [n.id for n in nodes.values() if n.proc.poll() is not None]
             res["crashed"] = crashed
+
+            # 6. the same 4 frozen (SIGSTOP): no link closes, so only the heartbeat timeout finds them
+            if args.freeze and not crashed:
+                tf = time.monotonic()
+                for i in KILL:
+                    os.kill(nodes[i].proc.pid, signal.SIGSTOP)
+                seen = {}
+                try:
+                    while time.monotonic() - tf < DEAD_AFTER + 5 and len(seen) < len(survivors):
+                        for n in survivors:
+                            if n.id not in seen:
+                                try:
+                                    if {i for i, s in n.states().items() if s == "alive"} == want12:
+                                        seen[n.id] = time.monotonic() - tf
+                                except OSError:
+                                    pass
+                        time.sleep(0.02)
+                finally:
+                    for i in KILL:
+                        os.kill(nodes[i].proc.pid, signal.SIGCONT)
+                tc = time.monotonic()
+                w = wait_all_alive(nodes.values(), everyone, 30)
+                res["freeze_detect_s_min"] = round(min(seen.values()), 3) if seen else None
+                res["freeze_detect_s_max"] = round(max(seen.values()), 3) if len(seen) == len(survivors) else None
+                res["freeze_reform_s"] = round(time.monotonic() - tc, 3) if w is not None else None
             res["load_after"] = os.getloadavg()[0]
         finally:
             if args.keep_logs:
@@ -655,6 +682,8 @@ def main():
     ap.add_argument("--keep-logs", action="store_true")
     ap.add_argument("--nodes", type=int, default=16, help="other sizes for the model (>= 8 for step 5)")
     ap.add_argument("--formation-only", action="store_true", help="steps 1 and 2 only")
+    ap.add_argument("--no-freeze", dest="freeze", action="store_false",
+                    help="skip step 6 (SIGSTOP the same 4 for up to dead_after + 5 s, then SIGCONT)")
     a = ap.parse_args()
     global N, KILL, MIDDLE
     N, KILL, MIDDLE = a.nodes, (a.nodes // 4, a.nodes // 2, 3 * a.nodes // 4, a.nodes), a.nodes // 2
@@ -693,13 +722,19 @@ def main():
           f"{[x['route_moved_only_killed'] for x in rounds]}")
     print(f"  SIGKILL 4: seen dead by all 12 after (max) {[x['kill_detect_s_max'] for x in rounds]} s; "
           f"re-formation after restart {[x['reform_s'] for x in rounds]} s")
+    if a.freeze:
+        print(f"  SIGSTOP 4: seen dead by all 12 after {[(x.get('freeze_detect_s_min'), x.get('freeze_detect_s_max')) for x in rounds]}"
+              f" s (min, max; bound dead_after = {DEAD_AFTER} s); alive again after SIGCONT "
+              f"{[x.get('freeze_reform_s') for x in rounds]} s")
     print(f"  queue: {[x['queue'] for x in rounds]}")
     print(f"  unexpected 'is dead' lines: {[x['unexpected_dead_lines'] for x in rounds]}; "
           f"crashed: {[x['crashed'] for x in rounds]}")
     bad = any(x["queue"]["lost_from_survivors"] or x["unexpected_dead_lines"] or x["crashed"]
               or x["formation_dead_lines"] or not x["route_agree_16"] or not x["route_agree_12"]
               or x["kill_detect_s_max"] is None or x["kill_detect_s_max"] > DEAD_AFTER * 1.25
-              or x["reform_s"] is None or not x["route_moved_only_killed"] for x in rounds)
+              or x["reform_s"] is None or not x["route_moved_only_killed"]
+              or (a.freeze and (x.get("freeze_detect_s_max") is None or x["freeze_detect_s_max"] > DEAD_AFTER * 1.25
+                                or x.get("freeze_reform_s") is None)) for x in rounds)
     return 1 if bad else 0
 
 
