@@ -184,6 +184,7 @@ const std::map<std::string, Setter>& global_keys() {
       {"limits.output_hard_limit", uint_key(&Config::output_hard_limit, 1024, 1ull << 40)},
       {"limits.output_soft_limit", uint_key(&Config::output_soft_limit, 1024, 1ull << 40)},
       {"limits.output_soft_seconds", uint_key(&Config::output_soft_seconds, 0, 86400)},
+      {"limits.message_timeout", uint_key(&Config::message_timeout, 0, 86400)},
       {"mesh.bind", string_key(&Config::mesh_bind)},
       {"mesh.port", uint_key(&Config::mesh_port, 0, 65535)},
       {"mesh.advertise", string_key(&Config::mesh_advertise)},

@@ -80,6 +80,7 @@ struct Config {
   uint64_t output_hard_limit = 4ull << 20;
   uint64_t output_soft_limit = 1ull << 20;
   uint32_t output_soft_seconds = 10;
+  uint32_t message_timeout = 60;  // seconds a client may take to complete one message; 0 = no limit
   // [queue]
   uint32_t queue_max_events = 10000;
   uint64_t queue_max_bytes = 16ull << 20;

@@ -112,6 +112,13 @@ void ClientConn::on_read(const char* data, size_t len) {
       }
       break;
   }
+  // A message begun and not finished starts the message deadline (tick): a client that trickles
+  // one byte a second is closed, not kept forever.
+  if (phase_ == Phase::Open) {
+    const bool partial = ws_ ? !ws_->idle() : framer_ && framer_->buffered() > 0;
+    if (!partial) partial_since_s_ = 0;
+    else if (!partial_since_s_) partial_since_s_ = worker_.now_s();
+  }
   // Its topic is full: what this read held is in the queue; the rest waits in the socket (TCP slows
   // the client) until the topic is down to half its bound.
   const TopicGate* gate = worker_.listener_shared(listener_index_).gate.get();
@@ -306,6 +313,7 @@ void ClientConn::tick(uint32_t now) {
   const ListenerConfig& l = listener();
   if (paused_by_queue_) {
     last_rx_s_ = now;  // unread, not idle
+    if (partial_since_s_) partial_since_s_ = now;  // nor slow
     resume_reading();  // a pause for events in flight ends without a word from the hub
   }
   if (l.idle_timeout && now - last_rx_s_ >= l.idle_timeout) {
@@ -313,6 +321,10 @@ void ClientConn::tick(uint32_t now) {
     return;
   }
   const WorkerLimits& lim = worker_.limits();
+  if (lim.message_timeout && partial_since_s_ && !paused_by_queue_ && now - partial_since_s_ >= lim.message_timeout) {
+    close_with(1008, "message not completed within " + std::to_string(lim.message_timeout) + " s");
+    return;
+  }
   if (queued_bytes() > lim.output_soft_limit) {
     if (!soft_since_s_) soft_since_s_ = now;
     if (now - soft_since_s_ >= lim.output_soft_seconds) {

@@ -90,6 +90,7 @@ class ClientConn final : public Stream, public WsOwner {
   uint16_t listener_index_;
   uint16_t close_code_ = 0;             // 0 until decided
   bool paused_by_queue_ = false;        // not read while its queue topic is full
+  uint32_t partial_since_s_ = 0;        // when the unfinished message (or frame) it sends began; 0: none
   Phase phase_ = Phase::Handshake;
   std::string close_reason_;
   std::string guard_ip_;

@@ -36,6 +36,7 @@ WorkerLimits WorkerLimits::from(const Config& c) {
   l.output_hard_limit = c.output_hard_limit;
   l.output_soft_limit = c.output_soft_limit;
   l.output_soft_seconds = c.output_soft_seconds;
+  l.message_timeout = c.message_timeout;
   for (const ListenerConfig& lc : c.listeners) l.token_secrets.push_back(lc.token_secrets);
   return l;
 }

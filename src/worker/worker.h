@@ -42,6 +42,7 @@ struct WorkerLimits {
   uint64_t output_hard_limit = 4 << 20;
   uint64_t output_soft_limit = 1 << 20;
   uint32_t output_soft_seconds = 10;
+  uint32_t message_timeout = 60;
   // Per listener (index as in Config::listeners): the connect-token secrets, reloaded by SIGHUP.
   std::vector<std::vector<std::string>> token_secrets;
   static WorkerLimits from(const Config& c);

@@ -86,9 +86,12 @@ void NativeWsDecoder::feed(uint8_t* data, size_t len, WsEvents& ev) {
       if (st == WsHeaderReader::Step::NeedMore) return;
       remaining_ = header_.header().length;
       mask_phase_ = 0;
-      // Like wslay, a data frame's checks wait for its first payload byte (none needed for an empty
-      // frame); a control frame is checked when whole, as the wslay adapter hands them over whole.
+      // A data frame announcing more than max_message is refused at its header (issue 11): nothing
+      // would be gained by waiting for max_message bytes of it. Its other checks wait for its first
+      // payload byte, like wslay's (none needed for an empty frame); a control frame is checked when
+      // whole, as the wslay adapter hands them over whole.
       const bool control = header_.header().control();
+      if (!control && remaining_ > max_message_) return fail(1009, ev);
       if (!control && remaining_ > 0 && off == len) return;
       if (!control && !start_frame(ev)) return;
       in_payload_ = true;

@@ -197,6 +197,16 @@ void WslayWsDecoder::feed(uint8_t* data, size_t len, WsEvents& ev) {
       }
       in_payload_ = true;
       remaining_ = header_.header().length;
+      if (!control_ && remaining_ > max_message_) {
+        // Refused at its header, as the native codec does: wslay would take max_message bytes of it
+        // first. The frames before it in this read go to wslay first.
+        give_run();
+        if (!stopped_) {
+          stopped_ = true;
+          ev.ws_error(1009);
+        }
+        break;
+      }
     }
     const size_t n = len - off < remaining_ ? len - off : static_cast<size_t>(remaining_);
     off += n;

@@ -260,6 +260,7 @@ async def test_pipelined_requests(node):
 @pytest.mark.parametrize("where", ["client", "api"])
 async def test_ws_violations(node, where):
     port, path = (node.port("ws"), "/") if where == "client" else (node.api_port, "/ws/v1")
+    limit = MAX_MESSAGE if where == "client" else int(node.cfg["api"].get("max_body", 1048576))
     cases = [
         ("unmasked", ws_frame(OP_TEXT, "hi", mask=False), (1002,)),
         ("rsv bits", ws_frame(OP_TEXT, "hi", rsv=7), (1002,)),
@@ -270,8 +271,10 @@ async def test_ws_violations(node, where):
         ("close with invalid UTF-8 reason", ws_frame(OP_CLOSE, struct.pack("!H", 1000) + b"\xff"), (1002, 1007)),
         ("126-byte ping", ws_frame(OP_PING, b"x" * 126), (1002,)),
         ("length with the top bit set", ws_frame(OP_BIN, b"", length=1 << 63)[:10], (1002, 1009)),
-        # Both codecs check the size when the first payload byte arrives, so send one.
-        ("2^40-byte frame", ws_frame(OP_BIN, b"", length=1 << 40)[:14] + b"x", (1009,)),
+        # Refused at the header (issue 11), before any payload byte: no waiting for max_message bytes.
+        ("2^40-byte frame, header only", ws_frame(OP_BIN, b"", length=1 << 40)[:14], (1009,)),
+        ("2^63-1-byte frame, header only", ws_frame(OP_BIN, b"", length=(1 << 63) - 1)[:14], (1009,)),
+        ("a frame one byte over the limit, header only", ws_frame(OP_TEXT, b"", length=limit + 1), (1009,)),
     ]
     failures = []
     for what, data, codes in cases:

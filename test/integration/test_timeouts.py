@@ -94,3 +94,41 @@ async def test_messages_after_the_server_closed_a_client_are_not_events(node):
         ev = await cons.wait_event(ev_close_of(cid))
         assert ev["p"]["d"]["code"] == 4000
         await cons.no_event(ev_frame_of(cid), 0.5)
+
+
+async def test_a_message_trickled_a_byte_a_second_is_closed_at_the_message_deadline(nodes):
+    """Issue 11: a client that begins a message and never finishes it is closed (1008) after
+    [limits] message_timeout, TCP and WebSocket alike; one that sends whole messages slowly is not."""
+    n = nodes.start({"limits": {"message_timeout": 2}, "listener.ws": {"idle_timeout": 30},
+                     "listener.tcp": {"idle_timeout": 30}})
+    async with Session(n) as s:
+        cons = await s.consumer()
+        tcp, tcp_id, _ = await s.tcp_client(cons)
+        slow, slow_id, _ = await s.tcp_client(cons)
+        raw, ws_id, _ = await s.raw_ws(cons)
+        # A WebSocket frame header announcing 100 bytes, then a byte a second.
+        await raw.send_raw(bytes([0x81, 0x80 | 100]) + b"\x00\x00\x00\x00")
+        start = time.monotonic()
+        closed = {}
+        for i in range(8):
+            if i < 7:
+                await tcp.send_raw(b"x")        # never a newline: one unfinished message
+                await slow.send_raw(b"m%d\n" % i)  # whole messages, slowly
+                try:
+                    await raw.send_raw(b"y")
+                except (ConnectionError, OSError):
+                    pass
+            for cid in (tcp_id, ws_id):
+                if cid not in closed:
+                    got = cons.take_events(ev_close_of(cid))
+                    if got:
+                        closed[cid] = got[0]
+            await asyncio.sleep(1)
+        for cid, what in ((tcp_id, "tcp"), (ws_id, "ws")):
+            ev = closed.get(cid) or await cons.wait_event(ev_close_of(cid), timeout=5, what=f"close of the {what} trickler")
+            assert ev["p"]["d"]["code"] == 1008, f"{what}: {ev!r}"
+            assert "not completed" in ev["p"]["d"]["reason"], ev
+        await cons.no_event(ev_close_of(slow_id), 0.1)
+        for i in range(7):
+            await cons.wait_event(ev_frame_of(slow_id, f"m{i}"))
+        assert time.monotonic() - start < 15

@@ -268,7 +268,7 @@ TEST(QueueHubBuffer, AfterUnpopEventsWaitAgain) {
 
 TEST(QueueHubBuffer, MaxEventsDropsTheOldestAndCountsThem) {
   QueueHub hub(1, limits(3));
-  hub.declare("client");
+  hub.declare("client", false);  // overflow = drop
   for (int i = 0; i < 5; ++i) hub.push(event(1, i));
   EXPECT_EQ(hub.pending_events(), 3u);
   EXPECT_EQ(metric(hub, "meshgate_queue_dropped_total"), 2);
@@ -286,7 +286,7 @@ TEST(QueueHubBuffer, MaxBytesDropsTheOldestAndCountsThem) {
   probe.data = R"({"seq":0,"pad":")" + data + "\"}";
   const uint64_t one = probe.bytes();
   QueueHub hub(1, limits(10000, one * 3));
-  hub.declare("client");
+  hub.declare("client", false);
   for (int i = 0; i < 10; ++i) {
     QueueEvent ev = event(1, i);
     ev.data = R"({"seq":)" + std::to_string(i) + R"(,"pad":")" + data + "\"}";
@@ -303,6 +303,8 @@ TEST(QueueHubBuffer, MaxBytesDropsTheOldestAndCountsThem) {
 
 TEST(QueueHubBuffer, BoundsArePerTopic) {
   QueueHub hub(1, limits(2));
+  hub.declare("a", false);
+  hub.declare("b", false);
   for (int i = 0; i < 3; ++i) {
     hub.push(event(1, i, "a"));
     hub.push(event(1, i, "b"));
@@ -314,7 +316,7 @@ TEST(QueueHubBuffer, BoundsArePerTopic) {
 
 TEST(QueueHubBuffer, ManyEventsIntoASmallBufferKeepTheNewest) {
   QueueHub hub(1, limits(100));
-  hub.declare("client");
+  hub.declare("client", false);
   for (int i = 0; i < 100000; ++i) hub.push(event(static_cast<uint64_t>(i % 7 + 1), i));
   EXPECT_EQ(hub.pending_events(), 100u);
   EXPECT_EQ(metric(hub, "meshgate_queue_dropped_total"), 99900);
@@ -322,6 +324,36 @@ TEST(QueueHubBuffer, ManyEventsIntoASmallBufferKeepTheNewest) {
   ASSERT_EQ(pop(hub, s), 0);
   ASSERT_EQ(s.got.size(), 100u);
   for (size_t i = 0; i < 100; ++i) EXPECT_EQ(s.got[i].seq, static_cast<int>(99900 + i));
+}
+
+// overflow = pause (the default): the producers are paused at the bound and resumed at half of it;
+// events still arriving are kept up to four times the bound, then the oldest go, counted.
+TEST(QueueHubBuffer, APausingTopicSignalsAtTheBoundAndAtHalfAndDropsOnlyAtFourTimes) {
+  QueueHub hub(1, limits(10));
+  hub.declare("client");
+  std::vector<std::pair<std::string, bool>> signals;
+  hub.set_pressure_handler([&](const std::string& t, bool full) { signals.emplace_back(t, full); });
+  for (int i = 0; i < 9; ++i) hub.push(event(1, i));
+  EXPECT_TRUE(signals.empty());
+  hub.push(event(1, 9));
+  ASSERT_EQ(signals.size(), 1u);
+  EXPECT_EQ(signals[0], std::make_pair(std::string("client"), true));
+  EXPECT_EQ(metric(hub, "meshgate_queue_paused"), 1);
+  for (int i = 10; i < 45; ++i) hub.push(event(1, i));
+  EXPECT_EQ(hub.pending_events(), 40u);
+  EXPECT_EQ(metric(hub, "meshgate_queue_dropped_total"), 5);
+  EXPECT_EQ(signals.size(), 1u);  // no second pause while paused
+  FakeSink s;
+  s.ready = false;  // a consumer that cannot take anything yet: still paused
+  ASSERT_EQ(pop(hub, s), 0);
+  EXPECT_EQ(signals.size(), 1u);
+  s.ready = true;
+  hub.sink_ready(&s);
+  EXPECT_EQ(s.got.size(), 40u);
+  ASSERT_EQ(signals.size(), 2u);
+  EXPECT_EQ(signals[1], std::make_pair(std::string("client"), false));
+  EXPECT_EQ(metric(hub, "meshgate_queue_paused"), 0);
+  EXPECT_EQ(metric(hub, "meshgate_queue_pauses_total"), 1);
 }
 
 TEST(QueueHubBuffer, MetricsHaveHelpTypeAndEscapedTopicLabels) {
