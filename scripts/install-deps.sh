@@ -6,7 +6,7 @@ set -euo pipefail
 build_pkgs=(g++ meson ninja-build pkg-config libuv1-dev libwslay-dev libcjson-dev libssl-dev libinih-dev node-llhttp)
 # systemd: systemd-analyze rates the shipped unit (test_systemd.py); prometheus: promtool checks
 # /metrics and the alert rules (test_monitoring.py).
-test_pkgs=(libgtest-dev python3 python3-pytest python3-websockets iproute2 chromium systemd prometheus)
+test_pkgs=(libgtest-dev python3 python3-pytest python3-websockets iproute2 chromium systemd prometheus curl)
 # The browser test (test/browser/) runs Node with npm: Debian's nodejs and npm unless both are already
 # there (NodeSource's nodejs package brings its own npm and conflicts with Debian's npm package).
 command -v node >/dev/null || test_pkgs+=(nodejs)
