@@ -10,7 +10,11 @@
 
 namespace {
 
-const char* kDefaultConfig = "/etc/meshgate/meshgate.conf";
+#ifndef MESHGATE_DEFAULT_CONFIG
+#define MESHGATE_DEFAULT_CONFIG "/etc/meshgate/meshgate.conf"
+#endif
+// Where this build installs the configuration (meson's sysconfdir): /etc in the packages.
+const char* kDefaultConfig = MESHGATE_DEFAULT_CONFIG;
 
 void usage(FILE* out) {
   std::fprintf(out,
