@@ -7,6 +7,7 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "hub.h"
+#include "ws/ws_codec.h"
 
 namespace {
 
@@ -37,7 +38,7 @@ int main(int argc, char** argv) {
     } else if (a == "--check-config" || a == "-t") {
       check_only = true;
     } else if (a == "--version" || a == "-v") {
-      std::printf("meshgate %s\n", MESHGATE_VERSION);
+      std::printf("meshgate %s (WebSocket codec: %s)\n", MESHGATE_VERSION, mg::ws_codec_name());
       return 0;
     } else if (a == "-h" || a == "--help") {
       usage(stdout);

@@ -67,3 +67,51 @@ bool is_valid_utf8(const char* data, size_t len) {
 }
 
 }  // namespace mg
+
+namespace mg {
+
+bool Utf8Stream::feed(const uint8_t* p, size_t len) {
+  if (need_ == 0xFF) return false;
+  const uint8_t* const end = p + len;
+  while (p < end) {
+    if (need_ == 0) {
+      while (end - p >= 8) {  // ASCII fast path, as in is_valid_utf8
+        uint64_t word;
+        std::memcpy(&word, p, 8);
+        if (word & 0x8080808080808080ull) break;
+        p += 8;
+      }
+      if (p == end) break;
+      const uint8_t c = *p++;
+      if (c < 0x80) continue;
+      lo_ = 0x80;
+      hi_ = 0xBF;
+      if (c >= 0xC2 && c <= 0xDF) {
+        need_ = 1;
+      } else if (c >= 0xE0 && c <= 0xEF) {
+        need_ = 2;
+        if (c == 0xE0) lo_ = 0xA0;
+        if (c == 0xED) hi_ = 0x9F;
+      } else if (c >= 0xF0 && c <= 0xF4) {
+        need_ = 3;
+        if (c == 0xF0) lo_ = 0x90;
+        if (c == 0xF4) hi_ = 0x8F;
+      } else {
+        need_ = 0xFF;
+        return false;
+      }
+    } else {
+      const uint8_t c = *p++;
+      if (c < lo_ || c > hi_) {
+        need_ = 0xFF;
+        return false;
+      }
+      need_--;
+      lo_ = 0x80;  // only the first continuation byte has a narrowed range
+      hi_ = 0xBF;
+    }
+  }
+  return true;
+}
+
+}  // namespace mg

@@ -39,7 +39,8 @@ void HttpConn::start() {
 
 void HttpConn::on_read(const char* data, size_t len) {
   if (ws_) {
-    if (!ws_->feed(data, len) || ws_->finished()) close_after_flush();
+    ws_->feed(const_cast<char*>(data), len);  // our read buffer (or `rest` below): unmasked in place
+    if (ws_->finished()) close_after_flush();
     return;
   }
   unparsed_.append(data, len);

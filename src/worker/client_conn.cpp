@@ -91,11 +91,10 @@ void ClientConn::on_read(const char* data, size_t len) {
       break;
     case Phase::Open:
       if (ws_) {
-        bool ok = ws_->feed(data, len);
-        if (!ok) {
-          decide_close(1006, "connection failed");
-          close_now();
-        } else if (ws_->finished()) {
+        // Stream hands us its own buffer (the loop's read buffer or the TLS plaintext): the codec may
+        // unmask the payload in place.
+        ws_->feed(const_cast<char*>(data), len);
+        if (ws_->finished()) {
           uint16_t code = ws_->close_code();
           if (code == 1002 || code == 1007 || code == 1009) inc(metrics().protocol_errors);
           decide_close(code, ws_->close_reason());
@@ -107,7 +106,10 @@ void ClientConn::on_read(const char* data, size_t len) {
       break;
     case Phase::Closing:
       // We sent a close frame and wait for the client's (RFC 6455 §7.1.1); anything else is ignored.
-      if (ws_ && !closing() && (!ws_->feed(data, len) || ws_->close_received())) close_after_flush();
+      if (ws_ && !closing()) {
+        ws_->feed(const_cast<char*>(data), len);
+        if (ws_->input_ended()) close_after_flush();
+      }
       break;
   }
 }

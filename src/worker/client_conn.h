@@ -5,9 +5,10 @@
 // ends it is decided once (first decision wins) and reported in its `close` event, which is emitted
 // from on_close(), the one place a connection is torn down.
 //
-// Memory while idle: the socket handle, a few counters, the context text and channel names, and the
-// wslay context for WebSocket. Read buffers are shared per loop; output chunks are released as soon
-// as they are written.
+// Memory while idle: the socket handle, a few counters, the context text and channel names, and for
+// WebSocket the session with its codec's few dozen bytes (no buffer and no wslay context between
+// messages, ws_codec.h). Read buffers are shared per loop; output chunks are released as soon as they
+// are written.
 #pragma once
 
 #include <cstdint>

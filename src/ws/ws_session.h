@@ -1,21 +1,19 @@
-// One WebSocket connection's protocol state, on wslay's event API (server side).
+// One WebSocket connection's protocol state (server side), on the codec of ws_codec.h.
 //
-// wslay parses client frames, reassembles fragmented messages, validates UTF-8 in text messages,
-// enforces the message size limit and answers ping and close frames. Whatever wslay wants to send is
-// handed to the owner at once (WsOutput::ws_output), so wslay's own queue is always empty and the
-// owner's output queue is the only, bounded, buffer. Data frames the server pushes bypass wslay
-// (ws_frame.h) so one publish encodes its frame once for all recipients.
-//
-// Close codes sent on bad input: 1002 protocol violation, 1007 invalid UTF-8, 1009 too big. Where
-// wslay fails without a status code (a malformed frame header, a 1-byte close payload) this class
-// sends the 1002 close frame itself and stops using wslay for that connection.
+// The decoder turns the client's bytes into events; this class answers them: a pong for each ping,
+// the close handshake (RFC 6455 §7.1: echo the client's close, or send ours and wait for its answer),
+// and a close frame with the right code when the client breaks the protocol (1002, 1007, 1009).
+// Frames this class sends are handed to the owner at once (WsOwner::ws_output), so the owner's output
+// queue is the only, bounded, buffer. Data frames the server pushes bypass it (ws_frame.h), so one
+// publish encodes its frame once for all recipients.
 #pragma once
-
-#include <wslay/wslay.h>
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
+
+#include "ws/ws_codec.h"
 
 namespace mg {
 
@@ -30,47 +28,48 @@ class WsOwner {
   ~WsOwner() = default;
 };
 
-class WsSession {
+class WsSession final : private WsEvents {
  public:
   WsSession(WsOwner* owner, uint32_t max_message);
-  ~WsSession();
   WsSession(const WsSession&) = delete;
   WsSession& operator=(const WsSession&) = delete;
 
-  // Feeds bytes read from the socket. Returns false on a fatal error: close the socket now.
-  bool feed(const char* data, size_t len);
-  // Queues a close frame (no-op if one was sent already).
+  // Feeds bytes read from the socket. They are modified (unmasked in place): pass a buffer that is
+  // yours, such as the loop's read buffer. Input after the client's close or a violation is ignored.
+  void feed(char* data, size_t len);
+  // Sends a close frame (no-op if one was sent already).
   void close(uint16_t code, const std::string& reason);
   void ping();
-  // True once both sides have sent close, or we sent one: the socket should close after flushing.
-  bool finished() const;
-  // May data frames still be sent?
-  bool can_send() const;
-  bool close_sent() const;
-  bool close_received() const;
-  // The close code that describes how this session ended: the code we sent if we closed first,
-  // otherwise the code the client sent (1005 when its close frame had none).
+  // True once we sent a close (ours, an echo of the client's, or for a violation): close the socket
+  // after flushing, or after the client's answer when we closed first.
+  bool finished() const { return sent_code_ != 0; }
+  bool can_send() const { return sent_code_ == 0; }
+  bool close_sent() const { return sent_code_ != 0; }
+  bool close_received() const { return received_code_ != 0; }
+  // The client sent its close or broke the protocol: it will send nothing more that we read.
+  bool input_ended() const { return decoder_->stopped(); }
+  // How this session ended: the code we sent if we closed first, otherwise the code the client sent
+  // (1005 when its close frame had none); 1006 while neither happened.
   uint16_t close_code() const;
   const std::string& close_reason() const { return close_reason_; }
+  // True when the decoder holds no buffer (between messages).
+  bool idle() const { return decoder_->idle(); }
 
  private:
-  static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t* buf, size_t len, int flags, void* user);
-  static ssize_t send_cb(wslay_event_context_ptr ctx, const uint8_t* data, size_t len, int flags, void* user);
-  static void msg_cb(wslay_event_context_ptr ctx, const wslay_event_on_msg_recv_arg* arg, void* user);
-  static void frame_start_cb(wslay_event_context_ptr ctx, const wslay_event_on_frame_recv_start_arg* arg,
-                             void* user);
-  void pump();
-  // Ends the session with 1002 sent by us, for violations wslay reports without a status code.
-  void fail_protocol();
+  void ws_message(uint8_t opcode, const uint8_t* data, size_t len) override;
+  void ws_ping(const uint8_t* data, size_t len) override;
+  void ws_pong(const uint8_t* data, size_t len) override;
+  void ws_close(uint16_t code, const uint8_t* reason, size_t len) override;
+  void ws_error(uint16_t code) override;
+  void send_frame(uint8_t opcode, const std::string& payload);
+  void send_close(uint16_t code, const std::string& reason);
 
-  wslay_event_context_ptr ctx_ = nullptr;
   WsOwner* owner_;
-  const char* in_ = nullptr;
-  size_t in_len_ = 0;
-  bool we_closed_first_ = false;
-  bool violation_ = false;     // seen by frame_start_cb, acted on after wslay_event_recv
-  uint16_t failed_code_ = 0;   // set by fail_protocol(): wslay is not used any more
+  std::unique_ptr<WsDecoder> decoder_;
   std::string close_reason_;
+  uint16_t sent_code_ = 0;      // 0 until we send a close
+  uint16_t received_code_ = 0;  // 0 until the client's close arrives
+  bool we_closed_first_ = false;
 };
 
 }  // namespace mg
