@@ -43,15 +43,16 @@ class InstalledNode(harness.Node):
 
 class ChrootNode(harness.Node):
     """A node whose binary and configuration sit in an otherwise empty root directory, run with
-    `unshare --mount --pid --fork chroot ROOT /meshgate -c /NAME.conf` (its own mount and pid namespaces,
-    the host's network so the test reaches it on loopback)."""
+    `unshare --mount --ipc --uts chroot ROOT /meshgate -c /NAME.conf`: its own mount, IPC and host-name
+    namespaces, the host's network so the test reaches it on loopback. unshare and chroot exec, so
+    the SIGTERM of a stop reaches meshgate itself and it drains."""
 
     def __init__(self, root, overrides=None, name="node"):
         super().__init__(root, overrides, name)
         self.root = root
 
     def command(self):
-        return ["unshare", "--mount", "--pid", "--fork", "--kill-child", "chroot", self.root, "/meshgate",
+        return ["unshare", "--mount", "--ipc", "--uts", "chroot", self.root, "/meshgate",
                 "-c", "/" + os.path.basename(self.conf_path)]
 
 
