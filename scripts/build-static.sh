@@ -46,7 +46,7 @@ if [ "$tests" = true ]; then
 import json, os, sys
 build = sys.argv[1]
 for t in json.load(sys.stdin):
-    if "unit" in t["suite"]:
+    if any(s.split(":")[-1] == "unit" for s in t["suite"]):
         print(os.path.relpath(t["cmd"][-1] if t["cmd"][0].startswith("qemu") else t["cmd"][0], build))
 ' "$build"))
 fi

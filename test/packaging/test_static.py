@@ -8,7 +8,6 @@ files)."""
 import asyncio
 import os
 import shutil
-import subprocess
 import time
 
 import pytest
