@@ -31,7 +31,8 @@ def dpkg_status(pkg="meshgate"):
 
 
 def apt(*args):
-    return run(["apt-get", "-y", "-q", *args], env=APT_ENV)
+    # Other jobs on the machine may hold dpkg's lock for a while: wait for it instead of failing.
+    return run(["apt-get", "-y", "-q", "-o", "DPkg::Lock::Timeout=600", *args], env=APT_ENV)
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +40,8 @@ def deb():
     """Builds the package with `make deb` (into OUT) and returns the .deb path; purges at the end."""
     yield make_package("deb", OUT, "meshgate_*.deb")
     if dpkg_status():
-        subprocess.run(["apt-get", "-y", "-q", "purge", "meshgate"], env=APT_ENV, stdout=subprocess.DEVNULL,
+        subprocess.run(["apt-get", "-y", "-q", "-o", "DPkg::Lock::Timeout=600", "purge", "meshgate"], env=APT_ENV,
+                       stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL)
     shutil.rmtree(OUT, ignore_errors=True)
 
