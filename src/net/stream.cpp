@@ -33,7 +33,6 @@ void LoopContext::close() { uv_close(reinterpret_cast<uv_handle_t*>(&prepare), n
 Stream::Stream(uv_loop_t* loop) {
   uv_tcp_init(loop, &tcp_);
   tcp_.data = this;
-  write_req_.data = this;
 }
 
 Stream::~Stream() = default;
@@ -122,9 +121,11 @@ void Stream::flush() {
     bytes += s.size();
     n++;
   }
-  int rc = uv_write(&write_req_, reinterpret_cast<uv_stream_t*>(&tcp_), bufs, static_cast<unsigned>(n),
-                    &Stream::on_write_cb);
+  auto* req = new uv_write_t;  // freed in on_write_cb, which libuv calls even when the write is cancelled
+  req->data = this;
+  int rc = uv_write(req, reinterpret_cast<uv_stream_t*>(&tcp_), bufs, static_cast<unsigned>(n), &Stream::on_write_cb);
   if (rc < 0) {
+    delete req;
     close_now();
     return;
   }
@@ -134,6 +135,7 @@ void Stream::flush() {
 
 void Stream::on_write_cb(uv_write_t* req, int status) {
   auto* self = static_cast<Stream*>(req->data);
+  delete req;
   self->out_.erase(self->out_.begin(), self->out_.begin() + static_cast<std::ptrdiff_t>(self->in_flight_));
   self->queued_bytes_ -= self->in_flight_bytes_;
   self->in_flight_ = 0;
@@ -144,7 +146,7 @@ void Stream::on_write_cb(uv_write_t* req, int status) {
     return;
   }
   if (self->out_.empty()) {
-    if (self->out_.capacity() > 16) std::vector<Chunk>().swap(self->out_);  // idle streams hold nothing
+    std::vector<Chunk>().swap(self->out_);  // idle streams hold nothing
     if (self->closing_) {
       self->close_now();
       return;

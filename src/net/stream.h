@@ -91,8 +91,9 @@ class Stream {
 
   std::unique_ptr<TlsSession> tls_;
   uv_tcp_t tcp_{};
-  uv_write_t write_req_{};
-  std::vector<Chunk> out_;    // queued chunks; the first in_flight_ of them are being written
+  // Queued chunks; the first in_flight_ of them are being written. The vector's storage and the
+  // uv_write_t (192 bytes) exist only while something is queued or in flight: idle streams hold neither.
+  std::vector<Chunk> out_;
   size_t in_flight_ = 0;
   size_t in_flight_bytes_ = 0;
   size_t queued_bytes_ = 0;

@@ -110,6 +110,36 @@ TlsSession::TlsSession(SSL_CTX* ctx) : ssl_(SSL_new(ctx)), rbio_(BIO_new(BIO_s_m
 
 TlsSession::~TlsSession() { SSL_free(ssl_); }
 
+namespace {
+// True when a memory BIO holds no bytes but keeps an allocated buffer (a mem BIO never shrinks).
+bool holds_idle_buffer(BIO* bio) {
+  BUF_MEM* bm = nullptr;
+  BIO_get_mem_ptr(bio, &bm);
+  return BIO_ctrl_pending(bio) == 0 && bm && bm->max > 0;
+}
+}  // namespace
+
+void TlsSession::release_idle_buffers() {
+  // SSL_MODE_RELEASE_BUFFERS (set on the context) frees OpenSSL's record buffers between records; this
+  // does the same for our two memory BIOs, whose buffers (~1.7 kB together after the handshake) would
+  // otherwise stay with every idle connection. A fresh, empty BIO costs two small allocations per read.
+  if (holds_idle_buffer(rbio_)) {
+    BIO* fresh = BIO_new(BIO_s_mem());
+    if (fresh) {
+      BIO_set_mem_eof_return(fresh, -1);
+      SSL_set0_rbio(ssl_, fresh);  // frees the old one
+      rbio_ = fresh;
+    }
+  }
+  if (holds_idle_buffer(wbio_)) {
+    BIO* fresh = BIO_new(BIO_s_mem());
+    if (fresh) {
+      SSL_set0_wbio(ssl_, fresh);
+      wbio_ = fresh;
+    }
+  }
+}
+
 void TlsSession::drain(std::string& out) {
   char buf[16384];
   int n;
@@ -146,7 +176,10 @@ TlsSession::Result TlsSession::feed(const char* data, size_t len, std::string& p
     }
     int e = SSL_get_error(ssl_, n);
     drain(out);
-    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) return Result::Ok;
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+      release_idle_buffers();
+      return Result::Ok;
+    }
     if (e == SSL_ERROR_ZERO_RETURN) return Result::Closed;
     error_ = "TLS error: " + openssl_error();
     return Result::Error;
@@ -165,6 +198,7 @@ void TlsSession::encrypt(const char* data, size_t len, std::string& out) {
     off += static_cast<size_t>(n);
   }
   drain(out);
+  release_idle_buffers();
 }
 
 }  // namespace mg

@@ -41,6 +41,8 @@ class TlsSession {
 
  private:
   void drain(std::string& out);
+  // Swaps an empty memory BIO that still holds a buffer for a fresh one (see tls.cpp).
+  void release_idle_buffers();
 
   SSL* ssl_;
   BIO* rbio_;  // ciphertext in (owned by ssl_)

@@ -1,7 +1,6 @@
 // Server-to-client WebSocket frames and the handshake accept key (RFC 6455 §5.2, §4.2.2).
 //
-// A pushed message is encoded once into one buffer (header + payload) that every recipient shares,
-// so the header is built here rather than by wslay. Frames are always final (FIN=1), unmasked (a
+// A pushed message is encoded once into one buffer (header + payload) that every recipient shares. Frames are always final (FIN=1), unmasked (a
 // server must not mask, §5.1), with RSV bits 0, and use the shortest length form, as §5.2 requires:
 //   len <= 125 in the second byte; <= 65535 as 126 + 16-bit big-endian; else 127 + 64-bit big-endian.
 // The caller keeps control frames (close, ping, pong) within 125 bytes (§5.5); that is not checked.

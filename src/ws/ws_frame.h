@@ -1,8 +1,8 @@
 // Server-to-client WebSocket frame encoding (RFC 6455 §5.2: FIN set, no mask, no extensions).
 //
-// wslay parses every client frame and answers control frames; data frames that the server pushes are
-// encoded here once and the same bytes are shared by every recipient of a publish, instead of being
-// copied into each connection's wslay queue.
+// The codec (ws_codec.h) parses client frames and the session answers control frames with frames
+// encoded here; data frames that the server pushes are encoded here once and the same bytes are shared
+// by every recipient of a publish.
 #pragma once
 
 #include <cstddef>

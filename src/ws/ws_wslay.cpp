@@ -151,11 +151,22 @@ void WslayWsDecoder::feed(uint8_t* data, size_t len, WsEvents& ev) {
   if (stopped_) return;
   t_current.decoder = this;
   ev_ = &ev;
+  // Bytes of data frames go to wslay in one run per read (one wslay_event_recv for many small frames);
+  // the run is given before any control frame, which goes whole and on its own.
+  size_t run_from = 0, run_len = 0;
+  auto extend_run = [&](size_t from, size_t to) {
+    if (run_len == 0) run_from = from;
+    run_len = to - run_from;  // contiguous: the run is given before anything else is
+  };
+  auto give_run = [&] {
+    if (run_len) give(data + run_from, run_len, ev);
+    run_len = 0;
+  };
   size_t off = 0;
   while (off < len && !stopped_) {
     const size_t start = off;
     if (!tracking_) {
-      give(data + off, len - off, ev);
+      extend_run(off, len);
       break;
     }
     if (!in_payload_) {
@@ -166,17 +177,22 @@ void WslayWsDecoder::feed(uint8_t* data, size_t len, WsEvents& ev) {
       if (st == WsHeaderReader::Step::Error) {  // wslay fails on the same byte
         tracking_ = false;
         if (held_) {
+          give_run();
           hold(data + start, off - start);
           std::unique_ptr<std::string> h = std::move(held_);
           give(reinterpret_cast<const uint8_t*>(h->data()), h->size(), ev);
         } else {
-          give(data + start, off - start, ev);
+          extend_run(start, off);
         }
         continue;
       }
       if (st == WsHeaderReader::Step::NeedMore) {
-        if (control_) hold(data + start, off - start);
-        else give(data + start, off - start, ev);
+        if (control_) {
+          give_run();
+          hold(data + start, off - start);
+        } else {
+          extend_run(start, off);
+        }
         break;
       }
       in_payload_ = true;
@@ -187,15 +203,18 @@ void WslayWsDecoder::feed(uint8_t* data, size_t len, WsEvents& ev) {
     remaining_ -= n;
     const bool frame_done = remaining_ == 0;
     if (!control_) {
-      give(data + start, off - start, ev);
-    } else if (!frame_done) {
-      hold(data + start, off - start);
-    } else if (held_) {
-      hold(data + start, off - start);
-      std::unique_ptr<std::string> h = std::move(held_);
-      give(reinterpret_cast<const uint8_t*>(h->data()), h->size(), ev);
+      extend_run(start, off);
     } else {
-      give(data + start, off - start, ev);  // the whole control frame is in this read
+      give_run();
+      if (!frame_done) {
+        hold(data + start, off - start);
+      } else if (held_) {
+        hold(data + start, off - start);
+        std::unique_ptr<std::string> h = std::move(held_);
+        give(reinterpret_cast<const uint8_t*>(h->data()), h->size(), ev);
+      } else {
+        give(data + start, off - start, ev);  // the whole control frame is in this read
+      }
     }
     if (frame_done) {
       if (!control_) in_message_ = !header_.header().fin;
@@ -203,6 +222,7 @@ void WslayWsDecoder::feed(uint8_t* data, size_t len, WsEvents& ev) {
       in_payload_ = false;
     }
   }
+  give_run();
   ev_ = nullptr;
   t_current.decoder = nullptr;
   if (stopped_) held_.reset();

@@ -3,6 +3,8 @@ the client and from a queue consumer; mesh.send / publish / broadcast and conn.c
 
 import asyncio
 import base64
+import os
+import subprocess
 import time
 
 import pytest
@@ -542,3 +544,13 @@ async def test_close_frame_answered(node):
         code, _ = await raw.expect_close()
         assert code == 1000
         assert await raw.expect_eof(), "server did not close the TCP connection after the close handshake"
+
+
+def test_binary_names_its_websocket_codec():
+    """`meshgate --version` names the codec built in; meson sets MESHGATE_WS_CODEC to the one each
+    registration of this file must be testing, so running the WebSocket files twice really covers both."""
+    out = subprocess.run([harness.meshgate_bin(), "--version"], capture_output=True, text=True, timeout=10).stdout
+    want = os.environ.get("MESHGATE_WS_CODEC")
+    assert "WebSocket codec: " in out
+    if want:
+        assert f"WebSocket codec: {want})" in out, out

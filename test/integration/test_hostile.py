@@ -270,7 +270,7 @@ async def test_ws_violations(node, where):
         ("close with invalid UTF-8 reason", ws_frame(OP_CLOSE, struct.pack("!H", 1000) + b"\xff"), (1002, 1007)),
         ("126-byte ping", ws_frame(OP_PING, b"x" * 126), (1002,)),
         ("length with the top bit set", ws_frame(OP_BIN, b"", length=1 << 63)[:10], (1002, 1009)),
-        # wslay checks the size when the first payload byte arrives, so send one.
+        # Both codecs check the size when the first payload byte arrives, so send one.
         ("2^40-byte frame", ws_frame(OP_BIN, b"", length=1 << 40)[:14] + b"x", (1009,)),
     ]
     failures = []

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 
@@ -154,6 +155,42 @@ TEST(Utf8, RejectsEveryTwoByteOverlongOfEveryAsciiCharacter) {
     s.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
     EXPECT_FALSE(valid(s)) << cp;
   }
+}
+
+// Utf8Stream: the same verdict as is_valid_utf8 however the text is cut (a WebSocket message split
+// over fragments and reads), checked for every scalar value's encoding and every cut of mixed text.
+bool stream_valid(const std::string& s, size_t cut) {
+  mg::Utf8Stream u;
+  const auto* p = reinterpret_cast<const uint8_t*>(s.data());
+  const size_t a = std::min(cut, s.size());
+  return u.feed(p, a) && u.feed(p + a, s.size() - a) && u.complete();
+}
+
+TEST(Utf8Stream, AgreesWithWholeValidationForEveryScalarValueAndCut) {
+  for (uint32_t cp = 0; cp < 0x200000; cp += 7) {
+    const std::string s = "x" + raw_encode(cp) + "y";
+    for (size_t cut = 0; cut <= s.size(); ++cut) {
+      if (stream_valid(s, cut) != valid(s)) {
+        ADD_FAILURE() << "U+" << std::hex << cp << " cut at " << std::dec << cut;
+        return;
+      }
+    }
+  }
+}
+
+TEST(Utf8Stream, IncompleteIsNotCompleteAndInvalidStaysInvalid) {
+  mg::Utf8Stream u;
+  const uint8_t euro[] = {0xE2, 0x82, 0xAC};
+  EXPECT_TRUE(u.feed(euro, 2));
+  EXPECT_FALSE(u.complete());  // ends inside a character
+  EXPECT_TRUE(u.feed(euro + 2, 1));
+  EXPECT_TRUE(u.complete());
+  const uint8_t bad[] = {0xC3, 0x28};
+  EXPECT_FALSE(u.feed(bad, 2));
+  EXPECT_FALSE(u.feed(reinterpret_cast<const uint8_t*>("ok"), 2)) << "a rejected stream stays rejected";
+  u.reset();
+  EXPECT_TRUE(u.feed(reinterpret_cast<const uint8_t*>("ok, ASCII and more than eight bytes"), 35));
+  EXPECT_TRUE(u.complete());
 }
 
 }  // namespace

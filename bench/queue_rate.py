@@ -1,0 +1,171 @@
+#!/usr/bin/python3
+"""Client -> consumer queue event rate: WebSocket clients send text messages, one /ws/v1 consumer
+(queue.pop on topic `client`, no acks) receives them as queue events.
+
+Per run: starts meshgate (--server; `[listener.ws]` with events on, `[queue] max_events` large enough
+to hold every event), connects the consumer and --clients WebSocket clients, waits for their `open`
+events, then every client writes --messages masked text frames of --size bytes (built beforehand, one
+sendall per client, clients one after the other from a thread) while the consumer counts the message
+events it receives. Rate = events / (last event received - first byte sent), same monotonic clock.
+The consumer only walks frame headers and looks for `"frame"` in the payload (no JSON parsing), so
+that it keeps up; it runs in this process, on the same 2 cores as the server.
+
+    bench/queue_rate.py --server build-release/meshgate --clients 100 --messages 2000 --runs 5
+"""
+import argparse
+import json
+import os
+import signal
+import socket
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+from benchlib import config_head, free_port, wait_healthz, ws_upgrade
+
+
+def ws_connect(port, path):
+    s = socket.create_connection(("127.0.0.1", port), timeout=30)
+    return s, ws_upgrade(s, port, path)
+
+
+def client_frame(payload):
+    n = len(payload)
+    head = struct.pack("!BB", 0x81, 0x80 | n) if n < 126 else struct.pack("!BBH", 0x81, 0xFE, n)
+    mask = os.urandom(4)
+    reps = (mask * (n // 4 + 1))[:n]
+    body = (int.from_bytes(payload, "big") ^ int.from_bytes(reps, "big")).to_bytes(n, "big")
+    return head + mask + body
+
+
+class Consumer(threading.Thread):
+    def __init__(self, api_port):
+        super().__init__(daemon=True)
+        self.sock, self.rest = ws_connect(api_port, "/ws/v1")
+        self.sock.sendall(client_frame(json.dumps({"m": "queue.pop", "p": {"t": ["client"]}, "i": 1}).encode()))
+        self.opens = self.messages = 0
+        self.last_ns = 0
+        self.lock = threading.Lock()
+
+    def run(self):
+        buf = bytearray(self.rest)
+        pos = 0
+        while True:
+            while True:
+                if len(buf) - pos < 2:
+                    break
+                n = buf[pos + 1] & 0x7F
+                h = 2
+                if n == 126:
+                    if len(buf) - pos < 4:
+                        break
+                    n = struct.unpack_from("!H", buf, pos + 2)[0]
+                    h = 4
+                elif n == 127:
+                    if len(buf) - pos < 10:
+                        break
+                    n = struct.unpack_from("!Q", buf, pos + 2)[0]
+                    h = 10
+                if len(buf) - pos < h + n:
+                    break
+                start = pos + h
+                if buf.find(b'"frame"', start, start + n) >= 0:
+                    self.messages += 1
+                elif buf.find(b'"open"', start, start + n) >= 0:
+                    self.opens += 1
+                pos += h + n
+            self.last_ns = time.monotonic_ns()
+            if pos:
+                del buf[:pos]
+                pos = 0
+            try:
+                data = self.sock.recv(1 << 20)
+            except OSError:
+                return
+            if not data:
+                return
+            buf += data
+
+
+def write_config(path, api_port, ws_port, total):
+    with open(path, "w") as f:
+        f.write(config_head("queue_rate", api_port, f"max_output = {256 << 20}\n") + f"""[queue]
+max_events = {total + 10000}
+max_bytes = {1 << 30}
+[listener.ws]
+type = ws
+bind = 127.0.0.1
+port = {ws_port}
+topic = client
+idle_timeout = 0
+ping_interval = 0
+""")
+
+
+def wait_for(pred, timeout):
+    deadline = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
+    return True
+
+
+def one_run(args):
+    with tempfile.TemporaryDirectory(prefix="queue-rate-") as tmp:
+        api_port, ws_port = free_port(), free_port()
+        total = args.clients * args.messages
+        conf = os.path.join(tmp, "meshgate.conf")
+        write_config(conf, api_port, ws_port, total)
+        proc = subprocess.Popen([args.server, "-c", conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_healthz(api_port)
+            consumer = Consumer(api_port)
+            consumer.start()
+            clients = [ws_connect(ws_port, "/")[0] for _ in range(args.clients)]
+            if not wait_for(lambda: consumer.opens >= args.clients, 30):
+                raise RuntimeError(f"only {consumer.opens} open events")
+            payload = (b'{"seq":0,"pad":"' + b"x" * args.size)[:args.size - 2] + b'"}'
+            batches = [b"".join(client_frame(payload) for _ in range(args.messages)) for _ in clients]
+            t0 = time.monotonic_ns()
+            for s, b in zip(clients, batches):
+                s.sendall(b)
+            if not wait_for(lambda: consumer.messages >= total, args.timeout):
+                raise RuntimeError(f"only {consumer.messages} of {total} message events")
+            secs = (consumer.last_ns - t0) / 1e9
+            for s in clients:
+                s.close()
+            return {"server": args.server, "clients": args.clients, "messages": total, "size": args.size,
+                    "seconds": round(secs, 3), "events_per_s": round(total / secs)}
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--server", required=True)
+    ap.add_argument("--clients", type=int, default=100)
+    ap.add_argument("--messages", type=int, default=2000, help="per client")
+    ap.add_argument("--size", type=int, default=64, help="bytes per message (at least 20)")
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--timeout", type=float, default=120)
+    args = ap.parse_args()
+    rates = []
+    for _ in range(args.runs):
+        r = one_run(args)
+        print(json.dumps(r), flush=True)
+        rates.append(r["events_per_s"])
+    rates.sort()
+    print(f"queue events/s min/median/max: {rates[0]}/{statistics.median(rates)}/{rates[-1]}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
