@@ -25,7 +25,11 @@ bool cli_run(int argc, char** argv, int* exit_code) {
   return false;
 }
 
-const char* const kCliDefaultConfig = "/etc/meshgate/meshgate.conf";
+#ifndef MESHGATE_DEFAULT_CONFIG
+#define MESHGATE_DEFAULT_CONFIG "/etc/meshgate/meshgate.conf"
+#endif
+// Where this build installs the configuration (meson's sysconfdir): /etc in the packages.
+const char* const kCliDefaultConfig = MESHGATE_DEFAULT_CONFIG;
 
 namespace {
 void trim_right(std::string& s) {

@@ -152,10 +152,14 @@ class Node:
                 f"--- meshgate stderr (last lines) ---\n{self.stderr()}")
 
     # -- lifecycle --
+    def command(self):
+        """The command line that runs this node (the packaging suites run an installed binary)."""
+        return [meshgate_bin(), "-c", self.conf_path]
+
     def start(self, env=None):
         """env: extra environment variables for the process (e.g. NOTIFY_SOCKET)."""
         self.errf = open(self.stderr_path, "wb")
-        self.proc = subprocess.Popen([meshgate_bin(), "-c", self.conf_path], stdin=subprocess.DEVNULL,
+        self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL,
                                      stdout=self.errf, stderr=self.errf, cwd=self.dir,
                                      env={**os.environ, **(env or {})})
         LIVE_NODES.append(self)

@@ -21,7 +21,16 @@ import pytest
 
 from harness import REPO, Node, http_request, meshgate_bin, metric_value, ws_connect
 
-UNIT = os.path.join(REPO, "packaging", "systemd", "meshgate.service")
+UNIT_TEMPLATE = os.path.join(REPO, "packaging", "systemd", "meshgate.service.in")
+
+
+def unit_file(directory):
+    """The unit as the packages install it (meson fills in the paths the same way)."""
+    text = open(UNIT_TEMPLATE).read().replace("@bindir@", "/usr/bin").replace("@sysconfdir@", "/etc")
+    path = os.path.join(directory, "meshgate.service")
+    with open(path, "w") as f:
+        f.write(text)
+    return path
 
 
 class NotifySocket:
@@ -205,14 +214,15 @@ async def test_process_metrics(nodes):
             await c.close()
 
 
-def test_unit_is_notify_and_hardened():
-    text = open(UNIT).read()
+def test_unit_is_notify_and_hardened(tmp_path):
+    unit = unit_file(str(tmp_path))
+    text = open(unit).read()
     assert re.search(r"^Type=notify$", text, re.M) and re.search(r"^NotifyAccess=main$", text, re.M)
     assert re.search(r"^StateDirectory=meshgate$", text, re.M) and re.search(r"^LogsDirectory=meshgate$", text, re.M)
     analyze = shutil.which("systemd-analyze")
     if not analyze:
         pytest.skip("systemd-analyze not installed (scripts/install-deps.sh test installs systemd)")
-    p = subprocess.run([analyze, "security", "--offline=true", "--no-pager", UNIT], capture_output=True, text=True,
+    p = subprocess.run([analyze, "security", "--offline=true", "--no-pager", unit], capture_output=True, text=True,
                        timeout=60)
     verdict = re.search(r"Overall exposure level for \S+: (\d+\.\d) (\w+)", p.stdout)
     assert verdict, p.stdout[-2000:] + p.stderr
