@@ -336,3 +336,54 @@ async def test_a_link_replaced_by_the_peer_while_the_other_is_in_its_handshake_i
         assert alive_ids(n1) == {1, 2} and alive_ids(n2) == {1, 2}
     finally:
         splicer.close()
+
+
+def test_pairs_started_at_once_never_report_a_death(nodes):
+    """Issue 11, the plain stress beside the forced interleaving above: six pairs of nodes that seed
+    each other start at the same moment (so both sides of a pair dial at once) and must never log a
+    death. Mesh ports come from below the kernel's ephemeral range, so no node's outgoing connection
+    can take one before its node binds it."""
+    import os
+    import random
+    from harness import Node
+
+    def quiet_port():
+        while True:
+            port = random.randint(20000, 32000)
+            with socket.socket() as probe:
+                try:
+                    probe.bind(("127.0.0.1", port))
+                    return port
+                except OSError:
+                    continue
+    group = []
+    for p in range(6):
+        ports = [quiet_port(), quiet_port()]
+        for k, nid in enumerate((1, 2)):
+            cfg = {"node": {"id": nid, "name": f"pair-{p}-{nid}", "advertise": "127.0.0.1", "workers": 1},
+                   "mesh": {"bind": "127.0.0.1", "port": ports[k], "cluster": f"pairs-{p}", "secret": SECRET,
+                            "seeds": f"127.0.0.1:{ports[1 - k]}", "dead_after": 3}}
+            n = Node(os.path.join(str(nodes.basedir), f"pair-{p}-{nid}"), cfg)
+            n.mesh_port = ports[k]
+            nodes.nodes.append(n)
+            group.append(n)
+    errors = []
+
+    def start(n):
+        try:
+            n.start()
+        except AssertionError as e:
+            errors.append(str(e))
+    threads = [threading.Thread(target=start, args=(n,)) for n in group]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors[0]
+    for p in range(6):
+        wait_all_alive(group[2 * p:2 * p + 2], 10)
+    time.sleep(3)
+    for n in group:
+        dead = [ln for ln in n.stderr(tail=100000).splitlines() if "is dead" in ln]
+        assert not dead, f"{n.cfg['node']['name']} reported a death: {dead}"
+        assert len(alive_ids(n)) == 2
