@@ -21,6 +21,7 @@ BUILD = os.path.join(OUT, "static", f"build-{ARCH}")
 
 @pytest.fixture(scope="module")
 def binary():
+    shutil.rmtree(OUT, ignore_errors=True)  # a build left half-done by an interrupted run is not reused
     env = dict(os.environ, TESTS="1")
     r = run(["make", "-C", REPO, "cross", f"ARCH={ARCH}", f"PKG_OUT={OUT}"], check=False, env=env)
     assert r.returncode == 0, f"make cross ARCH={ARCH} failed:\n{r.stdout[-8000:]}"

@@ -20,6 +20,7 @@ NAMES = {1: "mg-static-a.test", 2: "mg-static-b.test"}  # in no real /etc/hosts 
 
 @pytest.fixture(scope="module")
 def binary():
+    shutil.rmtree(OUT, ignore_errors=True)  # a build left half-done by an interrupted run is not reused
     r = run(["make", "-C", REPO, "static", f"PKG_OUT={OUT}"], check=False)
     assert r.returncode == 0, f"make static failed:\n{r.stdout[-6000:]}"
     path = os.path.join(OUT, "static", "x86_64", "meshgate")
