@@ -70,7 +70,7 @@ def test_two_node_mesh_with_host_name_seeds(binary, tmp_path):
         for nid, other in ((1, 2), (2, 1)):
             n = ChrootNode(roots[nid], {
                 "node": {"id": nid, "name": f"static-{nid}"},
-                "mesh": {"bind": "127.0.0.1", "port": mesh_ports[nid], "cluster": "static", "secret": "s3cret",
+                "mesh": {"bind": "127.0.0.1", "port": mesh_ports[nid], "cluster": "static", "secret": "static-mesh-secret-0123456789",
                          "advertise": f"{NAMES[nid]}:{mesh_ports[nid]}",
                          "seeds": f"{NAMES[other]}:{mesh_ports[other]}", "dead_after": 3}})
             n.start()
