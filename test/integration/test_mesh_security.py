@@ -341,15 +341,20 @@ async def test_a_link_replaced_by_the_peer_while_the_other_is_in_its_handshake_i
 def test_pairs_started_at_once_never_report_a_death(nodes):
     """Issue 11, the plain stress beside the forced interleaving above: six pairs of nodes that seed
     each other start at the same moment (so both sides of a pair dial at once) and must never log a
-    death. Mesh ports come from below the kernel's ephemeral range, so no node's outgoing connection
-    can take one before its node binds it."""
+    death. All their ports come from below the kernel's ephemeral range, so no outgoing connection
+    of another node can take one before its node binds it."""
     import os
     import random
     from harness import Node
 
+    taken = set()
+
     def quiet_port():
         while True:
             port = random.randint(20000, 32000)
+            if port in taken:  # handed out already, not bound yet
+                continue
+            taken.add(port)
             with socket.socket() as probe:
                 try:
                     probe.bind(("127.0.0.1", port))
@@ -360,7 +365,11 @@ def test_pairs_started_at_once_never_report_a_death(nodes):
     for p in range(6):
         ports = [quiet_port(), quiet_port()]
         for k, nid in enumerate((1, 2)):
+            # Every port of these 12 nodes, not only the mesh's, from below the ephemeral range.
             cfg = {"node": {"id": nid, "name": f"pair-{p}-{nid}", "advertise": "127.0.0.1", "workers": 1},
+                   "api": {"port": quiet_port()}, "route": {"port": quiet_port()},
+                   "listener.ws": {"port": quiet_port()}, "listener.tcp": {"port": quiet_port()},
+                   "listener.tcp32": {"port": quiet_port()},
                    "mesh": {"bind": "127.0.0.1", "port": ports[k], "cluster": f"pairs-{p}", "secret": SECRET,
                             "seeds": f"127.0.0.1:{ports[1 - k]}", "dead_after": 3}}
             n = Node(os.path.join(str(nodes.basedir), f"pair-{p}-{nid}"), cfg)
