@@ -471,7 +471,13 @@ async def test_readyz_503_while_draining(nodes):
         resp, _ = read_http_response(stuck)
         assert resp.status == 101
         n.terminate()
-        r = await asyncio.to_thread(http_request, n.api_port, "GET", "/readyz")
+        # The drain starts when the node's loop takes the signal: a request that raced it may still
+        # be answered 200, so ask until it is 503 (within a second).
+        for _ in range(20):
+            r = await asyncio.to_thread(http_request, n.api_port, "GET", "/readyz")
+            if r.status == 503:
+                break
+            await asyncio.sleep(0.05)
         assert r.status == 503, f"GET /readyz while draining -> {r.status}"
         code, _ = await harness.ws_drain_until_closed(ws, timeout=5)
         assert code == 1001, f"client closed with {code} at drain, expected 1001"
