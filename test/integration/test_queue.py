@@ -377,16 +377,7 @@ async def test_drain_closes_clients_1001_and_flushes_close_events(nodes):
 
 # ---- drain loses nothing: consumers elsewhere or later, else the spool (issue 11) ----
 
-def restart_same(node):
-    """Starts a stopped node again with the same configuration and state directory."""
-    import os
-    if os.path.exists(node.stderr_path):
-        os.replace(node.stderr_path, node.stderr_path + ".before-restart")
-    node.stopping = False
-    node.failed_reported = False
-    node.start()
-    return node
-
+from test_mesh import restart  # noqa: E402  (starts a stopped node again, same config and ports)
 
 def state_dir(nodes, name):
     import os
@@ -415,7 +406,7 @@ async def test_drain_spools_what_no_consumer_took_and_the_next_start_delivers_it
     log = open(n.stderr_path).read()
     assert "written to" in log and "queue.spool" in log, log[-2000:]
     assert os.path.exists(os.path.join(d, "queue.spool"))
-    restart_same(n)
+    restart(n)
     assert "restored" in n.stderr(), n.stderr()
     assert not os.path.exists(os.path.join(d, "queue.spool")), "the spool was not removed once restored"
     async with Session(n) as s:
@@ -464,7 +455,7 @@ async def test_unacknowledged_events_are_spooled_too(nodes):
         n.terminate()  # the consumer stays connected and never acks
         msg = await asyncio.to_thread(n.wait_exit, 15)
     assert msg is None, msg
-    restart_same(n)
+    restart(n)
     async with Session(n) as s:
         cons = await s.consumer()
         ev = await cons.wait_event(ev_frame_of(cid, "never acknowledged"), what="the unacknowledged event after restart")
