@@ -10,6 +10,7 @@
 
 #include "cli.h"
 #include "cli_http.h"
+#include "core/addr.h"
 #include "core/config.h"
 #include "core/json_text.h"
 
@@ -42,15 +43,6 @@ int take_option(int argc, char** argv, int& i, Target& t) {
   else if (a == "--timeout") t.timeout_s = std::atoi(v);
   else t.config = v;
   return t.timeout_s > 0 ? 1 : -1;
-}
-
-bool split_host_port(const std::string& s, std::string& host, int& port) {
-  size_t colon = s.rfind(':');
-  if (colon == std::string::npos || colon == 0) return false;
-  host = s.substr(0, colon);
-  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-  port = std::atoi(s.c_str() + colon + 1);
-  return port > 0 && port < 65536;
 }
 
 // A listener on every address is reached on loopback.

@@ -9,6 +9,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "core/addr.h"
+
 namespace mg {
 
 namespace {
@@ -46,9 +48,7 @@ bool cli_http(const std::string& host, int port, const std::string& method, cons
               std::string& error) {
   int fd = connect_to(host, port, timeout_s, error);
   if (fd < 0) return false;
-  bool v6 = host.find(':') != std::string::npos;
-  std::string req = method + " " + path + " HTTP/1.1\r\nHost: " + (v6 ? "[" + host + "]" : host) + ":" +
-                    std::to_string(port) + "\r\nConnection: close\r\nUser-Agent: meshgate-cli\r\n";
+  std::string req = method + " " + path + " HTTP/1.1\r\nHost: " + host_port(host, port) + "\r\nConnection: close\r\nUser-Agent: meshgate-cli\r\n";
   if (!token.empty()) req += "Authorization: Bearer " + token + "\r\n";
   if (method != "GET") req += "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n";
   req += "\r\n";

@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "api/api_methods.h"
+#include "core/addr.h"
 #include "core/json_text.h"
 #include "core/log.h"
 #include "core/metrics.h"
@@ -35,10 +36,6 @@ unsigned worker_count(const Config& c) {
   return n ? n : 1;
 }
 
-std::string host_port(const std::string& host, int port) {
-  bool v6 = host.find(':') != std::string::npos && host.front() != '[';
-  return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
-}
 }  // namespace
 
 Hub::Hub(Config cfg) : cfg_(std::move(cfg)), queue_(static_cast<unsigned>(cfg_.node_id), queue_limits(cfg_)) {
@@ -258,9 +255,9 @@ void Hub::fanout(std::function<FanoutCount(Worker&)> op, std::function<void(cons
   }
 }
 
-RouteAddresses Hub::own_addresses(bool intranet) const {
+NodeAddresses Hub::own_addresses(bool intranet) const {
   std::string host = intranet && !cfg_.intranet_advertise.empty() ? cfg_.intranet_advertise : cfg_.advertise;
-  RouteAddresses a;
+  NodeAddresses a;
   for (const ListenerConfig& l : cfg_.listeners) {
     if (l.type == ListenerType::Tcp && !l.tls && a.tcp.empty()) a.tcp = host_port(host, l.port);
     if (l.type == ListenerType::Ws && !l.tls && a.ws.empty()) a.ws = "ws://" + host_port(host, l.port);
@@ -275,18 +272,18 @@ RouteAddresses Hub::own_addresses(bool intranet) const {
   return a;
 }
 
-std::vector<RouteMember> Hub::route_members() const {
-  std::vector<RouteMember> members{RouteMember{static_cast<unsigned>(cfg_.node_id), cfg_.route_weight, client_count(),
+std::vector<NodeInfo> Hub::route_members() const {
+  std::vector<NodeInfo> members{NodeInfo{static_cast<unsigned>(cfg_.node_id), cfg_.route_weight, client_count(),
                                                own_addresses(false), own_addresses(true)}};
   if (mesh_)
-    for (RouteMember& m : mesh_->alive_peers()) members.push_back(std::move(m));
+    for (NodeInfo& m : mesh_->alive_peers()) members.push_back(std::move(m));
   return members;
 }
 
 std::string Hub::node_list_json() const {
   std::string s = "{\"nodes\":[";
   {
-    RouteMember m{static_cast<unsigned>(cfg_.node_id), cfg_.route_weight, client_count(), own_addresses(false),
+    NodeInfo m{static_cast<unsigned>(cfg_.node_id), cfg_.route_weight, client_count(), own_addresses(false),
                   own_addresses(true)};
     append_node_json(s, m, cfg_.node_name, true, true, "");
   }

@@ -57,9 +57,9 @@ class Hub {
   void worker_stopped(unsigned index);
   HttpConn* find_conn(uint64_t serial);
   void forget_conn(uint64_t serial);
-  std::vector<RouteMember> route_members() const;
+  std::vector<NodeInfo> route_members() const;
   // This node's client addresses, as the route API hands them out.
-  RouteAddresses own_addresses(bool intranet) const;
+  NodeAddresses own_addresses(bool intranet) const;
   // The mesh, or nullptr in single-node mode.
   Mesh* mesh() { return mesh_.get(); }
   std::string node_list_json() const;

@@ -18,8 +18,6 @@ namespace mg {
 class Hub;
 class HttpConn;
 
-using Reply = std::function<void(const ApiResult&)>;
-
 struct ApiCall {
   Hub& hub;
   HttpConn* ws;          // the /ws/v1 connection, or nullptr over HTTP

@@ -38,7 +38,7 @@ bool run_here(ApiCall& c, const char* method) {
   Mesh* mesh = c.hub.mesh();
   bool alive = false;
   if (mesh)
-    for (const RouteMember& m : mesh->alive_peers()) alive = alive || m.node_id == static_cast<unsigned>(id);
+    for (const NodeInfo& m : mesh->alive_peers()) alive = alive || m.node_id == static_cast<unsigned>(id);
   if (!alive) {
     c.reply(ApiResult::error(501, "node " + std::to_string(id) + " is not an alive member of the mesh"));
     return false;

@@ -5,6 +5,8 @@
 // we let inih finish so that the message names the first bad line.
 #include "core/config.h"
 
+#include "core/addr.h"
+
 #include <ini.h>
 
 #include <cerrno>
@@ -200,8 +202,8 @@ const std::map<std::string, Setter>& global_keys() {
       {"mesh.seeds", [](Config& c, const std::string& v) -> std::string {
          c.mesh_seeds = split_list(v);
          for (const std::string& seed : c.mesh_seeds) {
-           size_t colon = seed.rfind(':');
-           if (colon == std::string::npos || colon == 0 || colon + 1 == seed.size())
+           std::string host, port;
+           if (!split_host_port(seed, host, port))
              return "expected host:port, ... (\"" + seed + "\" has no port)";
          }
          return "";

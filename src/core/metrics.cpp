@@ -1,5 +1,6 @@
 #include "core/metrics.h"
 
+#include <cstdio>
 #include <sstream>
 
 #include "core/json_text.h"
@@ -19,10 +20,6 @@ void Metrics::init_listeners(const std::vector<std::string>& names) {
 
 namespace {
 
-void family(std::ostringstream& o, const char* name, const char* type, const char* help) {
-  o << "# HELP " << name << ' ' << help << "\n# TYPE " << name << ' ' << type << '\n';
-}
-
 uint64_t get(const Counter& c) { return c.load(std::memory_order_relaxed); }
 
 }  // namespace
@@ -31,7 +28,7 @@ const char* const kRefuseNames[] = {"max_connections", "bad_handshake", "per_ip"
                                     "token", "origin", "tls_handshake"};
 
 std::string Metrics::render() const {
-  std::ostringstream o;
+  PromWriter w;
   struct PerListener { const char* name; const char* type; const char* help; Counter ListenerMetrics::*field; };
   static const PerListener per_listener[] = {
       {"meshgate_connections", "gauge", "Client connections open now.", &ListenerMetrics::connections},
@@ -42,35 +39,35 @@ std::string Metrics::render() const {
       {"meshgate_bytes_out_total", "counter", "Bytes written to clients.", &ListenerMetrics::bytes_out},
   };
   for (const auto& f : per_listener) {
-    family(o, f.name, f.type, f.help);
+    w.family(f.name, f.type, f.help);
     for (size_t i = 0; i < listener_count; i++)
-      o << f.name << "{listener=" << prom_label(listeners[i].name) << "} " << get(listeners[i].*(f.field)) << '\n';
+      w.sample(f.name, {{"listener", listeners[i].name}}, get(listeners[i].*(f.field)));
   }
-  family(o, "meshgate_connections_refused_total", "counter", "Client connections refused, by reason.");
+  w.family("meshgate_connections_refused_total", "counter", "Client connections refused, by reason.");
   for (int i = 0; i < static_cast<int>(RefuseReason::Count); i++)
-    o << "meshgate_connections_refused_total{reason=\"" << kRefuseNames[i] << "\"} " << get(refused[i]) << '\n';
-  family(o, "meshgate_output_buffer_closes_total", "counter", "Clients closed for exceeding an output buffer limit.");
-  o << "meshgate_output_buffer_closes_total{limit=\"hard\"} " << get(output_closes[static_cast<int>(OutputLimit::Hard)]) << '\n';
-  o << "meshgate_output_buffer_closes_total{limit=\"soft\"} " << get(output_closes[static_cast<int>(OutputLimit::Soft)]) << '\n';
-  family(o, "meshgate_sends_total", "counter", "mesh.send calls by result.");
-  o << "meshgate_sends_total{result=\"ok\"} " << get(sends[static_cast<int>(SendResult::Ok)]) << '\n';
-  o << "meshgate_sends_total{result=\"not_connected\"} " << get(sends[static_cast<int>(SendResult::NotConnected)]) << '\n';
-  o << "meshgate_sends_total{result=\"buffer_full\"} " << get(sends[static_cast<int>(SendResult::BufferFull)]) << '\n';
-  family(o, "meshgate_publishes_total", "counter", "mesh.publish and mesh.broadcast calls.");
-  o << "meshgate_publishes_total " << get(publishes) << '\n';
-  family(o, "meshgate_publish_deliveries_total", "counter", "Publish/broadcast fan-out per recipient, by result.");
-  o << "meshgate_publish_deliveries_total{result=\"ok\"} " << get(publish_ok) << '\n';
-  o << "meshgate_publish_deliveries_total{result=\"failed\"} " << get(publish_failed) << '\n';
-  family(o, "meshgate_client_closes_total", "counter", "Client connections closed, by close code.");
+    w.sample("meshgate_connections_refused_total", {{"reason", kRefuseNames[i]}}, get(refused[i]));
+  w.family("meshgate_output_buffer_closes_total", "counter", "Clients closed for exceeding an output buffer limit.");
+  w.sample("meshgate_output_buffer_closes_total", {{"limit", "hard"}}, get(output_closes[static_cast<int>(OutputLimit::Hard)]));
+  w.sample("meshgate_output_buffer_closes_total", {{"limit", "soft"}}, get(output_closes[static_cast<int>(OutputLimit::Soft)]));
+  w.family("meshgate_sends_total", "counter", "mesh.send calls by result.");
+  w.sample("meshgate_sends_total", {{"result", "ok"}}, get(sends[static_cast<int>(SendResult::Ok)]));
+  w.sample("meshgate_sends_total", {{"result", "not_connected"}}, get(sends[static_cast<int>(SendResult::NotConnected)]));
+  w.sample("meshgate_sends_total", {{"result", "buffer_full"}}, get(sends[static_cast<int>(SendResult::BufferFull)]));
+  w.family("meshgate_publishes_total", "counter", "mesh.publish and mesh.broadcast calls.");
+  w.sample("meshgate_publishes_total", get(publishes));
+  w.family("meshgate_publish_deliveries_total", "counter", "Publish/broadcast fan-out per recipient, by result.");
+  w.sample("meshgate_publish_deliveries_total", {{"result", "ok"}}, get(publish_ok));
+  w.sample("meshgate_publish_deliveries_total", {{"result", "failed"}}, get(publish_failed));
+  w.family("meshgate_client_closes_total", "counter", "Client connections closed, by close code.");
   for (int i = 0; i < 4000; i++) {
     uint64_t v = get(closes_by_code[i]);
-    if (v) o << "meshgate_client_closes_total{code=\"" << (1000 + i) << "\"} " << v << '\n';
+    if (v) w.sample("meshgate_client_closes_total", {{"code", std::to_string(1000 + i)}}, v);
   }
-  family(o, "meshgate_protocol_errors_total", "counter", "Clients closed for protocol errors, bad UTF-8 or oversized messages.");
-  o << "meshgate_protocol_errors_total " << get(protocol_errors) << '\n';
-  family(o, "meshgate_queue_backlog_drops_total", "counter", "Client events dropped because the queue thread fell behind.");
-  o << "meshgate_queue_backlog_drops_total " << get(queue_backlog_drops) << '\n';
-  return o.str();
+  w.family("meshgate_protocol_errors_total", "counter", "Clients closed for protocol errors, bad UTF-8 or oversized messages.");
+  w.sample("meshgate_protocol_errors_total", get(protocol_errors));
+  w.family("meshgate_queue_backlog_drops_total", "counter", "Client events dropped because the queue thread fell behind.");
+  w.sample("meshgate_queue_backlog_drops_total", get(queue_backlog_drops));
+  return w.take();
 }
 
 std::string Metrics::stats_json_members() const {
@@ -101,6 +98,46 @@ std::string Metrics::stats_json_members() const {
   o << "},\"output_buffer_closes\":{\"hard\":" << get(output_closes[0]) << ",\"soft\":" << get(output_closes[1])
     << "},\"protocol_errors\":" << get(protocol_errors);
   return o.str();
+}
+
+void PromWriter::family(const char* name, const char* type, const char* help) {
+  out_ += "# HELP ";
+  out_ += name;
+  out_ += ' ';
+  out_ += help;
+  out_ += "\n# TYPE ";
+  out_ += name;
+  out_ += ' ';
+  out_ += type;
+  out_ += '\n';
+}
+
+void PromWriter::labels(const char* name, Labels labels) {
+  out_ += name;
+  if (labels.size() == 0) return;
+  char sep = '{';
+  for (const auto& [key, value] : labels) {
+    out_ += sep;
+    out_ += key;
+    out_ += '=';
+    out_ += prom_label(value);
+    sep = ',';
+  }
+  out_ += '}';
+}
+
+void PromWriter::sample(const char* name, Labels l, uint64_t value) {
+  labels(name, l);
+  out_ += ' ';
+  out_ += std::to_string(value);
+  out_ += '\n';
+}
+
+void PromWriter::sample_double(const char* name, Labels l, double value) {
+  labels(name, l);
+  char buf[32];
+  std::snprintf(buf, sizeof buf, " %.15g\n", value);
+  out_ += buf;
 }
 
 std::string prom_label(const std::string& value) {

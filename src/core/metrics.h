@@ -7,7 +7,9 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <initializer_list>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace mg {
@@ -54,6 +56,30 @@ Metrics& metrics();
 // A Prometheus label value, quoted, with the text format's three escapes (\\, \", \n) and nothing
 // else: JSON's \uXXXX is not one of them, and a single bad escape makes a scraper reject the page.
 std::string prom_label(const std::string& value);
+
+// The one writer of the Prometheus text format (version 0.0.4) for every part of /metrics: a family's
+// HELP and TYPE lines, then its samples, every label value escaped by prom_label.
+//
+//   PromWriter w;
+//   w.family("meshgate_mesh_members", "gauge", "Other nodes known to this node, by state.");
+//   w.sample("meshgate_mesh_members", {{"state", "alive"}}, 3);
+class PromWriter {
+ public:
+  using Labels = std::initializer_list<std::pair<const char*, std::string>>;
+  void family(const char* name, const char* type, const char* help);
+  void sample(const char* name, Labels labels, uint64_t value);
+  void sample(const char* name, uint64_t value) { sample(name, {}, value); }
+  // Non-integral values (seconds, ratios), printed as %g does.
+  void sample_double(const char* name, Labels labels, double value);
+  // Appends text another writer produced (parts rendered elsewhere).
+  void append(const std::string& text) { out_ += text; }
+  const std::string& text() const { return out_; }
+  std::string take() { return std::move(out_); }
+
+ private:
+  void labels(const char* name, Labels labels);
+  std::string out_;
+};
 
 inline void inc(Counter& c, uint64_t n = 1) { c.fetch_add(n, std::memory_order_relaxed); }
 

@@ -8,7 +8,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <sstream>
+
+#include "core/metrics.h"
 
 namespace mg {
 namespace {
@@ -70,19 +71,19 @@ ProcessStats process_stats() {
 }
 
 std::string render_process_metrics(const ProcessStats& s) {
-  std::ostringstream o;
-  o.precision(15);
-  auto gauge = [&o](const char* name, const char* type, const char* help, double v) {
-    o << "# HELP " << name << ' ' << help << "\n# TYPE " << name << ' ' << type << '\n' << name << ' ' << v << '\n';
+  PromWriter w;
+  auto one = [&w](const char* name, const char* type, const char* help, double v) {
+    w.family(name, type, help);
+    w.sample_double(name, {}, v);
   };
-  gauge("process_cpu_seconds_total", "counter", "Total user and system CPU time spent in seconds.", s.cpu_seconds);
-  gauge("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.", static_cast<double>(s.resident_bytes));
-  gauge("process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.", static_cast<double>(s.virtual_bytes));
-  gauge("process_open_fds", "gauge", "Number of open file descriptors.", static_cast<double>(s.open_fds));
-  gauge("process_max_fds", "gauge", "Maximum number of open file descriptors.", static_cast<double>(s.max_fds));
-  gauge("process_start_time_seconds", "gauge", "Start time of the process since unix epoch in seconds.", s.start_time_s);
-  gauge("process_threads", "gauge", "Number of OS threads in the process.", static_cast<double>(s.threads));
-  return o.str();
+  one("process_cpu_seconds_total", "counter", "Total user and system CPU time spent in seconds.", s.cpu_seconds);
+  one("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.", static_cast<double>(s.resident_bytes));
+  one("process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.", static_cast<double>(s.virtual_bytes));
+  one("process_open_fds", "gauge", "Number of open file descriptors.", static_cast<double>(s.open_fds));
+  one("process_max_fds", "gauge", "Maximum number of open file descriptors.", static_cast<double>(s.max_fds));
+  one("process_start_time_seconds", "gauge", "Start time of the process since unix epoch in seconds.", s.start_time_s);
+  one("process_threads", "gauge", "Number of OS threads in the process.", static_cast<double>(s.threads));
+  return w.take();
 }
 
 }  // namespace mg

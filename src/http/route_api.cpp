@@ -23,7 +23,7 @@ std::string error_body(int status, const std::string& msg) {
   return s;
 }
 
-void append_addresses(std::string& out, const RouteAddresses& a) {
+void append_addresses(std::string& out, const NodeAddresses& a) {
   out += "\"tcp_addr\":";
   json_append_string(out, a.tcp);
   out += ",\"ws_addr\":";
@@ -43,7 +43,7 @@ Headers cors_headers(const Hub& hub) {
 
 }  // namespace
 
-void append_node_json(std::string& s, const RouteMember& m, const std::string& name, bool alive, bool self,
+void append_node_json(std::string& s, const NodeInfo& m, const std::string& name, bool alive, bool self,
                       const std::string& extra) {
   s += "{\"id\":" + std::to_string(m.node_id) + ",\"name\":";
   json_append_string(s, name);
@@ -64,7 +64,7 @@ void append_node_json(std::string& s, const RouteMember& m, const std::string& n
   s += "}}";
 }
 
-size_t route_pick(const std::vector<RouteMember>& members, const std::string& uid) {
+size_t route_pick(const std::vector<NodeInfo>& members, const std::string& uid) {
   uint64_t key = stable_hash(uid);
   size_t best = 0;
   double best_score = -1;
@@ -98,9 +98,9 @@ void handle_route_request(Hub& hub, HttpConn& conn, const HttpRequest& req) {
   }
   std::string intranet_value;
   bool intranet = query_param(req.query, "intranet", intranet_value) && intranet_value == "1";
-  std::vector<RouteMember> members = hub.route_members();
+  std::vector<NodeInfo> members = hub.route_members();
   if (members.empty()) return fail(500, "no live node to route to");
-  auto addresses = [&](size_t i) -> const RouteAddresses& {
+  auto addresses = [&](size_t i) -> const NodeAddresses& {
     return intranet ? members[i].intranet : members[i].external;
   };
 

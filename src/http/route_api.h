@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "core/node_info.h"
 #include "http/http_parser.h"
 
 namespace mg {
@@ -18,25 +19,13 @@ namespace mg {
 class Hub;
 class HttpConn;
 
-struct RouteAddresses {
-  std::string tcp, ws, wss;
-};
-
-// A node that can be handed out.
-struct RouteMember {
-  unsigned node_id;
-  double weight;
-  uint64_t connections;
-  RouteAddresses external, intranet;
-};
-
 // One node.list entry (GET /v1/nodes), for this node or a peer. `extra` is appended inside the
 // object (e.g. ",\"mesh_addr\":..."), already JSON.
-void append_node_json(std::string& out, const RouteMember& m, const std::string& name, bool alive, bool self,
+void append_node_json(std::string& out, const NodeInfo& m, const std::string& name, bool alive, bool self,
                       const std::string& extra);
 
 // Index into `members` of the node for `uid` (members must not be empty).
-size_t route_pick(const std::vector<RouteMember>& members, const std::string& uid);
+size_t route_pick(const std::vector<NodeInfo>& members, const std::string& uid);
 
 void handle_route_request(Hub& hub, HttpConn& conn, const HttpRequest& req);
 

@@ -29,12 +29,12 @@ double weight_field(const cJSON* obj) {
   return cJSON_IsNumber(v) && v->valuedouble > 0 && v->valuedouble <= 1e6 ? v->valuedouble : 1;
 }
 
-RouteAddresses addresses_field(const cJSON* obj, const char* key) {
+NodeAddresses addresses_field(const cJSON* obj, const char* key) {
   const cJSON* a = cJSON_GetObjectItemCaseSensitive(obj, key);
-  return RouteAddresses{mesh_read_string(a, "tcp"), mesh_read_string(a, "ws"), mesh_read_string(a, "wss")};
+  return NodeAddresses{mesh_read_string(a, "tcp"), mesh_read_string(a, "ws"), mesh_read_string(a, "wss")};
 }
 
-void append_addresses(std::string& s, const RouteAddresses& a) {
+void append_addresses(std::string& s, const NodeAddresses& a) {
   s += "{\"tcp\":";
   json_append_string(s, a.tcp);
   s += ",\"ws\":";
@@ -734,10 +734,10 @@ bool Mesh::flushed() const {
 
 // --- views ---
 
-std::vector<RouteMember> Mesh::alive_peers() const {
-  std::vector<RouteMember> out;
+std::vector<NodeInfo> Mesh::alive_peers() const {
+  std::vector<NodeInfo> out;
   for (const auto& [id, m] : members_)
-    if (m.alive) out.push_back(RouteMember{id, m.weight, m.connections, m.external, m.intranet});
+    if (m.alive) out.push_back(NodeInfo{id, m.weight, m.connections, m.external, m.intranet});
   return out;
 }
 
@@ -748,7 +748,7 @@ std::string Mesh::members_json() const {
     std::string extra = ",\"mesh_addr\":";
     json_append_string(extra, m.mesh_addr);
     if (m.rtt_ms >= 0) extra += ",\"rtt_ms\":" + std::to_string(static_cast<uint64_t>(m.rtt_ms));
-    append_node_json(s, RouteMember{id, m.weight, m.connections, m.external, m.intranet}, m.name, m.alive, false, extra);
+    append_node_json(s, NodeInfo{id, m.weight, m.connections, m.external, m.intranet}, m.name, m.alive, false, extra);
   }
   return s;
 }

@@ -52,7 +52,7 @@ class Mesh final : public RemoteQueue {
   void fanout(const std::string& method, const std::string& params_json, std::function<void(const FanoutCount&)> done);
 
   // Alive peers as route members (this node not included).
-  std::vector<RouteMember> alive_peers() const;
+  std::vector<NodeInfo> alive_peers() const;
   // node.list entries for the peers (JSON objects, comma-separated).
   std::string members_json() const;
   std::string render_metrics() const;
@@ -80,7 +80,7 @@ class Mesh final : public RemoteQueue {
     bool alive = false;
     double weight = 1;
     uint64_t connections = 0;
-    RouteAddresses external, intranet;
+    NodeAddresses external, intranet;
     double rtt_ms = -1;
     MeshLink* link = nullptr;
     // Its link closed while another link to it was in its handshake (both nodes dialled at once

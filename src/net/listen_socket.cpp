@@ -9,6 +9,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "core/addr.h"
+
 namespace mg {
 
 int open_listen_socket(const std::string& host, int port, bool reuseport, std::string& error) {
@@ -86,8 +88,7 @@ std::string peer_address(const uv_tcp_t* handle) {
   std::string ip;
   int port = 0;
   bool v6 = false;
-  if (!peer(handle, ip, port, v6)) return "";
-  return (v6 ? "[" + ip + "]" : ip) + ":" + std::to_string(port);
+  return peer(handle, ip, port, v6) ? host_port(ip, port) : "";
 }
 
 }  // namespace mg

@@ -17,14 +17,11 @@
 #include <algorithm>
 #include <cstring>
 
+#include "core/addr.h"
+
 namespace mg {
 
 namespace {
-
-uint32_t read_be32(const char* p) {
-  const auto* u = reinterpret_cast<const unsigned char*>(p);
-  return (uint32_t{u[0]} << 24) | (uint32_t{u[1]} << 16) | (uint32_t{u[2]} << 8) | uint32_t{u[3]};
-}
 
 // Payload bytes an unfinished line holds for sure: a last '\r' may belong to the terminator.
 size_t line_payload_so_far(size_t len, char last) { return last == '\r' ? len - 1 : len; }
@@ -136,10 +133,7 @@ std::string encode_frame(Framing framing, const char* data, size_t len) {
   } else {
     const auto n = static_cast<uint32_t>(len);
     out.reserve(len + 4);
-    out.push_back(static_cast<char>(n >> 24));
-    out.push_back(static_cast<char>(n >> 16));
-    out.push_back(static_cast<char>(n >> 8));
-    out.push_back(static_cast<char>(n));
+    append_be32(out, n);
     if (len > 0) out.append(data, len);
   }
   return out;

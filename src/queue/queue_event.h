@@ -18,4 +18,10 @@ struct QueueEvent {
   size_t bytes() const { return topic.size() + data.size() + context.size() + 64; }
 };
 
+// The one place an event's JSON is written: its members "n","c","t","d", then "x" and "r" when set,
+// comma-separated and without braces. A consumer gets them inside a queue.pop event (with "k" in
+// acknowledged mode); another node gets them inside an EVENT frame (with "f" and "h"). `this_node`
+// stands in for ev.node when that is 0 (an event of this node's own clients).
+void append_event_members(std::string& out, const QueueEvent& ev, unsigned this_node);
+
 }  // namespace mg

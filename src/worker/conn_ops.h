@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "core/call_result.h"
+
 namespace mg {
 
 struct ConnCall {
@@ -15,15 +17,6 @@ struct ConnCall {
   std::vector<std::string> channels;  // subscribe / unsubscribe
   int code = 1000;                    // close
   std::string reason;                 // close
-};
-
-// What a call comes back with, on the hub thread: code 0 is success, else an API error code.
-struct ApiResult {
-  int code = 0;
-  std::string message;  // when code != 0
-  std::string result;   // JSON text of "r" when code == 0
-  static ApiResult ok(std::string r) { return ApiResult{0, "", std::move(r)}; }
-  static ApiResult error(int c, std::string m) { return ApiResult{c, std::move(m), ""}; }
 };
 
 }  // namespace mg

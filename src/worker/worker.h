@@ -54,10 +54,6 @@ struct WorkerLimits {
   }
 };
 
-struct FanoutCount {
-  uint64_t ok = 0, failed = 0;
-};
-
 class Worker {
  public:
   Worker(Hub& hub, const Config& cfg, const ListenersShared& shared, unsigned index, unsigned count);

@@ -14,10 +14,10 @@
 
 namespace {
 
-using mg::RouteMember;
+using mg::NodeInfo;
 
-RouteMember member(unsigned id, double weight = 1.0) {
-  RouteMember m{};
+NodeInfo member(unsigned id, double weight = 1.0) {
+  NodeInfo m{};
   m.node_id = id;
   m.weight = weight;
   m.connections = 0;
@@ -26,8 +26,8 @@ RouteMember member(unsigned id, double weight = 1.0) {
   return m;
 }
 
-std::vector<RouteMember> members(std::initializer_list<unsigned> ids) {
-  std::vector<RouteMember> v;
+std::vector<NodeInfo> members(std::initializer_list<unsigned> ids) {
+  std::vector<NodeInfo> v;
   for (unsigned id : ids) v.push_back(member(id));
   return v;
 }
@@ -35,24 +35,24 @@ std::vector<RouteMember> members(std::initializer_list<unsigned> ids) {
 std::string uid(int i) { return "user-" + std::to_string(i); }
 
 // The node id route_pick chooses for `u`.
-unsigned pick(const std::vector<RouteMember>& m, const std::string& u) {
+unsigned pick(const std::vector<NodeInfo>& m, const std::string& u) {
   const size_t i = mg::route_pick(m, u);
   EXPECT_LT(i, m.size());
   return i < m.size() ? m[i].node_id : 0;
 }
 
 TEST(RoutePick, SingleMemberGetsEveryUid) {
-  const std::vector<RouteMember> m = members({42});
+  const std::vector<NodeInfo> m = members({42});
   for (int i = 0; i < 1000; ++i) ASSERT_EQ(mg::route_pick(m, uid(i)), 0u);
 }
 
 TEST(RoutePick, SameUidSameAnswerEveryTime) {
-  const std::vector<RouteMember> m = members({1, 2, 3, 4, 5});
+  const std::vector<NodeInfo> m = members({1, 2, 3, 4, 5});
   for (int i = 0; i < 1000; ++i) ASSERT_EQ(pick(m, uid(i)), pick(m, uid(i)));
 }
 
 TEST(RoutePick, SameAnswerWhateverTheMemberOrder) {
-  std::vector<RouteMember> m = members({1, 2, 3, 4, 5, 17, 300, 1023});
+  std::vector<NodeInfo> m = members({1, 2, 3, 4, 5, 17, 300, 1023});
   std::vector<unsigned> first;
   for (int i = 0; i < 20000; ++i) first.push_back(pick(m, uid(i)));
   std::mt19937 rng(12345);
@@ -65,7 +65,7 @@ TEST(RoutePick, SameAnswerWhateverTheMemberOrder) {
 }
 
 TEST(RoutePick, SameAnswerWhateverTheMemberOrderWithWeights) {
-  std::vector<RouteMember> m = {member(1, 0.5), member(2, 1.0), member(3, 2.0), member(4, 3.5)};
+  std::vector<NodeInfo> m = {member(1, 0.5), member(2, 1.0), member(3, 2.0), member(4, 3.5)};
   std::vector<unsigned> first;
   for (int i = 0; i < 20000; ++i) first.push_back(pick(m, uid(i)));
   std::mt19937 rng(7);
@@ -77,9 +77,9 @@ TEST(RoutePick, SameAnswerWhateverTheMemberOrderWithWeights) {
 
 TEST(RoutePick, AddressesDoNotInfluenceTheChoice) {
   // Only the node id and weight count: two nodes may list different addresses for the same peer.
-  std::vector<RouteMember> a = members({1, 2, 3});
-  std::vector<RouteMember> b = a;
-  for (RouteMember& m : b) {
+  std::vector<NodeInfo> a = members({1, 2, 3});
+  std::vector<NodeInfo> b = a;
+  for (NodeInfo& m : b) {
     m.external.tcp = "elsewhere:1";
     m.connections = 999;
   }
@@ -87,11 +87,11 @@ TEST(RoutePick, AddressesDoNotInfluenceTheChoice) {
 }
 
 TEST(RoutePick, WhenOneOfFiveLeavesOnlyItsUidsMove) {
-  const std::vector<RouteMember> all = members({1, 2, 3, 4, 5});
+  const std::vector<NodeInfo> all = members({1, 2, 3, 4, 5});
   for (unsigned leaver = 1; leaver <= 5; ++leaver) {
     SCOPED_TRACE(leaver);
-    std::vector<RouteMember> rest;
-    for (const RouteMember& m : all)
+    std::vector<NodeInfo> rest;
+    for (const NodeInfo& m : all)
       if (m.node_id != leaver) rest.push_back(m);
     int moved = 0;
     const int n = 50000;
@@ -110,8 +110,8 @@ TEST(RoutePick, WhenOneOfFiveLeavesOnlyItsUidsMove) {
 }
 
 TEST(RoutePick, TheLeaversUidsSpreadOverTheRemainingNodes) {
-  const std::vector<RouteMember> all = members({1, 2, 3, 4, 5});
-  const std::vector<RouteMember> rest = members({1, 2, 4, 5});
+  const std::vector<NodeInfo> all = members({1, 2, 3, 4, 5});
+  const std::vector<NodeInfo> rest = members({1, 2, 4, 5});
   std::map<unsigned, int> to;
   for (int i = 0; i < 50000; ++i)
     if (pick(all, uid(i)) == 3) ++to[pick(rest, uid(i))];
@@ -120,8 +120,8 @@ TEST(RoutePick, TheLeaversUidsSpreadOverTheRemainingNodes) {
 }
 
 TEST(RoutePick, AJoiningNodeTakesUidsOnlyForItself) {
-  const std::vector<RouteMember> before = members({1, 2, 3, 4});
-  const std::vector<RouteMember> after = members({1, 2, 3, 4, 9});
+  const std::vector<NodeInfo> before = members({1, 2, 3, 4});
+  const std::vector<NodeInfo> after = members({1, 2, 3, 4, 9});
   int taken = 0;
   for (int i = 0; i < 50000; ++i) {
     const unsigned a = pick(before, uid(i));
@@ -135,7 +135,7 @@ TEST(RoutePick, AJoiningNodeTakesUidsOnlyForItself) {
 }
 
 TEST(RoutePick, EqualWeightsGiveEvenShares) {
-  const std::vector<RouteMember> m = members({1, 2, 3, 4, 5});
+  const std::vector<NodeInfo> m = members({1, 2, 3, 4, 5});
   std::map<unsigned, int> count;
   const int n = 100000;
   for (int i = 0; i < n; ++i) ++count[pick(m, uid(i))];
@@ -144,7 +144,7 @@ TEST(RoutePick, EqualWeightsGiveEvenShares) {
 }
 
 TEST(RoutePick, Weights1And3GiveAQuarterAndThreeQuarters) {
-  const std::vector<RouteMember> m = {member(1, 1.0), member(2, 3.0)};
+  const std::vector<NodeInfo> m = {member(1, 1.0), member(2, 3.0)};
   int light = 0, heavy = 0;
   const int n = 100000;
   for (int i = 0; i < n; ++i) (pick(m, uid(i)) == 1 ? light : heavy)++;
@@ -154,7 +154,7 @@ TEST(RoutePick, Weights1And3GiveAQuarterAndThreeQuarters) {
 
 TEST(RoutePick, FractionalWeightsScaleTheSameWay) {
   // Only the ratio matters: 0.5 and 1.5 is 1:3 too.
-  const std::vector<RouteMember> m = {member(10, 0.5), member(20, 1.5)};
+  const std::vector<NodeInfo> m = {member(10, 0.5), member(20, 1.5)};
   int light = 0;
   const int n = 100000;
   for (int i = 0; i < n; ++i) light += pick(m, uid(i)) == 10;
@@ -162,7 +162,7 @@ TEST(RoutePick, FractionalWeightsScaleTheSameWay) {
 }
 
 TEST(RoutePick, UidsOfAnyShapeGiveAValidIndex) {
-  const std::vector<RouteMember> m = members({1, 2, 3});
+  const std::vector<NodeInfo> m = members({1, 2, 3});
   for (const std::string& u : {std::string(), std::string("a"), std::string(1, '\0'), std::string(100000, 'u'),
                                std::string("\xff\xfe\x80"), std::string("caf\xc3\xa9"), std::string("a b\r\n")}) {
     EXPECT_LT(mg::route_pick(m, u), m.size());
@@ -170,7 +170,7 @@ TEST(RoutePick, UidsOfAnyShapeGiveAValidIndex) {
 }
 
 TEST(RoutePick, DistinctUidsThatDifferInOneByteAreSpread) {
-  const std::vector<RouteMember> m = members({1, 2});
+  const std::vector<NodeInfo> m = members({1, 2});
   std::map<unsigned, int> count;
   for (int c = 0; c < 256; ++c) ++count[pick(m, std::string("uid-") + static_cast<char>(c))];
   ASSERT_EQ(count.size(), 2u);
