@@ -29,7 +29,7 @@ namespace mg {
 class HttpConn;
 class Mesh;
 
-class Hub {
+class Hub final : public WorkerHost {
  public:
   explicit Hub(Config cfg);
   ~Hub();
@@ -37,11 +37,11 @@ class Hub {
   int run();
 
   // --- any thread ---
-  void post(Mailbox::Task task) { mailbox_.post(std::move(task)); }
-  size_t backlog() const { return mailbox_.backlog(); }
-  uint64_t client_count() const { return clients_.load(std::memory_order_relaxed); }
-  void client_opened() { clients_.fetch_add(1, std::memory_order_relaxed); }
-  void client_closed() { clients_.fetch_sub(1, std::memory_order_relaxed); }
+  void post(Mailbox::Task task) override { mailbox_.post(std::move(task)); }
+  size_t backlog() const override { return mailbox_.backlog(); }
+  uint64_t client_count() const override { return clients_.load(std::memory_order_relaxed); }
+  void client_opened() override { clients_.fetch_add(1, std::memory_order_relaxed); }
+  void client_closed() override { clients_.fetch_sub(1, std::memory_order_relaxed); }
 
   // --- hub thread ---
   uv_loop_t* loop() { return &loop_; }
@@ -49,12 +49,12 @@ class Hub {
   const std::string& api_token() const { return api_token_; }
   bool draining() const { return draining_; }
   QueueHub& queue() { return queue_; }
-  void push_event(QueueEvent ev) { queue_.push(std::move(ev)); }
+  void push_event(QueueEvent ev) override { queue_.push(std::move(ev)); }
   // The worker that owns `client`, or nullptr when the id is not of this node.
   Worker* worker_for(uint64_t client);
   // Runs `op` on every worker and calls `done` with the sum once all have answered.
   void fanout(std::function<FanoutCount(Worker&)> op, std::function<void(const FanoutCount&)> done);
-  void worker_stopped(unsigned index);
+  void worker_stopped(unsigned index) override;
   HttpConn* find_conn(uint64_t serial);
   void forget_conn(uint64_t serial);
   std::vector<NodeInfo> route_members() const;

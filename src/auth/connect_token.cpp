@@ -6,7 +6,7 @@
 
 #include <cmath>
 
-#include "api/conn_call.h"
+#include "worker/conn_ops.h"
 #include "core/base64.h"
 #include "core/json_text.h"
 

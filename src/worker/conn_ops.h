@@ -1,5 +1,6 @@
 // Operations the API asks of one connection (conn.call), already checked for shape on the hub
-// thread; the owning worker applies them and checks the limits.
+// thread (api/conn_call.h); the owning worker applies them here and checks the per-connection limits
+// (error 301), applying a call entirely or not at all.
 #pragma once
 
 #include <cstdint>
@@ -18,5 +19,13 @@ struct ConnCall {
   int code = 1000;                    // close
   std::string reason;                 // close
 };
+
+// Channel names: 1..128 bytes of printable ASCII (0x21..0x7E). Checked wherever a name comes in
+// (conn.call, connect tokens).
+bool valid_channel_name(const std::string& name);
+
+class ClientConn;
+class Worker;
+ApiResult apply_conn_call(Worker& worker, ClientConn& conn, const ConnCall& call);
 
 }  // namespace mg

@@ -4,10 +4,9 @@
 
 #include <algorithm>
 
-#include "api/conn_call.h"
+#include "worker/conn_ops.h"
 #include "core/json_text.h"
 #include "core/log.h"
-#include "hub.h"
 #include "net/listen_socket.h"
 #include "worker/client_conn.h"
 
@@ -41,8 +40,8 @@ WorkerLimits WorkerLimits::from(const Config& c) {
   return l;
 }
 
-Worker::Worker(Hub& hub, const Config& cfg, const ListenersShared& shared, unsigned index, unsigned count)
-    : hub_(hub), cfg_(cfg), shared_(shared), index_(index), count_(count), limits_(WorkerLimits::from(cfg)),
+Worker::Worker(WorkerHost& host, const Config& cfg, const ListenersShared& shared, unsigned index, unsigned count)
+    : host_(host), cfg_(cfg), shared_(shared), index_(index), count_(count), limits_(WorkerLimits::from(cfg)),
       ids_(static_cast<unsigned>(cfg.node_id), index, count) {
   uv_loop_init(&loop_);
   loop_ctx_.open(&loop_);
@@ -85,7 +84,7 @@ void Worker::on_connection(uv_stream_t* server, int status) {
     return;
   }
   self->all_.insert(conn);
-  if (self->hub_.client_count() >= self->limits_.max_connections || self->draining_) {
+  if (self->host_.client_count() >= self->limits_.max_connections || self->draining_) {
     inc(metrics().refused[static_cast<int>(RefuseReason::MaxConnections)]);
     LOG_DEBUG("connection refused: max_connections (%u) reached", self->limits_.max_connections);
     conn->close_now();
@@ -117,7 +116,7 @@ uint64_t Worker::next_client_id() { return ids_.next(unix_ms()); }
 
 void Worker::register_open(ClientConn* c) {
   by_id_.emplace(c->id(), c);
-  hub_.client_opened();
+  host_.client_opened();
   inc(metrics().listeners[c->listener_index()].connections);
 }
 
@@ -129,7 +128,7 @@ void Worker::unregister(ClientConn* c) {
     it->second.erase(c);
     if (it->second.empty()) channels_.erase(it);
   }
-  hub_.client_closed();
+  host_.client_closed();
   metrics().listeners[c->listener_index()].connections.fetch_sub(1, std::memory_order_relaxed);
 }
 
@@ -155,25 +154,25 @@ void Worker::resume_topic(const std::string& topic) {
 void Worker::emit(unsigned li, QueueEvent ev) {
   TopicGate* gate = shared_[li].gate.get();
   if (!gate) return emit(std::move(ev));
-  if (hub_.backlog() > kMaxHubBacklog) {
+  if (host_.backlog() > kMaxHubBacklog) {
     inc(metrics().queue_backlog_drops);
     return;
   }
   gate->in_flight.fetch_add(1, std::memory_order_relaxed);
-  Hub* hub = &hub_;
-  hub_.post([hub, gate, ev = std::move(ev)]() mutable {
+  WorkerHost* host = &host_;
+  host_.post([host, gate, ev = std::move(ev)]() mutable {
     gate->in_flight.fetch_sub(1, std::memory_order_relaxed);
-    hub->push_event(std::move(ev));
+    host->push_event(std::move(ev));
   });
 }
 
 void Worker::emit(QueueEvent ev) {
-  if (hub_.backlog() > kMaxHubBacklog) {
+  if (host_.backlog() > kMaxHubBacklog) {
     inc(metrics().queue_backlog_drops);
     return;
   }
-  Hub* hub = &hub_;
-  hub_.post([hub, ev = std::move(ev)]() mutable { hub->push_event(std::move(ev)); });
+  WorkerHost* host = &host_;
+  host_.post([host, ev = std::move(ev)]() mutable { host->push_event(std::move(ev)); });
 }
 
 SendResult Worker::send(uint64_t client, const OutMessage& msg) {
@@ -273,9 +272,9 @@ void Worker::maybe_finish_drain() {
   uv_close(reinterpret_cast<uv_handle_t*>(&tick_), nullptr);
   mailbox_.close();
   loop_ctx_.close();
-  Hub* hub = &hub_;
+  WorkerHost* host = &host_;
   unsigned index = index_;
-  hub_.post([hub, index] { hub->worker_stopped(index); });
+  host_.post([host, index] { host->worker_stopped(index); });
 }
 
 }  // namespace mg

@@ -28,8 +28,25 @@
 
 namespace mg {
 
-class Hub;
 class ClientConn;
+
+// What a worker needs of the node it runs in; the hub implements it. A worker touches nothing else
+// of the hub: the counters are atomics (any thread), and everything else is a task posted to the
+// hub thread, where push_event and worker_stopped run.
+class WorkerHost {
+ public:
+  virtual uint64_t client_count() const = 0;
+  virtual void client_opened() = 0;
+  virtual void client_closed() = 0;
+  virtual size_t backlog() const = 0;  // tasks waiting for the hub thread
+  virtual void post(Mailbox::Task task) = 0;
+  // Hub thread only.
+  virtual void push_event(QueueEvent ev) = 0;
+  virtual void worker_stopped(unsigned index) = 0;
+
+ protected:
+  ~WorkerHost() = default;
+};
 
 // The limits a worker applies; copied in at start and on SIGHUP.
 struct WorkerLimits {
@@ -56,7 +73,7 @@ struct WorkerLimits {
 
 class Worker {
  public:
-  Worker(Hub& hub, const Config& cfg, const ListenersShared& shared, unsigned index, unsigned count);
+  Worker(WorkerHost& host, const Config& cfg, const ListenersShared& shared, unsigned index, unsigned count);
   ~Worker();
 
   // Starts the thread; `listen_fds[i]` is the socket of cfg.listeners[i] (each worker gets its own).
@@ -86,7 +103,7 @@ class Worker {
   const Config& config() const { return cfg_; }
   const ListenerShared& listener_shared(unsigned i) const { return shared_[i]; }
   const WorkerLimits& limits() const { return limits_; }
-  Hub& hub() { return hub_; }
+  WorkerHost& host() { return host_; }
   uint64_t next_client_id();
   void register_open(ClientConn* c);
   void unregister(ClientConn* c);
@@ -106,7 +123,7 @@ class Worker {
   static void on_tick(uv_timer_t* t);
   void maybe_finish_drain();
 
-  Hub& hub_;
+  WorkerHost& host_;
   const Config& cfg_;
   const ListenersShared& shared_;
   unsigned index_, count_;
