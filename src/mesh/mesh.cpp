@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "api/api_methods.h"
+#include "api/node_list.h"
 #include "core/json_text.h"
 #include "core/log.h"
 #include "hub.h"

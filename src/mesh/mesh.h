@@ -23,7 +23,7 @@
 #include <vector>
 
 #include "core/config.h"
-#include "http/route_api.h"
+#include "route/route_api.h"
 #include "mesh/mesh_link.h"
 #include "queue/queue_hub.h"
 #include "worker/conn_ops.h"

@@ -45,7 +45,8 @@ class FakeSink final : public mg::QueueSink {
   std::vector<Got> got;
 
   bool sink_ready() const override { return ready; }
-  void sink_deliver(std::string json) override {
+  void sink_deliver(const mg::QueueEvent& ev, unsigned node, uint64_t seq) override {
+    std::string json = mg::queue_pop_message(ev, node, seq);
     raw.push_back(json);
     got.push_back(decode(json));
   }

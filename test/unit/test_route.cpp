@@ -1,8 +1,8 @@
-// Unit tests for the route API's node choice (http/route_api.h, PROTOCOL.md §6): weighted rendezvous
+// Unit tests for the route API's node choice (route/route_api.h, PROTOCOL.md §6): weighted rendezvous
 // hashing of the uid over the live nodes. Every node must answer the same for the same membership
 // whatever order it lists the members in, a node that leaves moves only its own uids, and weights
 // set the shares.
-#include "http/route_api.h"
+#include "route/route_api.h"
 
 #include <gtest/gtest.h>
 

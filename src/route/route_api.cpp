@@ -1,14 +1,11 @@
-#include "http/route_api.h"
+#include "route/route_api.h"
 
-#include <sstream>
 #include <unordered_map>
 #include <unordered_set>
 
 #include "core/hrw.h"
 #include "core/json_text.h"
-#include "hub.h"
 #include "http/http_response.h"
-#include "http/http_server.h"
 
 namespace mg {
 
@@ -16,7 +13,7 @@ namespace {
 
 using Headers = std::vector<std::pair<std::string, std::string>>;
 
-std::string error_body(int status, const std::string& msg) {
+std::string route_error_body(int status, const std::string& msg) {
   std::string s = "{\"msg\":";
   json_append_string(s, msg);
   s += ",\"status\":" + std::to_string(status) + "}";
@@ -32,37 +29,36 @@ void append_addresses(std::string& out, const NodeAddresses& a) {
   json_append_string(out, a.wss);
 }
 
-Headers cors_headers(const Hub& hub) {
+Headers cors_headers(const Config& cfg) {
   Headers h;
-  if (!hub.config().cors_origin.empty()) {
-    h.emplace_back("Access-Control-Allow-Origin", hub.config().cors_origin);
+  if (!cfg.cors_origin.empty()) {
+    h.emplace_back("Access-Control-Allow-Origin", cfg.cors_origin);
     h.emplace_back("Vary", "Origin");
   }
   return h;
 }
 
+// One connection to the route API: every request goes to RouteApi::handle.
+class RouteConn final : public HttpConn {
+ public:
+  RouteConn(const RouteApi& api, HttpServer& server, uint64_t serial, const HttpLimits& limits)
+      : HttpConn(server, serial, limits), api_(api) {}
+
+ private:
+  void on_request(const HttpRequest& req) override { api_.handle(*this, req); }
+  std::string error_body(int status, const std::string& message) const override { return route_error_body(status, message); }
+  const RouteApi& api_;
+};
+
 }  // namespace
 
-void append_node_json(std::string& s, const NodeInfo& m, const std::string& name, bool alive, bool self,
-                      const std::string& extra) {
-  s += "{\"id\":" + std::to_string(m.node_id) + ",\"name\":";
-  json_append_string(s, name);
-  s += std::string(",\"state\":\"") + (alive ? "alive" : "dead") + "\",\"self\":" + (self ? "true" : "false") +
-       ",\"connections\":" + std::to_string(m.connections);
-  std::ostringstream weight;
-  weight << m.weight;
-  s += ",\"route_weight\":" + weight.str() + extra + ",\"addresses\":{";
-  const std::pair<const char*, const std::string*> fields[] = {
-      {"tcp_addr", &m.external.tcp},          {"ws_addr", &m.external.ws},          {"wss_addr", &m.external.wss},
-      {"intranet_tcp_addr", &m.intranet.tcp}, {"intranet_ws_addr", &m.intranet.ws}, {"intranet_wss_addr", &m.intranet.wss}};
-  for (size_t i = 0; i < 6; i++) {
-    s += i ? ",\"" : "\"";
-    s += fields[i].first;
-    s += "\":";
-    json_append_string(s, *fields[i].second);
-  }
-  s += "}}";
-}
+RouteApi::RouteApi(uv_loop_t* loop, const Config& cfg, Members members)
+    : cfg_(cfg), members_(std::move(members)),
+      http_(loop, "route API", kMaxConnections, [this](HttpServer& server, uint64_t serial) -> HttpConn* {
+        // A batch of route_max_batch uids, each up to about 160 bytes of JSON.
+        HttpLimits limits{cfg_.max_header_bytes, cfg_.max_headers, std::max<uint32_t>(cfg_.api_max_body, cfg_.route_max_batch * 160u)};
+        return new RouteConn(*this, server, serial, limits);
+      }) {}
 
 size_t route_pick(const std::vector<NodeInfo>& members, const std::string& uid) {
   uint64_t key = stable_hash(uid);
@@ -80,12 +76,12 @@ size_t route_pick(const std::vector<NodeInfo>& members, const std::string& uid) 
   return best;
 }
 
-void handle_route_request(Hub& hub, HttpConn& conn, const HttpRequest& req) {
-  Headers headers = cors_headers(hub);
-  auto fail = [&](int status, const std::string& msg) { conn.respond_json(status, error_body(status, msg), headers); };
+void RouteApi::handle(HttpConn& conn, const HttpRequest& req) const {
+  Headers headers = cors_headers(cfg_);
+  auto fail = [&](int status, const std::string& msg) { conn.respond_json(status, route_error_body(status, msg), headers); };
   bool batch = req.path == "/route/batch";
   if (req.path != "/route" && !batch) return fail(404, "not found: the route API serves /route and /route/batch");
-  if (req.method == "OPTIONS" && !hub.config().cors_origin.empty()) {
+  if (req.method == "OPTIONS" && !cfg_.cors_origin.empty()) {
     headers.emplace_back("Access-Control-Allow-Methods", "GET, POST, OPTIONS");
     headers.emplace_back("Access-Control-Allow-Headers", "Content-Type");
     headers.emplace_back("Access-Control-Max-Age", "600");
@@ -98,7 +94,7 @@ void handle_route_request(Hub& hub, HttpConn& conn, const HttpRequest& req) {
   }
   std::string intranet_value;
   bool intranet = query_param(req.query, "intranet", intranet_value) && intranet_value == "1";
-  std::vector<NodeInfo> members = hub.route_members();
+  std::vector<NodeInfo> members = members_();
   if (members.empty()) return fail(500, "no live node to route to");
   auto addresses = [&](size_t i) -> const NodeAddresses& {
     return intranet ? members[i].intranet : members[i].external;
@@ -125,8 +121,8 @@ void handle_route_request(Hub& hub, HttpConn& conn, const HttpRequest& req) {
   if (!doc) return fail(400, why);
   if (!cJSON_IsArray(doc.get())) return fail(400, "the body must be a JSON array of uid strings");
   int n = cJSON_GetArraySize(doc.get());
-  if (static_cast<uint32_t>(n) > hub.config().route_max_batch)
-    return fail(400, "too many uids: " + std::to_string(n) + " (at most " + std::to_string(hub.config().route_max_batch) + ")");
+  if (static_cast<uint32_t>(n) > cfg_.route_max_batch)
+    return fail(400, "too many uids: " + std::to_string(n) + " (at most " + std::to_string(cfg_.route_max_batch) + ")");
   std::vector<std::vector<const char*>> groups(members.size());
   std::vector<size_t> order;  // groups in order of first appearance
   std::unordered_set<std::string> seen;
