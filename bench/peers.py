@@ -25,8 +25,11 @@ per server, connected once for the whole run:
               when the answer to publish k has come AND ws_bench has counted all deliveries of
               publish k (so every socket has exactly one frame to send per publish: the case of a
               backend that publishes one message at a time, and that of the raw single-write limit).
-  (b) burst   --burst (200) publishes pipelined over one keep-alive connection in one write (frames
-              for one socket may share a write), then wait for the answers and every delivery.
+  (b) burst   --burst (50) publishes pipelined over one keep-alive HTTP connection in one write
+              (frames for one socket may share a write), then wait for the answers and every delivery.
+  (b') burst_ws the same --burst publishes written at once on one WebSocket publisher connection:
+              meshgate's /ws/v1 (mesh.publish requests), nchan's websocket publisher (location /pub
+              also has nchan_publisher websocket; each message is a publish).
   (c) http    h2load --h1 -c 50 -m 1 -n --requests POSTs of the same publish to a channel with no
               subscriber (meshgate and min_http: the JSON body; nchan: the 64 bytes).
   (d) queue   meshgate only: bench/queue_rate.py's load (--queue-clients clients x --queue-messages
@@ -63,12 +66,13 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import (HERE, ROOT, HttpConn, WsBench, connect_token, cpu_times, descendants, edit_config,  # noqa: E402
-                      free_port, http_request, log, start_node, stop_process)
+from benchlib import (HERE, ROOT, FrameReader, HttpConn, WsBench, connect_token, cpu_times, descendants,  # noqa: E402
+                      edit_config, free_port, http_request, log, start_node, stop_process, ws_connect, ws_frame)
 
 NCHAN_MODULE = "/usr/lib/nginx/modules/ngx_nchan_module.so"
 SECRET = "peers-bench-secret-0123456789abcdef"
 CHANNEL = "bench"
+CALLGRAPH = ["fp"]  # --callgraph
 SYSCALLS = ["write", "writev", "sendmsg", "sendto", "read", "readv", "recvfrom", "recvmsg", "epoll_wait",
             "epoll_ctl", "futex", "eventfd2", "mmap", "munmap", "brk", "madvise"]
 
@@ -134,6 +138,12 @@ class Meshgate:
     def publish(self, channel, data):
         return http_request("POST", "/v1/mesh/publish", json.dumps({"c": channel, "d": data}, separators=(",", ":")))
 
+    def ws_publisher(self):
+        return self.api, "/ws/v1"
+
+    def ws_publish(self, channel, data, ident):
+        return ws_frame(json.dumps({"m": "mesh.publish", "p": {"c": channel, "d": data}, "i": ident}, separators=(",", ":")))
+
     def h2load_target(self, channel, data):
         return f"http://127.0.0.1:{self.api}/v1/mesh/publish", json.dumps({"c": channel, "d": data}, separators=(",", ":"))
 
@@ -177,7 +187,7 @@ http {{
     server {{
         listen 127.0.0.1:{self.port} reuseport backlog=4096;
         location = /pub {{
-            nchan_publisher http;
+            nchan_publisher http websocket;
             nchan_channel_id $arg_id;
             nchan_message_buffer_length 10000;
             nchan_message_timeout 10m;
@@ -221,6 +231,12 @@ http {{
 
     def publish(self, channel, data):
         return http_request("POST", f"/pub?id={channel}", data, "text/plain")
+
+    def ws_publisher(self):
+        return self.port, f"/pub?id={CHANNEL}"
+
+    def ws_publish(self, channel, data, ident):
+        return ws_frame(data)
 
     def h2load_target(self, channel, data):
         return f"http://127.0.0.1:{self.port}/pub?id={channel}", data
@@ -274,7 +290,9 @@ class Window:
         if self.prof:
             pids = ",".join(str(p) for p in self.server.perf_pids())
             base = os.path.join(self.prof, f"{self.server.name}-{self.label}")
-            self.perf.append(subprocess.Popen(["perf", "record", "-q", "-F", "2999", "-g", "-p", pids, "-o", base + ".data"],
+            cg = ["--call-graph", CALLGRAPH[0]] if CALLGRAPH[0] != "fp" else ["-g"]
+            freq = "2999" if CALLGRAPH[0] == "fp" else "499"
+            self.perf.append(subprocess.Popen(["perf", "record", "-q", "-F", freq] + cg + ["-p", pids, "-o", base + ".data"],
                                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
             ev = ",".join(f"syscalls:sys_enter_{s}" for s in SYSCALLS)
             self.perf.append(subprocess.Popen(["perf", "stat", "-x", ",", "-e", ev, "-p", pids, "-o", base + ".stat"],
@@ -345,6 +363,27 @@ def load_burst(srv, wsb, n, burst, size, timeout, prof):
         return w.result(got["msgs"], publishes=burst)
     finally:
         conn.close()
+
+
+def load_burst_ws(srv, wsb, n, burst, size, timeout, prof):
+    """(b') the same burst, written at once on one WebSocket publisher connection: meshgate's /ws/v1
+    (mesh.publish requests, answered in order without waiting for each other) and nchan's websocket
+    publisher (nchan_publisher websocket: each message is a publish)."""
+    data = "x" * size
+    port, path = srv.ws_publisher()
+    sock, rest = ws_connect(port, path)
+    try:
+        answers = FrameReader(sock, rest)
+        frames = b"".join(srv.ws_publish(CHANNEL, data, i) for i in range(burst))
+        wsb.reset()
+        with Window(srv, prof, "burst_ws") as w:
+            sock.sendall(frames)
+            got = wsb.wait(n * burst, timeout)
+        if got["timed_out"]:
+            raise RuntimeError(f"{srv.name} burst_ws: {got['msgs']} of {n * burst} deliveries")
+        return w.result(got["msgs"], publishes=burst, publisher_frames_back=answers.count)
+    finally:
+        sock.close()
 
 
 def load_http(srv, requests, conns, size, tmp, prof):
@@ -422,22 +461,23 @@ def summarize(res, rounds):
     """Markdown tables: per load, medians for each server; paired ratios."""
     lines = []
     loads = [("single", "fan-out, publishes one at a time", "delivery", "raw_k1"),
-             ("burst", "fan-out, bursts", "delivery", "raw_k2"),
+             ("burst", "fan-out, bursts (HTTP pipelined)", "delivery", "raw_k2"),
+             ("burst_ws", "fan-out, bursts (WebSocket publisher)", "delivery", "raw_k2"),
              ("http", "HTTP publish, no subscriber", "request", "min_http"),
              ("queue", "queue, client messages to one consumer", "event", None)]
     lines.append("| load | server | ops/s (median) | server CPU µs/op (median) | of which kernel | ratio to meshgate's limit |")
     lines.append("|---|---|---|---|---|---|")
     for load, title, unit, limit in loads:
-        for srv in ("meshgate", "nchan", "raw_k1" if load == "single" else "raw_k2" if load == "burst" else
-                    "min_http" if load == "http" else None):
+        for srv in ("meshgate", "nchan", limit if load != "burst_ws" else None):
             if not srv:
                 continue
-            rs = [r for r in res.get(load, {}).get(srv, [])]
+            rs = res.get(load, {}).get(srv, []) or (res.get("burst", {}).get(srv, []) if srv == limit else [])
+            lims = res.get(load, {}).get(limit, []) or res.get("burst", {}).get(limit, []) if limit else []
             if not rs:
                 continue
             cpu = med([r["cpu_us_per_op"] for r in rs])
             ksh = med([r["sys_s"] / r["cpu_s"] if r["cpu_s"] else None for r in rs])
-            lim = med([r["cpu_us_per_op"] / l["cpu_us_per_op"] for r, l in zip(rs, res.get(load, {}).get(limit, []))]) if limit and srv != limit else None
+            lim = med([r["cpu_us_per_op"] / l["cpu_us_per_op"] for r, l in zip(rs, lims)]) if limit and srv != limit else None
             lines.append(f"| {title} | {srv} | {fmt(med([r['ops_per_s'] for r in rs]))} | {fmt(cpu)} per {unit} | "
                          f"{fmt(ksh * 100 if ksh is not None else None, 0)} % | {fmt(lim) + '×' if lim else ''} |")
     lines.append("")
@@ -445,7 +485,7 @@ def summarize(res, rounds):
     lines.append("")
     lines.append("| load | CPU per op, meshgate / nchan | median | ops/s, meshgate / nchan | median |")
     lines.append("|---|---|---|---|---|")
-    for load in ("single", "burst", "http"):
+    for load in ("single", "burst", "burst_ws", "http"):
         a, b = res.get(load, {}).get("meshgate", []), res.get(load, {}).get("nchan", [])
         cr = [x["cpu_us_per_op"] / y["cpu_us_per_op"] for x, y in zip(a, b)]
         tr = [x["ops_per_s"] / y["ops_per_s"] for x, y in zip(a, b)]
@@ -462,6 +502,8 @@ def profile_report(prof, name, label, ops):
         return
     rep = subprocess.run(["perf", "report", "-i", base + ".data", "--no-children", "--sort", "dso,sym", "--stdio",
                           "--percent-limit", "0.7", "-g", "none"], capture_output=True, text=True).stdout
+    inc = subprocess.run(["perf", "report", "-i", base + ".data", "--children", "--sort", "dso,sym", "--stdio",
+                          "--percent-limit", "1.5", "-g", "none"], capture_output=True, text=True).stdout
     dso = subprocess.run(["perf", "report", "-i", base + ".data", "--no-children", "--sort", "dso", "--stdio", "-g", "none"],
                          capture_output=True, text=True).stdout
     calls = {}
@@ -481,6 +523,8 @@ def profile_report(prof, name, label, ops):
                 f.write(f"{k:12} {v:10d} {v / ops:8.4f}\n")
         f.write("\n== by shared object\n")
         f.write("\n".join(ln for ln in dso.splitlines() if ln.strip() and not ln.startswith("#")) + "\n")
+        f.write("\n== user-space functions, inclusive of their callees (children), >= 1.5 %\n")
+        f.write("\n".join(ln for ln in inc.splitlines() if ln.strip() and not ln.startswith("#") and "[k]" not in ln) + "\n")
         f.write("\n== top symbols (self)\n")
         f.write("\n".join(ln for ln in rep.splitlines() if ln.strip() and not ln.startswith("#")) + "\n")
     log(f"  profile: {base}.txt")
@@ -496,17 +540,19 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--subs", type=int, default=10000)
     ap.add_argument("--publishes", type=int, default=50, help="(a): publishes one at a time")
-    ap.add_argument("--burst", type=int, default=200, help="(b): publishes written at once")
+    ap.add_argument("--burst", type=int, default=50, help="(b): publishes written at once")
     ap.add_argument("--size", type=int, default=64, help="payload bytes")
     ap.add_argument("--requests", type=int, default=100000, help="(c): h2load requests")
     ap.add_argument("--conns", type=int, default=50, help="(c): h2load connections")
     ap.add_argument("--raw-rounds", type=int, default=20, help="raw_fanout rounds (frames per socket)")
     ap.add_argument("--queue-clients", type=int, default=100)
     ap.add_argument("--queue-messages", type=int, default=2000)
-    ap.add_argument("--loads", default="single,burst,http,queue,limits")
+    ap.add_argument("--loads", default="single,burst,burst_ws,http,queue,limits")
     ap.add_argument("--servers", default="meshgate,nchan")
     ap.add_argument("--timeout", type=float, default=60)
     ap.add_argument("--profile", metavar="DIR", help="perf record + perf stat of each load (see above)")
+    ap.add_argument("--callgraph", default="fp", help="with --profile: perf's call graph, fp or dwarf[,SIZE] "
+                    "(dwarf: slower, 499 Hz, but user-space callers without frame pointers)")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     if args.install:
@@ -521,6 +567,7 @@ def main():
     if not os.path.exists(NCHAN_MODULE):
         sys.exit(f"{NCHAN_MODULE} missing: run bench/peers.py --install")
     loads = set(args.loads.split(","))
+    CALLGRAPH[0] = args.callgraph
     names = args.servers.split(",")
     if args.profile:
         os.makedirs(args.profile, exist_ok=True)
@@ -552,7 +599,7 @@ def main():
         for s in servers.values():
             s.start()
             log(f"{s.name} started: pids {s.pids()}")
-        if loads & {"single", "burst"}:
+        if loads & {"single", "burst", "burst_ws"}:
             for name, s in servers.items():
                 w = WsBench(os.path.join(args.bin, "ws_bench"), s.sub_port, args.subs, 500, s.sub_path, src_ips=8)
                 c = w.expect("CONNECT", 120)
@@ -573,6 +620,10 @@ def main():
                 for name in order:
                     add("burst", name, load_burst(servers[name], wsbs[name], args.subs, args.burst, args.size,
                                                   args.timeout, prof))
+            if "burst_ws" in loads:
+                for name in order:
+                    add("burst_ws", name, load_burst_ws(servers[name], wsbs[name], args.subs, args.burst, args.size,
+                                                        args.timeout, prof))
             if "http" in loads:
                 for name in order:
                     add("http", name, load_http(servers[name], args.requests, args.conns, args.size, tmp, prof))
