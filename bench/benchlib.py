@@ -311,6 +311,12 @@ class FrameReader:
         with self.cond:
             return self.cond.wait_for(lambda: self.count >= n, timeout)
 
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
 
 # ------------------------------------------------------------------------------------------ HTTP/1.1
 

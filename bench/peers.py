@@ -101,6 +101,11 @@ def loadavg():
 
 # ------------------------------------------------------------------------------------------ servers
 
+def publish_body(channel, data):
+    """meshgate's mesh.publish parameters (the HTTP body, and min_http's body too)."""
+    return json.dumps({"c": channel, "d": data}, separators=(",", ":"))
+
+
 class Meshgate:
     name = "meshgate"
 
@@ -136,7 +141,7 @@ class Meshgate:
         return [self.proc.pid]
 
     def publish(self, channel, data):
-        return http_request("POST", "/v1/mesh/publish", json.dumps({"c": channel, "d": data}, separators=(",", ":")))
+        return http_request("POST", "/v1/mesh/publish", publish_body(channel, data))
 
     def ws_publisher(self):
         return self.api, "/ws/v1"
@@ -145,7 +150,7 @@ class Meshgate:
         return ws_frame(json.dumps({"m": "mesh.publish", "p": {"c": channel, "d": data}, "i": ident}, separators=(",", ":")))
 
     def h2load_target(self, channel, data):
-        return f"http://127.0.0.1:{self.api}/v1/mesh/publish", json.dumps({"c": channel, "d": data}, separators=(",", ":"))
+        return f"http://127.0.0.1:{self.pub_port}/v1/mesh/publish", publish_body(channel, data)
 
     def stop(self):
         if self.proc:
@@ -251,14 +256,15 @@ http {{
                 stop_process(self.proc)
 
 
-class MinHttp:
+class MinHttp(Meshgate):
+    """bench/min_http: answers the same HTTP requests as meshgate's API (h2load_target, stop)."""
     name = "min_http"
 
-    def __init__(self, exe):
-        self.exe, self.port, self.proc = exe, free_port(), None
+    def __init__(self, exe):  # noqa: super().__init__ not wanted: no configuration
+        self.exe, self.pub_port, self.proc = exe, free_port(), None
 
     def start(self):
-        self.proc = subprocess.Popen([self.exe, "-p", str(self.port), "-w", "2"], stdout=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen([self.exe, "-p", str(self.pub_port), "-w", "2"], stdout=subprocess.PIPE, text=True)
         line = self.proc.stdout.readline()
         if not line.startswith("MIN_HTTP"):
             raise RuntimeError("min_http did not start")
@@ -267,13 +273,6 @@ class MinHttp:
         return [self.proc.pid] + descendants(self.proc.pid)
 
     perf_pids = pids
-
-    def h2load_target(self, channel, data):
-        return f"http://127.0.0.1:{self.port}/v1/mesh/publish", json.dumps({"c": channel, "d": data}, separators=(",", ":"))
-
-    def stop(self):
-        if self.proc:
-            stop_process(self.proc)
 
 
 # ------------------------------------------------------------------------------------------ measuring
@@ -294,7 +293,7 @@ class Window:
             freq = "2999" if CALLGRAPH[0] == "fp" else "499"
             self.perf.append(subprocess.Popen(["perf", "record", "-q", "-F", freq] + cg + ["-p", pids, "-o", base + ".data"],
                                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-            ev = ",".join(f"syscalls:sys_enter_{s}" for s in SYSCALLS)
+            ev = ",".join(["context-switches"] + [f"syscalls:sys_enter_{s}" for s in SYSCALLS])
             self.perf.append(subprocess.Popen(["perf", "stat", "-x", ",", "-e", ev, "-p", pids, "-o", base + ".stat"],
                                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
             time.sleep(0.5)  # perf attaches
@@ -465,7 +464,7 @@ def summarize(res, rounds):
              ("burst_ws", "fan-out, bursts (WebSocket publisher)", "delivery", "raw_k2"),
              ("http", "HTTP publish, no subscriber", "request", "min_http"),
              ("queue", "queue, client messages to one consumer", "event", None)]
-    lines.append("| load | server | ops/s (median) | server CPU µs/op (median) | of which kernel | ratio to meshgate's limit |")
+    lines.append("| load | server | ops/s (median) | server CPU µs/op (median) | of which kernel | ratio to the physical limit (paired by round, median) |")
     lines.append("|---|---|---|---|---|---|")
     for load, title, unit, limit in loads:
         for srv in ("meshgate", "nchan", limit if load != "burst_ws" else None):
@@ -511,16 +510,16 @@ def profile_report(prof, name, label, ops):
         with open(base + ".stat") as f:
             for line in f:
                 parts = line.strip().split(",")
-                if len(parts) > 2 and parts[2].startswith("syscalls:sys_enter_"):
+                if len(parts) > 2 and parts[2].startswith(("syscalls:sys_enter_", "context-switches")):
                     try:
-                        calls[parts[2][len("syscalls:sys_enter_"):]] = int(parts[0])
+                        calls[parts[2].replace("syscalls:sys_enter_", "")] = int(parts[0])
                     except ValueError:
                         pass
     with open(base + ".txt", "w") as f:
-        f.write(f"{name} {label}: {ops} operations\n\n== syscalls (count, per operation)\n")
+        f.write(f"{name} {label}: {ops} operations\n\n== syscalls and context switches (count, per operation)\n")
         for k, v in sorted(calls.items(), key=lambda kv: -kv[1]):
             if v:
-                f.write(f"{k:12} {v:10d} {v / ops:8.4f}\n")
+                f.write(f"{k:16} {v:10d} {v / ops:8.4f}\n")
         f.write("\n== by shared object\n")
         f.write("\n".join(ln for ln in dso.splitlines() if ln.strip() and not ln.startswith("#")) + "\n")
         f.write("\n== user-space functions, inclusive of their callees (children), >= 1.5 %\n")
@@ -612,18 +611,12 @@ def main():
             order = list(servers) if rnd % 2 == 0 else list(reversed(servers))
             log(f"round {rnd + 1}/{args.rounds}: {' then '.join(order)}, load average {loadavg():.2f}")
             prof = args.profile
-            if "single" in loads:
-                for name in order:
-                    add("single", name, load_single(servers[name], wsbs[name], args.subs, args.publishes, args.size,
-                                                    args.timeout, prof))
-            if "burst" in loads:
-                for name in order:
-                    add("burst", name, load_burst(servers[name], wsbs[name], args.subs, args.burst, args.size,
-                                                  args.timeout, prof))
-            if "burst_ws" in loads:
-                for name in order:
-                    add("burst_ws", name, load_burst_ws(servers[name], wsbs[name], args.subs, args.burst, args.size,
-                                                        args.timeout, prof))
+            fanouts = {"single": (load_single, args.publishes), "burst": (load_burst, args.burst),
+                       "burst_ws": (load_burst_ws, args.burst)}
+            for load, (fn, count) in fanouts.items():
+                if load in loads:
+                    for name in order:
+                        add(load, name, fn(servers[name], wsbs[name], args.subs, count, args.size, args.timeout, prof))
             if "http" in loads:
                 for name in order:
                     add("http", name, load_http(servers[name], args.requests, args.conns, args.size, tmp, prof))

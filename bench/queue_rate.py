@@ -16,15 +16,13 @@ utime + stime of the meshgate process (/proc/PID/stat) over the same window / ev
 import argparse
 import json
 import os
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 
-from benchlib import config_head, cpu_times, free_port, parse_frames, wait_healthz, ws_connect, ws_frame
+from benchlib import config_head, cpu_times, free_port, parse_frames, start_node, stop_process, ws_connect, ws_frame
 
 
 class Consumer(threading.Thread):
@@ -57,9 +55,8 @@ class Consumer(threading.Thread):
             buf += data
 
 
-def write_config(path, api_port, ws_port, total):
-    with open(path, "w") as f:
-        f.write(config_head("queue_rate", api_port, f"max_output = {256 << 20}\n") + f"""[queue]
+def config(api_port, ws_port, total):
+    return (config_head("queue_rate", api_port, f"max_output = {256 << 20}\n") + f"""[queue]
 max_events = {total + 10000}
 max_bytes = {1 << 30}
 [listener.ws]
@@ -86,11 +83,8 @@ def one_run(args, hook=None):
     with tempfile.TemporaryDirectory(prefix="queue-rate-") as tmp:
         api_port, ws_port = free_port(), free_port()
         total = args.clients * args.messages
-        conf = os.path.join(tmp, "meshgate.conf")
-        write_config(conf, api_port, ws_port, total)
-        proc = subprocess.Popen([args.server, "-c", conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = start_node(args.server, os.path.join(tmp, "meshgate.conf"), config(api_port, ws_port, total), api_port)
         try:
-            wait_healthz(api_port)
             consumer = Consumer(api_port)
             consumer.start()
             clients = [ws_connect(ws_port, "/")[0] for _ in range(args.clients)]
@@ -119,11 +113,7 @@ def one_run(args, hook=None):
                     "server_cpu_s": round(user + system, 3), "server_user_s": round(user, 3),
                     "server_sys_s": round(system, 3), "server_cpu_us_per_event": round((user + system) * 1e6 / total, 3)}
         finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop_process(proc, 20)
 
 
 def main():

@@ -11,6 +11,9 @@
  *   -k 2  two frames in one write() (a burst: two frames pending for one socket share a write),
  *   --writev  the same bytes with writev(), one iovec per frame (as a server holding each frame
  *             in its own buffer would).
+ *   --epoll-mod  every socket is in an epoll set (EPOLLIN) and each write is followed by one
+ *             epoll_ctl(EPOLL_CTL_MOD) of it: what libuv 1.44's uv_write costs on top of the write
+ *             (its stream watcher goes through the loop's watcher queue once the write completes).
  * With --sync (the default for -k 1) the writer waits, after each round, until the drainer has read
  * every byte of it (the drainer says so over a pipe): the next "publish" starts only when the last
  * one has been delivered, as bench/peers.py does for meshgate and nchan.
@@ -121,10 +124,11 @@ static void write_all(int fd, const char* p, size_t len) {
 }
 
 int main(int argc, char** argv) {
-  int n = 10000, rounds = 50, k = 1, frame = 70, sync = -1, use_writev = 0;
+  int n = 10000, rounds = 50, k = 1, frame = 70, sync = -1, use_writev = 0, epoll_mod = 0;
   static struct option longopts[] = {{"sync", no_argument, 0, 1},
                                      {"nosync", no_argument, 0, 2},
                                      {"writev", no_argument, 0, 3},
+                                     {"epoll-mod", no_argument, 0, 4},
                                      {0, 0, 0, 0}};
   int ch;
   while ((ch = getopt_long(argc, argv, "n:r:k:b:", longopts, NULL)) != -1) {
@@ -136,9 +140,10 @@ int main(int argc, char** argv) {
       case 1: sync = 1; break;
       case 2: sync = 0; break;
       case 3: use_writev = 1; break;
+      case 4: epoll_mod = 1; break;
       default:
         fprintf(stderr, "usage: raw_fanout [-n SOCKETS] [-r ROUNDS] [-k FRAMES_PER_WRITE] [-b FRAME_BYTES] "
-                        "[--sync|--nosync] [--writev]\n");
+                        "[--sync|--nosync] [--writev] [--epoll-mod]\n");
         return 2;
     }
   }
@@ -189,6 +194,12 @@ int main(int argc, char** argv) {
   for (int j = 0; j < k; j++) iov[j] = (struct iovec){buf + (size_t)j * (size_t)frame, (size_t)frame};
   size_t len = (size_t)frame * (size_t)k;
 
+  int ep = epoll_create1(0);
+  for (int i = 0; epoll_mod && i < n; i++) {
+    struct epoll_event ev = {.events = EPOLLIN, .data.fd = fds[i]};
+    if (epoll_ctl(ep, EPOLL_CTL_ADD, fds[i], &ev) != 0) die("epoll_ctl");
+  }
+
   struct rusage r0, r1;
   getrusage(RUSAGE_SELF, &r0);
   double t0 = now_s();
@@ -203,6 +214,10 @@ int main(int argc, char** argv) {
       } else {
         write_all(fds[i], buf, len);
       }
+      if (epoll_mod) {
+        struct epoll_event ev = {.events = EPOLLIN, .data.fd = fds[i]};
+        epoll_ctl(ep, EPOLL_CTL_MOD, fds[i], &ev);
+      }
     }
     if (sync && read(sync_pipe[0], &c, 1) != 1) die("drainer gone");
   }
@@ -210,12 +225,13 @@ int main(int argc, char** argv) {
   getrusage(RUSAGE_SELF, &r1);
   double user = tv(r1.ru_utime) - tv(r0.ru_utime), sys = tv(r1.ru_stime) - tv(r0.ru_stime);
   long long frames = (long long)n * rounds * k, writes = (long long)n * rounds;
-  printf("RAW_FANOUT sockets=%d rounds=%d frames_per_write=%d frame_bytes=%d sync=%d writev=%d frames=%lld "
+  printf("RAW_FANOUT sockets=%d rounds=%d frames_per_write=%d frame_bytes=%d sync=%d writev=%d epoll_mod=%d frames=%lld "
          "writes=%lld wall_s=%.4f user_s=%.4f sys_s=%.4f cpu_us_per_frame=%.4f cpu_us_per_write=%.4f "
          "frames_per_s=%.0f\n",
-         n, rounds, k, frame, sync, use_writev, frames, writes, t1 - t0, user, sys,
+         n, rounds, k, frame, sync, use_writev, epoll_mod, frames, writes, t1 - t0, user, sys,
          (user + sys) * 1e6 / (double)frames, (user + sys) * 1e6 / (double)writes, (double)frames / (t1 - t0));
   fflush(stdout);
+  for (int i = 0; i < n; i++) close(fds[i]);  /* our side closes first: TIME_WAIT here, not on the drainer's ports */
   kill(child, SIGTERM);
   waitpid(child, NULL, 0);
   return 0;
