@@ -22,10 +22,6 @@ namespace mg {
 
 namespace {
 
-QueueLimits queue_limits(const Config& c) {
-  return QueueLimits{c.queue_max_events, c.queue_max_bytes, c.ack_timeout, c.max_unacked};
-}
-
 unsigned worker_count(const Config& c) {
   if (c.workers > 0) return static_cast<unsigned>(c.workers);
   unsigned n = uv_available_parallelism();
@@ -35,7 +31,7 @@ unsigned worker_count(const Config& c) {
 }  // namespace
 
 Hub::Hub(Config cfg)
-    : cfg_(std::move(cfg)), queue_(static_cast<unsigned>(cfg_.node_id), queue_limits(cfg_)), api_(*this, &loop_) {
+    : cfg_(std::move(cfg)), queue_(static_cast<unsigned>(cfg_.node_id), QueueLimits::from(cfg_)), api_(*this, &loop_) {
   uv_loop_init(&loop_);
   loop_ctx_.open(&loop_);
   loop_ctx_.owner = this;
@@ -421,7 +417,7 @@ void Hub::reload() {
   if (parse_log_format(fresh.log_format, format)) log_set_format(format);
   if (!log_open(fresh.log_file, error)) LOG_ERROR("SIGHUP: cannot open log file %s", error.c_str());
   api_.set_token(fresh.api_token);
-  queue_.set_limits(queue_limits(fresh));
+  queue_.set_limits(QueueLimits::from(fresh));
   WorkerLimits limits = WorkerLimits::from(fresh);
   bool same_listeners = fresh.listeners.size() == cfg_.listeners.size();
   for (size_t i = 0; same_listeners && i < cfg_.listeners.size(); i++)

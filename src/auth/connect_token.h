@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "core/config.h"
+
 namespace mg {
 
 struct ConnectClaims {
@@ -21,10 +23,10 @@ struct ConnectClaims {
 };
 
 struct TokenLimits {
-  uint32_t max_context_bytes = 4096;
-  uint32_t max_context_keys = 64;
-  uint32_t max_channels = 256;
-  uint32_t max_token_bytes = 8192;
+  uint32_t max_context_bytes = limit_defaults::kMaxContextBytes;
+  uint32_t max_context_keys = limit_defaults::kMaxContextKeys;
+  uint32_t max_channels = limit_defaults::kMaxChannels;
+  uint32_t max_token_bytes = limit_defaults::kMaxTokenBytes;
 };
 
 // Returns "" and fills `out` when `token` is valid at `now_s` for one of `secrets`; otherwise a short

@@ -36,6 +36,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "core/config.h"
 #include "core/metrics.h"
 #include "queue/queue_event.h"
 
@@ -77,10 +78,11 @@ struct QueueTopicStats {
 };
 
 struct QueueLimits {
-  uint32_t max_events = 10000;
-  uint64_t max_bytes = 16 << 20;
-  uint32_t ack_timeout_s = 30;
-  uint32_t max_unacked = 1000;
+  uint32_t max_events = limit_defaults::kQueueMaxEvents;
+  uint64_t max_bytes = limit_defaults::kQueueMaxBytes;
+  uint32_t ack_timeout_s = limit_defaults::kAckTimeout;
+  uint32_t max_unacked = limit_defaults::kMaxUnacked;
+  static QueueLimits from(const Config& c) { return QueueLimits{c.queue_max_events, c.queue_max_bytes, c.ack_timeout, c.max_unacked}; }
 };
 
 class QueueHub {

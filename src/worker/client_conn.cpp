@@ -4,14 +4,13 @@
 #include <ctime>
 
 #include "auth/connect_token.h"
-#include "core/base64.h"
-#include "core/json_text.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/snowflake.h"
 #include "core/utf8.h"
 #include "http/http_response.h"
 #include "net/listen_socket.h"
+#include "worker/client_events.h"
 #include "worker/worker.h"
 #include "ws/ws_frame.h"
 #include "ws/ws_upgrade.h"
@@ -63,7 +62,7 @@ bool ClientConn::accept_token(const std::string& token, std::string& why) {
   const WorkerLimits& lim = worker_.limits();
   ConnectClaims claims;
   why = verify_connect_token(token, lim.token_secrets[listener_index_], static_cast<int64_t>(time(nullptr)),
-                             TokenLimits{lim.max_context_bytes, lim.max_context_keys, lim.max_channels, 8192}, claims);
+                             TokenLimits{lim.max_context_bytes, lim.max_context_keys, lim.max_channels, limit_defaults::kMaxTokenBytes}, claims);
   if (!why.empty()) {
     inc(metrics().refused[static_cast<int>(RefuseReason::Token)]);
     return false;
@@ -199,19 +198,9 @@ void ClientConn::open(const std::string& path, const std::string& query) {
   for (const std::string& ch : channels_) worker_.subscribe(this, ch);  // from a connect token
   const ListenerConfig& l = listener();
   if (!l.events) return;
-  std::string d = "{\"event\":\"open\",\"listener\":";
-  json_append_string(d, l.name);
-  d += ",\"remote_addr\":";
-  json_append_string(d, remote_addr_);
-  if (l.type == ListenerType::Ws) {
-    d += ",\"path\":";
-    json_append_string(d, path);
-    d += ",\"query\":";
-    if (is_valid_utf8(query.data(), query.size())) json_append_string(d, query);
-    else d += "\"\"";
-  }
-  d += '}';
-  worker_.emit(listener_index_, QueueEvent{l.topic, id_, std::move(d), context_});
+  worker_.emit(listener_index_, QueueEvent{l.topic, id_,
+                                           client_open_event(l.name, remote_addr_, l.type == ListenerType::Ws, path, query),
+                                           context_});
 }
 
 void ClientConn::read_tcp(const char* data, size_t len) {
@@ -257,16 +246,7 @@ void ClientConn::ws_output(const uint8_t* data, size_t len) {
 
 void ClientConn::emit_message(bool binary, const char* data, size_t len) {
   if (phase_ != Phase::Open) return;  // after its close event, nothing more of this client reaches consumers
-  std::string d = binary ? "{\"frame\":{\"type\":\"binary\",\"data\":" : "{\"frame\":{\"type\":\"text\",\"data\":";
-  if (binary) {
-    d += '"';
-    d += base64_encode(data, len);
-    d += '"';
-  } else {
-    json_append_string(d, data, len);
-  }
-  d += ",\"finish\":true}}";
-  worker_.emit(listener_index_, QueueEvent{listener().topic, id_, std::move(d), context_});
+  worker_.emit(listener_index_, QueueEvent{listener().topic, id_, client_message_event(binary, data, len), context_});
 }
 
 bool ClientConn::send(const OutMessage& msg) {
@@ -354,11 +334,7 @@ void ClientConn::decide_close(int code, const std::string& reason) {
   metrics().count_close(code);
   const ListenerConfig& l = listener();
   if (!l.events) return;
-  std::string d = "{\"event\":\"close\",\"code\":" + std::to_string(code) + ",\"reason\":";
-  if (is_valid_utf8(reason.data(), reason.size())) json_append_string(d, reason);
-  else d += "\"\"";
-  d += '}';
-  worker_.emit(listener_index_, QueueEvent{l.topic, id_, std::move(d), context_});
+  worker_.emit(listener_index_, QueueEvent{l.topic, id_, client_close_event(code, reason), context_});
 }
 
 void ClientConn::on_close() {

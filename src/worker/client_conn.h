@@ -2,8 +2,9 @@
 //
 // Phases: Handshake (ws only: reading the HTTP upgrade request) → Open (registered under its id,
 // sends and publishes reach it, its messages become queue events) → closing. The close code that
-// ends it is decided once (first decision wins) and reported in its `close` event, which is emitted
-// from on_close(), the one place a connection is torn down.
+// ends it is decided once, by decide_close (first decision wins), which also emits its `close`
+// event (client_events.h); on_close(), the one place a connection is torn down, decides 1006
+// "connection lost" if nothing was decided before.
 //
 // Memory while idle: the socket handle, a few counters, the context text and channel names, and for
 // WebSocket the session with its codec's few dozen bytes (no buffer and no wslay context between

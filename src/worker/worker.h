@@ -50,16 +50,16 @@ class WorkerHost {
 
 // The limits a worker applies; copied in at start and on SIGHUP.
 struct WorkerLimits {
-  uint32_t max_connections = 100000;  // per node: the worker's share is checked against the node total
-  uint32_t max_header_bytes = 8192;
-  uint32_t max_headers = 64;
-  uint32_t max_context_bytes = 4096;
-  uint32_t max_context_keys = 64;
-  uint32_t max_channels = 256;
-  uint64_t output_hard_limit = 4 << 20;
-  uint64_t output_soft_limit = 1 << 20;
-  uint32_t output_soft_seconds = 10;
-  uint32_t message_timeout = 60;
+  uint32_t max_connections = limit_defaults::kMaxConnections;  // per node: the worker's share is checked against the node total
+  uint32_t max_header_bytes = limit_defaults::kMaxHeaderBytes;
+  uint32_t max_headers = limit_defaults::kMaxHeaders;
+  uint32_t max_context_bytes = limit_defaults::kMaxContextBytes;
+  uint32_t max_context_keys = limit_defaults::kMaxContextKeys;
+  uint32_t max_channels = limit_defaults::kMaxChannels;
+  uint64_t output_hard_limit = limit_defaults::kOutputHardLimit;
+  uint64_t output_soft_limit = limit_defaults::kOutputSoftLimit;
+  uint32_t output_soft_seconds = limit_defaults::kOutputSoftSeconds;
+  uint32_t message_timeout = limit_defaults::kMessageTimeout;
   // Per listener (index as in Config::listeners): the connect-token secrets, reloaded by SIGHUP.
   std::vector<std::vector<std::string>> token_secrets;
   static WorkerLimits from(const Config& c);
