@@ -9,7 +9,7 @@
 #include "api/envelope.h"
 #include "core/log.h"
 #include "dashboard/dashboard.h"
-#include "http/http_response.h"
+#include "http/url_query.h"
 #include "ws/ws_frame.h"
 
 namespace mg {

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "core/base64.h"
 #include "core/config.h"
 
 namespace mg {
@@ -36,9 +37,5 @@ std::string verify_connect_token(const std::string& token, const std::vector<std
 
 // A token for `claims_json` (a JSON object, not checked here) signed with `secret` (meshgate token).
 std::string sign_connect_token(const std::string& claims_json, const std::string& secret);
-
-// base64url without padding (RFC 7515 §2), as JWTs use it.
-bool base64url_decode(const std::string& in, std::string& out);
-std::string base64url_encode(const void* data, size_t len);
 
 }  // namespace mg

@@ -5,7 +5,7 @@
 
 #include "core/hrw.h"
 #include "core/json_text.h"
-#include "http/http_response.h"
+#include "http/url_query.h"
 
 namespace mg {
 

@@ -9,6 +9,7 @@
 #include "core/snowflake.h"
 #include "core/utf8.h"
 #include "http/http_response.h"
+#include "http/url_query.h"
 #include "net/listen_socket.h"
 #include "worker/client_events.h"
 #include "worker/worker.h"

@@ -8,7 +8,7 @@
 
 #include <string>
 
-#include "http/http_response.h"
+#include "http/url_query.h"
 
 namespace {
 
@@ -519,7 +519,7 @@ TEST(HttpParserMalformed, ErrorStatusIsZeroWhileAllIsWell) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// url_decode / query_param (http/http_response.h)
+// url_decode / query_param (http/url_query.h)
 
 TEST(UrlDecode, PlainTextIsUnchanged) {
   std::string out;
