@@ -24,7 +24,7 @@
 #include "net/stream.h"
 #include "queue/queue_hub.h"
 #include "route/route_api.h"
-#include "worker/worker.h"
+#include "client/worker.h"
 
 namespace mg {
 

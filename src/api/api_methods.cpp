@@ -12,7 +12,7 @@
 #include "core/metrics.h"
 #include "core/snowflake.h"
 #include "mesh/mesh.h"
-#include "worker/worker.h"
+#include "client/worker.h"
 
 namespace mg {
 

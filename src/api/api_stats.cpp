@@ -12,7 +12,7 @@
 #include "core/metrics_process.h"
 #include "mesh/mesh.h"
 #include "queue/queue_hub.h"
-#include "worker/worker.h"
+#include "client/worker.h"
 
 namespace mg {
 

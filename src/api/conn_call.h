@@ -8,7 +8,7 @@
 
 #include <string>
 
-#include "worker/conn_ops.h"
+#include "client/conn_ops.h"
 
 namespace mg {
 

@@ -26,8 +26,8 @@
 #include "route/route_api.h"
 #include "mesh/mesh_link.h"
 #include "queue/queue_hub.h"
-#include "worker/conn_ops.h"
-#include "worker/worker.h"
+#include "client/conn_ops.h"
+#include "client/worker.h"
 
 namespace mg {
 

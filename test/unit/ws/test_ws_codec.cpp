@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "../fuzz/ws_seeds.h"
+#include "../../fuzz/ws_seeds.h"
 #include "ws/ws_codec.h"
 #include "ws/ws_session.h"
 

@@ -1,4 +1,4 @@
-#include "auth/connect_token.h"
+#include "client/connect_token.h"
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -6,7 +6,7 @@
 
 #include <cmath>
 
-#include "worker/conn_ops.h"
+#include "client/conn_ops.h"
 #include "core/base64.h"
 #include "core/json_text.h"
 

@@ -1,10 +1,10 @@
-#include "worker/conn_ops.h"
+#include "client/conn_ops.h"
 
 #include <algorithm>
 
 #include "core/json_text.h"
-#include "worker/client_conn.h"
-#include "worker/worker.h"
+#include "client/client_conn.h"
+#include "client/worker.h"
 
 namespace mg {
 

@@ -1,9 +1,9 @@
-#include "worker/client_conn.h"
+#include "client/client_conn.h"
 
 #include <algorithm>
 #include <ctime>
 
-#include "auth/connect_token.h"
+#include "client/connect_token.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/snowflake.h"
@@ -11,8 +11,8 @@
 #include "http/http_response.h"
 #include "http/url_query.h"
 #include "net/listen_socket.h"
-#include "worker/client_events.h"
-#include "worker/worker.h"
+#include "client/client_events.h"
+#include "client/worker.h"
 #include "ws/ws_frame.h"
 #include "ws/ws_upgrade.h"
 

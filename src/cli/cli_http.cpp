@@ -1,4 +1,4 @@
-#include "cli_http.h"
+#include "cli/cli_http.h"
 
 #include <netdb.h>
 #include <sys/socket.h>

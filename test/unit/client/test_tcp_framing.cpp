@@ -1,7 +1,7 @@
-// Unit tests for the TCP client framing (net/tcp_framing.h, PROTOCOL.md §3.2): line and len32
+// Unit tests for the TCP client framing (client/tcp_framing.h, PROTOCOL.md §3.2): line and len32
 // decoding however the bytes are split, keep-alive empty lines, the max_message bound (enforced before
 // an over-long message is complete), stop() from inside the callback, and encode/decode round trips.
-#include "net/tcp_framing.h"
+#include "client/tcp_framing.h"
 
 #include <gtest/gtest.h>
 

@@ -3,7 +3,7 @@
 //
 // Tokens are made here with OpenSSL's HMAC and a base64url encoder of the test's own, never with the
 // code under test, so a bug shared by signing and checking cannot hide itself.
-#include "auth/connect_token.h"
+#include "client/connect_token.h"
 
 #include <gtest/gtest.h>
 

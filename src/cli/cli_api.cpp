@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "cli.h"
-#include "cli_http.h"
+#include "cli/cli.h"
+#include "cli/cli_http.h"
 #include "core/addr.h"
 #include "core/config.h"
 #include "core/json_text.h"

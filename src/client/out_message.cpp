@@ -1,6 +1,6 @@
-#include "worker/out_message.h"
+#include "client/out_message.h"
 
-#include "net/tcp_framing.h"
+#include "client/tcp_framing.h"
 #include "ws/ws_frame.h"
 
 namespace mg {

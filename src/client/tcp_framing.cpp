@@ -12,7 +12,7 @@
 // Why it looks like this: most reads carry whole messages, so when nothing is buffered the messages
 // are handed to on_message straight from the caller's bytes. Only the unfinished tail of a read is
 // copied, and the copy is released as soon as its message completes, so idle connections hold nothing.
-#include "net/tcp_framing.h"
+#include "client/tcp_framing.h"
 
 #include <algorithm>
 #include <cstring>

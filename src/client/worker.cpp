@@ -1,14 +1,14 @@
-#include "worker/worker.h"
+#include "client/worker.h"
 
 #include <sys/time.h>
 
 #include <algorithm>
 
-#include "worker/conn_ops.h"
+#include "client/conn_ops.h"
 #include "core/json_text.h"
 #include "core/log.h"
 #include "net/listen_socket.h"
-#include "worker/client_conn.h"
+#include "client/client_conn.h"
 
 namespace mg {
 

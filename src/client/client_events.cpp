@@ -1,4 +1,4 @@
-#include "worker/client_events.h"
+#include "client/client_events.h"
 
 #include "core/base64.h"
 #include "core/json_text.h"

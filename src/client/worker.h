@@ -22,9 +22,9 @@
 #include "core/snowflake.h"
 #include "net/stream.h"
 #include "queue/queue_event.h"
-#include "worker/conn_ops.h"
-#include "worker/listener_shared.h"
-#include "worker/out_message.h"
+#include "client/conn_ops.h"
+#include "client/listener_shared.h"
+#include "client/out_message.h"
 
 namespace mg {
 

@@ -19,8 +19,8 @@
 
 #include "http/http_parser.h"
 #include "net/stream.h"
-#include "net/tcp_framing.h"
-#include "worker/out_message.h"
+#include "client/tcp_framing.h"
+#include "client/out_message.h"
 #include "ws/ws_session.h"
 
 namespace mg {
