@@ -14,7 +14,7 @@
 #include "client/client_events.h"
 #include "client/worker.h"
 #include "ws/ws_frame.h"
-#include "ws/ws_upgrade.h"
+#include "http/ws_upgrade.h"
 
 namespace mg {
 

@@ -4,7 +4,7 @@
 #include "http/http_response.h"
 #include "http/http_server.h"
 #include "ws/ws_frame.h"
-#include "ws/ws_upgrade.h"
+#include "http/ws_upgrade.h"
 
 namespace mg {
 

@@ -39,14 +39,23 @@ def meshgate_bin():
     return path
 
 
+_ports_handed_out = set()
+
+
 def free_port():
-    """A TCP port on 127.0.0.1 that was free a moment ago (bind to port 0, read it, close)."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-    finally:
-        s.close()
+    """A TCP port on 127.0.0.1 that was free a moment ago (bind to port 0, read it, close), and never
+    handed out before by this process: the kernel may offer a port again as soon as it is closed, and
+    two listeners of one node given the same port fail its start."""
+    while True:
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        finally:
+            s.close()
+        if port not in _ports_handed_out:
+            _ports_handed_out.add(port)
+            return port
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-#include "ws/ws_upgrade.h"
+#include "http/ws_upgrade.h"
 
 #include <strings.h>
 
