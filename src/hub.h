@@ -20,6 +20,7 @@
 #include "core/sd_notify.h"
 #include "http/route_api.h"
 #include "http/http_server.h"
+#include "mesh/mesh.h"
 #include "net/stream.h"
 #include "queue/queue_hub.h"
 #include "worker/worker.h"
@@ -27,9 +28,8 @@
 namespace mg {
 
 class HttpConn;
-class Mesh;
 
-class Hub {
+class Hub final : public MeshHost {
  public:
   explicit Hub(Config cfg);
   ~Hub();
@@ -39,7 +39,7 @@ class Hub {
   // --- any thread ---
   void post(Mailbox::Task task) { mailbox_.post(std::move(task)); }
   size_t backlog() const { return mailbox_.backlog(); }
-  uint64_t client_count() const { return clients_.load(std::memory_order_relaxed); }
+  uint64_t client_count() const override { return clients_.load(std::memory_order_relaxed); }
   void client_opened() { clients_.fetch_add(1, std::memory_order_relaxed); }
   void client_closed() { clients_.fetch_sub(1, std::memory_order_relaxed); }
 
@@ -47,7 +47,7 @@ class Hub {
   uv_loop_t* loop() { return &loop_; }
   const Config& config() const { return cfg_; }
   const std::string& api_token() const { return api_token_; }
-  bool draining() const { return draining_; }
+  bool draining() const override { return draining_; }
   QueueHub& queue() { return queue_; }
   void push_event(QueueEvent ev) { queue_.push(std::move(ev)); }
   // The worker that owns `client`, or nullptr when the id is not of this node.
@@ -59,7 +59,10 @@ class Hub {
   void forget_conn(uint64_t serial);
   std::vector<NodeInfo> route_members() const;
   // This node's client addresses, as the route API hands them out.
-  NodeAddresses own_addresses(bool intranet) const;
+  NodeAddresses own_addresses(bool intranet) const override;
+  // MeshHost: a method another node called, run with local_only (api_dispatch_remote).
+  void run_remote_call(const std::string& method, const cJSON* params, const char* params_text, size_t params_len,
+                       Reply reply) override;
   // The mesh, or nullptr in single-node mode.
   Mesh* mesh() { return mesh_.get(); }
   std::string node_list_json() const;
