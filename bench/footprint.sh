@@ -6,6 +6,9 @@
 # RssFile and Pss (smaps_rollup). A binary for another architecture is run under its qemu-user
 # (qemu-aarch64, qemu-arm), whose own memory is then part of the figures.
 # Usage: bench/footprint.sh BINARY...   Prints one Markdown table row per binary.
+# With BREAKDOWN=1 each row is followed by what the RSS is made of, from /proc/PID/smaps: one line per
+# mapping (the binary's or a library's segments by permission, [heap], thread stacks and arenas as
+# [anon], [stack]) with its size, Rss and the anonymous part of it, in kB (mappings with no Rss left out).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 conf=$root/conf/meshgate.conf
@@ -31,8 +34,16 @@ for bin in "$@"; do
   st=/proc/$pid/status
   rss=$(awk '/^VmRSS/{print $2}' $st); anon=$(awk '/^RssAnon/{print $2}' $st); filek=$(awk '/^RssFile/{print $2}' $st)
   pss=$(awk '/^Pss:/{print $2}' /proc/$pid/smaps_rollup)
+  breakdown=
+  if [ "${BREAKDOWN:-0}" = 1 ]; then
+    breakdown=$(awk '/^[0-9a-f]+-[0-9a-f]+ /{name = $6 == "" ? "[anon]" : $6; sub(/.*\//, "", name); perm = $2}
+                     /^Size:/{size = $2} /^Rss:/{rss = $2}
+                     /^Anonymous:/{if (rss) printf "    %-28s %s %8d kB  Rss %6d  anon %6d\n", name, perm, size, rss, $2}' \
+                /proc/$pid/smaps)
+  fi
   kill -TERM $pid; wait $pid || true
   rm -rf "$work"
   short=$(echo "$desc" | sed 's/, BuildID.*//; s/ELF //')
   echo "| \`${bin#"$root"/}\` | $short | $(stat -c %s "$bin") | $rss | $anon | $filek | $pss |"
+  [ -z "$breakdown" ] || echo "$breakdown"
 done

@@ -25,35 +25,7 @@ import tempfile
 import time
 import urllib.request
 
-from benchlib import config_head, free_port, wait_healthz, ws_upgrade
-
-
-def proc_kb(pid, key):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-    raise KeyError(key)
-
-
-def server_pid(top, exe):
-    """The meshgate process: `top` itself, or (under a --prefix such as heaptrack) its descendant."""
-    name = os.path.basename(exe)[:15]
-    deadline = time.time() + 10
-    while time.time() < deadline:
-        todo = [top]
-        while todo:
-            pid = todo.pop()
-            try:
-                with open(f"/proc/{pid}/comm") as f:
-                    if f.read().strip() == name:
-                        return pid
-                with open(f"/proc/{pid}/task/{pid}/children") as f:
-                    todo += [int(c) for c in f.read().split()]
-            except OSError:
-                pass
-        time.sleep(0.1)
-    raise RuntimeError("meshgate process not found")
+from benchlib import config_head, find_process, free_port, proc_kb, wait_healthz, ws_upgrade
 
 
 def write_config(path, api_port, port, kind, conns):
@@ -98,7 +70,7 @@ def one_run(args):
         proc = subprocess.Popen(args.prefix.split() + [args.server, "-c", conf], stdout=log, stderr=subprocess.STDOUT)
         pid = proc.pid
         try:
-            pid = server_pid(proc.pid, args.server)
+            pid = find_process(proc.pid, args.server)
             wait_healthz(api_port)
             time.sleep(args.settle)
             # Warm-up: a few connections of the kind, closed again, so that code and library pages

@@ -36,14 +36,11 @@ Example:
   bench/mesh16.py --server /tmp/mg16-release/meshgate --rounds 2
 """
 import argparse
-import base64
 import json
 import os
 import re
 import signal
-import socket
 import statistics
-import struct
 import subprocess
 import sys
 import tempfile
@@ -51,37 +48,14 @@ import threading
 import time
 import urllib.request
 
-CLK_TCK = os.sysconf("SC_CLK_TCK")
+from benchlib import FrameReader, cpu_seconds, free_port, wait_healthz, ws_connect, ws_frame
+
 N = 16                 # --nodes changes these three
 KILL = (4, 8, 12, 16)  # SIGKILLed in step 5; node N also has a queue consumer
 MIDDLE = 8
 SECRET = "mesh16-bench-secret-0123456789"   # 30 bytes
 DEAD_AFTER = 3
 HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-USED_PORTS = set()
-
-
-def free_port():
-    """A loopback port that was free a moment ago and that this run has not handed out before."""
-    for _ in range(100):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if port not in USED_PORTS:
-            USED_PORTS.add(port)
-            return port
-    raise SystemExit("no free port")
-
-
-def cpu_seconds(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
-    except OSError:
-        return 0.0
 
 
 def wchar(pid):
@@ -145,17 +119,12 @@ ping_interval = 0
                                      stdout=subprocess.DEVNULL, stderr=open(self.log, "ab"))
 
     def wait_healthy(self, deadline):
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                with open(self.log, errors="replace") as f:
-                    tail = f.read()[-2000:]
-                raise SystemExit(f"node {self.id} exited with {self.proc.returncode}; log {self.log}:\n{tail}")
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{self.api}/healthz", timeout=1)
-                return
-            except OSError:
-                time.sleep(0.05)
-        raise SystemExit(f"node {self.id} did not answer /healthz")
+        try:
+            wait_healthz(self.api, max(0.1, deadline - time.monotonic()), self.proc)
+        except (OSError, RuntimeError):
+            with open(self.log, errors="replace") as f:
+                tail = f.read()[-2000:]
+            raise SystemExit(f"node {self.id} did not answer /healthz (exit code {self.proc.poll()}); log {self.log}:\n{tail}")
 
     def states(self):
         body = http_json(self.api, "/v1/nodes", timeout=2)
@@ -173,85 +142,24 @@ HERE_SERVER = [None]
 # Raw WebSocket (client side, masked frames)
 # ---------------------------------------------------------------------------------------------------
 
-def ws_frame(text):
-    data = text.encode()
-    mask = os.urandom(4)
-    n = len(data)
-    head = bytes([0x81]) + (bytes([0x80 | n]) if n < 126 else bytes([0x80 | 126]) + struct.pack(">H", n)
-                            if n < 65536 else bytes([0x80 | 127]) + struct.pack(">Q", n))
-    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data))
-
-
-class Ws:
+class Ws(FrameReader):
     """A WebSocket connection; a thread hands every text message to on_message(text)."""
 
     def __init__(self, port, path, on_message=None):
-        s = socket.create_connection(("127.0.0.1", port), timeout=5)
-        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        key = base64.b64encode(os.urandom(16)).decode()
-        s.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                  f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode())
-        buf = b""
-        while b"\r\n\r\n" not in buf:
-            chunk = s.recv(4096)
-            if not chunk:
-                raise OSError("closed during upgrade")
-            buf += chunk
-        head, rest = buf.split(b"\r\n\r\n", 1)
-        assert b" 101 " in head.split(b"\r\n")[0], head
-        s.settimeout(None)
-        self.sock, self.buf, self.count, self.closed = s, bytearray(rest), 0, False
-        self.local = "%s:%d" % s.getsockname()
+        sock, rest = ws_connect(port, path, timeout=5)
+        sock.settimeout(None)
+        self.local = "%s:%d" % sock.getsockname()
         self.on_message = on_message
-        self.cond = threading.Condition()
         self.wlock = threading.Lock()
-        threading.Thread(target=self.run, daemon=True).start()
+        super().__init__(sock, rest, self._frame)
+
+    def _frame(self, op, payload):
+        if op in (1, 2) and self.on_message:
+            self.on_message(payload.decode(errors="replace"))
 
     def send(self, text):
         with self.wlock:
             self.sock.sendall(ws_frame(text))
-
-    def run(self):
-        try:
-            while True:
-                while len(self.buf) >= 2:
-                    op, n, off = self.buf[0] & 0x0f, self.buf[1] & 0x7f, 2
-                    if n == 126:
-                        if len(self.buf) < 4:
-                            break
-                        n, off = struct.unpack(">H", self.buf[2:4])[0], 4
-                    elif n == 127:
-                        if len(self.buf) < 10:
-                            break
-                        n, off = struct.unpack(">Q", self.buf[2:10])[0], 10
-                    if len(self.buf) < off + n:
-                        break
-                    payload = bytes(self.buf[off:off + n])
-                    del self.buf[:off + n]
-                    if op in (1, 2) and self.on_message:
-                        self.on_message(payload.decode(errors="replace"))
-                    with self.cond:
-                        self.count += 1
-                        self.cond.notify_all()
-                chunk = self.sock.recv(1 << 20)
-                if not chunk:
-                    break
-                self.buf += chunk
-        except OSError:
-            pass
-        with self.cond:
-            self.closed = True
-            self.cond.notify_all()
-
-    def wait(self, n, timeout):
-        with self.cond:
-            return self.cond.wait_for(lambda: self.count >= n, timeout)
-
-    def close(self):
-        try:
-            self.sock.close()
-        except OSError:
-            pass
 
 
 class Api(Ws):

@@ -13,32 +13,15 @@ Example (the figures in docs/benchmarks.md):
   bench/mesh_bench.py --server /tmp/mg-release/meshgate --publishes 20000 --size 100 --rounds 5
 """
 import argparse
-import base64
 import json
 import os
-import socket
 import statistics
-import struct
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
+from benchlib import FrameReader, cpu_seconds, free_port, start_node as launch, stop_process, ws_connect, ws_frame
 
 
 def start_node(server, workdir, node_id, mesh_port, seeds, encrypt):
@@ -71,80 +54,9 @@ idle_timeout = 0
 ping_interval = 0
 max_message = 1048576
 """
-    path = os.path.join(workdir, f"node{node_id}.conf")
-    with open(path, "w") as f:
-        f.write(conf)
-    proc = subprocess.Popen([server, "-c", path], stderr=open(os.path.join(workdir, f"node{node_id}.log"), "wb"))
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{api}/healthz", timeout=1)
-            return proc, api, ws
-        except OSError:
-            time.sleep(0.05)
-    raise SystemExit(f"node {node_id} did not start")
-
-
-def ws_open(port, path):
-    s = socket.create_connection(("127.0.0.1", port))
-    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    key = base64.b64encode(os.urandom(16)).decode()
-    s.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-              f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode())
-    buf = b""
-    while b"\r\n\r\n" not in buf:
-        buf += s.recv(4096)
-    head, rest = buf.split(b"\r\n\r\n", 1)
-    assert b" 101 " in head.split(b"\r\n")[0], head
-    return s, rest
-
-
-def ws_frame(text):
-    data = text.encode()
-    mask = os.urandom(4)
-    n = len(data)
-    head = bytes([0x81]) + (bytes([0x80 | n]) if n < 126 else bytes([0x80 | 126]) + struct.pack(">H", n)
-                            if n < 65536 else bytes([0x80 | 127]) + struct.pack(">Q", n))
-    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data))
-
-
-class FrameCounter:
-    """Counts whole server-to-client frames on a socket, in a thread."""
-
-    def __init__(self, sock, rest=b""):
-        self.sock, self.buf, self.count = sock, bytearray(rest), 0
-        self.cond = threading.Condition()
-        threading.Thread(target=self.run, daemon=True).start()
-
-    def run(self):
-        while True:
-            while True:
-                if len(self.buf) < 2:
-                    break
-                n = self.buf[1] & 0x7f
-                off = 2
-                if n == 126:
-                    if len(self.buf) < 4:
-                        break
-                    n, off = struct.unpack(">H", self.buf[2:4])[0], 4
-                elif n == 127:
-                    if len(self.buf) < 10:
-                        break
-                    n, off = struct.unpack(">Q", self.buf[2:10])[0], 10
-                if len(self.buf) < off + n:
-                    break
-                del self.buf[:off + n]
-                with self.cond:
-                    self.count += 1
-                    self.cond.notify_all()
-            chunk = self.sock.recv(1 << 20)
-            if not chunk:
-                return
-            self.buf += chunk
-
-    def wait(self, n, timeout):
-        with self.cond:
-            return self.cond.wait_for(lambda: self.count >= n, timeout)
+    proc = launch(server, os.path.join(workdir, f"node{node_id}.conf"), conf, api,
+                  os.path.join(workdir, f"node{node_id}.log"))
+    return proc, api, ws
 
 
 def wait_linked(api_port):
@@ -164,13 +76,12 @@ def one_run(server, encrypt, publishes, size, window):
         p1, api1, _ = start_node(server, d, 1, free_port(), f"127.0.0.1:{mesh2}", encrypt)
         try:
             wait_linked(api1)
-            client, rest = ws_open(ws2, "/bench")
-            received = FrameCounter(client, rest)
-            api, rest = ws_open(api1, "/ws/v1")
-            answers = FrameCounter(api, rest)
+            received = FrameReader(*ws_connect(ws2, "/bench"))
+            api, rest = ws_connect(api1, "/ws/v1")
+            answers = FrameReader(api, rest)
             data = "x" * size
             frames = [ws_frame(json.dumps({"m": "mesh.broadcast", "p": {"d": data}, "i": i})) for i in range(publishes)]
-            cpu0 = cpu_seconds(p1.pid) + cpu_seconds(p2.pid)
+            cpu0 = cpu_seconds(p1.pid, p2.pid)
             t0 = time.monotonic()
             for i, f in enumerate(frames):
                 if i >= window:
@@ -178,14 +89,13 @@ def one_run(server, encrypt, publishes, size, window):
                 api.sendall(f)
             ok = answers.wait(publishes, 60) and received.wait(publishes, 60)
             elapsed = time.monotonic() - t0
-            cpu = cpu_seconds(p1.pid) + cpu_seconds(p2.pid) - cpu0
+            cpu = cpu_seconds(p1.pid, p2.pid) - cpu0
             if not ok:
                 raise SystemExit(f"lost: {answers.count} answers, {received.count} deliveries of {publishes}")
             return {"encrypt": encrypt, "cpu_us_per_op": cpu / publishes * 1e6, "ops_per_s": publishes / elapsed}
         finally:
             for p in (p1, p2):
-                p.terminate()
-                p.wait(15)
+                stop_process(p)
 
 
 def main():

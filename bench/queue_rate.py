@@ -8,80 +8,44 @@ events, then every client writes --messages masked text frames of --size bytes (
 sendall per client, clients one after the other from a thread) while the consumer counts the message
 events it receives. Rate = events / (last event received - first byte sent), same monotonic clock.
 The consumer only walks frame headers and looks for `"frame"` in the payload (no JSON parsing), so
-that it keeps up; it runs in this process, on the same 2 cores as the server.
+that it keeps up; it runs in this process, on the same 2 cores as the server. Server CPU per event =
+utime + stime of the meshgate process (/proc/PID/stat) over the same window / events.
 
     bench/queue_rate.py --server build-release/meshgate --clients 100 --messages 2000 --runs 5
 """
 import argparse
 import json
 import os
-import signal
-import socket
 import statistics
-import struct
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 
-from benchlib import config_head, free_port, wait_healthz, ws_upgrade
-
-
-def ws_connect(port, path):
-    s = socket.create_connection(("127.0.0.1", port), timeout=30)
-    return s, ws_upgrade(s, port, path)
-
-
-def client_frame(payload):
-    n = len(payload)
-    head = struct.pack("!BB", 0x81, 0x80 | n) if n < 126 else struct.pack("!BBH", 0x81, 0xFE, n)
-    mask = os.urandom(4)
-    reps = (mask * (n // 4 + 1))[:n]
-    body = (int.from_bytes(payload, "big") ^ int.from_bytes(reps, "big")).to_bytes(n, "big")
-    return head + mask + body
+from benchlib import config_head, cpu_times, free_port, parse_frames, start_node, stop_process, ws_connect, ws_frame
 
 
 class Consumer(threading.Thread):
     def __init__(self, api_port):
         super().__init__(daemon=True)
         self.sock, self.rest = ws_connect(api_port, "/ws/v1")
-        self.sock.sendall(client_frame(json.dumps({"m": "queue.pop", "p": {"t": ["client"]}, "i": 1}).encode()))
+        self.sock.sendall(ws_frame(json.dumps({"m": "queue.pop", "p": {"t": ["client"]}, "i": 1})))
         self.opens = self.messages = 0
         self.last_ns = 0
-        self.lock = threading.Lock()
 
     def run(self):
         buf = bytearray(self.rest)
-        pos = 0
         while True:
-            while True:
-                if len(buf) - pos < 2:
-                    break
-                n = buf[pos + 1] & 0x7F
-                h = 2
-                if n == 126:
-                    if len(buf) - pos < 4:
-                        break
-                    n = struct.unpack_from("!H", buf, pos + 2)[0]
-                    h = 4
-                elif n == 127:
-                    if len(buf) - pos < 10:
-                        break
-                    n = struct.unpack_from("!Q", buf, pos + 2)[0]
-                    h = 10
-                if len(buf) - pos < h + n:
-                    break
-                start = pos + h
-                if buf.find(b'"frame"', start, start + n) >= 0:
+            end = 0
+            for _op, _fin, a, b in parse_frames(buf):
+                if buf.find(b'"frame"', a, b) >= 0:
                     self.messages += 1
-                elif buf.find(b'"open"', start, start + n) >= 0:
+                elif buf.find(b'"open"', a, b) >= 0:
                     self.opens += 1
-                pos += h + n
+                end = b
             self.last_ns = time.monotonic_ns()
-            if pos:
-                del buf[:pos]
-                pos = 0
+            if end:
+                del buf[:end]
             try:
                 data = self.sock.recv(1 << 20)
             except OSError:
@@ -91,9 +55,8 @@ class Consumer(threading.Thread):
             buf += data
 
 
-def write_config(path, api_port, ws_port, total):
-    with open(path, "w") as f:
-        f.write(config_head("queue_rate", api_port, f"max_output = {256 << 20}\n") + f"""[queue]
+def config(api_port, ws_port, total):
+    return (config_head("queue_rate", api_port, f"max_output = {256 << 20}\n") + f"""[queue]
 max_events = {total + 10000}
 max_bytes = {1 << 30}
 [listener.ws]
@@ -115,38 +78,42 @@ def wait_for(pred, timeout):
     return True
 
 
-def one_run(args):
+def one_run(args, hook=None):
+    """One server, one load; hook(pid, "start"|"stop") is called around the measured window."""
     with tempfile.TemporaryDirectory(prefix="queue-rate-") as tmp:
         api_port, ws_port = free_port(), free_port()
         total = args.clients * args.messages
-        conf = os.path.join(tmp, "meshgate.conf")
-        write_config(conf, api_port, ws_port, total)
-        proc = subprocess.Popen([args.server, "-c", conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = start_node(args.server, os.path.join(tmp, "meshgate.conf"), config(api_port, ws_port, total), api_port)
         try:
-            wait_healthz(api_port)
             consumer = Consumer(api_port)
             consumer.start()
             clients = [ws_connect(ws_port, "/")[0] for _ in range(args.clients)]
             if not wait_for(lambda: consumer.opens >= args.clients, 30):
                 raise RuntimeError(f"only {consumer.opens} open events")
             payload = (b'{"seq":0,"pad":"' + b"x" * args.size)[:args.size - 2] + b'"}'
-            batches = [b"".join(client_frame(payload) for _ in range(args.messages)) for _ in clients]
+            batches = [b"".join(ws_frame(payload) for _ in range(args.messages)) for _ in clients]
+            if hook:
+                hook(proc.pid, "start")
+            c0 = cpu_times([proc.pid])
             t0 = time.monotonic_ns()
             for s, b in zip(clients, batches):
                 s.sendall(b)
-            if not wait_for(lambda: consumer.messages >= total, args.timeout):
+            done = wait_for(lambda: consumer.messages >= total, args.timeout)
+            c1 = cpu_times([proc.pid])
+            if hook:
+                hook(proc.pid, "stop")
+            if not done:
                 raise RuntimeError(f"only {consumer.messages} of {total} message events")
             secs = (consumer.last_ns - t0) / 1e9
             for s in clients:
                 s.close()
+            user, system = c1[0] - c0[0], c1[1] - c0[1]
             return {"server": args.server, "clients": args.clients, "messages": total, "size": args.size,
-                    "seconds": round(secs, 3), "events_per_s": round(total / secs)}
+                    "seconds": round(secs, 3), "events_per_s": round(total / secs),
+                    "server_cpu_s": round(user + system, 3), "server_user_s": round(user, 3),
+                    "server_sys_s": round(system, 3), "server_cpu_us_per_event": round((user + system) * 1e6 / total, 3)}
         finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop_process(proc, 20)
 
 
 def main():
@@ -158,13 +125,15 @@ def main():
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--timeout", type=float, default=120)
     args = ap.parse_args()
-    rates = []
+    rates, cpus = [], []
     for _ in range(args.runs):
         r = one_run(args)
         print(json.dumps(r), flush=True)
         rates.append(r["events_per_s"])
+        cpus.append(r["server_cpu_us_per_event"])
     rates.sort()
     print(f"queue events/s min/median/max: {rates[0]}/{statistics.median(rates)}/{rates[-1]}")
+    print(f"server CPU per event, median: {statistics.median(cpus):.3f} us")
 
 
 if __name__ == "__main__":

@@ -27,11 +27,8 @@ Example (the figures in docs/benchmarks.md):
 """
 
 import argparse
-import base64
-import hashlib
 import json
 import os
-import queue
 import re
 import resource
 import shlex
@@ -46,19 +43,7 @@ import threading
 import time
 import urllib.request
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
-GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-
-
-def log(msg):
-    print(time.strftime("%H:%M:%S"), msg, flush=True)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from benchlib import HERE, ROOT, WsBench, descendants, free_port, log, parse_frames, ws_connect, ws_frame
 
 
 def proc_status(pid):
@@ -82,19 +67,6 @@ def sockstat_tcp_mem_pages():
     return None
 
 
-def descendants(pid):
-    out = []
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as f:
-            kids = [int(x) for x in f.read().split()]
-    except OSError:
-        return out
-    for k in kids:
-        out.append(k)
-        out.extend(descendants(k))
-    return out
-
-
 def server_pid(top):
     """The process that is meshgate: `top`, or (with a wrapper such as heaptrack) a descendant."""
     for p in [top] + descendants(top):
@@ -112,24 +84,7 @@ class WsApi:
     """A minimal /ws/v1 client: masked text frames out, a reader thread for responses and events."""
 
     def __init__(self, host, port, path="/ws/v1"):
-        self.sock = socket.create_connection((host, port), timeout=10)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        key = base64.b64encode(os.urandom(16)).decode()
-        self.sock.sendall((f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
-                           f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-                           f"Sec-WebSocket-Version: 13\r\n\r\n").encode())
-        buf = b""
-        while b"\r\n\r\n" not in buf:
-            chunk = self.sock.recv(4096)
-            if not chunk:
-                raise RuntimeError("/ws/v1 closed during the handshake")
-            buf += chunk
-        head, rest = buf.split(b"\r\n\r\n", 1)
-        if not head.startswith(b"HTTP/1.1 101"):
-            raise RuntimeError("/ws/v1 upgrade refused: " + head.decode(errors="replace"))
-        want = base64.b64encode(hashlib.sha1((key + GUID).encode()).digest())
-        if want not in head:
-            raise RuntimeError("/ws/v1: bad Sec-WebSocket-Accept")
+        self.sock, rest = ws_connect(port, path, timeout=10)
         self.sock.settimeout(None)
         self.buf = bytearray(rest)
         self.send_lock = threading.Lock()
@@ -142,19 +97,7 @@ class WsApi:
         self.t = threading.Thread(target=self._reader, daemon=True)
         self.t.start()
 
-    @staticmethod
-    def frame(payload, opcode=1):
-        n = len(payload)
-        if n < 126:
-            head = struct.pack("!BB", 0x80 | opcode, 0x80 | n)
-        elif n < 65536:
-            head = struct.pack("!BBH", 0x80 | opcode, 0xFE, n)
-        else:
-            head = struct.pack("!BBQ", 0x80 | opcode, 0xFF, n)
-        mask = os.urandom(4)
-        reps = (mask * (n // 4 + 1))[:n]
-        masked = (int.from_bytes(payload, "big") ^ int.from_bytes(reps, "big")).to_bytes(n, "big") if n else b""
-        return head + mask + masked
+    frame = staticmethod(ws_frame)
 
     def send_raw(self, data):
         with self.send_lock:
@@ -207,27 +150,10 @@ class WsApi:
         frag = None
         try:
             while True:
-                while True:
-                    if len(buf) < 2:
-                        break
-                    b0, b1 = buf[0], buf[1]
-                    n = b1 & 0x7F
-                    h = 2
-                    if n == 126:
-                        if len(buf) < 4:
-                            break
-                        n = struct.unpack_from("!H", buf, 2)[0]
-                        h = 4
-                    elif n == 127:
-                        if len(buf) < 10:
-                            break
-                        n = struct.unpack_from("!Q", buf, 2)[0]
-                        h = 10
-                    if len(buf) < h + n:
-                        break
-                    payload = bytes(buf[h:h + n])
-                    del buf[:h + n]
-                    op, fin = b0 & 0x0F, b0 & 0x80
+                end = 0
+                for op, fin, a, b in parse_frames(buf):
+                    payload = bytes(buf[a:b])
+                    end = b
                     now = time.monotonic_ns()
                     if op in (1, 2):
                         if fin:
@@ -243,6 +169,7 @@ class WsApi:
                         self.send_raw(self.frame(payload, 0xA))
                     elif op == 8:
                         raise EOFError
+                del buf[:end]
                 data = self.sock.recv(1 << 20)
                 if not data:
                     raise EOFError
@@ -262,73 +189,6 @@ class WsApi:
             pass
         self.t.join(5)
         self.sock.close()
-
-
-class WsBench:
-    """bench/ws_bench in --control mode."""
-
-    def __init__(self, exe, port, n, conc):
-        self.p = subprocess.Popen([exe, "-p", str(port), "-n", str(n), "-c", str(conc), "--control"],
-                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
-        self.lines = queue.Queue()
-        threading.Thread(target=self._pump, daemon=True).start()
-
-    def _pump(self):
-        for line in self.p.stdout:
-            self.lines.put(line.strip())
-        self.lines.put(None)
-
-    def expect(self, prefix, timeout):
-        deadline = time.monotonic() + timeout
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError(f"ws_bench: no {prefix} line within {timeout} s")
-            try:
-                line = self.lines.get(timeout=left)
-            except queue.Empty:
-                continue
-            if line is None:
-                raise RuntimeError(f"ws_bench exited (rc {self.p.wait()}) while waiting for {prefix}")
-            if line.startswith(prefix):
-                return parse_kv(line)
-            log("ws_bench: " + line)
-
-    def cmd(self, text):
-        self.p.stdin.write(text + "\n")
-        self.p.stdin.flush()
-
-    def stop(self):
-        try:
-            self.cmd("close")
-            r = self.expect("CLOSED", 15)
-        except Exception as e:  # noqa: BLE001 - report and kill below
-            log(f"ws_bench close failed: {e}")
-            r = None
-        try:
-            self.p.stdin.close()
-        except OSError:
-            pass
-        try:
-            self.p.wait(5)
-        except subprocess.TimeoutExpired:
-            self.p.kill()
-            self.p.wait()
-        return r
-
-
-def parse_kv(line):
-    out = {"tag": line.split()[0]}
-    for tok in line.split()[1:]:
-        k, _, v = tok.partition("=")
-        try:
-            out[k] = int(v)
-        except ValueError:
-            try:
-                out[k] = float(v)
-            except ValueError:
-                out[k] = v
-    return out
 
 
 def write_config(path, api_port, ws_port, conns, events):

@@ -33,8 +33,13 @@ tests=false
 [ "${TESTS:-0}" = 1 ] && tests=true
 # Optimised for size (the goal for a binary dropped on small hosts: ≤ 6 MB), asserts off as in release.
 opts=(-Dstatic=true -Dws_codec=native "-Dcjson_src_dir=$cjson_dir" -Dtests=$tests --buildtype=minsize -Db_ndebug=true)
+# x86_64: start-up code placed together by lld (packaging/static/x86_64.order, scripts/static-order.py).
+order=$root/packaging/static/$arch.order
+if [ -f "$order" ]; then opts+=("-Dsymbol_order=$order"); else opts+=(-Dsymbol_order=); fi
 if [ -f "$build/build.ninja" ]; then
-  meson configure "$build" "${opts[@]}" >/dev/null
+  # --reconfigure (not meson configure): an option added since the directory was set up is known too.
+  meson setup --reconfigure "$build" "${opts[@]}" >"$out/setup-$arch.log" 2>&1 || {
+    cat "$out/setup-$arch.log" >&2; exit 1; }
 else
   meson setup "$build" "${opts[@]}" "${cross[@]}" >"$out/setup-$arch.log" 2>&1 || {
     cat "$out/setup-$arch.log" >&2; exit 1; }

@@ -15,7 +15,8 @@ deb_pkgs=(debhelper lintian dpkg-dev)
 rpm_pkgs=(rpm rpmlint cpio)
 # Static binaries: Debian's static archives (.a) of libuv, OpenSSL, inih and c-ares come with their
 # -dev packages; cJSON is compiled from its Debian source package (apt-get source, needs deb-src).
-static_pkgs=(libc-ares-dev dpkg-dev)
+# lld links the x86_64 one with its start-up code placed together (packaging/static/x86_64.order).
+static_pkgs=(libc-ares-dev dpkg-dev lld)
 # arm builds: Debian's cross toolchains, qemu-user for their tests, and the static archives of the
 # libraries for that architecture (dpkg --add-architecture; all are Multi-Arch: same).
 cross_pkgs() {

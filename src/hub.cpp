@@ -4,17 +4,16 @@
 #include <csignal>
 #include <cstdio>
 #include <cstring>
-#include <sstream>
 #include <thread>
 
 #include "api/api_methods.h"
+#include "api/node_list.h"
 #include "core/addr.h"
 #include "core/json_text.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/metrics_process.h"
 #include "core/snowflake.h"
-#include "http/http_server.h"
 #include "mesh/mesh.h"
 #include "net/listen_socket.h"
 #include "queue/queue_spool.h"
@@ -23,12 +22,6 @@
 namespace mg {
 
 namespace {
-// Open connections per HTTP listener: the public route API cannot crowd out the control API.
-constexpr size_t kMaxHttpConnections = 10000;
-
-QueueLimits queue_limits(const Config& c) {
-  return QueueLimits{c.queue_max_events, c.queue_max_bytes, c.ack_timeout, c.max_unacked};
-}
 
 unsigned worker_count(const Config& c) {
   if (c.workers > 0) return static_cast<unsigned>(c.workers);
@@ -38,33 +31,17 @@ unsigned worker_count(const Config& c) {
 
 }  // namespace
 
-Hub::Hub(Config cfg) : cfg_(std::move(cfg)), queue_(static_cast<unsigned>(cfg_.node_id), queue_limits(cfg_)) {
+Hub::Hub(Config cfg)
+    : cfg_(std::move(cfg)), queue_(static_cast<unsigned>(cfg_.node_id), QueueLimits::from(cfg_)), api_(*this, &loop_) {
   uv_loop_init(&loop_);
   loop_ctx_.open(&loop_);
   loop_ctx_.owner = this;
   mailbox_.open(&loop_);
-  api_token_ = cfg_.api_token;
 }
 
 Hub::~Hub() {
   for (ListenerShared& l : listeners_shared_)
     if (l.tls) SSL_CTX_free(l.tls);
-}
-
-bool Hub::listen_http(const std::string& host, int port, HttpRole role, uv_tcp_t& server) {
-  std::string error;
-  int fd = open_listen_socket(host, port, false, error);
-  if (fd < 0) {
-    LOG_ERROR("cannot listen for the %s API on %s", role == HttpRole::Api ? "control" : "route", error.c_str());
-    return false;
-  }
-  int rc = start_listening(&loop_, &server, fd, &Hub::on_http_connection);
-  if (rc != 0) {
-    LOG_ERROR("cannot listen on %s: %s", host_port(host, port).c_str(), uv_strerror(rc));
-    return false;
-  }
-  server.data = reinterpret_cast<void*>(static_cast<uintptr_t>(role));
-  return true;
 }
 
 bool Hub::open_listeners(std::vector<std::vector<int>>& worker_fds) {
@@ -111,11 +88,16 @@ int Hub::run() {
   unsigned n = worker_count(cfg_);
   std::vector<std::vector<int>> fds(n);
   if (!open_listeners(fds)) return 1;
-  if (!listen_http(cfg_.api_bind, cfg_.api_port, HttpRole::Api, api_server_)) return 1;
+  if (!api_.listen()) return 1;
   if (cfg_.route_port != 0) {
-    if (!listen_http(cfg_.route_bind, cfg_.route_port, HttpRole::Route, route_server_)) return 1;
-    route_open_ = true;
+    route_ = std::make_unique<RouteApi>(&loop_, cfg_, [this] { return route_members(); });
+    if (!route_->listen()) return 1;
   }
+  auto on_http_empty = [this] {
+    if (shut_down_ && http_closed()) finish_shutdown();
+  };
+  api_.http().set_on_empty(on_http_empty);
+  if (route_) route_->http().set_on_empty(on_http_empty);
   if (cfg_.mesh_port != 0) {
     mesh_ = std::make_unique<Mesh>(*this, queue_, &loop_, cfg_);
     if (!mesh_->start()) return 1;
@@ -177,13 +159,13 @@ int Hub::run() {
 
   LOG_INFO("meshgate %s node %d (%s): %u workers; control API on %s%s", MESHGATE_VERSION, cfg_.node_id,
            cfg_.node_name.c_str(), n, host_port(cfg_.api_bind, cfg_.api_port).c_str(),
-           api_token_.empty() ? " (no API token)" : "");
-  if (route_open_) LOG_INFO("route API on %s", host_port(cfg_.route_bind, cfg_.route_port).c_str());
+           api_.token().empty() ? " (no API token)" : "");
+  if (route_) LOG_INFO("route API on %s", host_port(cfg_.route_bind, cfg_.route_port).c_str());
   for (const ListenerConfig& l : cfg_.listeners)
     LOG_INFO("listener %s: %s%s on %s, topic %s%s", l.name.c_str(), l.type == ListenerType::Ws ? "websocket" : "tcp",
              l.tls ? " over TLS" : "", host_port(l.bind, l.port).c_str(), l.topic.c_str(),
              l.needs_token() ? ", connect tokens required" : "");
-  if (!api_token_.empty() || cfg_.api_bind == "127.0.0.1" || cfg_.api_bind == "::1" || cfg_.api_bind == "localhost") {
+  if (!api_.token().empty() || cfg_.api_bind == "127.0.0.1" || cfg_.api_bind == "::1" || cfg_.api_bind == "localhost") {
   } else {
     LOG_WARN("the control API listens on %s without [api] token: anyone who reaches it can push to every client",
              cfg_.api_bind.c_str());
@@ -197,60 +179,19 @@ int Hub::run() {
   return exit_code_;
 }
 
-void Hub::on_http_connection(uv_stream_t* server, int status) {
-  if (status < 0) return;
-  Hub* self = static_cast<Hub*>(LoopContext::of(server->loop)->owner);
-  HttpRole role = static_cast<HttpRole>(reinterpret_cast<uintptr_t>(server->data));
-  auto* conn = new HttpConn(*self, role, ++self->next_serial_);
-  if (uv_accept(server, reinterpret_cast<uv_stream_t*>(conn->tcp())) != 0) {
-    conn->close_now();
-    return;
-  }
-  self->conns_.emplace(conn->serial(), conn);
-  size_t same_role = 0;
-  for (const auto& [serial, c] : self->conns_) same_role += c->role() == role;
-  if (same_role > kMaxHttpConnections) {
-    LOG_DEBUG("%s API connection refused: %zu connections open", role == HttpRole::Api ? "control" : "route",
-              same_role - 1);
-    conn->close_now();
-    return;
-  }
-  uv_tcp_nodelay(conn->tcp(), 1);
-  conn->start();
-}
-
-HttpConn* Hub::find_conn(uint64_t serial) {
-  auto it = conns_.find(serial);
-  return it == conns_.end() || it->second->closing() ? nullptr : it->second;
-}
-
-void Hub::forget_conn(uint64_t serial) {
-  conns_.erase(serial);
-  if (shut_down_ && conns_.empty()) finish_shutdown();
-}
-
 Worker* Hub::worker_for(uint64_t client) {
   if (snowflake_node(client) != static_cast<unsigned>(cfg_.node_id) || workers_.empty()) return nullptr;
   return workers_[snowflake_worker(client, static_cast<unsigned>(workers_.size()))].get();
 }
 
-void Hub::fanout(std::function<FanoutCount(Worker&)> op, std::function<void(const FanoutCount&)> done) {
-  struct State {
-    size_t pending;
-    FanoutCount total;
-    std::function<void(const FanoutCount&)> done;
-  };
-  auto state = std::make_shared<State>(State{workers_.size(), {}, std::move(done)});
+void Hub::fanout(std::function<FanoutCount(Worker&)> op, FanoutDone done) {
+  FanoutDone add = fanout_join(workers_.size(), std::move(done));
   auto shared_op = std::make_shared<std::function<FanoutCount(Worker&)>>(std::move(op));
   for (auto& wp : workers_) {
     Worker* w = wp.get();
-    w->post([this, w, state, shared_op] {
+    w->post([this, w, add, shared_op] {
       FanoutCount c = (*shared_op)(*w);
-      post([state, c] {
-        state->total.ok += c.ok;
-        state->total.failed += c.failed;
-        if (--state->pending == 0) state->done(state->total);
-      });
+      post([add, c] { add(c); });
     });
   }
 }
@@ -272,9 +213,13 @@ NodeAddresses Hub::own_addresses(bool intranet) const {
   return a;
 }
 
+NodeInfo Hub::self_info() const {
+  return NodeInfo{static_cast<unsigned>(cfg_.node_id), cfg_.route_weight, client_count(), own_addresses(false),
+                  own_addresses(true)};
+}
+
 std::vector<NodeInfo> Hub::route_members() const {
-  std::vector<NodeInfo> members{NodeInfo{static_cast<unsigned>(cfg_.node_id), cfg_.route_weight, client_count(),
-                                               own_addresses(false), own_addresses(true)}};
+  std::vector<NodeInfo> members{self_info()};
   if (mesh_)
     for (NodeInfo& m : mesh_->alive_peers()) members.push_back(std::move(m));
   return members;
@@ -282,11 +227,7 @@ std::vector<NodeInfo> Hub::route_members() const {
 
 std::string Hub::node_list_json() const {
   std::string s = "{\"nodes\":[";
-  {
-    NodeInfo m{static_cast<unsigned>(cfg_.node_id), cfg_.route_weight, client_count(), own_addresses(false),
-                  own_addresses(true)};
-    append_node_json(s, m, cfg_.node_name, true, true, "");
-  }
+  append_node_json(s, self_info(), cfg_.node_name, true, true, "");
   if (mesh_) {
     for (const MeshMemberView& m : mesh_->members()) {
       std::string extra = ",\"mesh_addr\":";
@@ -307,31 +248,22 @@ void Hub::run_remote_call(const std::string& method, const cJSON* params, const 
   api_dispatch_remote(method, std::move(call));
 }
 
-void Hub::count_api_call(const std::string& method, int code) {
-  static const std::string unknown = "unknown";
-  const std::string& label = method == "invalid" || api_method_known(method) ? method : unknown;
-  api_calls_[{label, code}]++;
-}
-
 std::string Hub::render_metrics() const {
-  std::ostringstream o;
-  o << "# HELP meshgate_build_info Version of this node.\n# TYPE meshgate_build_info gauge\n"
-    << "meshgate_build_info{version=\"" << MESHGATE_VERSION << "\",node=\"" << cfg_.node_id << "\"} 1\n";
-  o << metrics().render();
-  o << render_process_metrics(process_stats());
-  o << queue_.render_metrics();
-  if (mesh_) o << mesh_->render_metrics();
-  o << "# HELP meshgate_api_calls_total Control API calls by method and result code (0 = success).\n"
-    << "# TYPE meshgate_api_calls_total counter\n";
-  for (const auto& [key, n] : api_calls_)
-    o << "meshgate_api_calls_total{method=" << prom_label(key.first) << ",code=\"" << key.second << "\"} " << n << '\n';
-  o << "# HELP meshgate_queue_restored_total Events restored from the spool of the last run at start.\n"
-    << "# TYPE meshgate_queue_restored_total counter\nmeshgate_queue_restored_total " << spool_restored_ << '\n';
-  o << "# HELP meshgate_api_connections Control and route API connections open now.\n"
-    << "# TYPE meshgate_api_connections gauge\nmeshgate_api_connections " << conns_.size() << '\n';
-  o << "# HELP meshgate_hub_backlog Tasks waiting for the hub thread.\n"
-    << "# TYPE meshgate_hub_backlog gauge\nmeshgate_hub_backlog " << mailbox_.backlog() << '\n';
-  return o.str();
+  PromWriter w;
+  w.family("meshgate_build_info", "gauge", "Version of this node.");
+  w.sample("meshgate_build_info", {{"version", MESHGATE_VERSION}, {"node", std::to_string(cfg_.node_id)}}, 1);
+  w.append(metrics().render());
+  w.append(render_process_metrics(process_stats()));
+  queue_.render_metrics(w);
+  if (mesh_) w.append(mesh_->render_metrics());
+  api_.render_metrics(w);
+  w.family("meshgate_queue_restored_total", "counter", "Events restored from the spool of the last run at start.");
+  w.sample("meshgate_queue_restored_total", spool_restored_);
+  w.family("meshgate_api_connections", "gauge", "Control and route API connections open now.");
+  w.sample("meshgate_api_connections", api_.http().size() + (route_ ? route_->http().size() : 0));
+  w.family("meshgate_hub_backlog", "gauge", "Tasks waiting for the hub thread.");
+  w.sample("meshgate_hub_backlog", mailbox_.backlog());
+  return w.take();
 }
 
 void Hub::on_signal(uv_signal_t* s, int signum) {
@@ -359,9 +291,10 @@ std::string Hub::status_line() const {
 void Hub::start_drain() {
   draining_ = true;
   notify_.send("STOPPING=1\nSTATUS=" + status_line());
-  if (route_open_) {
-    uv_close(reinterpret_cast<uv_handle_t*>(&route_server_), nullptr);
-    route_open_ = false;
+  api_.http().set_draining(true);  // answers say "Connection: close"
+  if (route_) {
+    route_->http().set_draining(true);
+    route_->http().stop_listening();
   }
   for (auto& w : workers_) {
     Worker* wp = w.get();
@@ -385,8 +318,7 @@ void Hub::maybe_finish() {
   if (!draining_ || shut_down_ || workers_stopped_ < workers_.size()) return;
   // Every client is closed and its close event is in the queue: wait until the queue has handed
   // what it holds to consumers and their connections have written it (or no consumer is left).
-  bool consumers_busy = false;
-  for (auto& [serial, c] : conns_) consumers_busy = consumers_busy || (c->is_websocket() && c->queued_bytes() > 0);
+  bool consumers_busy = api_.websockets_writing();
   // Events this node still holds wait for a consumer, here or on another node, until drain_timeout;
   // then shutdown() spools what is left.
   if (queue_.held_events() > 0 || consumers_busy) return;
@@ -398,10 +330,8 @@ void Hub::on_tick(uv_timer_t* t) {
   Hub* self = static_cast<Hub*>(t->data);
   uint64_t now = uv_now(&self->loop_);
   self->queue_.tick(now);
-  std::vector<HttpConn*> stalled;
-  for (auto& [serial, c] : self->conns_)
-    if (c->stalled(now)) stalled.push_back(c);
-  for (HttpConn* c : stalled) c->close_now();
+  self->api_.http().tick(now);
+  if (self->route_) self->route_->http().tick(now);
   self->maybe_finish();
 }
 
@@ -414,23 +344,23 @@ void Hub::shutdown() {
   }
   write_spool();
   if (mesh_) mesh_->stop();
-  uv_close(reinterpret_cast<uv_handle_t*>(&api_server_), nullptr);
-  if (route_open_) uv_close(reinterpret_cast<uv_handle_t*>(&route_server_), nullptr);
-  route_open_ = false;
+  api_.http().stop_listening();
+  if (route_) route_->http().stop_listening();
   for (uv_signal_t* s : {&sig_term_, &sig_int_, &sig_hup_}) uv_close(reinterpret_cast<uv_handle_t*>(s), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&tick_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&drain_timer_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&notify_timer_), nullptr);
   // API WebSocket clients get a close frame (1001) if they read it within a second; then the rest
   // of the loop closes.
-  std::vector<HttpConn*> conns;
-  for (auto& [serial, c] : conns_) conns.push_back(c);
-  for (HttpConn* c : conns) c->close_going_away();
+  api_.http().close_all_going_away();
+  if (route_) route_->http().close_all_going_away();
   uv_timer_init(&loop_, &final_timer_);
   final_timer_.data = this;
   uv_timer_start(&final_timer_, [](uv_timer_t* t) { static_cast<Hub*>(t->data)->finish_shutdown(); }, 1000, 0);
-  if (conns_.empty()) finish_shutdown();
+  if (http_closed()) finish_shutdown();
 }
+
+bool Hub::http_closed() const { return api_.http().size() == 0 && (!route_ || route_->http().size() == 0); }
 
 void Hub::restore_spool() {
   std::string dir = effective_state_dir(cfg_);
@@ -480,9 +410,8 @@ void Hub::write_spool() {
 void Hub::finish_shutdown() {
   if (finished_) return;
   finished_ = true;
-  std::vector<HttpConn*> left;
-  for (auto& [serial, c] : conns_) left.push_back(c);
-  for (HttpConn* c : left) c->close_now();
+  api_.http().close_all_now();
+  if (route_) route_->http().close_all_now();
   mailbox_.close();
   loop_ctx_.close();
   uv_close(reinterpret_cast<uv_handle_t*>(&final_timer_), nullptr);
@@ -500,8 +429,8 @@ void Hub::reload() {
   LogFormat format;
   if (parse_log_format(fresh.log_format, format)) log_set_format(format);
   if (!log_open(fresh.log_file, error)) LOG_ERROR("SIGHUP: cannot open log file %s", error.c_str());
-  api_token_ = fresh.api_token;
-  queue_.set_limits(queue_limits(fresh));
+  api_.set_token(fresh.api_token);
+  queue_.set_limits(QueueLimits::from(fresh));
   WorkerLimits limits = WorkerLimits::from(fresh);
   bool same_listeners = fresh.listeners.size() == cfg_.listeners.size();
   for (size_t i = 0; same_listeners && i < cfg_.listeners.size(); i++)

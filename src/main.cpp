@@ -4,7 +4,7 @@
 #include <cstring>
 #include <string>
 
-#include "cli.h"
+#include "cli/cli.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "core/metrics_process.h"

@@ -4,16 +4,15 @@
 #include <memory>
 #include <vector>
 
+#include "api/api_server.h"
 #include "api/api_stats.h"
 #include "api/conn_call.h"
 #include "core/base64.h"
 #include "core/json_text.h"
 #include "core/metrics.h"
 #include "core/snowflake.h"
-#include "hub.h"
 #include "mesh/mesh.h"
-#include "http/http_server.h"
-#include "worker/worker.h"
+#include "client/worker.h"
 
 namespace mg {
 
@@ -85,21 +84,21 @@ std::string params_json(const ApiCall& c) {
 // Runs `work` on the worker that owns `client` and replies with its result; a client of another
 // node is the mesh's (unless this call came from another node: then it is not here).
 void on_owner(ApiCall& c, const char* method, uint64_t client, int not_here_code, std::function<ApiResult(Worker&)> work) {
-  Worker* w = c.hub.worker_for(client);
+  Worker* w = c.host.worker_for(client);
   if (!w) {
-    Mesh* mesh = c.hub.mesh();
-    if (mesh && !c.local_only && snowflake_node(client) != static_cast<unsigned>(c.hub.config().node_id)) {
+    Mesh* mesh = c.host.mesh();
+    if (mesh && !c.local_only && snowflake_node(client) != static_cast<unsigned>(c.host.config().node_id)) {
       mesh->call(snowflake_node(client), method, params_json(c), not_here_code, c.reply);
       return;
     }
     c.reply(ApiResult::error(not_here_code, "client not connected"));
     return;
   }
-  Hub* hub = &c.hub;
+  ApiHost* host = &c.host;
   Reply reply = c.reply;
-  w->post([w, hub, reply, work = std::move(work)] {
+  w->post([w, host, reply, work = std::move(work)] {
     ApiResult r = work(*w);
-    hub->post([reply, r = std::move(r)] { reply(r); });
+    host->post([reply, r = std::move(r)] { reply(r); });
   });
 }
 
@@ -107,20 +106,11 @@ void on_owner(ApiCall& c, const char* method, uint64_t client, int not_here_code
 // alive node of the mesh; replies with the sum, built by `result`.
 void cluster_fanout(ApiCall& c, const char* method, std::function<FanoutCount(Worker&)> op,
                     std::function<std::string(const FanoutCount&)> result) {
-  struct State {
-    int pending = 2;
-    FanoutCount total;
-  };
-  auto state = std::make_shared<State>();
   Reply reply = c.reply;
-  auto add = [state, reply, result](const FanoutCount& n) {
-    state->total.ok += n.ok;
-    state->total.failed += n.failed;
-    if (--state->pending == 0) reply(ApiResult::ok(result(state->total)));
-  };
-  Mesh* mesh = c.local_only ? nullptr : c.hub.mesh();
+  FanoutDone add = fanout_join(2, [reply, result](const FanoutCount& n) { reply(ApiResult::ok(result(n))); });
+  Mesh* mesh = c.local_only ? nullptr : c.host.mesh();
   std::string params = mesh ? params_json(c) : "";
-  c.hub.fanout(std::move(op), add);
+  c.host.fanout(std::move(op), add);
   if (mesh) mesh->fanout(method, params, add);
   else add(FanoutCount{});
 }
@@ -147,7 +137,7 @@ void mesh_send(ApiCall& c) {
     return ApiResult::error(401, r == SendResult::NotConnected ? "client not connected"
                                                                 : "send failed: the client's output buffer is full");
   });
-  if (!c.hub.worker_for(id) && !c.hub.mesh()) inc(metrics().sends[static_cast<int>(SendResult::NotConnected)]);
+  if (!c.host.worker_for(id) && !c.host.mesh()) inc(metrics().sends[static_cast<int>(SendResult::NotConnected)]);
 }
 
 void mesh_publish(ApiCall& c) {
@@ -189,7 +179,7 @@ void conn_info(ApiCall& c) {
   on_owner(c, "conn.info", id, 301, [id](Worker& w) { return w.conn_info(id); });
 }
 
-void node_list(ApiCall& c) { c.reply(ApiResult::ok(c.hub.node_list_json())); }
+void node_list(ApiCall& c) { c.reply(ApiResult::ok(c.host.node_list_json())); }
 
 void queue_pop(ApiCall& c) {
   const cJSON* t = param(c, "t");
@@ -206,12 +196,12 @@ void queue_pop(ApiCall& c) {
     topics.emplace_back(item->valuestring);
   }
   std::string error;
-  int code = c.hub.queue().pop(c.ws, topics, cJSON_IsTrue(ack), error);
+  int code = c.host.queue().pop(c.ws, topics, cJSON_IsTrue(ack), error);
   c.reply(code ? ApiResult::error(code, error) : ApiResult::ok("{\"s\":true}"));
 }
 
 void queue_unpop(ApiCall& c) {
-  int code = c.hub.queue().unpop(c.ws);
+  int code = c.host.queue().unpop(c.ws);
   c.reply(code ? ApiResult::error(code, "cancel failed: this connection is not popping")
                : ApiResult::ok("{\"s\":true}"));
 }
@@ -227,7 +217,7 @@ void queue_ack(ApiCall& c) {
       return invalid(c, "\"k\" must hold sequence numbers (integers from 0 to 2^53-1)");
     seqs.push_back(static_cast<uint64_t>(seq));
   }
-  c.hub.queue().ack(c.ws, seqs);
+  c.host.queue().ack(c.ws, seqs);
   c.reply(ApiResult::ok("{\"s\":true}"));
 }
 

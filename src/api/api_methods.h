@@ -11,16 +11,16 @@
 #include <functional>
 #include <string>
 
-#include "worker/conn_ops.h"
+#include "api/api_host.h"
+#include "core/call_result.h"
 
 namespace mg {
 
-class Hub;
-class HttpConn;
+class ApiConn;
 
 struct ApiCall {
-  Hub& hub;
-  HttpConn* ws;          // the /ws/v1 connection, or nullptr over HTTP
+  ApiHost& host;
+  ApiConn* ws;           // the /ws/v1 connection, or nullptr over HTTP
   const cJSON* params;   // an object
   Reply reply;
   const char* params_text = nullptr;  // the raw JSON text of params, valid during api_dispatch only

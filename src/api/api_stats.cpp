@@ -10,9 +10,9 @@
 #include "core/json_text.h"
 #include "core/metrics.h"
 #include "core/metrics_process.h"
-#include "hub.h"
 #include "mesh/mesh.h"
-#include "worker/worker.h"
+#include "queue/queue_hub.h"
+#include "client/worker.h"
 
 namespace mg {
 
@@ -34,8 +34,8 @@ bool run_here(ApiCall& c, const char* method) {
     c.reply(ApiResult::error(101, "\"node\" must be a node id (1..1023)"));
     return false;
   }
-  if (id == c.hub.config().node_id || c.local_only) return true;
-  Mesh* mesh = c.hub.mesh();
+  if (id == c.host.config().node_id || c.local_only) return true;
+  Mesh* mesh = c.host.mesh();
   bool alive = false;
   if (mesh)
     for (const NodeInfo& m : mesh->alive_peers()) alive = alive || m.node_id == static_cast<unsigned>(id);
@@ -48,18 +48,33 @@ bool run_here(ApiCall& c, const char* method) {
   return false;
 }
 
+// [{"topic","consumers","remote_consumer_nodes","pending","bytes","unacked","delivered","dropped"}, ...] by name.
+std::string queue_json(const QueueHub& queue) {
+  std::string s = "[";
+  for (const QueueTopicStats& t : queue.topic_stats()) {
+    if (s.size() > 1) s += ',';
+    s += "{\"topic\":";
+    json_append_string(s, t.topic);
+    s += ",\"consumers\":" + std::to_string(t.consumers) + ",\"remote_consumer_nodes\":" +
+         std::to_string(t.remote_consumer_nodes) + ",\"pending\":" + std::to_string(t.pending) +
+         ",\"bytes\":" + std::to_string(t.bytes) + ",\"unacked\":" + std::to_string(t.unacked) +
+         ",\"delivered\":" + std::to_string(t.delivered) + ",\"dropped\":" + std::to_string(t.dropped) + "}";
+  }
+  return s + "]";
+}
+
 }  // namespace
 
 void api_node_stats(ApiCall& c) {
   if (!run_here(c, "node.stats")) return;
-  const Config& cfg = c.hub.config();
+  const Config& cfg = c.host.config();
   ProcessStats p = process_stats();
   std::string s = "{\"node\":" + std::to_string(cfg.node_id) + ",\"version\":\"" MESHGATE_VERSION "\",\"name\":";
   json_append_string(s, cfg.node_name);
   s += ",\"uptime_s\":" + std::to_string(static_cast<uint64_t>(std::max(0.0, process_now_s() - p.start_time_s))) +
-       ",\"draining\":" + (c.hub.draining() ? "true" : "false") +
-       ",\"connections\":" + std::to_string(c.hub.client_count()) + "," + metrics().stats_json_members() +
-       ",\"queue\":" + c.hub.queue().stats_json() + ",\"process\":{\"resident_bytes\":" +
+       ",\"draining\":" + (c.host.draining() ? "true" : "false") +
+       ",\"connections\":" + std::to_string(c.host.client_count()) + "," + metrics().stats_json_members() +
+       ",\"queue\":" + queue_json(c.host.queue()) + ",\"process\":{\"resident_bytes\":" +
        std::to_string(p.resident_bytes) + ",\"open_fds\":" + std::to_string(p.open_fds) +
        ",\"max_fds\":" + std::to_string(p.max_fds) + ",\"cpu_seconds\":" + std::to_string(p.cpu_seconds) +
        ",\"threads\":" + std::to_string(p.threads) + "}}";
@@ -79,7 +94,7 @@ void api_channel_top(ApiCall& c) {
   };
   auto merge = std::make_shared<Merge>();
   Reply reply = c.reply;
-  c.hub.fanout(
+  c.host.fanout(
       [merge](Worker& w) {
         auto top = w.top_channels(kChannelsPerWorker);
         std::lock_guard<std::mutex> g(merge->lock);

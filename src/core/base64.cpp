@@ -88,4 +88,26 @@ bool base64_decode(const std::string& in, std::string& out) {
   return true;
 }
 
+bool base64url_decode(const std::string& in, std::string& out) {
+  if (in.find_first_of("+/=") != std::string::npos) return false;
+  std::string b64 = in;
+  for (char& c : b64) {
+    if (c == '-') c = '+';
+    else if (c == '_') c = '/';
+  }
+  if (b64.size() % 4 == 1) return false;
+  while (b64.size() % 4) b64 += '=';
+  return base64_decode(b64, out);
+}
+
+std::string base64url_encode(const void* data, size_t len) {
+  std::string s = base64_encode(data, len);
+  while (!s.empty() && s.back() == '=') s.pop_back();
+  for (char& c : s) {
+    if (c == '+') c = '-';
+    else if (c == '/') c = '_';
+  }
+  return s;
+}
+
 }  // namespace mg

@@ -14,6 +14,31 @@ namespace mg {
 enum class ListenerType { Ws, Tcp };
 enum class Framing { Line, Len32 };
 
+// Every limit's default, in one place: Config starts from these, and so do the limit structs of
+// the layers that apply them (WorkerLimits, QueueLimits, HttpLimits, TokenLimits), so a part built
+// without a Config (a unit test, the CLI) applies the same numbers a node does.
+namespace limit_defaults {
+constexpr uint32_t kApiMaxBody = 1048576;
+constexpr uint64_t kApiMaxOutput = 64ull << 20;
+constexpr uint32_t kRouteMaxBatch = 10000;
+constexpr uint32_t kMaxConnections = 100000;
+constexpr uint32_t kMaxHeaderBytes = 8192;
+constexpr uint32_t kMaxHeaders = 64;
+constexpr uint32_t kMaxContextBytes = 4096;
+constexpr uint32_t kMaxContextKeys = 64;
+constexpr uint32_t kMaxChannels = 256;
+constexpr uint64_t kOutputHardLimit = 4ull << 20;
+constexpr uint64_t kOutputSoftLimit = 1ull << 20;
+constexpr uint32_t kOutputSoftSeconds = 10;
+constexpr uint32_t kMessageTimeout = 60;
+constexpr uint32_t kQueueMaxEvents = 10000;
+constexpr uint64_t kQueueMaxBytes = 16ull << 20;
+constexpr uint32_t kAckTimeout = 30;
+constexpr uint32_t kMaxUnacked = 1000;
+constexpr uint64_t kMeshMaxLinkBuffer = 64ull << 20;
+constexpr uint32_t kMaxTokenBytes = 8192;  // a connect token (not configurable: it bounds a header anyway)
+}  // namespace limit_defaults
+
 // One client listener ([listener.NAME]).
 struct ListenerConfig {
   std::string name;
@@ -61,31 +86,31 @@ struct Config {
   std::string api_bind = "127.0.0.1";
   int api_port = 6789;
   std::string api_token;
-  uint32_t api_max_body = 1048576;
-  uint64_t api_max_output = 64ull << 20;
+  uint32_t api_max_body = limit_defaults::kApiMaxBody;
+  uint64_t api_max_output = limit_defaults::kApiMaxOutput;
   // [route]
   std::string route_bind = "0.0.0.0";
   int route_port = 5001;
-  uint32_t route_max_batch = 10000;
+  uint32_t route_max_batch = limit_defaults::kRouteMaxBatch;
   std::string tcp_addr, ws_addr, wss_addr;
   std::string intranet_tcp_addr, intranet_ws_addr, intranet_wss_addr;
   std::string cors_origin;
   // [limits]
-  uint32_t max_connections = 100000;
-  uint32_t max_header_bytes = 8192;
-  uint32_t max_headers = 64;
-  uint32_t max_context_bytes = 4096;
-  uint32_t max_context_keys = 64;
-  uint32_t max_channels = 256;
-  uint64_t output_hard_limit = 4ull << 20;
-  uint64_t output_soft_limit = 1ull << 20;
-  uint32_t output_soft_seconds = 10;
-  uint32_t message_timeout = 60;  // seconds a client may take to complete one message; 0 = no limit
+  uint32_t max_connections = limit_defaults::kMaxConnections;
+  uint32_t max_header_bytes = limit_defaults::kMaxHeaderBytes;
+  uint32_t max_headers = limit_defaults::kMaxHeaders;
+  uint32_t max_context_bytes = limit_defaults::kMaxContextBytes;
+  uint32_t max_context_keys = limit_defaults::kMaxContextKeys;
+  uint32_t max_channels = limit_defaults::kMaxChannels;
+  uint64_t output_hard_limit = limit_defaults::kOutputHardLimit;
+  uint64_t output_soft_limit = limit_defaults::kOutputSoftLimit;
+  uint32_t output_soft_seconds = limit_defaults::kOutputSoftSeconds;
+  uint32_t message_timeout = limit_defaults::kMessageTimeout;  // seconds a client may take to complete one message; 0 = no limit
   // [queue]
-  uint32_t queue_max_events = 10000;
-  uint64_t queue_max_bytes = 16ull << 20;
-  uint32_t ack_timeout = 30;
-  uint32_t max_unacked = 1000;
+  uint32_t queue_max_events = limit_defaults::kQueueMaxEvents;
+  uint64_t queue_max_bytes = limit_defaults::kQueueMaxBytes;
+  uint32_t ack_timeout = limit_defaults::kAckTimeout;
+  uint32_t max_unacked = limit_defaults::kMaxUnacked;
   bool queue_pause_on_overflow = true;  // [queue] overflow = pause (else drop); a listener may override
   // [mesh]
   std::string mesh_bind = "0.0.0.0";
@@ -97,7 +122,7 @@ struct Config {
   std::vector<std::string> mesh_seeds;
   uint32_t mesh_dead_after = 3;
   uint32_t mesh_call_timeout = 2;
-  uint64_t mesh_max_link_buffer = 64ull << 20;
+  uint64_t mesh_max_link_buffer = limit_defaults::kMeshMaxLinkBuffer;
   // [listener.*]
   std::vector<ListenerConfig> listeners;
 

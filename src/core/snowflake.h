@@ -3,7 +3,7 @@
 //   | 41 bits: ms since the Twitter epoch | 10 bits: node id (1..1023) | 12 bits: sequence |
 //
 // Each worker thread owns a generator. Worker k of n issues only sequences s with s % n == k, so the
-// worker that owns a connection is read from its id (worker_of) with no shared table and no lock.
+// worker that owns a connection is read from its id (snowflake_worker) with no shared table and no lock.
 // A generator never issues the same id twice: when the sequences of one millisecond are used up, or
 // the clock steps back, it moves to the next millisecond after the last one it used.
 #pragma once

@@ -17,6 +17,8 @@
 #include <utility>
 #include <vector>
 
+#include "core/config.h"
+
 namespace mg {
 
 struct HttpRequest {
@@ -35,9 +37,9 @@ struct HttpRequest {
 };
 
 struct HttpLimits {
-  uint32_t max_header_bytes = 8192;
-  uint32_t max_headers = 64;
-  uint32_t max_body = 1 << 20;
+  uint32_t max_header_bytes = limit_defaults::kMaxHeaderBytes;
+  uint32_t max_headers = limit_defaults::kMaxHeaders;
+  uint32_t max_body = limit_defaults::kApiMaxBody;
 };
 
 class HttpParser {

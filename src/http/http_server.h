@@ -1,88 +1,68 @@
-// Connections to the hub's HTTP listeners: the control API (HTTP /v1/..., WebSocket /ws/v1,
-// /metrics, /healthz, /readyz) and the public route API.
+// An HTTP listener and the connections it accepted, on one loop (the hub's).
 //
-// One request is answered at a time per connection: while an API call is out with a worker, reading
-// stops and the rest of the input waits (pipelined requests keep their order). After a /ws/v1
-// upgrade the connection speaks the envelope over WebSocket, many calls may be in flight (matched by
-// "i"), and it can become a queue consumer.
+// It owns the registry the answers come back through: a call that finishes later finds its
+// connection by serial (find), which is nullptr once it closed. It bounds how many connections it
+// holds (one listener cannot crowd out another), closes those that stall (HttpConn::stalled), and
+// says when the last one is gone (the hub waits for that at shutdown).
 #pragma once
 
-#include <cstdint>
-#include <memory>
-#include <string>
-#include <utility>
-#include <vector>
+#include <uv.h>
 
-#include "http/http_parser.h"
-#include "net/stream.h"
-#include "queue/queue_hub.h"
-#include "ws/ws_session.h"
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <unordered_map>
+
+#include "http/http_conn.h"
 
 namespace mg {
 
-class Hub;
-
-enum class HttpRole { Api, Route };
-
-class HttpConn final : public Stream, public WsOwner, public QueueSink {
+class HttpServer {
  public:
-  HttpConn(Hub& hub, HttpRole role, uint64_t serial);
-  void start();
-  uint64_t serial() const { return serial_; }
-  HttpRole role() const { return role_; }
-  // An HTTP connection (not WebSocket) that has not completed a request within kRequestTimeoutMs
-  // of being ready for one (accept, or the previous answer): idle keep-alive, or a slow sender.
-  bool stalled(uint64_t now_ms) const;
-  static constexpr uint64_t kRequestTimeoutMs = 15000;
-  bool is_websocket() const { return ws_ != nullptr; }
+  // Makes the connection object for an accepted socket (new; deleted by the Stream).
+  using Factory = std::function<HttpConn*(HttpServer& server, uint64_t serial)>;
 
-  // HTTP: answers the current request and resumes reading.
-  void respond(int status, const char* content_type, const std::string& body,
-               const std::vector<std::pair<std::string, std::string>>& extra = {});
-  void respond_json(int status, const std::string& body,
-                    const std::vector<std::pair<std::string, std::string>>& extra = {}) {
-    respond(status, "application/json", body, extra);
-  }
-  // WebSocket: one text message.
-  void send_text(const std::string& text);
-  // Node shutdown: WebSocket connections get close 1001 and close once it is written; HTTP closes.
-  void close_going_away();
-  // An API call of this connection came back (WebSocket mode).
-  void call_done() { if (in_flight_ > 0) in_flight_--; maybe_resume(); }
+  // `what` names the listener in logs ("control API", "route API").
+  HttpServer(uv_loop_t* loop, std::string what, size_t max_connections, Factory make);
+  HttpServer(const HttpServer&) = delete;
+  HttpServer& operator=(const HttpServer&) = delete;
 
-  // QueueSink
-  bool sink_ready() const override;
-  void sink_deliver(std::string json) override;
+  // Binds and listens; logs and returns false when it cannot.
+  bool listen(const std::string& host, int port);
+  bool listening() const { return listening_; }
+  void stop_listening();
 
- protected:
-  void on_read(const char* data, size_t len) override;
-  void on_read_end(int status) override;
-  void on_drained() override;
-  void on_close() override;
-  void ws_message(uint8_t opcode, const uint8_t* data, size_t len) override;
-  void ws_output(const uint8_t* data, size_t len) override;
+  uv_loop_t* loop() const { return loop_; }
+  // An open connection by serial, or nullptr (closed, or closing).
+  HttpConn* find(uint64_t serial) const;
+  size_t size() const { return conns_.size(); }
+  const std::unordered_map<uint64_t, HttpConn*>& connections() const { return conns_; }
+  // Draining: answers say "Connection: close".
+  void set_draining(bool d) { draining_ = d; }
+  bool draining() const { return draining_; }
+  // Closes stalled connections; call about once a second.
+  void tick(uint64_t now_ms);
+  void close_all_going_away();
+  void close_all_now();
+  // Runs whenever the last connection is gone.
+  void set_on_empty(std::function<void()> f) { on_empty_ = std::move(f); }
+
+  // From HttpConn::on_close.
+  void forget(uint64_t serial);
 
  private:
-  void parse_http();
-  void handle_request(const HttpRequest& req);
-  void handle_api_request(const HttpRequest& req);
-  void upgrade_api(const HttpRequest& req);
-  bool authorized(const HttpRequest& req) const;
-  void maybe_resume();
+  static void on_connection(uv_stream_t* server, int status);
 
-  Hub& hub_;
-  HttpRole role_;
-  uint64_t serial_;
-  std::unique_ptr<HttpParser> parser_;
-  std::string unparsed_;        // input read while a request was being answered
-  bool awaiting_ = false;       // an HTTP request is being answered
-  bool keep_alive_ = true;
-  std::unique_ptr<WsSession> ws_;
-  uint32_t in_flight_ = 0;      // WebSocket calls out with workers
-  bool read_paused_ = false;
-  bool parsing_ = false;        // inside parse_http (a synchronous answer must not re-enter it)
-  bool head_only_ = false;      // answering a HEAD request: headers, no body
-  uint64_t ready_since_ms_ = 0; // when this connection became ready for its next request
+  uv_loop_t* loop_;
+  std::string what_;
+  size_t max_connections_;
+  Factory make_;
+  uv_tcp_t tcp_{};
+  bool listening_ = false;
+  bool draining_ = false;
+  uint64_t next_serial_ = 0;
+  std::unordered_map<uint64_t, HttpConn*> conns_;
+  std::function<void()> on_empty_;
 };
 
 }  // namespace mg

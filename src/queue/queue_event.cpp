@@ -20,4 +20,17 @@ void append_event_members(std::string& j, const QueueEvent& ev, unsigned this_no
   if (ev.redelivered) j += ",\"r\":true";
 }
 
+std::string queue_pop_message(const QueueEvent& ev, unsigned this_node, uint64_t seq) {
+  std::string j;
+  j.reserve(ev.data.size() + ev.context.size() + ev.topic.size() + 96);
+  j += "{\"e\":\"queue.pop\",\"p\":{";
+  append_event_members(j, ev, this_node);
+  if (seq) {
+    j += ",\"k\":";
+    j += std::to_string(seq);
+  }
+  j += "},\"id\":null}";
+  return j;
+}
+
 }  // namespace mg

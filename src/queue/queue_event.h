@@ -23,5 +23,8 @@ struct QueueEvent {
 // acknowledged mode); another node gets them inside an EVENT frame (with "f" and "h"). `this_node`
 // stands in for ev.node when that is 0 (an event of this node's own clients).
 void append_event_members(std::string& out, const QueueEvent& ev, unsigned this_node);
+// The message a consumer gets (PROTOCOL.md §4): {"e":"queue.pop","p":{members, "k":seq},"id":null};
+// `seq` is 0 for a consumer that does not acknowledge (no "k").
+std::string queue_pop_message(const QueueEvent& ev, unsigned this_node, uint64_t seq);
 
 }  // namespace mg

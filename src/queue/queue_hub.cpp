@@ -1,11 +1,9 @@
 #include "queue/queue_hub.h"
 
 #include <algorithm>
-#include <sstream>
 #include <unordered_set>
 
 #include "core/hrw.h"
-#include "core/json_text.h"
 #include "core/metrics.h"
 
 namespace mg {
@@ -122,32 +120,15 @@ bool QueueHub::ready(const Consumer& c) const {
 }
 
 void QueueHub::deliver(Topic& t, Consumer& c, QueueEvent ev) {
-  std::string j;
-  j.reserve(ev.data.size() + ev.context.size() + ev.topic.size() + 96);
-  j += "{\"e\":\"queue.pop\",\"p\":{\"n\":";
-  j += std::to_string(ev.node ? ev.node : node_id_);
-  j += ",\"c\":\"";
-  j += std::to_string(ev.client);
-  j += "\",\"t\":";
-  json_append_string(j, ev.topic);
-  j += ",\"d\":";
-  j += ev.data;
-  if (!ev.context.empty()) {
-    j += ",\"x\":";
-    j += ev.context;
-  }
-  if (ev.redelivered) j += ",\"r\":true";
-  if (c.ack) {
-    uint64_t k = ++next_seq_;
-    j += ",\"k\":";
-    j += std::to_string(k);
-    c.unacked.emplace(k, InFlight{std::move(ev), now_ms_ + uint64_t{limits_.ack_timeout_s} * 1000});
-  } else {
-    consumed(ev);
-  }
-  j += "},\"id\":null}";
   t.delivered++;
-  c.sink->sink_deliver(std::move(j));
+  if (!c.ack) {
+    consumed(ev);
+    c.sink->sink_deliver(ev, node_id_, 0);
+    return;
+  }
+  uint64_t k = ++next_seq_;
+  auto held = c.unacked.emplace(k, InFlight{std::move(ev), now_ms_ + uint64_t{limits_.ack_timeout_s} * 1000}).first;
+  c.sink->sink_deliver(held->second.ev, node_id_, k);
 }
 
 void QueueHub::enqueue(Topic& t, Pending p, bool front) {
@@ -422,63 +403,45 @@ size_t QueueHub::pending_events() const {
   return n;
 }
 
-std::string QueueHub::render_metrics() const {
-  std::ostringstream o;
-  struct Family { const char* name; const char* type; const char* help; };
-  const Family fams[] = {
-      {"meshgate_queue_depth", "gauge", "Events waiting for a consumer, per topic."},
-      {"meshgate_queue_bytes", "gauge", "Bytes of events waiting for a consumer, per topic."},
-      {"meshgate_queue_consumers", "gauge", "Consumers popping the topic."},
-      {"meshgate_queue_delivered_total", "counter", "Events handed to consumers."},
-      {"meshgate_queue_redelivered_total", "counter", "Unacknowledged events given to another consumer."},
-      {"meshgate_queue_dropped_total", "counter", "Events dropped at the topic buffer bound (oldest first)."},
-      {"meshgate_queue_forwarded_total", "counter", "Events sent to another node's consumers."},
-      {"meshgate_queue_paused", "gauge", "1 while the topic is full and its producing clients are not read."},
-      {"meshgate_queue_pauses_total", "counter", "Times the topic reached its bound and paused its producers."},
-  };
-  for (int f = 0; f < 9; f++) {
-    o << "# HELP " << fams[f].name << ' ' << fams[f].help << "\n# TYPE " << fams[f].name << ' ' << fams[f].type << '\n';
-    for (const auto& [name, t] : topics_) {
-      uint64_t v = 0;
-      switch (f) {
-        case 0: v = t->pending.size(); break;
-        case 1: v = t->bytes; break;
-        case 2: v = t->consumers.size(); break;
-        case 3: v = t->delivered; break;
-        case 4: v = t->redelivered; break;
-        case 5: v = t->dropped; break;
-        case 6: v = t->forwarded; break;
-        case 7: v = t->paused; break;
-        case 8: v = t->pauses; break;
-      }
-      o << fams[f].name << "{topic=" << prom_label(name) << "} " << v << '\n';
-    }
-  }
-  return o.str();
-}
-
-}  // namespace mg
-
-namespace mg {
-
-std::string QueueHub::stats_json() const {
-  std::map<std::string, const Topic*> by_name;
-  for (const auto& [name, t] : topics_) by_name.emplace(name, t.get());
+std::vector<QueueTopicStats> QueueHub::topic_stats() const {
   std::unordered_map<std::string, uint64_t> unacked;
   for (const auto& [sink, c] : consumers_)
     for (const auto& [seq, f] : c->unacked) unacked[f.ev.topic]++;
-  std::string s = "[";
-  for (const auto& [name, t] : by_name) {
-    if (s.size() > 1) s += ',';
-    s += "{\"topic\":";
-    json_append_string(s, name);
+  std::vector<QueueTopicStats> out;
+  out.reserve(topics_.size());
+  for (const auto& [name, t] : topics_) {
     auto u = unacked.find(name);
-    s += ",\"consumers\":" + std::to_string(t->consumers.size()) + ",\"remote_consumer_nodes\":" +
-         std::to_string(t->remote_nodes.size()) + ",\"pending\":" + std::to_string(t->pending.size()) +
-         ",\"bytes\":" + std::to_string(t->bytes) + ",\"unacked\":" + std::to_string(u == unacked.end() ? 0 : u->second) +
-         ",\"delivered\":" + std::to_string(t->delivered) + ",\"dropped\":" + std::to_string(t->dropped) + "}";
+    out.push_back(QueueTopicStats{name, t->consumers.size(), t->remote_nodes.size(), t->pending.size(), t->bytes,
+                                  u == unacked.end() ? 0 : u->second, t->delivered, t->redelivered, t->dropped,
+                                  t->forwarded, t->pauses, t->paused});
   }
-  return s + "]";
+  std::sort(out.begin(), out.end(), [](const QueueTopicStats& a, const QueueTopicStats& b) { return a.topic < b.topic; });
+  return out;
+}
+
+void QueueHub::render_metrics(PromWriter& w) const {
+  struct Family {
+    const char* name;
+    const char* type;
+    const char* help;
+    uint64_t (*value)(const QueueTopicStats&);
+  };
+  static const Family fams[] = {
+      {"meshgate_queue_depth", "gauge", "Events waiting for a consumer, per topic.", [](const QueueTopicStats& t) -> uint64_t { return t.pending; }},
+      {"meshgate_queue_bytes", "gauge", "Bytes of events waiting for a consumer, per topic.", [](const QueueTopicStats& t) { return t.bytes; }},
+      {"meshgate_queue_consumers", "gauge", "Consumers popping the topic.", [](const QueueTopicStats& t) -> uint64_t { return t.consumers; }},
+      {"meshgate_queue_delivered_total", "counter", "Events handed to consumers.", [](const QueueTopicStats& t) { return t.delivered; }},
+      {"meshgate_queue_redelivered_total", "counter", "Unacknowledged events given to another consumer.", [](const QueueTopicStats& t) { return t.redelivered; }},
+      {"meshgate_queue_dropped_total", "counter", "Events dropped at the topic buffer bound (oldest first).", [](const QueueTopicStats& t) { return t.dropped; }},
+      {"meshgate_queue_forwarded_total", "counter", "Events sent to another node's consumers.", [](const QueueTopicStats& t) { return t.forwarded; }},
+      {"meshgate_queue_paused", "gauge", "1 while the topic is full and its producing clients are not read.", [](const QueueTopicStats& t) -> uint64_t { return t.paused; }},
+      {"meshgate_queue_pauses_total", "counter", "Times the topic reached its bound and paused its producers.", [](const QueueTopicStats& t) { return t.pauses; }},
+  };
+  std::vector<QueueTopicStats> topics = topic_stats();
+  for (const Family& f : fams) {
+    w.family(f.name, f.type, f.help);
+    for (const QueueTopicStats& t : topics) w.sample(f.name, {{"topic", t.topic}}, f.value(t));
+  }
 }
 
 }  // namespace mg

@@ -36,14 +36,20 @@
 #include <unordered_map>
 #include <vector>
 
+#include "core/config.h"
+#include "core/metrics.h"
 #include "queue/queue_event.h"
 
 namespace mg {
 
+// A consumer's connection, as the queue sees it (the control API's /ws/v1 connection implements
+// it). The queue writes no JSON: the sink turns the event into its message (queue_pop_message).
 class QueueSink {
  public:
   virtual bool sink_ready() const = 0;
-  virtual void sink_deliver(std::string json) = 0;
+  // One event for this consumer; `seq` is its acknowledgement number, 0 when it needs none.
+  // `this_node` is the node to name when ev.node is 0.
+  virtual void sink_deliver(const QueueEvent& ev, unsigned this_node, uint64_t seq) = 0;
 
  protected:
   ~QueueSink() = default;
@@ -63,11 +69,20 @@ class RemoteQueue {
   ~RemoteQueue() = default;
 };
 
+// One topic as node.stats and /metrics show it.
+struct QueueTopicStats {
+  std::string topic;
+  size_t consumers, remote_consumer_nodes, pending;
+  uint64_t bytes, unacked, delivered, redelivered, dropped, forwarded, pauses;
+  bool paused;
+};
+
 struct QueueLimits {
-  uint32_t max_events = 10000;
-  uint64_t max_bytes = 16 << 20;
-  uint32_t ack_timeout_s = 30;
-  uint32_t max_unacked = 1000;
+  uint32_t max_events = limit_defaults::kQueueMaxEvents;
+  uint64_t max_bytes = limit_defaults::kQueueMaxBytes;
+  uint32_t ack_timeout_s = limit_defaults::kAckTimeout;
+  uint32_t max_unacked = limit_defaults::kMaxUnacked;
+  static QueueLimits from(const Config& c) { return QueueLimits{c.queue_max_events, c.queue_max_bytes, c.ack_timeout, c.max_unacked}; }
 };
 
 class QueueHub {
@@ -125,11 +140,16 @@ class QueueHub {
   void remote_done(uint64_t fwd);
   // Forwarded events not yet reported consumed by `node` (bounded by max_events per node).
   size_t remote_in_flight(unsigned node) const;
-  std::string render_metrics() const;
+  void render_metrics(PromWriter& w) const;
+  std::string render_metrics() const {
+    PromWriter w;
+    render_metrics(w);
+    return w.take();
+  }
   // Consumers popping on this node (for the systemd STATUS line).
   size_t consumer_count() const { return consumers_.size(); }
-  // node.stats: [{"topic","consumers","pending","bytes","unacked","delivered","dropped"}, ...] by name.
-  std::string stats_json() const;
+  // Every topic, by name.
+  std::vector<QueueTopicStats> topic_stats() const;
 
  private:
   struct Consumer;

@@ -4,7 +4,7 @@
 #include <string>
 #include <vector>
 
-#include "net/tcp_framing.h"
+#include "client/tcp_framing.h"
 
 std::vector<std::string> fuzz_seeds() {
   return {"hello\nworld\r\n\n", std::string("\0\0\0\5hello\0\0\0\0", 13), "no newline yet",

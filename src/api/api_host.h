@@ -1,0 +1,43 @@
+// What the control API needs of the node it runs in; the hub implements it. Handlers and the API's
+// connections see the hub through this and nothing else. Hub thread only, except where noted.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "core/call_result.h"
+#include "core/config.h"
+#include "core/mailbox.h"
+
+namespace mg {
+
+class Mesh;
+class QueueHub;
+class Worker;
+
+class ApiHost {
+ public:
+  // The configuration the node started with (a reload never assigns it: see Hub::reload).
+  virtual const Config& config() const = 0;
+  virtual bool draining() const = 0;
+  virtual uint64_t client_count() const = 0;
+  // Any thread: runs `task` on the hub thread (how a worker's answer comes back).
+  virtual void post(Mailbox::Task task) = 0;
+  // The worker that owns `client`, or nullptr when the id is not of this node.
+  virtual Worker* worker_for(uint64_t client) = 0;
+  // Runs `op` on every worker (on its thread) and calls `done` with the sum once all have answered.
+  virtual void fanout(std::function<FanoutCount(Worker&)> op, FanoutDone done) = 0;
+  virtual QueueHub& queue() = 0;
+  // The mesh, or nullptr in single-node mode.
+  virtual Mesh* mesh() = 0;
+  // GET /v1/nodes and node.list: {"nodes":[...]}.
+  virtual std::string node_list_json() const = 0;
+  // GET /metrics: the whole Prometheus page.
+  virtual std::string render_metrics() const = 0;
+
+ protected:
+  ~ApiHost() = default;
+};
+
+}  // namespace mg

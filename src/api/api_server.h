@@ -1,0 +1,74 @@
+// The control API on its HTTP listener: /v1/<group>/<name> (POST), /ws/v1 (the envelope over
+// WebSocket), /healthz, /readyz, /metrics, /v1/nodes and the dashboard (PROTOCOL.md §5).
+//
+// Over HTTP one call is answered at a time per connection (HttpConn keeps pipelined requests in
+// order). Over /ws/v1 many calls may be in flight, matched by "i"; reading pauses at
+// kMaxCallsInFlight. A /ws/v1 connection can become a queue consumer: it is the queue's sink and
+// writes each event it is handed as a queue.pop message.
+#pragma once
+
+#include <map>
+#include <string>
+#include <utility>
+
+#include "api/api_host.h"
+#include "core/metrics.h"
+#include "http/http_server.h"
+#include "queue/queue_hub.h"
+
+namespace mg {
+
+class ApiServer;
+
+class ApiConn final : public HttpConn, public QueueSink {
+ public:
+  static constexpr uint32_t kMaxCallsInFlight = 1024;  // per /ws/v1 connection
+
+  ApiConn(ApiServer& api, HttpServer& server, uint64_t serial);
+  // A call of this WebSocket connection was answered.
+  void call_done();
+
+  // QueueSink
+  bool sink_ready() const override;
+  void sink_deliver(const QueueEvent& ev, unsigned this_node, uint64_t seq) override;
+
+ private:
+  void on_request(const HttpRequest& req) override;
+  std::string error_body(int status, const std::string& message) const override;
+  void on_ws_message(uint8_t opcode, const uint8_t* data, size_t len) override;
+  void on_ws_drained() override;
+  void on_conn_closed() override;
+  bool authorized(const HttpRequest& req) const;
+  void call(const HttpRequest& req, const std::string& method);
+
+  ApiServer& api_;
+  uint32_t in_flight_ = 0;  // WebSocket calls not answered yet
+};
+
+class ApiServer {
+ public:
+  // Open connections, at most: the public route API (another listener) cannot crowd this one out.
+  static constexpr size_t kMaxConnections = 10000;
+
+  ApiServer(ApiHost& host, uv_loop_t* loop);
+  bool listen() { return http_.listen(host_.config().api_bind, host_.config().api_port); }
+  ApiHost& host() { return host_; }
+  HttpServer& http() { return http_; }
+  const HttpServer& http() const { return http_; }
+  // The [api] token (reloaded by SIGHUP); empty: no authentication.
+  void set_token(std::string token) { token_ = std::move(token); }
+  const std::string& token() const { return token_; }
+  // Counts a call for /metrics: a method name outside the handler table counts as "unknown".
+  void count_call(const std::string& method, int code);
+  void render_metrics(PromWriter& w) const;
+  // A /ws/v1 connection still has output to write (the drain waits for consumers to take events).
+  bool websockets_writing() const;
+
+ private:
+  ApiHost& host_;
+  HttpServer http_;
+  std::string token_;
+  std::map<std::pair<std::string, int>, uint64_t> calls_;
+};
+
+}  // namespace mg

@@ -1,0 +1,30 @@
+#include "api/node_list.h"
+
+#include <sstream>
+
+#include "core/json_text.h"
+
+namespace mg {
+
+void append_node_json(std::string& s, const NodeInfo& m, const std::string& name, bool alive, bool self,
+                      const std::string& extra) {
+  s += "{\"id\":" + std::to_string(m.node_id) + ",\"name\":";
+  json_append_string(s, name);
+  s += std::string(",\"state\":\"") + (alive ? "alive" : "dead") + "\",\"self\":" + (self ? "true" : "false") +
+       ",\"connections\":" + std::to_string(m.connections);
+  std::ostringstream weight;
+  weight << m.weight;
+  s += ",\"route_weight\":" + weight.str() + extra + ",\"addresses\":{";
+  const std::pair<const char*, const std::string*> fields[] = {
+      {"tcp_addr", &m.external.tcp},          {"ws_addr", &m.external.ws},          {"wss_addr", &m.external.wss},
+      {"intranet_tcp_addr", &m.intranet.tcp}, {"intranet_ws_addr", &m.intranet.ws}, {"intranet_wss_addr", &m.intranet.wss}};
+  for (size_t i = 0; i < 6; i++) {
+    s += i ? ",\"" : "\"";
+    s += fields[i].first;
+    s += "\":";
+    json_append_string(s, *fields[i].second);
+  }
+  s += "}}";
+}
+
+}  // namespace mg

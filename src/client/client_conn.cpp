@@ -1,0 +1,347 @@
+#include "client/client_conn.h"
+
+#include <algorithm>
+#include <ctime>
+
+#include "client/connect_token.h"
+#include "core/log.h"
+#include "core/metrics.h"
+#include "core/snowflake.h"
+#include "core/utf8.h"
+#include "http/http_response.h"
+#include "http/url_query.h"
+#include "net/listen_socket.h"
+#include "client/client_events.h"
+#include "client/worker.h"
+#include "ws/ws_frame.h"
+#include "ws/ws_upgrade.h"
+
+namespace mg {
+
+namespace {
+constexpr uint32_t kHandshakeTimeoutS = 10;  // a client that never finishes its upgrade request
+constexpr uint32_t kCloseLingerS = 5;        // how long a closing connection may take to flush
+}  // namespace
+
+ClientConn::ClientConn(Worker& w, unsigned listener_index)
+    : Stream(w.loop()), worker_(w), listener_index_(static_cast<uint16_t>(listener_index)) {}
+
+const ListenerConfig& ClientConn::listener() const { return worker_.config().listeners[listener_index_]; }
+
+ListenerMetrics& listener_metrics(unsigned i) { return metrics().listeners[i]; }
+
+uint64_t ClientConn::since_ms() const { return snowflake_unix_ms(id_); }
+
+void ClientConn::start() {
+  remote_addr_ = peer_address(tcp());
+  accepted_s_ = last_rx_s_ = last_ping_s_ = worker_.now_s();
+  const ListenerConfig& l = listener();
+  SSL_CTX* tls_ctx = worker_.listener_shared(listener_index_).tls;
+  if (tls_ctx) use_tls(tls_ctx);
+  if (l.type == ListenerType::Tcp) {
+    framer_ = std::make_unique<FrameDecoder>(l.framing, l.max_message);
+    if (!tls_ctx && !worker_.limits().needs_token(listener_index_)) open("", "");  // else after TLS / the token
+  } else {
+    const WorkerLimits& lim = worker_.limits();
+    handshake_ = std::make_unique<HttpParser>(HttpLimits{lim.max_header_bytes, lim.max_headers, 0});
+  }
+  if (start_reading() != 0) close_now();
+}
+
+void ClientConn::on_tls_ready() {
+  if (!ws_ && !handshake_ && !worker_.limits().needs_token(listener_index_) && phase_ == Phase::Handshake) open("", "");
+}
+
+void ClientConn::on_tls_failed(const std::string& why) {
+  inc(metrics().refused[static_cast<int>(RefuseReason::TlsHandshake)]);
+  LOG_DEBUG("TLS from %s refused: %s", remote_addr_.c_str(), why.c_str());
+  phase_ = Phase::Closing;
+  closing_since_s_ = worker_.now_s();  // the alert gets its few seconds to go out
+}
+
+bool ClientConn::accept_token(const std::string& token, std::string& why) {
+  const WorkerLimits& lim = worker_.limits();
+  ConnectClaims claims;
+  why = verify_connect_token(token, lim.token_secrets[listener_index_], static_cast<int64_t>(time(nullptr)),
+                             TokenLimits{lim.max_context_bytes, lim.max_context_keys, lim.max_channels, limit_defaults::kMaxTokenBytes}, claims);
+  if (!why.empty()) {
+    inc(metrics().refused[static_cast<int>(RefuseReason::Token)]);
+    return false;
+  }
+  context_ = std::move(claims.context);
+  channels_ = std::move(claims.channels);  // subscribed in open(), with the connection
+  return true;
+}
+
+void ClientConn::refuse_tcp(const std::string& why) {
+  std::string line = "error: " + why;
+  write(encode_frame(listener().framing, line.data(), line.size()));
+  phase_ = Phase::Closing;
+  closing_since_s_ = worker_.now_s();
+  close_after_flush();
+}
+
+void ClientConn::on_read(const char* data, size_t len) {
+  inc(listener_metrics(listener_index_).bytes_in, len);
+  last_rx_s_ = worker_.now_s();
+  switch (phase_) {
+    case Phase::Handshake:
+      if (handshake_) read_handshake(data, len);
+      else read_tcp(data, len);  // a TCP client's connect token (its TLS handshake is done)
+      break;
+    case Phase::Open:
+      if (ws_) {
+        // Stream hands us its own buffer (the loop's read buffer or the TLS plaintext): the codec may
+        // unmask the payload in place.
+        ws_->feed(const_cast<char*>(data), len);
+        if (ws_->finished()) {
+          uint16_t code = ws_->close_code();
+          if (code == 1002 || code == 1007 || code == 1009) inc(metrics().protocol_errors);
+          decide_close(code, ws_->close_reason());
+          close_after_flush();
+        }
+      } else {
+        read_tcp(data, len);
+      }
+      break;
+    case Phase::Closing:
+      // We sent a close frame and wait for the client's (RFC 6455 §7.1.1); anything else is ignored.
+      if (ws_ && !closing()) {
+        ws_->feed(const_cast<char*>(data), len);
+        if (ws_->input_ended()) close_after_flush();
+      }
+      break;
+  }
+  // A message begun and not finished starts the message deadline (tick): a client that trickles
+  // one byte a second is closed, not kept forever.
+  if (phase_ == Phase::Open) {
+    const bool partial = ws_ ? !ws_->idle() : framer_ && framer_->buffered() > 0;
+    if (!partial) partial_since_s_ = 0;
+    else if (!partial_since_s_) partial_since_s_ = worker_.now_s();
+  }
+  // Its topic is full: what this read held is in the queue; the rest waits in the socket (TCP slows
+  // the client) until the topic is down to half its bound.
+  const TopicGate* gate = worker_.listener_shared(listener_index_).gate.get();
+  if (phase_ == Phase::Open && !closing() && gate && gate->closed()) {
+    stop_reading();
+    paused_by_queue_ = true;
+  }
+}
+
+void ClientConn::resume_reading() {
+  const TopicGate* gate = worker_.listener_shared(listener_index_).gate.get();
+  if (!paused_by_queue_ || closed() || (gate && gate->closed())) return;
+  paused_by_queue_ = false;
+  last_rx_s_ = worker_.now_s();
+  if (start_reading() != 0) close_now();
+}
+
+void ClientConn::read_handshake(const char* data, size_t len) {
+  size_t used = 0;
+  HttpParser::Status st = handshake_->feed(data, len, used);
+  if (st == HttpParser::Status::NeedMore) return;
+  if (st == HttpParser::Status::Error) {
+    refuse_handshake(handshake_->error_status(), handshake_->error_message());
+    return;
+  }
+  const HttpRequest& req = handshake_->request();
+  const ListenerConfig& l = listener();
+  if (!l.path.empty() && req.path != l.path) {
+    refuse_handshake(404, "no WebSocket endpoint at " + req.path);
+    return;
+  }
+  std::string response, error;
+  int status = check_ws_upgrade(req, response, error);
+  if (status != 0) {
+    refuse_handshake(status, error);
+    return;
+  }
+  if (!l.origins.empty()) {
+    const std::string* origin = req.header("origin");
+    if (!origin || std::find(l.origins.begin(), l.origins.end(), *origin) == l.origins.end()) {
+      inc(metrics().refused[static_cast<int>(RefuseReason::Origin)]);
+      refuse_handshake(403, "origin not allowed", false);
+      return;
+    }
+  }
+  bool needs_token = worker_.limits().needs_token(listener_index_);
+  if (needs_token) {
+    std::string token, why;
+    query_param(req.query, "token", token);
+    if (!accept_token(token, why)) {
+      refuse_handshake(401, "connect token refused: " + why, false);
+      return;
+    }
+  }
+  std::string path = req.path, query = needs_token ? query_without(req.query, "token") : req.query;
+  handshake_.reset();
+  write(std::move(response));
+  ws_ = std::make_unique<WsSession>(this, l.max_message);
+  open(path, query);
+  if (used < len) on_read(data + used, len - used);  // frames that came right behind the request
+}
+
+void ClientConn::refuse_handshake(int status, const std::string& message, bool count_as_bad) {
+  if (count_as_bad) inc(metrics().refused[static_cast<int>(RefuseReason::BadHandshake)]);
+  std::vector<std::pair<std::string, std::string>> extra;
+  if (status == 426) extra.emplace_back("Sec-WebSocket-Version", "13");
+  write(http_response(status, "text/plain", message + "\n", false, extra));
+  phase_ = Phase::Closing;
+  closing_since_s_ = worker_.now_s();
+  handshake_.reset();
+  close_after_flush();
+}
+
+void ClientConn::open(const std::string& path, const std::string& query) {
+  id_ = worker_.next_client_id();
+  phase_ = Phase::Open;
+  worker_.register_open(this);
+  for (const std::string& ch : channels_) worker_.subscribe(this, ch);  // from a connect token
+  const ListenerConfig& l = listener();
+  if (!l.events) return;
+  worker_.emit(listener_index_, QueueEvent{l.topic, id_,
+                                           client_open_event(l.name, remote_addr_, l.type == ListenerType::Ws, path, query),
+                                           context_});
+}
+
+void ClientConn::read_tcp(const char* data, size_t len) {
+  FrameDecoder::Status st = framer_->feed(data, len, [this](const char* p, size_t n) {
+    if (phase_ == Phase::Handshake) {  // the first message is the connect token
+      std::string token(p, n), why;
+      if (token.rfind("token=", 0) == 0) token.erase(0, 6);
+      if (accept_token(token, why)) {
+        open("", "");
+      } else {
+        refuse_tcp("connect token refused: " + why);
+        framer_->stop();
+      }
+      return;
+    }
+    inc(listener_metrics(listener_index_).messages_in);
+    emit_message(!is_valid_utf8(p, n), p, n);
+    if (phase_ != Phase::Open) framer_->stop();
+  });
+  if (st == FrameDecoder::Status::TooLong) {
+    inc(metrics().protocol_errors);
+    decide_close(1009, "message too long");
+    close_after_flush();
+  }
+}
+
+void ClientConn::ws_message(uint8_t opcode, const uint8_t* data, size_t len) {
+  inc(listener_metrics(listener_index_).messages_in);
+  emit_message(opcode == kWsBinary, reinterpret_cast<const char*>(data), len);
+}
+
+void ClientConn::ws_output(const uint8_t* data, size_t len) {
+  // Pongs and close frames count against the same bound: a client that sends pings and never
+  // reads must not grow our memory.
+  if (queued_bytes() + len > worker_.limits().output_hard_limit) {
+    inc(metrics().output_closes[static_cast<int>(OutputLimit::Hard)]);
+    decide_close(1008, "output buffer limit");
+    close_now();
+    return;
+  }
+  write(std::string(reinterpret_cast<const char*>(data), len));
+}
+
+void ClientConn::emit_message(bool binary, const char* data, size_t len) {
+  if (phase_ != Phase::Open) return;  // after its close event, nothing more of this client reaches consumers
+  worker_.emit(listener_index_, QueueEvent{listener().topic, id_, client_message_event(binary, data, len), context_});
+}
+
+bool ClientConn::send(const OutMessage& msg) {
+  if (phase_ != Phase::Open || closing()) return false;
+  if (ws_ && !ws_->can_send()) return false;
+  const Chunk& chunk = ws_ ? msg.ws : msg.for_framing(listener().framing);
+  if (queued_bytes() + chunk->size() > worker_.limits().output_hard_limit) {
+    inc(metrics().output_closes[static_cast<int>(OutputLimit::Hard)]);
+    LOG_DEBUG("client %llu closed: output buffer over the hard limit", static_cast<unsigned long long>(id_));
+    decide_close(1008, "output buffer limit");
+    close_now();
+    return false;
+  }
+  write(chunk);
+  ListenerMetrics& m = listener_metrics(listener_index_);
+  inc(m.messages_out);
+  inc(m.bytes_out, chunk->size());
+  return true;
+}
+
+void ClientConn::close_with(int code, const std::string& reason) {
+  if (closing()) return;
+  decide_close(code, reason);
+  if (ws_) ws_->close(static_cast<uint16_t>(code), reason);  // then wait for the client's close frame
+  else close_after_flush();
+}
+
+void ClientConn::on_read_end(int status) {
+  if (status == UV_EOF && !ws_) decide_close(1000, "client closed the connection");
+  else decide_close(1006, status == UV_EOF ? "connection closed without a close frame" : uv_strerror(status));
+  close_now();
+}
+
+void ClientConn::tick(uint32_t now) {
+  if (closed()) return;
+  if (phase_ == Phase::Handshake) {
+    if (now - accepted_s_ >= kHandshakeTimeoutS) close_now();  // from accept: trickling bytes does not help
+    return;
+  }
+  if (phase_ == Phase::Closing || closing()) {
+    if (now - closing_since_s_ >= kCloseLingerS) close_now();  // the client never answered our close
+    return;
+  }
+  const ListenerConfig& l = listener();
+  if (paused_by_queue_) {
+    last_rx_s_ = now;  // unread, not idle
+    if (partial_since_s_) partial_since_s_ = now;  // nor slow
+    resume_reading();  // a pause for events in flight ends without a word from the hub
+  }
+  if (l.idle_timeout && now - last_rx_s_ >= l.idle_timeout) {
+    close_with(1001, "idle timeout");
+    return;
+  }
+  const WorkerLimits& lim = worker_.limits();
+  if (lim.message_timeout && partial_since_s_ && !paused_by_queue_ && now - partial_since_s_ >= lim.message_timeout) {
+    close_with(1008, "message not completed within " + std::to_string(lim.message_timeout) + " s");
+    return;
+  }
+  if (queued_bytes() > lim.output_soft_limit) {
+    if (!soft_since_s_) soft_since_s_ = now;
+    if (now - soft_since_s_ >= lim.output_soft_seconds) {
+      inc(metrics().output_closes[static_cast<int>(OutputLimit::Soft)]);
+      decide_close(1008, "output buffer limit");
+      close_now();
+      return;
+    }
+  } else {
+    soft_since_s_ = 0;
+  }
+  if (ws_ && l.ping_interval && now - last_ping_s_ >= l.ping_interval) {
+    ws_->ping();
+    last_ping_s_ = now;
+  }
+}
+
+void ClientConn::decide_close(int code, const std::string& reason) {
+  if (close_code_) return;
+  close_code_ = static_cast<uint16_t>(code);
+  close_reason_ = reason;
+  bool was_open = phase_ == Phase::Open;
+  phase_ = Phase::Closing;
+  closing_since_s_ = worker_.now_s();
+  if (!was_open) return;
+  worker_.unregister(this);
+  metrics().count_close(code);
+  const ListenerConfig& l = listener();
+  if (!l.events) return;
+  worker_.emit(listener_index_, QueueEvent{l.topic, id_, client_close_event(code, reason), context_});
+}
+
+void ClientConn::on_close() {
+  decide_close(1006, "connection lost");
+  if (!guard_ip_.empty()) worker_.listener_shared(listener_index_).guard->release(guard_ip_);
+  worker_.forget(this);
+}
+
+}  // namespace mg

@@ -1,0 +1,100 @@
+// One client connection (WebSocket or plain TCP) on a worker.
+//
+// Phases: Handshake (ws only: reading the HTTP upgrade request) → Open (registered under its id,
+// sends and publishes reach it, its messages become queue events) → closing. The close code that
+// ends it is decided once, by decide_close (first decision wins), which also emits its `close`
+// event (client_events.h); on_close(), the one place a connection is torn down, decides 1006
+// "connection lost" if nothing was decided before.
+//
+// Memory while idle: the socket handle, a few counters, the context text and channel names, and for
+// WebSocket the session with its codec's few dozen bytes (no buffer and no wslay context between
+// messages, ws_codec.h). Read buffers are shared per loop; output chunks are released as soon as they
+// are written.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "http/http_parser.h"
+#include "net/stream.h"
+#include "client/tcp_framing.h"
+#include "client/out_message.h"
+#include "ws/ws_session.h"
+
+namespace mg {
+
+class Worker;
+
+class ClientConn final : public Stream, public WsOwner {
+ public:
+  ClientConn(Worker& w, unsigned listener_index);
+
+  // After uv_accept: records the peer and starts reading. A TCP connection opens at once, or
+  // after its TLS handshake, or after its connect token, as its listener requires.
+  void start();
+  // The IP address the listener's per-IP count holds for this connection (released on close).
+  void set_guard_ip(std::string ip) { guard_ip_ = std::move(ip); }
+  // Queues a message. False when the connection cannot take it (closing, or over the hard limit,
+  // in which case it is closed with 1008).
+  bool send(const OutMessage& msg);
+  // Closes with `code`; WebSocket clients get a close frame with the code and reason.
+  void close_with(int code, const std::string& reason);
+  // Once-a-second checks: idle timeout, server ping, soft output limit, handshake timeout.
+  void tick(uint32_t now_s);
+  // Reading was paused because its queue topic was full (overflow = pause): read again. The idle
+  // timeout counts from now, since the client was not idle but unread.
+  void resume_reading();
+
+  uint64_t id() const { return id_; }
+  bool is_open() const { return phase_ == Phase::Open; }
+  const ListenerConfig& listener() const;
+  unsigned listener_index() const { return listener_index_; }
+  const std::string& context() const { return context_; }
+  void set_context(std::string ctx) { context_ = std::move(ctx); }
+  std::vector<std::string>& channels() { return channels_; }
+  const std::vector<std::string>& channels() const { return channels_; }
+  const std::string& remote_addr() const { return remote_addr_; }
+  uint64_t since_ms() const;
+
+ protected:
+  void on_read(const char* data, size_t len) override;
+  void on_read_end(int status) override;
+  void on_close() override;
+  void on_tls_ready() override;
+  void on_tls_failed(const std::string& why) override;
+  void ws_message(uint8_t opcode, const uint8_t* data, size_t len) override;
+  void ws_output(const uint8_t* data, size_t len) override;
+
+ private:
+  enum class Phase : uint8_t { Handshake, Open, Closing };
+  void read_handshake(const char* data, size_t len);
+  void refuse_handshake(int status, const std::string& message, bool count_as_bad = true);
+  void open(const std::string& path, const std::string& query);
+  void read_tcp(const char* data, size_t len);
+  // Checks a connect token and applies its claims. False: refused (`why` says why).
+  bool accept_token(const std::string& token, std::string& why);
+  void refuse_tcp(const std::string& why);
+  void emit_message(bool binary, const char* data, size_t len);
+  void decide_close(int code, const std::string& reason);
+
+  Worker& worker_;
+  uint64_t id_ = 0;
+  std::string remote_addr_;
+  std::string context_;                 // JSON object text; empty means {}
+  std::vector<std::string> channels_;
+  std::unique_ptr<HttpParser> handshake_;  // only during the WebSocket handshake
+  std::unique_ptr<WsSession> ws_;          // WebSocket after the upgrade
+  std::unique_ptr<FrameDecoder> framer_;   // TCP
+  uint32_t accepted_s_ = 0, last_rx_s_ = 0, last_ping_s_ = 0, soft_since_s_ = 0, closing_since_s_ = 0;
+  uint16_t listener_index_;
+  uint16_t close_code_ = 0;             // 0 until decided
+  bool paused_by_queue_ = false;        // not read while its queue topic is full
+  uint32_t partial_since_s_ = 0;        // when the unfinished message (or frame) it sends began; 0: none
+  Phase phase_ = Phase::Handshake;
+  std::string close_reason_;
+  std::string guard_ip_;
+};
+
+}  // namespace mg

@@ -1,0 +1,21 @@
+// The "d" of a client's queue events (PROTOCOL.md §4): what a consumer learns of a connection.
+//
+//   open     {"event":"open","listener","remote_addr"[,"path","query"]}   (path and query: WebSocket)
+//   message  {"frame":{"type":"text"|"binary","data","finish":true}}     (binary data in base64)
+//   close    {"event":"close","code","reason"}
+//
+// Text that is not valid UTF-8 (a query, a close reason) is sent as "": consumers get valid JSON.
+#pragma once
+
+#include <cstddef>
+#include <string>
+
+namespace mg {
+
+// `websocket`: path and query are included (a TCP client has neither).
+std::string client_open_event(const std::string& listener, const std::string& remote_addr, bool websocket,
+                              const std::string& path, const std::string& query);
+std::string client_message_event(bool binary, const char* data, size_t len);
+std::string client_close_event(int code, const std::string& reason);
+
+}  // namespace mg

@@ -1,0 +1,280 @@
+#include "client/worker.h"
+
+#include <sys/time.h>
+
+#include <algorithm>
+
+#include "client/conn_ops.h"
+#include "core/json_text.h"
+#include "core/log.h"
+#include "net/listen_socket.h"
+#include "client/client_conn.h"
+
+namespace mg {
+
+namespace {
+// Client events waiting for the hub thread, across all workers, beyond which new ones are dropped
+// (and counted): the hub is the bottleneck then, and an unbounded mailbox would only delay the OOM.
+constexpr size_t kMaxHubBacklog = 200000;
+
+uint64_t unix_ms() {
+  timeval tv;
+  gettimeofday(&tv, nullptr);
+  return static_cast<uint64_t>(tv.tv_sec) * 1000 + tv.tv_usec / 1000;
+}
+}  // namespace
+
+WorkerLimits WorkerLimits::from(const Config& c) {
+  WorkerLimits l;
+  l.max_connections = c.max_connections;
+  l.max_header_bytes = c.max_header_bytes;
+  l.max_headers = c.max_headers;
+  l.max_context_bytes = c.max_context_bytes;
+  l.max_context_keys = c.max_context_keys;
+  l.max_channels = c.max_channels;
+  l.output_hard_limit = c.output_hard_limit;
+  l.output_soft_limit = c.output_soft_limit;
+  l.output_soft_seconds = c.output_soft_seconds;
+  l.message_timeout = c.message_timeout;
+  for (const ListenerConfig& lc : c.listeners) l.token_secrets.push_back(lc.token_secrets);
+  return l;
+}
+
+Worker::Worker(WorkerHost& host, const Config& cfg, const ListenersShared& shared, unsigned index, unsigned count)
+    : host_(host), cfg_(cfg), shared_(shared), index_(index), count_(count), limits_(WorkerLimits::from(cfg)),
+      ids_(static_cast<unsigned>(cfg.node_id), index, count) {
+  uv_loop_init(&loop_);
+  loop_ctx_.open(&loop_);
+  loop_ctx_.owner = this;
+  mailbox_.open(&loop_);
+  uv_timer_init(&loop_, &tick_);
+  tick_.data = this;
+}
+
+Worker::~Worker() { uv_loop_close(&loop_); }
+
+void Worker::start(std::vector<int> listen_fds) {
+  thread_ = std::thread([this, fds = std::move(listen_fds)]() mutable { run(std::move(fds)); });
+}
+
+void Worker::join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+void Worker::run(std::vector<int> listen_fds) {
+  for (size_t i = 0; i < listen_fds.size(); i++) {
+    auto server = std::make_unique<uv_tcp_t>();
+    int rc = start_listening(&loop_, server.get(), listen_fds[i], &Worker::on_connection);
+    if (rc != 0) LOG_ERROR("worker %u: listener %s: %s", index_, cfg_.listeners[i].name.c_str(), uv_strerror(rc));
+    server->data = reinterpret_cast<void*>(i);  // the listener index; the worker is loop->data's owner
+    servers_.push_back(std::move(server));
+  }
+  uv_timer_start(&tick_, &Worker::on_tick, 1000, 1000);
+  uv_run(&loop_, UV_RUN_DEFAULT);
+}
+
+void Worker::on_connection(uv_stream_t* server, int status) {
+  if (status < 0) return;
+  auto* ctx = LoopContext::of(server->loop);
+  auto* self = static_cast<Worker*>(ctx->owner);
+  unsigned li = static_cast<unsigned>(reinterpret_cast<uintptr_t>(server->data));
+  auto* conn = new ClientConn(*self, li);
+  if (uv_accept(server, reinterpret_cast<uv_stream_t*>(conn->tcp())) != 0) {
+    conn->close_now();
+    return;
+  }
+  self->all_.insert(conn);
+  if (self->host_.client_count() >= self->limits_.max_connections || self->draining_) {
+    inc(metrics().refused[static_cast<int>(RefuseReason::MaxConnections)]);
+    LOG_DEBUG("connection refused: max_connections (%u) reached", self->limits_.max_connections);
+    conn->close_now();
+    return;
+  }
+  ListenerGuard& guard = *self->shared_[li].guard;
+  std::string ip = peer_ip(conn->tcp());
+  ListenerGuard::Verdict v = guard.admit(ip, uv_now(self->loop()));
+  if (v != ListenerGuard::Verdict::Ok) {
+    inc(metrics().refused[static_cast<int>(v == ListenerGuard::Verdict::PerIp ? RefuseReason::PerIp : RefuseReason::AcceptRate)]);
+    LOG_DEBUG("connection from %s refused: %s", ip.c_str(), v == ListenerGuard::Verdict::PerIp ? "max_conns_per_ip" : "accept_rate");
+    conn->close_now();
+    return;
+  }
+  if (guard.tracks_ip()) conn->set_guard_ip(std::move(ip));
+  inc(metrics().listeners[li].accepted);
+  uv_tcp_nodelay(conn->tcp(), 1);
+  conn->start();
+}
+
+void Worker::on_tick(uv_timer_t* t) {
+  auto* self = static_cast<Worker*>(t->data);
+  uint32_t now = self->now_s();
+  // tick() may close connections, which removes them from all_ only in the close callback.
+  for (ClientConn* c : self->all_) c->tick(now);
+}
+
+uint64_t Worker::next_client_id() { return ids_.next(unix_ms()); }
+
+void Worker::register_open(ClientConn* c) {
+  by_id_.emplace(c->id(), c);
+  host_.client_opened();
+  inc(metrics().listeners[c->listener_index()].connections);
+}
+
+void Worker::unregister(ClientConn* c) {
+  by_id_.erase(c->id());
+  for (const std::string& ch : c->channels()) {
+    auto it = channels_.find(ch);
+    if (it == channels_.end()) continue;
+    it->second.erase(c);
+    if (it->second.empty()) channels_.erase(it);
+  }
+  host_.client_closed();
+  metrics().listeners[c->listener_index()].connections.fetch_sub(1, std::memory_order_relaxed);
+}
+
+void Worker::forget(ClientConn* c) {
+  all_.erase(c);
+  if (draining_) maybe_finish_drain();
+}
+
+void Worker::subscribe(ClientConn* c, const std::string& channel) { channels_[channel].insert(c); }
+
+void Worker::unsubscribe(ClientConn* c, const std::string& channel) {
+  auto it = channels_.find(channel);
+  if (it == channels_.end()) return;
+  it->second.erase(c);
+  if (it->second.empty()) channels_.erase(it);
+}
+
+void Worker::resume_topic(const std::string& topic) {
+  for (ClientConn* c : all_)
+    if (c->listener().topic == topic) c->resume_reading();
+}
+
+void Worker::emit(unsigned li, QueueEvent ev) {
+  TopicGate* gate = shared_[li].gate.get();
+  if (!gate) return emit(std::move(ev));
+  if (host_.backlog() > kMaxHubBacklog) {
+    inc(metrics().queue_backlog_drops);
+    return;
+  }
+  gate->in_flight.fetch_add(1, std::memory_order_relaxed);
+  WorkerHost* host = &host_;
+  host_.post([host, gate, ev = std::move(ev)]() mutable {
+    gate->in_flight.fetch_sub(1, std::memory_order_relaxed);
+    host->push_event(std::move(ev));
+  });
+}
+
+void Worker::emit(QueueEvent ev) {
+  if (host_.backlog() > kMaxHubBacklog) {
+    inc(metrics().queue_backlog_drops);
+    return;
+  }
+  WorkerHost* host = &host_;
+  host_.post([host, ev = std::move(ev)]() mutable { host->push_event(std::move(ev)); });
+}
+
+SendResult Worker::send(uint64_t client, const OutMessage& msg) {
+  auto it = by_id_.find(client);
+  if (it == by_id_.end()) return SendResult::NotConnected;
+  return it->second->send(msg) ? SendResult::Ok : SendResult::BufferFull;
+}
+
+FanoutCount Worker::publish(const std::string& channel, const OutMessage& msg) {
+  FanoutCount n;
+  auto it = channels_.find(channel);
+  if (it == channels_.end()) return n;
+  // send() may close a connection (hard limit), which unsubscribes it: iterate over a copy.
+  std::vector<ClientConn*> subs(it->second.begin(), it->second.end());
+  for (ClientConn* c : subs) (c->send(msg) ? n.ok : n.failed)++;
+  return n;
+}
+
+FanoutCount Worker::broadcast(const OutMessage& msg) {
+  FanoutCount n;
+  std::vector<ClientConn*> conns;
+  conns.reserve(by_id_.size());
+  for (auto& [id, c] : by_id_) conns.push_back(c);
+  for (ClientConn* c : conns) (c->send(msg) ? n.ok : n.failed)++;
+  return n;
+}
+
+uint64_t Worker::channel_count(const std::string& channel) const {
+  auto it = channels_.find(channel);
+  return it == channels_.end() ? 0 : it->second.size();
+}
+
+std::vector<std::pair<std::string, uint64_t>> Worker::top_channels(size_t n) const {
+  std::vector<std::pair<std::string, uint64_t>> all;
+  all.reserve(channels_.size());
+  for (const auto& [name, subs] : channels_) all.emplace_back(name, subs.size());
+  auto larger = [](const auto& a, const auto& b) { return a.second != b.second ? a.second > b.second : a.first < b.first; };
+  if (all.size() > n) {
+    std::partial_sort(all.begin(), all.begin() + n, all.end(), larger);
+    all.resize(n);
+  } else {
+    std::sort(all.begin(), all.end(), larger);
+  }
+  return all;
+}
+
+ApiResult Worker::conn_call(uint64_t client, const ConnCall& call) {
+  auto it = by_id_.find(client);
+  if (it == by_id_.end()) return ApiResult::error(301, "client not connected");
+  return apply_conn_call(*this, *it->second, call);
+}
+
+ApiResult Worker::conn_info(uint64_t client) const {
+  auto it = by_id_.find(client);
+  if (it == by_id_.end()) return ApiResult::error(301, "client not connected");
+  const ClientConn* c = it->second;
+  std::string r = "{\"s\":true,\"x\":";
+  r += c->context().empty() ? "{}" : c->context();
+  r += ",\"ch\":[";
+  for (size_t i = 0; i < c->channels().size(); i++) {
+    if (i) r += ',';
+    json_append_string(r, c->channels()[i]);
+  }
+  r += "],\"remote_addr\":";
+  json_append_string(r, c->remote_addr());
+  r += ",\"listener\":";
+  json_append_string(r, c->listener().name);
+  r += ",\"since\":" + std::to_string(c->since_ms()) + "}";
+  return ApiResult::ok(std::move(r));
+}
+
+void Worker::drain() {
+  if (draining_) return;
+  draining_ = true;
+  for (auto& s : servers_) uv_close(reinterpret_cast<uv_handle_t*>(s.release()), [](uv_handle_t* h) {
+    delete reinterpret_cast<uv_tcp_t*>(h);
+  });
+  servers_.clear();
+  std::vector<ClientConn*> conns(all_.begin(), all_.end());
+  for (ClientConn* c : conns) {
+    if (c->is_open()) c->close_with(1001, "server shutting down");
+    else c->close_now();
+  }
+  maybe_finish_drain();
+}
+
+void Worker::force_stop() {
+  drain();
+  std::vector<ClientConn*> conns(all_.begin(), all_.end());
+  for (ClientConn* c : conns) c->close_now();
+}
+
+void Worker::maybe_finish_drain() {
+  if (!all_.empty() || drain_reported_) return;
+  drain_reported_ = true;
+  uv_timer_stop(&tick_);
+  uv_close(reinterpret_cast<uv_handle_t*>(&tick_), nullptr);
+  mailbox_.close();
+  loop_ctx_.close();
+  WorkerHost* host = &host_;
+  unsigned index = index_;
+  host_.post([host, index] { host->worker_stopped(index); });
+}
+
+}  // namespace mg

@@ -1,0 +1,149 @@
+// A worker thread: one libuv loop that owns a share of the client connections outright.
+//
+// Every worker accepts on every client listener (SO_REUSEPORT). Other threads never touch its
+// connections: they post tasks to its mailbox (post), and it answers by posting back to the hub.
+// A connection's worker is read from its client id (snowflake_worker), so a send needs no lookup
+// outside the owning worker.
+#pragma once
+
+#include <uv.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "core/config.h"
+#include "core/mailbox.h"
+#include "core/metrics.h"
+#include "core/snowflake.h"
+#include "net/stream.h"
+#include "queue/queue_event.h"
+#include "client/conn_ops.h"
+#include "client/listener_shared.h"
+#include "client/out_message.h"
+
+namespace mg {
+
+class ClientConn;
+
+// What a worker needs of the node it runs in; the hub implements it. A worker touches nothing else
+// of the hub: the counters are atomics (any thread), and everything else is a task posted to the
+// hub thread, where push_event and worker_stopped run.
+class WorkerHost {
+ public:
+  virtual uint64_t client_count() const = 0;
+  virtual void client_opened() = 0;
+  virtual void client_closed() = 0;
+  virtual size_t backlog() const = 0;  // tasks waiting for the hub thread
+  virtual void post(Mailbox::Task task) = 0;
+  // Hub thread only.
+  virtual void push_event(QueueEvent ev) = 0;
+  virtual void worker_stopped(unsigned index) = 0;
+
+ protected:
+  ~WorkerHost() = default;
+};
+
+// The limits a worker applies; copied in at start and on SIGHUP.
+struct WorkerLimits {
+  uint32_t max_connections = limit_defaults::kMaxConnections;  // per node: the worker's share is checked against the node total
+  uint32_t max_header_bytes = limit_defaults::kMaxHeaderBytes;
+  uint32_t max_headers = limit_defaults::kMaxHeaders;
+  uint32_t max_context_bytes = limit_defaults::kMaxContextBytes;
+  uint32_t max_context_keys = limit_defaults::kMaxContextKeys;
+  uint32_t max_channels = limit_defaults::kMaxChannels;
+  uint64_t output_hard_limit = limit_defaults::kOutputHardLimit;
+  uint64_t output_soft_limit = limit_defaults::kOutputSoftLimit;
+  uint32_t output_soft_seconds = limit_defaults::kOutputSoftSeconds;
+  uint32_t message_timeout = limit_defaults::kMessageTimeout;
+  // Per listener (index as in Config::listeners): the connect-token secrets, reloaded by SIGHUP.
+  std::vector<std::vector<std::string>> token_secrets;
+  static WorkerLimits from(const Config& c);
+  bool needs_token(unsigned listener) const {
+    if (listener >= token_secrets.size()) return false;
+    for (const std::string& s : token_secrets[listener])
+      if (!s.empty()) return true;
+    return false;
+  }
+};
+
+class Worker {
+ public:
+  Worker(WorkerHost& host, const Config& cfg, const ListenersShared& shared, unsigned index, unsigned count);
+  ~Worker();
+
+  // Starts the thread; `listen_fds[i]` is the socket of cfg.listeners[i] (each worker gets its own).
+  void start(std::vector<int> listen_fds);
+  void join();
+  void post(Mailbox::Task task) { mailbox_.post(std::move(task)); }
+
+  // --- the rest runs on the worker thread only ---
+  SendResult send(uint64_t client, const OutMessage& msg);
+  FanoutCount publish(const std::string& channel, const OutMessage& msg);
+  FanoutCount broadcast(const OutMessage& msg);
+  uint64_t channel_count(const std::string& channel) const;
+  // The `n` channels with the most subscribers on this worker (channel.top), largest first.
+  std::vector<std::pair<std::string, uint64_t>> top_channels(size_t n) const;
+  ApiResult conn_call(uint64_t client, const ConnCall& call);
+  ApiResult conn_info(uint64_t client) const;
+  void set_limits(const WorkerLimits& l) { limits_ = l; }
+  // The queue topic has room again: its clients paused by its gate are read again.
+  void resume_topic(const std::string& topic);
+  // Stops accepting and closes every client with 1001; reports to the hub when none is left.
+  void drain();
+  // Closes every client at once (the drain ran out of time).
+  void force_stop();
+
+  // Used by ClientConn.
+  uv_loop_t* loop() { return &loop_; }
+  const Config& config() const { return cfg_; }
+  const ListenerShared& listener_shared(unsigned i) const { return shared_[i]; }
+  const WorkerLimits& limits() const { return limits_; }
+  WorkerHost& host() { return host_; }
+  uint64_t next_client_id();
+  void register_open(ClientConn* c);
+  void unregister(ClientConn* c);
+  // Called from the connection's uv_close callback: it is about to be deleted.
+  void forget(ClientConn* c);
+  void subscribe(ClientConn* c, const std::string& channel);
+  void unsubscribe(ClientConn* c, const std::string& channel);
+  // Pushes an event to the queue hub (dropped and counted when the hub is too far behind).
+  void emit(QueueEvent ev);
+  // Pushes an event of a client of listener `li` (its topic's gate counts it in flight).
+  void emit(unsigned li, QueueEvent ev);
+  uint32_t now_s() const { return static_cast<uint32_t>(uv_now(&loop_) / 1000); }
+
+ private:
+  void run(std::vector<int> listen_fds);
+  static void on_connection(uv_stream_t* server, int status);
+  static void on_tick(uv_timer_t* t);
+  void maybe_finish_drain();
+
+  WorkerHost& host_;
+  const Config& cfg_;
+  const ListenersShared& shared_;
+  unsigned index_, count_;
+  WorkerLimits limits_;
+  uv_loop_t loop_{};
+  LoopContext loop_ctx_;
+  Mailbox mailbox_;
+  uv_timer_t tick_{};
+  std::vector<std::unique_ptr<uv_tcp_t>> servers_;
+  std::thread thread_;
+  SnowflakeGenerator ids_;
+  bool draining_ = false;
+  bool drain_reported_ = false;
+
+  // Every live connection (also those still in their handshake), for the once-a-second tick.
+  std::unordered_set<ClientConn*> all_;
+  // Open connections by id, and subscribers by channel.
+  std::unordered_map<uint64_t, ClientConn*> by_id_;
+  std::unordered_map<std::string, std::unordered_set<ClientConn*>> channels_;
+
+};
+
+}  // namespace mg
