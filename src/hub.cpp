@@ -6,6 +6,7 @@
 #include <cstring>
 #include <thread>
 
+#include "api/api_methods.h"
 #include "api/node_list.h"
 #include "core/addr.h"
 #include "core/json_text.h"
@@ -98,7 +99,7 @@ int Hub::run() {
   api_.http().set_on_empty(on_http_empty);
   if (route_) route_->http().set_on_empty(on_http_empty);
   if (cfg_.mesh_port != 0) {
-    mesh_ = std::make_unique<Mesh>(*this, cfg_);
+    mesh_ = std::make_unique<Mesh>(*this, queue_, &loop_, cfg_);
     if (!mesh_->start()) return 1;
     queue_.set_remote(mesh_.get(), [this] { mesh_->announce_topics(); });
   }
@@ -228,11 +229,23 @@ std::string Hub::node_list_json() const {
   std::string s = "{\"nodes\":[";
   append_node_json(s, self_info(), cfg_.node_name, true, true, "");
   if (mesh_) {
-    std::string peers = mesh_->members_json();
-    if (!peers.empty()) s += "," + peers;
+    for (const MeshMemberView& m : mesh_->members()) {
+      std::string extra = ",\"mesh_addr\":";
+      json_append_string(extra, m.mesh_addr);
+      if (m.rtt_ms >= 0) extra += ",\"rtt_ms\":" + std::to_string(static_cast<uint64_t>(m.rtt_ms));
+      s += ',';
+      append_node_json(s, m.info, m.name, m.alive, false, extra);
+    }
   }
   s += "]}";
   return s;
+}
+
+void Hub::run_remote_call(const std::string& method, const cJSON* params, const char* params_text, size_t params_len,
+                          Reply reply) {
+  ApiCall call{*this, nullptr, params, std::move(reply), params_text, params_len};
+  call.local_only = true;
+  api_dispatch_remote(method, std::move(call));
 }
 
 std::string Hub::render_metrics() const {

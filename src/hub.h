@@ -21,6 +21,7 @@
 #include "core/config.h"
 #include "core/mailbox.h"
 #include "core/sd_notify.h"
+#include "mesh/mesh.h"
 #include "net/stream.h"
 #include "queue/queue_hub.h"
 #include "route/route_api.h"
@@ -28,9 +29,7 @@
 
 namespace mg {
 
-class Mesh;
-
-class Hub final : public WorkerHost, public ApiHost {
+class Hub final : public WorkerHost, public ApiHost, public MeshHost {
  public:
   explicit Hub(Config cfg);
   ~Hub();
@@ -56,7 +55,10 @@ class Hub final : public WorkerHost, public ApiHost {
   // This node first, then the alive peers: what the route API hands out.
   std::vector<NodeInfo> route_members() const;
   // This node's client addresses, as the route API hands them out.
-  NodeAddresses own_addresses(bool intranet) const;
+  NodeAddresses own_addresses(bool intranet) const override;
+  // MeshHost: a method another node called, run with local_only (api_dispatch_remote).
+  void run_remote_call(const std::string& method, const cJSON* params, const char* params_text, size_t params_len,
+                       Reply reply) override;
   Mesh* mesh() override { return mesh_.get(); }
   std::string node_list_json() const override;
   std::string render_metrics() const override;

@@ -224,16 +224,23 @@ void queue_ack(ApiCall& c) {
 struct Method {
   Handler fn;
   bool ws_only;
+  bool remote;  // another node may call it here: what the API forwards, nothing else
 };
 
 const std::map<std::string, Method>& methods() {
   static const std::map<std::string, Method> table = {
-      {"mesh.send", {mesh_send, false}},       {"mesh.publish", {mesh_publish, false}},
-      {"mesh.broadcast", {mesh_broadcast, false}}, {"channel.count", {channel_count, false}},
-      {"conn.call", {conn_call, false}},       {"conn.info", {conn_info, false}},
-      {"node.list", {node_list, false}},       {"queue.pop", {queue_pop, true}},
-      {"queue.unpop", {queue_unpop, true}},    {"queue.ack", {queue_ack, true}},
-      {"node.stats", {api_node_stats, false}}, {"channel.top", {api_channel_top, false}},
+      {"mesh.send", {mesh_send, false, true}},
+      {"mesh.publish", {mesh_publish, false, true}},
+      {"mesh.broadcast", {mesh_broadcast, false, true}},
+      {"channel.count", {channel_count, false, true}},
+      {"conn.call", {conn_call, false, true}},
+      {"conn.info", {conn_info, false, true}},
+      {"node.list", {node_list, false, false}},
+      {"queue.pop", {queue_pop, true, false}},
+      {"queue.unpop", {queue_unpop, true, false}},
+      {"queue.ack", {queue_ack, true, false}},
+      {"node.stats", {api_node_stats, false, true}},
+      {"channel.top", {api_channel_top, false, true}},
   };
   return table;
 }
@@ -244,6 +251,14 @@ void api_dispatch(const std::string& method, ApiCall call) {
   auto it = methods().find(method);
   if (it == methods().end()) return invalid(call, "unknown method \"" + method + "\"");
   if (it->second.ws_only && !call.ws) return invalid(call, method + " needs a /ws/v1 WebSocket connection");
+  it->second.fn(call);
+}
+
+void api_dispatch_remote(const std::string& method, ApiCall call) {
+  auto it = methods().find(method);
+  if (it == methods().end() || !it->second.remote)
+    return invalid(call, "method \"" + method + "\" cannot be called from another node");
+  if (!cJSON_IsObject(call.params)) return invalid(call, "a call needs params");
   it->second.fn(call);
 }
 

@@ -32,6 +32,10 @@ struct ApiCall {
 // caller maps unknown paths to 404 first, see api_method_for_path).
 void api_dispatch(const std::string& method, ApiCall call);
 
+// Runs `method` for another node (call.local_only set). A method the table does not mark remote,
+// and a call without params, are answered with 101.
+void api_dispatch_remote(const std::string& method, ApiCall call);
+
 // True for a method name of the handler table. Metrics label every other name "unknown": names come
 // from callers, and one series per name would let them grow /metrics without bound.
 bool api_method_known(const std::string& method);

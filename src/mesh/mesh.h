@@ -8,36 +8,61 @@
 //   dial     an address to connect to: the configured seeds, and every member's mesh address
 //   call     an API method run on another node (CALL/REPLY frames), answered within call_timeout
 //
+// One class, one job a file: mesh.cpp membership (listening, dialling, members, heartbeats, views),
+// mesh_handshake.cpp HELLO/AUTH up to a link that serves its member, mesh_calls.cpp CALL/REPLY and
+// the fan-out to every peer, mesh_queue.cpp the queue across the mesh (TOPICS/EVENT/DONE). Every frame
+// body is written and read in mesh_wire. What the mesh needs of the node it runs in comes through
+// MeshHost (the hub implements it), so nothing here includes the API or the hub.
+//
 // Everything here runs on the hub thread.
 #pragma once
 
-#include <cjson/cJSON.h>
 #include <uv.h>
 
 #include <cstdint>
-#include <functional>
 #include <map>
-#include <memory>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
+#include <cjson/cJSON.h>
+
+#include "core/call_result.h"
 #include "core/config.h"
-#include "route/route_api.h"
+#include "core/node_info.h"
 #include "mesh/mesh_link.h"
 #include "queue/queue_hub.h"
-#include "client/conn_ops.h"
-#include "client/worker.h"
 
 namespace mg {
 
-class Hub;
+// What the mesh needs of the node it runs in (the hub); hub thread only.
+class MeshHost {
+ public:
+  virtual uint64_t client_count() const = 0;
+  virtual NodeAddresses own_addresses(bool intranet) const = 0;
+  virtual bool draining() const = 0;
+  // Runs an API method another node called, on this node only; answers 101 for a method that
+  // cannot be called remotely and for a call without params (`params` null). `params_text` is the
+  // raw text of `params`, valid during the call only; `params` lives until `reply` is called.
+  virtual void run_remote_call(const std::string& method, const cJSON* params, const char* params_text,
+                               size_t params_len, Reply reply) = 0;
+
+ protected:
+  ~MeshHost() = default;
+};
+
+// A peer as node.list shows it (alive or dead).
+struct MeshMemberView {
+  NodeInfo info;
+  std::string name, mesh_addr;
+  bool alive = false;
+  double rtt_ms = -1;  // the last heartbeat's round trip, -1 when none was measured
+};
 
 class Mesh final : public RemoteQueue {
  public:
-  using Reply = std::function<void(const ApiResult&)>;
-
-  Mesh(Hub& hub, const Config& cfg);
+  Mesh(MeshHost& host, QueueHub& queue, uv_loop_t* loop, const Config& cfg);
   ~Mesh();
   // Listens and starts dialling the seeds. False when the mesh port cannot be bound.
   bool start();
@@ -49,12 +74,12 @@ class Mesh final : public RemoteQueue {
   void call(unsigned node, const std::string& method, const std::string& params_json, int not_here_code, Reply reply);
   // Runs `method` (a fan-out: publish, broadcast, channel.count) on every alive peer and calls
   // `done` with the sum of their {"s","f"} once all have answered or failed.
-  void fanout(const std::string& method, const std::string& params_json, std::function<void(const FanoutCount&)> done);
+  void fanout(const std::string& method, const std::string& params_json, FanoutDone done);
 
-  // Alive peers as route members (this node not included).
+  // Alive peers (this node not included).
   std::vector<NodeInfo> alive_peers() const;
-  // node.list entries for the peers (JSON objects, comma-separated).
-  std::string members_json() const;
+  // Every peer ever heard of, by id.
+  std::vector<MeshMemberView> members() const;
   std::string render_metrics() const;
   // Nothing waits to be sent on any link.
   bool flushed() const;
@@ -101,17 +126,11 @@ class Mesh final : public RemoteQueue {
     unsigned node = 0;      // the node this address turned out to be (0: not known yet)
   };
 
+  // mesh.cpp: links and membership
   static void on_connection(uv_stream_t* server, int status);
   static void on_tick(uv_timer_t* t);
   void tick();
   void dial(const std::string& addr);
-  void connected(MeshLink* link);
-  std::string hello_body() const;
-  void send_auth(MeshLink& link, MeshRole role);
-  void refuse(MeshLink& link, const std::string& reason);
-  void on_hello(MeshLink& link, const cJSON* o, const char* body, size_t len);
-  void on_auth(MeshLink& link, const cJSON* o);
-  void link_up(MeshLink& link);
   void member_dead(Member& m, const std::string& why);
   // A link to `peer` that is past HELLO but not up yet.
   bool handshake_in_progress(unsigned peer) const;
@@ -119,19 +138,43 @@ class Mesh final : public RemoteQueue {
   // more (over `limit` bytes waiting) or is not alive.
   bool send_to(Member& m, MeshType type, const std::string& body, uint64_t limit);
   void send_members(MeshLink& link);
-  // These return false for a malformed body (a number out of range): the link is refused.
-  bool on_members(const cJSON* o);
-  bool on_call(MeshLink& link, const cJSON* o, const char* body, size_t len);
-  bool on_reply(const cJSON* o, const char* body, size_t len);
-  void on_topics(MeshLink& link, const cJSON* o);
-  bool on_event(MeshLink& link, const cJSON* o, const char* body, size_t len);
-  void fail_calls(unsigned node, const std::string& why);
-  // TOPICS body: the topics this node has consumers for.
-  std::string topics_body() const;
+  // The on_* handlers of frame bodies return false for a malformed body (mesh_decode failed): the
+  // link is refused.
+  bool on_members(const char* body, size_t len);
+  bool on_ping(MeshLink& link, const char* body, size_t len);
+  bool on_pong(MeshLink& link, const char* body, size_t len);
+  // Refuses the link for a body mesh_decode did not take: "malformed T frame", and why when the body
+  // is a JSON object.
+  void refuse_malformed(MeshLink& link, MeshType type, const char* body, size_t len);
   MeshLink* find_link(uint64_t serial) const;
   uint64_t now() const { return uv_now(loop_); }
 
-  Hub& hub_;
+  // mesh_handshake.cpp
+  void connected(MeshLink* link);
+  void send_auth(MeshLink& link, MeshRole role);
+  void refuse(MeshLink& link, const std::string& reason);
+  void on_hello(MeshLink& link, const char* body, size_t len);
+  void on_auth(MeshLink& link, const char* body, size_t len);
+  void link_up(MeshLink& link);
+
+  // mesh_calls.cpp
+  bool on_call(MeshLink& link, const char* body, size_t len);
+  bool on_reply(const char* body, size_t len);
+  // Answers 501 `why` to a pending call, or to every call pending on `node`.
+  void fail_call(uint64_t seq, const std::string& why);
+  void fail_calls(unsigned node, const std::string& why);
+  // Answers 501 to the calls past their deadline.
+  void expire_calls(uint64_t t);
+
+  // mesh_queue.cpp
+  bool on_topics(MeshLink& link, const char* body, size_t len);
+  bool on_event(MeshLink& link, const char* body, size_t len);
+  bool on_done(const char* body, size_t len);
+  // TOPICS body: the topics this node has consumers for.
+  std::string topics_body() const;
+
+  MeshHost& host_;
+  QueueHub& queue_;
   const Config& cfg_;
   uv_loop_t* loop_;
   unsigned self_;

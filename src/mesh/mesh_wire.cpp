@@ -3,7 +3,9 @@
 #include <openssl/rand.h>
 
 #include <algorithm>
+#include <sstream>
 
+#include "core/addr.h"
 #include "core/base64.h"
 #include "core/json_text.h"
 
@@ -27,11 +29,6 @@ const char* mesh_type_name(MeshType t) {
 }
 
 namespace {
-
-uint32_t read_be32(const char* p) {
-  const auto* u = reinterpret_cast<const unsigned char*>(p);
-  return (uint32_t{u[0]} << 24) | (uint32_t{u[1]} << 16) | (uint32_t{u[2]} << 8) | uint32_t{u[3]};
-}
 
 bool known_type(uint8_t t) { return t >= 1 && t <= 11; }
 
@@ -73,14 +70,256 @@ std::string mesh_frame(MeshType type, const std::string& body) {
   uint32_t n = static_cast<uint32_t>(body.size() + 1);
   std::string f;
   f.reserve(5 + body.size());
-  f += static_cast<char>(n >> 24);
-  f += static_cast<char>(n >> 16);
-  f += static_cast<char>(n >> 8);
-  f += static_cast<char>(n);
+  append_be32(f, n);
   f += static_cast<char>(type);
   f += body;
   return f;
 }
+
+// --- frame bodies ---
+
+namespace {
+
+// The strictly parsed body, or an empty JsonPtr when it is not a JSON object.
+JsonPtr parse_object(const char* body, size_t len) {
+  JsonPtr doc = json_parse_strict(body, len);
+  if (doc && !cJSON_IsObject(doc.get())) return JsonPtr();
+  return doc;
+}
+
+// The raw JSON text of member `key` of a validated object text, or `fallback`.
+std::string raw_member(const char* body, size_t len, const char* key, const char* fallback) {
+  const char* v = nullptr;
+  size_t n = 0;
+  if (json_member_text(body, len, key, v, n)) return std::string(v, n);
+  return fallback;
+}
+
+void append_addresses(std::string& s, const NodeAddresses& a) {
+  s += "{\"tcp\":";
+  json_append_string(s, a.tcp);
+  s += ",\"ws\":";
+  json_append_string(s, a.ws);
+  s += ",\"wss\":";
+  json_append_string(s, a.wss);
+  s += '}';
+}
+
+NodeAddresses read_addresses(const cJSON* obj, const char* key) {
+  const cJSON* a = cJSON_GetObjectItemCaseSensitive(obj, key);
+  return NodeAddresses{mesh_read_string(a, "tcp"), mesh_read_string(a, "ws"), mesh_read_string(a, "wss")};
+}
+
+// A body of one string member: {"key":value}, and its reader ("" when missing or not a string).
+std::string string_body(const char* key, const std::string& value) {
+  std::string s = "{\"";
+  s += key;
+  s += "\":";
+  json_append_string(s, value);
+  s += '}';
+  return s;
+}
+
+bool read_string_body(const char* body, size_t len, const char* key, std::string& out) {
+  JsonPtr doc = parse_object(body, len);
+  if (!doc) return false;
+  out = mesh_read_string(doc.get(), key);
+  return true;
+}
+
+}  // namespace
+
+std::string mesh_encode(const MeshHello& b) {
+  std::string s = "{\"v\":" + std::to_string(b.version) + ",\"cluster\":";
+  json_append_string(s, b.cluster);
+  s += ",\"id\":" + std::to_string(b.id) + ",\"name\":";
+  json_append_string(s, b.name);
+  s += ",\"nonce\":";
+  json_append_string(s, b.nonce);
+  if (b.has_enc) s += b.enc ? ",\"enc\":true" : ",\"enc\":false";
+  s += ",\"mesh\":";
+  json_append_string(s, b.mesh);
+  std::ostringstream w;
+  w << b.weight;
+  s += ",\"weight\":" + w.str() + ",\"conns\":" + std::to_string(b.conns) + ",\"ext\":";
+  append_addresses(s, b.ext);
+  s += ",\"int\":";
+  append_addresses(s, b.intranet);
+  s += '}';
+  return s;
+}
+
+bool mesh_decode(const char* body, size_t len, MeshHello& out) {
+  JsonPtr doc = parse_object(body, len);
+  const cJSON* o = doc.get();
+  if (!o || !mesh_read_uint(o, "v", 1u << 30, 0, out.version)) return false;
+  out.cluster = mesh_read_string(o, "cluster");
+  uint64_t id = 0;
+  out.id = mesh_read_uint(o, "id", 1023, 0, id) ? static_cast<unsigned>(id) : 0;
+  out.name = mesh_read_string(o, "name");
+  out.nonce = mesh_read_string(o, "nonce");
+  const cJSON* enc = cJSON_GetObjectItemCaseSensitive(o, "enc");
+  out.has_enc = cJSON_IsBool(enc);
+  out.enc = cJSON_IsTrue(enc);
+  out.mesh = mesh_read_string(o, "mesh");
+  // Route weights are doubles by nature: any finite positive number, else 1.
+  const cJSON* w = cJSON_GetObjectItemCaseSensitive(o, "weight");
+  out.weight = cJSON_IsNumber(w) && w->valuedouble > 0 && w->valuedouble <= 1e6 ? w->valuedouble : 1;
+  if (!mesh_read_uint(o, "conns", kJsonMaxExactInt, 0, out.conns)) out.conns = 0;
+  out.ext = read_addresses(o, "ext");
+  out.intranet = read_addresses(o, "int");
+  return true;
+}
+
+std::string mesh_encode(const MeshAuth& b) { return string_body("mac", b.mac); }
+
+bool mesh_decode(const char* body, size_t len, MeshAuth& out) { return read_string_body(body, len, "mac", out.mac); }
+
+std::string mesh_encode(const MeshRefuse& b) { return string_body("reason", b.reason); }
+
+bool mesh_decode(const char* body, size_t len, MeshRefuse& out) {
+  return read_string_body(body, len, "reason", out.reason);
+}
+
+std::string mesh_encode(const MeshMembers& b) {
+  std::string s = "{\"m\":[";
+  for (size_t i = 0; i < b.members.size(); i++) {
+    s += i ? ",{\"id\":" : "{\"id\":";
+    s += std::to_string(b.members[i].id) + ",\"mesh\":";
+    json_append_string(s, b.members[i].mesh);
+    s += '}';
+  }
+  return s + "]}";
+}
+
+bool mesh_decode(const char* body, size_t len, MeshMembers& out) {
+  JsonPtr doc = parse_object(body, len);
+  if (!doc) return false;
+  out.members.clear();
+  const cJSON* item;
+  cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(doc.get(), "m")) {
+    uint64_t id = 0;
+    if (!mesh_read_uint(item, "id", 1023, 0, id)) return false;
+    out.members.push_back(MeshMembers::Entry{static_cast<unsigned>(id), mesh_read_string(item, "mesh")});
+  }
+  return true;
+}
+
+std::string mesh_encode(const MeshPing& b) {
+  return "{\"t\":" + std::to_string(b.t) + ",\"conns\":" + std::to_string(b.conns) + "}";
+}
+
+bool mesh_decode(const char* body, size_t len, MeshPing& out) {
+  JsonPtr doc = parse_object(body, len);
+  return doc && mesh_read_uint(doc.get(), "t", kJsonMaxExactInt, 0, out.t) &&
+         mesh_read_uint(doc.get(), "conns", kJsonMaxExactInt, 0, out.conns);
+}
+
+std::string mesh_encode(const MeshPong& b) { return "{\"t\":" + std::to_string(b.t) + "}"; }
+
+bool mesh_decode(const char* body, size_t len, MeshPong& out) {
+  JsonPtr doc = parse_object(body, len);
+  return doc && mesh_read_uint(doc.get(), "t", kJsonMaxExactInt, 0, out.t);
+}
+
+std::string mesh_encode(const MeshCall& b) {
+  std::string s = "{\"k\":" + std::to_string(b.seq) + ",\"m\":";
+  json_append_string(s, b.method);
+  s += ",\"p\":";
+  s += b.params_text.empty() ? "null" : b.params_text;
+  s += '}';
+  return s;
+}
+
+bool mesh_decode(const char* body, size_t len, MeshCall& out) {
+  JsonPtr doc = parse_object(body, len);
+  if (!doc || !mesh_read_uint(doc.get(), "k", kJsonMaxExactInt, 0, out.seq)) return false;
+  out.method = mesh_read_string(doc.get(), "m");
+  out.params = JsonPtr();
+  out.params_text.clear();
+  if (cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(doc.get(), "p"))) {
+    out.params = JsonPtr(cJSON_DetachItemFromObjectCaseSensitive(doc.get(), "p"));
+    out.params_text = raw_member(body, len, "p", "");
+  }
+  return true;
+}
+
+std::string mesh_encode(const MeshReply& b) {
+  std::string s = "{\"k\":" + std::to_string(b.seq) + ",\"c\":" + std::to_string(b.code) + ",\"e\":";
+  json_append_string(s, b.message);
+  s += ",\"r\":";
+  s += b.code == 0 ? b.result : "null";
+  s += '}';
+  return s;
+}
+
+bool mesh_decode(const char* body, size_t len, MeshReply& out) {
+  JsonPtr doc = parse_object(body, len);
+  uint64_t code = 0;
+  if (!doc || !mesh_read_uint(doc.get(), "k", kJsonMaxExactInt, 0, out.seq) ||
+      !mesh_read_uint(doc.get(), "c", 65535, 101, code))
+    return false;
+  out.code = static_cast<int>(code);
+  out.message = mesh_read_string(doc.get(), "e");
+  out.result = raw_member(body, len, "r", "null");
+  return true;
+}
+
+std::string mesh_encode(const MeshTopics& b) {
+  std::string s = "{\"t\":[";
+  for (size_t i = 0; i < b.topics.size(); i++) {
+    if (i) s += ',';
+    json_append_string(s, b.topics[i]);
+  }
+  return s + "]}";
+}
+
+bool mesh_decode(const char* body, size_t len, MeshTopics& out) {
+  JsonPtr doc = parse_object(body, len);
+  if (!doc) return false;
+  out.topics.clear();
+  const cJSON* item;
+  cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(doc.get(), "t")) {
+    if (cJSON_IsString(item) && *item->valuestring && out.topics.size() < kMeshMaxTopics)
+      out.topics.emplace_back(item->valuestring);
+  }
+  return true;
+}
+
+std::string mesh_encode(const QueueEvent& ev, unsigned this_node) {
+  std::string s = "{";
+  append_event_members(s, ev, this_node);
+  s += ",\"f\":" + std::to_string(ev.fwd) + ",\"h\":" + std::to_string(ev.hops) + "}";
+  return s;
+}
+
+bool mesh_decode(const char* body, size_t len, MeshEvent& out) {
+  JsonPtr doc = parse_object(body, len);
+  const cJSON* o = doc.get();
+  uint64_t hops = 0, node = 0, client = 0;
+  if (!o || !mesh_read_uint(o, "f", kJsonMaxExactInt, 0, out.ev.fwd) || !mesh_read_uint(o, "h", 255, 0, hops))
+    return false;
+  QueueEvent& ev = out.ev;
+  ev.hops = static_cast<unsigned>(hops);
+  ev.node = mesh_read_uint(o, "n", 1023, 0, node) ? static_cast<unsigned>(node) : 0;
+  ev.topic = mesh_read_string(o, "t");
+  out.complete = !ev.topic.empty() && json_client_id(cJSON_GetObjectItemCaseSensitive(o, "c"), nullptr, 0, client);
+  ev.client = out.complete ? client : 0;
+  ev.data = raw_member(body, len, "d", "null");
+  ev.context = raw_member(body, len, "x", "");
+  ev.redelivered = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "r"));
+  return true;
+}
+
+std::string mesh_encode(const MeshDone& b) { return "{\"f\":" + std::to_string(b.fwd) + "}"; }
+
+bool mesh_decode(const char* body, size_t len, MeshDone& out) {
+  JsonPtr doc = parse_object(body, len);
+  return doc && mesh_read_uint(doc.get(), "f", kJsonMaxExactInt, 0, out.fwd);
+}
+
+bool mesh_body_is_object(const char* body, size_t len) { return static_cast<bool>(parse_object(body, len)); }
+
 
 bool mesh_read_uint(const cJSON* obj, const char* key, uint64_t max, uint64_t fallback, uint64_t& out) {
   const cJSON* v = cJSON_GetObjectItemCaseSensitive(obj, key);

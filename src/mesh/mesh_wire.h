@@ -11,8 +11,13 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include <cjson/cJSON.h>
+
+#include "core/json_text.h"
+#include "core/node_info.h"
+#include "queue/queue_event.h"
 
 namespace mg {
 
@@ -30,7 +35,7 @@ enum class MeshType : uint8_t {
   Call = 7,     // {"k":seq,"m":method,"p":params}: run an API method on the receiver, local scope
   Reply = 8,    // {"k":seq,"c":code,"e":message,"r":result}
   Topics = 9,   // {"t":[topic,...]}: topics the sender has local consumers for (replaces the last list)
-  Event = 10,   // {"t":topic,"c":"client id","n":origin node,"f":handle,"d":data,"x":context,"h":hops}
+  Event = 10,   // {"n":origin node,"c":"client id","t":topic,"d":data,"x":context,"r":redelivered,"f":handle,"h":hops}
   Done = 11,    // {"f":handle}: the forwarded event was consumed; the producer forgets its copy
 };
 
@@ -59,9 +64,131 @@ class MeshFrameDecoder {
 // A frame in the clear (HELLO, AUTH, and REFUSE before the handshake ends).
 std::string mesh_frame(MeshType type, const std::string& body);
 
-// Field readers for frame bodies (strictly parsed JSON objects). A missing field reads as
-// `fallback`; a field present with the wrong kind or out of range makes the reader return false
-// and the frame is malformed: no double from the wire is cast to an integer unchecked.
+// --- frame bodies ---
+//
+// Every body has a struct here, written by mesh_encode and read by mesh_decode, and nowhere else.
+// mesh_decode parses strictly (core/json_text.h json_parse_strict) and returns false for a body that
+// is not a JSON object or holds a number of the wrong kind or out of range (the link is refused); a
+// missing field reads as the fallback its struct gives. "p", "r", "d" and "x" are kept as raw JSON
+// text, so big ids and any JSON value cross the mesh exactly as sent.
+
+// HELLO {"v","cluster","id","name","nonce","enc","mesh","weight","conns","ext":{tcp,ws,wss},"int":{...}}.
+// Only "v" makes mesh_decode fail (not a version number): the mesh refuses an "id" outside 1..1023
+// (read as 0) and a HELLO without "enc" with a reason of their own; "conns" out of range reads as 0
+// and "weight" that is not a finite positive number up to 1e6 as 1.
+struct MeshHello {
+  uint64_t version = 0;
+  std::string cluster;
+  unsigned id = 0;
+  std::string name, nonce;
+  bool has_enc = false, enc = false;
+  std::string mesh;  // the sender's mesh address, as others should dial it
+  double weight = 1;
+  uint64_t conns = 0;
+  NodeAddresses ext, intranet;
+};
+
+// AUTH {"mac"}: the sender's proof over both HELLOs (mesh_crypto.h).
+struct MeshAuth {
+  std::string mac;
+};
+
+// REFUSE {"reason"}.
+struct MeshRefuse {
+  std::string reason;
+};
+
+// MEMBERS {"m":[{"id","mesh"}]}. Every entry's "id" is range-checked (0..1023, missing: 0); an entry
+// with id 0 or no address is kept here and skipped by the mesh.
+struct MeshMembers {
+  struct Entry {
+    unsigned id = 0;
+    std::string mesh;
+  };
+  std::vector<Entry> members;
+};
+
+// PING {"t":ms,"conns":n}.
+struct MeshPing {
+  uint64_t t = 0, conns = 0;
+};
+
+// PONG {"t":ms}: the ping's t, echoed.
+struct MeshPong {
+  uint64_t t = 0;
+};
+
+// CALL {"k":seq,"m":method,"p":params}. params is the detached "p" object (null when "p" is missing
+// or not an object), params_text its raw text as sent.
+struct MeshCall {
+  uint64_t seq = 0;
+  std::string method;
+  JsonPtr params;
+  std::string params_text;
+};
+
+// REPLY {"k":seq,"c":code,"e":message,"r":result}: "c" 0..65535 (missing: 101), "r" raw ("null"
+// when missing; written as null unless code is 0).
+struct MeshReply {
+  uint64_t seq = 0;
+  int code = 101;
+  std::string message;
+  std::string result = "null";
+};
+
+// TOPICS {"t":[topic,...]}: non-empty strings, at most kMeshMaxTopics kept, anything else skipped.
+constexpr size_t kMeshMaxTopics = 10000;
+struct MeshTopics {
+  std::vector<std::string> topics;
+};
+
+// EVENT: the event's own members (queue_event.h append_event_members: "n","c","t","d","x","r") and
+// "f" (the producer's handle, 0..2^53-1) and "h" (hops, 0..255). complete is false for an event the
+// receiver cannot deliver (no topic, or "c" not a client id): it is dropped, the link kept. "n" is
+// read when it is a node id, else 0 (the receiver knows the producer by its link anyway).
+struct MeshEvent {
+  QueueEvent ev;
+  bool complete = false;
+};
+
+// DONE {"f":handle}.
+struct MeshDone {
+  uint64_t fwd = 0;
+};
+
+std::string mesh_encode(const MeshHello& b);
+std::string mesh_encode(const MeshAuth& b);
+std::string mesh_encode(const MeshRefuse& b);
+std::string mesh_encode(const MeshMembers& b);
+std::string mesh_encode(const MeshPing& b);
+std::string mesh_encode(const MeshPong& b);
+std::string mesh_encode(const MeshCall& b);  // from params_text ("null" when empty)
+std::string mesh_encode(const MeshReply& b);
+std::string mesh_encode(const MeshTopics& b);
+// EVENT, from the event itself (ev.fwd, ev.hops included); `this_node` stands in for ev.node when
+// that is 0 (an event of this node's own clients).
+std::string mesh_encode(const QueueEvent& ev, unsigned this_node);
+std::string mesh_encode(const MeshDone& b);
+
+bool mesh_decode(const char* body, size_t len, MeshHello& out);
+bool mesh_decode(const char* body, size_t len, MeshAuth& out);
+bool mesh_decode(const char* body, size_t len, MeshRefuse& out);
+bool mesh_decode(const char* body, size_t len, MeshMembers& out);
+bool mesh_decode(const char* body, size_t len, MeshPing& out);
+bool mesh_decode(const char* body, size_t len, MeshPong& out);
+bool mesh_decode(const char* body, size_t len, MeshCall& out);
+bool mesh_decode(const char* body, size_t len, MeshReply& out);
+bool mesh_decode(const char* body, size_t len, MeshTopics& out);
+bool mesh_decode(const char* body, size_t len, MeshEvent& out);
+bool mesh_decode(const char* body, size_t len, MeshDone& out);
+
+// True when the body is a JSON object at all: tells "malformed" from "a number out of range" after
+// mesh_decode failed.
+bool mesh_body_is_object(const char* body, size_t len);
+
+// Field readers the decoders use. A missing field reads as `fallback`; a field present with the
+// wrong kind or out of range makes the reader return false and the frame is malformed: no double
+// from the wire is cast to an integer unchecked.
 bool mesh_read_uint(const cJSON* obj, const char* key, uint64_t max, uint64_t fallback, uint64_t& out);
 // A string field, or "" when it is missing or not a string.
 std::string mesh_read_string(const cJSON* obj, const char* key);

@@ -1,7 +1,8 @@
 // Unit tests for the mesh wire format (mesh/mesh_wire.h, docs/mesh-protocol.md): MeshFrameDecoder
 // however the bytes are split, its bounds (zero length, over kMeshMaxFrame, unknown type), stop()
-// from inside the callback, mesh_frame round trips, the field readers, mesh_nonce, and a seeded fuzz run checked against a
-// whole-buffer reference parse.
+// from inside the callback, mesh_frame round trips, the field readers, every frame body's
+// mesh_encode/mesh_decode (round trips, fallbacks, wrong kinds and out-of-range numbers, bounded
+// lists), mesh_nonce, and a seeded fuzz run checked against a whole-buffer reference parse.
 #include "mesh/mesh_wire.h"
 
 #include <gtest/gtest.h>
@@ -13,6 +14,7 @@
 #include <vector>
 
 #include "core/base64.h"
+#include "queue/queue_event.h"
 
 namespace {
 
@@ -382,6 +384,355 @@ TEST(MeshDecoder, StopIgnoresOtherBadInputBehindIt) {
     EXPECT_EQ(n, 1);
   }
 }
+
+// --- frame bodies ---
+
+template <typename T>
+bool decode(const std::string& body, T& out) {
+  return mg::mesh_decode(body.data(), body.size(), out);
+}
+
+// Bodies every decoder refuses: not JSON, not strict JSON, not an object.
+const std::vector<std::string>& not_objects() {
+  static const std::vector<std::string> v = {"",       "{",        "[]",           "\"x\"",        "1",
+                                             "null",   "{} x",     "{\"t\":01}",   "{\"t\":1,\"t\":2}",
+                                             "{\"a\":\"\\u0000\"}", std::string("{\"a\":\"\xff\"}")};
+  return v;
+}
+
+template <typename T>
+void expect_refuses_non_objects() {
+  for (const std::string& b : not_objects()) {
+    T out;
+    EXPECT_FALSE(decode(b, out)) << b;
+    EXPECT_FALSE(mg::mesh_body_is_object(b.data(), b.size())) << b;
+  }
+}
+
+TEST(MeshBody, EveryDecoderRefusesWhatIsNotAnObject) {
+  expect_refuses_non_objects<mg::MeshHello>();
+  expect_refuses_non_objects<mg::MeshAuth>();
+  expect_refuses_non_objects<mg::MeshRefuse>();
+  expect_refuses_non_objects<mg::MeshMembers>();
+  expect_refuses_non_objects<mg::MeshPing>();
+  expect_refuses_non_objects<mg::MeshPong>();
+  expect_refuses_non_objects<mg::MeshCall>();
+  expect_refuses_non_objects<mg::MeshReply>();
+  expect_refuses_non_objects<mg::MeshTopics>();
+  expect_refuses_non_objects<mg::MeshEvent>();
+  expect_refuses_non_objects<mg::MeshDone>();
+  EXPECT_TRUE(mg::mesh_body_is_object("{}", 2));
+}
+
+mg::MeshHello sample_hello() {
+  mg::MeshHello h;
+  h.version = 2;
+  h.cluster = "prod \"eu\"";
+  h.id = 1023;
+  h.name = "n\u00e9ud-1";
+  h.nonce = "AAAAAAAAAAAAAAAAAAAAAA==";
+  h.has_enc = true;
+  h.enc = true;
+  h.mesh = "[::1]:7000";
+  h.weight = 2.5;
+  h.conns = 9007199254740991u;
+  h.ext = {"10.0.0.1:5100", "ws://a:5200", "wss://a:5300"};
+  h.intranet = {"192.168.0.1:5100", "", ""};
+  return h;
+}
+
+void expect_same(const mg::NodeAddresses& a, const mg::NodeAddresses& b) {
+  EXPECT_EQ(a.tcp, b.tcp);
+  EXPECT_EQ(a.ws, b.ws);
+  EXPECT_EQ(a.wss, b.wss);
+}
+
+TEST(MeshBody, HelloWireBytes) {
+  EXPECT_EQ(mg::mesh_encode(sample_hello()),
+            R"({"v":2,"cluster":"prod \"eu\"","id":1023,"name":"néud-1","nonce":"AAAAAAAAAAAAAAAAAAAAAA==",)"
+            R"("enc":true,"mesh":"[::1]:7000","weight":2.5,"conns":9007199254740991,)"
+            R"("ext":{"tcp":"10.0.0.1:5100","ws":"ws://a:5200","wss":"wss://a:5300"},)"
+            R"("int":{"tcp":"192.168.0.1:5100","ws":"","wss":""}})");
+}
+
+TEST(MeshBody, HelloRoundTrip) {
+  mg::MeshHello in = sample_hello(), out;
+  ASSERT_TRUE(decode(mg::mesh_encode(in), out));
+  EXPECT_EQ(out.version, 2u);
+  EXPECT_EQ(out.cluster, in.cluster);
+  EXPECT_EQ(out.id, 1023u);
+  EXPECT_EQ(out.name, in.name);
+  EXPECT_EQ(out.nonce, in.nonce);
+  EXPECT_TRUE(out.has_enc);
+  EXPECT_TRUE(out.enc);
+  EXPECT_EQ(out.mesh, in.mesh);
+  EXPECT_EQ(out.weight, 2.5);
+  EXPECT_EQ(out.conns, in.conns);
+  expect_same(out.ext, in.ext);
+  expect_same(out.intranet, in.intranet);
+  in.has_enc = false;  // written without "enc": read back as absent
+  ASSERT_TRUE(decode(mg::mesh_encode(in), out));
+  EXPECT_FALSE(out.has_enc);
+}
+
+TEST(MeshBody, HelloFallbacks) {
+  mg::MeshHello h;
+  ASSERT_TRUE(decode("{}", h));
+  EXPECT_EQ(h.version, 0u);
+  EXPECT_EQ(h.id, 0u);
+  EXPECT_EQ(h.cluster, "");
+  EXPECT_EQ(h.nonce, "");
+  EXPECT_FALSE(h.has_enc);
+  EXPECT_EQ(h.weight, 1);
+  EXPECT_EQ(h.conns, 0u);
+  expect_same(h.ext, {});
+  // Wrong kinds of the fields the mesh judges itself read as their fallbacks.
+  ASSERT_TRUE(decode(R"({"v":2,"id":1024,"cluster":7,"enc":"yes","conns":-1,"weight":1e7,"ext":"x","int":{"tcp":3}})", h));
+  EXPECT_EQ(h.id, 0u);
+  EXPECT_EQ(h.cluster, "");
+  EXPECT_FALSE(h.has_enc);
+  EXPECT_EQ(h.conns, 0u);
+  EXPECT_EQ(h.weight, 1);
+  expect_same(h.ext, {});
+  expect_same(h.intranet, {});
+  for (const char* w : {"0", "-1", "\"2\"", "null", "1000001"}) {
+    ASSERT_TRUE(decode(std::string(R"({"v":2,"weight":)") + w + "}", h)) << w;
+    EXPECT_EQ(h.weight, 1) << w;
+  }
+  for (const char* id : {"0", "-1", "1.5", "\"5\"", "1e300"}) {
+    ASSERT_TRUE(decode(std::string(R"({"v":2,"id":)") + id + "}", h)) << id;
+    EXPECT_EQ(h.id, 0u) << id;
+  }
+}
+
+TEST(MeshBody, HelloVersionMustBeANumber) {
+  mg::MeshHello h;
+  for (const char* v : {"-1", "1.5", "\"2\"", "true", "1073741825", "1e300", "null"})
+    EXPECT_FALSE(decode(std::string(R"({"v":)") + v + "}", h)) << v;
+  ASSERT_TRUE(decode(R"({"v":1073741824})", h));
+  EXPECT_EQ(h.version, 1u << 30);
+}
+
+TEST(MeshBody, AuthAndRefuse) {
+  mg::MeshAuth a;
+  EXPECT_EQ(mg::mesh_encode(mg::MeshAuth{"K24o+/="}), R"({"mac":"K24o+/="})");
+  ASSERT_TRUE(decode(mg::mesh_encode(mg::MeshAuth{"K24o+/="}), a));
+  EXPECT_EQ(a.mac, "K24o+/=");
+  ASSERT_TRUE(decode(R"({"mac":5})", a));
+  EXPECT_EQ(a.mac, "");
+  mg::MeshRefuse r;
+  std::string reason = "cluster name \"x\" does not match\n";
+  ASSERT_TRUE(decode(mg::mesh_encode(mg::MeshRefuse{reason}), r));
+  EXPECT_EQ(r.reason, reason);
+  ASSERT_TRUE(decode("{}", r));
+  EXPECT_EQ(r.reason, "");
+}
+
+TEST(MeshBody, MembersRoundTrip) {
+  mg::MeshMembers in, out;
+  EXPECT_EQ(mg::mesh_encode(in), R"({"m":[]})");
+  in.members = {{1, "10.0.0.1:7000"}, {1023, "[::1]:7001"}};
+  EXPECT_EQ(mg::mesh_encode(in), R"({"m":[{"id":1,"mesh":"10.0.0.1:7000"},{"id":1023,"mesh":"[::1]:7001"}]})");
+  ASSERT_TRUE(decode(mg::mesh_encode(in), out));
+  ASSERT_EQ(out.members.size(), 2u);
+  EXPECT_EQ(out.members[1].id, 1023u);
+  EXPECT_EQ(out.members[1].mesh, "[::1]:7001");
+}
+
+TEST(MeshBody, MembersFallbacksAndRanges) {
+  mg::MeshMembers m;
+  ASSERT_TRUE(decode("{}", m));
+  EXPECT_TRUE(m.members.empty());
+  // Entries without an id or an address are kept (id 0, ""): the mesh skips them.
+  ASSERT_TRUE(decode(R"({"m":[{"mesh":"a:1"},{"id":4},"x"]})", m));
+  ASSERT_EQ(m.members.size(), 3u);
+  EXPECT_EQ(m.members[0].id, 0u);
+  EXPECT_EQ(m.members[1].mesh, "");
+  for (const char* id : {"1024", "-1", "1.5", "\"3\"", "1e300"})
+    EXPECT_FALSE(decode(std::string(R"({"m":[{"id":1,"mesh":"a:1"},{"id":)") + id + "}]}", m)) << id;
+}
+
+TEST(MeshBody, PingPong) {
+  mg::MeshPing p;
+  EXPECT_EQ(mg::mesh_encode(mg::MeshPing{123, 4}), R"({"t":123,"conns":4})");
+  ASSERT_TRUE(decode(mg::mesh_encode(mg::MeshPing{9007199254740991u, 7}), p));
+  EXPECT_EQ(p.t, 9007199254740991u);
+  EXPECT_EQ(p.conns, 7u);
+  ASSERT_TRUE(decode("{}", p));
+  EXPECT_EQ(p.t, 0u);
+  EXPECT_EQ(p.conns, 0u);
+  for (const char* v : {"9007199254740992", "-1", "0.5", "\"1\"", "null"}) {
+    EXPECT_FALSE(decode(std::string(R"({"t":)") + v + "}", p)) << v;
+    EXPECT_FALSE(decode(std::string(R"({"conns":)") + v + "}", p)) << v;
+  }
+  mg::MeshPong q;
+  EXPECT_EQ(mg::mesh_encode(mg::MeshPong{5}), R"({"t":5})");
+  ASSERT_TRUE(decode(mg::mesh_encode(mg::MeshPong{5}), q));
+  EXPECT_EQ(q.t, 5u);
+  ASSERT_TRUE(decode("{}", q));
+  EXPECT_EQ(q.t, 0u);
+  EXPECT_FALSE(decode(R"({"t":-5})", q));
+}
+
+TEST(MeshBody, CallKeepsParamsExact) {
+  mg::MeshCall in;
+  in.seq = 9007199254740991u;
+  in.method = "conn.call";
+  in.params_text = R"({"id":18446744073709551615,"d":{"x":[1.50,"\u00e9"]}})";
+  std::string body = mg::mesh_encode(in);
+  EXPECT_EQ(body, R"({"k":9007199254740991,"m":"conn.call","p":)" + in.params_text + "}");
+  mg::MeshCall out;
+  ASSERT_TRUE(decode(body, out));
+  EXPECT_EQ(out.seq, in.seq);
+  EXPECT_EQ(out.method, "conn.call");
+  EXPECT_EQ(out.params_text, in.params_text);  // the big id as sent, not as a double
+  ASSERT_TRUE(cJSON_IsObject(out.params.get()));
+  EXPECT_TRUE(cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(out.params.get(), "d")));
+}
+
+TEST(MeshBody, CallFallbacksAndRanges) {
+  mg::MeshCall c;
+  ASSERT_TRUE(decode("{}", c));
+  EXPECT_EQ(c.seq, 0u);
+  EXPECT_EQ(c.method, "");
+  EXPECT_FALSE(c.params);
+  EXPECT_EQ(c.params_text, "");
+  mg::MeshCall none;
+  none.method = "x";
+  EXPECT_EQ(mg::mesh_encode(none), R"({"k":0,"m":"x","p":null})");
+  for (const char* p : {"[]", "1", "\"{}\"", "null"}) {  // params that are not an object: none
+    ASSERT_TRUE(decode(std::string(R"({"k":1,"m":"a","p":)") + p + "}", c)) << p;
+    EXPECT_FALSE(c.params) << p;
+    EXPECT_EQ(c.params_text, "") << p;
+  }
+  for (const char* k : {"9007199254740992", "-1", "1.5", "\"1\""})
+    EXPECT_FALSE(decode(std::string(R"({"k":)") + k + R"(,"m":"a","p":{}})", c)) << k;
+}
+
+TEST(MeshBody, ReplyRoundTrip) {
+  mg::MeshReply ok{7, 0, "", R"({"id":18446744073709551615})"}, out;
+  EXPECT_EQ(mg::mesh_encode(ok), R"({"k":7,"c":0,"e":"","r":{"id":18446744073709551615}})");
+  ASSERT_TRUE(decode(mg::mesh_encode(ok), out));
+  EXPECT_EQ(out.seq, 7u);
+  EXPECT_EQ(out.code, 0);
+  EXPECT_EQ(out.result, ok.result);
+  // An error carries no result, whatever the struct held.
+  mg::MeshReply err{8, 401, "client \"x\" not connected", "{\"s\":1}"};
+  EXPECT_EQ(mg::mesh_encode(err), R"({"k":8,"c":401,"e":"client \"x\" not connected","r":null})");
+  ASSERT_TRUE(decode(mg::mesh_encode(err), out));
+  EXPECT_EQ(out.code, 401);
+  EXPECT_EQ(out.message, err.message);
+  EXPECT_EQ(out.result, "null");
+}
+
+TEST(MeshBody, ReplyFallbacksAndRanges) {
+  mg::MeshReply r;
+  ASSERT_TRUE(decode(R"({"k":3})", r));
+  EXPECT_EQ(r.code, 101);  // no code: not a success
+  EXPECT_EQ(r.message, "");
+  EXPECT_EQ(r.result, "null");
+  ASSERT_TRUE(decode(R"({"k":3,"c":65535,"r":[1,2]})", r));
+  EXPECT_EQ(r.code, 65535);
+  EXPECT_EQ(r.result, "[1,2]");
+  for (const char* c : {"65536", "-1", "0.5", "\"0\""})
+    EXPECT_FALSE(decode(std::string(R"({"k":3,"c":)") + c + "}", r)) << c;
+  EXPECT_FALSE(decode(R"({"k":-3,"c":0})", r));
+}
+
+TEST(MeshBody, TopicsRoundTripAndBound) {
+  mg::MeshTopics in{{"client", "a\"b", "\u00e9"}}, out;
+  EXPECT_EQ(mg::mesh_encode(mg::MeshTopics{}), R"({"t":[]})");
+  ASSERT_TRUE(decode(mg::mesh_encode(in), out));
+  EXPECT_EQ(out.topics, in.topics);
+  // Anything but a non-empty string is skipped.
+  ASSERT_TRUE(decode(R"({"t":["a","",1,null,["b"],"c"]})", out));
+  EXPECT_EQ(out.topics, (std::vector<std::string>{"a", "c"}));
+  ASSERT_TRUE(decode("{}", out));
+  EXPECT_TRUE(out.topics.empty());
+  mg::MeshTopics many;
+  for (size_t i = 0; i < mg::kMeshMaxTopics + 5; i++) many.topics.push_back("t" + std::to_string(i));
+  ASSERT_TRUE(decode(mg::mesh_encode(many), out));
+  ASSERT_EQ(out.topics.size(), mg::kMeshMaxTopics);
+  EXPECT_EQ(out.topics.back(), "t" + std::to_string(mg::kMeshMaxTopics - 1));
+}
+
+mg::QueueEvent sample_event() {
+  mg::QueueEvent ev;
+  ev.topic = "client";
+  ev.client = 18446744073709551615u;
+  ev.data = R"({"n":12345678901234567890,"s":"\u00e9"})";
+  ev.context = R"({"uid":"u1"})";
+  ev.node = 0;
+  ev.hops = 1;
+  ev.fwd = 9007199254740991u;
+  ev.redelivered = true;
+  return ev;
+}
+
+TEST(MeshBody, EventIsTheEventsMembersPlusHandleAndHops) {
+  mg::QueueEvent ev = sample_event();
+  std::string members;
+  mg::append_event_members(members, ev, 3);
+  std::string body = mg::mesh_encode(ev, 3);
+  EXPECT_EQ(body, "{" + members + R"(,"f":9007199254740991,"h":1})");
+  mg::MeshEvent out;
+  ASSERT_TRUE(decode(body, out));
+  EXPECT_TRUE(out.complete);
+  EXPECT_EQ(out.ev.topic, ev.topic);
+  EXPECT_EQ(out.ev.client, ev.client);
+  EXPECT_EQ(out.ev.data, ev.data);  // exact text: the big number is not rounded
+  EXPECT_EQ(out.ev.context, ev.context);
+  EXPECT_EQ(out.ev.node, 3u);  // this_node stood in for 0
+  EXPECT_EQ(out.ev.hops, 1u);
+  EXPECT_EQ(out.ev.fwd, ev.fwd);
+  EXPECT_TRUE(out.ev.redelivered);
+  // No context, not redelivered: neither member is written, and both read back empty.
+  ev.context.clear();
+  ev.redelivered = false;
+  ev.node = 7;
+  body = mg::mesh_encode(ev, 3);
+  EXPECT_EQ(body.find("\"x\""), std::string::npos);
+  EXPECT_EQ(body.find("\"r\""), std::string::npos);
+  ASSERT_TRUE(decode(body, out));
+  EXPECT_EQ(out.ev.context, "");
+  EXPECT_FALSE(out.ev.redelivered);
+  EXPECT_EQ(out.ev.node, 7u);
+}
+
+TEST(MeshBody, EventFallbacksAndRanges) {
+  mg::MeshEvent e;
+  ASSERT_TRUE(decode(R"({"t":"a","c":"5"})", e));
+  EXPECT_TRUE(e.complete);
+  EXPECT_EQ(e.ev.data, "null");
+  EXPECT_EQ(e.ev.fwd, 0u);
+  EXPECT_EQ(e.ev.hops, 0u);
+  EXPECT_EQ(e.ev.node, 0u);
+  // Not deliverable (no topic, or no client id as a decimal string): decoded, not complete.
+  for (const char* b : {R"({"c":"5"})", R"({"t":"","c":"5"})", R"({"t":"a"})", R"({"t":"a","c":5})",
+                        R"({"t":"a","c":"05"})", R"({"t":"a","c":"18446744073709551616"})", R"({"t":7,"c":"5"})"}) {
+    ASSERT_TRUE(decode(b, e)) << b;
+    EXPECT_FALSE(e.complete) << b;
+  }
+  // "n" is informative only: out of range reads as 0.
+  ASSERT_TRUE(decode(R"({"t":"a","c":"5","n":5000})", e));
+  EXPECT_EQ(e.ev.node, 0u);
+  for (const char* b : {R"({"t":"a","c":"5","h":256})", R"({"t":"a","c":"5","h":-1})",
+                        R"({"t":"a","c":"5","f":9007199254740992})", R"({"t":"a","c":"5","f":"1"})",
+                        R"({"t":"a","c":"5","f":0.5})"})
+    EXPECT_FALSE(decode(b, e)) << b;
+}
+
+TEST(MeshBody, Done) {
+  mg::MeshDone d;
+  EXPECT_EQ(mg::mesh_encode(mg::MeshDone{42}), R"({"f":42})");
+  ASSERT_TRUE(decode(mg::mesh_encode(mg::MeshDone{9007199254740991u}), d));
+  EXPECT_EQ(d.fwd, 9007199254740991u);
+  ASSERT_TRUE(decode("{}", d));
+  EXPECT_EQ(d.fwd, 0u);
+  for (const char* f : {"9007199254740992", "-1", "1.5", "\"1\"", "true"})
+    EXPECT_FALSE(decode(std::string(R"({"f":)") + f + "}", d)) << f;
+}
+
 
 // --- mesh_nonce ---
 

@@ -1,0 +1,129 @@
+// The handshake (PROTOCOL.md §7): HELLO both ways, then AUTH, the dialler's first, each a proof over
+// both HELLOs (mesh_crypto.h); a link that passes serves its member from then on (link_up), and one
+// that fails is refused with a reason.
+#include <string>
+
+#include "core/log.h"
+#include "mesh/mesh.h"
+
+namespace mg {
+
+void Mesh::connected(MeshLink* link) {
+  uv_tcp_nodelay(link->tcp(), 1);
+  MeshHello hello;
+  hello.version = kMeshProtocolVersion;
+  hello.cluster = cfg_.mesh_cluster;
+  hello.id = self_;
+  hello.name = cfg_.node_name;
+  hello.nonce = mesh_nonce();  // fresh for every link: no two transcripts are alike
+  hello.has_enc = true;
+  hello.enc = cfg_.mesh_encrypt;
+  hello.mesh = self_addr_;
+  hello.weight = cfg_.route_weight;
+  hello.conns = host_.client_count();
+  hello.ext = host_.own_addresses(false);
+  hello.intranet = host_.own_addresses(true);
+  link->my_hello = mesh_encode(hello);
+  link->start(link->my_hello);
+}
+
+void Mesh::refuse(MeshLink& link, const std::string& reason) {
+  refused_++;
+  link.was_refused = true;  // whichever side refused, do not dial it again at once
+  LOG_WARN("mesh: refused peer %s%s: %s", link.dial_addr.c_str(),
+           link.peer ? (" (node " + std::to_string(link.peer) + ")").c_str() : "", reason.c_str());
+  link.send_control(MeshType::Refuse, mesh_encode(MeshRefuse{reason}));
+  link.close_after_flush();
+}
+
+void Mesh::on_hello(MeshLink& link, const char* body, size_t len) {
+  MeshHello h;
+  bool decoded = mesh_decode(body, len, h);
+  if (!decoded && !mesh_body_is_object(body, len)) return refuse_malformed(link, MeshType::Hello, body, len);
+  if (link.hello_seen) return refuse(link, "HELLO sent twice");
+  if (!decoded) return refuse(link, "malformed HELLO frame: v is not a version number");
+  if (h.version != kMeshProtocolVersion)
+    return refuse(link, "protocol version " + std::to_string(h.version) + " is not supported (this node speaks " +
+                            std::to_string(kMeshProtocolVersion) + ")");
+  if (h.cluster != cfg_.mesh_cluster)
+    return refuse(link, "cluster name \"" + h.cluster + "\" does not match this cluster \"" + cfg_.mesh_cluster + "\"");
+  if (h.id < 1) return refuse(link, "bad node id");
+  unsigned peer = h.id;
+  if (peer == self_) return refuse(link, "duplicate node id " + std::to_string(peer) + ": it is this node's id");
+  auto it = members_.find(peer);
+  if (it != members_.end() && it->second.alive && it->second.mesh_addr != h.mesh)
+    return refuse(link, "duplicate node id " + std::to_string(peer) + ": already in use by " + it->second.mesh_addr);
+  if (h.nonce.size() < 16 || h.nonce.size() > 64) return refuse(link, "HELLO without a nonce of 16 to 64 characters");
+  if (!h.has_enc) return refuse(link, "HELLO without \"enc\"");
+  if (h.enc != cfg_.mesh_encrypt)
+    return refuse(link, std::string("encryption is ") + (cfg_.mesh_encrypt ? "on" : "off") + " on this node and " +
+                            (cfg_.mesh_encrypt ? "off" : "on") + " on the peer: set [mesh] encrypt alike on every node");
+  link.peer = peer;
+  link.peer_hello.assign(body, len);
+  link.hello_seen = true;
+  link.transcript = link.outbound ? mesh_transcript(link.my_hello, link.peer_hello)
+                                  : mesh_transcript(link.peer_hello, link.my_hello);
+  if (link.outbound) {
+    // The dialler proves first, over a transcript holding its own fresh nonce; the listener proves
+    // only after checking this proof, so a stranger who dials a node learns no proof at all.
+    dials_[link.dial_addr].node = peer;
+    send_auth(link, MeshRole::Dialler);
+  }
+}
+
+void Mesh::send_auth(MeshLink& link, MeshRole role) {
+  link.send_control(MeshType::Auth, mesh_encode(MeshAuth{mesh_proof(cfg_.mesh_secret, role, link.transcript)}));
+}
+
+void Mesh::on_auth(MeshLink& link, const char* body, size_t len) {
+  MeshAuth a;
+  if (!mesh_decode(body, len, a)) return refuse_malformed(link, MeshType::Auth, body, len);
+  if (!link.hello_seen) return refuse(link, "AUTH before HELLO");
+  MeshRole peer_role = link.outbound ? MeshRole::Listener : MeshRole::Dialler;
+  if (!mesh_proof_matches(a.mac, mesh_proof(cfg_.mesh_secret, peer_role, link.transcript)))
+    return refuse(link, "authentication failed: wrong secret");
+  if (!link.outbound) send_auth(link, MeshRole::Listener);
+  link.secure(mesh_session_keys(cfg_.mesh_secret, link.transcript), cfg_.mesh_encrypt);
+  link_up(link);
+}
+
+void Mesh::link_up(MeshLink& link) {
+  Member& m = members_[link.peer];
+  if (m.link && m.link != &link) {
+    // Two links to one peer (both dialled at once, or a seed and a member address): keep the one
+    // dialled by the lower node id, or when one node dialled both, the one with the lower
+    // transcript. Both sides compute the same answer; the side that has only the loser up yet
+    // keeps the node alive while the winner finishes its handshake (on_link_closed).
+    unsigned kept_dialer = m.link->outbound ? self_ : link.peer;
+    unsigned new_dialer = link.outbound ? self_ : link.peer;
+    bool keep_old = kept_dialer != new_dialer ? kept_dialer < new_dialer : m.link->transcript < link.transcript;
+    MeshLink* loser = keep_old ? &link : m.link;
+    loser->replaced = true;
+    loser->close_after_flush();  // what was already written on it still reaches the peer
+    if (keep_old) return;
+  }
+  link.up = true;
+  MeshHello h;  // accepted by on_hello, so it decodes
+  mesh_decode(link.peer_hello.data(), link.peer_hello.size(), h);
+  m.id = link.peer;
+  m.name = h.name;
+  m.mesh_addr = h.mesh;
+  m.weight = h.weight;
+  m.connections = h.conns;
+  m.external = h.ext;
+  m.intranet = h.intranet;
+  bool was_alive = m.alive;
+  m.alive = true;
+  m.link = &link;
+  m.relink_deadline_ms = 0;
+  for (auto& [type, held_body] : m.held) link.send_control(type, held_body);
+  m.held.clear();
+  m.held_bytes = 0;
+  if (!m.mesh_addr.empty()) dials_[m.mesh_addr].node = m.id;
+  if (!was_alive) LOG_INFO("mesh: node %u (%s) is alive, at %s", m.id, m.name.c_str(), m.mesh_addr.c_str());
+  for (auto& [serial, l] : links_)
+    if (l->up && !l->closing()) send_members(*l);  // everyone learns of everyone
+  link.send_control(MeshType::Topics, topics_body());
+}
+
+}  // namespace mg
