@@ -7,7 +7,6 @@
 #include <thread>
 
 #include "api/api_methods.h"
-#include "api/node_list.h"
 #include "core/addr.h"
 #include "core/json_text.h"
 #include "core/log.h"
@@ -223,22 +222,6 @@ std::vector<NodeInfo> Hub::route_members() const {
   if (mesh_)
     for (NodeInfo& m : mesh_->alive_peers()) members.push_back(std::move(m));
   return members;
-}
-
-std::string Hub::node_list_json() const {
-  std::string s = "{\"nodes\":[";
-  append_node_json(s, self_info(), cfg_.node_name, true, true, "");
-  if (mesh_) {
-    for (const MeshMemberView& m : mesh_->members()) {
-      std::string extra = ",\"mesh_addr\":";
-      json_append_string(extra, m.mesh_addr);
-      if (m.rtt_ms >= 0) extra += ",\"rtt_ms\":" + std::to_string(static_cast<uint64_t>(m.rtt_ms));
-      s += ',';
-      append_node_json(s, m.info, m.name, m.alive, false, extra);
-    }
-  }
-  s += "]}";
-  return s;
 }
 
 void Hub::run_remote_call(const std::string& method, const cJSON* params, const char* params_text, size_t params_len,

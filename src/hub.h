@@ -59,8 +59,8 @@ class Hub final : public WorkerHost, public ApiHost, public MeshHost {
   // MeshHost: a method another node called, run with local_only (api_dispatch_remote).
   void run_remote_call(const std::string& method, const cJSON* params, const char* params_text, size_t params_len,
                        Reply reply) override;
-  Mesh* mesh() override { return mesh_.get(); }
-  std::string node_list_json() const override;
+  Mesh* mesh() const override { return mesh_.get(); }
+  NodeInfo self_info() const override;
   std::string render_metrics() const override;
 
  private:
@@ -70,7 +70,6 @@ class Hub final : public WorkerHost, public ApiHost, public MeshHost {
   // systemd: STATUS= line and watchdog ping (see core/sd_notify.h).
   static void on_notify_tick(uv_timer_t* t);
   std::string status_line() const;
-  NodeInfo self_info() const;
   void start_drain();
   void maybe_finish();
   void shutdown();

@@ -9,6 +9,7 @@
 #include "core/call_result.h"
 #include "core/config.h"
 #include "core/mailbox.h"
+#include "core/node_info.h"
 
 namespace mg {
 
@@ -30,9 +31,9 @@ class ApiHost {
   virtual void fanout(std::function<FanoutCount(Worker&)> op, FanoutDone done) = 0;
   virtual QueueHub& queue() = 0;
   // The mesh, or nullptr in single-node mode.
-  virtual Mesh* mesh() = 0;
-  // GET /v1/nodes and node.list: {"nodes":[...]}.
-  virtual std::string node_list_json() const = 0;
+  virtual Mesh* mesh() const = 0;
+  // This node as the route API and node.list show it.
+  virtual NodeInfo self_info() const = 0;
   // GET /metrics: the whole Prometheus page.
   virtual std::string render_metrics() const = 0;
 

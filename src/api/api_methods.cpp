@@ -7,6 +7,7 @@
 #include "api/api_server.h"
 #include "api/api_stats.h"
 #include "api/conn_call.h"
+#include "api/node_list.h"
 #include "core/base64.h"
 #include "core/json_text.h"
 #include "core/metrics.h"
@@ -179,7 +180,7 @@ void conn_info(ApiCall& c) {
   on_owner(c, "conn.info", id, 301, [id](Worker& w) { return w.conn_info(id); });
 }
 
-void node_list(ApiCall& c) { c.reply(ApiResult::ok(c.host.node_list_json())); }
+void node_list(ApiCall& c) { c.reply(ApiResult::ok(node_list_json(c.host))); }
 
 void queue_pop(ApiCall& c) {
   const cJSON* t = param(c, "t");

@@ -7,6 +7,7 @@
 
 #include "api/api_methods.h"
 #include "api/envelope.h"
+#include "api/node_list.h"
 #include "core/log.h"
 #include "dashboard/dashboard.h"
 #include "http/url_query.h"
@@ -71,7 +72,7 @@ void ApiConn::on_request(const HttpRequest& req) {
     if (p == "/readyz") return host.draining() ? respond(503, "text/plain", "draining\n") : respond(200, "text/plain", "ready\n");
     if (!authorized(req)) return respond_json(401, api_error_body(101, "missing or wrong API token"));
     if (p == "/metrics") return respond(200, "text/plain; version=0.0.4", host.render_metrics());
-    return respond_json(200, envelope_ok(host.node_list_json(), nullptr));
+    return respond_json(200, envelope_ok(node_list_json(host), nullptr));
   }
   if (p == "/dashboard" || p.rfind("/dashboard/", 0) == 0) {  // the page; its data needs the token
     if (!get) return respond_json(405, api_error_body(101, p + " takes GET"), {{"Allow", "GET"}});

@@ -2,7 +2,9 @@
 
 #include <sstream>
 
+#include "api/api_host.h"
 #include "core/json_text.h"
+#include "mesh/mesh.h"
 
 namespace mg {
 
@@ -25,6 +27,22 @@ void append_node_json(std::string& s, const NodeInfo& m, const std::string& name
     json_append_string(s, *fields[i].second);
   }
   s += "}}";
+}
+
+std::string node_list_json(const ApiHost& host) {
+  std::string s = "{\"nodes\":[";
+  append_node_json(s, host.self_info(), host.config().node_name, true, true, "");
+  if (const Mesh* mesh = host.mesh()) {
+    for (const MeshMemberView& m : mesh->members()) {
+      std::string extra = ",\"mesh_addr\":";
+      json_append_string(extra, m.mesh_addr);
+      if (m.rtt_ms >= 0) extra += ",\"rtt_ms\":" + std::to_string(static_cast<uint64_t>(m.rtt_ms));
+      s += ',';
+      append_node_json(s, m.info, m.name, m.alive, false, extra);
+    }
+  }
+  s += "]}";
+  return s;
 }
 
 }  // namespace mg

@@ -12,4 +12,9 @@ namespace mg {
 void append_node_json(std::string& out, const NodeInfo& m, const std::string& name, bool alive, bool self,
                       const std::string& extra);
 
+class ApiHost;
+
+// {"nodes":[this node, then every member of the mesh, alive or dead]}.
+std::string node_list_json(const ApiHost& host);
+
 }  // namespace mg
