@@ -105,14 +105,14 @@ void ApiConn::call(const HttpRequest& req, const std::string& method) {
     return respond_json(400, api_error_body(101, error));
   }
   ApiServer* api = &api_;
-  uint64_t serial = this->serial();
+  uint64_t serial = this->serial(), request = current_request();
   auto shared_params = std::make_shared<JsonPtr>(std::move(params));
-  Reply reply = [api, serial, method, shared_params](const ApiResult& r) {
+  Reply reply = [api, serial, request, method, shared_params](const ApiResult& r) {
     api->count_call(method, r.code);
     HttpConn* c = api->http().find(serial);
     if (!c) return;
-    if (r.code == 0) c->respond_json(200, envelope_ok(r.result, nullptr));
-    else c->respond_json(r.code == 101 ? 400 : 200, api_error_body(r.code, r.message));
+    if (r.code == 0) c->respond_to(request, 200, "application/json", envelope_ok(r.result, nullptr));
+    else c->respond_to(request, r.code == 101 ? 400 : 200, "application/json", api_error_body(r.code, r.message));
   };
   api_dispatch(method, ApiCall{api_.host(), nullptr, shared_params->get(), std::move(reply), req.body.data(), req.body.size()});
 }

@@ -1,8 +1,8 @@
 // The control API on its HTTP listener: /v1/<group>/<name> (POST), /ws/v1 (the envelope over
 // WebSocket), /healthz, /readyz, /metrics, /v1/nodes and the dashboard (PROTOCOL.md §5).
 //
-// Over HTTP one call is answered at a time per connection (HttpConn keeps pipelined requests in
-// order). Over /ws/v1 many calls may be in flight, matched by "i"; reading pauses at
+// Over HTTP pipelined calls run side by side (HttpConn bounds them and writes the answers in
+// request order). Over /ws/v1 many calls may be in flight, matched by "i"; reading pauses at
 // kMaxCallsInFlight. A /ws/v1 connection can become a queue consumer: it is the queue's sink and
 // writes each event it is handed as a queue.pop message.
 #pragma once

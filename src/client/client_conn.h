@@ -19,8 +19,9 @@
 
 #include "http/http_parser.h"
 #include "net/stream.h"
-#include "client/tcp_framing.h"
 #include "client/out_message.h"
+#include "client/tcp_framing.h"
+#include "client/worker.h"
 #include "ws/ws_session.h"
 
 namespace mg {
@@ -55,6 +56,9 @@ class ClientConn final : public Stream, public WsOwner {
   void set_context(std::string ctx) { context_ = std::move(ctx); }
   std::vector<std::string>& channels() { return channels_; }
   const std::vector<std::string>& channels() const { return channels_; }
+  // The worker's bookkeeping of where this connection sits in each channel it is subscribed to
+  // (Worker::subscribe and friends only).
+  std::vector<SubSlot>& subscriptions() { return subs_; }
   const std::string& remote_addr() const { return remote_addr_; }
   uint64_t since_ms() const;
 
@@ -84,6 +88,7 @@ class ClientConn final : public Stream, public WsOwner {
   std::string remote_addr_;
   std::string context_;                 // JSON object text; empty means {}
   std::vector<std::string> channels_;
+  std::vector<SubSlot> subs_;
   std::unique_ptr<HttpParser> handshake_;  // only during the WebSocket handshake
   std::unique_ptr<WsSession> ws_;          // WebSocket after the upgrade
   std::unique_ptr<FrameDecoder> framer_;   // TCP

@@ -122,12 +122,7 @@ void Worker::register_open(ClientConn* c) {
 
 void Worker::unregister(ClientConn* c) {
   by_id_.erase(c->id());
-  for (const std::string& ch : c->channels()) {
-    auto it = channels_.find(ch);
-    if (it == channels_.end()) continue;
-    it->second.erase(c);
-    if (it->second.empty()) channels_.erase(it);
-  }
+  while (!c->subscriptions().empty()) drop_subscription(c, c->subscriptions().size() - 1);
   host_.client_closed();
   metrics().listeners[c->listener_index()].connections.fetch_sub(1, std::memory_order_relaxed);
 }
@@ -137,13 +132,40 @@ void Worker::forget(ClientConn* c) {
   if (draining_) maybe_finish_drain();
 }
 
-void Worker::subscribe(ClientConn* c, const std::string& channel) { channels_[channel].insert(c); }
+void Worker::subscribe(ClientConn* c, const std::string& channel) {
+  auto* entry = &*channels_.try_emplace(channel).first;
+  std::vector<SubSlot>& mine = c->subscriptions();
+  for (const SubSlot& s : mine)
+    if (s.channel == entry) return;
+  mine.push_back(SubSlot{entry, static_cast<uint32_t>(entry->second.size())});
+  entry->second.push_back(c);
+}
 
 void Worker::unsubscribe(ClientConn* c, const std::string& channel) {
   auto it = channels_.find(channel);
   if (it == channels_.end()) return;
-  it->second.erase(c);
-  if (it->second.empty()) channels_.erase(it);
+  std::vector<SubSlot>& mine = c->subscriptions();
+  for (size_t k = 0; k < mine.size(); k++)
+    if (mine[k].channel == &*it) return drop_subscription(c, k);
+}
+
+void Worker::drop_subscription(ClientConn* c, size_t k) {
+  std::vector<SubSlot>& mine = c->subscriptions();
+  SubSlot slot = mine[k];
+  mine[k] = mine.back();
+  mine.pop_back();
+  Subscribers& subs = slot.channel->second;
+  ClientConn* moved = subs.back();
+  subs[slot.index] = moved;
+  subs.pop_back();
+  if (moved != c) {
+    for (SubSlot& s : moved->subscriptions())
+      if (s.channel == slot.channel) {
+        s.index = slot.index;
+        break;
+      }
+  }
+  if (subs.empty()) channels_.erase(channels_.find(slot.channel->first));  // not erase(key): the key is the node's
 }
 
 void Worker::resume_topic(const std::string& topic) {
@@ -185,9 +207,11 @@ FanoutCount Worker::publish(const std::string& channel, const OutMessage& msg) {
   FanoutCount n;
   auto it = channels_.find(channel);
   if (it == channels_.end()) return n;
-  // send() may close a connection (hard limit), which unsubscribes it: iterate over a copy.
-  std::vector<ClientConn*> subs(it->second.begin(), it->second.end());
-  for (ClientConn* c : subs) (c->send(msg) ? n.ok : n.failed)++;
+  // send() may close the connection it sends to (hard limit), which unsubscribes it: the last
+  // subscriber moves into its slot (and the channel's vector goes away with the last one). Walking
+  // from the end, that one was already sent to and nothing is skipped. send() removes no other.
+  const Subscribers& subs = it->second;
+  for (size_t i = subs.size(); i-- > 0;) (subs[i]->send(msg) ? n.ok : n.failed)++;
   return n;
 }
 

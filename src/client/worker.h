@@ -29,6 +29,13 @@
 namespace mg {
 
 class ClientConn;
+using Subscribers = std::vector<ClientConn*>;
+// One subscription of a connection: the channel's entry in Worker::channels_ (node-based, so the
+// pointer is stable) and the connection's index in its subscriber vector.
+struct SubSlot {
+  std::pair<const std::string, Subscribers>* channel;
+  uint32_t index;
+};
 
 // What a worker needs of the node it runs in; the hub implements it. A worker touches nothing else
 // of the hub: the counters are atomics (any thread), and everything else is a task posted to the
@@ -109,6 +116,7 @@ class Worker {
   void unregister(ClientConn* c);
   // Called from the connection's uv_close callback: it is about to be deleted.
   void forget(ClientConn* c);
+  // Idempotent. unsubscribe() and unregister() move the last subscriber into the freed slot.
   void subscribe(ClientConn* c, const std::string& channel);
   void unsubscribe(ClientConn* c, const std::string& channel);
   // Pushes an event to the queue hub (dropped and counted when the hub is too far behind).
@@ -122,6 +130,8 @@ class Worker {
   static void on_connection(uv_stream_t* server, int status);
   static void on_tick(uv_timer_t* t);
   void maybe_finish_drain();
+  // Removes subscription `k` of `c` (its index in c->subscriptions()).
+  void drop_subscription(ClientConn* c, size_t k);
 
   WorkerHost& host_;
   const Config& cfg_;
@@ -142,7 +152,9 @@ class Worker {
   std::unordered_set<ClientConn*> all_;
   // Open connections by id, and subscribers by channel.
   std::unordered_map<uint64_t, ClientConn*> by_id_;
-  std::unordered_map<std::string, std::unordered_set<ClientConn*>> channels_;
+  // A channel's subscribers are contiguous (a publish walks them without a copy); each connection
+  // keeps its slot in every channel it is in (ClientConn::subscriptions), for O(1) removal.
+  std::unordered_map<std::string, Subscribers> channels_;
 
 };
 

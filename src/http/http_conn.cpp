@@ -12,7 +12,7 @@ HttpConn::HttpConn(HttpServer& server, uint64_t serial, const HttpLimits& limits
     : Stream(server.loop()), server_(server), serial_(serial), parser_(std::make_unique<HttpParser>(limits)) {}
 
 bool HttpConn::stalled(uint64_t now_ms) const {
-  return !ws_ && !awaiting_ && !closing() && now_ms - ready_since_ms_ > kRequestTimeoutMs;
+  return !ws_ && pending_.empty() && !closing() && now_ms - ready_since_ms_ > kRequestTimeoutMs;
 }
 
 void HttpConn::start() {
@@ -26,64 +26,131 @@ void HttpConn::on_read(const char* data, size_t len) {
     if (ws_->finished()) close_after_flush();
     return;
   }
+  if (no_more_) return;
   unparsed_.append(data, len);
-  if (!awaiting_) parse_http();
+  if (!parsing_) parse_http();
 }
 
 void HttpConn::parse_http() {
   parsing_ = true;
-  while (!awaiting_ && !unparsed_.empty() && !closing() && !ws_ && queued_bytes() < kOutputPause) {
+  while (!closing() && !ws_ && !no_more_ && pending_.size() < kMaxPipelined && queued_bytes() < kOutputPause) {
+    if (held_) {
+      if (!pending_.empty()) break;
+      held_ = false;
+      dispatch();
+      continue;
+    }
+    if (unparsed_off_ == unparsed_.size()) break;
     size_t used = 0;
-    HttpParser::Status st = parser_->feed(unparsed_.data(), unparsed_.size(), used);
+    HttpParser::Status st = parser_->feed(unparsed_.data() + unparsed_off_, unparsed_.size() - unparsed_off_, used);
     if (st == HttpParser::Status::NeedMore) {
-      unparsed_.clear();
+      unparsed_off_ = unparsed_.size();
       break;
     }
     if (st == HttpParser::Status::Error) {
-      keep_alive_ = false;
+      // Answered in its turn, after the requests before it; nothing after it is read.
+      no_more_ = true;
       unparsed_.clear();
+      unparsed_off_ = 0;
+      pending_.push_back(Pending{});
+      pending_.back().seq = current_ = next_seq_++;
+      pending_.back().keep_alive = false;
       respond_json(parser_->error_status(), error_body(parser_->error_status(), parser_->error_message()));
       break;
     }
-    std::string rest = unparsed_.substr(used);
-    unparsed_.swap(rest);
-    awaiting_ = true;
-    keep_alive_ = parser_->request().keep_alive;
-    head_only_ = parser_->request().method == "HEAD";
-    on_request(parser_->request());
+    unparsed_off_ += used;
+    const HttpRequest& req = parser_->request();
+    if ((req.upgrade || server_.draining()) && !pending_.empty()) {  // handed over alone, see the header
+      held_ = true;
+      break;
+    }
+    dispatch();
+  }
+  if (unparsed_off_ == unparsed_.size()) {
+    unparsed_.clear();
+    unparsed_off_ = 0;
   }
   parsing_ = false;
-  bool backlogged = !ws_ && queued_bytes() >= kOutputPause;
-  if ((awaiting_ || backlogged) && !read_paused_ && !closing()) pause_reading();  // the rest waits in the socket
+  update_reading();
 }
 
-void HttpConn::respond(int status, const char* content_type, const std::string& body, const Headers& extra) {
-  if (closing()) return;
-  bool keep = keep_alive_ && !server_.draining();
-  std::string response = http_response(status, content_type, body, keep, extra);
-  if (head_only_) response.resize(response.size() - body.size());  // RFC 9110 §9.3.2: no body, same headers
-  write(std::move(response));
-  awaiting_ = false;
-  head_only_ = false;
-  ready_since_ms_ = uv_now(loop());
-  if (!keep) {
-    close_after_flush();
+void HttpConn::dispatch() {
+  const HttpRequest& req = parser_->request();
+  pending_.push_back(Pending{});
+  Pending& p = pending_.back();
+  p.seq = current_ = next_seq_++;
+  p.keep_alive = req.keep_alive;
+  p.head_only = req.method == "HEAD";
+  if (!req.keep_alive) no_more_ = true;
+  on_request(req);
+  if (parser_) parser_->next();  // the request is not needed after on_request (none after an upgrade)
+}
+
+void HttpConn::respond_to(uint64_t request, int status, const char* content_type, const std::string& body,
+                          const Headers& extra) {
+  if (closing() || ws_) return;
+  auto it = pending_.begin();
+  while (it != pending_.end() && it->seq != request) ++it;
+  if (it == pending_.end() || it->answered) return;
+  if (it != pending_.begin()) {  // earlier answers are due first: keep this one in its slot
+    it->answered = true;
+    it->status = status;
+    it->content_type = content_type;
+    it->body = body;
+    it->extra = extra;
     return;
   }
-  parser_->next();
-  if (read_paused_ && queued_bytes() < kOutputPause) resume_reading();
-  if (!unparsed_.empty() && !parsing_) parse_http();
+  Pending p = std::move(*it);
+  pending_.erase(it);
+  write_answer(p, status, content_type, body, extra);
+  write_answers();
+}
+
+void HttpConn::write_answer(const Pending& p, int status, const char* content_type, const std::string& body,
+                            const Headers& extra) {
+  if (closing()) return;
+  // While draining, nothing more is handed over: the last answer due closes the connection.
+  bool keep = p.keep_alive && !(server_.draining() && pending_.empty() && !held_);
+  std::string response = http_response(status, content_type, body, keep, extra);
+  if (p.head_only) response.resize(response.size() - body.size());  // RFC 9110 §9.3.2: no body, same headers
+  write(std::move(response));
+  if (!keep) {
+    pending_.clear();
+    close_after_flush();
+  }
+}
+
+void HttpConn::write_answers() {
+  while (!pending_.empty() && pending_.front().answered && !closing()) {
+    Pending p = std::move(pending_.front());
+    pending_.erase(pending_.begin());
+    write_answer(p, p.status, p.content_type.c_str(), p.body, p.extra);
+  }
+  if (closing()) return;
+  if (pending_.empty()) {
+    ready_since_ms_ = uv_now(loop());
+    if (peer_done_) return close_after_flush();
+  }
+  if (!parsing_) parse_http();
+}
+
+void HttpConn::update_reading() {
+  if (ws_ || closing()) return;
+  bool pause = held_ || no_more_ || pending_.size() >= kMaxPipelined || queued_bytes() >= kOutputPause;
+  if (pause && !read_paused_) pause_reading();  // the rest waits in the socket
+  else if (!pause && read_paused_) resume_reading();
 }
 
 int HttpConn::upgrade_websocket(const HttpRequest& req, uint32_t max_message, uint64_t max_output, std::string& error) {
   std::string response;
   int status = check_ws_upgrade(req, response, error);
   if (status != 0) {
-    keep_alive_ = false;
+    if (!pending_.empty()) pending_.back().keep_alive = false;
+    no_more_ = true;
     return status;
   }
   write(std::move(response));
-  awaiting_ = false;
+  pending_.clear();  // this request was handed over alone
   ws_ = std::make_unique<WsSession>(this, max_message);
   ws_max_output_ = max_output;
   parser_.reset();
@@ -91,8 +158,9 @@ int HttpConn::upgrade_websocket(const HttpRequest& req, uint32_t max_message, ui
     resume_reading();
     if (closing()) return 0;
   }
-  std::string rest;
-  rest.swap(unparsed_);
+  std::string rest = unparsed_.substr(unparsed_off_);
+  unparsed_.clear();
+  unparsed_off_ = 0;
   if (!rest.empty()) on_read(rest.data(), rest.size());
   return 0;
 }
@@ -132,13 +200,18 @@ void HttpConn::ws_output(const uint8_t* data, size_t len) {
 
 void HttpConn::on_drained() {
   if (ws_) return on_ws_drained();
-  if (read_paused_ && !awaiting_) {  // the answers were taken: read and parse again
-    resume_reading();
-    if (!closing() && !unparsed_.empty()) parse_http();
-  }
+  if (read_paused_ && !parsing_) parse_http();  // the answers were taken: parse what waits, read again
 }
 
-void HttpConn::on_read_end(int) { close_now(); }
+void HttpConn::on_read_end(int status) {
+  if (!ws_ && status == UV_EOF && !pending_.empty() && !closing()) {
+    // The client sent everything and waits for its answers: close once they are written.
+    peer_done_ = no_more_ = true;
+    read_paused_ = true;  // Stream stopped reading; never start again
+    return;
+  }
+  close_now();
+}
 
 void HttpConn::close_going_away() {
   if (ws_ && !closing()) {

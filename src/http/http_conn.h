@@ -1,11 +1,14 @@
 // One HTTP/1.1 server connection: keep-alive, pipelining, back-pressure, and the switch to
 // WebSocket. What a request means is the subclass's job (api/api_server.h, route/route_api.h).
 //
-// One request is answered at a time: while it is out (the subclass answers later, e.g. after a
-// worker reported back), reading stops and the rest of the input waits, so pipelined requests keep
-// their order. A client that pipelines without reading the answers stops being read once
-// kOutputPause bytes wait for it. After upgrade_websocket() the connection carries WebSocket
-// messages instead (on_ws_message), its output bounded by the limit given there.
+// Pipelining: requests are handed to on_request() as they arrive, up to kMaxPipelined of them
+// unanswered (the subclass may answer later, e.g. after a worker reported back); the answers are
+// written strictly in request order (one answered early waits in its slot). Reading pauses while
+// kMaxPipelined are unanswered, while kOutputPause bytes wait for the client (a client that
+// pipelines without reading the answers), and while an upgrade request, or any request while the
+// server drains, waits for the answers before it to go out (it is handed over alone). After a
+// request without keep-alive nothing more is read. After upgrade_websocket() the connection
+// carries WebSocket messages instead (on_ws_message), its output bounded by the limit given there.
 //
 // Lifetime as Stream's: created with new by HttpServer, deleted after on_conn_closed(). Replies that
 // come back later must find it again by serial (HttpServer::find), never keep the pointer.
@@ -33,6 +36,8 @@ class HttpConn : public Stream, public WsOwner {
   static constexpr uint64_t kRequestTimeoutMs = 15000;
   // HTTP: output waiting beyond this pauses reading until the client has taken it.
   static constexpr size_t kOutputPause = 1 << 20;
+  // HTTP: requests handed over and not answered yet, at most; reading pauses at this many.
+  static constexpr size_t kMaxPipelined = 16;
 
   HttpConn(HttpServer& server, uint64_t serial, const HttpLimits& limits);
   void start();
@@ -40,9 +45,18 @@ class HttpConn : public Stream, public WsOwner {
   bool stalled(uint64_t now_ms) const;
   bool is_websocket() const { return ws_ != nullptr; }
 
-  // HTTP: answers the current request and goes on with the next one. While the server is draining
-  // the answer carries "Connection: close".
-  void respond(int status, const char* content_type, const std::string& body, const Headers& extra = {});
+  // HTTP: the request on_request() was last called for. An answer given after on_request()
+  // returned must name its request: keep this and use respond_to().
+  uint64_t current_request() const { return current_; }
+  // HTTP: answers request `request` (ignored if it was answered, or the connection is closing).
+  // Written once every earlier request's answer is; while the server is draining, the answer to
+  // the last request handed over carries "Connection: close".
+  void respond_to(uint64_t request, int status, const char* content_type, const std::string& body,
+                  const Headers& extra = {});
+  // HTTP: answers the current request (from on_request()).
+  void respond(int status, const char* content_type, const std::string& body, const Headers& extra = {}) {
+    respond_to(current_, status, content_type, body, extra);
+  }
   void respond_json(int status, const std::string& body, const Headers& extra = {}) {
     respond(status, "application/json", body, extra);
   }
@@ -84,19 +98,39 @@ class HttpConn : public Stream, public WsOwner {
   void on_close() final;
   void ws_message(uint8_t opcode, const uint8_t* data, size_t len) final;
   void ws_output(const uint8_t* data, size_t len) final;
+  // A request handed over and not yet written out; the answer's parts while earlier ones are due.
+  struct Pending {
+    uint64_t seq = 0;
+    bool keep_alive = true;
+    bool head_only = false;  // HEAD: headers, no body
+    bool answered = false;
+    int status = 0;
+    std::string content_type, body;
+    Headers extra;
+  };
   void parse_http();
+  void dispatch();
+  // Writes the answers at the front of pending_ that are ready, in order.
+  void write_answers();
+  void write_answer(const Pending& p, int status, const char* content_type, const std::string& body, const Headers& extra);
+  // Pauses or resumes reading as the bounds above say; parses what waits when reading goes on.
+  void update_reading();
 
   HttpServer& server_;
   uint64_t serial_;
   std::unique_ptr<HttpParser> parser_;
   std::unique_ptr<WsSession> ws_;
   uint64_t ws_max_output_ = 0;
-  std::string unparsed_;         // input read while a request was being answered
-  bool awaiting_ = false;        // an HTTP request is being answered
-  bool keep_alive_ = true;
+  std::string unparsed_;         // input not parsed yet, from unparsed_off_ on
+  size_t unparsed_off_ = 0;
+  std::vector<Pending> pending_;  // oldest first, at most kMaxPipelined
+  uint64_t next_seq_ = 1;
+  uint64_t current_ = 0;
+  bool held_ = false;            // the parser holds a complete request that waits for pending_ to empty
+  bool no_more_ = false;         // a request without keep-alive (or a malformed one) was taken: read no more
+  bool peer_done_ = false;       // the client closed its side: close once the answers are written
   bool read_paused_ = false;
   bool parsing_ = false;         // inside parse_http (a synchronous answer must not re-enter it)
-  bool head_only_ = false;       // answering a HEAD request: headers, no body
   uint64_t ready_since_ms_ = 0;  // when this connection became ready for its next request
 };
 

@@ -7,6 +7,9 @@ namespace mg {
 namespace {
 constexpr size_t kMaxBufsPerWrite = 64;
 constexpr size_t kMaxBytesPerWrite = 256 * 1024;  // fairness between streams in one loop turn
+// Small writes of the stream's own bytes are appended to its tail chunk up to this size.
+constexpr size_t kCoalesceBytes = 16 * 1024;
+constexpr int kPrepareFlushPasses = 4;
 }  // namespace
 
 void LoopContext::open(uv_loop_t* l) {
@@ -14,21 +17,34 @@ void LoopContext::open(uv_loop_t* l) {
   l->data = this;
   uv_prepare_init(l, &prepare);
   prepare.data = this;
-  uv_prepare_start(&prepare, [](uv_prepare_t* p) {
-    auto* ctx = static_cast<LoopContext*>(p->data);
-    // flush() never adds to `dirty` for the stream it flushes, but write callbacks are not run
-    // here, so a plain swap is safe.
-    std::vector<Stream*> batch;
-    batch.swap(ctx->dirty);
+  uv_idle_init(l, &idle);
+  idle.data = this;
+  uv_prepare_start(&prepare, [](uv_prepare_t* p) { static_cast<LoopContext*>(p->data)->flush_dirty(); });
+}
+
+void LoopContext::flush_dirty() {
+  // A flush may run on_drained(), which may write (and so dirty streams again, this one too): a few
+  // more passes take those. Whatever is left after them is written next turn, and the idle handle
+  // keeps the loop from sleeping in poll until then.
+  uv_idle_stop(&idle);
+  std::vector<Stream*> batch;
+  for (int pass = 0; pass < kPrepareFlushPasses && !dirty.empty(); pass++) {
+    batch.swap(dirty);
     for (Stream* s : batch) {
+      if (!s->dirty_) continue;  // closed by an earlier stream's callback in this batch
       s->dirty_ = false;
       s->flush();
     }
-    if (ctx->dirty.empty()) ctx->dirty.swap(batch), ctx->dirty.clear();  // keep the capacity
-  });
+    batch.clear();
+  }
+  if (!dirty.empty()) uv_idle_start(&idle, [](uv_idle_t*) {});
+  else if (dirty.capacity() < batch.capacity()) dirty.swap(batch);  // keep the capacity
 }
 
-void LoopContext::close() { uv_close(reinterpret_cast<uv_handle_t*>(&prepare), nullptr); }
+void LoopContext::close() {
+  uv_close(reinterpret_cast<uv_handle_t*>(&prepare), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&idle), nullptr);
+}
 
 Stream::Stream(uv_loop_t* loop) {
   uv_tcp_init(loop, &tcp_);
@@ -88,16 +104,43 @@ void Stream::write(Chunk data) {
   if (tls_) {
     std::string out;
     tls_->encrypt(data->data(), data->size(), out);
-    if (!out.empty()) write_raw(std::make_shared<const std::string>(std::move(out)));
+    write_owned(std::move(out));
     return;
   }
   write_raw(std::move(data));
+}
+
+void Stream::write(std::string data) {
+  if (closed_ || data.empty()) return;
+  if (tls_) {
+    std::string out;
+    tls_->encrypt(data.data(), data.size(), out);
+    write_owned(std::move(out));
+    return;
+  }
+  write_owned(std::move(data));
 }
 
 void Stream::write_raw(Chunk data) {
   if (closed_ || !data || data->empty()) return;
   queued_bytes_ += data->size();
   out_.push_back(std::move(data));
+  tail_open_ = false;
+  mark_dirty();
+}
+
+void Stream::write_owned(std::string data) {
+  if (closed_ || data.empty()) return;
+  queued_bytes_ += data.size();
+  if (tail_open_ && out_.back()->size() + data.size() <= kCoalesceBytes) {
+    // Ours (made below as a non-const string), queued and not in flight: the stream is already
+    // dirty or will be flushed when the write in flight completes.
+    const_cast<std::string&>(*out_.back()).append(data);
+    return;
+  }
+  bool small = data.size() < kCoalesceBytes;
+  out_.push_back(std::make_shared<std::string>(std::move(data)));
+  tail_open_ = small;
   mark_dirty();
 }
 
@@ -107,20 +150,64 @@ void Stream::mark_dirty() {
   LoopContext::of(tcp_.loop)->dirty.push_back(this);
 }
 
+size_t Stream::gather(uv_buf_t* bufs, size_t& bytes) {
+  size_t n = 0;
+  bytes = 0;
+  for (size_t i = out_head_; i < out_.size() && n < kMaxBufsPerWrite && bytes < kMaxBytesPerWrite; i++, n++) {
+    const std::string& s = *out_[i];
+    size_t skip = i == out_head_ ? head_offset_ : 0;
+    bufs[n] = uv_buf_init(const_cast<char*>(s.data()) + skip, static_cast<unsigned>(s.size() - skip));
+    bytes += s.size() - skip;
+    if (i + 1 == out_.size()) tail_open_ = false;  // being written: nothing more may be appended to it
+  }
+  return n;
+}
+
+void Stream::consume(size_t bytes) {
+  queued_bytes_ -= bytes;
+  while (bytes > 0) {
+    size_t left = out_[out_head_]->size() - head_offset_;
+    if (bytes < left) {
+      head_offset_ += static_cast<uint32_t>(bytes);
+      return;
+    }
+    bytes -= left;
+    out_[out_head_++].reset();
+    head_offset_ = 0;
+  }
+}
+
 void Stream::flush() {
   if (closed_ || in_flight_ > 0) return;
-  if (out_.empty()) {
+  if (out_head_ == out_.size()) {
     if (closing_) close_now();
     return;
   }
   uv_buf_t bufs[kMaxBufsPerWrite];
-  size_t n = 0, bytes = 0;
-  while (n < out_.size() && n < kMaxBufsPerWrite && bytes < kMaxBytesPerWrite) {
-    const std::string& s = *out_[n];
-    bufs[n] = uv_buf_init(const_cast<char*>(s.data()), static_cast<unsigned>(s.size()));
-    bytes += s.size();
-    n++;
+  size_t n = 0, bytes = 0, written = 0;
+  // Straight to the socket while it takes everything, up to the per-turn budget.
+  while (out_head_ < out_.size() && written < kMaxBytesPerWrite) {
+    n = gather(bufs, bytes);
+    int rc = uv_try_write(reinterpret_cast<uv_stream_t*>(&tcp_), bufs, static_cast<unsigned>(n));
+    if (rc == UV_EAGAIN) break;
+    if (rc < 0) {
+      close_now();
+      return;
+    }
+    consume(static_cast<size_t>(rc));
+    written += static_cast<size_t>(rc);
+    if (static_cast<size_t>(rc) < bytes) break;
   }
+  if (out_head_ == out_.size()) {
+    queue_emptied();
+    return;
+  }
+  if (out_head_ >= kMaxBufsPerWrite && out_head_ * 2 >= out_.size()) {  // drop the written slots (amortised O(1))
+    out_.erase(out_.begin(), out_.begin() + out_head_);
+    out_head_ = 0;
+  }
+  // The rest goes through libuv, which writes it as the socket takes it and calls back.
+  n = gather(bufs, bytes);
   auto* req = new uv_write_t;  // freed in on_write_cb, which libuv calls even when the write is cancelled
   req->data = this;
   int rc = uv_write(req, reinterpret_cast<uv_stream_t*>(&tcp_), bufs, static_cast<unsigned>(n), &Stream::on_write_cb);
@@ -129,14 +216,28 @@ void Stream::flush() {
     close_now();
     return;
   }
-  in_flight_ = n;
+  in_flight_ = static_cast<uint32_t>(n);
   in_flight_bytes_ = bytes;
+}
+
+void Stream::queue_emptied() {
+  std::vector<Chunk>().swap(out_);  // idle streams hold nothing
+  out_head_ = 0;
+  head_offset_ = 0;
+  tail_open_ = false;
+  if (closing_) {
+    close_now();
+    return;
+  }
+  on_drained();
 }
 
 void Stream::on_write_cb(uv_write_t* req, int status) {
   auto* self = static_cast<Stream*>(req->data);
   delete req;
-  self->out_.erase(self->out_.begin(), self->out_.begin() + static_cast<std::ptrdiff_t>(self->in_flight_));
+  for (uint32_t i = 0; i < self->in_flight_; i++) self->out_[self->out_head_ + i].reset();
+  self->out_head_ += self->in_flight_;
+  self->head_offset_ = 0;
   self->queued_bytes_ -= self->in_flight_bytes_;
   self->in_flight_ = 0;
   self->in_flight_bytes_ = 0;
@@ -145,23 +246,15 @@ void Stream::on_write_cb(uv_write_t* req, int status) {
     self->close_now();
     return;
   }
-  if (self->out_.empty()) {
-    std::vector<Chunk>().swap(self->out_);  // idle streams hold nothing
-    if (self->closing_) {
-      self->close_now();
-      return;
-    }
-    self->on_drained();
-  } else {
-    self->flush();
-  }
+  if (self->out_head_ == self->out_.size()) self->queue_emptied();
+  else self->flush();
 }
 
 void Stream::close_after_flush() {
   if (closing_ || closed_) return;
   closing_ = true;
   stop_reading();
-  if (out_.empty() && in_flight_ == 0) close_now();
+  if (out_head_ == out_.size() && in_flight_ == 0) close_now();
   else mark_dirty();
 }
 

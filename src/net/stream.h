@@ -6,6 +6,14 @@
 //   dirty      a stream with queued chunks and no write in flight; the loop's prepare handle writes
 //              all dirty streams once per loop turn, just before it polls (as redis does), so that
 //              many small writes in one turn become one writev
+//   tail       the last queued chunk when the stream made it itself (write(std::string), TLS
+//              records) and it is not being written: later small writes of that kind are appended
+//              to it, up to kCoalesceBytes, so a run of small messages is one buffer, not one each
+//
+// Writing: the prepare pass writes straight to the socket (writev) and goes through uv_write only
+// for what the socket did not take (or beyond kMaxBytesPerWrite in one turn): a write that
+// completes at once costs one syscall, no request and no watcher change. on_drained() is called
+// whenever the queue becomes empty, from the prepare pass or a write callback.
 //
 // Lifetime: a Stream is created with new and deleted only in its uv_close callback (after
 // on_close()). close_now() may be called from anywhere, any number of times; the object stays valid
@@ -31,11 +39,13 @@ struct LoopContext {
   uv_loop_t* loop = nullptr;
   void* owner = nullptr;  // the Worker or Hub that runs this loop
   uv_prepare_t prepare{};
+  uv_idle_t idle{};  // running only while streams made dirty by the prepare pass itself are left over
   std::vector<Stream*> dirty;
   char read_buf[64 * 1024];  // every read lands here and is consumed before the next read
 
   void open(uv_loop_t* l);
-  void close();  // closes the prepare handle
+  void close();  // closes the prepare and idle handles
+  void flush_dirty();
   static LoopContext* of(uv_loop_t* l) { return static_cast<LoopContext*>(l->data); }
 };
 
@@ -55,7 +65,8 @@ class Stream {
   void use_tls(SSL_CTX* ctx);
   // Queues bytes; written before the loop next polls. Ignored once the stream is closing.
   void write(Chunk data);
-  void write(std::string data) { write(std::make_shared<const std::string>(std::move(data))); }
+  // The same for bytes nobody else holds: small ones may share one buffer with the writes before.
+  void write(std::string data);
   // Bytes queued and not yet confirmed written (including the write in flight).
   size_t queued_bytes() const { return queued_bytes_; }
   // Stops reading and closes once the queue is written.
@@ -83,6 +94,13 @@ class Stream {
   void flush();
   void mark_dirty();
   void write_raw(Chunk data);
+  void write_owned(std::string data);
+  // Fills `bufs` from the queue's head (at most kMaxBufsPerWrite, about kMaxBytesPerWrite); returns
+  // how many and their bytes in `bytes`.
+  size_t gather(uv_buf_t* bufs, size_t& bytes);
+  // `bytes` from the queue's head were written.
+  void consume(size_t bytes);
+  void queue_emptied();
   void read_tls(const char* data, size_t len);
   static void on_alloc(uv_handle_t* h, size_t suggested, uv_buf_t* buf);
   static void on_read_cb(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf);
@@ -91,15 +109,20 @@ class Stream {
 
   std::unique_ptr<TlsSession> tls_;
   uv_tcp_t tcp_{};
-  // Queued chunks; the first in_flight_ of them are being written. The vector's storage and the
-  // uv_write_t (192 bytes) exist only while something is queued or in flight: idle streams hold neither.
+  // Queued chunks are out_[out_head_..]; the first in_flight_ of them are being written, the first
+  // of them from head_offset_ on (the socket took the rest of it directly). The vector's storage and
+  // the uv_write_t (192 bytes) exist only while something is queued or in flight: idle streams hold
+  // neither.
   std::vector<Chunk> out_;
-  size_t in_flight_ = 0;
-  size_t in_flight_bytes_ = 0;
-  size_t queued_bytes_ = 0;
+  uint32_t out_head_ = 0;
+  uint32_t head_offset_ = 0;
+  uint32_t in_flight_ = 0;
+  bool tail_open_ = false;    // out_.back() is ours (a std::string), queued and not being written
   bool dirty_ = false;
   bool closing_ = false;      // close_after_flush was called
   bool closed_ = false;       // uv_close was called
+  size_t in_flight_bytes_ = 0;
+  size_t queued_bytes_ = 0;
 };
 
 }  // namespace mg
