@@ -18,6 +18,7 @@
 
 #include "api/api_host.h"
 #include "api/api_server.h"
+#include "client/worker.h"
 #include "core/config.h"
 #include "core/mailbox.h"
 #include "core/sd_notify.h"
@@ -25,7 +26,6 @@
 #include "net/stream.h"
 #include "queue/queue_hub.h"
 #include "route/route_api.h"
-#include "client/worker.h"
 
 namespace mg {
 

@@ -8,12 +8,12 @@
 #include "api/api_stats.h"
 #include "api/conn_call.h"
 #include "api/node_list.h"
+#include "client/worker.h"
 #include "core/base64.h"
 #include "core/json_text.h"
 #include "core/metrics.h"
 #include "core/snowflake.h"
 #include "mesh/mesh.h"
-#include "client/worker.h"
 
 namespace mg {
 

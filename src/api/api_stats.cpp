@@ -7,12 +7,12 @@
 #include <utility>
 #include <vector>
 
+#include "client/worker.h"
 #include "core/json_text.h"
 #include "core/metrics.h"
 #include "core/metrics_process.h"
 #include "mesh/mesh.h"
 #include "queue/queue_hub.h"
-#include "client/worker.h"
 
 namespace mg {
 

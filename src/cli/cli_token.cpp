@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
-#include "client/connect_token.h"
 #include "cli/cli.h"
+#include "client/connect_token.h"
 #include "core/config.h"
 #include "core/json_text.h"
 

@@ -3,18 +3,18 @@
 #include <algorithm>
 #include <ctime>
 
+#include "client/client_events.h"
 #include "client/connect_token.h"
+#include "client/worker.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/snowflake.h"
 #include "core/utf8.h"
 #include "http/http_response.h"
 #include "http/url_query.h"
-#include "net/listen_socket.h"
-#include "client/client_events.h"
-#include "client/worker.h"
-#include "ws/ws_frame.h"
 #include "http/ws_upgrade.h"
+#include "net/listen_socket.h"
+#include "ws/ws_frame.h"
 
 namespace mg {
 

@@ -17,11 +17,11 @@
 #include <string>
 #include <vector>
 
-#include "http/http_parser.h"
-#include "net/stream.h"
 #include "client/out_message.h"
 #include "client/tcp_framing.h"
 #include "client/worker.h"
+#include "http/http_parser.h"
+#include "net/stream.h"
 #include "ws/ws_session.h"
 
 namespace mg {

@@ -2,9 +2,9 @@
 
 #include <algorithm>
 
-#include "core/json_text.h"
 #include "client/client_conn.h"
 #include "client/worker.h"
+#include "core/json_text.h"
 
 namespace mg {
 

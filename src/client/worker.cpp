@@ -4,11 +4,11 @@
 
 #include <algorithm>
 
+#include "client/client_conn.h"
 #include "client/conn_ops.h"
 #include "core/json_text.h"
 #include "core/log.h"
 #include "net/listen_socket.h"
-#include "client/client_conn.h"
 
 namespace mg {
 

@@ -16,15 +16,15 @@
 #include <unordered_set>
 #include <vector>
 
+#include "client/conn_ops.h"
+#include "client/listener_shared.h"
+#include "client/out_message.h"
 #include "core/config.h"
 #include "core/mailbox.h"
 #include "core/metrics.h"
 #include "core/snowflake.h"
 #include "net/stream.h"
 #include "queue/queue_event.h"
-#include "client/conn_ops.h"
-#include "client/listener_shared.h"
-#include "client/out_message.h"
 
 namespace mg {
 

@@ -3,8 +3,8 @@
 #include "core/log.h"
 #include "http/http_response.h"
 #include "http/http_server.h"
-#include "ws/ws_frame.h"
 #include "http/ws_upgrade.h"
+#include "ws/ws_frame.h"
 
 namespace mg {
 
