@@ -42,6 +42,8 @@ class Hub final : public WorkerHost, public ApiHost, public MeshHost {
   uint64_t client_count() const override { return clients_.load(std::memory_order_relaxed); }
   void client_opened() override { clients_.fetch_add(1, std::memory_order_relaxed); }
   void client_closed() override { clients_.fetch_sub(1, std::memory_order_relaxed); }
+  ChannelPresence& channel_presence() override { return presence_; }
+  bool channel_maybe_held(const std::string& channel) const override { return presence_.maybe_held(channel); }
 
   // --- hub thread ---
   uv_loop_t* loop() { return &loop_; }
@@ -85,6 +87,7 @@ class Hub final : public WorkerHost, public ApiHost, public MeshHost {
   Mailbox mailbox_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::atomic<uint64_t> clients_{0};
+  ChannelPresence presence_;  // channels the workers hold subscribers of
   ListenersShared listeners_shared_;  // per client listener: TLS context and admission guard
   QueueHub queue_;
   std::unique_ptr<Mesh> mesh_;

@@ -29,6 +29,8 @@ class ApiHost {
   virtual Worker* worker_for(uint64_t client) = 0;
   // Runs `op` on every worker (on its thread) and calls `done` with the sum once all have answered.
   virtual void fanout(std::function<FanoutCount(Worker&)> op, FanoutDone done) = 0;
+  // False when no worker holds a subscriber of `channel` (client/channel_presence.h); true may be wrong.
+  virtual bool channel_maybe_held(const std::string& channel) const = 0;
   virtual QueueHub& queue() = 0;
   // The mesh, or nullptr in single-node mode.
   virtual Mesh* mesh() const = 0;

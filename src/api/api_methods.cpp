@@ -104,14 +104,16 @@ void on_owner(ApiCall& c, const char* method, uint64_t client, int not_here_code
 }
 
 // Runs a fan-out on this node's workers and, unless the call came from another node, on every
-// alive node of the mesh; replies with the sum, built by `result`.
+// alive node of the mesh; replies with the sum, built by `result`. With `local` false this node's
+// workers are left out: they hold nothing for it (a publish to a channel none of them holds).
 void cluster_fanout(ApiCall& c, const char* method, std::function<FanoutCount(Worker&)> op,
-                    std::function<std::string(const FanoutCount&)> result) {
+                    std::function<std::string(const FanoutCount&)> result, bool local = true) {
   Reply reply = c.reply;
   FanoutDone add = fanout_join(2, [reply, result](const FanoutCount& n) { reply(ApiResult::ok(result(n))); });
   Mesh* mesh = c.local_only ? nullptr : c.host.mesh();
   std::string params = mesh ? params_json(c) : "";
-  c.host.fanout(std::move(op), add);
+  if (local) c.host.fanout(std::move(op), add);
+  else add(FanoutCount{});
   if (mesh) mesh->fanout(method, params, add);
   else add(FanoutCount{});
 }
@@ -146,8 +148,9 @@ void mesh_publish(ApiCall& c) {
   std::shared_ptr<const OutMessage> msg;
   if (!read_channel(c, channel) || !read_payload(c, msg)) return;
   inc(metrics().publishes);
+  // A channel no worker holds is answered here: nothing to deliver, no trip to the workers.
   cluster_fanout(c, "mesh.publish", [channel, msg](Worker& w) { return count_deliveries(w.publish(channel, *msg)); },
-                 fanout_result);
+                 fanout_result, c.host.channel_maybe_held(channel));
 }
 
 void mesh_broadcast(ApiCall& c) {

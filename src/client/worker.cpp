@@ -133,7 +133,9 @@ void Worker::forget(ClientConn* c) {
 }
 
 void Worker::subscribe(ClientConn* c, const std::string& channel) {
-  auto* entry = &*channels_.try_emplace(channel).first;
+  auto [it, fresh] = channels_.try_emplace(channel);
+  auto* entry = &*it;
+  if (fresh) host_.channel_presence().add(channel);
   std::vector<SubSlot>& mine = c->subscriptions();
   for (const SubSlot& s : mine)
     if (s.channel == entry) return;
@@ -165,7 +167,9 @@ void Worker::drop_subscription(ClientConn* c, size_t k) {
         break;
       }
   }
-  if (subs.empty()) channels_.erase(channels_.find(slot.channel->first));  // not erase(key): the key is the node's
+  if (!subs.empty()) return;
+  host_.channel_presence().remove(slot.channel->first);
+  channels_.erase(channels_.find(slot.channel->first));  // not erase(key): the key is the node's
 }
 
 void Worker::resume_topic(const std::string& topic) {

@@ -16,6 +16,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "client/channel_presence.h"
 #include "client/conn_ops.h"
 #include "client/listener_shared.h"
 #include "client/out_message.h"
@@ -47,6 +48,7 @@ class WorkerHost {
   virtual void client_closed() = 0;
   virtual size_t backlog() const = 0;  // tasks waiting for the hub thread
   virtual void post(Mailbox::Task task) = 0;
+  virtual ChannelPresence& channel_presence() = 0;  // shared by every worker (atomics)
   // Hub thread only.
   virtual void push_event(QueueEvent ev) = 0;
   virtual void worker_stopped(unsigned index) = 0;
