@@ -13,9 +13,6 @@
 namespace mg {
 
 namespace {
-// Client events waiting for the hub thread, across all workers, beyond which new ones are dropped
-// (and counted): the hub is the bottleneck then, and an unbounded mailbox would only delay the OOM.
-constexpr size_t kMaxHubBacklog = 200000;
 
 uint64_t unix_ms() {
   timeval tv;
@@ -49,6 +46,8 @@ Worker::Worker(WorkerHost& host, const Config& cfg, const ListenersShared& share
   mailbox_.open(&loop_);
   uv_timer_init(&loop_, &tick_);
   tick_.data = this;
+  uv_check_init(&loop_, &outbox_check_);
+  outbox_check_.data = this;
 }
 
 Worker::~Worker() { uv_loop_close(&loop_); }
@@ -178,27 +177,35 @@ void Worker::resume_topic(const std::string& topic) {
 }
 
 void Worker::emit(unsigned li, QueueEvent ev) {
-  TopicGate* gate = shared_[li].gate.get();
-  if (!gate) return emit(std::move(ev));
-  if (host_.backlog() > kMaxHubBacklog) {
+  if (host_.events_waiting().load(std::memory_order_relaxed) + outbox_.size() >= kMaxEventsWaiting) {
     inc(metrics().queue_backlog_drops);
     return;
   }
-  gate->in_flight.fetch_add(1, std::memory_order_relaxed);
-  WorkerHost* host = &host_;
-  host_.post([host, gate, ev = std::move(ev)]() mutable {
-    gate->in_flight.fetch_sub(1, std::memory_order_relaxed);
-    host->push_event(std::move(ev));
-  });
+  TopicGate* gate = shared_[li].gate.get();
+  if (gate) gate->in_flight.fetch_add(1, std::memory_order_relaxed);
+  if (outbox_.empty()) uv_check_start(&outbox_check_, &Worker::on_outbox_check);
+  outbox_.push_back(Outgoing{std::move(ev), gate});
+  if (outbox_.size() >= kOutboxMax) flush_outbox();
 }
 
-void Worker::emit(QueueEvent ev) {
-  if (host_.backlog() > kMaxHubBacklog) {
-    inc(metrics().queue_backlog_drops);
-    return;
-  }
+void Worker::on_outbox_check(uv_check_t* h) { static_cast<Worker*>(h->data)->flush_outbox(); }
+
+void Worker::flush_outbox() {
+  uv_check_stop(&outbox_check_);
+  if (outbox_.empty()) return;
+  // One task for the whole batch: one closure, one lock, one wake-up instead of one per event.
+  auto batch = std::make_shared<std::vector<Outgoing>>(std::move(outbox_));
+  outbox_.clear();
+  outbox_.reserve(16);
+  host_.events_waiting().fetch_add(batch->size(), std::memory_order_relaxed);
   WorkerHost* host = &host_;
-  host_.post([host, ev = std::move(ev)]() mutable { host->push_event(std::move(ev)); });
+  host_.post([host, batch] {
+    for (Outgoing& o : *batch) {
+      if (o.gate) o.gate->in_flight.fetch_sub(1, std::memory_order_relaxed);
+      host->push_event(std::move(o.ev));
+    }
+    host->events_waiting().fetch_sub(batch->size(), std::memory_order_relaxed);
+  });
 }
 
 SendResult Worker::send(uint64_t client, const OutMessage& msg) {
@@ -296,6 +303,8 @@ void Worker::force_stop() {
 void Worker::maybe_finish_drain() {
   if (!all_.empty() || drain_reported_) return;
   drain_reported_ = true;
+  flush_outbox();  // the clients' close events reach the hub before worker_stopped
+  uv_close(reinterpret_cast<uv_handle_t*>(&outbox_check_), nullptr);
   uv_timer_stop(&tick_);
   uv_close(reinterpret_cast<uv_handle_t*>(&tick_), nullptr);
   mailbox_.close();

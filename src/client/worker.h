@@ -48,6 +48,8 @@ class WorkerHost {
   virtual void client_closed() = 0;
   virtual size_t backlog() const = 0;  // tasks waiting for the hub thread
   virtual void post(Mailbox::Task task) = 0;
+  // Client events posted by workers and not yet taken by the hub (every worker adds, the hub subtracts).
+  virtual std::atomic<size_t>& events_waiting() = 0;
   virtual ChannelPresence& channel_presence() = 0;  // shared by every worker (atomics)
   // Hub thread only.
   virtual void push_event(QueueEvent ev) = 0;
@@ -121,16 +123,21 @@ class Worker {
   // Idempotent. unsubscribe() and unregister() move the last subscriber into the freed slot.
   void subscribe(ClientConn* c, const std::string& channel);
   void unsubscribe(ClientConn* c, const std::string& channel);
-  // Pushes an event to the queue hub (dropped and counted when the hub is too far behind).
-  void emit(QueueEvent ev);
-  // Pushes an event of a client of listener `li` (its topic's gate counts it in flight).
+  // Sends an event of a client of listener `li` to the queue (its topic's gate counts it in flight
+  // until the hub has it). Events go to the hub in batches, one task per loop turn (or per
+  // kOutboxMax events); past kMaxEventsWaiting events not yet taken by the hub, new ones are
+  // dropped and counted (meshgate_queue_backlog_drops_total): the hub is the bottleneck then.
   void emit(unsigned li, QueueEvent ev);
+  static constexpr size_t kOutboxMax = 256;
+  static constexpr size_t kMaxEventsWaiting = 200000;
   uint32_t now_s() const { return static_cast<uint32_t>(uv_now(&loop_) / 1000); }
 
  private:
   void run(std::vector<int> listen_fds);
   static void on_connection(uv_stream_t* server, int status);
   static void on_tick(uv_timer_t* t);
+  static void on_outbox_check(uv_check_t* h);
+  void flush_outbox();
   void maybe_finish_drain();
   // Removes subscription `k` of `c` (its index in c->subscriptions()).
   void drop_subscription(ClientConn* c, size_t k);
@@ -144,6 +151,13 @@ class Worker {
   LoopContext loop_ctx_;
   Mailbox mailbox_;
   uv_timer_t tick_{};
+  // Client events not yet posted to the hub (at most kOutboxMax), with their topic's gate (or null).
+  struct Outgoing {
+    QueueEvent ev;
+    TopicGate* gate;
+  };
+  std::vector<Outgoing> outbox_;
+  uv_check_t outbox_check_{};  // runs after each loop turn's I/O while the outbox holds events
   std::vector<std::unique_ptr<uv_tcp_t>> servers_;
   std::thread thread_;
   SnowflakeGenerator ids_;
