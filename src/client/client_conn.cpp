@@ -69,7 +69,7 @@ bool ClientConn::accept_token(const std::string& token, std::string& why) {
     return false;
   }
   context_ = std::move(claims.context);
-  channels_ = std::move(claims.channels);  // subscribed in open(), with the connection
+  token_channels_ = std::move(claims.channels);  // subscribed in open(), with the connection
   return true;
 }
 
@@ -196,7 +196,8 @@ void ClientConn::open(const std::string& path, const std::string& query) {
   id_ = worker_.next_client_id();
   phase_ = Phase::Open;
   worker_.register_open(this);
-  for (const std::string& ch : channels_) worker_.subscribe(this, ch);  // from a connect token
+  for (const std::string& ch : token_channels_) worker_.subscribe(this, ch);
+  std::vector<std::string>().swap(token_channels_);
   const ListenerConfig& l = listener();
   if (!l.events) return;
   worker_.emit(listener_index_, QueueEvent{l.topic, id_,
@@ -248,6 +249,12 @@ void ClientConn::ws_output(const uint8_t* data, size_t len) {
 void ClientConn::emit_message(bool binary, const char* data, size_t len) {
   if (phase_ != Phase::Open) return;  // after its close event, nothing more of this client reaches consumers
   worker_.emit(listener_index_, QueueEvent{listener().topic, id_, client_message_event(binary, data, len), context_});
+}
+
+bool ClientConn::subscribed(const std::string& channel) const {
+  for (const SubSlot& s : subs_)
+    if (s.channel->first == channel) return true;
+  return false;
 }
 
 bool ClientConn::send(const OutMessage& msg) {

@@ -54,11 +54,11 @@ class ClientConn final : public Stream, public WsOwner {
   unsigned listener_index() const { return listener_index_; }
   const std::string& context() const { return context_; }
   void set_context(std::string ctx) { context_ = std::move(ctx); }
-  std::vector<std::string>& channels() { return channels_; }
-  const std::vector<std::string>& channels() const { return channels_; }
-  // The worker's bookkeeping of where this connection sits in each channel it is subscribed to
-  // (Worker::subscribe and friends only).
+  // The channels it is subscribed to, in the order it joined them: the worker's bookkeeping of
+  // where it sits in each (changed by Worker::subscribe and friends only), each naming its channel.
   std::vector<SubSlot>& subscriptions() { return subs_; }
+  const std::vector<SubSlot>& subscriptions() const { return subs_; }
+  bool subscribed(const std::string& channel) const;
   const std::string& remote_addr() const { return remote_addr_; }
   uint64_t since_ms() const;
 
@@ -87,7 +87,7 @@ class ClientConn final : public Stream, public WsOwner {
   uint64_t id_ = 0;
   std::string remote_addr_;
   std::string context_;                 // JSON object text; empty means {}
-  std::vector<std::string> channels_;
+  std::vector<std::string> token_channels_;  // a connect token's channels, until open() subscribes them
   std::vector<SubSlot> subs_;
   std::unique_ptr<HttpParser> handshake_;  // only during the WebSocket handshake
   std::unique_ptr<WsSession> ws_;          // WebSocket after the upgrade

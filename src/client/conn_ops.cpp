@@ -58,26 +58,17 @@ ApiResult apply_conn_call(Worker& worker, ClientConn& conn, const ConnCall& call
     case ConnCall::Fn::Subscribe: {
       std::vector<std::string> fresh;
       for (const std::string& ch : call.channels) {
-        bool have = std::find(conn.channels().begin(), conn.channels().end(), ch) != conn.channels().end() ||
-                    std::find(fresh.begin(), fresh.end(), ch) != fresh.end();
+        bool have = conn.subscribed(ch) || std::find(fresh.begin(), fresh.end(), ch) != fresh.end();
         if (!have) fresh.push_back(ch);
       }
-      if (conn.channels().size() + fresh.size() > lim.max_channels)
+      if (conn.subscriptions().size() + fresh.size() > lim.max_channels)
         return ApiResult::error(301, "subscribing would exceed the limit of " + std::to_string(lim.max_channels) +
                                          " channels per connection");
-      for (std::string& ch : fresh) {
-        worker.subscribe(&conn, ch);
-        conn.channels().push_back(std::move(ch));
-      }
+      for (const std::string& ch : fresh) worker.subscribe(&conn, ch);
       break;
     }
     case ConnCall::Fn::Unsubscribe:
-      for (const std::string& ch : call.channels) {
-        auto it = std::find(conn.channels().begin(), conn.channels().end(), ch);
-        if (it == conn.channels().end()) continue;
-        worker.unsubscribe(&conn, ch);
-        conn.channels().erase(it);
-      }
+      for (const std::string& ch : call.channels) worker.unsubscribe(&conn, ch);  // not subscribed: nothing
       break;
     case ConnCall::Fn::Close:
       conn.close_with(call.code, call.reason);

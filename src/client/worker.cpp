@@ -153,8 +153,7 @@ void Worker::unsubscribe(ClientConn* c, const std::string& channel) {
 void Worker::drop_subscription(ClientConn* c, size_t k) {
   std::vector<SubSlot>& mine = c->subscriptions();
   SubSlot slot = mine[k];
-  mine[k] = mine.back();
-  mine.pop_back();
+  mine.erase(mine.begin() + static_cast<std::ptrdiff_t>(k));  // keeps the order it joined them in (conn.info)
   Subscribers& subs = slot.channel->second;
   ClientConn* moved = subs.back();
   subs[slot.index] = moved;
@@ -267,9 +266,10 @@ ApiResult Worker::conn_info(uint64_t client) const {
   std::string r = "{\"s\":true,\"x\":";
   r += c->context().empty() ? "{}" : c->context();
   r += ",\"ch\":[";
-  for (size_t i = 0; i < c->channels().size(); i++) {
+  const std::vector<SubSlot>& subs = c->subscriptions();
+  for (size_t i = 0; i < subs.size(); i++) {
     if (i) r += ',';
-    json_append_string(r, c->channels()[i]);
+    json_append_string(r, subs[i].channel->first);
   }
   r += "],\"remote_addr\":";
   json_append_string(r, c->remote_addr());
