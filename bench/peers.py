@@ -456,6 +456,13 @@ def fmt(v, digits=2):
     return f"{v:.{digits}f}"
 
 
+def paired_ratios(nums, dens):
+    """Round by round, num / den of server CPU per operation and of throughput (runs paired by round)."""
+    cpu = [n["cpu_us_per_op"] / d["cpu_us_per_op"] for n, d in zip(nums, dens)]
+    ops = [n["ops_per_s"] / d["ops_per_s"] for n, d in zip(nums, dens)]
+    return cpu, ops
+
+
 def summarize(res, rounds):
     """Markdown tables: per load, medians for each server; paired ratios."""
     lines = []
@@ -486,8 +493,7 @@ def summarize(res, rounds):
     lines.append("|---|---|---|---|---|")
     for load in ("single", "burst", "burst_ws", "http"):
         a, b = res.get(load, {}).get("meshgate", []), res.get(load, {}).get("nchan", [])
-        cr = [x["cpu_us_per_op"] / y["cpu_us_per_op"] for x, y in zip(a, b)]
-        tr = [x["ops_per_s"] / y["ops_per_s"] for x, y in zip(a, b)]
+        cr, tr = paired_ratios(a, b)
         if cr:
             lines.append(f"| {load} | {', '.join(fmt(x) for x in cr)} | **{fmt(med(cr))}** | "
                          f"{', '.join(fmt(x) for x in tr)} | **{fmt(med(tr))}** |")

@@ -20,7 +20,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import peers  # noqa: E402
-from peers import Meshgate, WsBench, fmt, med, log, loadavg  # noqa: E402
+from peers import Meshgate, WsBench, fmt, med, log, loadavg, paired_ratios  # noqa: E402
 
 
 class Strace:
@@ -152,8 +152,7 @@ def main():
              "|---|---|---|---|---|---|---|"]
     for load in loads:
         a, b = res.get(load, {}).get("a", []), res.get(load, {}).get("b", [])
-        cr = [y["cpu_us_per_op"] / x["cpu_us_per_op"] for x, y in zip(a, b)]
-        tr = [y["ops_per_s"] / x["ops_per_s"] for x, y in zip(a, b)]
+        cr, tr = paired_ratios(b, a)
         if cr:
             lines.append(f"| {load} | {fmt(med([x['cpu_us_per_op'] for x in a]))} | {fmt(med([y['cpu_us_per_op'] for y in b]))} | "
                          f"{', '.join(fmt(x) for x in cr)} | **{fmt(med(cr))}** | {', '.join(fmt(x) for x in tr)} | **{fmt(med(tr))}** |")
