@@ -101,24 +101,20 @@ void Stream::read_tls(const char* data, size_t len) {
 
 void Stream::write(Chunk data) {
   if (closed_ || !data || data->empty()) return;
-  if (tls_) {
-    std::string out;
-    tls_->encrypt(data->data(), data->size(), out);
-    write_owned(std::move(out));
-    return;
-  }
+  if (tls_) return write_encrypted(data->data(), data->size());
   write_raw(std::move(data));
 }
 
 void Stream::write(std::string data) {
   if (closed_ || data.empty()) return;
-  if (tls_) {
-    std::string out;
-    tls_->encrypt(data.data(), data.size(), out);
-    write_owned(std::move(out));
-    return;
-  }
+  if (tls_) return write_encrypted(data.data(), data.size());
   write_owned(std::move(data));
+}
+
+void Stream::write_encrypted(const char* data, size_t len) {
+  std::string records;
+  tls_->encrypt(data, len, records);
+  write_owned(std::move(records));  // ours: later small records may join it
 }
 
 void Stream::write_raw(Chunk data) {

@@ -95,6 +95,8 @@ class Stream {
   void mark_dirty();
   void write_raw(Chunk data);
   void write_owned(std::string data);
+  // TLS: encrypts and queues the records.
+  void write_encrypted(const char* data, size_t len);
   // Fills `bufs` from the queue's head (at most kMaxBufsPerWrite, about kMaxBytesPerWrite); returns
   // how many and their bytes in `bytes`.
   size_t gather(uv_buf_t* bufs, size_t& bytes);
