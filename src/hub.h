@@ -43,7 +43,9 @@ class Hub final : public WorkerHost, public ApiHost, public MeshHost {
   void client_opened() override { clients_.fetch_add(1, std::memory_order_relaxed); }
   void client_closed() override { clients_.fetch_sub(1, std::memory_order_relaxed); }
   ChannelPresence& channel_presence() override { return presence_; }
-  std::atomic<size_t>& events_waiting() override { return events_waiting_; }
+  size_t events_waiting() const override { return events_waiting_.load(std::memory_order_relaxed); }
+  void events_posted(size_t n) override { events_waiting_.fetch_add(n, std::memory_order_relaxed); }
+  bool events_backlogged() override;
   bool channel_maybe_held(const std::string& channel) const override { return presence_.maybe_held(channel); }
 
   // --- hub thread ---
@@ -52,6 +54,7 @@ class Hub final : public WorkerHost, public ApiHost, public MeshHost {
   bool draining() const override { return draining_; }
   QueueHub& queue() override { return queue_; }
   void push_event(QueueEvent ev) override { queue_.push(std::move(ev)); }
+  void events_taken(size_t n) override;
   Worker* worker_for(uint64_t client) override;
   void fanout(std::function<FanoutCount(Worker&)> op, FanoutDone done) override;
   void worker_stopped(unsigned index) override;
@@ -90,6 +93,7 @@ class Hub final : public WorkerHost, public ApiHost, public MeshHost {
   std::atomic<uint64_t> clients_{0};
   ChannelPresence presence_;  // channels the workers hold subscribers of
   std::atomic<size_t> events_waiting_{0};  // client events posted by workers, not yet pushed
+  std::atomic<bool> events_resume_wanted_{false};  // a worker stopped reading clients for the backlog
   ListenersShared listeners_shared_;  // per client listener: TLS context and admission guard
   QueueHub queue_;
   std::unique_ptr<Mesh> mesh_;

@@ -3,6 +3,7 @@
 #include <openssl/crypto.h>
 #include <strings.h>
 
+#include <algorithm>
 #include <memory>
 
 #include "api/api_methods.h"
@@ -160,7 +161,11 @@ void ApiConn::call_done() {
   if (reading_paused() && in_flight_ < kMaxCallsInFlight / 2) resume_reading();
 }
 
-bool ApiConn::sink_ready() const { return ws_can_send() && queued_bytes() < ws_max_output() / 4; }
+// Events wait in their topic (bounded there, with its overflow policy) rather than in this output:
+// the window only keeps the socket busy between two loop turns.
+bool ApiConn::sink_ready() const {
+  return ws_can_send() && queued_bytes() < std::min<uint64_t>(kSinkWindow, ws_max_output() / 4);
+}
 
 void ApiConn::sink_deliver(const QueueEvent& ev, unsigned this_node, uint64_t seq) {
   send_text(queue_pop_message(ev, this_node, seq));

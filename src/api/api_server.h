@@ -23,6 +23,9 @@ class ApiServer;
 class ApiConn final : public HttpConn, public QueueSink {
  public:
   static constexpr uint32_t kMaxCallsInFlight = 1024;  // per /ws/v1 connection
+  // A consumer is handed events while less than this is waiting to be written to it (or a quarter
+  // of [api] max_output, when that is smaller).
+  static constexpr uint64_t kSinkWindow = 256 * 1024;
 
   ApiConn(ApiServer& api, HttpServer& server, uint64_t serial);
   // A call of this WebSocket connection was answered.

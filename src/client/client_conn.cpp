@@ -119,10 +119,14 @@ void ClientConn::on_read(const char* data, size_t len) {
     if (!partial) partial_since_s_ = 0;
     else if (!partial_since_s_) partial_since_s_ = worker_.now_s();
   }
-  // Its topic is full: what this read held is in the queue; the rest waits in the socket (TCP slows
-  // the client) until the topic is down to half its bound.
+  // Its topic is full, or the hub is behind with the events of every client (Worker::emit): what
+  // this read held is in the queue; the rest waits in the socket (TCP slows the client) until the
+  // topic is down to half its bound, or the hub to its low-water mark.
   const TopicGate* gate = worker_.listener_shared(listener_index_).gate.get();
-  if (phase_ == Phase::Open && !closing() && gate && gate->closed()) {
+  if (phase_ != Phase::Open || closing()) return;
+  const bool topic_full = gate && gate->closed();
+  if (topic_full || worker_.host().events_backlogged()) {
+    if (!topic_full) inc(metrics().queue_backlog_pauses);
     stop_reading();
     paused_by_queue_ = true;
   }
@@ -130,7 +134,7 @@ void ClientConn::on_read(const char* data, size_t len) {
 
 void ClientConn::resume_reading() {
   const TopicGate* gate = worker_.listener_shared(listener_index_).gate.get();
-  if (!paused_by_queue_ || closed() || (gate && gate->closed())) return;
+  if (!paused_by_queue_ || closed() || (gate && gate->closed()) || worker_.host().events_backlogged()) return;
   paused_by_queue_ = false;
   last_rx_s_ = worker_.now_s();
   if (start_reading() != 0) close_now();

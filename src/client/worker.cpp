@@ -175,8 +175,12 @@ void Worker::resume_topic(const std::string& topic) {
     if (c->listener().topic == topic) c->resume_reading();
 }
 
+void Worker::resume_backlogged() {
+  for (ClientConn* c : all_) c->resume_reading();
+}
+
 void Worker::emit(unsigned li, QueueEvent ev) {
-  if (host_.events_waiting().load(std::memory_order_relaxed) + outbox_.size() >= kMaxEventsWaiting) {
+  if (host_.events_waiting() + outbox_.size() >= kMaxEventsWaiting) {
     inc(metrics().queue_backlog_drops);
     return;
   }
@@ -196,14 +200,14 @@ void Worker::flush_outbox() {
   auto batch = std::make_shared<std::vector<Outgoing>>(std::move(outbox_));
   outbox_.clear();
   outbox_.reserve(16);
-  host_.events_waiting().fetch_add(batch->size(), std::memory_order_relaxed);
+  host_.events_posted(batch->size());
   WorkerHost* host = &host_;
   host_.post([host, batch] {
     for (Outgoing& o : *batch) {
       if (o.gate) o.gate->in_flight.fetch_sub(1, std::memory_order_relaxed);
       host->push_event(std::move(o.ev));
     }
-    host->events_waiting().fetch_sub(batch->size(), std::memory_order_relaxed);
+    host->events_taken(batch->size());
   });
 }
 

@@ -48,11 +48,16 @@ class WorkerHost {
   virtual void client_closed() = 0;
   virtual size_t backlog() const = 0;  // tasks waiting for the hub thread
   virtual void post(Mailbox::Task task) = 0;
-  // Client events posted by workers and not yet taken by the hub (every worker adds, the hub subtracts).
-  virtual std::atomic<size_t>& events_waiting() = 0;
+  // Client events posted by workers and not yet taken by the hub.
+  virtual size_t events_waiting() const = 0;
+  virtual void events_posted(size_t n) = 0;
+  // True when Worker::kEventsHighWater or more events wait for the hub: the caller stops reading its
+  // client, and every worker is told resume_backlogged() once the hub is down to kEventsLowWater.
+  virtual bool events_backlogged() = 0;
   virtual ChannelPresence& channel_presence() = 0;  // shared by every worker (atomics)
   // Hub thread only.
   virtual void push_event(QueueEvent ev) = 0;
+  virtual void events_taken(size_t n) = 0;  // after push_event of n posted events
   virtual void worker_stopped(unsigned index) = 0;
 
  protected:
@@ -104,6 +109,8 @@ class Worker {
   void set_limits(const WorkerLimits& l) { limits_ = l; }
   // The queue topic has room again: its clients paused by its gate are read again.
   void resume_topic(const std::string& topic);
+  // The hub took its backlog of client events: clients paused for it are read again.
+  void resume_backlogged();
   // Stops accepting and closes every client with 1001; reports to the hub when none is left.
   void drain();
   // Closes every client at once (the drain ran out of time).
@@ -125,10 +132,19 @@ class Worker {
   void unsubscribe(ClientConn* c, const std::string& channel);
   // Sends an event of a client of listener `li` to the queue (its topic's gate counts it in flight
   // until the hub has it). Events go to the hub in batches, one task per loop turn (or per
-  // kOutboxMax events); past kMaxEventsWaiting events not yet taken by the hub, new ones are
-  // dropped and counted (meshgate_queue_backlog_drops_total): the hub is the bottleneck then.
+  // kOutboxMax events).
+  //
+  // When the hub falls behind (a burst from many clients, one hub thread), the workers stop reading
+  // the clients that produce events: at kEventsHighWater events not yet taken by the hub, a client
+  // is not read again after its current read (ClientConn::on_read) until the hub is down to
+  // kEventsLowWater; what the clients send meanwhile waits in their sockets, and TCP slows them. The
+  // overshoot is one read per producing connection. Only past kMaxEventsWaiting (a flood from very
+  // many connections at once) are new events dropped and counted
+  // (meshgate_queue_backlog_drops_total).
   void emit(unsigned li, QueueEvent ev);
   static constexpr size_t kOutboxMax = 256;
+  static constexpr size_t kEventsHighWater = 16384;
+  static constexpr size_t kEventsLowWater = kEventsHighWater / 4;
   static constexpr size_t kMaxEventsWaiting = 200000;
   uint32_t now_s() const { return static_cast<uint32_t>(uv_now(&loop_) / 1000); }
 

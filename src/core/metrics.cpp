@@ -67,6 +67,9 @@ std::string Metrics::render() const {
   w.sample("meshgate_protocol_errors_total", get(protocol_errors));
   w.family("meshgate_queue_backlog_drops_total", "counter", "Client events dropped because the queue thread fell behind.");
   w.sample("meshgate_queue_backlog_drops_total", get(queue_backlog_drops));
+  w.family("meshgate_queue_backlog_pauses_total", "counter",
+           "Times a client was not read until the queue thread caught up with the events of every client.");
+  w.sample("meshgate_queue_backlog_pauses_total", get(queue_backlog_pauses));
   return w.take();
 }
 

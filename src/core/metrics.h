@@ -38,6 +38,7 @@ struct Metrics {
   Counter publish_ok{0}, publish_failed{0}, publishes{0};
   Counter closes_by_code[5000 - 1000] = {};  // close codes 1000..4999
   Counter queue_backlog_drops{0};             // events dropped because the hub fell behind
+  Counter queue_backlog_pauses{0};            // client reads stopped because the hub fell behind
   Counter protocol_errors{0};                 // clients closed for 1002/1007/1009
 
   void init_listeners(const std::vector<std::string>& names);

@@ -181,31 +181,41 @@ void QueueHub::push(QueueEvent ev) {
   enqueue(*t, Pending{std::move(ev), nullptr}, false);
 }
 
+bool QueueHub::any_ready(const Topic& t) const {
+  for (const Consumer* c : t.consumers)
+    if (ready(*c)) return true;
+  if (t.consumers.empty() && remote_)
+    for (unsigned node : t.remote_nodes)
+      if (remote_->remote_ready(node)) return true;
+  return false;
+}
+
 void QueueHub::dispatch(Topic& t) {
-  if (t.pending.empty() || (t.consumers.empty() && t.remote_nodes.empty())) return;
-  bool any_ready = false;
-  for (Consumer* c : t.consumers) any_ready = any_ready || ready(*c);
-  if (t.consumers.empty())
-    for (unsigned node : t.remote_nodes) any_ready = any_ready || (remote_ && remote_->remote_ready(node));
-  if (!any_ready) return;
+  if (t.pending.empty() || !any_ready(t)) return;
+  // Sends from the front while some consumer can take more, and stops as soon as none can (a topic
+  // may hold max_events: a walk to its end on every drain would cost that much each time).
   std::deque<Pending> kept;
   std::unordered_set<uint64_t> blocked;  // clients with an event that must wait: later ones wait too
   while (!t.pending.empty()) {
-    Pending p = std::move(t.pending.front());
-    t.pending.pop_front();
+    Pending& p = t.pending.front();
     uint64_t client = p.ev.client;
     Target to = blocked.count(client) ? Target{} : target(t, p.ev, p.exclude);
     if (ready(to)) {
       t.bytes -= p.ev.bytes();
       auto it = t.pending_by_client.find(client);
       if (it != t.pending_by_client.end() && --it->second == 0) t.pending_by_client.erase(it);
-      send(t, to, std::move(p.ev));
+      QueueEvent ev = std::move(p.ev);
+      t.pending.pop_front();
+      send(t, to, std::move(ev));
     } else {
+      if (!any_ready(t)) break;
       blocked.insert(client);
       kept.push_back(std::move(p));
+      t.pending.pop_front();
     }
   }
-  t.pending.swap(kept);
+  // What was kept goes back in front of what was not looked at, in the order it came.
+  for (auto it = kept.rbegin(); it != kept.rend(); ++it) t.pending.push_front(std::move(*it));
   relieve(t);
 }
 

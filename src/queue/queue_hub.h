@@ -201,6 +201,7 @@ class QueueHub {
   void take_pending(Topic& t, size_t index);
   // Resumes the producers of a paused topic once it is down to half its bound.
   void relieve(Topic& t);
+  bool any_ready(const Topic& t) const;
   void dispatch(Topic& t);
   void requeue(Consumer& c, bool timed_out_only);
   // Producer side: forwarded events go back to the front of their topics.

@@ -579,3 +579,29 @@ async def test_a_stuck_consumer_slows_the_clients_instead_of_losing_events(nodes
     else:
         assert dropped > 0, "nothing dropped with overflow = drop and a stuck consumer"
         assert len(got) + dropped == clients * per_client, f"delivered {len(got)} + dropped {dropped}"
+
+
+async def test_a_burst_faster_than_the_hub_is_held_back_in_the_sockets_not_dropped(nodes):
+    """Many clients each write thousands of events at once: the workers decode them faster than the
+    one hub thread queues and delivers them. Past a backlog the workers stop reading those clients
+    until the hub catches up; nothing is dropped (the topic's own bound is out of reach here)."""
+    import threading
+    n = nodes.start({"queue": {"max_events": 2000000, "max_bytes": 1 << 30},
+                     "listener.tcp": {"topic": "burst", "events": "off"}})
+    cons = await asyncio.to_thread(StalledConsumer, n, "burst")
+    clients, per_client = 100, 3000  # 300,000 events: more than the 200,000 the workers may hold for the hub
+    sent = {c: [f"c{c}-{i:04d}" for i in range(per_client)] for c in range(clients)}
+    threads = [threading.Thread(target=send_lines, args=(n.port("tcp"), sent[c]), daemon=True) for c in range(clients)]
+    for t in threads:
+        t.start()
+    got = await asyncio.to_thread(cons.read_events, clients * per_client, 120)
+    for t in threads:
+        await asyncio.to_thread(t.join, 30)
+    assert harness.metric_value(n, "meshgate_queue_backlog_drops_total") == 0
+    assert harness.metric_value(n, "meshgate_queue_dropped_total", topic="burst") == 0
+    assert len(got) == clients * per_client, f"delivered {len(got)} of {clients * per_client}"
+    by_client = {}
+    for g in got:
+        by_client.setdefault(g.split("-")[0], []).append(g)
+    for c in range(clients):  # each client's events in order
+        assert by_client.get(f"c{c}") == sent[c], f"client {c}: events out of order or missing"
