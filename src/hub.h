@@ -53,7 +53,7 @@ class Hub final : public WorkerHost, public ApiHost, public MeshHost {
   const Config& config() const override { return cfg_; }
   bool draining() const override { return draining_; }
   QueueHub& queue() override { return queue_; }
-  void push_event(QueueEvent ev) override { queue_.push(std::move(ev)); }
+  void push_event(const QueueEventRef& ev) override { queue_.push(ev); }
   void events_taken(size_t n) override;
   Worker* worker_for(uint64_t client) override;
   void fanout(std::function<FanoutCount(Worker&)> op, FanoutDone done) override;

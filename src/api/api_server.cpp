@@ -167,8 +167,14 @@ bool ApiConn::sink_ready() const {
   return ws_can_send() && queued_bytes() < std::min<uint64_t>(kSinkWindow, ws_max_output() / 4);
 }
 
-void ApiConn::sink_deliver(const QueueEvent& ev, unsigned this_node, uint64_t seq) {
-  send_text(queue_pop_message(ev, this_node, seq));
+void ApiConn::sink_deliver(const QueueEventRef& ev, unsigned this_node, uint64_t seq) {
+  // Written into one buffer that every delivery on this (the hub's) thread reuses, then copied once
+  // into the connection's output.
+  static thread_local std::string message;
+  message.clear();
+  append_queue_pop_message(message, ev, this_node, seq);
+  send_text(message);
+  if (message.capacity() > kSinkWindow) std::string().swap(message);  // one large event keeps nothing
 }
 
 void ApiConn::on_ws_drained() { api_.host().queue().sink_ready(this); }

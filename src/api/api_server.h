@@ -33,7 +33,7 @@ class ApiConn final : public HttpConn, public QueueSink {
 
   // QueueSink
   bool sink_ready() const override;
-  void sink_deliver(const QueueEvent& ev, unsigned this_node, uint64_t seq) override;
+  void sink_deliver(const QueueEventRef& ev, unsigned this_node, uint64_t seq) override;
 
  private:
   void on_request(const HttpRequest& req) override;

@@ -204,9 +204,7 @@ void ClientConn::open(const std::string& path, const std::string& query) {
   std::vector<std::string>().swap(token_channels_);
   const ListenerConfig& l = listener();
   if (!l.events) return;
-  worker_.emit(listener_index_, QueueEvent{l.topic, id_,
-                                           client_open_event(l.name, remote_addr_, l.type == ListenerType::Ws, path, query),
-                                           context_});
+  emit_event(client_open_event(l.name, remote_addr_, l.type == ListenerType::Ws, path, query));
 }
 
 void ClientConn::read_tcp(const char* data, size_t len) {
@@ -252,7 +250,17 @@ void ClientConn::ws_output(const uint8_t* data, size_t len) {
 
 void ClientConn::emit_message(bool binary, const char* data, size_t len) {
   if (phase_ != Phase::Open) return;  // after its close event, nothing more of this client reaches consumers
-  worker_.emit(listener_index_, QueueEvent{listener().topic, id_, client_message_event(binary, data, len), context_});
+  std::string& out = worker_.event_data();
+  const size_t start = out.size();
+  append_client_message_event(out, binary, data, len);  // straight into the worker's batch
+  worker_.emit(listener_index_, id_, context_, start);
+}
+
+void ClientConn::emit_event(const std::string& d) {
+  std::string& out = worker_.event_data();
+  const size_t start = out.size();
+  out += d;
+  worker_.emit(listener_index_, id_, context_, start);
 }
 
 bool ClientConn::subscribed(const std::string& channel) const {
@@ -346,7 +354,7 @@ void ClientConn::decide_close(int code, const std::string& reason) {
   metrics().count_close(code);
   const ListenerConfig& l = listener();
   if (!l.events) return;
-  worker_.emit(listener_index_, QueueEvent{l.topic, id_, client_close_event(code, reason), context_});
+  emit_event(client_close_event(code, reason));
 }
 
 void ClientConn::on_close() {

@@ -81,6 +81,8 @@ class ClientConn final : public Stream, public WsOwner {
   bool accept_token(const std::string& token, std::string& why);
   void refuse_tcp(const std::string& why);
   void emit_message(bool binary, const char* data, size_t len);
+  // An open or close event ("d" JSON) for the queue.
+  void emit_event(const std::string& d);
   void decide_close(int code, const std::string& reason);
 
   Worker& worker_;

@@ -29,8 +29,8 @@ std::string client_open_event(const std::string& listener, const std::string& re
   return d;
 }
 
-std::string client_message_event(bool binary, const char* data, size_t len) {
-  std::string d = binary ? "{\"frame\":{\"type\":\"binary\",\"data\":" : "{\"frame\":{\"type\":\"text\",\"data\":";
+void append_client_message_event(std::string& d, bool binary, const char* data, size_t len) {
+  d += binary ? "{\"frame\":{\"type\":\"binary\",\"data\":" : "{\"frame\":{\"type\":\"text\",\"data\":";
   if (binary) {
     d += '"';
     d += base64_encode(data, len);
@@ -39,7 +39,6 @@ std::string client_message_event(bool binary, const char* data, size_t len) {
     json_append_string(d, data, len);
   }
   d += ",\"finish\":true}}";
-  return d;
 }
 
 std::string client_close_event(int code, const std::string& reason) {

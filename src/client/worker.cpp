@@ -179,35 +179,49 @@ void Worker::resume_backlogged() {
   for (ClientConn* c : all_) c->resume_reading();
 }
 
-void Worker::emit(unsigned li, QueueEvent ev) {
-  if (host_.events_waiting() + outbox_.size() >= kMaxEventsWaiting) {
+void Worker::emit(unsigned li, uint64_t client, const std::string& context, size_t data_start) {
+  std::string& bytes = outbox_.bytes;
+  if (host_.events_waiting() + outbox_.events.size() >= kMaxEventsWaiting) {
+    bytes.resize(data_start);
     inc(metrics().queue_backlog_drops);
     return;
   }
+  const size_t data_len = bytes.size() - data_start, context_at = bytes.size();
+  bytes += context;
   TopicGate* gate = shared_[li].gate.get();
   if (gate) gate->in_flight.fetch_add(1, std::memory_order_relaxed);
-  if (outbox_.empty()) uv_check_start(&outbox_check_, &Worker::on_outbox_check);
-  outbox_.push_back(Outgoing{std::move(ev), gate});
-  if (outbox_.size() >= kOutboxMax) flush_outbox();
+  if (outbox_.events.empty()) {
+    uv_check_start(&outbox_check_, &Worker::on_outbox_check);
+    outbox_.events.reserve(kOutboxMax);
+  }
+  outbox_.events.push_back(EventSlot{&cfg_.listeners[li].topic, client, data_start, data_len, context_at, context.size(), gate});
+  if (outbox_.events.size() >= kOutboxMax || bytes.size() >= kOutboxMaxBytes) flush_outbox();
 }
 
 void Worker::on_outbox_check(uv_check_t* h) { static_cast<Worker*>(h->data)->flush_outbox(); }
 
 void Worker::flush_outbox() {
   uv_check_stop(&outbox_check_);
-  if (outbox_.empty()) return;
-  // One task for the whole batch: one closure, one lock, one wake-up instead of one per event.
-  auto batch = std::make_shared<std::vector<Outgoing>>(std::move(outbox_));
-  outbox_.clear();
-  outbox_.reserve(16);
-  host_.events_posted(batch->size());
+  if (outbox_.events.empty()) return;
+  // One task for the whole batch: one closure, one lock, one wake-up and two buffers instead of one
+  // of each per event. The hub reads the events in place and copies only those it must keep.
+  auto batch = std::make_shared<EventBatch>(std::move(outbox_));
+  outbox_.bytes.clear();
+  outbox_.events.clear();
+  host_.events_posted(batch->events.size());
   WorkerHost* host = &host_;
   host_.post([host, batch] {
-    for (Outgoing& o : *batch) {
-      if (o.gate) o.gate->in_flight.fetch_sub(1, std::memory_order_relaxed);
-      host->push_event(std::move(o.ev));
+    const char* bytes = batch->bytes.data();
+    for (const EventSlot& e : batch->events) {
+      if (e.gate) e.gate->in_flight.fetch_sub(1, std::memory_order_relaxed);
+      QueueEventRef ev;
+      ev.topic = e.topic;
+      ev.client = e.client;
+      ev.data = std::string_view(bytes + e.data_at, e.data_len);
+      ev.context = std::string_view(bytes + e.context_at, e.context_len);
+      host->push_event(ev);
     }
-    host->events_taken(batch->size());
+    host->events_taken(batch->events.size());
   });
 }
 

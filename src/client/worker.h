@@ -55,8 +55,8 @@ class WorkerHost {
   // client, and every worker is told resume_backlogged() once the hub is down to kEventsLowWater.
   virtual bool events_backlogged() = 0;
   virtual ChannelPresence& channel_presence() = 0;  // shared by every worker (atomics)
-  // Hub thread only.
-  virtual void push_event(QueueEvent ev) = 0;
+  // Hub thread only. `ev` borrows from the worker's batch, valid during the call.
+  virtual void push_event(const QueueEventRef& ev) = 0;
   virtual void events_taken(size_t n) = 0;  // after push_event of n posted events
   virtual void worker_stopped(unsigned index) = 0;
 
@@ -131,8 +131,9 @@ class Worker {
   void subscribe(ClientConn* c, const std::string& channel);
   void unsubscribe(ClientConn* c, const std::string& channel);
   // Sends an event of a client of listener `li` to the queue (its topic's gate counts it in flight
-  // until the hub has it). Events go to the hub in batches, one task per loop turn (or per
-  // kOutboxMax events).
+  // until the hub has it): the caller has appended its "d" JSON to event_data() from `data_start`
+  // on. Events go to the hub in batches, one task per loop turn (or per kOutboxMax events or
+  // kOutboxMaxBytes): one buffer holds every event's bytes, and the hub reads them in place.
   //
   // When the hub falls behind (a burst from many clients, one hub thread), the workers stop reading
   // the clients that produce events: at kEventsHighWater events not yet taken by the hub, a client
@@ -141,8 +142,10 @@ class Worker {
   // overshoot is one read per producing connection. Only past kMaxEventsWaiting (a flood from very
   // many connections at once) are new events dropped and counted
   // (meshgate_queue_backlog_drops_total).
-  void emit(unsigned li, QueueEvent ev);
+  void emit(unsigned li, uint64_t client, const std::string& context, size_t data_start);
+  std::string& event_data() { return outbox_.bytes; }
   static constexpr size_t kOutboxMax = 256;
+  static constexpr size_t kOutboxMaxBytes = 256 * 1024;
   static constexpr size_t kEventsHighWater = 16384;
   static constexpr size_t kEventsLowWater = kEventsHighWater / 4;
   static constexpr size_t kMaxEventsWaiting = 200000;
@@ -167,12 +170,20 @@ class Worker {
   LoopContext loop_ctx_;
   Mailbox mailbox_;
   uv_timer_t tick_{};
-  // Client events not yet posted to the hub (at most kOutboxMax), with their topic's gate (or null).
-  struct Outgoing {
-    QueueEvent ev;
+  // Client events not yet posted to the hub (at most kOutboxMax): their "d" and "x" JSON back to back
+  // in `bytes`, and per event where they are, its topic (the listener's, in the node's Config, which
+  // outlives every worker) and its topic's gate (or null).
+  struct EventSlot {
+    const std::string* topic;
+    uint64_t client;
+    size_t data_at, data_len, context_at, context_len;
     TopicGate* gate;
   };
-  std::vector<Outgoing> outbox_;
+  struct EventBatch {
+    std::string bytes;
+    std::vector<EventSlot> events;
+  };
+  EventBatch outbox_;
   uv_check_t outbox_check_{};  // runs after each loop turn's I/O while the outbox holds events
   std::vector<std::unique_ptr<uv_tcp_t>> servers_;
   std::thread thread_;

@@ -187,7 +187,8 @@ void HttpConn::send_text(const std::string& text) {
     close_now();
     return;
   }
-  write(ws_encode_frame(kWsText, text.data(), text.size()));
+  char head[kWsMaxHeader];
+  write_copy(std::string_view(head, ws_frame_header(kWsText, text.size(), head)), text);
 }
 
 void HttpConn::ws_output(const uint8_t* data, size_t len) {

@@ -288,7 +288,7 @@ bool mesh_decode(const char* body, size_t len, MeshTopics& out) {
 
 std::string mesh_encode(const QueueEvent& ev, unsigned this_node) {
   std::string s = "{";
-  append_event_members(s, ev, this_node);
+  append_event_members(s, ev.ref(), this_node);
   s += ",\"f\":" + std::to_string(ev.fwd) + ",\"h\":" + std::to_string(ev.hops) + "}";
   return s;
 }

@@ -111,6 +111,23 @@ void Stream::write(std::string data) {
   write_owned(std::move(data));
 }
 
+void Stream::write_copy(std::string_view a, std::string_view b) {
+  const size_t n = a.size() + b.size();
+  if (closed_ || n == 0) return;
+  if (!tls_ && tail_open_ && out_.back()->size() + n <= kCoalesceBytes) {
+    auto& tail = const_cast<std::string&>(*out_.back());  // ours: see write_owned
+    tail.append(a);
+    tail.append(b);
+    queued_bytes_ += n;
+    return;
+  }
+  std::string data;
+  data.reserve(tls_ ? n : std::max(n, kCoalesceBytes));  // room for the small writes that may follow
+  data.append(a);
+  data.append(b);
+  write(std::move(data));
+}
+
 void Stream::write_encrypted(const char* data, size_t len) {
   std::string records;
   tls_->encrypt(data, len, records);

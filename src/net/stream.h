@@ -25,6 +25,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "net/tls.h"
@@ -67,6 +68,9 @@ class Stream {
   void write(Chunk data);
   // The same for bytes nobody else holds: small ones may share one buffer with the writes before.
   void write(std::string data);
+  // Copies `a` then `b` (a frame's header and payload) into the queue as one write of bytes nobody
+  // else holds: appended to the tail when it has room, so a run of small messages costs no buffer each.
+  void write_copy(std::string_view a, std::string_view b);
   // Bytes queued and not yet confirmed written (including the write in flight).
   size_t queued_bytes() const { return queued_bytes_; }
   // Stops reading and closes once the queue is written.

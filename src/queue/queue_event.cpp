@@ -1,16 +1,30 @@
 #include "queue/queue_event.h"
 
+#include <charconv>
+
 #include "core/json_text.h"
 
 namespace mg {
 
-void append_event_members(std::string& j, const QueueEvent& ev, unsigned this_node) {
+namespace {
+void append_number(std::string& j, uint64_t v) {
+  char buf[24];
+  auto r = std::to_chars(buf, buf + sizeof buf, v);
+  j.append(buf, static_cast<size_t>(r.ptr - buf));
+}
+}  // namespace
+
+QueueEvent QueueEventRef::own() const {
+  return QueueEvent{*topic, client, std::string(data), std::string(context), node, hops, fwd, redelivered};
+}
+
+void append_event_members(std::string& j, const QueueEventRef& ev, unsigned this_node) {
   j += "\"n\":";
-  j += std::to_string(ev.node ? ev.node : this_node);
+  append_number(j, ev.node ? ev.node : this_node);
   j += ",\"c\":\"";
-  j += std::to_string(ev.client);  // a string: JavaScript numbers lose ids above 2^53
+  append_number(j, ev.client);  // a string: JavaScript numbers lose ids above 2^53
   j += "\",\"t\":";
-  json_append_string(j, ev.topic);
+  json_append_string(j, *ev.topic);
   j += ",\"d\":";
   j += ev.data;
   if (!ev.context.empty()) {
@@ -20,16 +34,20 @@ void append_event_members(std::string& j, const QueueEvent& ev, unsigned this_no
   if (ev.redelivered) j += ",\"r\":true";
 }
 
-std::string queue_pop_message(const QueueEvent& ev, unsigned this_node, uint64_t seq) {
-  std::string j;
-  j.reserve(ev.data.size() + ev.context.size() + ev.topic.size() + 96);
+void append_queue_pop_message(std::string& j, const QueueEventRef& ev, unsigned this_node, uint64_t seq) {
+  j.reserve(j.size() + ev.data.size() + ev.context.size() + ev.topic->size() + 96);
   j += "{\"e\":\"queue.pop\",\"p\":{";
   append_event_members(j, ev, this_node);
   if (seq) {
     j += ",\"k\":";
-    j += std::to_string(seq);
+    append_number(j, seq);
   }
   j += "},\"id\":null}";
+}
+
+std::string queue_pop_message(const QueueEventRef& ev, unsigned this_node, uint64_t seq) {
+  std::string j;
+  append_queue_pop_message(j, ev, this_node, seq);
   return j;
 }
 

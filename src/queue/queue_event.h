@@ -3,8 +3,26 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 namespace mg {
+
+struct QueueEvent;
+
+// An event's parts, borrowed: how a worker's batch hands its events to the queue (the bytes stay in
+// the batch; the queue copies them into a QueueEvent only when it keeps the event), and how the
+// queue hands an event to its consumer. Valid while what it points into is.
+struct QueueEventRef {
+  const std::string* topic = nullptr;
+  uint64_t client = 0;
+  std::string_view data;     // JSON text of "d"
+  std::string_view context;  // JSON text of "x"; empty when the context is empty
+  unsigned node = 0;
+  unsigned hops = 0;
+  uint64_t fwd = 0;
+  bool redelivered = false;
+  QueueEvent own() const;
+};
 
 struct QueueEvent {
   std::string topic;
@@ -16,15 +34,17 @@ struct QueueEvent {
   uint64_t fwd = 0;     // on a consuming node: the producing node's id for this forwarded event, else 0
   bool redelivered = false;  // delivered before (ack timeout, consumer gone) or kept over a restart: "r"
   size_t bytes() const { return topic.size() + data.size() + context.size() + 64; }
+  QueueEventRef ref() const { return QueueEventRef{&topic, client, data, context, node, hops, fwd, redelivered}; }
 };
 
 // The one place an event's JSON is written: its members "n","c","t","d", then "x" and "r" when set,
 // comma-separated and without braces. A consumer gets them inside a queue.pop event (with "k" in
 // acknowledged mode); another node gets them inside an EVENT frame (with "f" and "h"). `this_node`
 // stands in for ev.node when that is 0 (an event of this node's own clients).
-void append_event_members(std::string& out, const QueueEvent& ev, unsigned this_node);
+void append_event_members(std::string& out, const QueueEventRef& ev, unsigned this_node);
 // The message a consumer gets (PROTOCOL.md §4): {"e":"queue.pop","p":{members, "k":seq},"id":null};
 // `seq` is 0 for a consumer that does not acknowledge (no "k").
-std::string queue_pop_message(const QueueEvent& ev, unsigned this_node, uint64_t seq);
+void append_queue_pop_message(std::string& out, const QueueEventRef& ev, unsigned this_node, uint64_t seq);
+std::string queue_pop_message(const QueueEventRef& ev, unsigned this_node, uint64_t seq);
 
 }  // namespace mg

@@ -41,10 +41,10 @@ QueueHub::Consumer* QueueHub::choose(const Topic& t, uint64_t client, const Cons
   return best;
 }
 
-QueueHub::Target QueueHub::target(const Topic& t, const QueueEvent& ev, const Consumer* exclude) const {
-  if (!t.consumers.empty()) return Target{choose(t, ev.client, exclude), 0};
-  if (!remote_ || t.remote_nodes.empty() || ev.hops >= kMaxHops) return Target{};
-  uint64_t key = stable_hash(&ev.client, sizeof ev.client);
+QueueHub::Target QueueHub::target(const Topic& t, uint64_t client, unsigned hops, const Consumer* exclude) const {
+  if (!t.consumers.empty()) return Target{choose(t, client, exclude), 0};
+  if (!remote_ || t.remote_nodes.empty() || hops >= kMaxHops) return Target{};
+  uint64_t key = stable_hash(&client, sizeof client);
   unsigned best = 0;
   uint64_t best_score = 0;
   for (unsigned node : t.remote_nodes) {
@@ -123,12 +123,12 @@ void QueueHub::deliver(Topic& t, Consumer& c, QueueEvent ev) {
   t.delivered++;
   if (!c.ack) {
     consumed(ev);
-    c.sink->sink_deliver(ev, node_id_, 0);
+    c.sink->sink_deliver(ev.ref(), node_id_, 0);
     return;
   }
   uint64_t k = ++next_seq_;
   auto held = c.unacked.emplace(k, InFlight{std::move(ev), now_ms_ + uint64_t{limits_.ack_timeout_s} * 1000}).first;
-  c.sink->sink_deliver(held->second.ev, node_id_, k);
+  c.sink->sink_deliver(held->second.ev.ref(), node_id_, k);
 }
 
 void QueueHub::enqueue(Topic& t, Pending p, bool front) {
@@ -172,13 +172,27 @@ void QueueHub::push(QueueEvent ev) {
   if (!t) return;  // cannot happen for listener topics, which are declared at start
   if (!ev.node) ev.node = node_id_;
   if (t->pending_by_client.count(ev.client) == 0) {
-    Target to = target(*t, ev, nullptr);
+    Target to = target(*t, ev.client, ev.hops, nullptr);
     if (ready(to)) {
       send(*t, to, std::move(ev));
       return;
     }
   }
   enqueue(*t, Pending{std::move(ev), nullptr}, false);
+}
+
+void QueueHub::push(const QueueEventRef& ev) {
+  // The common case, a local consumer without acknowledgements that can take it now, needs no copy.
+  Topic* t = ev.fwd == 0 ? topic(*ev.topic, false) : nullptr;
+  if (t && t->pending_by_client.count(ev.client) == 0) {
+    Target to = target(*t, ev.client, ev.hops, nullptr);
+    if (to.local && !to.local->ack && ready(*to.local)) {
+      t->delivered++;
+      to.local->sink->sink_deliver(ev, node_id_, 0);
+      return;
+    }
+  }
+  push(ev.own());
 }
 
 bool QueueHub::any_ready(const Topic& t) const {
@@ -199,7 +213,7 @@ void QueueHub::dispatch(Topic& t) {
   while (!t.pending.empty()) {
     Pending& p = t.pending.front();
     uint64_t client = p.ev.client;
-    Target to = blocked.count(client) ? Target{} : target(t, p.ev, p.exclude);
+    Target to = blocked.count(client) ? Target{} : target(t, client, p.ev.hops, p.exclude);
     if (ready(to)) {
       t.bytes -= p.ev.bytes();
       auto it = t.pending_by_client.find(client);

@@ -47,9 +47,9 @@ namespace mg {
 class QueueSink {
  public:
   virtual bool sink_ready() const = 0;
-  // One event for this consumer; `seq` is its acknowledgement number, 0 when it needs none.
-  // `this_node` is the node to name when ev.node is 0.
-  virtual void sink_deliver(const QueueEvent& ev, unsigned this_node, uint64_t seq) = 0;
+  // One event for this consumer (its parts valid only during the call); `seq` is its acknowledgement
+  // number, 0 when it needs none. `this_node` is the node to name when ev.node is 0.
+  virtual void sink_deliver(const QueueEventRef& ev, unsigned this_node, uint64_t seq) = 0;
 
  protected:
   ~QueueSink() = default;
@@ -104,6 +104,9 @@ class QueueHub {
     on_pressure_ = std::move(on_pressure);
   }
   void push(QueueEvent ev);
+  // The same for an event whose parts are borrowed: copied only when the event must wait (or be
+  // held for an acknowledgement, or forwarded); delivered straight from them otherwise.
+  void push(const QueueEventRef& ev);
   // Returns 0, 202 (already popping) or 201 (too many topics) with `error` set.
   int pop(QueueSink* sink, const std::vector<std::string>& topics, bool ack, std::string& error);
   // Returns 0 or 203 (not popping). Unacknowledged events go back to their topics.
@@ -192,7 +195,7 @@ class QueueHub {
   };
   Topic* topic(const std::string& name, bool create);
   Consumer* choose(const Topic& t, uint64_t client, const Consumer* exclude) const;
-  Target target(const Topic& t, const QueueEvent& ev, const Consumer* exclude) const;
+  Target target(const Topic& t, uint64_t client, unsigned hops, const Consumer* exclude) const;
   bool ready(const Target& to) const;
   void send(Topic& t, const Target& to, QueueEvent ev);
   bool ready(const Consumer& c) const;

@@ -12,21 +12,30 @@
 
 namespace mg {
 
-std::string ws_encode_frame(uint8_t opcode, const char* payload, size_t len) {
-  std::string out;
-  out.reserve(len + 10);
-  out.push_back(static_cast<char>(0x80 | (opcode & 0x0F)));
+size_t ws_frame_header(uint8_t opcode, size_t len, char out[kWsMaxHeader]) {
+  out[0] = static_cast<char>(0x80 | (opcode & 0x0F));
   if (len <= 125) {
-    out.push_back(static_cast<char>(len));
-  } else if (len <= 0xFFFF) {
-    out.push_back(static_cast<char>(126));
-    out.push_back(static_cast<char>(len >> 8));
-    out.push_back(static_cast<char>(len));
-  } else {
-    out.push_back(static_cast<char>(127));
-    const uint64_t n = len;
-    for (int shift = 56; shift >= 0; shift -= 8) out.push_back(static_cast<char>(n >> shift));
+    out[1] = static_cast<char>(len);
+    return 2;
   }
+  if (len <= 0xFFFF) {
+    out[1] = static_cast<char>(126);
+    out[2] = static_cast<char>(len >> 8);
+    out[3] = static_cast<char>(len);
+    return 4;
+  }
+  out[1] = static_cast<char>(127);
+  const uint64_t n = len;
+  for (int i = 0; i < 8; i++) out[2 + i] = static_cast<char>(n >> (56 - 8 * i));
+  return 10;
+}
+
+std::string ws_encode_frame(uint8_t opcode, const char* payload, size_t len) {
+  char head[kWsMaxHeader];
+  const size_t head_len = ws_frame_header(opcode, len, head);
+  std::string out;
+  out.reserve(head_len + len);
+  out.append(head, head_len);
   if (len > 0) out.append(payload, len);
   return out;
 }

@@ -13,6 +13,9 @@ namespace mg {
 
 enum WsOpcode : uint8_t { kWsText = 0x1, kWsBinary = 0x2, kWsClose = 0x8, kWsPing = 0x9, kWsPong = 0xA };
 
+constexpr size_t kWsMaxHeader = 10;
+// Writes the header of a frame with a `len`-byte payload to `out`; returns its size (2, 4 or 10).
+size_t ws_frame_header(uint8_t opcode, size_t len, char out[kWsMaxHeader]);
 std::string ws_encode_frame(uint8_t opcode, const char* payload, size_t len);
 
 // The Sec-WebSocket-Accept value for a Sec-WebSocket-Key (SHA-1 of key + GUID, base64).

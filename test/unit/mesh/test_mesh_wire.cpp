@@ -672,7 +672,7 @@ mg::QueueEvent sample_event() {
 TEST(MeshBody, EventIsTheEventsMembersPlusHandleAndHops) {
   mg::QueueEvent ev = sample_event();
   std::string members;
-  mg::append_event_members(members, ev, 3);
+  mg::append_event_members(members, ev.ref(), 3);
   std::string body = mg::mesh_encode(ev, 3);
   EXPECT_EQ(body, "{" + members + R"(,"f":9007199254740991,"h":1})");
   mg::MeshEvent out;

@@ -28,7 +28,7 @@ struct FakeRemote final : mg::RemoteQueue {
 struct Sink final : mg::QueueSink {
   std::vector<std::string> got;
   bool sink_ready() const override { return true; }
-  void sink_deliver(const mg::QueueEvent& ev, unsigned node, uint64_t seq) override {
+  void sink_deliver(const mg::QueueEventRef& ev, unsigned node, uint64_t seq) override {
     got.push_back(mg::queue_pop_message(ev, node, seq));
   }
 };

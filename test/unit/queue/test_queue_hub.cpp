@@ -45,7 +45,7 @@ class FakeSink final : public mg::QueueSink {
   std::vector<Got> got;
 
   bool sink_ready() const override { return ready; }
-  void sink_deliver(const mg::QueueEvent& ev, unsigned node, uint64_t seq) override {
+  void sink_deliver(const mg::QueueEventRef& ev, unsigned node, uint64_t seq) override {
     std::string json = mg::queue_pop_message(ev, node, seq);
     raw.push_back(json);
     got.push_back(decode(json));
@@ -186,6 +186,72 @@ TEST(QueueHubEvent, DeliveredEventHasTheProtocolShape) {
   EXPECT_EQ(g.x, R"({"user_id":10000})");
   EXPECT_FALSE(g.has_k);  // not in acknowledged mode
   EXPECT_TRUE(g.id_null);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Borrowed events (push(QueueEventRef), how a worker's batch hands its events over)
+
+TEST(QueueHubBorrowed, DeliveredAtOnceTheSameAsAnOwnedEvent) {
+  QueueHub hub(7, limits());
+  FakeSink owned, borrowed;
+  ASSERT_EQ(pop(hub, owned, false, {"a"}), 0);
+  ASSERT_EQ(pop(hub, borrowed, false, {"b"}), 0);
+  QueueEvent a = event(42, 1, "a", R"({"user_id":1})");
+  QueueEvent b = a;
+  b.topic = "b";
+  hub.push(a);
+  hub.push(b.ref());
+  ASSERT_EQ(owned.raw.size(), 1u);
+  ASSERT_EQ(borrowed.raw.size(), 1u);
+  std::string expect = owned.raw[0];
+  expect.replace(expect.find("\"t\":\"a\""), 7, "\"t\":\"b\"");
+  EXPECT_EQ(borrowed.raw[0], expect);
+  EXPECT_EQ(metric(hub, "meshgate_queue_delivered_total", "b"), 1);
+}
+
+TEST(QueueHubBorrowed, CopiedWhenItMustWait) {
+  // Nobody pops yet, then a consumer that is not ready, then one that holds events for
+  // acknowledgement: each time the queue keeps the event, and the borrowed bytes are reused after.
+  QueueHub hub(1, limits());
+  std::string topic = "client", data = R"({"seq":1})", ctx = R"({"k":1})";
+  auto push_borrowed = [&](int seq) {
+    data = "{\"seq\":" + std::to_string(seq) + "}";
+    hub.push(mg::QueueEventRef{&topic, 9, data, ctx});
+    data.assign(data.size(), 'X');  // the batch's bytes are gone once push returns
+  };
+  push_borrowed(1);
+  FakeSink s;
+  s.ready = false;
+  ASSERT_EQ(pop(hub, s), 0);
+  push_borrowed(2);
+  EXPECT_TRUE(s.got.empty());
+  s.ready = true;
+  hub.sink_ready(&s);
+  ASSERT_EQ(hub.unpop(&s), 0);
+  FakeSink acked;
+  ASSERT_EQ(pop(hub, acked, true), 0);
+  push_borrowed(3);
+  ASSERT_EQ(acked.got.size(), 1u);
+  EXPECT_EQ(acked.got[0].seq, 3);
+  ASSERT_EQ(hub.unpop(&acked), 0);  // unacknowledged: back to the topic, from the queue's own copy
+  FakeSink last;
+  ASSERT_EQ(pop(hub, last), 0);
+  EXPECT_EQ(s.seqs_of(9), (std::vector<int>{1, 2}));
+  EXPECT_EQ(last.seqs_of(9), (std::vector<int>{3}));
+  EXPECT_EQ(last.got[0].x, R"({"k":1})");
+}
+
+TEST(QueueHubBorrowed, AClientWithEventsWaitingKeepsItsOrder) {
+  QueueHub hub(1, limits());
+  FakeSink s;
+  s.ready = false;
+  ASSERT_EQ(pop(hub, s), 0);
+  hub.push(event(5, 1));
+  s.ready = true;  // ready again, but event 1 still waits: 2 must not overtake it
+  QueueEvent second = event(5, 2);
+  hub.push(second.ref());
+  hub.sink_ready(&s);
+  EXPECT_EQ(s.seqs_of(5), (std::vector<int>{1, 2}));
 }
 
 TEST(QueueHubEvent, EmptyContextIsLeftOut) {
