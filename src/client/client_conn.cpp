@@ -112,6 +112,12 @@ void ClientConn::on_read(const char* data, size_t len) {
       }
       break;
   }
+  // Counted once per read: the counter is shared by every worker, an atomic add per message would
+  // bounce its cache line between them.
+  if (worker_.messages_read) {
+    inc(listener_metrics(listener_index_).messages_in, worker_.messages_read);
+    worker_.messages_read = 0;
+  }
   // A message begun and not finished starts the message deadline (tick): a client that trickles
   // one byte a second is closed, not kept forever.
   if (phase_ == Phase::Open) {
@@ -220,7 +226,7 @@ void ClientConn::read_tcp(const char* data, size_t len) {
       }
       return;
     }
-    inc(listener_metrics(listener_index_).messages_in);
+    worker_.messages_read++;
     emit_message(!is_valid_utf8(p, n), p, n);
     if (phase_ != Phase::Open) framer_->stop();
   });
@@ -232,7 +238,7 @@ void ClientConn::read_tcp(const char* data, size_t len) {
 }
 
 void ClientConn::ws_message(uint8_t opcode, const uint8_t* data, size_t len) {
-  inc(listener_metrics(listener_index_).messages_in);
+  worker_.messages_read++;
   emit_message(opcode == kWsBinary, reinterpret_cast<const char*>(data), len);
 }
 

@@ -188,17 +188,36 @@ void Worker::emit(unsigned li, uint64_t client, const std::string& context, size
   }
   const size_t data_len = bytes.size() - data_start, context_at = bytes.size();
   bytes += context;
-  TopicGate* gate = shared_[li].gate.get();
-  if (gate) gate->in_flight.fetch_add(1, std::memory_order_relaxed);
   if (outbox_.events.empty()) {
     uv_check_start(&outbox_check_, &Worker::on_outbox_check);
     outbox_.events.reserve(kOutboxMax);
   }
-  outbox_.events.push_back(EventSlot{&cfg_.listeners[li].topic, client, data_start, data_len, context_at, context.size(), gate});
+  outbox_.events.push_back(
+      EventSlot{&cfg_.listeners[li].topic, client, data_start, data_len, context_at, context.size(), shared_[li].gate.get()});
   if (outbox_.events.size() >= kOutboxMax || bytes.size() >= kOutboxMaxBytes) flush_outbox();
 }
 
 void Worker::on_outbox_check(uv_check_t* h) { static_cast<Worker*>(h->data)->flush_outbox(); }
+
+namespace {
+// Adds `sign` times the number of a batch's events to each of their topics' gates, one atomic add per
+// run of events of one gate (a batch is mostly one listener's): the gates are shared by every worker
+// and the hub, an add per event would bounce their cache lines between the threads.
+template <typename Slots>
+void count_in_gates(const Slots& events, int64_t sign) {
+  TopicGate* gate = nullptr;
+  int64_t n = 0;
+  for (const auto& e : events) {
+    if (e.gate != gate) {
+      if (gate) gate->in_flight.fetch_add(sign * n, std::memory_order_relaxed);
+      gate = e.gate;
+      n = 0;
+    }
+    n++;
+  }
+  if (gate) gate->in_flight.fetch_add(sign * n, std::memory_order_relaxed);
+}
+}  // namespace
 
 void Worker::flush_outbox() {
   uv_check_stop(&outbox_check_);
@@ -209,11 +228,11 @@ void Worker::flush_outbox() {
   outbox_.bytes.clear();
   outbox_.events.clear();
   host_.events_posted(batch->events.size());
+  count_in_gates(batch->events, 1);
   WorkerHost* host = &host_;
   host_.post([host, batch] {
     const char* bytes = batch->bytes.data();
     for (const EventSlot& e : batch->events) {
-      if (e.gate) e.gate->in_flight.fetch_sub(1, std::memory_order_relaxed);
       QueueEventRef ev;
       ev.topic = e.topic;
       ev.client = e.client;
@@ -221,6 +240,7 @@ void Worker::flush_outbox() {
       ev.context = std::string_view(bytes + e.context_at, e.context_len);
       host->push_event(ev);
     }
+    count_in_gates(batch->events, -1);  // in their topics now, under the topics' own bounds
     host->events_taken(batch->events.size());
   });
 }

@@ -131,7 +131,7 @@ class Worker {
   void subscribe(ClientConn* c, const std::string& channel);
   void unsubscribe(ClientConn* c, const std::string& channel);
   // Sends an event of a client of listener `li` to the queue (its topic's gate counts it in flight
-  // until the hub has it): the caller has appended its "d" JSON to event_data() from `data_start`
+  // from the posting of its batch until the hub has pushed it): the caller has appended its "d" JSON to event_data() from `data_start`
   // on. Events go to the hub in batches, one task per loop turn (or per kOutboxMax events or
   // kOutboxMaxBytes): one buffer holds every event's bytes, and the hub reads them in place.
   //
@@ -150,6 +150,9 @@ class Worker {
   static constexpr size_t kEventsLowWater = kEventsHighWater / 4;
   static constexpr size_t kMaxEventsWaiting = 200000;
   uint32_t now_s() const { return static_cast<uint32_t>(uv_now(&loop_) / 1000); }
+  // Messages the connection being read now decoded (its listener's meshgate_messages_in_total is
+  // added to once at the end of the read: one connection is read at a time on this thread).
+  uint32_t messages_read = 0;
 
  private:
   void run(std::vector<int> listen_fds);
