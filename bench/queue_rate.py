@@ -2,8 +2,10 @@
 """Client -> consumer queue event rate: WebSocket clients send text messages, one /ws/v1 consumer
 (queue.pop on topic `client`, no acks) receives them as queue events.
 
-Per run: starts meshgate (--server; `[listener.ws]` with events on, `[queue] max_events` large enough
-to hold every event), connects the consumer and --clients WebSocket clients, waits for their `open`
+Per run: starts meshgate (--server; `[listener.ws]` with events on, `[queue] max_events` 50,000 with
+the default overflow, pause: the topic stops its clients at 50,000 events and drops only at four times
+that, which one 64 KiB read per client, about 900 events each, cannot reach with 100 clients),
+connects the consumer and --clients WebSocket clients, waits for their `open`
 events, then every client writes --messages masked text frames of --size bytes (built beforehand, one
 sendall per client, clients one after the other from a thread) while the consumer counts the message
 events it receives. Rate = events / (last event received - first byte sent), same monotonic clock.
@@ -15,8 +17,8 @@ events.
 The consumer only walks frame headers and looks for `"frame"` in the payload (no JSON parsing).
 `--consumer c` (the default) is bench/queue_consumer.c, which keeps up with the server; `--consumer
 python` is a thread of this process, which reads about 400k events/s: slower than the server sends,
-so the server's output to it grows (to ~100 MB in a 200,000-event run) and the run then measures a
-consumer that falls behind (page faults of that growth included).
+so the run measures a consumer that falls behind (events wait in the topic; before the consumer
+window was cut to 256 KiB, the server's output to it grew to ~100 MB in a 200,000-event run).
 
     bench/queue_rate.py --server build-release/meshgate --clients 100 --messages 2000 --runs 5
 """

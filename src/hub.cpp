@@ -292,18 +292,8 @@ void Hub::start_drain() {
   uv_timer_start(&tick_, &Hub::on_tick, 100, 100);  // check often whether the drain is done
 }
 
-// The two sides of the backlog pause. A worker sets the flag and then reads the count again; the hub
-// lowers the count and then reads the flag (both sequentially consistent). So either the worker sees
-// the hub caught up and does not stop reading, or the hub sees the flag and resumes it.
-bool Hub::events_backlogged() {
-  if (events_waiting_.load(std::memory_order_relaxed) < Worker::kEventsHighWater) return false;
-  events_resume_wanted_.store(true);
-  return events_waiting_.load() >= Worker::kEventsHighWater;
-}
-
 void Hub::events_taken(size_t n) {
-  size_t left = events_waiting_.fetch_sub(n) - n;
-  if (left > Worker::kEventsLowWater || !events_resume_wanted_.exchange(false)) return;
+  if (!event_backlog_.taken(n)) return;
   for (auto& w : workers_) {
     Worker* wp = w.get();
     wp->post([wp] { wp->resume_backlogged(); });

@@ -43,9 +43,7 @@ class Hub final : public WorkerHost, public ApiHost, public MeshHost {
   void client_opened() override { clients_.fetch_add(1, std::memory_order_relaxed); }
   void client_closed() override { clients_.fetch_sub(1, std::memory_order_relaxed); }
   ChannelPresence& channel_presence() override { return presence_; }
-  size_t events_waiting() const override { return events_waiting_.load(std::memory_order_relaxed); }
-  void events_posted(size_t n) override { events_waiting_.fetch_add(n, std::memory_order_relaxed); }
-  bool events_backlogged() override;
+  EventBacklog& event_backlog() override { return event_backlog_; }
   bool channel_maybe_held(const std::string& channel) const override { return presence_.maybe_held(channel); }
 
   // --- hub thread ---
@@ -92,8 +90,7 @@ class Hub final : public WorkerHost, public ApiHost, public MeshHost {
   std::vector<std::unique_ptr<Worker>> workers_;
   std::atomic<uint64_t> clients_{0};
   ChannelPresence presence_;  // channels the workers hold subscribers of
-  std::atomic<size_t> events_waiting_{0};  // client events posted by workers, not yet pushed
-  std::atomic<bool> events_resume_wanted_{false};  // a worker stopped reading clients for the backlog
+  EventBacklog event_backlog_;  // client events posted by workers, not yet pushed
   ListenersShared listeners_shared_;  // per client listener: TLS context and admission guard
   QueueHub queue_;
   std::unique_ptr<Mesh> mesh_;

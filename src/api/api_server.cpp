@@ -168,9 +168,8 @@ bool ApiConn::sink_ready() const {
 }
 
 void ApiConn::sink_deliver(const QueueEventRef& ev, unsigned this_node, uint64_t seq) {
-  // Written into one buffer that every delivery on this (the hub's) thread reuses, then copied once
-  // into the connection's output.
-  static thread_local std::string message;
+  // Written into the one buffer every delivery reuses, then copied once into the connection's output.
+  std::string& message = api_.event_buffer();
   message.clear();
   append_queue_pop_message(message, ev, this_node, seq);
   send_text(message);

@@ -66,11 +66,15 @@ class ApiServer {
   void render_metrics(PromWriter& w) const;
   // A /ws/v1 connection still has output to write (the drain waits for consumers to take events).
   bool websockets_writing() const;
+  // Where ApiConn::sink_deliver writes each queue event's message before it is framed (all on the
+  // hub thread, one at a time).
+  std::string& event_buffer() { return event_buffer_; }
 
  private:
   ApiHost& host_;
   HttpServer http_;
   std::string token_;
+  std::string event_buffer_;
   std::map<std::pair<std::string, int>, uint64_t> calls_;
 };
 

@@ -114,10 +114,7 @@ void ClientConn::on_read(const char* data, size_t len) {
   }
   // Counted once per read: the counter is shared by every worker, an atomic add per message would
   // bounce its cache line between them.
-  if (worker_.messages_read) {
-    inc(listener_metrics(listener_index_).messages_in, worker_.messages_read);
-    worker_.messages_read = 0;
-  }
+  if (uint32_t n = worker_.take_messages_read()) inc(listener_metrics(listener_index_).messages_in, n);
   // A message begun and not finished starts the message deadline (tick): a client that trickles
   // one byte a second is closed, not kept forever.
   if (phase_ == Phase::Open) {
@@ -131,7 +128,7 @@ void ClientConn::on_read(const char* data, size_t len) {
   const TopicGate* gate = worker_.listener_shared(listener_index_).gate.get();
   if (phase_ != Phase::Open || closing()) return;
   const bool topic_full = gate && gate->closed();
-  if (topic_full || worker_.host().events_backlogged()) {
+  if (topic_full || worker_.host().event_backlog().should_pause()) {
     if (!topic_full) inc(metrics().queue_backlog_pauses);
     stop_reading();
     paused_by_queue_ = true;
@@ -140,7 +137,7 @@ void ClientConn::on_read(const char* data, size_t len) {
 
 void ClientConn::resume_reading() {
   const TopicGate* gate = worker_.listener_shared(listener_index_).gate.get();
-  if (!paused_by_queue_ || closed() || (gate && gate->closed()) || worker_.host().events_backlogged()) return;
+  if (!paused_by_queue_ || closed() || (gate && gate->closed()) || worker_.host().event_backlog().should_pause()) return;
   paused_by_queue_ = false;
   last_rx_s_ = worker_.now_s();
   if (start_reading() != 0) close_now();
@@ -226,7 +223,7 @@ void ClientConn::read_tcp(const char* data, size_t len) {
       }
       return;
     }
-    worker_.messages_read++;
+    worker_.count_message_read();
     emit_message(!is_valid_utf8(p, n), p, n);
     if (phase_ != Phase::Open) framer_->stop();
   });
@@ -238,7 +235,7 @@ void ClientConn::read_tcp(const char* data, size_t len) {
 }
 
 void ClientConn::ws_message(uint8_t opcode, const uint8_t* data, size_t len) {
-  worker_.messages_read++;
+  worker_.count_message_read();
   emit_message(opcode == kWsBinary, reinterpret_cast<const char*>(data), len);
 }
 
@@ -296,8 +293,15 @@ bool ClientConn::send(const OutMessage& msg) {
 void ClientConn::close_with(int code, const std::string& reason) {
   if (closing()) return;
   decide_close(code, reason);
-  if (ws_) ws_->close(static_cast<uint16_t>(code), reason);  // then wait for the client's close frame
-  else close_after_flush();
+  if (ws_) {
+    ws_->close(static_cast<uint16_t>(code), reason);  // then wait for the client's close frame
+    if (paused_by_queue_) {  // read it: a closing client sends nothing more into the queue
+      paused_by_queue_ = false;
+      if (start_reading() != 0) close_now();
+    }
+  } else {
+    close_after_flush();
+  }
 }
 
 void ClientConn::on_read_end(int status) {

@@ -44,7 +44,8 @@ class ClientConn final : public Stream, public WsOwner {
   void close_with(int code, const std::string& reason);
   // Once-a-second checks: idle timeout, server ping, soft output limit, handshake timeout.
   void tick(uint32_t now_s);
-  // Reading was paused because its queue topic was full (overflow = pause): read again. The idle
+  // Reading was paused because its queue topic was full (overflow = pause) or the hub was behind
+  // with every client's events (Worker::emit): read again unless either still holds. The idle
   // timeout counts from now, since the client was not idle but unread.
   void resume_reading();
 
@@ -97,7 +98,7 @@ class ClientConn final : public Stream, public WsOwner {
   uint32_t accepted_s_ = 0, last_rx_s_ = 0, last_ping_s_ = 0, soft_since_s_ = 0, closing_since_s_ = 0;
   uint16_t listener_index_;
   uint16_t close_code_ = 0;             // 0 until decided
-  bool paused_by_queue_ = false;        // not read while its queue topic is full
+  bool paused_by_queue_ = false;        // not read: its queue topic is full, or the hub is behind
   uint32_t partial_since_s_ = 0;        // when the unfinished message (or frame) it sends began; 0: none
   Phase phase_ = Phase::Handshake;
   std::string close_reason_;

@@ -15,6 +15,7 @@ namespace mg {
 // `websocket`: path and query are included (a TCP client has neither).
 std::string client_open_event(const std::string& listener, const std::string& remote_addr, bool websocket,
                               const std::string& path, const std::string& query);
+// Appends to `out` the "d" of a client's message (text as a JSON string; binary as base64).
 void append_client_message_event(std::string& out, bool binary, const char* data, size_t len);
 std::string client_close_event(int code, const std::string& reason);
 

@@ -181,7 +181,7 @@ void Worker::resume_backlogged() {
 
 void Worker::emit(unsigned li, uint64_t client, const std::string& context, size_t data_start) {
   std::string& bytes = outbox_.bytes;
-  if (host_.events_waiting() + outbox_.events.size() >= kMaxEventsWaiting) {
+  if (host_.event_backlog().waiting() + outbox_.events.size() >= kMaxEventsWaiting) {
     bytes.resize(data_start);
     inc(metrics().queue_backlog_drops);
     return;
@@ -227,7 +227,7 @@ void Worker::flush_outbox() {
   auto batch = std::make_shared<EventBatch>(std::move(outbox_));
   outbox_.bytes.clear();
   outbox_.events.clear();
-  host_.events_posted(batch->events.size());
+  host_.event_backlog().posted(batch->events.size());
   count_in_gates(batch->events, 1);
   WorkerHost* host = &host_;
   host_.post([host, batch] {

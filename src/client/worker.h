@@ -14,10 +14,12 @@
 #include <thread>
 #include <unordered_map>
 #include <unordered_set>
+#include <utility>
 #include <vector>
 
 #include "client/channel_presence.h"
 #include "client/conn_ops.h"
+#include "client/event_backlog.h"
 #include "client/listener_shared.h"
 #include "client/out_message.h"
 #include "core/config.h"
@@ -48,16 +50,13 @@ class WorkerHost {
   virtual void client_closed() = 0;
   virtual size_t backlog() const = 0;  // tasks waiting for the hub thread
   virtual void post(Mailbox::Task task) = 0;
-  // Client events posted by workers and not yet taken by the hub.
-  virtual size_t events_waiting() const = 0;
-  virtual void events_posted(size_t n) = 0;
-  // True when Worker::kEventsHighWater or more events wait for the hub: the caller stops reading its
-  // client, and every worker is told resume_backlogged() once the hub is down to kEventsLowWater.
-  virtual bool events_backlogged() = 0;
+  // Client events posted by workers and not yet taken by the hub (client/event_backlog.h): every
+  // worker is told resume_backlogged() when the hub caught up with a backlog that paused clients.
+  virtual EventBacklog& event_backlog() = 0;
   virtual ChannelPresence& channel_presence() = 0;  // shared by every worker (atomics)
   // Hub thread only. `ev` borrows from the worker's batch, valid during the call.
   virtual void push_event(const QueueEventRef& ev) = 0;
-  virtual void events_taken(size_t n) = 0;  // after push_event of n posted events
+  virtual void events_taken(size_t n) = 0;  // after push_event of n posted events: event_backlog().taken
   virtual void worker_stopped(unsigned index) = 0;
 
  protected:
@@ -136,23 +135,23 @@ class Worker {
   // kOutboxMaxBytes): one buffer holds every event's bytes, and the hub reads them in place.
   //
   // When the hub falls behind (a burst from many clients, one hub thread), the workers stop reading
-  // the clients that produce events: at kEventsHighWater events not yet taken by the hub, a client
-  // is not read again after its current read (ClientConn::on_read) until the hub is down to
-  // kEventsLowWater; what the clients send meanwhile waits in their sockets, and TCP slows them. The
-  // overshoot is one read per producing connection. Only past kMaxEventsWaiting (a flood from very
-  // many connections at once) are new events dropped and counted
-  // (meshgate_queue_backlog_drops_total).
+  // the clients that produce events: at EventBacklog::kHighWater events not yet taken by the hub, a
+  // client is not read again after its current read (ClientConn::on_read) until the hub is down to
+  // kLowWater (or, from its own once-a-second tick, below kHighWater); what the clients send
+  // meanwhile waits in their sockets, and TCP slows them. The overshoot is the events of one read
+  // per producing connection (a 64 KiB read of small WebSocket frames holds up to ~9,000). Only past
+  // kMaxEventsWaiting (a flood from very many connections at once) are new events dropped and
+  // counted (meshgate_queue_backlog_drops_total).
   void emit(unsigned li, uint64_t client, const std::string& context, size_t data_start);
   std::string& event_data() { return outbox_.bytes; }
   static constexpr size_t kOutboxMax = 256;
   static constexpr size_t kOutboxMaxBytes = 256 * 1024;
-  static constexpr size_t kEventsHighWater = 16384;
-  static constexpr size_t kEventsLowWater = kEventsHighWater / 4;
   static constexpr size_t kMaxEventsWaiting = 200000;
   uint32_t now_s() const { return static_cast<uint32_t>(uv_now(&loop_) / 1000); }
-  // Messages the connection being read now decoded (its listener's meshgate_messages_in_total is
-  // added to once at the end of the read: one connection is read at a time on this thread).
-  uint32_t messages_read = 0;
+  // Messages decoded by the connection being read now: its listener's meshgate_messages_in_total is
+  // added to once at the end of the read (one connection is read at a time on this thread).
+  void count_message_read() { messages_read_++; }
+  uint32_t take_messages_read() { return std::exchange(messages_read_, 0); }
 
  private:
   void run(std::vector<int> listen_fds);
@@ -187,6 +186,7 @@ class Worker {
     std::vector<EventSlot> events;
   };
   EventBatch outbox_;
+  uint32_t messages_read_ = 0;
   uv_check_t outbox_check_{};  // runs after each loop turn's I/O while the outbox holds events
   std::vector<std::unique_ptr<uv_tcp_t>> servers_;
   std::thread thread_;

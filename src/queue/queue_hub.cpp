@@ -200,16 +200,18 @@ bool QueueHub::any_ready(const Topic& t) const {
     if (ready(*c)) return true;
   if (t.consumers.empty() && remote_)
     for (unsigned node : t.remote_nodes)
-      if (remote_->remote_ready(node)) return true;
+      if (ready(Target{nullptr, node})) return true;
   return false;
 }
 
 void QueueHub::dispatch(Topic& t) {
   if (t.pending.empty() || !any_ready(t)) return;
   // Sends from the front while some consumer can take more, and stops as soon as none can (a topic
-  // may hold max_events: a walk to its end on every drain would cost that much each time).
+  // may hold max_events: a walk to its end on every drain would cost that much each time). Only our
+  // own sends make a consumer unready here, so readiness is looked at again only after one.
   std::deque<Pending> kept;
   std::unordered_set<uint64_t> blocked;  // clients with an event that must wait: later ones wait too
+  bool sent_since_check = false;
   while (!t.pending.empty()) {
     Pending& p = t.pending.front();
     uint64_t client = p.ev.client;
@@ -221,8 +223,10 @@ void QueueHub::dispatch(Topic& t) {
       QueueEvent ev = std::move(p.ev);
       t.pending.pop_front();
       send(t, to, std::move(ev));
+      sent_since_check = true;
     } else {
-      if (!any_ready(t)) break;
+      if (sent_since_check && !any_ready(t)) break;
+      sent_since_check = false;
       blocked.insert(client);
       kept.push_back(std::move(p));
       t.pending.pop_front();
