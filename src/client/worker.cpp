@@ -109,6 +109,13 @@ void Worker::on_tick(uv_timer_t* t) {
   uint32_t now = self->now_s();
   // tick() may close connections, which removes them from all_ only in the close callback.
   for (ClientConn* c : self->all_) c->tick(now);
+  if (self->backlog_drops_unlogged_ && (!self->backlog_drop_logged_s_ || now - self->backlog_drop_logged_s_ >= 60)) {
+    LOG_WARN("queue: worker %u dropped %llu client event%s: %zu were waiting for the hub thread", self->index_,
+             static_cast<unsigned long long>(self->backlog_drops_unlogged_), self->backlog_drops_unlogged_ == 1 ? "" : "s",
+             kMaxEventsWaiting);
+    self->backlog_drops_unlogged_ = 0;
+    self->backlog_drop_logged_s_ = now ? now : 1;
+  }
 }
 
 uint64_t Worker::next_client_id() { return ids_.next(unix_ms()); }
@@ -184,6 +191,7 @@ void Worker::emit(unsigned li, uint64_t client, const std::string& context, size
   if (host_.event_backlog().waiting() + outbox_.events.size() >= kMaxEventsWaiting) {
     bytes.resize(data_start);
     inc(metrics().queue_backlog_drops);
+    backlog_drops_unlogged_++;
     return;
   }
   const size_t data_len = bytes.size() - data_start, context_at = bytes.size();

@@ -187,6 +187,9 @@ class Worker {
   };
   EventBatch outbox_;
   uint32_t messages_read_ = 0;
+  // Events dropped past kMaxEventsWaiting and not yet logged; logged at most once a minute (tick).
+  uint64_t backlog_drops_unlogged_ = 0;
+  uint32_t backlog_drop_logged_s_ = 0;
   uv_check_t outbox_check_{};  // runs after each loop turn's I/O while the outbox holds events
   std::vector<std::unique_ptr<uv_tcp_t>> servers_;
   std::thread thread_;

@@ -4,6 +4,7 @@
 #include <unordered_set>
 
 #include "core/hrw.h"
+#include "core/log.h"
 #include "core/metrics.h"
 
 namespace mg {
@@ -145,11 +146,23 @@ void QueueHub::enqueue(Topic& t, Pending p, bool front) {
     take_pending(t, 0);
     t.dropped++;
   }
+  log_drops(t);
   if (t.pause_on_overflow && !t.paused && (t.pending.size() >= limits_.max_events || t.bytes >= limits_.max_bytes)) {
     t.paused = true;
     t.pauses++;
     if (on_pressure_) on_pressure_(t.name, true);
   }
+}
+
+void QueueHub::log_drops(Topic& t) {
+  if (t.dropped == t.dropped_logged || (t.drop_logged_ms && now_ms_ - t.drop_logged_ms < 60000)) return;
+  const uint64_t n = t.dropped - t.dropped_logged;
+  LOG_WARN("queue: topic \"%s\" dropped %llu event%s, oldest first, at its bound (max_events %u, max_bytes %llu%s)",
+           t.name.c_str(), static_cast<unsigned long long>(n), n == 1 ? "" : "s", limits_.max_events,
+           static_cast<unsigned long long>(limits_.max_bytes),
+           t.pause_on_overflow ? "; paused producers overshot four times it" : "");
+  t.dropped_logged = t.dropped;
+  t.drop_logged_ms = now_ms_ ? now_ms_ : 1;
 }
 
 void QueueHub::relieve(Topic& t) {
@@ -409,6 +422,7 @@ void QueueHub::sink_ready(QueueSink* sink) {
 
 void QueueHub::tick(uint64_t now_ms) {
   now_ms_ = now_ms;
+  for (auto& [name, t] : topics_) log_drops(*t);
   bool requeued = false;
   for (auto& [sink, c] : consumers_) {
     if (!c->ack) continue;

@@ -170,6 +170,7 @@ class QueueHub {
     bool pause_on_overflow = true;
     bool paused = false;                 // its producers were asked to stop reading
     uint64_t dropped = 0, delivered = 0, redelivered = 0, forwarded = 0, pauses = 0;
+    uint64_t dropped_logged = 0, drop_logged_ms = 0;  // what the last drop warning reported, and when
   };
   struct InFlight {
     QueueEvent ev;
@@ -210,6 +211,8 @@ class QueueHub {
   // Producer side: forwarded events go back to the front of their topics.
   void requeue_forwarded(const std::function<bool(const Forwarded&)>& which);
   void consumed(const QueueEvent& ev);
+  // Logs a topic's drops not yet logged: the first at once, then at most one line a minute (tick).
+  void log_drops(Topic& t);
 
   unsigned node_id_;
   QueueLimits limits_;

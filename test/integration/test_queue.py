@@ -335,6 +335,9 @@ async def test_oldest_events_dropped_and_counted(nodes):
         assert got == ["m6", "m7", "m8", "m9", "m10"]
         await cons.no_event(lambda e: True, 0.3)
         assert harness.metric_value(n, "meshgate_queue_dropped_total", topic="client") == 6
+        # Logged as well as counted: the first drop at once, the rest in a line a minute later.
+        warned = [ln for ln in open(n.stderr_path).read().splitlines() if 'topic "client" dropped' in ln]
+        assert warned and "warn" in warned[0] and "at its bound (max_events 5" in warned[0], warned
 
         # By bytes: 10 messages of 1000 bytes into 3000 bytes.
         big = await TcpClient.connect(n.port("tcpbig"))
