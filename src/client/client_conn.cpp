@@ -221,11 +221,12 @@ void ClientConn::read_tcp(const char* data, size_t len) {
         refuse_tcp("connect token refused: " + why);
         framer_->stop();
       }
-      return;
+      return false;
     }
     worker_.count_message_read();
     emit_message(!is_valid_utf8(p, n), p, n);
     if (phase_ != Phase::Open) framer_->stop();
+    return false;
   });
   if (st == FrameDecoder::Status::TooLong) {
     inc(metrics().protocol_errors);
@@ -234,9 +235,10 @@ void ClientConn::read_tcp(const char* data, size_t len) {
   }
 }
 
-void ClientConn::ws_message(uint8_t opcode, const uint8_t* data, size_t len) {
+bool ClientConn::ws_message(uint8_t opcode, const uint8_t* data, size_t len) {
   worker_.count_message_read();
   emit_message(opcode == kWsBinary, reinterpret_cast<const char*>(data), len);
+  return false;
 }
 
 void ClientConn::ws_output(const uint8_t* data, size_t len) {

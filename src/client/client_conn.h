@@ -69,7 +69,7 @@ class ClientConn final : public Stream, public WsOwner {
   void on_close() override;
   void on_tls_ready() override;
   void on_tls_failed(const std::string& why) override;
-  void ws_message(uint8_t opcode, const uint8_t* data, size_t len) override;
+  bool ws_message(uint8_t opcode, const uint8_t* data, size_t len) override;
   void ws_output(const uint8_t* data, size_t len) override;
 
  private:
