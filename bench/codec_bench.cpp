@@ -20,7 +20,11 @@ namespace {
 
 struct Count final : mg::WsEvents {
   size_t messages = 0, bytes = 0, errors = 0;
-  void ws_message(uint8_t, const uint8_t*, size_t n) override { messages++; bytes += n; }
+  bool ws_message(uint8_t, const uint8_t*, size_t n) override {
+    messages++;
+    bytes += n;
+    return false;
+  }
   void ws_ping(const uint8_t*, size_t) override {}
   void ws_pong(const uint8_t*, size_t) override {}
   void ws_close(uint16_t, const uint8_t*, size_t) override {}

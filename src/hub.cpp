@@ -77,11 +77,8 @@ int Hub::run() {
     auto gate = topic_gates_.find(topic);
     if (gate == topic_gates_.end()) return;  // a topic no listener produces into
     gate->second->full.store(full, std::memory_order_relaxed);
-    if (full) return;  // workers see the gate at each client's next read
-    for (auto& w : workers_) {
-      Worker* wp = w.get();
-      wp->post([wp, topic] { wp->resume_topic(topic); });
-    }
+    if (full) return;  // workers see the gate after each client message
+    resume_topic(topic);
   });
   metrics().init_listeners(names);
   unsigned n = worker_count(cfg_);
@@ -290,6 +287,13 @@ void Hub::start_drain() {
     self->shutdown();
   }, uint64_t{cfg_.drain_timeout} * 1000, 0);
   uv_timer_start(&tick_, &Hub::on_tick, 100, 100);  // check often whether the drain is done
+}
+
+void Hub::resume_topic(const std::string& topic) {
+  for (auto& w : workers_) {
+    Worker* wp = w.get();
+    wp->post([wp, topic] { wp->resume_topic(topic); });
+  }
 }
 
 void Hub::events_taken(size_t n) {

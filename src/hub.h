@@ -53,6 +53,7 @@ class Hub final : public WorkerHost, public ApiHost, public MeshHost {
   QueueHub& queue() override { return queue_; }
   void push_event(const QueueEventRef& ev) override { queue_.push(ev); }
   void events_taken(size_t n) override;
+  void resume_topic(const std::string& topic) override;
   Worker* worker_for(uint64_t client) override;
   void fanout(std::function<FanoutCount(Worker&)> op, FanoutDone done) override;
   void worker_stopped(unsigned index) override;

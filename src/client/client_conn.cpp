@@ -84,91 +84,136 @@ void ClientConn::refuse_tcp(const std::string& why) {
 void ClientConn::on_read(const char* data, size_t len) {
   inc(listener_metrics(listener_index_).bytes_in, len);
   last_rx_s_ = worker_.now_s();
+  if (held_input_) {  // not read while input is held; kept in order all the same
+    held_input_->append(data, len);
+    return;
+  }
+  // Stream hands us its own buffer (the loop's read buffer or the TLS plaintext): the codec may
+  // unmask the payload in place.
+  const size_t used = take_input(const_cast<char*>(data), len);
+  if (used < len) held_input_ = std::make_unique<std::string>(data + used, len - used);
+  input_taken();
+}
+
+size_t ClientConn::take_input(char* data, size_t len) {
+  size_t off = 0;
+  if (phase_ == Phase::Handshake) {
+    if (!handshake_) return read_tcp(data, len);  // a TCP client's connect token (its TLS handshake is done)
+    off = read_handshake(data, len);
+    if (phase_ != Phase::Open || off == len) return len;  // frames may come right behind the request
+  }
   switch (phase_) {
     case Phase::Handshake:
-      if (handshake_) read_handshake(data, len);
-      else read_tcp(data, len);  // a TCP client's connect token (its TLS handshake is done)
-      break;
+      return len;
     case Phase::Open:
-      if (ws_) {
-        // Stream hands us its own buffer (the loop's read buffer or the TLS plaintext): the codec may
-        // unmask the payload in place.
-        ws_->feed(const_cast<char*>(data), len);
-        if (ws_->finished()) {
-          uint16_t code = ws_->close_code();
-          if (code == 1002 || code == 1007 || code == 1009) inc(metrics().protocol_errors);
-          decide_close(code, ws_->close_reason());
-          close_after_flush();
-        }
-      } else {
-        read_tcp(data, len);
-      }
-      break;
+      return off + (ws_ ? read_ws(data + off, len - off) : read_tcp(data + off, len - off));
     case Phase::Closing:
       // We sent a close frame and wait for the client's (RFC 6455 §7.1.1); anything else is ignored.
       if (ws_ && !closing()) {
-        ws_->feed(const_cast<char*>(data), len);
+        ws_->feed(data + off, len - off);
         if (ws_->input_ended()) close_after_flush();
       }
-      break;
+      return len;
   }
-  // Counted once per read: the counter is shared by every worker, an atomic add per message would
-  // bounce its cache line between them.
-  if (uint32_t n = worker_.take_messages_read()) inc(listener_metrics(listener_index_).messages_in, n);
-  // A message begun and not finished starts the message deadline (tick): a client that trickles
-  // one byte a second is closed, not kept forever.
-  if (phase_ == Phase::Open) {
-    const bool partial = ws_ ? !ws_->idle() : framer_ && framer_->buffered() > 0;
-    if (!partial) partial_since_s_ = 0;
-    else if (!partial_since_s_) partial_since_s_ = worker_.now_s();
+  return len;
+}
+
+size_t ClientConn::read_ws(char* data, size_t len) {
+  const size_t used = ws_->feed(data, len);
+  if (ws_->finished()) {
+    uint16_t code = ws_->close_code();
+    if (code == 1002 || code == 1007 || code == 1009) inc(metrics().protocol_errors);
+    decide_close(code, ws_->close_reason());
+    close_after_flush();
   }
+  return used;
+}
+
+void ClientConn::input_taken() {
+  for (;;) {
+    // Counted once per read: the counter is shared by every worker, an atomic add per message would
+    // bounce its cache line between them.
+    if (uint32_t n = worker_.take_messages_read()) inc(listener_metrics(listener_index_).messages_in, n);
+    // A message begun and not finished starts the message deadline (tick): a client that trickles
+    // one byte a second is closed, not kept forever. (Held input is not one: a hold is at a boundary.)
+    if (phase_ == Phase::Open) {
+      const bool partial = ws_ ? !ws_->idle() : framer_ && framer_->buffered() > 0;
+      if (!partial) partial_since_s_ = 0;
+      else if (!partial_since_s_) partial_since_s_ = worker_.now_s();
+    }
+    if (pause_if_queue_full() || !held_input_) return;
+    // A message asked to hold, and the queue has caught up since: go on with the rest now.
+    std::unique_ptr<std::string> in = std::move(held_input_);
+    const size_t used = take_input(in->data(), in->size());
+    if (used < in->size()) {
+      in->erase(0, used);
+      held_input_ = std::move(in);
+    }
+  }
+}
+
+bool ClientConn::hold_input() {
+  if (phase_ != Phase::Open || closing() || read_ended_) return false;
+  TopicGate* gate = worker_.listener_shared(listener_index_).gate.get();
+  return (gate && gate->should_pause()) || worker_.host().event_backlog().should_pause();
+}
+
+bool ClientConn::pause_if_queue_full() {
   // Its topic is full, or the hub is behind with the events of every client (Worker::emit): what
-  // this read held is in the queue; the rest waits in the socket (TCP slows the client) until the
-  // topic is down to half its bound, or the hub to its low-water mark.
-  const TopicGate* gate = worker_.listener_shared(listener_index_).gate.get();
-  if (phase_ != Phase::Open || closing()) return;
-  const bool topic_full = gate && gate->closed();
-  if (topic_full || worker_.host().event_backlog().should_pause()) {
+  // was taken is in the queue; the rest of the read (held_input_) and what follows it in the socket
+  // (TCP slows the client) wait until the topic is down to half its bound, or the hub to its
+  // low-water mark.
+  if (phase_ != Phase::Open || closing() || read_ended_) return false;
+  TopicGate* gate = worker_.listener_shared(listener_index_).gate.get();
+  const bool topic_full = gate && gate->should_pause();
+  if (!topic_full && !worker_.host().event_backlog().should_pause()) return false;
+  if (!paused_by_queue_) {
     if (!topic_full) inc(metrics().queue_backlog_pauses);
     stop_reading();
     paused_by_queue_ = true;
   }
+  return true;
 }
 
 void ClientConn::resume_reading() {
-  const TopicGate* gate = worker_.listener_shared(listener_index_).gate.get();
-  if (!paused_by_queue_ || closed() || (gate && gate->closed()) || worker_.host().event_backlog().should_pause()) return;
+  if (!paused_by_queue_ || closing()) return;
+  TopicGate* gate = worker_.listener_shared(listener_index_).gate.get();
+  if ((gate && gate->should_pause()) || worker_.host().event_backlog().should_pause()) return;
   paused_by_queue_ = false;
   last_rx_s_ = worker_.now_s();
+  if (held_input_) {  // what the read that paused it held is read first
+    input_taken();
+    if (paused_by_queue_ || closing()) return;
+  }
   if (start_reading() != 0) close_now();
 }
 
-void ClientConn::read_handshake(const char* data, size_t len) {
+size_t ClientConn::read_handshake(const char* data, size_t len) {
   size_t used = 0;
   HttpParser::Status st = handshake_->feed(data, len, used);
-  if (st == HttpParser::Status::NeedMore) return;
+  if (st == HttpParser::Status::NeedMore) return len;
   if (st == HttpParser::Status::Error) {
     refuse_handshake(handshake_->error_status(), handshake_->error_message());
-    return;
+    return len;
   }
   const HttpRequest& req = handshake_->request();
   const ListenerConfig& l = listener();
   if (!l.path.empty() && req.path != l.path) {
     refuse_handshake(404, "no WebSocket endpoint at " + req.path);
-    return;
+    return len;
   }
   std::string response, error;
   int status = check_ws_upgrade(req, response, error);
   if (status != 0) {
     refuse_handshake(status, error);
-    return;
+    return len;
   }
   if (!l.origins.empty()) {
     const std::string* origin = req.header("origin");
     if (!origin || std::find(l.origins.begin(), l.origins.end(), *origin) == l.origins.end()) {
       inc(metrics().refused[static_cast<int>(RefuseReason::Origin)]);
       refuse_handshake(403, "origin not allowed", false);
-      return;
+      return len;
     }
   }
   bool needs_token = worker_.limits().needs_token(listener_index_);
@@ -177,7 +222,7 @@ void ClientConn::read_handshake(const char* data, size_t len) {
     query_param(req.query, "token", token);
     if (!accept_token(token, why)) {
       refuse_handshake(401, "connect token refused: " + why, false);
-      return;
+      return len;
     }
   }
   std::string path = req.path, query = needs_token ? query_without(req.query, "token") : req.query;
@@ -185,7 +230,7 @@ void ClientConn::read_handshake(const char* data, size_t len) {
   write(std::move(response));
   ws_ = std::make_unique<WsSession>(this, l.max_message);
   open(path, query);
-  if (used < len) on_read(data + used, len - used);  // frames that came right behind the request
+  return used;
 }
 
 void ClientConn::refuse_handshake(int status, const std::string& message, bool count_as_bad) {
@@ -210,7 +255,8 @@ void ClientConn::open(const std::string& path, const std::string& query) {
   emit_event(client_open_event(l.name, remote_addr_, l.type == ListenerType::Ws, path, query));
 }
 
-void ClientConn::read_tcp(const char* data, size_t len) {
+size_t ClientConn::read_tcp(const char* data, size_t len) {
+  size_t used = len;
   FrameDecoder::Status st = framer_->feed(data, len, [this](const char* p, size_t n) {
     if (phase_ == Phase::Handshake) {  // the first message is the connect token
       std::string token(p, n), why;
@@ -221,22 +267,28 @@ void ClientConn::read_tcp(const char* data, size_t len) {
         refuse_tcp("connect token refused: " + why);
         framer_->stop();
       }
-      return;
+      return false;
     }
     worker_.count_message_read();
     emit_message(!is_valid_utf8(p, n), p, n);
-    if (phase_ != Phase::Open) framer_->stop();
-  });
+    if (phase_ != Phase::Open) {
+      framer_->stop();
+      return false;
+    }
+    return hold_input();
+  }, &used);
   if (st == FrameDecoder::Status::TooLong) {
     inc(metrics().protocol_errors);
     decide_close(1009, "message too long");
     close_after_flush();
   }
+  return used;
 }
 
-void ClientConn::ws_message(uint8_t opcode, const uint8_t* data, size_t len) {
+bool ClientConn::ws_message(uint8_t opcode, const uint8_t* data, size_t len) {
   worker_.count_message_read();
   emit_message(opcode == kWsBinary, reinterpret_cast<const char*>(data), len);
+  return hold_input();
 }
 
 void ClientConn::ws_output(const uint8_t* data, size_t len) {
@@ -297,14 +349,21 @@ void ClientConn::close_with(int code, const std::string& reason) {
     ws_->close(static_cast<uint16_t>(code), reason);  // then wait for the client's close frame
     if (paused_by_queue_) {  // read it: a closing client sends nothing more into the queue
       paused_by_queue_ = false;
-      if (start_reading() != 0) close_now();
+      if (held_input_) input_taken();  // first what a hold kept: its close frame may be there
+      if (!closing() && start_reading() != 0) close_now();
     }
   } else {
+    held_input_.reset();
     close_after_flush();
   }
 }
 
 void ClientConn::on_read_end(int status) {
+  if (held_input_) {  // TLS: the close_notify came in the read that held; the client's last words first
+    read_ended_ = true;
+    input_taken();
+    if (closed()) return;
+  }
   if (status == UV_EOF && !ws_) decide_close(1000, "client closed the connection");
   else decide_close(1006, status == UV_EOF ? "connection closed without a close frame" : uv_strerror(status));
   close_now();

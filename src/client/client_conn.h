@@ -10,6 +10,12 @@
 // WebSocket the session with its codec's few dozen bytes (no buffer and no wslay context between
 // messages, ws_codec.h). Read buffers are shared per loop; output chunks are released as soon as they
 // are written.
+//
+// Pausing for the queue: its decoder (codec or TCP framing) asks after every message whether the
+// client's topic is full or the hub is behind (hold_input), and stops right after the message that
+// found it so. The rest of that read is kept (held_input_, only while paused, freed once taken) and
+// the socket is not read; resume_reading() takes the kept bytes first (which may pause it again),
+// then reads the socket again.
 #pragma once
 
 #include <cstdint>
@@ -69,15 +75,28 @@ class ClientConn final : public Stream, public WsOwner {
   void on_close() override;
   void on_tls_ready() override;
   void on_tls_failed(const std::string& why) override;
-  void ws_message(uint8_t opcode, const uint8_t* data, size_t len) override;
+  bool ws_message(uint8_t opcode, const uint8_t* data, size_t len) override;
   void ws_output(const uint8_t* data, size_t len) override;
 
  private:
   enum class Phase : uint8_t { Handshake, Open, Closing };
-  void read_handshake(const char* data, size_t len);
+  // Takes bytes read from the client (`data` is ours to modify) in its current phase. Returns how many
+  // were taken: all, or fewer when a message asked to hold (hold_input); the rest is untouched.
+  size_t take_input(char* data, size_t len);
+  // After input was taken: the read's counters, the message deadline, and the pause; while nothing
+  // pauses it, it takes what a hold kept (held_input_) too.
+  void input_taken();
+  // Asked after each message: true when the queue wants this client paused now.
+  bool hold_input();
+  // Stops reading when the queue wants this client paused. True when it is paused.
+  bool pause_if_queue_full();
+  // The upgrade request; returns the bytes of it taken (`len` unless the upgrade is done and frames
+  // follow the request, which are then the caller's to take).
+  size_t read_handshake(const char* data, size_t len);
+  size_t read_ws(char* data, size_t len);
   void refuse_handshake(int status, const std::string& message, bool count_as_bad = true);
   void open(const std::string& path, const std::string& query);
-  void read_tcp(const char* data, size_t len);
+  size_t read_tcp(const char* data, size_t len);
   // Checks a connect token and applies its claims. False: refused (`why` says why).
   bool accept_token(const std::string& token, std::string& why);
   void refuse_tcp(const std::string& why);
@@ -95,10 +114,12 @@ class ClientConn final : public Stream, public WsOwner {
   std::unique_ptr<HttpParser> handshake_;  // only during the WebSocket handshake
   std::unique_ptr<WsSession> ws_;          // WebSocket after the upgrade
   std::unique_ptr<FrameDecoder> framer_;   // TCP
+  std::unique_ptr<std::string> held_input_;  // the rest of a read after a hold: only while paused
   uint32_t accepted_s_ = 0, last_rx_s_ = 0, last_ping_s_ = 0, soft_since_s_ = 0, closing_since_s_ = 0;
   uint16_t listener_index_;
   uint16_t close_code_ = 0;             // 0 until decided
   bool paused_by_queue_ = false;        // not read: its queue topic is full, or the hub is behind
+  bool read_ended_ = false;             // the peer's end was read: no holding any more
   uint32_t partial_since_s_ = 0;        // when the unfinished message (or frame) it sends began; 0: none
   Phase phase_ = Phase::Handshake;
   std::string close_reason_;

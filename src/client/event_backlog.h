@@ -18,8 +18,8 @@ namespace mg {
 
 class EventBacklog {
  public:
-  // A client is not read again after its current read at kHighWater events waiting, until the hub
-  // is down to kLowWater.
+  // A client is not read further (from its next message on) at kHighWater events waiting, until the
+  // hub is down to kLowWater.
   static constexpr size_t kHighWater = 16384;
   static constexpr size_t kLowWater = kHighWater / 4;
 

@@ -9,6 +9,8 @@
 //   - len32: a length above max_message is TooLong as soon as its 4 bytes are in.
 //   - After stop() the decoder delivers nothing more (later feeds return Ok and do nothing); after
 //     TooLong every later feed returns TooLong.
+//   - A hold ends the feed right after the message's last byte (its '\n', or its last payload byte):
+//     the decoder then holds no partial message, so the caller's rest is fed again as it was.
 // Why it looks like this: most reads carry whole messages, so when nothing is buffered the messages
 // are handed to on_message straight from the caller's bytes. Only the unfinished tail of a read is
 // copied, and the copy is released as soon as its message completes, so idle connections hold nothing.
@@ -31,7 +33,8 @@ size_t line_payload_so_far(size_t len, char last) { return last == '\r' ? len - 
 FrameDecoder::FrameDecoder(Framing framing, uint32_t max_message)
     : framing_(framing), max_message_(max_message) {}
 
-FrameDecoder::Status FrameDecoder::feed(const char* data, size_t len, const OnMessage& on_message) {
+FrameDecoder::Status FrameDecoder::feed(const char* data, size_t len, const OnMessage& on_message, size_t* used) {
+  if (used) *used = len;
   if (failed_) return Status::TooLong;
   if (stopped_ || len == 0) return Status::Ok;
   const auto too_long = [this] {
@@ -39,14 +42,17 @@ FrameDecoder::Status FrameDecoder::feed(const char* data, size_t len, const OnMe
     std::string().swap(partial_);
     return Status::TooLong;
   };
-  // Delivers one complete message and forgets the buffered tail (it may be what we deliver).
-  // Returns false when on_message stopped the decoder.
-  const auto deliver = [&](const char* msg, size_t msg_len) {
-    on_message(msg, msg_len);
-    return !stopped_;
-  };
   const char* p = data;
   const char* const end = data + len;
+  bool held = false;
+  // Delivers one complete message (`p` already past it). Returns false when on_message stopped the
+  // decoder or asked to hold.
+  const auto deliver = [&](const char* msg, size_t msg_len) {
+    held = on_message(msg, msg_len);
+    if (held && used) *used = static_cast<size_t>(p - data);
+    return !held && !stopped_;
+  };
+  const auto stopped = [&] { return held && !stopped_ ? Status::Held : Status::Ok; };
 
   if (framing_ == Framing::Line) {
     if (!partial_.empty()) {
@@ -62,7 +68,7 @@ FrameDecoder::Status FrameDecoder::feed(const char* data, size_t len, const OnMe
       if (partial_.size() > max_message_) return too_long();
       std::string msg;
       msg.swap(partial_);  // partial_ is empty (and owns no memory) before the callback runs
-      if (!msg.empty() && !deliver(msg.data(), msg.size())) return Status::Ok;
+      if (!msg.empty() && !deliver(msg.data(), msg.size())) return stopped();
     }
     while (p < end) {
       const auto* nl = static_cast<const char*>(std::memchr(p, '\n', static_cast<size_t>(end - p)));
@@ -77,7 +83,7 @@ FrameDecoder::Status FrameDecoder::feed(const char* data, size_t len, const OnMe
       if (msg_len > max_message_) return too_long();
       const char* msg = p;
       p = nl + 1;
-      if (msg_len > 0 && !deliver(msg, msg_len)) return Status::Ok;  // empty line: keep-alive
+      if (msg_len > 0 && !deliver(msg, msg_len)) return stopped();  // empty line: keep-alive
     }
     return Status::Ok;
   }
@@ -100,7 +106,7 @@ FrameDecoder::Status FrameDecoder::feed(const char* data, size_t len, const OnMe
     if (take < want) return Status::Ok;
     std::string msg;
     msg.swap(partial_);
-    if (!deliver(msg.data() + 4, msg.size() - 4)) return Status::Ok;
+    if (!deliver(msg.data() + 4, msg.size() - 4)) return stopped();
   }
   while (p < end) {
     const size_t rest = static_cast<size_t>(end - p);
@@ -117,7 +123,7 @@ FrameDecoder::Status FrameDecoder::feed(const char* data, size_t len, const OnMe
     }
     const char* msg = p + 4;
     p += 4 + size_t{body};
-    if (!deliver(msg, body)) return Status::Ok;
+    if (!deliver(msg, body)) return stopped();
   }
   return Status::Ok;
 }

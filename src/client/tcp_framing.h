@@ -19,15 +19,19 @@ namespace mg {
 
 class FrameDecoder {
  public:
-  enum class Status { Ok, TooLong };
-  using OnMessage = std::function<void(const char* data, size_t len)>;
+  enum class Status { Ok, Held, TooLong };
+  // Returns true to hold: feeding ends right after this message (see feed).
+  using OnMessage = std::function<bool(const char* data, size_t len)>;
 
   FrameDecoder(Framing framing, uint32_t max_message);
 
   // Feeds bytes; calls on_message for every complete message, in order. Returns TooLong as soon as
   // a message (complete or not) exceeds max_message; the decoder is then unusable.
   // on_message may call stop(): feeding ends after that message and returns Ok.
-  Status feed(const char* data, size_t len, const OnMessage& on_message);
+  // on_message may return true (hold): feeding ends after that message and returns Held; `*used` (when
+  // given) is then the count of bytes of `data` taken, and the caller feeds the rest, from there, when
+  // it wants more messages. Otherwise `*used` is `len`. Nothing of the rest is buffered by a hold.
+  Status feed(const char* data, size_t len, const OnMessage& on_message, size_t* used = nullptr);
   void stop() { stopped_ = true; }
   // Bytes of an unfinished message held.
   size_t buffered() const { return partial_.size(); }

@@ -208,22 +208,30 @@ void Worker::emit(unsigned li, uint64_t client, const std::string& context, size
 void Worker::on_outbox_check(uv_check_t* h) { static_cast<Worker*>(h->data)->flush_outbox(); }
 
 namespace {
-// Adds `sign` times the number of a batch's events to each of their topics' gates, one atomic add per
-// run of events of one gate (a batch is mostly one listener's): the gates are shared by every worker
-// and the hub, an add per event would bounce their cache lines between the threads.
-template <typename Slots>
-void count_in_gates(const Slots& events, int64_t sign) {
+// Counts a batch's events in (worker) or out of (hub) their topics' gates, one atomic add per run of
+// events of one gate (a batch is mostly one listener's): the gates are shared by every worker and the
+// hub, an add per event would bounce their cache lines between the threads. `on_open(topic)`, hub side:
+// a gate whose producers were paused on events in flight is down to half its bound.
+template <typename Slots, typename OnOpen>
+void count_in_gates(const Slots& events, int64_t sign, const OnOpen& on_open) {
   TopicGate* gate = nullptr;
+  const std::string* topic = nullptr;
   int64_t n = 0;
+  const auto count = [&] {
+    if (!gate) return;
+    if (sign > 0) gate->in_flight.fetch_add(n, std::memory_order_relaxed);
+    else if (gate->taken(n)) on_open(*topic);
+  };
   for (const auto& e : events) {
     if (e.gate != gate) {
-      if (gate) gate->in_flight.fetch_add(sign * n, std::memory_order_relaxed);
+      count();
       gate = e.gate;
+      topic = e.topic;
       n = 0;
     }
     n++;
   }
-  if (gate) gate->in_flight.fetch_add(sign * n, std::memory_order_relaxed);
+  count();
 }
 }  // namespace
 
@@ -236,7 +244,7 @@ void Worker::flush_outbox() {
   outbox_.bytes.clear();
   outbox_.events.clear();
   host_.event_backlog().posted(batch->events.size());
-  count_in_gates(batch->events, 1);
+  count_in_gates(batch->events, 1, [](const std::string&) {});
   WorkerHost* host = &host_;
   host_.post([host, batch] {
     const char* bytes = batch->bytes.data();
@@ -248,7 +256,8 @@ void Worker::flush_outbox() {
       ev.context = std::string_view(bytes + e.context_at, e.context_len);
       host->push_event(ev);
     }
-    count_in_gates(batch->events, -1);  // in their topics now, under the topics' own bounds
+    // In their topics now, under the topics' own bounds.
+    count_in_gates(batch->events, -1, [host](const std::string& topic) { host->resume_topic(topic); });
     host->events_taken(batch->events.size());
   });
 }

@@ -57,6 +57,9 @@ class WorkerHost {
   // Hub thread only. `ev` borrows from the worker's batch, valid during the call.
   virtual void push_event(const QueueEventRef& ev) = 0;
   virtual void events_taken(size_t n) = 0;  // after push_event of n posted events: event_backlog().taken
+  // Hub thread: every worker is to resume the clients of `topic` (Worker::resume_topic), its gate
+  // having opened (listener_shared.h, TopicGate::taken).
+  virtual void resume_topic(const std::string& topic) = 0;
   virtual void worker_stopped(unsigned index) = 0;
 
  protected:
@@ -136,12 +139,12 @@ class Worker {
   //
   // When the hub falls behind (a burst from many clients, one hub thread), the workers stop reading
   // the clients that produce events: at EventBacklog::kHighWater events not yet taken by the hub, a
-  // client is not read again after its current read (ClientConn::on_read) until the hub is down to
-  // kLowWater (or, from its own once-a-second tick, below kHighWater); what the clients send
-  // meanwhile waits in their sockets, and TCP slows them. The overshoot is the events of one read
-  // per producing connection (a 64 KiB read of small WebSocket frames holds up to ~9,000). Only past
-  // kMaxEventsWaiting (a flood from very many connections at once) are new events dropped and
-  // counted (meshgate_queue_backlog_drops_total).
+  // client is not read further (ClientConn::hold_input) until the hub is down to kLowWater (or,
+  // from its own once-a-second tick, below kHighWater); what the clients send meanwhile waits with
+  // them (the rest of a read) and in their sockets, and TCP slows them. A client stops right after the message
+  // that found the hub behind (the rest of its read waits with it, ClientConn::hold_input), so the
+  // overshoot is a batch (kOutboxMax) per worker plus a message per producing connection. Only past
+  // kMaxEventsWaiting are new events dropped and counted (meshgate_queue_backlog_drops_total).
   void emit(unsigned li, uint64_t client, const std::string& context, size_t data_start);
   std::string& event_data() { return outbox_.bytes; }
   static constexpr size_t kOutboxMax = 256;

@@ -177,7 +177,11 @@ void HttpConn::resume_reading() {
   if (start_reading() != 0) close_now();
 }
 
-void HttpConn::ws_message(uint8_t opcode, const uint8_t* data, size_t len) { on_ws_message(opcode, data, len); }
+// Never holds: an API connection's own pause (calls in flight) stops reading between reads.
+bool HttpConn::ws_message(uint8_t opcode, const uint8_t* data, size_t len) {
+  on_ws_message(opcode, data, len);
+  return false;
+}
 
 void HttpConn::send_text(const std::string& text) {
   if (!ws_can_send()) return;

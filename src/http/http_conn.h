@@ -96,7 +96,7 @@ class HttpConn : public Stream, public WsOwner {
   void on_read_end(int status) final;
   void on_drained() final;
   void on_close() final;
-  void ws_message(uint8_t opcode, const uint8_t* data, size_t len) final;
+  bool ws_message(uint8_t opcode, const uint8_t* data, size_t len) final;
   void ws_output(const uint8_t* data, size_t len) final;
   // A request handed over and not yet written out; the answer's parts while earlier ones are due.
   struct Pending {

@@ -139,8 +139,8 @@ void QueueHub::enqueue(Topic& t, Pending p, bool front) {
   if (front) t.pending.push_front(std::move(p));
   else t.pending.push_back(std::move(p));
   // A pausing topic stops its producers at the bound and drops only at four times it: events already
-  // read when the pause takes effect (up to one read per producing connection, and what waits in the
-  // hub's mailbox) still arrive. A dropping topic drops the oldest at the bound. Counted either way.
+  // decoded when the pause takes effect (up to a batch per worker, a message per producing connection,
+  // and what waits in the hub's mailbox) still arrive. A dropping topic drops the oldest at the bound. Counted either way.
   const uint64_t factor = t.pause_on_overflow ? 4 : 1;
   while (t.pending.size() > factor * limits_.max_events || (t.bytes > factor * limits_.max_bytes && t.pending.size() > 1)) {
     take_pending(t, 0);

@@ -7,6 +7,12 @@
 // violation ends it with exactly one ws_error(code); a client close ends it with ws_close. After either,
 // feed() ignores its input.
 //
+// Holding: the receiver may ask, by returning true from ws_message, that decoding stop right after
+// that message (a queue that wants its producer paused). feed() then returns at once with the count of
+// input bytes it took; the decoder is at a message boundary, holds nothing for the rest, and the caller
+// feeds the rest (the bytes from that count on, untouched) whenever it likes. Events are the same as if
+// nothing had been held.
+//
 // Memory: while a connection is idle (between messages) a decoder holds only its own few dozen bytes;
 // a buffer (or a library context) exists only while a frame or a fragmented message is incomplete.
 //
@@ -24,8 +30,9 @@ namespace mg {
 
 class WsEvents {
  public:
-  // A complete text (opcode 1) or binary (opcode 2) message. Text is valid UTF-8.
-  virtual void ws_message(uint8_t opcode, const uint8_t* data, size_t len) = 0;
+  // A complete text (opcode 1) or binary (opcode 2) message. Text is valid UTF-8. Returns true to hold:
+  // feed() returns right after this message (see above).
+  virtual bool ws_message(uint8_t opcode, const uint8_t* data, size_t len) = 0;
   virtual void ws_ping(const uint8_t* data, size_t len) = 0;
   virtual void ws_pong(const uint8_t* data, size_t len) = 0;
   // The client's close frame: its code (1005 when it had none) and reason (valid UTF-8). Last event.
@@ -42,8 +49,10 @@ class WsDecoder {
  public:
   virtual ~WsDecoder() = default;
   // Parses `len` bytes and calls `ev` for each event, in order. The bytes are the caller's to lend:
-  // payload may be unmasked in place (the native decoder does, to avoid a copy).
-  virtual void feed(uint8_t* data, size_t len, WsEvents& ev) = 0;
+  // payload may be unmasked in place (the native decoder does, to avoid a copy). Returns the bytes
+  // taken: `len`, or fewer when a message asked to hold (the bytes after them are left as they were).
+  // After a close or an error the rest of the input is taken and ignored.
+  virtual size_t feed(uint8_t* data, size_t len, WsEvents& ev) = 0;
   // True once a close or an error has been reported.
   virtual bool stopped() const = 0;
   // True when nothing but the decoder's own fixed state is held (no buffer, no library context).

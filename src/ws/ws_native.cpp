@@ -75,15 +75,18 @@ bool NativeWsDecoder::start_frame(WsEvents& ev) {
   return true;
 }
 
-void NativeWsDecoder::feed(uint8_t* data, size_t len, WsEvents& ev) {
+size_t NativeWsDecoder::feed(uint8_t* data, size_t len, WsEvents& ev) {
   size_t off = 0;
   while (!stopped_) {
     if (!in_payload_) {
       size_t used = 0;
       WsHeaderReader::Step st = header_.feed(data + off, len - off, used);
       off += used;
-      if (st == WsHeaderReader::Step::Error) return fail(1002, ev);
-      if (st == WsHeaderReader::Step::NeedMore) return;
+      if (st == WsHeaderReader::Step::Error) {
+        fail(1002, ev);
+        return len;
+      }
+      if (st == WsHeaderReader::Step::NeedMore) return len;
       remaining_ = header_.header().length;
       mask_phase_ = 0;
       // A data frame announcing more than max_message is refused at its header (issue 11): nothing
@@ -91,16 +94,19 @@ void NativeWsDecoder::feed(uint8_t* data, size_t len, WsEvents& ev) {
       // payload byte, like wslay's (none needed for an empty frame); a control frame is checked when
       // whole, as the wslay adapter hands them over whole.
       const bool control = header_.header().control();
-      if (!control && remaining_ > max_message_) return fail(1009, ev);
-      if (!control && remaining_ > 0 && off == len) return;
-      if (!control && !start_frame(ev)) return;
+      if (!control && remaining_ > max_message_) {
+        fail(1009, ev);
+        return len;
+      }
+      if (!control && remaining_ > 0 && off == len) return len;
+      if (!control && !start_frame(ev)) return len;
       in_payload_ = true;
       if (remaining_ == 0) {
-        end_frame(data + off, 0, ev);
+        if (end_frame(data + off, 0, ev)) return off;  // held
         continue;
       }
     }
-    if (off == len) return;
+    if (off == len) return len;
     const WsFrameHeader& h = header_.header();
     const bool whole = remaining_ == h.length && len - off >= remaining_;
     const size_t n = len - off < remaining_ ? len - off : static_cast<size_t>(remaining_);
@@ -109,8 +115,9 @@ void NativeWsDecoder::feed(uint8_t* data, size_t len, WsEvents& ev) {
     mask_phase_ = static_cast<uint8_t>((mask_phase_ + n) & 3);
     off += n;
     remaining_ -= n;
-    if (!take_payload(p, n, whole, ev)) return;
+    if (!take_payload(p, n, whole, ev)) return stopped_ ? len : off;
   }
+  return len;
 }
 
 bool NativeWsDecoder::take_payload(uint8_t* p, size_t n, bool whole, WsEvents& ev) {
@@ -131,30 +138,33 @@ bool NativeWsDecoder::take_payload(uint8_t* p, size_t n, bool whole, WsEvents& e
       message_->append(reinterpret_cast<const char*>(p), n);
     }
   }
-  if (remaining_ == 0) end_frame(whole ? p : nullptr, n, ev);
+  if (remaining_ == 0 && end_frame(whole ? p : nullptr, n, ev)) return false;
   return !stopped_;
 }
 
-void NativeWsDecoder::end_frame(const uint8_t* payload, size_t len, WsEvents& ev) {
+bool NativeWsDecoder::end_frame(const uint8_t* payload, size_t len, WsEvents& ev) {
   const WsFrameHeader h = header_.header();
   header_.reset();
   in_payload_ = false;
   if (h.control()) {
     std::unique_ptr<std::string> buf = std::move(control_);
-    if (!start_frame(ev)) return;
+    if (!start_frame(ev)) return false;
     if (buf) control_frame(h.opcode, reinterpret_cast<const uint8_t*>(buf->data()), buf->size(), ev);
     else control_frame(h.opcode, payload, len, ev);
-    return;
+    return false;
   }
-  if (!h.fin) return;
-  if (message_opcode_ == kText && !utf8_.complete()) return fail(1007, ev);
+  if (!h.fin) return false;
+  if (message_opcode_ == kText && !utf8_.complete()) {
+    fail(1007, ev);
+    return false;
+  }
   const uint8_t opcode = message_opcode_;
   message_opcode_ = 0;
   message_len_ = 0;
   utf8_.reset();
   std::unique_ptr<std::string> buf = std::move(message_);  // freed once delivered
-  if (buf) ev.ws_message(opcode, reinterpret_cast<const uint8_t*>(buf->data()), buf->size());
-  else ev.ws_message(opcode, payload, len);
+  if (buf) return ev.ws_message(opcode, reinterpret_cast<const uint8_t*>(buf->data()), buf->size());
+  return ev.ws_message(opcode, payload, len);
 }
 
 void NativeWsDecoder::control_frame(uint8_t opcode, const uint8_t* p, size_t len, WsEvents& ev) {

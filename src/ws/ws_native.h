@@ -6,7 +6,8 @@
 //            message is delivered
 //   control  only while a control frame (at most 125 bytes) is incomplete across reads
 // Fast path: a whole unfragmented frame inside one read is unmasked in place and delivered from the
-// read buffer, without a copy.
+// read buffer, without a copy. A hold (ws_codec.h) returns right after the message's last byte: only
+// the bytes before it have been unmasked.
 //
 // Checks, in wslay's order so that both codecs report the same code at the same byte: frame-level
 // header errors (ws_header.h) at once; when a data frame's first payload byte arrives (at once if it
@@ -29,16 +30,18 @@ namespace mg {
 class NativeWsDecoder final : public WsDecoder {
  public:
   explicit NativeWsDecoder(uint32_t max_message) : max_message_(max_message) {}
-  void feed(uint8_t* data, size_t len, WsEvents& ev) override;
+  size_t feed(uint8_t* data, size_t len, WsEvents& ev) override;
   bool stopped() const override { return stopped_; }
   bool idle() const override { return !message_ && !control_; }
 
  private:
   // The checks made when a frame's payload starts; false after reporting an error.
   bool start_frame(WsEvents& ev);
-  // Payload bytes of the current frame (already unmasked). `whole`: the frame's entire payload.
+  // Payload bytes of the current frame (already unmasked). `whole`: the frame's entire payload. False
+  // when decoding stops here: an error or a close was reported, or the message asked to hold.
   bool take_payload(uint8_t* p, size_t n, bool whole, WsEvents& ev);
-  void end_frame(const uint8_t* payload, size_t len, WsEvents& ev);
+  // The current frame is complete. True when it completed a message whose receiver asked to hold.
+  bool end_frame(const uint8_t* payload, size_t len, WsEvents& ev);
   void control_frame(uint8_t opcode, const uint8_t* p, size_t len, WsEvents& ev);
   void fail(uint16_t code, WsEvents& ev);
 

@@ -17,8 +17,9 @@ const char* violation_reason(uint16_t code) {
 
 WsSession::WsSession(WsOwner* owner, uint32_t max_message) : owner_(owner), decoder_(make_ws_decoder(max_message)) {}
 
-void WsSession::feed(char* data, size_t len) {
-  if (!decoder_->stopped()) decoder_->feed(reinterpret_cast<uint8_t*>(data), len, *this);
+size_t WsSession::feed(char* data, size_t len) {
+  if (decoder_->stopped()) return len;
+  return decoder_->feed(reinterpret_cast<uint8_t*>(data), len, *this);
 }
 
 void WsSession::send_frame(uint8_t opcode, const std::string& payload) {
@@ -37,7 +38,7 @@ void WsSession::send_close(uint16_t code, const std::string& reason) {
   send_frame(kWsClose, payload);
 }
 
-void WsSession::ws_message(uint8_t opcode, const uint8_t* data, size_t len) { owner_->ws_message(opcode, data, len); }
+bool WsSession::ws_message(uint8_t opcode, const uint8_t* data, size_t len) { return owner_->ws_message(opcode, data, len); }
 
 void WsSession::ws_ping(const uint8_t* data, size_t len) {
   if (!close_sent()) send_frame(kWsPong, std::string(reinterpret_cast<const char*>(data), len));

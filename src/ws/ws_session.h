@@ -19,8 +19,9 @@ namespace mg {
 
 class WsOwner {
  public:
-  // A complete text (opcode 1) or binary (opcode 2) message.
-  virtual void ws_message(uint8_t opcode, const uint8_t* data, size_t len) = 0;
+  // A complete text (opcode 1) or binary (opcode 2) message. Returns true to hold: WsSession::feed
+  // returns right after it, with the rest of the input not taken.
+  virtual bool ws_message(uint8_t opcode, const uint8_t* data, size_t len) = 0;
   // Bytes to write to the socket, in order.
   virtual void ws_output(const uint8_t* data, size_t len) = 0;
 
@@ -36,7 +37,9 @@ class WsSession final : private WsEvents {
 
   // Feeds bytes read from the socket. They are modified (unmasked in place): pass a buffer that is
   // yours, such as the loop's read buffer. Input after the client's close or a violation is ignored.
-  void feed(char* data, size_t len);
+  // Returns the bytes taken: `len`, or fewer when a message asked to hold (WsOwner::ws_message); the
+  // rest is untouched, and is fed again, from its first byte, when the owner wants to go on.
+  size_t feed(char* data, size_t len);
   // Sends a close frame (no-op if one was sent already).
   void close(uint16_t code, const std::string& reason);
   void ping();
@@ -56,7 +59,7 @@ class WsSession final : private WsEvents {
   bool idle() const { return decoder_->idle(); }
 
  private:
-  void ws_message(uint8_t opcode, const uint8_t* data, size_t len) override;
+  bool ws_message(uint8_t opcode, const uint8_t* data, size_t len) override;
   void ws_ping(const uint8_t* data, size_t len) override;
   void ws_pong(const uint8_t* data, size_t len) override;
   void ws_close(uint16_t code, const uint8_t* reason, size_t len) override;

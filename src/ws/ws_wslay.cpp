@@ -1,29 +1,40 @@
 #include "ws/ws_wslay.h"
 
 #include <cstring>
+#include <vector>
 
 namespace mg {
 
 namespace {
 
 // The bytes wslay may read now and the decoder its callbacks report to (one feed at a time per thread).
+// wslay is never handed bytes past the end of a data message in one go (`ends`, where the run's data
+// messages end, in order), and none at all after a message whose receiver asked to hold: wslay reads
+// ahead into its own buffer, and after a hold nothing of the next message may be in it.
 struct Current {
   WslayWsDecoder* decoder = nullptr;
   const uint8_t* in = nullptr;
-  size_t in_len = 0;
+  const uint8_t* in_end = nullptr;
+  std::vector<const uint8_t*> ends;  // reused: no allocation per read once it has grown
+  size_t next_end = 0;               // ends[next_end] is the next stop at or after `in`
 };
 thread_local Current t_current;
 
 ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t* buf, size_t len, int, void*) {
   Current& c = t_current;
-  if (c.in_len == 0) {
+  while (c.next_end < c.ends.size() && c.ends[c.next_end] == c.in) {  // at a message's end
+    if (c.decoder && c.decoder->holding()) break;
+    c.next_end++;
+  }
+  const uint8_t* stop = c.next_end < c.ends.size() ? c.ends[c.next_end] : c.in_end;
+  if (c.in == stop) {
     wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);  // 0 would mean end of stream
     return -1;
   }
-  const size_t n = len < c.in_len ? len : c.in_len;
+  const size_t avail = static_cast<size_t>(stop - c.in);
+  const size_t n = len < avail ? len : avail;
   std::memcpy(buf, c.in, n);
   c.in += n;
-  c.in_len -= n;
   return static_cast<ssize_t>(n);
 }
 
@@ -90,7 +101,7 @@ void WslayWsDecoder::on_msg(const wslay_event_on_msg_recv_arg* arg) {
   switch (arg->opcode) {
     case WSLAY_TEXT_FRAME:
     case WSLAY_BINARY_FRAME:
-      ev_->ws_message(arg->opcode, arg->msg, arg->msg_length);
+      if (ev_->ws_message(arg->opcode, arg->msg, arg->msg_length)) holding_ = true;
       break;
     case WSLAY_PING:
       ev_->ws_ping(arg->msg, arg->msg_length);
@@ -110,25 +121,32 @@ void WslayWsDecoder::on_msg(const wslay_event_on_msg_recv_arg* arg) {
   }
 }
 
-void WslayWsDecoder::give(const uint8_t* p, size_t n, WsEvents& ev) {
-  if (n == 0 || stopped_) return;
+size_t WslayWsDecoder::give(const uint8_t* p, size_t n, WsEvents& ev) {
+  Current& c = t_current;
+  if (n == 0 || stopped_) {
+    c.ends.clear();
+    return n;
+  }
   if (!ctx_ && !(ctx_ = borrow_context(max_message_))) {
+    c.ends.clear();
     stopped_ = true;
     ev.ws_error(1011);
-    return;
+    return n;
   }
-  t_current.in = p;
-  t_current.in_len = n;
+  c.in = p;
+  c.in_end = p + n;
+  c.next_end = 0;
   const int rc = wslay_event_recv(ctx_);
-  t_current.in = nullptr;
-  t_current.in_len = 0;
+  const size_t taken = holding_ ? static_cast<size_t>(c.in - p) : n;
+  c.in = c.in_end = nullptr;
+  c.ends.clear();
   while (wslay_event_want_write(ctx_) && wslay_event_send(ctx_) == 0) {
   }
-  if (stopped_) return;
+  if (stopped_) return n;
   if (violation_) {
     stopped_ = true;
     ev.ws_error(1002);
-    return;
+    return n;
   }
   if (rc == WSLAY_ERR_NOMEM) {
     stopped_ = true;
@@ -140,6 +158,7 @@ void WslayWsDecoder::give(const uint8_t* p, size_t n, WsEvents& ev) {
     stopped_ = true;
     ev.ws_error(code);
   }
+  return stopped_ ? n : taken;
 }
 
 void WslayWsDecoder::hold(const uint8_t* p, size_t n) {
@@ -147,22 +166,31 @@ void WslayWsDecoder::hold(const uint8_t* p, size_t n) {
   held_->append(reinterpret_cast<const char*>(p), n);
 }
 
-void WslayWsDecoder::feed(uint8_t* data, size_t len, WsEvents& ev) {
-  if (stopped_) return;
+size_t WslayWsDecoder::feed(uint8_t* data, size_t len, WsEvents& ev) {
+  if (stopped_) return len;
   t_current.decoder = this;
   ev_ = &ev;
+  holding_ = false;
+  std::vector<const uint8_t*>& ends = t_current.ends;
   // Bytes of data frames go to wslay in one run per read (one wslay_event_recv for many small frames);
   // the run is given before any control frame, which goes whole and on its own.
   size_t run_from = 0, run_len = 0;
+  size_t taken = len;
   auto extend_run = [&](size_t from, size_t to) {
     if (run_len == 0) run_from = from;
     run_len = to - run_from;  // contiguous: the run is given before anything else is
   };
+  // False when a message of the run asked to hold: `taken` is where it ended.
   auto give_run = [&] {
-    if (run_len) give(data + run_from, run_len, ev);
+    if (run_len == 0) return true;
+    const size_t used = give(data + run_from, run_len, ev);
     run_len = 0;
+    if (!holding_) return true;
+    taken = run_from + used;
+    return false;
   };
   size_t off = 0;
+  bool held = false;
   while (off < len && !stopped_) {
     const size_t start = off;
     if (!tracking_) {
@@ -177,7 +205,10 @@ void WslayWsDecoder::feed(uint8_t* data, size_t len, WsEvents& ev) {
       if (st == WsHeaderReader::Step::Error) {  // wslay fails on the same byte
         tracking_ = false;
         if (held_) {
-          give_run();
+          if (!give_run()) {
+            held = true;
+            break;
+          }
           hold(data + start, off - start);
           std::unique_ptr<std::string> h = std::move(held_);
           give(reinterpret_cast<const uint8_t*>(h->data()), h->size(), ev);
@@ -188,7 +219,10 @@ void WslayWsDecoder::feed(uint8_t* data, size_t len, WsEvents& ev) {
       }
       if (st == WsHeaderReader::Step::NeedMore) {
         if (control_) {
-          give_run();
+          if (!give_run()) {
+            held = true;
+            break;
+          }
           hold(data + start, off - start);
         } else {
           extend_run(start, off);
@@ -200,7 +234,10 @@ void WslayWsDecoder::feed(uint8_t* data, size_t len, WsEvents& ev) {
       if (!control_ && remaining_ > max_message_) {
         // Refused at its header, as the native codec does: wslay would take max_message bytes of it
         // first. The frames before it in this read go to wslay first.
-        give_run();
+        if (!give_run()) {
+          held = true;
+          break;
+        }
         if (!stopped_) {
           stopped_ = true;
           ev.ws_error(1009);
@@ -214,8 +251,12 @@ void WslayWsDecoder::feed(uint8_t* data, size_t len, WsEvents& ev) {
     const bool frame_done = remaining_ == 0;
     if (!control_) {
       extend_run(start, off);
+      if (frame_done && header_.header().fin) ends.push_back(data + off);  // a data message ends here
     } else {
-      give_run();
+      if (!give_run()) {
+        held = true;
+        break;
+      }
       if (!frame_done) {
         hold(data + start, off - start);
       } else if (held_) {
@@ -232,11 +273,22 @@ void WslayWsDecoder::feed(uint8_t* data, size_t len, WsEvents& ev) {
       in_payload_ = false;
     }
   }
-  give_run();
+  if (!held && !give_run()) held = true;
+  ends.clear();
+  if (held) {
+    // Right after a data message: a frame boundary outside any message. What the walk above saw
+    // of the bytes after it is forgotten; they come again.
+    header_.reset();
+    in_payload_ = false;
+    remaining_ = 0;
+    in_message_ = false;
+    tracking_ = true;
+  }
   ev_ = nullptr;
   t_current.decoder = nullptr;
   if (stopped_) held_.reset();
   if (stopped_ || (!in_payload_ && header_.have() == 0 && !in_message_ && !held_)) release_context();
+  return stopped_ ? len : taken;
 }
 
 }  // namespace mg

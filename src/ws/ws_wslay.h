@@ -8,6 +8,11 @@
 // busy connection does not malloc per read. To know where the boundaries are, the adapter follows the
 // frame headers itself (ws_header.h): a dozen bytes of state.
 //
+// Holding (ws_codec.h): wslay reads ahead into its own 4 KiB buffer, so it is handed the bytes of a run
+// one data message at a time (the adapter knows where they end), and none after a message that asked to
+// hold; wslay_event_recv then returns at a frame boundary with its buffer empty, and the context is given
+// back as at the end of any read.
+//
 // Control frames are handed to wslay whole (held back in a small buffer if a read ends inside one).
 // wslay 1.1.1 skips the first two bytes of *every* chunk of a close payload when it checks the reason's
 // UTF-8, so a close frame cut across reads could be wrongly accepted or refused; whole, it is checked
@@ -36,17 +41,21 @@ class WslayWsDecoder final : public WsDecoder {
   WslayWsDecoder(const WslayWsDecoder&) = delete;
   WslayWsDecoder& operator=(const WslayWsDecoder&) = delete;
 
-  void feed(uint8_t* data, size_t len, WsEvents& ev) override;
+  size_t feed(uint8_t* data, size_t len, WsEvents& ev) override;
   bool stopped() const override { return stopped_; }
   bool idle() const override { return !ctx_ && !held_; }
 
   // Called from wslay's callbacks (through a thread-local pointer: contexts are shared).
   void on_msg(const wslay_event_on_msg_recv_arg* arg);
   void on_frame_start(const wslay_event_on_frame_recv_start_arg* arg);
+  // A message of the current feed asked to hold: wslay gets no more bytes.
+  bool holding() const { return holding_; }
 
  private:
-  // Gives bytes to wslay (all of them are consumed) and reports what it decided.
-  void give(const uint8_t* p, size_t n, WsEvents& ev);
+  // Gives bytes to wslay and reports what it decided. Returns the bytes wslay took: all of them, unless
+  // a data message asked to hold, in which case the count ends with it. The data messages that end
+  // inside these bytes must be listed in t_current.ends (ws_wslay.cpp); the list is cleared.
+  size_t give(const uint8_t* p, size_t n, WsEvents& ev);
   void hold(const uint8_t* p, size_t n);
   void release_context();
 
@@ -61,6 +70,7 @@ class WslayWsDecoder final : public WsDecoder {
   bool in_message_ = false;                // a fragmented data message is open
   bool tracking_ = true;                   // false after a malformed header (wslay reports it)
   bool violation_ = false;                 // a 1-byte close payload was seen
+  bool holding_ = false;                   // during feed(): a message asked to hold
   bool stopped_ = false;
 };
 

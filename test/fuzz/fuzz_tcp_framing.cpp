@@ -16,7 +16,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     mg::FrameDecoder dec(f, 64);
     const char* p = reinterpret_cast<const char*>(data);
     size_t half = size / 2;
-    auto check = [](const char*, size_t len) { assert(len <= 64); };
+    auto check = [](const char*, size_t len) {
+      assert(len <= 64);
+      return false;
+    };
     if (dec.feed(p, half, check) == mg::FrameDecoder::Status::Ok) dec.feed(p + half, size - half, check);
     assert(dec.buffered() <= 64 + 4);
   }

@@ -14,11 +14,12 @@ constexpr uint32_t kMaxMessage = 1024;
 
 struct Owner final : mg::WsOwner {
   size_t messages = 0, out = 0;
-  void ws_message(uint8_t opcode, const uint8_t* data, size_t len) override {
+  bool ws_message(uint8_t opcode, const uint8_t* data, size_t len) override {
     assert(opcode == 1 || opcode == 2);
     assert(len <= kMaxMessage);
     assert(opcode == 2 || mg::is_valid_utf8(reinterpret_cast<const char*>(data), len));
     messages++;
+    return false;
   }
   void ws_output(const uint8_t*, size_t len) override { out += len; }
 };

@@ -542,13 +542,47 @@ class StalledConsumer:
 
 
 def send_lines(port, lines):
+    send_burst(port, "tcp", lines)
+
+
+def send_burst(port, kind, payloads, start=None):
+    """One client: sends every payload in ONE write (line frames, or masked WebSocket text frames and
+    a close after the upgrade), after `start` (a barrier) when given, and reads until the server
+    closes."""
+    import base64
+    import os
     import socket
     with socket.create_connection(("127.0.0.1", port), timeout=60) as s:
-        s.sendall("".join(line + "\n" for line in lines).encode())
-        s.shutdown(socket.SHUT_WR)
+        if kind == "ws":
+            key = base64.b64encode(os.urandom(16)).decode()
+            s.sendall((f"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                       f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
+            head = b""
+            while b"\r\n\r\n" not in head:
+                head += s.recv(4096)
+            mask = b"\x01\x02\x03\x04"
+            wire = b"".join(bytes([0x81, 0x80 | len(p)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(p))
+                            for p in (x.encode() for x in payloads))
+            wire += bytes([0x88, 0x82]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(b"\x03\xe8"))
+        else:
+            wire = "".join(p + "\n" for p in payloads).encode()
+        if start:
+            start.wait()
+        s.sendall(wire)
+        if kind != "ws":
+            s.shutdown(socket.SHUT_WR)
         s.settimeout(60)
         while s.recv(4096):
             pass
+
+
+def assert_each_client_in_order(got, sent):
+    """`got`: event data "c<client>-..." as delivered; `sent`: each client's, in order."""
+    by_client = {}
+    for g in got:
+        by_client.setdefault(g.split("-")[0], []).append(g)
+    for c in sent:
+        assert by_client.get(f"c{c}") == sent[c], f"client {c}: events out of order or missing"
 
 
 @pytest.mark.parametrize("overflow", ["pause", "drop"])
@@ -603,8 +637,31 @@ async def test_a_burst_faster_than_the_hub_is_held_back_in_the_sockets_not_dropp
     assert harness.metric_value(n, "meshgate_queue_backlog_drops_total") == 0
     assert harness.metric_value(n, "meshgate_queue_dropped_total", topic="burst") == 0
     assert len(got) == clients * per_client, f"delivered {len(got)} of {clients * per_client}"
-    by_client = {}
-    for g in got:
-        by_client.setdefault(g.split("-")[0], []).append(g)
-    for c in range(clients):  # each client's events in order
-        assert by_client.get(f"c{c}") == sent[c], f"client {c}: events out of order or missing"
+    assert_each_client_in_order(got, sent)
+
+
+@pytest.mark.parametrize("kind", ["tcp", "ws"])
+async def test_a_burst_of_small_messages_pauses_right_after_the_bound_not_a_read_later(nodes, kind):
+    """Many clients each write a read's worth of small messages (one 64 KiB read holds thousands) at
+    the same moment, into a topic that pauses its producers at a small bound. The pause takes effect
+    right after the message that closed the gate: the rest of each read waits with its connection, so
+    the topic never overshoots to four times its bound, where it drops (docs/decisions.md)."""
+    import threading
+    n = nodes.start({"queue": {"max_events": 1000, "overflow": "pause"},
+                     f"listener.{kind}": {"topic": "bursty", "events": "off"}})
+    cons = await asyncio.to_thread(StalledConsumer, n, "bursty")
+    clients, per_client = 50, 2000  # ~20 kB each: one read per client
+    sent = {c: [f"c{c}-{i:04d}" for i in range(per_client)] for c in range(clients)}
+    start = threading.Barrier(clients)
+    threads = [threading.Thread(target=send_burst, args=(n.port(kind), kind, sent[c], start), daemon=True)
+               for c in range(clients)]
+    for t in threads:
+        t.start()
+    got = await asyncio.to_thread(cons.read_events, clients * per_client, 90, 10)
+    for t in threads:
+        await asyncio.to_thread(t.join, 30)
+    dropped = harness.metric_value(n, "meshgate_queue_dropped_total", topic="bursty") or 0
+    assert dropped == 0, f"{dropped} events dropped with overflow = pause"
+    assert harness.metric_value(n, "meshgate_queue_backlog_drops_total") == 0
+    assert len(got) == clients * per_client, f"delivered {len(got)} of {clients * per_client}"
+    assert_each_client_in_order(got, sent)

@@ -20,13 +20,13 @@ using Msgs = std::vector<std::string>;
 // Feeds `bytes` in one call and collects the messages.
 Status feed_all(FrameDecoder& d, const std::string& bytes, Msgs& out) {
   return d.feed(bytes.data(), bytes.size(),
-                [&](const char* p, size_t n) { out.emplace_back(p, n); });
+                [&](const char* p, size_t n) { out.emplace_back(p, n); return false; });
 }
 
 // Feeds `bytes` one byte per call; returns the first non-Ok status.
 Status feed_bytewise(FrameDecoder& d, const std::string& bytes, Msgs& out) {
   for (char c : bytes) {
-    const Status s = d.feed(&c, 1, [&](const char* p, size_t n) { out.emplace_back(p, n); });
+    const Status s = d.feed(&c, 1, [&](const char* p, size_t n) { out.emplace_back(p, n); return false; });
     if (s != Status::Ok) return s;
   }
   return Status::Ok;
@@ -113,7 +113,7 @@ TEST(LineFraming, DeliversStraightFromTheInputWhenNothingIsBuffered) {
   FrameDecoder d(Framing::Line, 100);
   const std::string in = "abc\ndef\n";
   std::vector<const char*> where;
-  EXPECT_EQ(d.feed(in.data(), in.size(), [&](const char* p, size_t) { where.push_back(p); }), Status::Ok);
+  EXPECT_EQ(d.feed(in.data(), in.size(), [&](const char* p, size_t) { where.push_back(p); return false; }), Status::Ok);
   ASSERT_EQ(where.size(), 2u);
   EXPECT_EQ(where[0], in.data());
   EXPECT_EQ(where[1], in.data() + 4);
@@ -149,7 +149,7 @@ TEST(LineFraming, TooLongAsSoonAsTheUnfinishedLineExceedsMaxBeforeItsNewline) {
   size_t fed = 0;
   Status s = Status::Ok;
   while (s == Status::Ok && fed < many.size()) {
-    s = f.feed(&many[fed], 1, [&](const char* p, size_t n) { m.emplace_back(p, n); });
+    s = f.feed(&many[fed], 1, [&](const char* p, size_t n) { m.emplace_back(p, n); return false; });
     ++fed;
   }
   EXPECT_EQ(s, Status::TooLong);
@@ -184,6 +184,7 @@ TEST(LineFraming, StopInsideTheCallbackEndsFeedingAfterThatMessage) {
   const Status s = d.feed(in.data(), in.size(), [&](const char* p, size_t n) {
     m.emplace_back(p, n);
     if (m.size() == 2) d.stop();
+    return false;
   });
   EXPECT_EQ(s, Status::Ok);
   EXPECT_EQ(m, (Msgs{"a", "b"}));
@@ -199,6 +200,7 @@ TEST(LineFraming, StopOnAMessageCompletedFromTheBufferedTail) {
   const Status s = d.feed(in.data(), in.size(), [&](const char* p, size_t n) {
     m.emplace_back(p, n);
     d.stop();
+    return false;
   });
   EXPECT_EQ(s, Status::Ok);
   EXPECT_EQ(m, Msgs{"half"});
@@ -279,7 +281,7 @@ TEST(Len32Framing, DeliversStraightFromTheInputWhenNothingIsBuffered) {
   FrameDecoder d(Framing::Len32, 100);
   const std::string in = len32("abc") + len32("de");
   std::vector<const char*> where;
-  EXPECT_EQ(d.feed(in.data(), in.size(), [&](const char* p, size_t) { where.push_back(p); }), Status::Ok);
+  EXPECT_EQ(d.feed(in.data(), in.size(), [&](const char* p, size_t) { where.push_back(p); return false; }), Status::Ok);
   ASSERT_EQ(where.size(), 2u);
   EXPECT_EQ(where[0], in.data() + 4);
   EXPECT_EQ(where[1], in.data() + 11);
@@ -292,11 +294,89 @@ TEST(Len32Framing, StopInsideTheCallbackEndsFeedingAfterThatMessage) {
   const Status s = d.feed(in.data(), in.size(), [&](const char* p, size_t n) {
     m.emplace_back(p, n);
     d.stop();
+    return false;
   });
   EXPECT_EQ(s, Status::Ok);
   EXPECT_EQ(m, Msgs{"a"});
   EXPECT_EQ(feed_all(d, len32("d"), m), Status::Ok);
   EXPECT_EQ(m, Msgs{"a"});
+}
+
+// ---- hold: stop right after a message, the rest fed again later ----
+
+// Feeds `bytes` in pieces of `step`, holding after every `hold_every` messages and feeding what a hold
+// left again from its first byte (as a paused client's connection does).
+Msgs feed_holding(Framing framing, const std::string& bytes, size_t step, size_t hold_every) {
+  FrameDecoder d(framing, 1000);
+  Msgs m;
+  size_t off = 0;
+  while (off < bytes.size()) {
+    const size_t n = std::min(step, bytes.size() - off);
+    size_t used = 0;
+    const size_t before = m.size();
+    const Status s = d.feed(bytes.data() + off, n, [&](const char* p, size_t len) {
+      m.emplace_back(p, len);
+      return m.size() % hold_every == 0;
+    }, &used);
+    EXPECT_NE(s, Status::TooLong);
+    if (s == Status::Held) {
+      EXPECT_GT(m.size(), before);
+      EXPECT_EQ(d.buffered(), 0u) << "a hold leaves nothing buffered";
+    } else {
+      EXPECT_EQ(used, n);
+    }
+    off += used;
+  }
+  return m;
+}
+
+TEST(HoldFraming, LineStopsRightAfterTheNewline) {
+  FrameDecoder d(Framing::Line, 100);
+  Msgs m;
+  const std::string in = "a\r\nbb\n\ncc\n";
+  size_t used = 0;
+  EXPECT_EQ(d.feed(in.data(), in.size(), [&](const char* p, size_t n) { m.emplace_back(p, n); return true; }, &used),
+            Status::Held);
+  EXPECT_EQ(used, 3u);
+  EXPECT_EQ(m, Msgs{"a"});
+  EXPECT_EQ(d.feed(in.data() + 3, in.size() - 3, [&](const char* p, size_t n) { m.emplace_back(p, n); return true; }, &used),
+            Status::Held);
+  EXPECT_EQ(used, 3u);
+  EXPECT_EQ(feed_all(d, in.substr(6), m), Status::Ok);  // the keep-alive line holds nothing
+  EXPECT_EQ(m, (Msgs{"a", "bb", "cc"}));
+}
+
+TEST(HoldFraming, OnAMessageCompletedFromTheBufferedTail) {
+  for (Framing f : {Framing::Line, Framing::Len32}) {
+    FrameDecoder d(f, 100);
+    Msgs m;
+    const std::string wire = mg::encode_frame(f, "half", 4) + mg::encode_frame(f, "next", 4);
+    const size_t first = mg::encode_frame(f, "half", 4).size();
+    EXPECT_EQ(feed_all(d, wire.substr(0, 2), m), Status::Ok);
+    size_t used = 0;
+    EXPECT_EQ(d.feed(wire.data() + 2, wire.size() - 2, [&](const char* p, size_t n) { m.emplace_back(p, n); return true; }, &used),
+              Status::Held);
+    EXPECT_EQ(used, first - 2);
+    EXPECT_EQ(d.buffered(), 0u);
+    EXPECT_EQ(feed_all(d, wire.substr(first), m), Status::Ok);
+    EXPECT_EQ(m, (Msgs{"half", "next"}));
+  }
+}
+
+TEST(HoldFraming, ManyMessagesHeldEveryFewGiveTheSameMessages) {
+  for (Framing f : {Framing::Line, Framing::Len32}) {
+    Msgs sent;
+    std::string wire;
+    for (int i = 0; i < 2000; i++) {
+      sent.push_back("m" + std::to_string(i));
+      wire += mg::encode_frame(f, sent.back().data(), sent.back().size());
+    }
+    for (size_t step : {size_t{1}, size_t{7}, size_t{4096}, wire.size()}) {
+      for (size_t every : {size_t{1}, size_t{3}, size_t{500}}) {
+        EXPECT_EQ(feed_holding(f, wire, step, every), sent) << "step " << step << ", hold every " << every;
+      }
+    }
+  }
 }
 
 // ---- encode ----
@@ -335,7 +415,7 @@ TEST(EncodeFrame, RoundTripsThroughTheDecoderInRandomChunks) {
     size_t pos = 0;
     while (pos < stream.size()) {
       const size_t n = std::min<size_t>(1 + rng() % 300, stream.size() - pos);
-      ASSERT_EQ(d.feed(stream.data() + pos, n, [&](const char* p, size_t len) { got.emplace_back(p, len); }),
+      ASSERT_EQ(d.feed(stream.data() + pos, n, [&](const char* p, size_t len) { got.emplace_back(p, len); return false; }),
                 Status::Ok);
       pos += n;
     }

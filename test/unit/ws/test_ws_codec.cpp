@@ -17,7 +17,12 @@ using wsseed::frame;
 
 struct Rec final : mg::WsEvents {
   std::vector<std::string> ev;
-  void ws_message(uint8_t opcode, const uint8_t* d, size_t n) override { add(opcode == 1 ? "text:" : "binary:", d, n); }
+  size_t hold_every = 0;  // > 0: ask to hold after every this many messages
+  size_t messages = 0;
+  bool ws_message(uint8_t opcode, const uint8_t* d, size_t n) override {
+    add(opcode == 1 ? "text:" : "binary:", d, n);
+    return hold_every && ++messages % hold_every == 0;
+  }
   void ws_ping(const uint8_t* d, size_t n) override { add("ping:", d, n); }
   void ws_pong(const uint8_t* d, size_t n) override { add("pong:", d, n); }
   void ws_close(uint16_t code, const uint8_t* d, size_t n) override { add("close " + std::to_string(code) + ":", d, n); }
@@ -41,11 +46,40 @@ std::vector<std::string> decode(const std::string& wire, size_t step = 0, uint32
 
 using Events = std::vector<std::string>;
 
-// Every case is decoded whole and cut at every byte: the events must not depend on the cuts.
+// Feeds `wire` in pieces of `step` bytes (0: all at once), asking to hold after every `hold_every`
+// messages; what a hold leaves is fed again from its first byte, as ClientConn does when resumed.
+// Checks that a hold leaves the decoder between messages.
+std::vector<std::string> decode_holding(const std::string& wire, size_t step, size_t hold_every,
+                                        uint32_t max_message = 1 << 20) {
+  auto d = mg::make_ws_decoder(max_message);
+  Rec rec;
+  rec.hold_every = hold_every;
+  std::string buf = wire;
+  if (step == 0) step = buf.size() ? buf.size() : 1;
+  size_t off = 0;
+  while (off < buf.size()) {
+    const size_t n = std::min(step, buf.size() - off);
+    const size_t before = rec.ev.size();
+    const size_t used = d->feed(reinterpret_cast<uint8_t*>(&buf[off]), n, rec);
+    EXPECT_LE(used, n);
+    if (used < n) {
+      EXPECT_GT(rec.ev.size(), before) << "a hold comes right after a message";
+      EXPECT_TRUE(d->idle()) << "a hold leaves nothing buffered";
+      EXPECT_FALSE(d->stopped());
+    }
+    off += used;
+  }
+  return rec.ev;
+}
+
+// Every case is decoded whole and cut at every byte: the events must not depend on the cuts, nor on
+// holds after any message.
 void expect_events(const std::string& wire, const Events& want, uint32_t max_message = 1 << 20) {
   EXPECT_EQ(decode(wire, 0, max_message), want) << "whole";
   EXPECT_EQ(decode(wire, 1, max_message), want) << "byte by byte";
   EXPECT_EQ(decode(wire, 7, max_message), want) << "7-byte pieces";
+  EXPECT_EQ(decode_holding(wire, 0, 1, max_message), want) << "whole, holding after every message";
+  EXPECT_EQ(decode_holding(wire, 7, 2, max_message), want) << "7-byte pieces, holding after every second";
 }
 
 const std::string kEuro = "\xe2\x82\xac";
@@ -139,12 +173,84 @@ TEST(WsCodec, IdleBetweenMessagesOnly) {
   EXPECT_FALSE(d->idle()) << "half a frame is held";
 }
 
+// ---- holding: stop right after a message, take the rest later ----
+
+TEST(WsCodec, HoldStopsRightAfterTheMessage) {
+  const std::string a = frame(0x81, "first"), b = frame(0x82, "second"), c = frame(0x81, "third");
+  std::string wire = a + b + c;
+  auto d = mg::make_ws_decoder(1 << 20);
+  Rec rec;
+  rec.hold_every = 1;
+  size_t used = d->feed(reinterpret_cast<uint8_t*>(&wire[0]), wire.size(), rec);
+  EXPECT_EQ(used, a.size());
+  EXPECT_EQ(rec.ev, Events({"text:first"}));
+  EXPECT_TRUE(d->idle());
+  EXPECT_EQ(wire.substr(a.size()), b + c) << "the rest is left as it was (still masked)";
+  used += d->feed(reinterpret_cast<uint8_t*>(&wire[used]), wire.size() - used, rec);
+  EXPECT_EQ(used, a.size() + b.size());
+  rec.hold_every = 0;
+  used += d->feed(reinterpret_cast<uint8_t*>(&wire[used]), wire.size() - used, rec);
+  EXPECT_EQ(used, wire.size());
+  EXPECT_EQ(rec.ev, Events({"text:first", "binary:second", "text:third"}));
+}
+
+TEST(WsCodec, HoldAfterAFragmentedMessageAndAroundControlFrames) {
+  const std::string msg = frame(0x01, "He") + frame(0x89, "p") + frame(0x80, "llo");
+  const std::string rest = frame(0x8A, "") + frame(0x81, "next") + frame(0x88, close_payload(1000, "bye"));
+  std::string wire = msg + rest;
+  auto d = mg::make_ws_decoder(1 << 20);
+  Rec rec;
+  rec.hold_every = 1;
+  // Cut inside the first fragment: the hold comes in the second piece, right after "llo".
+  size_t used = d->feed(reinterpret_cast<uint8_t*>(&wire[0]), 5, rec);
+  EXPECT_EQ(used, 5u);
+  used += d->feed(reinterpret_cast<uint8_t*>(&wire[used]), wire.size() - used, rec);
+  EXPECT_EQ(used, msg.size());
+  EXPECT_EQ(rec.ev, Events({"ping:p", "text:Hello"}));
+  used += d->feed(reinterpret_cast<uint8_t*>(&wire[used]), wire.size() - used, rec);
+  EXPECT_EQ(used, msg.size() + frame(0x8A, "").size() + frame(0x81, "next").size());
+  used += d->feed(reinterpret_cast<uint8_t*>(&wire[used]), wire.size() - used, rec);
+  EXPECT_EQ(used, wire.size());
+  EXPECT_TRUE(d->stopped());
+  EXPECT_EQ(rec.ev, Events({"ping:p", "text:Hello", "pong:", "text:next", "close 1000:bye"}));
+}
+
+TEST(WsCodec, HoldBeforeAViolationReportsItOnTheNextFeed) {
+  std::string wire = frame(0x81, "ok") + frame(0x81, "bad \xc3\x28");
+  auto d = mg::make_ws_decoder(1 << 20);
+  Rec rec;
+  rec.hold_every = 1;
+  const size_t used = d->feed(reinterpret_cast<uint8_t*>(&wire[0]), wire.size(), rec);
+  EXPECT_EQ(used, frame(0x81, "ok").size());
+  EXPECT_EQ(rec.ev, Events({"text:ok"}));
+  EXPECT_EQ(d->feed(reinterpret_cast<uint8_t*>(&wire[used]), wire.size() - used, rec), wire.size() - used);
+  EXPECT_EQ(rec.ev, Events({"text:ok", "error 1007"}));
+}
+
+TEST(WsCodec, ManySmallMessagesHeldEveryFew) {  // the burst a paused client sends in one read
+  std::string wire;
+  Events want;
+  for (int i = 0; i < 3000; i++) {
+    const std::string m = "m" + std::to_string(i);
+    wire += frame(0x81, m);
+    want.push_back("text:" + m);
+  }
+  EXPECT_EQ(decode_holding(wire, 0, 1), want);
+  EXPECT_EQ(decode_holding(wire, 0, 97), want);
+  EXPECT_EQ(decode_holding(wire, 4096, 13), want);
+  EXPECT_EQ(decode_holding(wire, 5000, 1000), want);
+}
+
 // ---- the session: answers to pings and closes ----
 
 struct Owner final : mg::WsOwner {
   std::vector<std::string> messages;
   std::string out;
-  void ws_message(uint8_t, const uint8_t* d, size_t n) override { messages.emplace_back(reinterpret_cast<const char*>(d), n); }
+  bool hold = false;
+  bool ws_message(uint8_t, const uint8_t* d, size_t n) override {
+    messages.emplace_back(reinterpret_cast<const char*>(d), n);
+    return hold;
+  }
   void ws_output(const uint8_t* d, size_t n) override { out.append(reinterpret_cast<const char*>(d), n); }
 };
 
@@ -192,6 +298,20 @@ TEST(WsSession, ViolationSendsItsCode) {
   EXPECT_TRUE(s.idle());
   feed(s, frame(0x89, "late"));
   EXPECT_EQ(o.out, server_frame(0x88, close_payload(1009, "message too big"))) << "nothing after the close";
+}
+
+TEST(WsSession, FeedReturnsWhatAHoldLeft) {
+  Owner o;
+  o.hold = true;
+  mg::WsSession s(&o, 1000);
+  std::string wire = frame(0x81, "one") + frame(0x81, "two");
+  EXPECT_EQ(s.feed(&wire[0], wire.size()), frame(0x81, "one").size());
+  EXPECT_EQ(o.messages, std::vector<std::string>({"one"}));
+  EXPECT_TRUE(s.idle());
+  o.hold = false;
+  const size_t first = frame(0x81, "one").size();
+  EXPECT_EQ(s.feed(&wire[first], wire.size() - first), wire.size() - first);
+  EXPECT_EQ(o.messages, std::vector<std::string>({"one", "two"}));
 }
 
 TEST(WsSession, ServerCloseWaitsForTheAnswer) {
