@@ -30,9 +30,6 @@ struct TopicGate {
   std::atomic<int64_t> in_flight{0};     // events posted to the hub and not yet pushed
   std::atomic<bool> resume_wanted{false};  // a client was paused on in_flight: a resume is owed
   int64_t bound = 0;                     // [queue] max_events at start
-  bool closed() const {
-    return full.load(std::memory_order_relaxed) || in_flight.load(std::memory_order_relaxed) >= bound;
-  }
   // Worker: true when a client of the topic must stop being read. When in_flight is what closes the
   // gate, the caller is owed a resume (taken() returns true once in_flight is down to half the bound).
   bool should_pause() {

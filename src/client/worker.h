@@ -132,19 +132,19 @@ class Worker {
   // Idempotent. unsubscribe() and unregister() move the last subscriber into the freed slot.
   void subscribe(ClientConn* c, const std::string& channel);
   void unsubscribe(ClientConn* c, const std::string& channel);
-  // Sends an event of a client of listener `li` to the queue (its topic's gate counts it in flight
-  // from the posting of its batch until the hub has pushed it): the caller has appended its "d" JSON to event_data() from `data_start`
-  // on. Events go to the hub in batches, one task per loop turn (or per kOutboxMax events or
-  // kOutboxMaxBytes): one buffer holds every event's bytes, and the hub reads them in place.
+  // Sends an event of a client of listener `li` to the queue: the caller has appended its "d" JSON
+  // to event_data() from `data_start` on. Its topic's gate counts it in flight from the posting of
+  // its batch until the hub has pushed it. Events go to the hub in batches, one task per loop turn
+  // (or per kOutboxMax events or kOutboxMaxBytes): one buffer holds every event's bytes, and the hub
+  // reads them in place.
   //
   // When the hub falls behind (a burst from many clients, one hub thread), the workers stop reading
   // the clients that produce events: at EventBacklog::kHighWater events not yet taken by the hub, a
-  // client is not read further (ClientConn::hold_input) until the hub is down to kLowWater (or,
-  // from its own once-a-second tick, below kHighWater); what the clients send meanwhile waits with
-  // them (the rest of a read) and in their sockets, and TCP slows them. A client stops right after the message
-  // that found the hub behind (the rest of its read waits with it, ClientConn::hold_input), so the
-  // overshoot is a batch (kOutboxMax) per worker plus a message per producing connection. Only past
-  // kMaxEventsWaiting are new events dropped and counted (meshgate_queue_backlog_drops_total).
+  // client stops right after the message that found it so (ClientConn::hold_input) until the hub is
+  // down to kLowWater (or, from the client's once-a-second tick, below kHighWater). The rest of its
+  // read waits with it, what follows in its socket, and TCP slows it. The overshoot is a batch
+  // (kOutboxMax) per worker plus a message per producing connection. Only past kMaxEventsWaiting are
+  // new events dropped, counted (meshgate_queue_backlog_drops_total) and logged.
   void emit(unsigned li, uint64_t client, const std::string& context, size_t data_start);
   std::string& event_data() { return outbox_.bytes; }
   static constexpr size_t kOutboxMax = 256;
