@@ -42,9 +42,9 @@ async def test_api_examples_run_as_written(nodes):
              "5300": n.port("wss")}
 
     def mapped(s):
-        for doc_port, port in ports.items():
-            s = s.replace(f":{doc_port}", f":{port}")
-        return s
+        # In one pass, whole port numbers only: replacing one after the other once turned the tcp port
+        # 52001, put in for :5100, into :469531 (its ":5200" then mapped to the ws port).
+        return re.sub(r":(\d+)(?!\d)", lambda m: f":{ports.get(m.group(1), m.group(1))}", s)
     async with Session(n) as s:
         cons = await s.consumer()
         ws, cid, _ = await s.ws_client(cons)
