@@ -53,10 +53,14 @@ void ClientConn::on_tls_ready() {
 }
 
 void ClientConn::on_tls_failed(const std::string& why) {
-  inc(metrics().refused[static_cast<int>(RefuseReason::TlsHandshake)]);
-  LOG_DEBUG("TLS from %s refused: %s", remote_addr_.c_str(), why.c_str());
-  phase_ = Phase::Closing;
-  closing_since_s_ = worker_.now_s();  // the alert gets its few seconds to go out
+  // Before the handshake finished it is a refusal; after it (a bad record from a client that was
+  // let in, possibly long open) a protocol error. Either way the connection ends here, through the
+  // one close path: an open one leaves the worker's tables and its close event goes out (1006: no
+  // close frame was exchanged). The stream closes once the alert is flushed.
+  if (tls_established()) inc(metrics().protocol_errors);
+  else inc(metrics().refused[static_cast<int>(RefuseReason::TlsHandshake)]);
+  LOG_DEBUG("TLS from %s failed: %s", remote_addr_.c_str(), why.c_str());
+  decide_close(1006, "TLS error");
 }
 
 bool ClientConn::accept_token(const std::string& token, std::string& why) {
@@ -76,8 +80,7 @@ bool ClientConn::accept_token(const std::string& token, std::string& why) {
 void ClientConn::refuse_tcp(const std::string& why) {
   std::string line = "error: " + why;
   write(encode_frame(listener().framing, line.data(), line.size()));
-  phase_ = Phase::Closing;
-  closing_since_s_ = worker_.now_s();
+  decide_close(1008, why);
   close_after_flush();
 }
 
@@ -238,8 +241,7 @@ void ClientConn::refuse_handshake(int status, const std::string& message, bool c
   std::vector<std::pair<std::string, std::string>> extra;
   if (status == 426) extra.emplace_back("Sec-WebSocket-Version", "13");
   write(http_response(status, "text/plain", message + "\n", false, extra));
-  phase_ = Phase::Closing;
-  closing_since_s_ = worker_.now_s();
+  decide_close(1002, message);
   handshake_.reset();
   close_after_flush();
 }
@@ -415,9 +417,9 @@ void ClientConn::decide_close(int code, const std::string& reason) {
   if (close_code_) return;
   close_code_ = static_cast<uint16_t>(code);
   close_reason_ = reason;
-  bool was_open = phase_ == Phase::Open;
-  phase_ = Phase::Closing;
-  closing_since_s_ = worker_.now_s();
+  const bool was_open = phase_ == Phase::Open;
+  phase_ = Phase::Closing;  // set here only: Open -> Closing happens once, with the unregister below
+  closing_since_s_ = worker_.now_s();  // a close frame or TLS alert gets a few seconds to go out
   if (!was_open) return;
   worker_.unregister(this);
   metrics().count_close(code);

@@ -1,10 +1,17 @@
 // One client connection (WebSocket or plain TCP) on a worker.
 //
-// Phases: Handshake (ws only: reading the HTTP upgrade request) → Open (registered under its id,
-// sends and publishes reach it, its messages become queue events) → closing. The close code that
-// ends it is decided once, by decide_close (first decision wins), which also emits its `close`
-// event (client_events.h); on_close(), the one place a connection is torn down, decides 1006
-// "connection lost" if nothing was decided before.
+// Phases: Handshake (ws only: reading the HTTP upgrade request; TLS and connect tokens too) → Open
+// (registered under its id, sends and publishes reach it, its messages become queue events) →
+// Closing.
+//
+// One close path. Every way a connection ends (a TLS error, a codec error, a limit, a timeout, an
+// API close, the drain, the peer's close or reset, a refused handshake) calls decide_close, the only
+// code that leaves Open: the first call wins, and for an open connection it unregisters it from the
+// worker (its id, its channels, the counts) and emits its `close` event, both exactly once. The stream
+// then closes; on_close() (its uv_close callback, the one place a connection is torn down) decides
+// 1006 "connection lost" if nothing was decided before, gives back its per-IP slot, and the worker
+// forgets it last, just before it is freed (Worker::forget asserts, in debug builds, that none of
+// its tables still reaches it).
 //
 // Memory while idle: the socket handle, a few counters, the context text and channel names, and for
 // WebSocket the session with its codec's few dozen bytes (no buffer and no wslay context between
@@ -103,6 +110,8 @@ class ClientConn final : public Stream, public WsOwner {
   void emit_message(bool binary, const char* data, size_t len);
   // An open or close event ("d" JSON) for the queue.
   void emit_event(const std::string& d);
+  // The one close path (see the top of this file). Does not close the stream itself: the caller
+  // then flushes (close_after_flush) or drops (close_now) what is queued, as its case needs.
   void decide_close(int code, const std::string& reason);
 
   Worker& worker_;

@@ -3,6 +3,7 @@
 #include <sys/time.h>
 
 #include <algorithm>
+#include <cassert>
 
 #include "client/client_conn.h"
 #include "client/conn_ops.h"
@@ -127,13 +128,18 @@ void Worker::register_open(ClientConn* c) {
 }
 
 void Worker::unregister(ClientConn* c) {
-  by_id_.erase(c->id());
+  [[maybe_unused]] const size_t erased = by_id_.erase(c->id());
+  assert(erased == 1 && "a connection is unregistered exactly once");
   while (!c->subscriptions().empty()) drop_subscription(c, c->subscriptions().size() - 1);
   host_.client_closed();
   metrics().listeners[c->listener_index()].connections.fetch_sub(1, std::memory_order_relaxed);
 }
 
 void Worker::forget(ClientConn* c) {
+  // It is freed right after this: nothing may reach it any more. Its channels are found through its
+  // own slots (drop_subscription keeps both sides in step), so empty slots mean no channel holds it.
+  assert(!c->is_open() && c->subscriptions().empty());
+  assert(!by_id_.count(c->id()) || by_id_.at(c->id()) != c);
   all_.erase(c);
   if (draining_) maybe_finish_drain();
 }

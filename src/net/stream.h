@@ -79,6 +79,8 @@ class Stream {
   void close_now();
   bool closing() const { return closing_ || closed_; }
   bool closed() const { return closed_; }
+  // TLS is on and its handshake finished.
+  bool tls_established() const { return tls_ && tls_->established(); }
 
  protected:
   virtual ~Stream();

@@ -903,3 +903,111 @@ def test_token_secrets_rotate_on_sighup(module_nodes):
     assert status(old) == 101 and status(new) == 101
     reload(base.replace("token_secret = secret-A-0123456789abcdef", "token_secret = secret-B-0123456789abcdef"))
     assert status(old) == 401 and status(new) == 101
+
+
+# ---------------------------------------------------------------------------------------------------
+# Every way a TLS connection ends (issue 18): a bad record after the upgrade
+# ---------------------------------------------------------------------------------------------------
+
+BOGUS_RECORD = bytes.fromhex("1703030020") + b"\xa5" * 32  # application data that no key decrypts
+
+
+class MemoryTls:
+    """A TLS client over a raw socket through memory BIOs, so that the test can write bytes the TLS
+    layer would never write (a bogus record) on the same connection."""
+
+    def __init__(self, port, timeout=harness.T):
+        self.sock = harness.connect_raw(port, timeout)
+        self.inc, self.out = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self.obj = client_ctx().wrap_bio(self.inc, self.out, server_hostname="localhost")
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.obj.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                self._pump(deadline)
+        self._flush()
+
+    def _flush(self):
+        data = self.out.read()
+        if data:
+            self.sock.sendall(data)
+
+    def _pump(self, deadline):
+        self._flush()
+        self.sock.settimeout(max(0.05, deadline - time.monotonic()))
+        chunk = self.sock.recv(65536)
+        assert chunk, "server closed the TLS connection"
+        self.inc.write(chunk)
+
+    def send(self, data):
+        self.obj.write(data)
+        self._flush()
+
+    def recv_head(self, timeout=harness.T):
+        deadline = time.monotonic() + timeout
+        data = b""
+        while b"\r\n\r\n" not in data:
+            try:
+                data += self.obj.read(65536)
+            except ssl.SSLWantReadError:
+                self._pump(deadline)
+        return data
+
+    def local_port(self):
+        return self.sock.getsockname()[1]
+
+
+def open_over_memory_tls(node, listener="wss"):
+    """A wss client through its upgrade; returns the MemoryTls."""
+    c = MemoryTls(node.port(listener))
+    c.send(ws_upgrade_request(node.port(listener)))
+    head = c.recv_head()
+    assert head.startswith(b"HTTP/1.1 101"), head[:200]
+    return c
+
+
+def node_connections(node):
+    return harness.api_ok(node, "node.stats", {})["connections"]
+
+
+async def test_bad_tls_record_after_upgrade_ends_the_connection_once(nodes):
+    """A wss client that writes one bogus TLS record after its upgrade is closed, and everything that
+    knew it forgets it: its close event is emitted once (1006), it leaves its channels, the node's
+    connection count and its slot under max_connections. Before the fix the connection was freed but
+    stayed in the worker's tables: counted forever, its slot leaked, and the next broadcast or publish
+    used freed memory."""
+    cap = 4
+    node = nodes.start({"node": {"workers": 2}, "limits": {"max_connections": cap},
+                        "listener.wss": {"type": "ws", "bind": "127.0.0.1", "port": None, "topic": "client",
+                                         "tls": True}})
+    async with Session(node) as s:
+        cons = await s.consumer()
+        for round_ in range(2):  # twice the cap in all: every slot given back is used again
+            clients = []
+            for _ in range(cap):
+                c = await asyncio.to_thread(open_over_memory_tls, node)
+                ev = await cons.wait_event(harness.ev_open_from(c.local_port(), "wss", cons))
+                cid = ev["p"]["c"]
+                await aapi_ok(node, "conn.call", {"c": cid, "f": "subscribe", "a": ["room:bad"]})
+                clients.append((c, cid))
+            assert (await aapi_ok(node, "channel.count", {"c": "room:bad"}))["s"] == cap
+            for c, cid in clients:
+                await asyncio.to_thread(c.sock.sendall, BOGUS_RECORD)
+                assert await asyncio.to_thread(wait_closed_by_peer, c.sock), f"round {round_}: still open"
+                c.sock.close()
+                ev = await cons.wait_event(harness.ev_close_of(cid))
+                assert ev["p"]["d"]["code"] == 1006, ev
+            # Every table forgot them: count, channel, id.
+            deadline = time.monotonic() + harness.T
+            while (n := await asyncio.to_thread(node_connections, node)) != 0:
+                assert time.monotonic() < deadline, f"round {round_}: node.stats counts {n} connections, not 0"
+                await asyncio.sleep(0.05)
+            assert (await aapi_ok(node, "channel.count", {"c": "room:bad"}))["s"] == 0
+            for _, cid in clients:
+                await harness.aapi_err(node, "conn.info", {"c": cid}, 301)
+            assert await aapi_ok(node, "mesh.publish", {"c": "room:bad", "d": "x"}) == {"s": 0, "f": 0}
+            assert await aapi_ok(node, "mesh.broadcast", {"d": "x"}) == {"s": 0, "f": 0}
+            assert not cons.take_events(lambda e: any(e["p"]["c"] == cid and e["p"]["d"].get("event") == "close"
+                                                      for _, cid in clients)), "a close event came twice"
