@@ -982,6 +982,7 @@ async def test_bad_tls_record_after_upgrade_ends_the_connection_once(nodes):
     node = nodes.start({"node": {"workers": 2}, "limits": {"max_connections": cap},
                         "listener.wss": {"type": "ws", "bind": "127.0.0.1", "port": None, "topic": "client",
                                          "tls": True}})
+    errors_before = await asyncio.to_thread(metric_value, node, "meshgate_protocol_errors_total") or 0
     async with Session(node) as s:
         cons = await s.consumer()
         for round_ in range(2):  # twice the cap in all: every slot given back is used again
@@ -1011,3 +1012,6 @@ async def test_bad_tls_record_after_upgrade_ends_the_connection_once(nodes):
             assert await aapi_ok(node, "mesh.broadcast", {"d": "x"}) == {"s": 0, "f": 0}
             assert not cons.take_events(lambda e: any(e["p"]["c"] == cid and e["p"]["d"].get("event") == "close"
                                                       for _, cid in clients)), "a close event came twice"
+    # Counted as protocol errors (the clients were in), not as refused handshakes.
+    assert (await asyncio.to_thread(metric_value, node, "meshgate_protocol_errors_total") or 0) == errors_before + 2 * cap
+    assert not await asyncio.to_thread(refused_count, node, "tls_handshake")
