@@ -72,3 +72,29 @@ async def test_a_path_that_is_not_utf8_reaches_a_standard_consumer_percent_encod
             if ack:
                 await cons.ok("queue.ack", {"k": [got["p"]["k"]]})
         assert cons.closed_exc is None, cons.closed_exc
+
+
+# ---- 2. poison events: bounded deliveries, and the mesh ----
+
+async def test_an_event_whose_delivery_keeps_failing_is_dropped_after_max_deliveries(nodes):
+    n = nodes.start({"queue": {"max_deliveries": 3}})
+    async with Session(n) as s:
+        first = await s.consumer(ack=True)
+        ws, cid, opened = await s.ws_client(first)
+        await first.ok("queue.ack", {"k": [opened["p"]["k"]]})
+        await ws.send("poison")
+        await ws.send("after")
+        cons = first
+        for attempt in range(3):
+            if cons is None:
+                cons = await s.consumer(ack=True)
+            await cons.wait_event(ev_frame_of(cid, "poison"), what=f"delivery {attempt + 1} of the poison event")
+            await cons.close()  # a consumer that dies on it, without acknowledging
+            cons = None
+        last = await s.consumer(ack=True)
+        after = await last.wait_event(ev_frame_of(cid, "after"), what="the client's next event")
+        assert after["p"].get("r") is True, after
+        await last.no_event(ev_frame_of(cid, "poison"), 1.0)
+    wait_metric(n, "meshgate_queue_discarded_total", lambda v: v == 1, reason="max_deliveries")
+    assert metric_value(n, "meshgate_queue_discarded_total", reason="invalid_text") == 0
+    assert any("max_deliveries" in ln and "dropped 1 event" in ln for ln in log_lines(n)), n.stderr()
