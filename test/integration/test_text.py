@@ -98,3 +98,77 @@ async def test_an_event_whose_delivery_keeps_failing_is_dropped_after_max_delive
     wait_metric(n, "meshgate_queue_discarded_total", lambda v: v == 1, reason="max_deliveries")
     assert metric_value(n, "meshgate_queue_discarded_total", reason="invalid_text") == 0
     assert any("max_deliveries" in ln and "dropped 1 event" in ln for ln in log_lines(n)), n.stderr()
+
+
+def be32(n):
+    return struct.pack(">I", n)
+
+
+class MeshPeer:
+    """A node of the cluster written here: it knows the secret, dials, completes the v2 handshake
+    (docs/mesh-protocol.md §4) and then seals and opens frames, encrypted."""
+
+    def __init__(self, node, node_id):
+        self.sock = connect(node)
+        self.reader = FrameReader(self.sock)
+        hello = json.dumps(hello_of(node_id, nonce=base64.b64encode(os.urandom(16)).decode(), cluster=CLUSTER),
+                           separators=(",", ":")).encode()
+        self.sock.sendall(frame(HELLO, hello))
+        t, theirs, _ = self.reader.next()
+        assert t == HELLO, (t, theirs)
+        transcript = hashlib.sha256(b"meshgate mesh v2 transcript\0" + be32(len(hello)) + hello +
+                                    be32(len(theirs)) + theirs).digest()
+        mac = hmac.new(SECRET.encode(), b"meshgate mesh v2 dialler proof\0" + transcript, hashlib.sha256).digest()
+        self.sock.sendall(frame(AUTH, {"mac": base64.b64encode(mac).decode()}))
+        t, body, _ = self.reader.next()
+        assert t == AUTH, (t, body)
+        keys = HKDF(algorithm=hashes.SHA256(), length=88, salt=transcript,
+                    info=b"meshgate mesh v2 session keys").derive(SECRET.encode())
+        self.out_key, self.out_iv, self.in_key, self.in_iv = keys[:32], keys[32:44], keys[44:76], keys[76:88]
+        self.out_seq = self.in_seq = 0
+
+    @staticmethod
+    def nonce(iv, seq):
+        return iv[:4] + bytes(a ^ b for a, b in zip(iv[4:], struct.pack(">Q", seq)))
+
+    def send(self, ftype, body):
+        header = struct.pack(">IB", 1 + len(body) + 16, ftype)
+        sealed = AESGCM(self.out_key).encrypt(self.nonce(self.out_iv, self.out_seq), body, header)
+        self.out_seq += 1
+        self.sock.sendall(header + sealed)
+
+    def frames(self, timeout):
+        """The node's frames, opened, until `timeout` passes with none (or the link closes)."""
+        while True:
+            f = self.reader.next(timeout=timeout)
+            if f is None:
+                return
+            t, payload, raw = f
+            body = AESGCM(self.in_key).decrypt(self.nonce(self.in_iv, self.in_seq), payload, raw[:5])
+            self.in_seq += 1
+            yield t, body
+
+
+def event_body(fwd, client, text):
+    d = b'{"frame":{"type":"text","data":"' + text + b'","finish":true}}'
+    return (b'{"n":7,"c":"' + str(client).encode() + b'","t":"client","d":' + d +
+            b',"f":' + str(fwd).encode() + b',"h":1}')
+
+
+async def test_an_event_frame_that_cannot_be_read_is_dropped_and_the_link_kept(nodes):
+    n = start_mesh_node(nodes, 2, cluster=CLUSTER, secret=SECRET)
+    async with Session(n) as s:
+        cons = await s.consumer()
+        peer = await asyncio.to_thread(MeshPeer, n, 7)
+        peer.send(EVENT, event_body(1, 7001, b"bad \xff\xfe"))
+        peer.send(EVENT, event_body(2, 7002, b"good"))
+        got = await cons.wait_event(lambda e: e["p"]["c"] == "7002", what="the EVENT after the bad one")
+        assert frame_of(got)["data"] == "good" and got["p"]["n"] == 7, got
+        seen = await asyncio.to_thread(lambda: list(peer.frames(timeout=1.5)))
+        peer.sock.close()
+        assert REFUSE not in [t for t, _ in seen], f"the node refused the link: {seen}"
+        done = sorted(json.loads(b)["f"] for t, b in seen if t == DONE)
+        assert done == [1, 2], f"both events reported consumed (the bad one dropped), got {seen}"
+        await cons.no_event(lambda e: e["p"]["c"] == "7001", 0.5)
+    assert metric_value(n, "meshgate_queue_discarded_total", reason="invalid_text") == 1
+    assert metric_value(n, "meshgate_mesh_bad_frames_total") == 0
