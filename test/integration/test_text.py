@@ -172,3 +172,43 @@ async def test_an_event_frame_that_cannot_be_read_is_dropped_and_the_link_kept(n
         await cons.no_event(lambda e: e["p"]["c"] == "7001", 0.5)
     assert metric_value(n, "meshgate_queue_discarded_total", reason="invalid_text") == 1
     assert metric_value(n, "meshgate_mesh_bad_frames_total") == 0
+
+
+# ---- 3. log lines and metric labels ----
+
+FORGED = "2026-01-01T00:00:00.000Z error FORGED-BY-A-STRANGER"
+
+
+@pytest.mark.parametrize("case", ["hello_cluster", "refuse_reason"])
+def test_a_stranger_on_the_mesh_port_cannot_forge_log_lines(nodes, case):
+    n = start_mesh_node(nodes, 2, cluster=CLUSTER, secret=SECRET)
+    s = connect(n)
+    r = FrameReader(s)
+    if case == "hello_cluster":
+        s.sendall(frame(HELLO, hello_of(9, cluster="x\n" + FORGED + "\r\x1b[2J")))
+    else:
+        s.sendall(frame(REFUSE, {"reason": "bye\n" + FORGED + "\r\x1b[2J"}))
+    while r.next(timeout=2) is not None:
+        pass
+    s.close()
+    lines = log_lines(n)
+    hits = [ln for ln in lines if "FORGED-BY-A-STRANGER" in ln]
+    assert hits, "the node did not log the stranger at all:\n" + n.stderr()
+    for ln in hits:
+        assert not ln.startswith(FORGED) and " mesh: " in ln, f"a forged line: {ln!r}"
+        assert "\\x0a" + FORGED + "\\x0d\\x1b[2J" in ln, ln
+    assert not any("\r" in ln or "\x1b" in ln for ln in lines)
+
+
+async def test_a_topic_name_with_control_bytes_reaches_metrics_escaped(node):
+    async with Session(node) as s:
+        api = await s.api()
+        await api.pop(["evil\r\nmeshgate_fake_total 1\r", "tab\there"])
+        page = (await asyncio.to_thread(http_request, node.api_port, "GET", "/metrics")).body
+    assert b"\r" not in page and b"\t" not in page
+    assert b'topic="evil\\\\x0d\\\\x0ameshgate_fake_total 1\\\\x0d"' in page
+    assert not any(ln.startswith(b"meshgate_fake_total") for ln in page.split(b"\n"))
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool not found: install Debian's prometheus package (scripts/install-deps.sh test)"
+    p = subprocess.run([promtool, "check", "metrics"], input=page, capture_output=True, timeout=60)
+    assert b"error" not in p.stdout + p.stderr and p.returncode == 0, p.stdout + p.stderr
