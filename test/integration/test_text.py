@@ -212,3 +212,26 @@ async def test_a_topic_name_with_control_bytes_reaches_metrics_escaped(node):
     assert promtool, "promtool not found: install Debian's prometheus package (scripts/install-deps.sh test)"
     p = subprocess.run([promtool, "check", "metrics"], input=page, capture_output=True, timeout=60)
     assert b"error" not in p.stdout + p.stderr and p.returncode == 0, p.stdout + p.stderr
+
+
+# ---- 4. payloads as given ----
+
+PAYLOADS = [b"12345678901234567890", b"1E400", b"-0.0", b'{ "b" : 1,\t"a" :[1 ,2.50] }', b'[true,null , "x"]']
+
+
+@pytest.mark.parametrize("d", PAYLOADS)
+@pytest.mark.parametrize("via", ["http", "ws"])
+async def test_a_json_d_reaches_the_client_as_written(node, d, via):
+    async with Session(node) as s:
+        cons = await s.consumer()
+        ws, cid, _ = await s.ws_client(cons)
+        body = b'{"c":"' + cid.encode() + b'","d":' + d + b"}"
+        if via == "http":
+            r = await asyncio.to_thread(http_request, node.api_port, "POST", "/v1/mesh/send", body,
+                                        {"Content-Type": "application/json"})
+            assert r.status == 200 and r.json["E"] is None, r
+        else:
+            api = await s.api()
+            resp = await api.request_text(b'{"m":"mesh.send","p":' + body + b',"i":77}', 77)
+            assert resp["E"] is None, resp
+        assert (await ws_recv(ws)).encode() == d
