@@ -13,6 +13,7 @@
 - A topic name with control bytes reaches /metrics escaped: no raw \\r, and promtool accepts it.
 - A JSON `d` reaches the client byte for byte as the backend wrote it: big integers, 1E400, an
   object's spacing and key order (docs/decisions.md, "Payloads").
+- A control API error that quotes a request path that is not UTF-8 is still valid JSON (U+FFFD).
 """
 import asyncio
 import base64
@@ -30,7 +31,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from harness import (RawWs, Session, ev_frame_of, ev_open_from, frame_of, http_request, metric_value,
+from harness import (RawWs, Session, ev_frame_of, ev_open_from, frame_of, http_request, metric_value, raw_http,
                      wait_metric, ws_connect, ws_recv)
 from test_mesh import start_mesh_node
 from test_mesh_security import CLUSTER, HELLO, REFUSE, SECRET, FrameReader, connect, frame, hello_of
@@ -235,3 +236,12 @@ async def test_a_json_d_reaches_the_client_as_written(node, d, via):
             resp = await api.request_text(b'{"m":"mesh.send","p":' + body + b',"i":77}', 77)
             assert resp["E"] is None, resp
         assert (await ws_recv(ws)).encode() == d
+
+
+async def test_an_error_that_quotes_a_path_that_is_not_utf8_is_valid_json(node):
+    for path in (b"/v1/\xff\xfe", b"/dashboard/\xc3\x28"):
+        r = await asyncio.to_thread(raw_http, node.api_port,
+                                    b"GET " + path + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        assert r.status == 404, r
+        body = json.loads(r.body.decode("utf-8"))  # strict: invalid UTF-8 raises
+        assert "\ufffd" in body["E"]["m"], body
