@@ -10,6 +10,7 @@
 #include "core/addr.h"
 #include "core/json_text.h"
 #include "core/log.h"
+#include "core/log_text.h"
 #include "core/metrics.h"
 #include "core/metrics_process.h"
 #include "core/snowflake.h"
@@ -71,9 +72,9 @@ int Hub::run() {
     if (full && now - last_pause_warning_ms_ >= 60000) {
       last_pause_warning_ms_ = now;
       LOG_WARN("queue: topic \"%s\" is full: its clients are not read until it is down to half its bound",
-               topic.c_str());
+               log_safe(topic).c_str());
     }
-    LOG_DEBUG("queue: topic \"%s\" %s", topic.c_str(), full ? "paused its producers" : "resumed its producers");
+    LOG_DEBUG("queue: topic \"%s\" %s", log_safe(topic).c_str(), full ? "paused its producers" : "resumed its producers");
     auto gate = topic_gates_.find(topic);
     if (gate == topic_gates_.end()) return;  // a topic no listener produces into
     gate->second->full.store(full, std::memory_order_relaxed);

@@ -25,6 +25,17 @@ const cJSON* param(const ApiCall& c, const char* key) { return cJSON_GetObjectIt
 
 void invalid(ApiCall& c, const std::string& message) { c.reply(ApiResult::error(101, message)); }
 
+// The JSON text of param `key` exactly as the caller wrote it (docs/decisions.md "Payloads"):
+// 12345678901234567890 stays that, not cJSON's 1.2345678901234567e+19; 1E400 stays 1E400, not null;
+// an object keeps its spacing and key order. The params text was checked as strict JSON before
+// dispatch, so the span is a valid JSON value. cJSON's print is left only for a call without text.
+std::string value_text(const ApiCall& c, const char* key, const cJSON* parsed) {
+  const char* text = nullptr;
+  size_t len = 0;
+  if (c.params_text && json_member_text(c.params_text, c.params_len, key, text, len)) return std::string(text, len);
+  return json_print(parsed);
+}
+
 // Reads "d" and "t" into a message framed for every client kind.
 bool read_payload(ApiCall& c, std::shared_ptr<const OutMessage>& out) {
   const cJSON* d = param(c, "d");
@@ -47,8 +58,10 @@ bool read_payload(ApiCall& c, std::shared_ptr<const OutMessage>& out) {
       invalid(c, "\"d\" must be base64 when \"t\" is \"binary\"");
       return false;
     }
+  } else if (cJSON_IsString(d)) {
+    payload = d->valuestring;
   } else {
-    payload = cJSON_IsString(d) ? std::string(d->valuestring) : json_print(d);  // JSON values are sent as text
+    payload = value_text(c, "d", d);
   }
   out = make_out_message(payload, binary);
   return true;

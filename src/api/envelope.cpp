@@ -80,7 +80,7 @@ std::string envelope_ok(const std::string& result_json, const std::string* id_js
 
 std::string envelope_error(int code, const std::string& message, const std::string* id_json) {
   std::string s = "{\"E\":{\"c\":" + std::to_string(code) + ",\"m\":";
-  json_append_string(s, message);
+  json_append_string(s, utf8_replace_invalid(message));  // it may quote a request path that is not UTF-8
   s += '}';
   if (id_json) {
     s += ",\"i\":";

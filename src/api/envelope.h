@@ -30,7 +30,8 @@ bool parse_envelope(const char* data, size_t len, Envelope& out, std::string& er
 // Parses an HTTP body as the params object (an empty body is {}).
 bool parse_params_body(const std::string& body, JsonPtr& out, std::string& error);
 
-// Response texts. id_json == nullptr leaves "i" out (HTTP).
+// Response texts. id_json == nullptr leaves "i" out (HTTP). A message that quotes request text which
+// is not UTF-8 (a path) has U+FFFD in its place: the answer is always valid JSON.
 std::string envelope_ok(const std::string& result_json, const std::string* id_json);
 std::string envelope_error(int code, const std::string& message, const std::string* id_json);
 

@@ -6,13 +6,6 @@
 
 namespace mg {
 
-namespace {
-void append_utf8_or_empty(std::string& d, const std::string& text) {
-  if (is_valid_utf8(text.data(), text.size())) json_append_string(d, text);
-  else d += "\"\"";
-}
-}  // namespace
-
 std::string client_open_event(const std::string& listener, const std::string& remote_addr, bool websocket,
                               const std::string& path, const std::string& query) {
   std::string d = "{\"event\":\"open\",\"listener\":";
@@ -21,9 +14,9 @@ std::string client_open_event(const std::string& listener, const std::string& re
   json_append_string(d, remote_addr);
   if (websocket) {
     d += ",\"path\":";
-    json_append_string(d, path);
+    json_append_string(d, utf8_percent_encode_invalid(path));
     d += ",\"query\":";
-    append_utf8_or_empty(d, query);
+    json_append_string(d, utf8_percent_encode_invalid(query));
   }
   d += '}';
   return d;
@@ -43,7 +36,7 @@ void append_client_message_event(std::string& d, bool binary, const char* data, 
 
 std::string client_close_event(int code, const std::string& reason) {
   std::string d = "{\"event\":\"close\",\"code\":" + std::to_string(code) + ",\"reason\":";
-  append_utf8_or_empty(d, reason);
+  json_append_string(d, utf8_replace_invalid(reason));
   d += '}';
   return d;
 }

@@ -4,7 +4,11 @@
 //   message  {"frame":{"type":"text"|"binary","data","finish":true}}     (binary data in base64)
 //   close    {"event":"close","code","reason"}
 //
-// Text that is not valid UTF-8 (a query, a close reason) is sent as "": consumers get valid JSON.
+// Every string in them is valid UTF-8, so the consumer's text frame (and a mesh EVENT frame) is valid:
+// in the path and query, a byte that is not part of valid UTF-8 is percent-encoded ("/\xff" is sent
+// as "/%FF", the same URL, nothing lost); in a close reason it becomes U+FFFD. The listener name and
+// the remote address are ours; a text message was validated by the codec (WebSocket) or is sent as
+// binary (TCP).
 #pragma once
 
 #include <cstddef>

@@ -35,6 +35,7 @@ constexpr uint32_t kQueueMaxEvents = 10000;
 constexpr uint64_t kQueueMaxBytes = 16ull << 20;
 constexpr uint32_t kAckTimeout = 30;
 constexpr uint32_t kMaxUnacked = 1000;
+constexpr uint32_t kMaxDeliveries = 10;  // times one event is handed out before it is dropped as poison
 constexpr uint64_t kMeshMaxLinkBuffer = 64ull << 20;
 constexpr uint32_t kMaxTokenBytes = 8192;  // a connect token (not configurable: it bounds a header anyway)
 }  // namespace limit_defaults
@@ -111,6 +112,7 @@ struct Config {
   uint64_t queue_max_bytes = limit_defaults::kQueueMaxBytes;
   uint32_t ack_timeout = limit_defaults::kAckTimeout;
   uint32_t max_unacked = limit_defaults::kMaxUnacked;
+  uint32_t max_deliveries = limit_defaults::kMaxDeliveries;
   bool queue_pause_on_overflow = true;  // [queue] overflow = pause (else drop); a listener may override
   // [mesh]
   std::string mesh_bind = "0.0.0.0";

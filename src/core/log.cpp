@@ -12,6 +12,7 @@
 #include <sys/time.h>
 
 #include "core/json_text.h"
+#include "core/log_text.h"
 
 namespace mg {
 namespace {
@@ -134,9 +135,12 @@ void log_write(LogLevel level, const char* fmt, ...) {
   int m = std::vsnprintf(message, sizeof message, fmt, ap);
   va_end(ap);
   if (m < 0) message[0] = '\0';
+  // Call sites pass peer text through log_safe; this catches one that did not, and a character
+  // that the 2 KiB cut split in two (JSON lines must stay valid UTF-8).
+  const std::string safe = log_safe_line(message);
   LogFormat format = static_cast<LogFormat>(g_format.load(std::memory_order_relaxed));
   std::lock_guard<std::mutex> lock(g_mutex);
-  std::string line = log_format_line(level, format, g_journal, message);
+  std::string line = log_format_line(level, format, g_journal, safe);
   std::fwrite(line.data(), 1, line.size(), g_file ? g_file : stderr);
 }
 

@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "core/json_text.h"
+#include "core/log_text.h"
 
 namespace mg {
 
@@ -144,13 +145,17 @@ void PromWriter::sample_double(const char* name, Labels l, double value) {
 }
 
 std::string prom_label(const std::string& value) {
+  // The text format escapes only \\, \" and \n, and needs UTF-8. Label values can be a peer's
+  // text (a topic name from queue.pop): every control byte (\n and \r included) and every byte
+  // that is not valid UTF-8 is first written as the four characters \xNN (log_safe_line,
+  // core/log_text.h), so the page stays one sample per line and parses.
+  const std::string safe = log_safe_line(value);
   std::string out;
-  out.reserve(value.size() + 2);
+  out.reserve(safe.size() + 2);
   out += '"';
-  for (char c : value) {
+  for (char c : safe) {
     if (c == '\\') out += "\\\\";
     else if (c == '"') out += "\\\"";
-    else if (c == '\n') out += "\\n";
     else out += c;
   }
   out += '"';

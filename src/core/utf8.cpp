@@ -66,6 +66,63 @@ bool is_valid_utf8(const char* data, size_t len) {
   return true;
 }
 
+size_t utf8_sequence_length(const char* data, size_t left) {
+  if (left == 0) return 0;
+  const auto* p = reinterpret_cast<const unsigned char*>(data);
+  const unsigned char c = p[0];
+  if (c < 0x80) return 1;
+  if (c >= 0xC2 && c <= 0xDF) return left >= 2 && is_cont(p[1]) ? 2 : 0;
+  if (c >= 0xE0 && c <= 0xEF) {
+    const unsigned char lo = c == 0xE0 ? 0xA0 : 0x80;
+    const unsigned char hi = c == 0xED ? 0x9F : 0xBF;
+    return left >= 3 && p[1] >= lo && p[1] <= hi && is_cont(p[2]) ? 3 : 0;
+  }
+  if (c >= 0xF0 && c <= 0xF4) {
+    const unsigned char lo = c == 0xF0 ? 0x90 : 0x80;
+    const unsigned char hi = c == 0xF4 ? 0x8F : 0xBF;
+    return left >= 4 && p[1] >= lo && p[1] <= hi && is_cont(p[2]) && is_cont(p[3]) ? 4 : 0;
+  }
+  return 0;
+}
+
+namespace {
+
+// Copies `text`, passing each invalid byte to `bad` instead.
+template <typename Bad>
+std::string repair(std::string_view text, Bad bad) {
+  std::string out;
+  out.reserve(text.size() + 8);
+  size_t i = 0;
+  while (i < text.size()) {
+    size_t n = utf8_sequence_length(text.data() + i, text.size() - i);
+    if (n == 0) {
+      bad(out, static_cast<unsigned char>(text[i]));
+      i++;
+    } else {
+      out.append(text.data() + i, n);
+      i += n;
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string utf8_percent_encode_invalid(std::string_view text) {
+  if (is_valid_utf8(text.data(), text.size())) return std::string(text);
+  return repair(text, [](std::string& out, unsigned char c) {
+    static const char hex[] = "0123456789ABCDEF";
+    out += '%';
+    out += hex[c >> 4];
+    out += hex[c & 15];
+  });
+}
+
+std::string utf8_replace_invalid(std::string_view text) {
+  if (is_valid_utf8(text.data(), text.size())) return std::string(text);
+  return repair(text, [](std::string& out, unsigned char) { out += "\xEF\xBF\xBD"; });
+}
+
 }  // namespace mg
 
 namespace mg {

@@ -8,6 +8,7 @@
 
 #include "core/addr.h"
 #include "core/log.h"
+#include "core/log_text.h"
 #include "core/metrics.h"
 #include "net/listen_socket.h"
 
@@ -210,7 +211,7 @@ void Mesh::on_frame(MeshLink& link, MeshType type, const char* body, size_t len)
   if (type == MeshType::Refuse) {
     MeshRefuse r;
     if (!mesh_decode(body, len, r)) return refuse_malformed(link, type, body, len);
-    LOG_WARN("mesh: %s refused this node: %s", link.dial_addr.c_str(), r.reason.c_str());
+    LOG_WARN("mesh: %s refused this node: %s", log_safe(link.dial_addr).c_str(), log_safe(r.reason).c_str());
     link.was_refused = true;
     link.close_now();
     return;
@@ -248,7 +249,7 @@ void Mesh::refuse_malformed(MeshLink& link, MeshType type, const char* body, siz
 
 void Mesh::on_bad_frame(MeshLink& link, const std::string& why) {
   bad_frames_++;
-  LOG_WARN("mesh: link %s%s closed: %s", link.dial_addr.c_str(),
+  LOG_WARN("mesh: link %s%s closed: %s", log_safe(link.dial_addr).c_str(),
            link.peer ? (" (node " + std::to_string(link.peer) + ")").c_str() : "", why.c_str());
   link.close_now();
 }
@@ -265,7 +266,7 @@ void Mesh::member_dead(Member& m, const std::string& why) {
   m.held.clear();
   m.held_bytes = 0;
   if (link) link->close_now();
-  LOG_WARN("mesh: node %u (%s) is dead: %s", m.id, m.name.c_str(), why.c_str());
+  LOG_WARN("mesh: node %u (%s) is dead: %s", m.id, log_safe(m.name).c_str(), log_safe(why).c_str());
   fail_calls(m.id, "node " + std::to_string(m.id) + " is unavailable (" + why + ")");
   queue_.set_remote_topics(m.id, {});
 }

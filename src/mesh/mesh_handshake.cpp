@@ -4,6 +4,7 @@
 #include <string>
 
 #include "core/log.h"
+#include "core/log_text.h"
 #include "mesh/mesh.h"
 
 namespace mg {
@@ -30,8 +31,9 @@ void Mesh::connected(MeshLink* link) {
 void Mesh::refuse(MeshLink& link, const std::string& reason) {
   refused_++;
   link.was_refused = true;  // whichever side refused, do not dial it again at once
-  LOG_WARN("mesh: refused peer %s%s: %s", link.dial_addr.c_str(),
-           link.peer ? (" (node " + std::to_string(link.peer) + ")").c_str() : "", reason.c_str());
+  // The reason may quote the stranger's own text (its cluster name): escaped, it cannot forge lines.
+  LOG_WARN("mesh: refused peer %s%s: %s", log_safe(link.dial_addr).c_str(),
+           link.peer ? (" (node " + std::to_string(link.peer) + ")").c_str() : "", log_safe(reason).c_str());
   link.send_control(MeshType::Refuse, mesh_encode(MeshRefuse{reason}));
   link.close_after_flush();
 }
@@ -120,7 +122,8 @@ void Mesh::link_up(MeshLink& link) {
   m.held.clear();
   m.held_bytes = 0;
   if (!m.mesh_addr.empty()) dials_[m.mesh_addr].node = m.id;
-  if (!was_alive) LOG_INFO("mesh: node %u (%s) is alive, at %s", m.id, m.name.c_str(), m.mesh_addr.c_str());
+  if (!was_alive)
+    LOG_INFO("mesh: node %u (%s) is alive, at %s", m.id, log_safe(m.name).c_str(), log_safe(m.mesh_addr).c_str());
   for (auto& [serial, l] : links_)
     if (l->up && !l->closing()) send_members(*l);  // everyone learns of everyone
   link.send_control(MeshType::Topics, topics_body());

@@ -41,9 +41,18 @@ void Mesh::remote_done(unsigned producer, uint64_t fwd) {
   send_to(it->second, MeshType::Done, mesh_encode(MeshDone{fwd}), UINT64_MAX);
 }
 
+// An EVENT that cannot be read (its text is not valid UTF-8, say: an older node forwarded a poison
+// event) is one bad event, not a bad link: it is dropped and counted, its producer is told it was
+// consumed so it does not send it again, and the link and every other event on it go on. Cutting
+// the link would make the producer declare this node dead and send the same event again.
 bool Mesh::on_event(MeshLink& link, const char* body, size_t len) {
   MeshEvent e;
-  if (!mesh_decode(body, len, e)) return false;
+  if (!mesh_decode(body, len, e)) {
+    uint64_t fwd = 0;
+    if (mesh_event_handle(body, len, fwd)) remote_done(link.peer, fwd);
+    queue_.discard(QueueHub::Discard::InvalidText);
+    return true;
+  }
   if (!e.complete) return true;  // nothing to deliver; the link is fine
   e.ev.node = link.peer;  // only the producing node forwards, so it is the client's node
   queue_.push(std::move(e.ev));

@@ -311,6 +311,20 @@ bool mesh_decode(const char* body, size_t len, MeshEvent& out) {
   return true;
 }
 
+bool mesh_event_handle(const char* body, size_t len, uint64_t& fwd) {
+  const char* v = nullptr;
+  size_t n = 0;
+  if (!json_member_text(body, len, "f", v, n) || n == 0 || n > 16) return false;
+  uint64_t f = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (v[i] < '0' || v[i] > '9') return false;
+    f = f * 10 + static_cast<uint64_t>(v[i] - '0');
+  }
+  if (f == 0 || f > static_cast<uint64_t>(kJsonMaxExactInt)) return false;
+  fwd = f;
+  return true;
+}
+
 std::string mesh_encode(const MeshDone& b) { return "{\"f\":" + std::to_string(b.fwd) + "}"; }
 
 bool mesh_decode(const char* body, size_t len, MeshDone& out) {

@@ -3,6 +3,7 @@
 #include <charconv>
 
 #include "core/json_text.h"
+#include "core/utf8.h"
 
 namespace mg {
 
@@ -15,7 +16,12 @@ void append_number(std::string& j, uint64_t v) {
 }  // namespace
 
 QueueEvent QueueEventRef::own() const {
-  return QueueEvent{*topic, client, std::string(data), std::string(context), node, hops, fwd, redelivered};
+  return QueueEvent{*topic, client, std::string(data), std::string(context), node, hops, fwd, redelivered, 0};
+}
+
+bool event_text_valid(const QueueEventRef& ev) {
+  return is_valid_utf8(ev.topic->data(), ev.topic->size()) && is_valid_utf8(ev.data.data(), ev.data.size()) &&
+         is_valid_utf8(ev.context.data(), ev.context.size());
 }
 
 void append_event_members(std::string& j, const QueueEventRef& ev, unsigned this_node) {

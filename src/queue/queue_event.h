@@ -33,6 +33,7 @@ struct QueueEvent {
   unsigned hops = 0;    // times forwarded between nodes (at most once: only the producing node forwards)
   uint64_t fwd = 0;     // on a consuming node: the producing node's id for this forwarded event, else 0
   bool redelivered = false;  // delivered before (ack timeout, consumer gone) or kept over a restart: "r"
+  uint32_t failures = 0;     // deliveries here that failed: QueueHub::requeue ([queue] max_deliveries)
   size_t bytes() const { return topic.size() + data.size() + context.size() + 64; }
   QueueEventRef ref() const { return QueueEventRef{&topic, client, data, context, node, hops, fwd, redelivered}; }
 };
@@ -41,6 +42,12 @@ struct QueueEvent {
 // comma-separated and without braces. A consumer gets them inside a queue.pop event (with "k" in
 // acknowledged mode); another node gets them inside an EVENT frame (with "f" and "h"). `this_node`
 // stands in for ev.node when that is 0 (an event of this node's own clients).
+// Whether every text of the event (topic, "d", "x") is valid UTF-8: one that is not would make the
+// consumer's text frame invalid (standard clients close with 1007) and another node refuse the
+// EVENT frame, so the queue drops it at the door (QueueHub::push). Events are built valid
+// (client_events.h); this is the check that keeps one bug there from poisoning every consumer.
+bool event_text_valid(const QueueEventRef& ev);
+
 void append_event_members(std::string& out, const QueueEventRef& ev, unsigned this_node);
 // The message a consumer gets (PROTOCOL.md §4): {"e":"queue.pop","p":{members, "k":seq},"id":null};
 // `seq` is 0 for a consumer that does not acknowledge (no "k").

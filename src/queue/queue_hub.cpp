@@ -5,6 +5,7 @@
 
 #include "core/hrw.h"
 #include "core/log.h"
+#include "core/log_text.h"
 #include "core/metrics.h"
 
 namespace mg {
@@ -158,7 +159,7 @@ void QueueHub::log_drops(Topic& t) {
   if (t.dropped == t.dropped_logged || (t.drop_logged_ms && now_ms_ - t.drop_logged_ms < 60000)) return;
   const uint64_t n = t.dropped - t.dropped_logged;
   LOG_WARN("queue: topic \"%s\" dropped %llu event%s, oldest first, at its bound (max_events %u, max_bytes %llu%s)",
-           t.name.c_str(), static_cast<unsigned long long>(n), n == 1 ? "" : "s", limits_.max_events,
+           log_safe(t.name).c_str(), static_cast<unsigned long long>(n), n == 1 ? "" : "s", limits_.max_events,
            static_cast<unsigned long long>(limits_.max_bytes),
            t.pause_on_overflow ? "; paused producers overshot four times it" : "");
   t.dropped_logged = t.dropped;
@@ -180,7 +181,44 @@ void QueueHub::take_pending(Topic& t, size_t index) {
   relieve(t);
 }
 
+bool QueueHub::worn_out(const QueueEvent& ev) {
+  if (ev.failures < limits_.max_deliveries) return false;
+  discard(Discard::MaxDeliveries, ev);
+  return true;
+}
+
+void QueueHub::discard(Discard why, const QueueEvent& ev) {
+  consumed(ev);  // a forwarded event: its producer forgets it instead of sending it again
+  discard(why);
+}
+
+void QueueHub::discard(Discard why) {
+  discarded_[static_cast<int>(why)].total++;
+  log_discards();
+}
+
+void QueueHub::log_discards() {
+  for (int i = 0; i < 2; i++) {
+    DiscardCount& d = discarded_[i];
+    if (d.total == d.logged || (d.logged_ms && now_ms_ < d.logged_ms + 60000)) continue;
+    const auto n = static_cast<unsigned long long>(d.total - d.logged);
+    if (i == static_cast<int>(Discard::InvalidText))
+      LOG_WARN("queue: dropped %llu event%s whose text is not valid UTF-8 (consumers would fail on it)", n,
+               n == 1 ? "" : "s");
+    else
+      LOG_WARN("queue: dropped %llu event%s whose delivery failed %u times ([queue] max_deliveries)",
+               n, n == 1 ? "" : "s", limits_.max_deliveries);
+    d.logged = d.total;
+    d.logged_ms = now_ms_ ? now_ms_ : 1;
+  }
+}
+
 void QueueHub::push(QueueEvent ev) {
+  if (!event_text_valid(ev.ref())) return discard(Discard::InvalidText, ev);
+  push_valid(std::move(ev));
+}
+
+void QueueHub::push_valid(QueueEvent ev) {
   Topic* t = topic(ev.topic, true);
   if (!t) return;  // cannot happen for listener topics, which are declared at start
   if (!ev.node) ev.node = node_id_;
@@ -195,6 +233,7 @@ void QueueHub::push(QueueEvent ev) {
 }
 
 void QueueHub::push(const QueueEventRef& ev) {
+  if (!event_text_valid(ev)) return discard(Discard::InvalidText, ev.own());
   // The common case, a local consumer without acknowledgements that can take it now, needs no copy.
   Topic* t = ev.fwd == 0 ? topic(*ev.topic, false) : nullptr;
   if (t && t->pending_by_client.count(ev.client) == 0) {
@@ -205,7 +244,7 @@ void QueueHub::push(const QueueEventRef& ev) {
       return;
     }
   }
-  push(ev.own());
+  push_valid(ev.own());
 }
 
 bool QueueHub::any_ready(const Topic& t) const {
@@ -288,6 +327,12 @@ void QueueHub::requeue(Consumer& c, bool timed_out_only) {
   // Newest first, each to the front: the topic gets them back oldest first.
   for (auto it = seqs.rbegin(); it != seqs.rend(); ++it) {
     auto node = c.unacked.extract(*it);
+    // A failed delivery is charged to each event whose acknowledgement timed out, and, when the
+    // consumer left, only to the oldest it held: the one it was most likely working on when it
+    // died (a standard client closes at the first frame it cannot take). The events behind it are
+    // given again uncharged, so a poison event does not take its neighbours down with it.
+    if (timed_out_only || std::next(it) == seqs.rend()) node.mapped().ev.failures++;
+    if (worn_out(node.mapped().ev)) continue;
     Topic* t = topic(node.mapped().ev.topic, true);
     if (!t) continue;
     t->redelivered++;
@@ -423,6 +468,7 @@ void QueueHub::sink_ready(QueueSink* sink) {
 void QueueHub::tick(uint64_t now_ms) {
   now_ms_ = now_ms;
   for (auto& [name, t] : topics_) log_drops(*t);
+  log_discards();
   bool requeued = false;
   for (auto& [sink, c] : consumers_) {
     if (!c->ack) continue;
@@ -484,6 +530,10 @@ void QueueHub::render_metrics(PromWriter& w) const {
     w.family(f.name, f.type, f.help);
     for (const QueueTopicStats& t : topics) w.sample(f.name, {{"topic", t.topic}}, f.value(t));
   }
+  w.family("meshgate_queue_discarded_total", "counter",
+           "Poison events dropped instead of delivered: text not valid UTF-8, or delivery failed max_deliveries times.");
+  w.sample("meshgate_queue_discarded_total", {{"reason", "invalid_text"}}, discarded_[0].total);
+  w.sample("meshgate_queue_discarded_total", {{"reason", "max_deliveries"}}, discarded_[1].total);
 }
 
 }  // namespace mg

@@ -25,6 +25,14 @@
 //
 // Acknowledged mode: events carry "k"; an event not acknowledged within ack_timeout, or held by a
 // consumer that leaves, goes back to the front of its topic for another consumer.
+//
+// Poison events: an event whose text is not valid UTF-8 is dropped when it is pushed; an event whose
+// delivery failed max_deliveries times is dropped instead of being given out again. A failure is an
+// acknowledgement that timed out, or a consumer that left while this was the oldest event it held
+// (requeue). Both are counted
+// (meshgate_queue_discarded_total{reason}) and logged (the first at once, then at most one line a
+// minute per reason), so one bad event can neither kill every consumer in turn nor hold its
+// client's later events forever.
 #pragma once
 
 #include <cstdint>
@@ -82,7 +90,10 @@ struct QueueLimits {
   uint64_t max_bytes = limit_defaults::kQueueMaxBytes;
   uint32_t ack_timeout_s = limit_defaults::kAckTimeout;
   uint32_t max_unacked = limit_defaults::kMaxUnacked;
-  static QueueLimits from(const Config& c) { return QueueLimits{c.queue_max_events, c.queue_max_bytes, c.ack_timeout, c.max_unacked}; }
+  uint32_t max_deliveries = limit_defaults::kMaxDeliveries;
+  static QueueLimits from(const Config& c) {
+    return QueueLimits{c.queue_max_events, c.queue_max_bytes, c.ack_timeout, c.max_unacked, c.max_deliveries};
+  }
 };
 
 class QueueHub {
@@ -103,6 +114,7 @@ class QueueHub {
   void set_pressure_handler(std::function<void(const std::string&, bool)> on_pressure) {
     on_pressure_ = std::move(on_pressure);
   }
+  // Every push checks the event's text first (event_text_valid); an invalid one is discarded.
   void push(QueueEvent ev);
   // The same for an event whose parts are borrowed: copied only when the event must wait (or be
   // held for an acknowledgement, or forwarded); delivered straight from them otherwise.
@@ -141,6 +153,11 @@ class QueueHub {
   void remote_ready_changed();
   // The consuming node consumed our forwarded event `fwd`.
   void remote_done(uint64_t fwd);
+  // Why an event was discarded rather than delivered (the `reason` label).
+  enum class Discard { InvalidText, MaxDeliveries };
+  // Counts and logs (rate-limited) an event dropped as poison; also used by the mesh for an EVENT
+  // frame it could not read at all.
+  void discard(Discard why);
   // Forwarded events not yet reported consumed by `node` (bounded by max_events per node).
   size_t remote_in_flight(unsigned node) const;
   void render_metrics(PromWriter& w) const;
@@ -213,6 +230,18 @@ class QueueHub {
   void consumed(const QueueEvent& ev);
   // Logs a topic's drops not yet logged: the first at once, then at most one line a minute (tick).
   void log_drops(Topic& t);
+  // push() after the text check.
+  void push_valid(QueueEvent ev);
+  // Drops `ev` as poison: counted, logged, and reported consumed to a producing node (which would
+  // otherwise send it again).
+  void discard(Discard why, const QueueEvent& ev);
+  // Whether the delivery of `ev` failed max_deliveries times; if so it is discarded.
+  bool worn_out(const QueueEvent& ev);
+  void log_discards();
+  struct DiscardCount {
+    uint64_t total = 0, logged = 0, logged_ms = 0;
+  };
+  DiscardCount discarded_[2];
 
   unsigned node_id_;
   QueueLimits limits_;

@@ -609,11 +609,13 @@ def close_payload(code=None, reason=""):
 
 
 def ws_upgrade_request(port, path="/", extra=None, key=None):
+    """`path` is text, or bytes sent as they are (a target that is not UTF-8)."""
     key = key or base64.b64encode(os.urandom(16)).decode()
-    lines = [f"GET {path} HTTP/1.1", f"Host: 127.0.0.1:{port}", "Upgrade: websocket", "Connection: Upgrade",
+    lines = [f"Host: 127.0.0.1:{port}", "Upgrade: websocket", "Connection: Upgrade",
              f"Sec-WebSocket-Key: {key}", "Sec-WebSocket-Version: 13"]
     lines += list(extra or [])
-    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+    target = path if isinstance(path, bytes) else path.encode()
+    return b"GET " + target + b" HTTP/1.1\r\n" + ("\r\n".join(lines) + "\r\n\r\n").encode()
 
 
 class RawWs:
@@ -859,10 +861,16 @@ class ApiWs:
         return await self.request(env, i, timeout)
 
     async def request(self, envelope, i, timeout=T):
+        return await self.request_text(json.dumps(envelope), i, timeout)
+
+    async def request_text(self, text, i, timeout=T):
+        """Sends `text` (str, or bytes sent as a text frame as they are) and returns the response with
+        this "i"; for requests whose exact JSON text matters (number literals, spacing)."""
+        envelope = text
         key = json.dumps(i, sort_keys=True)
         fut = asyncio.get_running_loop().create_future()
         self.pending[key] = fut
-        await self.ws.send(json.dumps(envelope))
+        await self.ws.send(text.decode() if isinstance(text, bytes) else text)
         try:
             return await asyncio.wait_for(fut, timeout)
         except asyncio.TimeoutError:

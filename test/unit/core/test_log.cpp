@@ -9,6 +9,7 @@
 #include <string>
 
 #include "core/log.h"
+#include "core/log_text.h"
 
 namespace mg {
 namespace {
@@ -63,6 +64,20 @@ TEST(Log, JournalStreamMustNameThisFile) {
   EXPECT_FALSE(log_fd_is_journal(fd, "garbage"));
   close(fd);
   unlink(path);
+}
+
+// Peer text in a log line (core/log_text.h): nothing in it can end the line or forge another.
+TEST(LogText, ControlBytesInvalidUtf8AndBackslashesAreEscaped) {
+  EXPECT_EQ(log_safe("cluster\n2026-01-01 error forged\r"), "cluster\\x0a2026-01-01 error forged\\x0d");
+  EXPECT_EQ(log_safe("\x1b[2J\x7f\t"), "\\x1b[2J\\x7f\\x09");
+  EXPECT_EQ(log_safe("a\\x0ab"), "a\\\\x0ab");  // a literal backslash cannot pass for an escape
+  EXPECT_EQ(log_safe("\xff\xc3\x28 caf\xc3\xa9"), "\\xff\\xc3( caf\xc3\xa9");
+  EXPECT_EQ(log_safe(std::string("nul\0x", 5)), "nul\\x00x");
+  EXPECT_EQ(log_safe("plain text"), "plain text");
+  // The whole-message pass keeps our own backslashes and escapes only what cannot be in a line.
+  EXPECT_EQ(log_safe_line("a\\b\nc\xe2\x82"), "a\\b\\x0ac\\xe2\\x82");
+  const std::string json = log_format_line(LogLevel::Warn, LogFormat::Json, false, log_safe_line("x\xff"));
+  EXPECT_NE(json.find("\"msg\":\"x\\\\xff\"}"), std::string::npos) << json;
 }
 
 }  // namespace

@@ -193,4 +193,25 @@ TEST(Utf8Stream, IncompleteIsNotCompleteAndInvalidStaysInvalid) {
   EXPECT_TRUE(u.complete());
 }
 
+// Client text made valid for an event (client_events.h): URL parts percent-encoded, other text
+// with U+FFFD; valid text, multi-byte characters included, unchanged.
+TEST(Utf8Repair, InvalidBytesArePercentEncodedOrReplacedAndValidTextIsKept) {
+  EXPECT_EQ(mg::utf8_percent_encode_invalid("/caf\xc3\xa9?a=%FF"), "/caf\xc3\xa9?a=%FF");
+  EXPECT_EQ(mg::utf8_percent_encode_invalid("/\xff\xfe"), "/%FF%FE");
+  EXPECT_EQ(mg::utf8_percent_encode_invalid("\xc3\x28x"), "%C3(x");               // a cut sequence
+  EXPECT_EQ(mg::utf8_percent_encode_invalid("\xed\xa0\x80\xe2\x82\xac"), "%ED%A0%80\xe2\x82\xac");  // surrogate, then a euro
+  EXPECT_EQ(mg::utf8_percent_encode_invalid("\xc0\xaf"), "%C0%AF");               // overlong '/'
+  EXPECT_EQ(mg::utf8_percent_encode_invalid("\xf0\x9f\x98"), "%F0%9F%98");        // cut at the end
+  EXPECT_EQ(mg::utf8_replace_invalid("bye \xff!"), "bye \xef\xbf\xbd!");
+  EXPECT_EQ(mg::utf8_replace_invalid("\xf0\x9f\x98\x80 ok"), "\xf0\x9f\x98\x80 ok");
+  for (const char* s : {"/\xff\xfe", "\xc3\x28x", "\xed\xa0\x80", "\xf4\x90\x80\x80"}) {
+    const std::string a = mg::utf8_percent_encode_invalid(s), b = mg::utf8_replace_invalid(s);
+    EXPECT_TRUE(mg::is_valid_utf8(a.data(), a.size())) << a;
+    EXPECT_TRUE(mg::is_valid_utf8(b.data(), b.size())) << b;
+  }
+  EXPECT_EQ(mg::utf8_sequence_length("\xe2\x82\xac", 3), 3u);
+  EXPECT_EQ(mg::utf8_sequence_length("\xe2\x82", 2), 0u);
+  EXPECT_EQ(mg::utf8_sequence_length("", 0), 0u);
+}
+
 }  // namespace

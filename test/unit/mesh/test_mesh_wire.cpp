@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <cstring>
 #include <random>
 #include <set>
 #include <string>
@@ -697,6 +698,20 @@ TEST(MeshBody, EventIsTheEventsMembersPlusHandleAndHops) {
   EXPECT_EQ(out.ev.context, "");
   EXPECT_FALSE(out.ev.redelivered);
   EXPECT_EQ(out.ev.node, 7u);
+}
+
+// An EVENT the mesh cannot decode is still reported consumed by its handle (Mesh::on_event).
+TEST(MeshBody, TheHandleOfAnEventThatDoesNotDecodeIsReadFromItsText) {
+  const std::string bad = "{\"n\":7,\"c\":\"5\",\"t\":\"a\",\"d\":\"\xff\",\"f\":42,\"h\":1}";
+  mg::MeshEvent e;
+  EXPECT_FALSE(decode(bad, e));
+  uint64_t fwd = 0;
+  ASSERT_TRUE(mg::mesh_event_handle(bad.data(), bad.size(), fwd));
+  EXPECT_EQ(fwd, 42u);
+  for (const char* b : {R"({"f":0})", R"({"f":-1})", R"({"f":1.5})", R"({"f":"3"})", R"({"f":9007199254740992})",
+                        R"({"t":"a"})", "not json"}) {
+    EXPECT_FALSE(mg::mesh_event_handle(b, std::strlen(b), fwd)) << b;
+  }
 }
 
 TEST(MeshBody, EventFallbacksAndRanges) {

@@ -902,4 +902,75 @@ TEST(QueueHubAck, NonAckConsumerIsNeverLimitedByMaxUnacked) {
   EXPECT_EQ(s.got.size(), 10u);  // nothing to redeliver either
 }
 
+// ---------------------------------------------------------------------------------------------
+// Poison events: invalid text dropped at the door, failed deliveries bounded (issue 18)
+
+long long discarded(const QueueHub& hub, const std::string& reason) {
+  const std::string text = hub.render_metrics();
+  const std::string prefix = "\nmeshgate_queue_discarded_total{reason=\"" + reason + "\"} ";
+  const size_t at = text.find(prefix);
+  if (at == std::string::npos) return -1;
+  return std::stoll(text.substr(at + prefix.size()));
+}
+
+TEST(QueueHubPoison, TextThatIsNotUtf8IsDroppedAndCountedAndTheNextEventGoesThrough) {
+  QueueHub hub(1, limits());
+  FakeSink s;
+  ASSERT_EQ(pop(hub, s, true), 0);
+  QueueEvent bad_data = event(1, 1);
+  bad_data.data = "{\"seq\":1,\"s\":\"\xff\"}";
+  hub.push(bad_data);
+  hub.push(event(1, 2, "client", "{\"uid\":\"\xc3\x28\"}"));  // the context
+  const std::string topic = "client";
+  const std::string data = "\"\xed\xa0\x80\"";  // a UTF-16 surrogate, borrowed
+  hub.push(mg::QueueEventRef{&topic, 1, data, ""});
+  EXPECT_TRUE(s.got.empty()) << s.raw[0];
+  hub.push(event(1, 3));
+  EXPECT_EQ(s.seqs_of(1), std::vector<int>{3});
+  EXPECT_EQ(discarded(hub, "invalid_text"), 3);
+  EXPECT_EQ(discarded(hub, "max_deliveries"), 0);
+  EXPECT_EQ(hub.pending_events(), 0u);
+}
+
+TEST(QueueHubPoison, AnEventWhoseConsumersKeepLeavingIsDroppedAtMaxDeliveriesAndTheNextGoesOn) {
+  QueueLimits l = limits();
+  l.max_deliveries = 3;
+  QueueHub hub(1, l);
+  FakeSink first;
+  ASSERT_EQ(pop(hub, first, true), 0);
+  hub.push(event(1, 1));  // the poison: each consumer leaves while holding it
+  hub.push(event(1, 2));  // behind it: given again each time, never charged
+  ASSERT_EQ(first.seqs_of(1), (std::vector<int>{1, 2}));
+  ASSERT_EQ(hub.unpop(&first), 0);
+  for (int attempt = 2; attempt <= 3; ++attempt) {
+    FakeSink next;
+    ASSERT_EQ(pop(hub, next, true), 0);
+    ASSERT_EQ(next.seqs_of(1), (std::vector<int>{1, 2})) << "delivery " << attempt;
+    ASSERT_EQ(hub.unpop(&next), 0);
+  }
+  FakeSink last;
+  ASSERT_EQ(pop(hub, last, true), 0);
+  EXPECT_EQ(last.seqs_of(1), std::vector<int>{2});
+  EXPECT_EQ(discarded(hub, "max_deliveries"), 1);
+  hub.ack(&last, last.ks());
+  EXPECT_EQ(hub.held_events(), 0u);
+}
+
+TEST(QueueHubPoison, EachTimedOutAcknowledgementCountsAsAFailedDelivery) {
+  QueueLimits l = limits(10000, 16 << 20, 10, 1000);
+  l.max_deliveries = 2;
+  QueueHub hub(1, l);
+  hub.set_now(1);
+  FakeSink s;
+  ASSERT_EQ(pop(hub, s, true), 0);
+  hub.push(event(1, 1));
+  hub.push(event(2, 1));
+  hub.tick(10001);  // first failure of both: given again
+  EXPECT_EQ(s.got.size(), 4u);
+  hub.tick(20001);  // second failure of both: dropped
+  EXPECT_EQ(s.got.size(), 4u);
+  EXPECT_EQ(discarded(hub, "max_deliveries"), 2);
+  EXPECT_EQ(hub.held_events(), 0u);
+}
+
 }  // namespace
