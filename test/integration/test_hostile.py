@@ -187,6 +187,44 @@ async def test_malformed_http(node, data):
     await assert_node_healthy(node)
 
 
+# RFC 9112 says a server must refuse these (issue 18): each port that speaks HTTP answers the status
+# and reads nothing more (the bytes after it would be a smuggled request if a proxy read it otherwise).
+STRICT_HTTP = [
+    ("obs-fold", b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-A: one\r\n two\r\n\r\n", 400),
+    ("obs-fold hides Transfer-Encoding", b"POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+     b" Transfer-Encoding: chunked\r\n\r\nhello", 400),
+    ("no Host", b"GET /healthz HTTP/1.1\r\n\r\n", 400),
+    ("two Hosts", b"GET /healthz HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n", 400),
+    ("TE gzip, chunked", b"POST /healthz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
+     b"5\r\nhello\r\n0\r\n\r\n", 501),
+    ("TE identity", b"POST /healthz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: identity\r\n\r\nhello", 400),
+    ("TE chunked twice", b"POST /healthz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+     b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
+    ("no version", b"GET /healthz\r\n\r\n", 400),
+    ("HTTP/2.0 request line", b"GET /healthz HTTP/2.0\r\nHost: x\r\n\r\n", 505),
+]
+
+
+@pytest.mark.parametrize("where", ["api", "route", "ws"])
+@pytest.mark.parametrize("what,data,status", STRICT_HTTP, ids=[c[0] for c in STRICT_HTTP])
+async def test_http_strict_where_rfc9112_says_refuse(node, where, what, data, status):
+    port = http_ports(node)[where]
+    follow = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    s = connect_raw(port, 3)
+    try:
+        sendall_quiet(s, data + follow)
+        resp, rest = read_http_response(s, 3)
+        assert resp.status == status, f"{where}: {what}: HTTP {resp.status} {resp.body[:200]!r}, expected {status}"
+        assert (resp.header("Connection") or "").lower() == "close", f"{where}: {what}: the connection stays open"
+        s.settimeout(3)
+        while (chunk := s.recv(65536)):
+            rest += chunk
+        assert b"HTTP/1.1" not in rest, f"{where}: {what}: the request after it was answered: {rest[:200]!r}"
+    finally:
+        s.close()
+    await assert_node_healthy(node)
+
+
 MUST_BE_400 = [
     b"{", b"}", b"{\"c\":", b"{\"c\":\"room\",\"d\":\"unterminated}", b"{'c':'room'}", b"{\"c\":\"room\" \"d\":\"x\"}",
     b"[" * 60000, b"{\"a\":" * 10000 + b"1" + b"}" * 10000, b"\x00\x00\x00", b"{\"c\":\"room\",\"d\":\"x\"}\x00",
