@@ -13,6 +13,7 @@
 #include "core/metrics.h"
 #include "core/metrics_process.h"
 #include "core/snowflake.h"
+#include "http/http_refusals.h"
 #include "mesh/mesh.h"
 #include "net/listen_socket.h"
 #include "queue/queue_spool.h"
@@ -237,6 +238,9 @@ std::string Hub::render_metrics() const {
   queue_.render_metrics(w);
   if (mesh_) w.append(mesh_->render_metrics());
   api_.render_metrics(w);
+  HttpRefusals::family(w);
+  api_.http().refusals().render(w);
+  if (route_) route_->http().refusals().render(w);
   w.family("meshgate_queue_restored_total", "counter", "Events restored from the spool of the last run at start.");
   w.sample("meshgate_queue_restored_total", spool_restored_);
   w.family("meshgate_api_connections", "gauge", "Control and route API connections open now.");

@@ -22,7 +22,7 @@ std::string api_error_body(int code, const std::string& message) { return envelo
 
 ApiServer::ApiServer(ApiHost& host, uv_loop_t* loop)
     : host_(host),
-      http_(loop, "control API", kMaxConnections,
+      http_(loop, "control API", "api", kMaxConnections, kRequestTimeoutMs,
             [this](HttpServer& server, uint64_t serial) -> HttpConn* { return new ApiConn(*this, server, serial); }),
       token_(host.config().api_token) {}
 

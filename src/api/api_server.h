@@ -52,6 +52,8 @@ class ApiServer {
  public:
   // Open connections, at most: the public route API (another listener) cannot crowd this one out.
   static constexpr size_t kMaxConnections = 10000;
+  // A request (head and body) must arrive within this long of the connection being ready for it.
+  static constexpr uint64_t kRequestTimeoutMs = 15000;
 
   ApiServer(ApiHost& host, uv_loop_t* loop);
   bool listen() { return http_.listen(host_.config().api_bind, host_.config().api_port); }

@@ -170,6 +170,7 @@ const std::map<std::string, Setter>& global_keys() {
       {"route.bind", string_key(&Config::route_bind)},
       {"route.port", uint_key(&Config::route_port, 0, 65535)},
       {"route.max_batch", uint_key(&Config::route_max_batch, 1, 10000000)},
+      {"route.max_body", uint_key(&Config::route_max_body, 64, 16u << 20)},
       {"route.tcp_addr", string_key(&Config::tcp_addr)},
       {"route.ws_addr", string_key(&Config::ws_addr)},
       {"route.wss_addr", string_key(&Config::wss_addr)},
@@ -412,6 +413,7 @@ std::vector<std::string> keys_needing_restart(const Config& a, const Config& b) 
   check("[route] bind", a.route_bind == b.route_bind);
   check("[route] port", a.route_port == b.route_port);
   check("[route] max_batch", a.route_max_batch == b.route_max_batch);
+  check("[route] max_body", a.route_max_body == b.route_max_body);
   check("[route] addresses (tcp, ws, wss and their intranet_ forms)",
         a.tcp_addr == b.tcp_addr && a.ws_addr == b.ws_addr && a.wss_addr == b.wss_addr &&
             a.intranet_tcp_addr == b.intranet_tcp_addr && a.intranet_ws_addr == b.intranet_ws_addr &&

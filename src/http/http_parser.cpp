@@ -79,6 +79,7 @@ int HttpParser::on_message_begin(llhttp_t* p) {
   self->head_prior_ = 0;
   self->in_head_ = true;
   self->target_started_ = false;
+  self->started_ = true;
   self->hosts_ = 0;
   self->transfer_coding_.clear();
   return 0;
@@ -218,6 +219,7 @@ HttpParser::Status HttpParser::feed(const char* data, size_t len, size_t& consum
 
 void HttpParser::next() {
   complete_ = false;
+  started_ = false;
   llhttp_resume(&parser_);
 }
 

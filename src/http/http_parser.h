@@ -61,6 +61,8 @@ class HttpParser {
   // Prepares for the next request on the same connection.
   void next();
   const HttpRequest& request() const { return req_; }
+  // Part of a request has come and it is not complete yet.
+  bool in_request() const { return started_ && !complete_; }
   int error_status() const { return error_status_; }          // 400, 413, 431, 501 or 505
   const std::string& error_message() const { return error_message_; }
 
@@ -89,6 +91,7 @@ class HttpParser {
   bool in_head_ = false;
   bool target_started_ = false;
   bool complete_ = false;
+  bool started_ = false;
   // Strictness (RFC 9112): Host headers seen, the Transfer-Encoding values joined, and what comes
   // right before a header value piece (to tell an obs-fold: a piece that starts a line).
   unsigned hosts_ = 0;
