@@ -429,6 +429,7 @@ void Hub::reload() {
   if (parse_log_format(fresh.log_format, format)) log_set_format(format);
   if (!log_open(fresh.log_file, error)) LOG_ERROR("SIGHUP: cannot open log file %s", error.c_str());
   api_.set_token(fresh.api_token);
+  api_.set_guard(fresh);
   queue_.set_limits(QueueLimits::from(fresh));
   WorkerLimits limits = WorkerLimits::from(fresh);
   bool same_listeners = fresh.listeners.size() == cfg_.listeners.size();

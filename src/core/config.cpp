@@ -165,6 +165,19 @@ const std::map<std::string, Setter>& global_keys() {
       {"api.bind", string_key(&Config::api_bind)},
       {"api.port", uint_key(&Config::api_port, 1, 65535)},
       {"api.token", string_key(&Config::api_token)},
+      {"api.hosts", [](Config& c, const std::string& v) -> std::string {
+         c.api_hosts = split_list(v);
+         for (const std::string& h : c.api_hosts)
+           if (h.find_first_of("/ \t") != std::string::npos) return "expected names (or name:port), comma-separated";
+         return "";
+       }},
+      {"api.origins", [](Config& c, const std::string& v) -> std::string {
+         c.api_origins = split_list(v);
+         for (const std::string& o : c.api_origins)
+           if ((o.rfind("http://", 0) != 0 && o.rfind("https://", 0) != 0) || o.find('/', o.find("//") + 2) != std::string::npos)
+             return "expected origins such as https://ops.example.com (scheme://host[:port], no path), comma-separated";
+         return "";
+       }},
       {"api.max_body", uint_key(&Config::api_max_body, 64, 1u << 30)},
       {"api.max_output", uint_key(&Config::api_max_output, 65536, 1ull << 40)},
       {"route.bind", string_key(&Config::route_bind)},

@@ -87,6 +87,8 @@ struct Config {
   std::string api_bind = "127.0.0.1";
   int api_port = 6789;
   std::string api_token;
+  std::vector<std::string> api_hosts;    // names (or name:port) the API is reached by, besides its addresses
+  std::vector<std::string> api_origins;  // web origins (scheme://host[:port]) allowed to POST and open /ws/v1
   uint32_t api_max_body = limit_defaults::kApiMaxBody;
   uint64_t api_max_output = limit_defaults::kApiMaxOutput;
   // [route]
