@@ -69,7 +69,6 @@ ApiGuard::ApiGuard(std::string bind, int port, std::vector<std::string> hosts, s
   int ignored;
   if (!split_authority(bind, bind_, ignored)) bind_ = lower(bind);
   bind_wildcard_ = bind_.empty() || bind_ == "0.0.0.0" || bind_ == "::" || bind_ == "*";
-  bind_loopback_ = is_loopback_literal(bind_) || bind_ == "localhost";
   for (std::string& h : hosts) hosts_.push_back(lower(std::move(h)));
   for (std::string& o : origins) origins_.push_back(lower(std::move(o)));
 }
@@ -85,10 +84,12 @@ bool ApiGuard::host_allowed(const std::string* host) const {
     if (split_authority(entry, ename, eport) && ename == name && (eport < 0 ? port < 0 || port == port_ : eport == port))
       return true;
   }
+  // Loopback under any port: an SSH tunnel or port forward (ssh -L 8080:127.0.0.1:6789) keeps the
+  // browser's port, and a page of another site cannot be served under the operator's loopback.
+  if (is_localhost_name(name) || is_loopback_literal(name)) return true;
   if (port >= 0 && port != port_) return false;
-  if (is_localhost_name(name) || name == bind_) return true;
-  if (is_ip_literal(name)) return bind_wildcard_ || (bind_loopback_ && is_loopback_literal(name));
-  return false;
+  if (name == bind_) return true;
+  return bind_wildcard_ && is_ip_literal(name);  // no DNS answer makes a page's origin an IP literal
 }
 
 bool ApiGuard::origin_allowed(const std::string* origin, const std::string* host) const {

@@ -3,10 +3,11 @@
 // forge. Pure checks, no I/O (ApiConn applies them; docs/security.md "Cross-site requests").
 //
 // - Host (every request): names one of this API's own addresses, so a page that rebinds its DNS
-//   name to 127.0.0.1 (DNS rebinding) is refused, 421. Allowed: the bind address; any IP literal
-//   when bound to a wildcard (0.0.0.0, ::) or a loopback literal when bound to loopback; localhost
-//   and *.localhost; the names in [api] hosts. A port, when given, must be the API's (an entry
-//   "name:port" allows that port instead); without one (a proxy in front on 80/443) the name decides.
+//   name to 127.0.0.1 (DNS rebinding) is refused, 421. Allowed: localhost, *.localhost and loopback
+//   addresses under any port (a tunnel keeps the browser's port); the bind address; any IP literal
+//   when bound to a wildcard (0.0.0.0, ::); the names in [api] hosts. Other than on loopback, a
+//   port, when given, must be the API's (an entry "name:port" allows that port instead); without
+//   one (a proxy in front on 80/443) the name decides.
 //   A request without Host (HTTP/1.0; HTTP/1.1 requires one) is not from a browser: allowed.
 // - Origin (POST and every other method but GET and HEAD, and the /ws/v1 upgrade): absent (curl, a
 //   backend), the same origin as the request (its host and port are those of the Host, itself
@@ -34,7 +35,7 @@ class ApiGuard {
  private:
   std::string bind_;  // lower case, without IPv6 brackets
   int port_;
-  bool bind_wildcard_, bind_loopback_;
+  bool bind_wildcard_;
   std::vector<std::string> hosts_, origins_;  // lower case
 };
 
