@@ -78,6 +78,9 @@ void HttpConn::parse_http() {
     dispatch();
   }
   if (unparsed_off_ == unparsed_.size()) {
+    // A large read parsed: its copy is in the request now, so keep no second buffer its size while
+    // the connection waits for more (thousands of slow senders each hold one).
+    if (unparsed_.capacity() > kKeepInputBuffer) std::string().swap(unparsed_);
     unparsed_.clear();
     unparsed_off_ = 0;
   }

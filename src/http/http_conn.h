@@ -35,6 +35,8 @@ class HttpConn : public Stream, public WsOwner {
   static constexpr size_t kOutputPause = 1 << 20;
   // HTTP: requests handed over and not answered yet, at most; reading pauses at this many.
   static constexpr size_t kMaxPipelined = 16;
+  // HTTP: the input buffer is freed, once parsed, when it has grown beyond this.
+  static constexpr size_t kKeepInputBuffer = 16 * 1024;
 
   HttpConn(HttpServer& server, uint64_t serial, const HttpLimits& limits);
   void start();
