@@ -71,7 +71,8 @@ def wchar(pid):
 
 def http_json(port, path, body=None, timeout=3):
     data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data, method="GET" if body is None else "POST")
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data, method="GET" if body is None else "POST",
+                                 headers={"Content-Type": "application/json"})  # the API takes JSON only
     with urllib.request.urlopen(req, timeout=timeout) as r:
         return json.load(r)
 
@@ -238,7 +239,7 @@ def mesh_socket_bytes(pids, mesh_ports):
 
 def route_answer(node, uids):
     req = urllib.request.Request(f"http://127.0.0.1:{node.route}/route/batch", data=json.dumps(uids).encode(),
-                                 method="POST")
+                                 method="POST", headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(req, timeout=5) as r:
         groups = json.load(r)
     return {u: g["ws_addr"] for g in groups for u in g["uids"]}

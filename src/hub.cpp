@@ -14,6 +14,7 @@
 #include "core/metrics.h"
 #include "core/metrics_process.h"
 #include "core/snowflake.h"
+#include "http/http_refusals.h"
 #include "mesh/mesh.h"
 #include "net/listen_socket.h"
 #include "queue/queue_spool.h"
@@ -238,6 +239,9 @@ std::string Hub::render_metrics() const {
   queue_.render_metrics(w);
   if (mesh_) w.append(mesh_->render_metrics());
   api_.render_metrics(w);
+  HttpRefusals::family(w);
+  api_.http().refusals().render(w);
+  if (route_) route_->http().refusals().render(w);
   w.family("meshgate_queue_restored_total", "counter", "Events restored from the spool of the last run at start.");
   w.sample("meshgate_queue_restored_total", spool_restored_);
   w.family("meshgate_api_connections", "gauge", "Control and route API connections open now.");
@@ -426,6 +430,7 @@ void Hub::reload() {
   if (parse_log_format(fresh.log_format, format)) log_set_format(format);
   if (!log_open(fresh.log_file, error)) LOG_ERROR("SIGHUP: cannot open log file %s", error.c_str());
   api_.set_token(fresh.api_token);
+  api_.set_guard(fresh);
   queue_.set_limits(QueueLimits::from(fresh));
   WorkerLimits limits = WorkerLimits::from(fresh);
   bool same_listeners = fresh.listeners.size() == cfg_.listeners.size();

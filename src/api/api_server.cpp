@@ -22,9 +22,15 @@ std::string api_error_body(int code, const std::string& message) { return envelo
 
 ApiServer::ApiServer(ApiHost& host, uv_loop_t* loop)
     : host_(host),
-      http_(loop, "control API", kMaxConnections,
+      http_(loop, "control API", "api", kMaxConnections, kRequestTimeoutMs,
             [this](HttpServer& server, uint64_t serial) -> HttpConn* { return new ApiConn(*this, server, serial); }),
-      token_(host.config().api_token) {}
+      token_(host.config().api_token),
+      guard_(host.config().api_bind, host.config().api_port, host.config().api_hosts, host.config().api_origins) {}
+
+void ApiServer::set_guard(const Config& cfg) {
+  const Config& running = host_.config();
+  guard_ = ApiGuard(running.api_bind, running.api_port, cfg.api_hosts, cfg.api_origins);
+}
 
 void ApiServer::count_call(const std::string& method, int code) {
   static const std::string unknown = "unknown";
@@ -63,10 +69,35 @@ bool ApiConn::authorized(const HttpRequest& req) const {
   return given.size() == token.size() && CRYPTO_memcmp(given.data(), token.data(), token.size()) == 0;
 }
 
+// Before anything else, so a refused request learns nothing of what is behind (see api_guard.h).
+bool ApiConn::same_site(const HttpRequest& req, bool writes) {
+  HttpRefusals& refusals = server().refusals();
+  uint64_t now = uv_now(loop());
+  const std::string* host = req.header("host");
+  if (!api_.guard().host_allowed(host)) {
+    refusals.count(HttpRefusals::Host, now, "a Host header that names none of its addresses: DNS rebinding, or add the name to [api] hosts");
+    respond_json(421, api_error_body(101, "the Host header names none of this API's addresses: add the name to [api] hosts"));
+    return false;
+  }
+  if (writes && !api_.guard().origin_allowed(req.header("origin"), host)) {
+    refusals.count(HttpRefusals::Origin, now, req.method + " " + (req.path == "/ws/v1" ? "/ws/v1" : "/v1/...") +
+                                                  " from a cross-site Origin: another web page, or add it to [api] origins");
+    respond_json(403, api_error_body(101, "cross-site request refused: this Origin is not the API's own nor in [api] origins"));
+    return false;
+  }
+  if (req.method == "POST" && !ApiGuard::json_content_type(req.header("content-type"))) {
+    refusals.count(HttpRefusals::ContentType, now, "a POST without Content-Type: application/json");
+    respond_json(415, api_error_body(101, "POST bodies must be sent with Content-Type: application/json"));
+    return false;
+  }
+  return true;
+}
+
 void ApiConn::on_request(const HttpRequest& req) {
   ApiHost& host = api_.host();
   const std::string& p = req.path;
   bool get = req.method == "GET" || req.method == "HEAD";
+  if (!same_site(req, !get || p == "/ws/v1")) return;
   if (p == "/healthz" || p == "/readyz" || p == "/metrics" || p == "/v1/nodes") {
     if (!get) return respond_json(405, api_error_body(101, p + " takes GET"), {{"Allow", "GET"}});
     if (p == "/healthz") return respond(200, "text/plain", "ok\n");

@@ -11,6 +11,7 @@
 #include <string>
 #include <utility>
 
+#include "api/api_guard.h"
 #include "api/api_host.h"
 #include "core/metrics.h"
 #include "http/http_server.h"
@@ -42,6 +43,8 @@ class ApiConn final : public HttpConn, public QueueSink {
   void on_ws_drained() override;
   void on_conn_closed() override;
   bool authorized(const HttpRequest& req) const;
+  // False when the request was refused as cross-site (answered: 421, 403 or 415, and counted).
+  bool same_site(const HttpRequest& req, bool writes);
   void call(const HttpRequest& req, const std::string& method);
 
   ApiServer& api_;
@@ -52,6 +55,8 @@ class ApiServer {
  public:
   // Open connections, at most: the public route API (another listener) cannot crowd this one out.
   static constexpr size_t kMaxConnections = 10000;
+  // A request (head and body) must arrive within this long of the connection being ready for it.
+  static constexpr uint64_t kRequestTimeoutMs = 15000;
 
   ApiServer(ApiHost& host, uv_loop_t* loop);
   bool listen() { return http_.listen(host_.config().api_bind, host_.config().api_port); }
@@ -61,6 +66,10 @@ class ApiServer {
   // The [api] token (reloaded by SIGHUP); empty: no authentication.
   void set_token(std::string token) { token_ = std::move(token); }
   const std::string& token() const { return token_; }
+  // The cross-site checks from `cfg`'s [api] hosts and origins, for this API's bind address and
+  // port (reloaded by SIGHUP with the running address).
+  void set_guard(const Config& cfg);
+  const ApiGuard& guard() const { return guard_; }
   // Counts a call for /metrics: a method name outside the handler table counts as "unknown".
   void count_call(const std::string& method, int code);
   void render_metrics(PromWriter& w) const;
@@ -74,6 +83,7 @@ class ApiServer {
   ApiHost& host_;
   HttpServer http_;
   std::string token_;
+  ApiGuard guard_;
   std::string event_buffer_;
   std::map<std::pair<std::string, int>, uint64_t> calls_;
 };

@@ -165,11 +165,25 @@ const std::map<std::string, Setter>& global_keys() {
       {"api.bind", string_key(&Config::api_bind)},
       {"api.port", uint_key(&Config::api_port, 1, 65535)},
       {"api.token", string_key(&Config::api_token)},
+      {"api.hosts", [](Config& c, const std::string& v) -> std::string {
+         c.api_hosts = split_list(v);
+         for (const std::string& h : c.api_hosts)
+           if (h.find_first_of("/ \t") != std::string::npos) return "expected names (or name:port), comma-separated";
+         return "";
+       }},
+      {"api.origins", [](Config& c, const std::string& v) -> std::string {
+         c.api_origins = split_list(v);
+         for (const std::string& o : c.api_origins)
+           if ((o.rfind("http://", 0) != 0 && o.rfind("https://", 0) != 0) || o.find('/', o.find("//") + 2) != std::string::npos)
+             return "expected origins such as https://ops.example.com (scheme://host[:port], no path), comma-separated";
+         return "";
+       }},
       {"api.max_body", uint_key(&Config::api_max_body, 64, 1u << 30)},
       {"api.max_output", uint_key(&Config::api_max_output, 65536, 1ull << 40)},
       {"route.bind", string_key(&Config::route_bind)},
       {"route.port", uint_key(&Config::route_port, 0, 65535)},
       {"route.max_batch", uint_key(&Config::route_max_batch, 1, 10000000)},
+      {"route.max_body", uint_key(&Config::route_max_body, 64, 16u << 20)},
       {"route.tcp_addr", string_key(&Config::tcp_addr)},
       {"route.ws_addr", string_key(&Config::ws_addr)},
       {"route.wss_addr", string_key(&Config::wss_addr)},
@@ -413,6 +427,7 @@ std::vector<std::string> keys_needing_restart(const Config& a, const Config& b) 
   check("[route] bind", a.route_bind == b.route_bind);
   check("[route] port", a.route_port == b.route_port);
   check("[route] max_batch", a.route_max_batch == b.route_max_batch);
+  check("[route] max_body", a.route_max_body == b.route_max_body);
   check("[route] addresses (tcp, ws, wss and their intranet_ forms)",
         a.tcp_addr == b.tcp_addr && a.ws_addr == b.ws_addr && a.wss_addr == b.wss_addr &&
             a.intranet_tcp_addr == b.intranet_tcp_addr && a.intranet_ws_addr == b.intranet_ws_addr &&

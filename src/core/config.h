@@ -21,6 +21,7 @@ namespace limit_defaults {
 constexpr uint32_t kApiMaxBody = 1048576;
 constexpr uint64_t kApiMaxOutput = 64ull << 20;
 constexpr uint32_t kRouteMaxBatch = 10000;
+constexpr uint32_t kRouteMaxBody = 65536;  // the public route API buffers each body whole: keep it small
 constexpr uint32_t kMaxConnections = 100000;
 constexpr uint32_t kMaxHeaderBytes = 8192;
 constexpr uint32_t kMaxHeaders = 64;
@@ -87,12 +88,15 @@ struct Config {
   std::string api_bind = "127.0.0.1";
   int api_port = 6789;
   std::string api_token;
+  std::vector<std::string> api_hosts;    // names (or name:port) the API is reached by, besides its addresses
+  std::vector<std::string> api_origins;  // web origins (scheme://host[:port]) allowed to POST and open /ws/v1
   uint32_t api_max_body = limit_defaults::kApiMaxBody;
   uint64_t api_max_output = limit_defaults::kApiMaxOutput;
   // [route]
   std::string route_bind = "0.0.0.0";
   int route_port = 5001;
   uint32_t route_max_batch = limit_defaults::kRouteMaxBatch;
+  uint32_t route_max_body = limit_defaults::kRouteMaxBody;
   std::string tcp_addr, ws_addr, wss_addr;
   std::string intranet_tcp_addr, intranet_ws_addr, intranet_wss_addr;
   std::string cors_origin;

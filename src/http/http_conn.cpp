@@ -12,7 +12,16 @@ HttpConn::HttpConn(HttpServer& server, uint64_t serial, const HttpLimits& limits
     : Stream(server.loop()), server_(server), serial_(serial), parser_(std::make_unique<HttpParser>(limits)) {}
 
 bool HttpConn::stalled(uint64_t now_ms) const {
-  return !ws_ && pending_.empty() && !closing() && now_ms - ready_since_ms_ > kRequestTimeoutMs;
+  return !ws_ && pending_.empty() && !closing() && now_ms - ready_since_ms_ > server_.request_timeout_ms();
+}
+
+void HttpConn::time_out(uint64_t now_ms) {
+  if (!parser_ || !parser_->in_request()) return close_now();
+  server_.refusals().count(HttpRefusals::Timeout, now_ms, "request not complete within " +
+                                                              std::to_string(server_.request_timeout_ms() / 1000) + " s");
+  no_more_ = true;
+  write(http_response(408, "application/json", error_body(408, "the request took too long to arrive"), false));
+  close_after_flush();
 }
 
 void HttpConn::start() {
@@ -55,6 +64,8 @@ void HttpConn::parse_http() {
       pending_.push_back(Pending{});
       pending_.back().seq = current_ = next_seq_++;
       pending_.back().keep_alive = false;
+      if (parser_->error_status() == 413)
+        server_.refusals().count(HttpRefusals::TooLarge, uv_now(loop()), parser_->error_message());
       respond_json(parser_->error_status(), error_body(parser_->error_status(), parser_->error_message()));
       break;
     }
@@ -67,6 +78,9 @@ void HttpConn::parse_http() {
     dispatch();
   }
   if (unparsed_off_ == unparsed_.size()) {
+    // A large read parsed: its copy is in the request now, so keep no second buffer its size while
+    // the connection waits for more (thousands of slow senders each hold one).
+    if (unparsed_.capacity() > kKeepInputBuffer) std::string().swap(unparsed_);
     unparsed_.clear();
     unparsed_off_ = 0;
   }

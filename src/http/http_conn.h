@@ -31,18 +31,22 @@ class HttpServer;
 class HttpConn : public Stream, public WsOwner {
  public:
   using Headers = std::vector<std::pair<std::string, std::string>>;
-  // An HTTP connection (not WebSocket) that has not completed a request within this long of being
-  // ready for one (accept, or the previous answer): idle keep-alive, or a slow sender.
-  static constexpr uint64_t kRequestTimeoutMs = 15000;
   // HTTP: output waiting beyond this pauses reading until the client has taken it.
   static constexpr size_t kOutputPause = 1 << 20;
   // HTTP: requests handed over and not answered yet, at most; reading pauses at this many.
   static constexpr size_t kMaxPipelined = 16;
+  // HTTP: the input buffer is freed, once parsed, when it has grown beyond this.
+  static constexpr size_t kKeepInputBuffer = 16 * 1024;
 
   HttpConn(HttpServer& server, uint64_t serial, const HttpLimits& limits);
   void start();
   uint64_t serial() const { return serial_; }
+  // HTTP: no request completed within the server's request_timeout_ms of being ready for one
+  // (idle keep-alive, or a slow sender).
   bool stalled(uint64_t now_ms) const;
+  // Closes a stalled connection: with 408 (counted as a refusal) when part of a request came,
+  // silently when none did (an idle keep-alive connection).
+  void time_out(uint64_t now_ms);
   bool is_websocket() const { return ws_ != nullptr; }
 
   // HTTP: the request on_request() was last called for. An answer given after on_request()

@@ -7,6 +7,27 @@ namespace mg {
 
 namespace {
 HttpParser* self_of(llhttp_t* p) { return static_cast<HttpParser*>(p->data); }
+
+// What a request's Transfer-Encoding list (every such header joined by commas) deserves: 0 when it
+// is `chunked` alone; 400 when its last coding is not chunked, or chunked comes twice (RFC 9112
+// 6.3: the length cannot be known, refuse and close); 501 when chunked comes last after codings we
+// do not implement (6.1). Parameters (";q=...") count as part of the coding: none is defined for chunked.
+int transfer_coding_status(const std::string& list) {
+  std::vector<std::string> codings;
+  size_t pos = 0;
+  while (pos <= list.size()) {
+    size_t comma = std::min(list.find(',', pos), list.size());
+    std::string c = list.substr(pos, comma - pos);
+    c.erase(0, c.find_first_not_of(" \t"));
+    c.erase(c.find_last_not_of(" \t") + 1);
+    std::transform(c.begin(), c.end(), c.begin(), [](unsigned char ch) { return std::tolower(ch); });
+    if (!c.empty()) codings.push_back(std::move(c));
+    pos = comma + 1;
+  }
+  if (codings.empty() || codings.back() != "chunked") return 400;
+  if (std::count(codings.begin(), codings.end(), "chunked") > 1) return 400;
+  return codings.size() == 1 ? 0 : 501;
+}
 }  // namespace
 
 const std::string* HttpRequest::header(const char* lower_name) const {
@@ -58,6 +79,9 @@ int HttpParser::on_message_begin(llhttp_t* p) {
   self->head_prior_ = 0;
   self->in_head_ = true;
   self->target_started_ = false;
+  self->started_ = true;
+  self->hosts_ = 0;
+  self->transfer_coding_.clear();
   return 0;
 }
 
@@ -87,6 +111,11 @@ int HttpParser::on_header_field(llhttp_t* p, const char* at, size_t len) {
 int HttpParser::on_header_value(llhttp_t* p, const char* at, size_t len) {
   auto* self = self_of(p);
   if (!self->head_within_limit(at + len)) return self->fail(431, "request line and headers are larger than the limit");
+  // llhttp joins an obs-fold (a line that starts with space or tab continues the value before it)
+  // and reports the continuation as more of the value: a piece that starts right after a line end.
+  char before = at > self->chunk_start_ ? at[-1] : self->prev_chunk_last_;
+  if (len > 0 && before == '\n')
+    return self->fail(400, "a header line starts with white space (obs-fold, RFC 9112 5.2): send each header on one line");
   self->in_value_ = true;
   self->value_.append(at, len);
   return 0;
@@ -100,6 +129,11 @@ int HttpParser::on_header_value_complete(llhttp_t* p) {
   std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return std::tolower(c); });
   std::string& v = self->value_;
   while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.pop_back();  // trailing OWS (RFC 9110 §5.5)
+  if (name == "host") self->hosts_++;
+  if (name == "transfer-encoding") {  // several such headers make one list (RFC 9110 5.3)
+    if (!self->transfer_coding_.empty()) self->transfer_coding_ += ',';
+    self->transfer_coding_ += v;
+  }
   self->req_.headers.emplace_back(std::move(name), v);
   self->in_value_ = true;  // the next field callback starts a new header
   self->field_.clear();
@@ -120,6 +154,21 @@ int HttpParser::on_headers_complete(llhttp_t* p) {
   r.upgrade = p->upgrade != 0;
   r.http_major = p->http_major;
   r.http_minor = p->http_minor;
+  // llhttp reads a request line without a version (HTTP/0.9 style) as 0.9.
+  if (r.http_major == 0) return self->fail(400, "the request line needs a version: METHOD TARGET HTTP/1.1");
+  if (r.http_major != 1)
+    return self->fail(505, "HTTP/" + std::to_string(r.http_major) + "." + std::to_string(r.http_minor) +
+                               " is not served here: use HTTP/1.1");
+  // RFC 9112 3.2: exactly one Host in an HTTP/1.1 request; never two (which one would count?).
+  if (self->hosts_ > 1) return self->fail(400, "more than one Host header");
+  if (self->hosts_ == 0 && r.http_minor >= 1) return self->fail(400, "an HTTP/1.1 request needs a Host header");
+  if (p->flags & F_TRANSFER_ENCODING) {
+    int status = transfer_coding_status(self->transfer_coding_);
+    if (status == 400)
+      return self->fail(400, "Transfer-Encoding must end with chunked, once (RFC 9112 6.3): got \"" +
+                                 self->transfer_coding_ + "\"");
+    if (status == 501) return self->fail(501, "only the chunked transfer coding is implemented, alone");
+  }
   if ((p->flags & F_CONTENT_LENGTH) && p->content_length > self->limits_.max_body)
     return self->fail(413, "request body of " + std::to_string(p->content_length) + " bytes is over the limit of " +
                                std::to_string(self->limits_.max_body));
@@ -143,7 +192,9 @@ HttpParser::Status HttpParser::feed(const char* data, size_t len, size_t& consum
   consumed = 0;
   if (error_status_) return Status::Error;
   head_origin_ = data;  // a head that started in an earlier chunk is counted from here on
+  chunk_start_ = data;
   llhttp_errno_t err = llhttp_execute(&parser_, data, len);
+  if (len) prev_chunk_last_ = err == HPE_OK ? data[len - 1] : '\0';
   if (err == HPE_OK) {
     consumed = len;
     if (in_head_ && target_started_) {
@@ -168,6 +219,7 @@ HttpParser::Status HttpParser::feed(const char* data, size_t len, size_t& consum
 
 void HttpParser::next() {
   complete_ = false;
+  started_ = false;
   llhttp_resume(&parser_);
 }
 

@@ -7,6 +7,11 @@
 // Limits: the request head (request line + headers) over max_header_bytes or more than max_headers
 // headers → 431; a body over max_body (by Content-Length or as it arrives) → 413; anything llhttp
 // rejects → 400. After an error the parser is unusable: answer and close.
+//
+// Strict where RFC 9112 says a server must refuse (a proxy in front of us may read such a request
+// otherwise, which is how requests are smuggled): obs-fold, an HTTP/1.1 request without Host, two
+// Host headers, a Transfer-Encoding whose last coding is not chunked, and a request line without a
+// version → 400; a coding before chunked (`gzip, chunked`) → 501; a version other than 1.x → 505.
 #pragma once
 
 #include <llhttp.h>
@@ -56,7 +61,9 @@ class HttpParser {
   // Prepares for the next request on the same connection.
   void next();
   const HttpRequest& request() const { return req_; }
-  int error_status() const { return error_status_; }          // 400, 413 or 431
+  // Part of a request has come and it is not complete yet.
+  bool in_request() const { return started_ && !complete_; }
+  int error_status() const { return error_status_; }          // 400, 413, 431, 501 or 505
   const std::string& error_message() const { return error_message_; }
 
  private:
@@ -84,6 +91,13 @@ class HttpParser {
   bool in_head_ = false;
   bool target_started_ = false;
   bool complete_ = false;
+  bool started_ = false;
+  // Strictness (RFC 9112): Host headers seen, the Transfer-Encoding values joined, and what comes
+  // right before a header value piece (to tell an obs-fold: a piece that starts a line).
+  unsigned hosts_ = 0;
+  std::string transfer_coding_;
+  const char* chunk_start_ = nullptr;
+  char prev_chunk_last_ = '\0';
   int error_status_ = 0;
   std::string error_message_;
 };

@@ -9,8 +9,10 @@
 
 namespace mg {
 
-HttpServer::HttpServer(uv_loop_t* loop, std::string what, size_t max_connections, Factory make)
-    : loop_(loop), what_(std::move(what)), max_connections_(max_connections), make_(std::move(make)) {}
+HttpServer::HttpServer(uv_loop_t* loop, std::string what, std::string label, size_t max_connections,
+                       uint64_t request_timeout_ms, Factory make)
+    : loop_(loop), what_(what), max_connections_(max_connections), request_timeout_ms_(request_timeout_ms),
+      make_(std::move(make)), refusals_(std::move(what), std::move(label)) {}
 
 bool HttpServer::listen(const std::string& host, int port) {
   std::string error;
@@ -67,7 +69,7 @@ void HttpServer::tick(uint64_t now_ms) {
   std::vector<HttpConn*> stalled;
   for (auto& [serial, c] : conns_)
     if (c->stalled(now_ms)) stalled.push_back(c);
-  for (HttpConn* c : stalled) c->close_now();
+  for (HttpConn* c : stalled) c->time_out(now_ms);
 }
 
 void HttpServer::close_all_going_away() {

@@ -2,8 +2,9 @@
 //
 // It owns the registry the answers come back through: a call that finishes later finds its
 // connection by serial (find), which is nullptr once it closed. It bounds how many connections it
-// holds (one listener cannot crowd out another), closes those that stall (HttpConn::stalled), and
-// says when the last one is gone (the hub waits for that at shutdown).
+// holds (one listener cannot crowd out another), gives each request a deadline (HttpConn::time_out:
+// 408 and closed), counts what it refuses (HttpRefusals), and says when the last connection is gone
+// (the hub waits for that at shutdown).
 #pragma once
 
 #include <uv.h>
@@ -14,6 +15,7 @@
 #include <unordered_map>
 
 #include "http/http_conn.h"
+#include "http/http_refusals.h"
 
 namespace mg {
 
@@ -22,8 +24,11 @@ class HttpServer {
   // Makes the connection object for an accepted socket (new; deleted by the Stream).
   using Factory = std::function<HttpConn*(HttpServer& server, uint64_t serial)>;
 
-  // `what` names the listener in logs ("control API", "route API").
-  HttpServer(uv_loop_t* loop, std::string what, size_t max_connections, Factory make);
+  // `what` names the listener in logs ("control API", "route API"), `label` in metrics ("api").
+  // A connection that has not completed a request within `request_timeout_ms` of being ready for
+  // one (accept, or the previous answer: the head and the body together) is closed.
+  HttpServer(uv_loop_t* loop, std::string what, std::string label, size_t max_connections,
+             uint64_t request_timeout_ms, Factory make);
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;
 
@@ -33,6 +38,9 @@ class HttpServer {
   void stop_listening();
 
   uv_loop_t* loop() const { return loop_; }
+  uint64_t request_timeout_ms() const { return request_timeout_ms_; }
+  HttpRefusals& refusals() { return refusals_; }
+  const HttpRefusals& refusals() const { return refusals_; }
   // An open connection by serial, or nullptr (closed, or closing).
   HttpConn* find(uint64_t serial) const;
   size_t size() const { return conns_.size(); }
@@ -40,7 +48,7 @@ class HttpServer {
   // Draining: answers say "Connection: close".
   void set_draining(bool d) { draining_ = d; }
   bool draining() const { return draining_; }
-  // Closes stalled connections; call about once a second.
+  // Closes the connections past their request deadline; call about once a second.
   void tick(uint64_t now_ms);
   void close_all_going_away();
   void close_all_now();
@@ -56,7 +64,9 @@ class HttpServer {
   uv_loop_t* loop_;
   std::string what_;
   size_t max_connections_;
+  uint64_t request_timeout_ms_;
   Factory make_;
+  HttpRefusals refusals_;
   uv_tcp_t tcp_{};
   bool listening_ = false;
   bool draining_ = false;

@@ -54,11 +54,11 @@ class RouteConn final : public HttpConn {
 
 RouteApi::RouteApi(uv_loop_t* loop, const Config& cfg, Members members)
     : cfg_(cfg), members_(std::move(members)),
-      http_(loop, "route API", kMaxConnections, [this](HttpServer& server, uint64_t serial) -> HttpConn* {
-        // A batch of route_max_batch uids, each up to about 160 bytes of JSON.
-        HttpLimits limits{cfg_.max_header_bytes, cfg_.max_headers, std::max<uint32_t>(cfg_.api_max_body, cfg_.route_max_batch * 160u)};
-        return new RouteConn(*this, server, serial, limits);
-      }) {}
+      http_(loop, "route API", "route", kMaxConnections, kRequestTimeoutMs,
+            [this](HttpServer& server, uint64_t serial) -> HttpConn* {
+              HttpLimits limits{cfg_.max_header_bytes, cfg_.max_headers, cfg_.route_max_body};
+              return new RouteConn(*this, server, serial, limits);
+            }) {}
 
 size_t route_pick(const std::vector<NodeInfo>& members, const std::string& uid) {
   uint64_t key = stable_hash(uid);

@@ -30,6 +30,10 @@ class RouteApi {
   using Members = std::function<std::vector<NodeInfo>()>;
   // Open connections, at most: a crowd of route requests cannot take the control API's share.
   static constexpr size_t kMaxConnections = 10000;
+  // A request (head and body) must arrive within this long of the connection being ready for it:
+  // with [route] max_body this bounds what a crowd of slow senders can make the node hold, and
+  // for how long (no authentication stands before this port).
+  static constexpr uint64_t kRequestTimeoutMs = 10000;
 
   RouteApi(uv_loop_t* loop, const Config& cfg, Members members);
   bool listen() { return http_.listen(cfg_.route_bind, cfg_.route_port); }

@@ -165,7 +165,9 @@ export function httpRequest(port, method, pathName, body) {
   return within(T, `${method} ${pathName}`, new Promise((resolve, reject) => {
     const data = body === undefined ? null : Buffer.from(JSON.stringify(body));
     const req = http.request({ host: '127.0.0.1', port, method, path: pathName, agent: false,
-      headers: data ? { 'Content-Type': 'application/json', 'Content-Length': data.length } : {} }, (res) => {
+      // Every POST as JSON: the control API takes no other type (issue 18).
+      headers: { ...(method === 'POST' ? { 'Content-Type': 'application/json' } : {}),
+        ...(data ? { 'Content-Length': data.length } : {}) } }, (res) => {
       const chunks = [];
       res.on('data', (c) => chunks.push(c));
       res.on('end', () => resolve({ status: res.statusCode, body: Buffer.concat(chunks).toString('utf8') }));

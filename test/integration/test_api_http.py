@@ -123,7 +123,7 @@ def test_declared_content_length_over_max_body_413_without_body(node):
     # The head alone says the body is too large: answer without waiting for it.
     s = harness.connect_raw(node.api_port)
     try:
-        s.sendall(b"POST /v1/mesh/broadcast HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        s.sendall(b"POST /v1/mesh/broadcast HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                   b"Content-Length: 10000000\r\n\r\n{\"d\":")
         r, _ = read_http_response(s, timeout=3)
     finally:
@@ -135,7 +135,7 @@ def test_chunked_body_over_max_body_413(node):
     s = harness.connect_raw(node.api_port)
     chunk = b"z" * 1000
     try:
-        s.sendall(b"POST /v1/mesh/broadcast HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        s.sendall(b"POST /v1/mesh/broadcast HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                   b"Transfer-Encoding: chunked\r\n\r\n")
         for _ in range(8):
             if not harness.sendall_quiet(s, b"%x\r\n" % len(chunk) + chunk + b"\r\n"):
@@ -151,7 +151,7 @@ def test_chunked_body_accepted(node):
     body = json.dumps({"c": "room:none", "d": "hi"}).encode()
     s = harness.connect_raw(node.api_port)
     try:
-        s.sendall(b"POST /v1/mesh/publish HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        s.sendall(b"POST /v1/mesh/publish HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                   b"Transfer-Encoding: chunked\r\n\r\n" + b"%x\r\n" % 5 + body[:5] + b"\r\n"
                   + b"%x\r\n" % (len(body) - 5) + body[5:] + b"\r\n0\r\n\r\n")
         r, _ = read_http_response(s)
@@ -530,3 +530,117 @@ async def test_metrics_pass_promtool_after_hostile_names(node):
     assert not unknown, f"unknown method names became series: {unknown[:3]}"
     assert b'meshgate_api_calls_total{method="unknown",code="101"}' in text
     assert len(text) < len(before) + 4096, f"/metrics grew from {len(before)} to {len(text)} bytes"
+
+
+# ---- cross-site requests (issue 18): what a web page in the operator's browser can send ----
+
+@pytest.fixture(scope="module")
+def listed_node(module_nodes):
+    return module_nodes.start({"node": {"id": 5},
+                               "api": {"origins": "https://ops.example.test, http://127.0.0.1:1",
+                                       "hosts": "gw1.example.test"}})
+
+
+def refused(node, reason):
+    return harness.metric_value(node, "meshgate_http_refused_total", listener="api", reason=reason) or 0
+
+
+def raw_api(node, request):
+    return harness.raw_http(node.api_port, request.replace(b"PORT", str(node.api_port).encode()))
+
+
+BROADCAST = b'{"d":"from another site"}'
+
+
+def post_raw(headers, body=BROADCAST):
+    return (b"POST /v1/mesh/broadcast HTTP/1.1\r\n" + b"".join(h + b"\r\n" for h in headers)
+            + b"Content-Length: %d\r\n\r\n" % len(body) + body)
+
+
+async def test_foreign_origin_post_is_refused_and_reaches_nobody(node):
+    """A page at another origin POSTs a broadcast (text/plain: no CORS preflight, or JSON): 403, and
+    the client connected meanwhile receives nothing."""
+    before = refused(node, "origin")
+    async with Session(node) as s:
+        c, _, _ = await s.ws_client(await s.consumer())
+        for origin in [b"http://evil.example", b"http://127.0.0.1:8080", b"null", b"http://localhost:1"]:
+            for ctype in [b"text/plain", b"application/json"]:
+                r = raw_api(node, post_raw([b"Host: 127.0.0.1:PORT", b"Origin: " + origin, b"Content-Type: " + ctype]))
+                assert_http_error(r, 403, f"POST from Origin {origin!r} as {ctype!r}")
+                assert "Origin" in r.json["E"]["m"], r.json
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(c.recv(), 1)
+    assert refused(node, "origin") >= before + 8
+
+
+async def test_foreign_origin_ws_upgrade_is_refused(node):
+    for origin in ["http://evil.example", "http://127.0.0.1:8080", "null"]:
+        r = harness.raw_http(node.api_port, harness.ws_upgrade_request(node.api_port, "/ws/v1", [f"Origin: {origin}"]))
+        assert_http_error(r, 403, f"/ws/v1 upgrade from Origin {origin}")
+    # The same upgrade from the API's own origin, or with no Origin (a backend), works.
+    for extra in ([f"Origin: http://127.0.0.1:{node.api_port}"], []):
+        ws = await ws_connect(node.api_port, "/ws/v1", headers=dict(h.split(": ", 1) for h in extra))
+        await ws.send(json.dumps({"m": "channel.count", "p": {"c": "x"}, "i": 1}))
+        assert json.loads(await harness.ws_recv(ws)) == {"E": None, "r": {"s": 0}, "i": 1}
+        await ws.close()
+
+
+def test_post_needs_a_json_content_type(node):
+    before = refused(node, "content_type")
+    for ctype in [b"text/plain", b"text/plain; charset=utf-8", b"application/x-www-form-urlencoded",
+                  b"multipart/form-data; boundary=x", b"application/jsonx", None]:
+        headers = [b"Host: 127.0.0.1:PORT"] + ([b"Content-Type: " + ctype] if ctype is not None else [])
+        r = raw_api(node, post_raw(headers))
+        assert_http_error(r, 415, f"POST with Content-Type {ctype!r}")
+        assert "application/json" in r.json["E"]["m"]
+    r = raw_api(node, post_raw([b"Host: 127.0.0.1:PORT"], b""))  # no body: still needs it
+    assert_http_error(r, 415, "POST without body nor Content-Type")
+    assert refused(node, "content_type") >= before + 7
+    for ctype in [b"application/json", b"application/json; charset=utf-8", b"Application/JSON;charset=UTF-8"]:
+        r = raw_api(node, post_raw([b"Host: 127.0.0.1:PORT", b"Content-Type: " + ctype]))
+        assert r.status == 200 and r.json["E"] is None, f"Content-Type {ctype!r}: {r!r}"
+
+
+@pytest.mark.parametrize("host", [b"evil.example:PORT", b"evil.example", b"127.0.0.1.nip.io:PORT",
+                                  b"localhost.evil.example:PORT", b"10.0.0.1:PORT"])
+def test_rebinding_host_is_refused_on_every_path(node, host):
+    """DNS rebinding: a page whose name now resolves to 127.0.0.1 sends its own name as Host."""
+    before = refused(node, "host")
+    for req in [post_raw([b"Host: " + host, b"Content-Type: application/json"]),
+                b"GET /metrics HTTP/1.1\r\nHost: " + host + b"\r\n\r\n",
+                b"GET /v1/nodes HTTP/1.1\r\nHost: " + host + b"\r\n\r\n",
+                b"GET /healthz HTTP/1.1\r\nHost: " + host + b"\r\n\r\n",
+                b"GET /dashboard HTTP/1.1\r\nHost: " + host + b"\r\n\r\n",
+                harness.ws_upgrade_request(node.api_port, "/ws/v1").replace(
+                    b"Host: 127.0.0.1:%d" % node.api_port, b"Host: " + host)]:
+        r = raw_api(node, req)
+        assert_http_error(r, 421, f"{req.split(b' HTTP')[0]!r} with Host {host!r}")
+    assert refused(node, "host") >= before + 6
+
+
+@pytest.mark.parametrize("host", [b"127.0.0.1:PORT", b"localhost:PORT", b"127.0.0.1", b"[::1]:PORT",
+                                  b"127.0.0.1:16789"])  # through ssh -L 16789:127.0.0.1:6789
+def test_own_hosts_and_same_origin_work(node, host):
+    port = str(node.api_port).encode()
+    origin = b"http://" + host.replace(b"PORT", port)
+    for headers in ([b"Host: " + host], [b"Host: " + host, b"Origin: " + origin]):
+        r = raw_api(node, post_raw(headers + [b"Content-Type: application/json"]))
+        assert r.status == 200 and r.json["E"] is None, f"{headers!r}: {r!r}"
+        r = raw_api(node, b"GET /metrics HTTP/1.1\r\n" + headers[0] + b"\r\n\r\n")
+        assert r.status == 200, f"{headers!r}: {r!r}"
+    r = raw_api(node, b"GET /healthz HTTP/1.0\r\n\r\n")  # HTTP/1.0 without Host: not a browser
+    assert r.status == 200, r
+
+
+def test_listed_origins_and_hosts(listed_node):
+    n = listed_node
+    for headers in ([b"Host: gw1.example.test:PORT"], [b"Host: gw1.example.test"],
+                    [b"Host: 127.0.0.1:PORT", b"Origin: https://ops.example.test"],
+                    [b"Host: 127.0.0.1:PORT", b"Origin: http://127.0.0.1:1"],
+                    [b"Host: gw1.example.test:PORT", b"Origin: http://gw1.example.test:PORT"]):
+        r = raw_api(n, post_raw(headers + [b"Content-Type: application/json"]).replace(b"PORT", str(n.api_port).encode()))
+        assert r.status == 200 and r.json["E"] is None, f"{headers!r}: {r!r}"
+    r = raw_api(n, post_raw([b"Host: gw2.example.test:PORT", b"Content-Type: application/json"]))
+    assert_http_error(r, 421, "a name not in [api] hosts")
+    r = raw_api(n, post_raw([b"Host: 127.0.0.1:PORT", b"Origin: https://ops.example.test.evil", b"Content-Type: application/json"]))
+    assert_http_error(r, 403, "an origin not in [api] origins")

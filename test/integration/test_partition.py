@@ -36,7 +36,8 @@ CLIENT = r'''
 import sys, json, urllib.request, urllib.error
 method, url = sys.argv[1], sys.argv[2]
 data = sys.argv[3].encode() if len(sys.argv) > 3 else None
-req = urllib.request.Request(url, data=data, method=method)
+# urllib would say application/x-www-form-urlencoded: the API takes JSON only.
+req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
 try:
     with urllib.request.urlopen(req, timeout=3) as r:
         status, body = r.status, r.read()

@@ -1,6 +1,8 @@
 """Route API (PROTOCOL.md §6): GET /route, POST /route/batch, on the [route] port."""
 
+import asyncio
 import json
+import time
 
 import pytest
 
@@ -173,3 +175,66 @@ def test_route_raw_request_keepalive(node):
         s.close()
     assert r1 is not None and r1.status == 200 and r1.json == external(node)
     assert r2 is not None and r2.status == 200 and r2.json == intranet(node)
+
+
+# ---- bounds: the route API is public and unauthenticated (issue 18) ----
+
+def test_batch_over_max_body_is_413_before_it_is_read(node):
+    """The default [route] max_body is 64 KiB: a bigger body is refused from its Content-Length,
+    before the node buffers it, and counted."""
+    before = harness.metric_value(node, "meshgate_http_refused_total", listener="route", reason="body_too_large") or 0
+    s = harness.connect_raw(node.route_port)
+    try:
+        s.sendall(b"POST /route/batch HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: 1600000\r\n\r\n[\"u1\",")
+        resp, _ = harness.read_http_response(s)
+    finally:
+        s.close()
+    assert resp.status == 413, f"a 1.6 MB batch -> HTTP {resp.status} {resp.body[:200]!r}"
+    assert "65536" in resp.json["msg"], resp.json
+    # Chunked, so the length is not known up front: refused as it passes the limit.
+    chunk = b"[" + b"\"u\"," * 30000
+    resp = harness.raw_http(node.route_port, b"POST /route/batch HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                            + b"%x\r\n" % len(chunk) + chunk + b"\r\n")
+    assert resp is not None and resp.status == 413, f"a chunked 90 KB batch -> {resp!r}"
+    harness.wait_metric(node, "meshgate_http_refused_total", lambda v: v >= before + 2, listener="route",
+                        reason="body_too_large")
+    # Up to the limit is read (max_batch is 5 here: a body of 5 long uids near 64 KiB).
+    r = post_batch(node, "?intranet=0", [f"{i}" + "x" * 13000 for i in range(5)])
+    assert r.status == 200, r
+
+
+async def test_slow_body_is_answered_408_and_closed_at_the_deadline(node):
+    """A body that trickles in is cut off 10 s after the connection was ready for the request,
+    however much keeps arriving: 408, then closed; counted. Others are served meanwhile."""
+    before = harness.metric_value(node, "meshgate_http_refused_total", listener="route", reason="timeout") or 0
+    s = harness.connect_raw(node.route_port)
+    t0 = time.monotonic()
+    got = b""
+    try:
+        s.sendall(b"POST /route/batch HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: 60000\r\n\r\n[")
+        s.setblocking(False)
+        while time.monotonic() - t0 < 16:
+            try:
+                s.send(b"\"u\",")
+            except (BlockingIOError, OSError):
+                pass
+            try:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                got += chunk
+            except BlockingIOError:
+                pass
+            except OSError:
+                break
+            get_route(node, "?intranet=0")  # the port serves others meanwhile
+            await asyncio.sleep(0.5)
+        closed_at = time.monotonic() - t0
+    finally:
+        s.close()
+    assert got.startswith(b"HTTP/1.1 408 "), f"the slow body got {got[:200]!r}"
+    assert 9 <= closed_at <= 13, f"closed {closed_at:.1f} s after the request began"
+    harness.wait_metric(node, "meshgate_http_refused_total", lambda v: v >= before + 1, listener="route",
+                        reason="timeout")

@@ -178,6 +178,9 @@ TEST(ConfigShippedFile, EveryValueInTheShippedFileIsTheBuiltInDefault) {
   EXPECT_EQ(c.route_bind, d.route_bind);
   EXPECT_EQ(c.route_port, d.route_port);
   EXPECT_EQ(c.route_max_batch, d.route_max_batch);
+  EXPECT_EQ(c.route_max_body, d.route_max_body);
+  EXPECT_EQ(c.api_hosts, d.api_hosts);
+  EXPECT_EQ(c.api_origins, d.api_origins);
   EXPECT_EQ(c.tcp_addr, d.tcp_addr);
   EXPECT_EQ(c.ws_addr, d.ws_addr);
   EXPECT_EQ(c.wss_addr, d.wss_addr);
@@ -213,7 +216,8 @@ TEST(ConfigValues, EveryGlobalSectionIsReadIntoItsField) {
       "route_weight = 2.5\ndrain_timeout = 0\n"
       "[log]\nlevel = debug\nfile = /var/log/meshgate.log\n"
       "[api]\nbind = 0.0.0.0\nport = 1\ntoken = s3cret\nmax_body = 64\nmax_output = 65536\n"
-      "[route]\nbind = ::\nport = 0\nmax_batch = 1\ntcp_addr = a:1\nws_addr = ws://b:2\nwss_addr = wss://c:3\n"
+      "hosts = gw1.internal, gw1.internal:9000\norigins = https://ops.example.com ,http://127.0.0.1:8080\n"
+      "[route]\nbind = ::\nport = 0\nmax_batch = 1\nmax_body = 64\ntcp_addr = a:1\nws_addr = ws://b:2\nwss_addr = wss://c:3\n"
       "intranet_tcp_addr = d:4\nintranet_ws_addr = ws://e:5\nintranet_wss_addr = wss://f:6\ncors_origin = *\n"
       "[limits]\nmax_connections = 5\nmax_header_bytes = 256\nmax_headers = 4\nmax_context_bytes = 2\n"
       "max_context_keys = 1\nmax_channels = 1\noutput_hard_limit = 2048\noutput_soft_limit = 1024\n"
@@ -236,6 +240,9 @@ TEST(ConfigValues, EveryGlobalSectionIsReadIntoItsField) {
   EXPECT_EQ(c.route_bind, "::");
   EXPECT_EQ(c.route_port, 0);
   EXPECT_EQ(c.route_max_batch, 1u);
+  EXPECT_EQ(c.route_max_body, 64u);
+  EXPECT_EQ(c.api_hosts, (std::vector<std::string>{"gw1.internal", "gw1.internal:9000"}));
+  EXPECT_EQ(c.api_origins, (std::vector<std::string>{"https://ops.example.com", "http://127.0.0.1:8080"}));
   EXPECT_EQ(c.tcp_addr, "a:1");
   EXPECT_EQ(c.ws_addr, "ws://b:2");
   EXPECT_EQ(c.wss_addr, "wss://c:3");
@@ -444,6 +451,8 @@ TEST(ConfigErrors, OutOfRangeNumbers) {
       {"api", "max_output", "1099511627777"},
       {"route", "port", "65536"},
       {"route", "max_batch", "0"},
+      {"route", "max_body", "63"},
+      {"route", "max_body", "16777217"},
       {"limits", "max_connections", "0"},
       {"limits", "max_header_bytes", "255"},
       {"limits", "max_headers", "3"},
@@ -462,6 +471,19 @@ TEST(ConfigErrors, OutOfRangeNumbers) {
   for (const auto& t : cases) {
     SCOPED_TRACE(std::string(t.section) + "." + t.key + " = " + t.value);
     expect_error_at(std::string("\n[") + t.section + "]\n" + t.key + " = " + t.value + "\n", 3, t.section, t.key);
+  }
+}
+
+TEST(ConfigErrors, ApiHostsAndOriginsMustLookLikeThem) {
+  // An origin is scheme://host[:port], as browsers send it: a path or another scheme never matches.
+  for (const char* v : {"ops.example.com", "https://ops.example.com/", "https://ops.example.com/dash", "ftp://x",
+                        "*", "null"}) {
+    SCOPED_TRACE(v);
+    expect_error_at(std::string("[api]\norigins = ") + v + "\n", 2, "api", "origins");
+  }
+  for (const char* v : {"http://gw1", "gw1/x", "a b"}) {
+    SCOPED_TRACE(v);
+    expect_error_at(std::string("[api]\nhosts = ") + v + "\n", 2, "api", "hosts");
   }
 }
 

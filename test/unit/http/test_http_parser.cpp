@@ -101,7 +101,7 @@ TEST(HttpParser, HeaderNamesAreLowerCasedAndValuesKeptAsSent) {
 
 TEST(HttpParser, LeadingWhitespaceOfAHeaderValueIsNotPartOfIt) {
   HttpParser p{HttpLimits{}};
-  ASSERT_EQ(feed(p, "GET / HTTP/1.1\r\nX-A:    spaced value\r\nX-B:\tv\r\n\r\n"), Status::Complete);
+  ASSERT_EQ(feed(p, "GET / HTTP/1.1\r\nHost: x\r\nX-A:    spaced value\r\nX-B:\tv\r\n\r\n"), Status::Complete);
   EXPECT_EQ(*p.request().header("x-a"), "spaced value");
   EXPECT_EQ(*p.request().header("x-b"), "v");
 }
@@ -112,7 +112,7 @@ TEST(HttpParser, LeadingWhitespaceOfAHeaderValueIsNotPartOfIt) {
 // gets 401 — so the parser strips it.
 TEST(HttpParser, TrailingWhitespaceOfAHeaderValueIsNotPartOfIt) {
   HttpParser p{HttpLimits{}};
-  ASSERT_EQ(feed(p, "GET / HTTP/1.1\r\nX-A: spaced value\t \r\nSec-WebSocket-Version: 13 \r\n\r\n"),
+  ASSERT_EQ(feed(p, "GET / HTTP/1.1\r\nHost: x\r\nX-A: spaced value\t \r\nSec-WebSocket-Version: 13 \r\n\r\n"),
             Status::Complete);
   EXPECT_EQ(*p.request().header("x-a"), "spaced value");
   EXPECT_EQ(*p.request().header("sec-websocket-version"), "13");
@@ -120,7 +120,7 @@ TEST(HttpParser, TrailingWhitespaceOfAHeaderValueIsNotPartOfIt) {
 
 TEST(HttpParser, EmptyHeaderValueIsKept) {
   HttpParser p{HttpLimits{}};
-  ASSERT_EQ(feed(p, "GET / HTTP/1.1\r\nX-Empty:\r\nX-Next: n\r\n\r\n"), Status::Complete);
+  ASSERT_EQ(feed(p, "GET / HTTP/1.1\r\nHost: x\r\nX-Empty:\r\nX-Next: n\r\n\r\n"), Status::Complete);
   ASSERT_NE(p.request().header("x-empty"), nullptr);
   EXPECT_EQ(*p.request().header("x-empty"), "");
   EXPECT_EQ(*p.request().header("x-next"), "n");
@@ -128,15 +128,15 @@ TEST(HttpParser, EmptyHeaderValueIsKept) {
 
 TEST(HttpParser, RepeatedHeadersAreAllKeptAndHeaderReturnsTheFirst) {
   HttpParser p{HttpLimits{}};
-  ASSERT_EQ(feed(p, "GET / HTTP/1.1\r\nOrigin: a\r\norigin: b\r\n\r\n"), Status::Complete);
-  ASSERT_EQ(p.request().headers.size(), 2u);
+  ASSERT_EQ(feed(p, "GET / HTTP/1.1\r\nHost: x\r\nOrigin: a\r\norigin: b\r\n\r\n"), Status::Complete);
+  ASSERT_EQ(p.request().headers.size(), 3u);
   EXPECT_EQ(*p.request().header("origin"), "a");
-  EXPECT_EQ(p.request().headers[1].second, "b");
+  EXPECT_EQ(p.request().headers[2].second, "b");
 }
 
 TEST(HttpParser, PathAndQueryAreSplitAtTheFirstQuestionMark) {
   HttpParser p{HttpLimits{}};
-  ASSERT_EQ(feed(p, "GET /route?intranet=1&uid=a%20b?c HTTP/1.1\r\n\r\n"), Status::Complete);
+  ASSERT_EQ(feed(p, "GET /route?intranet=1&uid=a%20b?c HTTP/1.1\r\nHost: x\r\n\r\n"), Status::Complete);
   EXPECT_EQ(p.request().target, "/route?intranet=1&uid=a%20b?c");
   EXPECT_EQ(p.request().path, "/route");
   EXPECT_EQ(p.request().query, "intranet=1&uid=a%20b?c");
@@ -144,21 +144,21 @@ TEST(HttpParser, PathAndQueryAreSplitAtTheFirstQuestionMark) {
 
 TEST(HttpParser, EmptyQueryAfterQuestionMark) {
   HttpParser p{HttpLimits{}};
-  ASSERT_EQ(feed(p, "GET /ws/v1? HTTP/1.1\r\n\r\n"), Status::Complete);
+  ASSERT_EQ(feed(p, "GET /ws/v1? HTTP/1.1\r\nHost: x\r\n\r\n"), Status::Complete);
   EXPECT_EQ(p.request().path, "/ws/v1");
   EXPECT_EQ(p.request().query, "");
 }
 
 TEST(HttpParser, PercentEncodingInThePathIsKept) {
   HttpParser p{HttpLimits{}};
-  ASSERT_EQ(feed(p, "GET /a%2Fb/c%20d HTTP/1.1\r\n\r\n"), Status::Complete);
+  ASSERT_EQ(feed(p, "GET /a%2Fb/c%20d HTTP/1.1\r\nHost: x\r\n\r\n"), Status::Complete);
   EXPECT_EQ(p.request().path, "/a%2Fb/c%20d");
 }
 
 TEST(HttpParser, PostWithContentLengthBody) {
   HttpParser p{HttpLimits{}};
   const std::string body = R"({"c":"1","d":"hello"})";
-  const std::string req = "POST /v1/mesh/send HTTP/1.1\r\nContent-Length: " + std::to_string(body.size()) +
+  const std::string req = "POST /v1/mesh/send HTTP/1.1\r\nHost: x\r\nContent-Length: " + std::to_string(body.size()) +
                           "\r\nContent-Type: application/json\r\n\r\n" + body;
   size_t consumed = 0;
   ASSERT_EQ(feed(p, req, consumed), Status::Complete);
@@ -187,7 +187,7 @@ TEST(HttpParser, PostBodyFedByteByByte) {
 TEST(HttpParser, ChunkedBodyFedByteByByteIsReassembled) {
   HttpParser p{HttpLimits{}};
   const std::string body(300, 'z');
-  const std::string req = "POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked(body, 7);
+  const std::string req = "POST /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked(body, 7);
   size_t used = 0;
   ASSERT_EQ(feed_bytewise(p, req, used), Status::Complete);
   EXPECT_EQ(used, req.size());
@@ -195,7 +195,7 @@ TEST(HttpParser, ChunkedBodyFedByteByByteIsReassembled) {
 }
 
 TEST(HttpParser, RequestSplitAtEveryPossiblePointGivesTheSameResult) {
-  const std::string req = "PUT /p?q=1 HTTP/1.1\r\nX-Long-Header-Name: some value\r\nContent-Length: 5\r\n\r\nhello";
+  const std::string req = "PUT /p?q=1 HTTP/1.1\r\nHost: x\r\nX-Long-Header-Name: some value\r\nContent-Length: 5\r\n\r\nhello";
   for (size_t cut = 0; cut <= req.size(); ++cut) {
     SCOPED_TRACE(cut);
     HttpParser p{HttpLimits{}};
@@ -219,8 +219,8 @@ TEST(HttpParser, RequestSplitAtEveryPossiblePointGivesTheSameResult) {
 
 TEST(HttpParser, TwoPipelinedRequestsInOneBuffer) {
   HttpParser p{HttpLimits{}};
-  const std::string first = "POST /one HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc";
-  const std::string second = "GET /two?b=2 HTTP/1.1\r\nX-Second: yes\r\n\r\n";
+  const std::string first = "POST /one HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc";
+  const std::string second = "GET /two?b=2 HTTP/1.1\r\nHost: x\r\nX-Second: yes\r\n\r\n";
   const std::string buf = first + second;
   size_t consumed = 0;
   ASSERT_EQ(p.feed(buf.data(), buf.size(), consumed), Status::Complete);
@@ -242,7 +242,7 @@ TEST(HttpParser, TwoPipelinedRequestsInOneBuffer) {
 
 TEST(HttpParser, PipelinedRequestWithASecondHalfArrivingLater) {
   HttpParser p{HttpLimits{}};
-  const std::string first = "GET /a HTTP/1.1\r\n\r\n";
+  const std::string first = "GET /a HTTP/1.1\r\nHost: x\r\n\r\n";
   const std::string second = "GET /b HTTP/1.1\r\nHost: x\r\n\r\n";
   const std::string buf = first + second.substr(0, 10);
   size_t consumed = 0;
@@ -259,7 +259,7 @@ TEST(HttpParser, PipelinedRequestWithASecondHalfArrivingLater) {
 TEST(HttpParser, ManyPipelinedRequestsAreReturnedInOrder) {
   HttpParser p{HttpLimits{}};
   std::string buf;
-  for (int i = 0; i < 50; ++i) buf += "GET /r" + std::to_string(i) + " HTTP/1.1\r\n\r\n";
+  for (int i = 0; i < 50; ++i) buf += "GET /r" + std::to_string(i) + " HTTP/1.1\r\nHost: x\r\n\r\n";
   size_t pos = 0;
   for (int i = 0; i < 50; ++i) {
     size_t consumed = 0;
@@ -274,7 +274,7 @@ TEST(HttpParser, ManyPipelinedRequestsAreReturnedInOrder) {
 TEST(HttpParser, KeepAliveFollowsVersionAndConnectionHeader) {
   {
     HttpParser p{HttpLimits{}};
-    ASSERT_EQ(feed(p, "GET / HTTP/1.1\r\nConnection: close\r\n\r\n"), Status::Complete);
+    ASSERT_EQ(feed(p, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"), Status::Complete);
     EXPECT_FALSE(p.request().keep_alive);
   }
   {
@@ -308,7 +308,7 @@ TEST(HttpParser, UpgradeLeavesTheFollowingBytesUnconsumed) {
 
 TEST(HttpParser, UpgradeFedByteByByteStopsAtTheEndOfTheHead) {
   HttpParser p{HttpLimits{}};
-  const std::string head = "GET / HTTP/1.1\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n";
+  const std::string head = "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n";
   size_t used = 0;
   ASSERT_EQ(feed_bytewise(p, head + "WSDATA", used), Status::Complete);
   EXPECT_EQ(used, head.size());
@@ -317,7 +317,7 @@ TEST(HttpParser, UpgradeFedByteByByteStopsAtTheEndOfTheHead) {
 
 TEST(HttpParser, UpgradeHeaderWithoutConnectionUpgradeIsNotAnUpgrade) {
   HttpParser p{HttpLimits{}};
-  ASSERT_EQ(feed(p, "GET / HTTP/1.1\r\nUpgrade: websocket\r\n\r\n"), Status::Complete);
+  ASSERT_EQ(feed(p, "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\r\n"), Status::Complete);
   EXPECT_FALSE(p.request().upgrade);
 }
 
@@ -326,21 +326,21 @@ TEST(HttpParser, UpgradeHeaderWithoutConnectionUpgradeIsNotAnUpgrade) {
 
 TEST(HttpParserLimits, LongHeaderValueOverMaxHeaderBytesIs431) {
   HttpParser p{limits(1024, 64, 1 << 20)};
-  EXPECT_EQ(feed(p, "GET / HTTP/1.1\r\nX-Big: " + std::string(2000, 'v') + "\r\n\r\n"), Status::Error);
+  EXPECT_EQ(feed(p, "GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(2000, 'v') + "\r\n\r\n"), Status::Error);
   EXPECT_EQ(p.error_status(), 431);
   EXPECT_FALSE(p.error_message().empty());
 }
 
 TEST(HttpParserLimits, LongUrlOverMaxHeaderBytesIs431) {
   HttpParser p{limits(1024, 64, 1 << 20)};
-  EXPECT_EQ(feed(p, "GET /" + std::string(2000, 'u') + " HTTP/1.1\r\n\r\n"), Status::Error);
+  EXPECT_EQ(feed(p, "GET /" + std::string(2000, 'u') + " HTTP/1.1\r\nHost: x\r\n\r\n"), Status::Error);
   EXPECT_EQ(p.error_status(), 431);
 }
 
 TEST(HttpParserLimits, OversizedHeadIsRefusedBeforeItEnds) {
   // The limit holds while the head is still arriving: no unbounded buffering.
   HttpParser p{limits(1024, 64, 1 << 20)};
-  ASSERT_EQ(feed(p, "GET / HTTP/1.1\r\nX-Big: "), Status::NeedMore);
+  ASSERT_EQ(feed(p, "GET / HTTP/1.1\r\nHost: x\r\nX-Big: "), Status::NeedMore);
   Status s = Status::NeedMore;
   for (int i = 0; i < 100 && s == Status::NeedMore; ++i) s = feed(p, std::string(100, 'v'));
   EXPECT_EQ(s, Status::Error);
@@ -349,7 +349,7 @@ TEST(HttpParserLimits, OversizedHeadIsRefusedBeforeItEnds) {
 
 TEST(HttpParserLimits, ManySmallHeadersOverMaxHeaderBytesAre431) {
   HttpParser p{limits(1024, 1000, 1 << 20)};
-  std::string req = "GET / HTTP/1.1\r\n";
+  std::string req = "GET / HTTP/1.1\r\nHost: x\r\n";
   for (int i = 0; i < 300; ++i) req += "X-H" + std::to_string(i) + ": value\r\n";
   EXPECT_EQ(feed(p, req + "\r\n"), Status::Error);
   EXPECT_EQ(p.error_status(), 431);
@@ -357,7 +357,7 @@ TEST(HttpParserLimits, ManySmallHeadersOverMaxHeaderBytesAre431) {
 
 TEST(HttpParserLimits, HeadJustUnderTheLimitIsAccepted) {
   HttpParser p{limits(1024, 64, 1 << 20)};
-  EXPECT_EQ(feed(p, "GET / HTTP/1.1\r\nX-Big: " + std::string(900, 'v') + "\r\n\r\n"), Status::Complete);
+  EXPECT_EQ(feed(p, "GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(900, 'v') + "\r\n\r\n"), Status::Complete);
 }
 
 // The head is measured as the sum of the URL, header names and header values: the whitespace
@@ -365,26 +365,26 @@ TEST(HttpParserLimits, HeadJustUnderTheLimitIsAccepted) {
 // size made of padding would pass. The head is measured by position instead.
 TEST(HttpParserLimits, WhitespacePaddingCountsTowardsMaxHeaderBytes) {
   HttpParser p{limits(1024, 64, 1 << 20)};
-  EXPECT_EQ(feed(p, "GET / HTTP/1.1\r\nX-Pad:" + std::string(100000, ' ') + "v\r\n\r\n"), Status::Error);
+  EXPECT_EQ(feed(p, "GET / HTTP/1.1\r\nHost: x\r\nX-Pad:" + std::string(100000, ' ') + "v\r\n\r\n"), Status::Error);
   EXPECT_EQ(p.error_status(), 431);
 }
 
 TEST(HttpParserLimits, TooManyHeadersIs431) {
   HttpParser p{limits(8192, 4, 1 << 20)};
-  EXPECT_EQ(feed(p, "GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\nE: 5\r\n\r\n"), Status::Error);
+  EXPECT_EQ(feed(p, "GET / HTTP/1.1\r\nHost: x\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\nE: 5\r\n\r\n"), Status::Error);
   EXPECT_EQ(p.error_status(), 431);
   EXPECT_NE(p.error_message().find('4'), std::string::npos) << p.error_message();
 }
 
 TEST(HttpParserLimits, ExactlyMaxHeadersIsAccepted) {
-  HttpParser p{limits(8192, 4, 1 << 20)};
-  ASSERT_EQ(feed(p, "GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\n\r\n"), Status::Complete);
-  EXPECT_EQ(p.request().headers.size(), 4u);
+  HttpParser p{limits(8192, 5, 1 << 20)};
+  ASSERT_EQ(feed(p, "GET / HTTP/1.1\r\nHost: x\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\n\r\n"), Status::Complete);
+  EXPECT_EQ(p.request().headers.size(), 5u);
 }
 
 TEST(HttpParserLimits, HeaderCountIsPerRequestNotPerConnection) {
-  HttpParser p{limits(8192, 2, 1 << 20)};
-  const std::string req = "GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\n\r\n";
+  HttpParser p{limits(8192, 3, 1 << 20)};
+  const std::string req = "GET / HTTP/1.1\r\nHost: x\r\nA: 1\r\nB: 2\r\n\r\n";
   for (int i = 0; i < 5; ++i) {
     ASSERT_EQ(feed(p, req), Status::Complete) << i;
     p.next();
@@ -393,7 +393,7 @@ TEST(HttpParserLimits, HeaderCountIsPerRequestNotPerConnection) {
 
 TEST(HttpParserLimits, HeadBytesArePerRequestNotPerConnection) {
   HttpParser p{limits(512, 64, 1 << 20)};
-  const std::string req = "GET / HTTP/1.1\r\nX: " + std::string(400, 'v') + "\r\n\r\n";
+  const std::string req = "GET / HTTP/1.1\r\nHost: x\r\nX: " + std::string(400, 'v') + "\r\n\r\n";
   for (int i = 0; i < 5; ++i) {
     ASSERT_EQ(feed(p, req), Status::Complete) << i;
     p.next();
@@ -402,34 +402,34 @@ TEST(HttpParserLimits, HeadBytesArePerRequestNotPerConnection) {
 
 TEST(HttpParserLimits, ContentLengthOverMaxBodyIs413BeforeTheBodyArrives) {
   HttpParser p{limits(8192, 64, 1000)};
-  EXPECT_EQ(feed(p, "POST /v1/mesh/send HTTP/1.1\r\nContent-Length: 1001\r\n\r\n"), Status::Error);
+  EXPECT_EQ(feed(p, "POST /v1/mesh/send HTTP/1.1\r\nHost: x\r\nContent-Length: 1001\r\n\r\n"), Status::Error);
   EXPECT_EQ(p.error_status(), 413);
   EXPECT_FALSE(p.error_message().empty());
 }
 
 TEST(HttpParserLimits, HugeContentLengthIs413) {
   HttpParser p{limits(8192, 64, 1000)};
-  EXPECT_EQ(feed(p, "POST / HTTP/1.1\r\nContent-Length: 18446744073709551614\r\n\r\n"), Status::Error);
+  EXPECT_EQ(feed(p, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 18446744073709551614\r\n\r\n"), Status::Error);
   EXPECT_EQ(p.error_status(), 413);
 }
 
 TEST(HttpParserLimits, ContentLengthEqualToMaxBodyIsAccepted) {
   HttpParser p{limits(8192, 64, 1000)};
   const std::string body(1000, 'b');
-  ASSERT_EQ(feed(p, "POST / HTTP/1.1\r\nContent-Length: 1000\r\n\r\n" + body), Status::Complete);
+  ASSERT_EQ(feed(p, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n" + body), Status::Complete);
   EXPECT_EQ(p.request().body, body);
 }
 
 TEST(HttpParserLimits, ChunkedBodyOverMaxBodyIs413) {
   HttpParser p{limits(8192, 64, 1000)};
-  const std::string req = "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked(std::string(1500, 'c'), 100);
+  const std::string req = "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked(std::string(1500, 'c'), 100);
   EXPECT_EQ(feed(p, req), Status::Error);
   EXPECT_EQ(p.error_status(), 413);
 }
 
 TEST(HttpParserLimits, ChunkedBodyOverMaxBodyIs413WhileItArrives) {
   HttpParser p{limits(8192, 64, 1000)};
-  ASSERT_EQ(feed(p, "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"), Status::NeedMore);
+  ASSERT_EQ(feed(p, "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"), Status::NeedMore);
   Status s = Status::NeedMore;
   for (int i = 0; i < 100 && s == Status::NeedMore; ++i) s = feed(p, "40\r\n" + std::string(64, 'c') + "\r\n");
   EXPECT_EQ(s, Status::Error);
@@ -439,13 +439,13 @@ TEST(HttpParserLimits, ChunkedBodyOverMaxBodyIs413WhileItArrives) {
 TEST(HttpParserLimits, ChunkedBodyOfExactlyMaxBodyIsAccepted) {
   HttpParser p{limits(8192, 64, 1000)};
   const std::string body(1000, 'c');
-  ASSERT_EQ(feed(p, "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked(body, 300)), Status::Complete);
+  ASSERT_EQ(feed(p, "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked(body, 300)), Status::Complete);
   EXPECT_EQ(p.request().body, body);
 }
 
 TEST(HttpParserLimits, HugeChunkSizeIsRefused) {
   HttpParser p{limits(8192, 64, 1000)};
-  EXPECT_EQ(feed(p, "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffffff\r\n"), Status::Error);
+  EXPECT_EQ(feed(p, "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffffff\r\n"), Status::Error);
   EXPECT_NE(p.error_status(), 0);
 }
 
@@ -455,10 +455,10 @@ TEST(HttpParserLimits, HugeChunkSizeIsRefused) {
 TEST(HttpParserMalformed, GarbageIs400) {
   for (const std::string& junk :
        {std::string("HELLO WORLD\r\n\r\n"), std::string("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 11),
-        std::string("GET\r\n\r\n"), std::string("GET / HTTP/1.1\r\nNo colon here\r\n\r\n"),
+        std::string("GET\r\n\r\n"), std::string("GET / HTTP/1.1\r\nHost: x\r\nNo colon here\r\n\r\n"),
         std::string("GET / FTP/1.1\r\n\r\n"),
-        std::string("GET / HTTP/1.1\r\nContent-Length: abc\r\n\r\n"), std::string("\r\n\r\n\r\n\x01"),
-        std::string("GET /\x7f HTTP/1.1\r\n\r\n"), std::string("GET / HTTP/1.1\r\nX: a\x01\x02\r\n\r\n")}) {
+        std::string("GET / HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n"), std::string("\r\n\r\n\r\n\x01"),
+        std::string("GET /\x7f HTTP/1.1\r\nHost: x\r\n\r\n"), std::string("GET / HTTP/1.1\r\nHost: x\r\nX: a\x01\x02\r\n\r\n")}) {
     SCOPED_TRACE(junk);
     HttpParser p{HttpLimits{}};
     EXPECT_EQ(feed(p, junk), Status::Error);
@@ -470,19 +470,19 @@ TEST(HttpParserMalformed, GarbageIs400) {
 TEST(HttpParserMalformed, ContentLengthWithChunkedIsRefused) {
   // Request smuggling: the two framings disagree.
   HttpParser p{HttpLimits{}};
-  EXPECT_EQ(feed(p, "POST / HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"), Status::Error);
+  EXPECT_EQ(feed(p, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"), Status::Error);
   EXPECT_EQ(p.error_status(), 400);
 }
 
 TEST(HttpParserMalformed, TwoDifferentContentLengthsAreRefused) {
   HttpParser p{HttpLimits{}};
-  EXPECT_EQ(feed(p, "POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 5\r\n\r\nabcde"), Status::Error);
+  EXPECT_EQ(feed(p, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 5\r\n\r\nabcde"), Status::Error);
   EXPECT_EQ(p.error_status(), 400);
 }
 
 TEST(HttpParserMalformed, BadChunkIsRefused) {
   HttpParser p{HttpLimits{}};
-  EXPECT_EQ(feed(p, "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n"), Status::Error);
+  EXPECT_EQ(feed(p, "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n"), Status::Error);
   EXPECT_EQ(p.error_status(), 400);
 }
 
@@ -490,14 +490,14 @@ TEST(HttpParserMalformed, AfterAnErrorEveryFeedIsAnError) {
   HttpParser p{HttpLimits{}};
   ASSERT_EQ(feed(p, "NOT HTTP AT ALL\r\n\r\n"), Status::Error);
   size_t consumed = 99;
-  EXPECT_EQ(feed(p, "GET / HTTP/1.1\r\n\r\n", consumed), Status::Error);
+  EXPECT_EQ(feed(p, "GET / HTTP/1.1\r\nHost: x\r\n\r\n", consumed), Status::Error);
   EXPECT_EQ(consumed, 0u);
   EXPECT_EQ(p.error_status(), 400);
 }
 
 TEST(HttpParserMalformed, GarbageAfterAGoodRequestIsAnErrorOnlyForTheNextOne) {
   HttpParser p{HttpLimits{}};
-  const std::string good = "GET /ok HTTP/1.1\r\n\r\n";
+  const std::string good = "GET /ok HTTP/1.1\r\nHost: x\r\n\r\n";
   const std::string buf = good + "\x01\x02garbage\r\n\r\n";
   size_t consumed = 0;
   ASSERT_EQ(feed(p, buf, consumed), Status::Complete);
@@ -515,4 +515,83 @@ TEST(HttpParserMalformed, ErrorStatusIsZeroWhileAllIsWell) {
   EXPECT_EQ(p.error_status(), 0);
 }
 
+
+
+// ---------------------------------------------------------------------------------------------
+// RFC 9112: what a server must refuse (issue 18)
+
+namespace strict {
+
+// The status of the error `bytes` cause, fed whole and byte by byte (the same either way), or 0 when
+// they parse to a complete request.
+int status_of(const std::string& bytes) {
+  HttpParser whole{HttpLimits{}};
+  Status s = feed(whole, bytes);
+  HttpParser bytewise{HttpLimits{}};
+  size_t used = 0;
+  Status b = feed_bytewise(bytewise, bytes, used);
+  EXPECT_EQ(s, b) << bytes;
+  EXPECT_EQ(whole.error_status(), bytewise.error_status()) << bytes;
+  if (s == Status::Error) {
+    EXPECT_FALSE(whole.error_message().empty());
+    return whole.error_status();
+  }
+  EXPECT_EQ(s, Status::Complete) << bytes;
+  return 0;
+}
+
+TEST(HttpParserStrict, ObsFoldIs400) {
+  // §5.2: a server must reject obs-fold (or replace it, which would give a request its sender did
+  // not mean); a folded line could hide a header from a proxy in front of us.
+  EXPECT_EQ(status_of("GET / HTTP/1.1\r\nHost: x\r\nX-A: one\r\n two\r\n\r\n"), 400);
+  EXPECT_EQ(status_of("GET / HTTP/1.1\r\nHost: x\r\nX-A: one\r\n\ttwo\r\n\r\n"), 400);
+  EXPECT_EQ(status_of("GET / HTTP/1.1\r\nHost: x\r\n Transfer-Encoding: chunked\r\n\r\n"), 400);
+}
+
+TEST(HttpParserStrict, Http11WithoutHostIs400) {
+  // RFC 9112 §3.2: a server must answer 400 to an HTTP/1.1 request without Host.
+  EXPECT_EQ(status_of("GET / HTTP/1.1\r\n\r\n"), 400);
+  EXPECT_EQ(status_of("GET / HTTP/1.1\r\nX-Host: x\r\n\r\n"), 400);
+  // HTTP/1.0 predates Host: accepted without one.
+  EXPECT_EQ(status_of("GET / HTTP/1.0\r\n\r\n"), 0);
+  EXPECT_EQ(status_of("GET / HTTP/1.1\r\nHost: x\r\n\r\n"), 0);
+  EXPECT_EQ(status_of("GET / HTTP/1.1\r\nhOsT: x\r\n\r\n"), 0);
+}
+
+TEST(HttpParserStrict, TwoHostHeadersAre400) {
+  EXPECT_EQ(status_of("GET / HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n"), 400);
+  EXPECT_EQ(status_of("GET / HTTP/1.1\r\nHost: x\r\nHost: x\r\n\r\n"), 400);
+  EXPECT_EQ(status_of("GET / HTTP/1.0\r\nHost: x\r\nHost: y\r\n\r\n"), 400);
+}
+
+TEST(HttpParserStrict, TransferEncodingOtherThanAFinalChunkedIsRefused) {
+  const std::string head = "POST / HTTP/1.1\r\nHost: x\r\n";
+  const std::string body = "\r\n\r\n5\r\nhello\r\n0\r\n\r\n";
+  // §6.3: the final coding is not chunked → 400 (and close).
+  EXPECT_EQ(status_of(head + "Transfer-Encoding: chunked, gzip" + body), 400);
+  EXPECT_EQ(status_of(head + "Transfer-Encoding: identity" + body), 400);
+  EXPECT_EQ(status_of(head + "Transfer-Encoding: gzip" + body), 400);
+  EXPECT_EQ(status_of(head + "Transfer-Encoding: chunked, chunked" + body), 400);
+  EXPECT_EQ(status_of(head + "Transfer-Encoding: chunked\r\nTransfer-Encoding: gzip" + body), 400);
+  // §6.1: chunked last, but a coding before it we do not implement → 501.
+  EXPECT_EQ(status_of(head + "Transfer-Encoding: gzip, chunked" + body), 501);
+  EXPECT_EQ(status_of(head + "Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked" + body), 501);
+  // Only chunked: fine, in any case and with white space.
+  EXPECT_EQ(status_of(head + "Transfer-Encoding: chunked" + body), 0);
+  EXPECT_EQ(status_of(head + "Transfer-Encoding: CHUNKED" + body), 0);
+}
+
+TEST(HttpParserStrict, RequestLineWithoutAVersionIs400) {
+  // HTTP/0.9 style: no version, no headers.
+  EXPECT_EQ(status_of("GET /\r\n\r\n"), 400);
+  EXPECT_EQ(status_of("GET /\r\nHost: x\r\n\r\n"), 400);
+  EXPECT_EQ(status_of("GET / \r\nHost: x\r\n\r\n"), 400);
+  EXPECT_EQ(status_of("GET / HTTP/0.9\r\nHost: x\r\n\r\n"), 400);  // llhttp reads both alike
+}
+
+TEST(HttpParserStrict, VersionsOtherThan1xAre505) {
+  EXPECT_EQ(status_of("GET / HTTP/2.0\r\nHost: x\r\n\r\n"), 505);
+}
+
+}  // namespace strict
 }  // namespace
