@@ -33,6 +33,7 @@ struct QueueEvent {
   unsigned hops = 0;    // times forwarded between nodes (at most once: only the producing node forwards)
   uint64_t fwd = 0;     // on a consuming node: the producing node's id for this forwarded event, else 0
   bool redelivered = false;  // delivered before (ack timeout, consumer gone) or kept over a restart: "r"
+  bool spooled = false;      // restored from the spool at start: the spool file stays until none is held
   size_t bytes() const { return topic.size() + data.size() + context.size() + 64; }
   QueueEventRef ref() const { return QueueEventRef{&topic, client, data, context, node, hops, fwd, redelivered}; }
 };
