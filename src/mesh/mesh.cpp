@@ -97,7 +97,7 @@ void Mesh::on_connection(uv_stream_t* server, int status) {
   if (pending >= kMaxPendingLinks || from_ip >= kMaxPendingPerSource) {
     const bool full = pending >= kMaxPendingLinks;
     (full ? self->accept_refused_full_ : self->accept_refused_per_source_)++;
-    if (self->may_log_stranger()) {
+    if (self->may_log_stranger(full ? "every handshake slot taken" : "the address's handshake slots taken")) {
       if (full)
         LOG_WARN("mesh: connection from %s refused: %zu links are still in their handshake",
                  peer_address(link->tcp()).c_str(), pending);
@@ -264,21 +264,23 @@ void Mesh::refuse_malformed(MeshLink& link, MeshType type, const char* body, siz
   refuse(link, why);
 }
 
-bool Mesh::may_log_stranger() {
+bool Mesh::may_log_stranger(const std::string& why) {
   uint64_t left_out = 0;
-  if (!stranger_log_.admit(now(), left_out)) return false;
+  if (!stranger_log_.admit(why, now(), left_out)) return false;
   if (left_out)
-    LOG_WARN("mesh: %llu more warnings about connections that did not complete the handshake were left out "
-             "(one a minute; meshgate_mesh_connections_refused_total, meshgate_mesh_refused_total and "
-             "meshgate_mesh_bad_frames_total count them all)", static_cast<unsigned long long>(left_out));
+    LOG_WARN("mesh: %llu more warnings (%s) about connections that did not complete the handshake were left out "
+             "(one a minute of each kind; meshgate_mesh_connections_refused_total, meshgate_mesh_refused_total and "
+             "meshgate_mesh_bad_frames_total count them all)", static_cast<unsigned long long>(left_out), why.c_str());
   return true;
 }
 
-bool Mesh::may_log_about(const MeshLink& link) { return link.up || link.outbound || may_log_stranger(); }
+bool Mesh::may_log_about(const MeshLink& link, const std::string& why) {
+  return link.up || link.outbound || may_log_stranger(why);
+}
 
 void Mesh::on_bad_frame(MeshLink& link, const std::string& why) {
   bad_frames_++;
-  if (may_log_about(link))
+  if (may_log_about(link, why))
     LOG_WARN("mesh: link %s%s closed: %s", link.dial_addr.c_str(),
              link.peer ? (" (node " + std::to_string(link.peer) + ")").c_str() : "", why.c_str());
   link.close_now();
@@ -373,9 +375,10 @@ void Mesh::tick() {
     if (m.alive && !m.link && m.relink_deadline_ms && t >= m.relink_deadline_ms)
       member_dead(m, "its link closed and no other came up");
   expire_calls(t);
-  if (uint64_t n = stranger_log_.flush(t))
-    LOG_WARN("mesh: %llu more warnings about connections that did not complete the handshake were left out in the "
-             "last minute", static_cast<unsigned long long>(n));
+  stranger_log_.flush(t, [](const std::string& why, uint64_t n) {
+    LOG_WARN("mesh: %llu more warnings (%s) about connections that did not complete the handshake were left out in "
+             "the last minute", static_cast<unsigned long long>(n), why.empty() ? "of other kinds" : why.c_str());
+  });
   for (auto& [addr, d] : dials_) {
     if (d.busy || t < d.next_ms || addr == self_addr_) continue;
     auto it = d.node ? members_.find(d.node) : members_.end();

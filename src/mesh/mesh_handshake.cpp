@@ -30,7 +30,7 @@ void Mesh::connected(MeshLink* link) {
 void Mesh::refuse(MeshLink& link, const std::string& reason) {
   refused_++;
   link.was_refused = true;  // whichever side refused, do not dial it again at once
-  if (may_log_about(link))
+  if (may_log_about(link, reason))
     LOG_WARN("mesh: refused peer %s%s: %s", link.dial_addr.c_str(),
              link.peer ? (" (node " + std::to_string(link.peer) + ")").c_str() : "", reason.c_str());
   link.send_control(MeshType::Refuse, mesh_encode(MeshRefuse{reason}));

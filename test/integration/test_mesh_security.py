@@ -453,7 +453,7 @@ def test_a_flood_from_one_address_neither_keeps_a_node_out_nor_floods_the_log(no
     """Issue 18: the 64 handshake slots were shared by every source (a flood from one address delayed
     a real node's join by 7.8-15.4 s) and each stranger's connection logged a warning (83 MB of log in
     62 s). Now one address may hold 4 of them (the rest are closed at accept and counted), and those
-    warnings are written once, then once a minute with the number left out."""
+    warnings are written once per kind, then once a minute with the number left out."""
     # A silent connection keeps its slot until dead_after (10 s here): the flood holds slots for good.
     n1 = start_mesh_node(nodes, 1, (), cluster=CLUSTER, secret=SECRET, extra={"mesh": {"dead_after": 10}})
     mark = log_mark(n1)
@@ -471,5 +471,6 @@ def test_a_flood_from_one_address_neither_keeps_a_node_out_nor_floods_the_log(no
     print(f"joined in {took:.2f} s; {flood.junk_sent} junk connections; {len(about_flooder)} log lines")
     assert took < 5, took
     assert flood.junk_sent > 50, flood.junk_sent
-    assert 1 <= len(about_flooder) <= 2, f"{len(about_flooder)} lines about the flooder:\n" + "\n".join(about_flooder[:10])
+    # One line per kind of failure (refused at accept, a bad frame, ...), not one per connection.
+    assert 1 <= len(about_flooder) <= 4, f"{len(about_flooder)} lines about the flooder:\n" + "\n".join(about_flooder[:10])
     assert metric_value(n1, "meshgate_mesh_connections_refused_total", reason="per_source") > 0
