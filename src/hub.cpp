@@ -325,7 +325,8 @@ void Hub::on_tick(uv_timer_t* t) {
   Hub* self = static_cast<Hub*>(t->data);
   uint64_t now = uv_now(&self->loop_);
   self->queue_.tick(now);
-  if (self->spool_kept_ && self->queue_.spooled_held() == 0) self->remove_spool("every event restored from it was consumed");
+  if (self->spool_kept_ && self->queue_.spooled_held() == 0)
+    self->remove_spool("every event restored from it was consumed");
   self->api_.http().tick(now);
   if (self->route_) self->route_->http().tick(now);
   self->maybe_finish();

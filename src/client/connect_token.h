@@ -1,8 +1,9 @@
 // Connect tokens (PROTOCOL.md §3.3): an HS256 JWT a client presents when it connects.
 //
 //   header  {"alg":"HS256","typ":"JWT"}        (alg must be HS256; anything else is refused)
-//   claims  exp (required, unix seconds from 0 to kMaxNumericDate), nbf (optional, the same), uid (string), ctx (object: the initial
-//           context), ch (array of channel names to subscribe at once)
+//   claims  exp (required, unix seconds from 0 to kMaxNumericDate), nbf (optional, the same),
+//           uid (string), ctx (object: the initial context), ch (array of channel names to
+//           subscribe at once)
 //
 // The signature is checked with OpenSSL's HMAC against each configured secret (two may be valid at
 // once, for key rotation), compared in constant time. Nothing is applied unless every check passes.

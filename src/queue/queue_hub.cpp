@@ -32,7 +32,8 @@ void QueueHub::refuse_topic() {
   uint64_t left_out = 0;
   if (refused_log_.admit(now_ms_, left_out))
     LOG_WARN("queue: a new topic refused: %zu topics on this node, [queue] max_topics is %u (%llu more refused "
-             "since the last such line)", topics_.size(), limits_.max_topics, static_cast<unsigned long long>(left_out));
+             "since the last such line)",
+             topics_.size(), limits_.max_topics, static_cast<unsigned long long>(left_out));
 }
 
 void QueueHub::declare(const std::string& name, bool pause_on_overflow) {
