@@ -103,7 +103,9 @@ class Hub final : public WorkerHost, public ApiHost, public MeshHost {
   // The queue spool (queue/queue_spool.h): read back at start, written at shutdown.
   void restore_spool();
   void write_spool();
+  void remove_spool(const char* why);
   uint64_t spool_restored_ = 0;
+  bool spool_kept_ = false;  // the spool was restored and some of its events are not consumed yet
   uint64_t last_pause_warning_ms_ = 0;
   std::map<std::string, std::shared_ptr<TopicGate>> topic_gates_;  // topics with overflow = pause
   bool draining_ = false;

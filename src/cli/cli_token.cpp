@@ -151,15 +151,6 @@ int cli_check_token(int argc, char** argv) {
     std::fprintf(stderr, "meshgate: token refused: %s\n", why.c_str());
     return 1;
   }
-  // exp from the payload (already checked to be a number by the verification).
-  long long exp = 0;
-  size_t dot1 = token.find('.'), dot2 = token.find('.', dot1 + 1);
-  std::string payload;
-  if (base64url_decode(token.substr(dot1 + 1, dot2 - dot1 - 1), payload)) {
-    JsonPtr doc(cJSON_Parse(payload.c_str()));
-    const cJSON* e = cJSON_GetObjectItemCaseSensitive(doc.get(), "exp");
-    if (cJSON_IsNumber(e)) exp = static_cast<long long>(e->valuedouble);
-  }
   std::string out = "{\"valid\":true,\"uid\":";
   json_append_string(out, claims.uid);
   out += ",\"ch\":[";
@@ -168,7 +159,7 @@ int cli_check_token(int argc, char** argv) {
     json_append_string(out, claims.channels[i]);
   }
   out += "],\"ctx\":" + (claims.context.empty() ? std::string("{}") : claims.context) +
-         ",\"exp\":" + std::to_string(exp) + ",\"expires_in\":" + std::to_string(exp - now) + "}";
+         ",\"exp\":" + std::to_string(claims.exp) + ",\"expires_in\":" + std::to_string(claims.exp - now) + "}";
   std::printf("%s\n", out.c_str());
   return 0;
 }

@@ -22,11 +22,21 @@ std::string hs256(const std::string& secret, const std::string& signing_input) {
   return std::string(reinterpret_cast<char*>(mac), len);
 }
 
-// A NumericDate claim (RFC 7519 §2): a JSON number of seconds.
+// A NumericDate claim (RFC 7519 §2): a JSON number of seconds, fractions allowed. Only times from
+// 1970 to the end of year 9999 are taken: a larger one (1e300) would mean "never expires" and is no
+// time a signer meant, and keeping the range small keeps every integer made from it far inside int64
+// (issue 18: `exp` 1e300 overflowed the CLI's arithmetic).
 bool numeric_date(const cJSON* v, double& out) {
-  if (!cJSON_IsNumber(v) || !std::isfinite(v->valuedouble)) return false;
-  out = v->valuedouble;
+  if (!cJSON_IsNumber(v)) return false;
+  const double d = v->valuedouble;
+  if (!(d >= 0 && d <= static_cast<double>(kMaxNumericDate))) return false;  // NaN fails too
+  out = d;
   return true;
+}
+
+std::string bad_date(const char* claim) {
+  return std::string("bad ") + claim + " claim: expected a number of seconds from 0 to " +
+         std::to_string(kMaxNumericDate) + " (year 9999)";
 }
 
 }  // namespace
@@ -69,14 +79,17 @@ std::string verify_connect_token(const std::string& token, const std::vector<std
   if (!claims || !cJSON_IsObject(claims.get())) return "malformed claims";
   const cJSON* c = claims.get();
   double exp = 0, nbf = 0;
-  if (!numeric_date(cJSON_GetObjectItemCaseSensitive(c, "exp"), exp)) return "exp claim missing";
+  const cJSON* exp_item = cJSON_GetObjectItemCaseSensitive(c, "exp");
+  if (!exp_item) return "exp claim missing";
+  if (!numeric_date(exp_item, exp)) return bad_date("exp");
   if (static_cast<double>(now_s) >= exp) return "token expired";
   const cJSON* nbf_item = cJSON_GetObjectItemCaseSensitive(c, "nbf");
   if (nbf_item) {
-    if (!numeric_date(nbf_item, nbf)) return "bad nbf claim";
+    if (!numeric_date(nbf_item, nbf)) return bad_date("nbf");
     if (static_cast<double>(now_s) < nbf) return "token not valid yet";
   }
   ConnectClaims result;
+  result.exp = static_cast<int64_t>(std::floor(exp));  // within [0, kMaxNumericDate]: defined
   const cJSON* uid = cJSON_GetObjectItemCaseSensitive(c, "uid");
   if (uid) {
     if (!cJSON_IsString(uid)) return "uid claim must be a string";

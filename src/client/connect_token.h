@@ -1,8 +1,9 @@
 // Connect tokens (PROTOCOL.md §3.3): an HS256 JWT a client presents when it connects.
 //
 //   header  {"alg":"HS256","typ":"JWT"}        (alg must be HS256; anything else is refused)
-//   claims  exp (required, unix seconds), nbf (optional), uid (string), ctx (object: the initial
-//           context), ch (array of channel names to subscribe at once)
+//   claims  exp (required, unix seconds from 0 to kMaxNumericDate), nbf (optional, the same),
+//           uid (string), ctx (object: the initial context), ch (array of channel names to
+//           subscribe at once)
 //
 // The signature is checked with OpenSSL's HMAC against each configured secret (two may be valid at
 // once, for key rotation), compared in constant time. Nothing is applied unless every check passes.
@@ -17,7 +18,11 @@
 
 namespace mg {
 
+// The latest exp or nbf taken (9999-12-31T23:59:59Z); earlier than 0 is refused too.
+constexpr int64_t kMaxNumericDate = 253402300799;
+
 struct ConnectClaims {
+  int64_t exp = 0;                    // whole seconds (a fraction is rounded down)
   std::string uid;                    // empty when absent
   std::string context;                // JSON object text of the initial context (uid included), "" = {}
   std::vector<std::string> channels;  // to subscribe at connect

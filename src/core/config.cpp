@@ -230,6 +230,8 @@ const std::map<std::string, Setter>& global_keys() {
       {"queue.ack_timeout", uint_key(&Config::ack_timeout, 1, 86400)},
       {"queue.max_unacked", uint_key(&Config::max_unacked, 1, 1000000)},
       {"queue.max_deliveries", uint_key(&Config::max_deliveries, 1, 1000000)},
+      {"queue.max_topics", uint_key(&Config::queue_max_topics, 1, 1000000)},
+      {"queue.topic_idle_timeout", uint_key(&Config::queue_topic_idle_timeout, 1, 86400)},
       {"queue.overflow", [](Config& c, const std::string& v) -> std::string {
          if (v != "pause" && v != "drop") return "expected pause or drop";
          c.queue_pause_on_overflow = v == "pause";

@@ -37,6 +37,8 @@ constexpr uint64_t kQueueMaxBytes = 16ull << 20;
 constexpr uint32_t kAckTimeout = 30;
 constexpr uint32_t kMaxUnacked = 1000;
 constexpr uint32_t kMaxDeliveries = 10;  // times one event is handed out before it is dropped as poison
+constexpr uint32_t kQueueMaxTopics = 10000;
+constexpr uint32_t kQueueTopicIdleTimeout = 300;  // seconds
 constexpr uint64_t kMeshMaxLinkBuffer = 64ull << 20;
 constexpr uint32_t kMaxTokenBytes = 8192;  // a connect token (not configurable: it bounds a header anyway)
 }  // namespace limit_defaults
@@ -117,6 +119,8 @@ struct Config {
   uint32_t ack_timeout = limit_defaults::kAckTimeout;
   uint32_t max_unacked = limit_defaults::kMaxUnacked;
   uint32_t max_deliveries = limit_defaults::kMaxDeliveries;
+  uint32_t queue_max_topics = limit_defaults::kQueueMaxTopics;
+  uint32_t queue_topic_idle_timeout = limit_defaults::kQueueTopicIdleTimeout;  // seconds
   bool queue_pause_on_overflow = true;  // [queue] overflow = pause (else drop); a listener may override
   // [mesh]
   std::string mesh_bind = "0.0.0.0";

@@ -19,6 +19,10 @@ namespace {
 constexpr uint64_t kRedialMs = 1000;         // a failed or lost address is dialled again after this
 constexpr uint64_t kRefusedRedialMs = 10000;  // ... or this, when the peer refused us
 constexpr size_t kMaxPendingLinks = 64;        // links not yet authenticated, at most
+// ... of them inbound from one IP address: one source cannot take every slot and keep real nodes
+// out (issue 18: a flood from one address delayed a node's join by 7.8-15.4 s). A node dials a peer
+// once at a time, so a few per address leave room for nodes behind one NAT address.
+constexpr size_t kMaxPendingPerSource = 4;
 constexpr size_t kMaxDials = 4096;             // addresses to dial, whatever peers claim
 
 }  // namespace
@@ -84,15 +88,29 @@ void Mesh::on_connection(uv_stream_t* server, int status) {
     link->close_now();
     return;
   }
-  size_t pending = 0;
-  for (const auto& [serial, l] : self->links_) pending += !l->up;
-  if (pending >= kMaxPendingLinks) {  // unauthenticated connections cannot pile up
-    LOG_WARN("mesh: connection from %s refused: %zu links are still in their handshake",
-             peer_address(link->tcp()).c_str(), pending);
+  const std::string ip = peer_ip(link->tcp());
+  size_t pending = 0, from_ip = 0;
+  for (const auto& [serial, l] : self->links_) {
+    pending += !l->up;
+    from_ip += !l->up && !l->outbound && l->source_ip == ip;
+  }
+  // Unauthenticated connections cannot pile up, nor one source take every slot.
+  if (pending >= kMaxPendingLinks || from_ip >= kMaxPendingPerSource) {
+    const bool full = pending >= kMaxPendingLinks;
+    (full ? self->accept_refused_full_ : self->accept_refused_per_source_)++;
+    if (self->may_log_stranger(full ? "every handshake slot taken" : "the address's handshake slots taken")) {
+      if (full)
+        LOG_WARN("mesh: connection from %s refused: %zu links are still in their handshake",
+                 peer_address(link->tcp()).c_str(), pending);
+      else
+        LOG_WARN("mesh: connection from %s refused: %zu links from that address are still in their handshake",
+                 peer_address(link->tcp()).c_str(), from_ip);
+    }
     link->close_now();
     return;
   }
   link->dial_addr = peer_address(link->tcp());
+  link->source_ip = ip;
   self->links_.emplace(link->serial, link);
   self->connected(link);
 }
@@ -247,10 +265,25 @@ void Mesh::refuse_malformed(MeshLink& link, MeshType type, const char* body, siz
   refuse(link, why);
 }
 
+bool Mesh::may_log_stranger(const std::string& why) {
+  uint64_t left_out = 0;
+  if (!stranger_log_.admit(why, now(), left_out)) return false;
+  if (left_out)
+    LOG_WARN("mesh: %llu more warnings (%s) about connections that did not complete the handshake were left out "
+             "(one a minute of each kind; meshgate_mesh_connections_refused_total, meshgate_mesh_refused_total and "
+             "meshgate_mesh_bad_frames_total count them all)", static_cast<unsigned long long>(left_out), why.c_str());
+  return true;
+}
+
+bool Mesh::may_log_about(const MeshLink& link, const std::string& why) {
+  return link.up || link.outbound || may_log_stranger(why);
+}
+
 void Mesh::on_bad_frame(MeshLink& link, const std::string& why) {
   bad_frames_++;
-  LOG_WARN("mesh: link %s%s closed: %s", log_safe(link.dial_addr).c_str(),
-           link.peer ? (" (node " + std::to_string(link.peer) + ")").c_str() : "", why.c_str());
+  if (may_log_about(link, why))
+    LOG_WARN("mesh: link %s%s closed: %s", log_safe(link.dial_addr).c_str(),
+             link.peer ? (" (node " + std::to_string(link.peer) + ")").c_str() : "", why.c_str());
   link.close_now();
 }
 
@@ -343,6 +376,10 @@ void Mesh::tick() {
     if (m.alive && !m.link && m.relink_deadline_ms && t >= m.relink_deadline_ms)
       member_dead(m, "its link closed and no other came up");
   expire_calls(t);
+  stranger_log_.flush(t, [](const std::string& why, uint64_t n) {
+    LOG_WARN("mesh: %llu more warnings (%s) about connections that did not complete the handshake were left out in "
+             "the last minute", static_cast<unsigned long long>(n), why.empty() ? "of other kinds" : why.c_str());
+  });
   for (auto& [addr, d] : dials_) {
     if (d.busy || t < d.next_ms || addr == self_addr_) continue;
     auto it = d.node ? members_.find(d.node) : members_.end();
@@ -389,6 +426,11 @@ std::string Mesh::render_metrics() const {
   w.sample("meshgate_mesh_bad_frames_total", bad_frames_);
   w.family("meshgate_mesh_refused_total", "counter", "Peers refused at the handshake.");
   w.sample("meshgate_mesh_refused_total", refused_);
+  w.family("meshgate_mesh_connections_refused_total", "counter",
+           "Connections to the mesh port closed at accept, by reason: every handshake slot taken (full), or "
+           "the source address's share of them (per_source).");
+  w.sample("meshgate_mesh_connections_refused_total", {{"reason", "full"}}, accept_refused_full_);
+  w.sample("meshgate_mesh_connections_refused_total", {{"reason", "per_source"}}, accept_refused_per_source_);
   w.family("meshgate_mesh_events_forwarded_total", "counter", "Queue events sent to other nodes' consumers.");
   w.sample("meshgate_mesh_events_forwarded_total", events_forwarded_);
   return w.take();

@@ -30,6 +30,7 @@
 
 #include "core/call_result.h"
 #include "core/config.h"
+#include "core/log_limit.h"
 #include "core/node_info.h"
 #include "mesh/mesh_link.h"
 #include "queue/queue_hub.h"
@@ -189,6 +190,16 @@ class Mesh final : public RemoteQueue {
   std::unordered_map<uint64_t, PendingCall> calls_;    // outgoing calls by sequence
   uint64_t next_link_serial_ = 0, next_call_ = 0;
   uint64_t bad_frames_ = 0, refused_ = 0, calls_ok_ = 0, calls_failed_ = 0, events_forwarded_ = 0;
+  // Connections closed at accept: every handshake slot taken, or the source's share of them.
+  uint64_t accept_refused_full_ = 0, accept_refused_per_source_ = 0;
+  // Warnings about inbound links that never completed the handshake (strangers, floods), per kind
+  // (the reason): the first at once, then one a minute with the count left out (issue 18: 83 MB of
+  // log in 62 s). Per kind, so a misconfigured node's refusal still shows among a flood's lines.
+  LogLimitByKey stranger_log_;
+  // True when a warning of kind `why` about `link` may be written now (always for a peer that proved
+  // itself or one we dialled); logs first how many of that kind were left out, if any.
+  bool may_log_about(const MeshLink& link, const std::string& why);
+  bool may_log_stranger(const std::string& why);
 };
 
 }  // namespace mg

@@ -32,8 +32,9 @@ void Mesh::refuse(MeshLink& link, const std::string& reason) {
   refused_++;
   link.was_refused = true;  // whichever side refused, do not dial it again at once
   // The reason may quote the stranger's own text (its cluster name): escaped, it cannot forge lines.
-  LOG_WARN("mesh: refused peer %s%s: %s", log_safe(link.dial_addr).c_str(),
-           link.peer ? (" (node " + std::to_string(link.peer) + ")").c_str() : "", log_safe(reason).c_str());
+  if (may_log_about(link, reason))
+    LOG_WARN("mesh: refused peer %s%s: %s", log_safe(link.dial_addr).c_str(),
+             link.peer ? (" (node " + std::to_string(link.peer) + ")").c_str() : "", log_safe(reason).c_str());
   link.send_control(MeshType::Refuse, mesh_encode(MeshRefuse{reason}));
   link.close_after_flush();
 }

@@ -33,7 +33,8 @@ class MeshLink final : public Stream {
 
   // Handshake and identity, kept for the Mesh.
   bool outbound;
-  std::string dial_addr;       // outbound: the address dialled
+  std::string dial_addr;       // outbound: the address dialled; inbound: the peer's ip:port
+  std::string source_ip;       // inbound: the peer's IP (the per-source cap on handshakes)
   uint64_t serial;             // to find the link again from a callback (it may be gone)
   std::string my_hello;        // our HELLO body, exactly as sent (half of the transcript)
   unsigned peer = 0;           // the peer's node id, from its HELLO

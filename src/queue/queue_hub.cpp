@@ -16,7 +16,11 @@ QueueHub::~QueueHub() = default;
 QueueHub::Topic* QueueHub::topic(const std::string& name, bool create) {
   auto it = topics_.find(name);
   if (it != topics_.end()) return it->second.get();
-  if (!create || topics_.size() >= kMaxTopics) return nullptr;
+  if (!create) return nullptr;
+  if (topics_.size() >= limits_.max_topics) {
+    refuse_topic();
+    return nullptr;
+  }
   auto t = std::make_unique<Topic>();
   t->name = name;
   Topic* raw = t.get();
@@ -24,8 +28,42 @@ QueueHub::Topic* QueueHub::topic(const std::string& name, bool create) {
   return raw;
 }
 
+void QueueHub::refuse_topic() {
+  topics_refused_++;
+  uint64_t left_out = 0;
+  if (refused_log_.admit(now_ms_, left_out))
+    LOG_WARN("queue: a new topic refused: %zu topics on this node, [queue] max_topics is %u (%llu more refused "
+             "since the last such line)",
+             topics_.size(), limits_.max_topics, static_cast<unsigned long long>(left_out));
+}
+
 void QueueHub::declare(const std::string& name, bool pause_on_overflow) {
-  if (Topic* t = topic(name, true)) t->pause_on_overflow = pause_on_overflow;
+  if (Topic* t = topic(name, true)) {
+    t->pause_on_overflow = pause_on_overflow;
+    t->declared = true;
+  }
+}
+
+void QueueHub::forget_idle_topics() {
+  std::unordered_set<std::string> on_their_way;  // topics of events forwarded, not yet reported consumed
+  for (const auto& [fwd, f] : forwarded_) on_their_way.insert(f.ev.topic);
+  const uint64_t after_ms = uint64_t{limits_.topic_idle_s} * 1000;
+  for (auto it = topics_.begin(); it != topics_.end();) {
+    Topic& t = *it->second;
+    const bool idle = !t.declared && t.pending.empty() && t.consumers.empty() && t.remote_nodes.empty() &&
+                      !t.paused && on_their_way.count(t.name) == 0;
+    if (idle && !t.idle) t.idle_since_ms = now_ms_;
+    t.idle = idle;
+    if (idle && now_ms_ - t.idle_since_ms >= after_ms) {
+      topics_forgotten_++;
+      it = topics_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  if (uint64_t n = refused_log_.flush(now_ms_))
+    LOG_WARN("queue: %llu more new topics refused at [queue] max_topics (%u)", static_cast<unsigned long long>(n),
+             limits_.max_topics);
 }
 
 QueueHub::Consumer* QueueHub::choose(const Topic& t, uint64_t client, const Consumer* exclude) const {
@@ -76,12 +114,15 @@ void QueueHub::forget_forwarded(std::map<uint64_t, Forwarded>::iterator it) {
 }
 
 void QueueHub::consumed(const QueueEvent& ev) {
+  lost(ev);  // gone from here either way
   if (ev.fwd && remote_) remote_->remote_done(ev.node, ev.fwd);
 }
 
 void QueueHub::remote_done(uint64_t fwd) {
   auto it = forwarded_.find(fwd);
-  if (it != forwarded_.end()) forget_forwarded(it);
+  if (it == forwarded_.end()) return;
+  lost(it->second.ev);  // consumed there
+  forget_forwarded(it);
 }
 
 void QueueHub::requeue_forwarded(const std::function<bool(const Forwarded&)>& which) {
@@ -96,7 +137,10 @@ void QueueHub::requeue_forwarded(const std::function<bool(const Forwarded&)>& wh
     ev.hops = 0;
     ev.redelivered = true;
     Topic* t = topic(ev.topic, true);
-    if (!t) continue;
+    if (!t) {
+      lost(ev);
+      continue;
+    }
     t->redelivered++;
     enqueue(*t, Pending{std::move(ev), nullptr}, true);
   }
@@ -144,6 +188,7 @@ void QueueHub::enqueue(Topic& t, Pending p, bool front) {
   // and what waits in the hub's mailbox) still arrive. A dropping topic drops the oldest at the bound. Counted either way.
   const uint64_t factor = t.pause_on_overflow ? 4 : 1;
   while (t.pending.size() > factor * limits_.max_events || (t.bytes > factor * limits_.max_bytes && t.pending.size() > 1)) {
+    lost(t.pending.front().ev);
     take_pending(t, 0);
     t.dropped++;
   }
@@ -214,13 +259,17 @@ void QueueHub::log_discards() {
 }
 
 void QueueHub::push(QueueEvent ev) {
+  if (ev.spooled) spooled_held_++;  // before the check: a discard counts it out again (lost)
   if (!event_text_valid(ev.ref())) return discard(Discard::InvalidText, ev);
   push_valid(std::move(ev));
 }
 
 void QueueHub::push_valid(QueueEvent ev) {
   Topic* t = topic(ev.topic, true);
-  if (!t) return;  // cannot happen for listener topics, which are declared at start
+  if (!t) {  // cannot happen for listener topics, which are declared at start
+    lost(ev);
+    return;
+  }
   if (!ev.node) ev.node = node_id_;
   if (t->pending_by_client.count(ev.client) == 0) {
     Target to = target(*t, ev.client, ev.hops, nullptr);
@@ -294,13 +343,20 @@ int QueueHub::pop(QueueSink* sink, const std::vector<std::string>& topics, bool 
     error = "this connection is already popping: call queue.unpop first";
     return 202;
   }
+  // All or nothing: a pop that would pass max_topics makes none of its new topics.
+  std::unordered_set<std::string> fresh;
+  for (const std::string& name : topics)
+    if (!topics_.count(name)) fresh.insert(name);
+  if (!fresh.empty() && topics_.size() + fresh.size() > limits_.max_topics) {
+    refuse_topic();
+    error = "too many topics on this node ([queue] max_topics " + std::to_string(limits_.max_topics) +
+            "); topics nobody pops and no listener produces into are forgotten after " +
+            std::to_string(limits_.topic_idle_s) + " s";
+    return 201;
+  }
   std::vector<Topic*> ts;
   for (const std::string& name : topics) {
     Topic* t = topic(name, true);
-    if (!t) {
-      error = "too many topics on this node (" + std::to_string(kMaxTopics) + ")";
-      return 201;
-    }
     bool dup = false;
     for (Topic* o : ts) dup = dup || o == t;
     if (!dup) ts.push_back(t);
@@ -334,7 +390,10 @@ void QueueHub::requeue(Consumer& c, bool timed_out_only) {
     if (timed_out_only || std::next(it) == seqs.rend()) node.mapped().ev.failures++;
     if (worn_out(node.mapped().ev)) continue;
     Topic* t = topic(node.mapped().ev.topic, true);
-    if (!t) continue;
+    if (!t) {
+      lost(node.mapped().ev);
+      continue;
+    }
     t->redelivered++;
     node.mapped().ev.redelivered = true;
     enqueue(*t, Pending{std::move(node.mapped().ev), timed_out_only ? &c : nullptr}, true);
@@ -377,6 +436,7 @@ std::vector<QueueEvent> QueueHub::take_held() {
   // Unacknowledged and forwarded events left the fronts of their topics: they go first. Taken as
   // they are, not requeued, so no bound drops any of them on the way out.
   std::vector<QueueEvent> out;
+  spooled_held_ = 0;
   for (auto& [sink, c] : consumers_) {
     for (auto& [k, f] : c->unacked)
       if (f.ev.fwd == 0) out.push_back(std::move(f.ev));
@@ -469,6 +529,7 @@ void QueueHub::tick(uint64_t now_ms) {
   now_ms_ = now_ms;
   for (auto& [name, t] : topics_) log_drops(*t);
   log_discards();
+  forget_idle_topics();
   bool requeued = false;
   for (auto& [sink, c] : consumers_) {
     if (!c->ack) continue;
@@ -525,6 +586,13 @@ void QueueHub::render_metrics(PromWriter& w) const {
       {"meshgate_queue_paused", "gauge", "1 while the topic is full and its producing clients are not read.", [](const QueueTopicStats& t) -> uint64_t { return t.paused; }},
       {"meshgate_queue_pauses_total", "counter", "Times the topic reached its bound and paused its producers.", [](const QueueTopicStats& t) { return t.pauses; }},
   };
+  w.family("meshgate_queue_topics", "gauge", "Topics on this node (bounded by [queue] max_topics).");
+  w.sample("meshgate_queue_topics", topics_.size());
+  w.family("meshgate_queue_topics_refused_total", "counter", "New topics refused at [queue] max_topics.");
+  w.sample("meshgate_queue_topics_refused_total", topics_refused_);
+  w.family("meshgate_queue_topics_forgotten_total", "counter",
+           "Idle topics forgotten (no events, no consumer, no listener) after [queue] topic_idle_timeout.");
+  w.sample("meshgate_queue_topics_forgotten_total", topics_forgotten_);
   std::vector<QueueTopicStats> topics = topic_stats();
   for (const Family& f : fams) {
     w.family(f.name, f.type, f.help);

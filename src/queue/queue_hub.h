@@ -23,6 +23,11 @@
 // withdraws the topic, or does not report within twice ack_timeout. A consuming node delivers
 // forwarded events to its own consumers only and drops them when it has none (the producer has them).
 //
+// Topics are bounded (max_topics: queue.pop answers 201 at the bound, nothing created). A topic with
+// no events waiting, no consumer here or on another node, no event on its way to another node and no
+// listener producing into it is forgotten after topic_idle_timeout, with its /metrics series: junk
+// names cannot fill the table or the metrics page for good (issue 18). A later pop makes it again.
+//
 // Acknowledged mode: events carry "k"; an event not acknowledged within ack_timeout, or held by a
 // consumer that leaves, goes back to the front of its topic for another consumer.
 //
@@ -45,6 +50,7 @@
 #include <vector>
 
 #include "core/config.h"
+#include "core/log_limit.h"
 #include "core/metrics.h"
 #include "queue/queue_event.h"
 
@@ -91,14 +97,16 @@ struct QueueLimits {
   uint32_t ack_timeout_s = limit_defaults::kAckTimeout;
   uint32_t max_unacked = limit_defaults::kMaxUnacked;
   uint32_t max_deliveries = limit_defaults::kMaxDeliveries;
+  uint32_t max_topics = limit_defaults::kQueueMaxTopics;
+  uint32_t topic_idle_s = limit_defaults::kQueueTopicIdleTimeout;
   static QueueLimits from(const Config& c) {
-    return QueueLimits{c.queue_max_events, c.queue_max_bytes, c.ack_timeout, c.max_unacked, c.max_deliveries};
+    return QueueLimits{c.queue_max_events, c.queue_max_bytes, c.ack_timeout, c.max_unacked, c.max_deliveries,
+                       c.queue_max_topics, c.queue_topic_idle_timeout};
   }
 };
 
 class QueueHub {
  public:
-  static constexpr size_t kMaxTopics = 10000;
   static constexpr size_t kMaxTopicsPerConsumer = 64;
   static constexpr unsigned kMaxHops = 1;
 
@@ -106,7 +114,8 @@ class QueueHub {
   ~QueueHub();
 
   void set_limits(const QueueLimits& l) { limits_ = l; }
-  // A topic that exists from the start (a listener's), so it buffers before anyone pops.
+  // A topic that exists from the start (a listener's), so it buffers before anyone pops; never
+  // forgotten.
   // `pause_on_overflow`: its overflow policy (see the glossary); topics made on the fly pause.
   void declare(const std::string& topic, bool pause_on_overflow = true);
   // Called with (topic, true) when a pausing topic reaches its bound, and (topic, false) when it is
@@ -119,7 +128,8 @@ class QueueHub {
   // The same for an event whose parts are borrowed: copied only when the event must wait (or be
   // held for an acknowledgement, or forwarded); delivered straight from them otherwise.
   void push(const QueueEventRef& ev);
-  // Returns 0, 202 (already popping) or 201 (too many topics) with `error` set.
+  // Returns 0, 202 (already popping) or 201 (its new topics would pass max_topics: none is made)
+  // with `error` set.
   int pop(QueueSink* sink, const std::vector<std::string>& topics, bool ack, std::string& error);
   // Returns 0 or 203 (not popping). Unacknowledged events go back to their topics.
   int unpop(QueueSink* sink);
@@ -128,7 +138,7 @@ class QueueHub {
   void ack(QueueSink* sink, const std::vector<uint64_t>& seqs);
   // The sink can take more now (its output drained).
   void sink_ready(QueueSink* sink);
-  // Redelivers events whose ack timed out. Call about once a second.
+  // Redelivers events whose ack timed out and forgets idle topics. Call about once a second.
   void tick(uint64_t now_ms);
   void set_now(uint64_t now_ms) { now_ms_ = now_ms; }
   size_t pending_events() const;
@@ -136,6 +146,9 @@ class QueueHub {
   // acknowledged, forwarded to another node and not yet reported consumed. (Events forwarded here
   // by another node are not counted: their producer holds them.)
   size_t held_events() const;
+  // Of those, events restored from the spool (ev.spooled) not yet consumed: while there are any, the
+  // spool file is kept, so a crash before a consumer takes them loses none (hub.cpp).
+  size_t spooled_held() const { return spooled_held_; }
   // Removes and returns every event held_events() counts, oldest first within each topic: what a
   // stopping node writes to its spool. Consumers keep their connections but lose these events.
   std::vector<QueueEvent> take_held();
@@ -186,6 +199,9 @@ class QueueHub {
     std::vector<unsigned> remote_nodes;  // nodes with consumers for this topic
     bool pause_on_overflow = true;
     bool paused = false;                 // its producers were asked to stop reading
+    bool declared = false;               // a listener's: never forgotten
+    bool idle = false;                   // nothing holds it since idle_since_ms (forget_idle_topics)
+    uint64_t idle_since_ms = 0;
     uint64_t dropped = 0, delivered = 0, redelivered = 0, forwarded = 0, pauses = 0;
     uint64_t dropped_logged = 0, drop_logged_ms = 0;  // what the last drop warning reported, and when
   };
@@ -211,7 +227,12 @@ class QueueHub {
     Consumer* local = nullptr;
     unsigned node = 0;
   };
+  // The topic `name`; with `create`, made when missing unless max_topics are there (then nullptr,
+  // counted as refused).
   Topic* topic(const std::string& name, bool create);
+  // Forgets topics that nothing has held for topic_idle_s (see the glossary). From tick.
+  void forget_idle_topics();
+  void refuse_topic();
   Consumer* choose(const Topic& t, uint64_t client, const Consumer* exclude) const;
   Target target(const Topic& t, uint64_t client, unsigned hops, const Consumer* exclude) const;
   bool ready(const Target& to) const;
@@ -227,7 +248,11 @@ class QueueHub {
   void requeue(Consumer& c, bool timed_out_only);
   // Producer side: forwarded events go back to the front of their topics.
   void requeue_forwarded(const std::function<bool(const Forwarded&)>& which);
+  // `ev` left this node's hands for good: consumed, or lost (dropped at a bound, no topic for it).
   void consumed(const QueueEvent& ev);
+  void lost(const QueueEvent& ev) {
+    if (ev.spooled) spooled_held_--;
+  }
   // Logs a topic's drops not yet logged: the first at once, then at most one line a minute (tick).
   void log_drops(Topic& t);
   // push() after the text check.
@@ -247,6 +272,9 @@ class QueueHub {
   QueueLimits limits_;
   std::unordered_map<std::string, std::unique_ptr<Topic>> topics_;
   std::unordered_map<const QueueSink*, std::unique_ptr<Consumer>> consumers_;
+  uint64_t topics_refused_ = 0, topics_forgotten_ = 0;
+  size_t spooled_held_ = 0;
+  LogLimit refused_log_;
   uint64_t next_seq_ = 0;
   uint64_t next_consumer_ = 0;
   uint64_t now_ms_ = 0;

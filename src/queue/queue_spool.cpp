@@ -49,7 +49,14 @@ bool event_of(const std::string& line, QueueEvent& ev) {
 
 bool spool_write(const std::string& path, const std::vector<QueueEvent>& events, std::string& error) {
   std::string tmp = path + ".tmp";
-  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  // A new file, never one that is there: a stale SPOOL.tmp (a crash while writing) is unlinked first,
+  // and a symlink or file planted in its place after that makes the open fail rather than redirect
+  // the write (O_EXCL; O_NOFOLLOW for good measure). Issue 18.
+  if (unlink(tmp.c_str()) != 0 && errno != ENOENT) {
+    error = tmp + ": " + std::strerror(errno);
+    return false;
+  }
+  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (fd < 0) {
     error = tmp + ": " + std::strerror(errno);
     return false;

@@ -2,8 +2,9 @@
 // state directory at shutdown and read back at the next start (docs/decisions.md, "Drain").
 //
 // One event per line, a JSON object: {"t":topic,"c":"client id","n":node,"d":data,"x":context}.
-// The file is written to SPOOL.tmp, synced, then renamed, so a crash while writing leaves either
-// the old spool or the new one, never half of one.
+// The file is written to SPOOL.tmp (made new: never through a symlink or into a file already there),
+// synced, then renamed, so a crash while writing leaves either the old spool or the new one, never
+// half of one. After a start restored it, the hub keeps it until every restored event is consumed.
 #pragma once
 
 #include <string>

@@ -55,7 +55,9 @@ class WsDecoder {
   virtual size_t feed(uint8_t* data, size_t len, WsEvents& ev) = 0;
   // True once a close or an error has been reported.
   virtual bool stopped() const = 0;
-  // True when nothing but the decoder's own fixed state is held (no buffer, no library context).
+  // True between frames: nothing but the decoder's own fixed state is held (no buffer, no library
+  // context) and no frame is under way, not even a header byte of one (a client's message deadline
+  // runs while this is false).
   virtual bool idle() const = 0;
 };
 

@@ -32,7 +32,9 @@ class NativeWsDecoder final : public WsDecoder {
   explicit NativeWsDecoder(uint32_t max_message) : max_message_(max_message) {}
   size_t feed(uint8_t* data, size_t len, WsEvents& ev) override;
   bool stopped() const override { return stopped_; }
-  bool idle() const override { return !message_ && !control_; }
+  // Not idle while a frame is under way, even one whose header is only partly here and needs no
+  // buffer: the connection's message deadline (ws_codec.h) counts from its first byte (issue 18).
+  bool idle() const override { return !message_ && !control_ && (stopped_ || header_.have() == 0); }
 
  private:
   // The checks made when a frame's payload starts; false after reporting an error.

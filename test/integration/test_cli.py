@@ -17,6 +17,7 @@ import time
 import pytest
 
 from harness import Session, fake_client_id, free_port, meshgate_bin, ws_connect, ws_recv
+from test_security import jwt_raw
 
 SECRET = "cli-test-secret-0123456789"
 API_TOKEN = "cli-api-token-abc"
@@ -103,6 +104,18 @@ def test_check_token(node, tmp_path):
     time.sleep(2.1)
     rc, _, err = run("check-token", "--secret-file", node.secret_file, short)
     assert rc == 1 and "expired" in err, err
+
+
+def test_check_token_refuses_dates_out_of_range(node):
+    """Issue 18: exp 1e300 (or past int64, or negative) was cast to an integer (undefined behaviour)
+    and printed as garbage; now it is refused with the claim named, and a fraction is rounded down."""
+    for exp in ("1e300", "9223372036854775808", "-1", "253402300800"):
+        token = jwt_raw('{"alg":"HS256","typ":"JWT"}', '{"exp":%s}' % exp, SECRET)
+        rc, out, err = run("check-token", "--secret-file", node.secret_file, token)
+        assert rc == 1 and out == "" and "bad exp claim" in err and "253402300799" in err, (exp, rc, out, err)
+    token = jwt_raw('{"alg":"HS256","typ":"JWT"}', '{"exp":253402300798.5}', SECRET)
+    rc, out, err = run("check-token", "--secret-file", node.secret_file, token)
+    assert rc == 0 and json.loads(out)["exp"] == 253402300798, (rc, out, err)
 
 
 def test_token_usage_errors(node):

@@ -411,7 +411,7 @@ async def test_drain_spools_what_no_consumer_took_and_the_next_start_delivers_it
     assert os.path.exists(os.path.join(d, "queue.spool"))
     restart(n)
     assert "restored" in n.stderr(), n.stderr()
-    assert not os.path.exists(os.path.join(d, "queue.spool")), "the spool was not removed once restored"
+    assert os.path.exists(os.path.join(d, "queue.spool")), "the spool was removed before its events were consumed"
     async with Session(n) as s:
         cons = await s.consumer()
         opens = await cons.wait_event(lambda e: e["p"]["d"].get("event") == "open" and e["p"]["d"]["path"] == "/spool")
@@ -424,6 +424,56 @@ async def test_drain_spools_what_no_consumer_took_and_the_next_start_delivers_it
         close = await cons.wait_event(ev_close_of(cid))
         assert close["p"].get("r") is True
     assert harness.metric_value(n, "meshgate_queue_restored_total") == 7
+    # Every restored event consumed: the spool goes (within the hub's one-second tick).
+    for _ in range(30):
+        if not os.path.exists(os.path.join(d, "queue.spool")):
+            break
+        await asyncio.sleep(0.1)
+    assert not os.path.exists(os.path.join(d, "queue.spool")), "the spool was not removed once its events were consumed"
+
+
+async def test_restored_events_survive_a_crash_before_a_consumer_takes_them(nodes):
+    """Issue 18: the spool was deleted as soon as it was read, so a SIGKILL after the restart and
+    before any consumer came lost its events. Now it is kept until they are consumed."""
+    import os
+    d = state_dir(nodes, "spool-crash-state")
+    n = nodes.start({"node": {"drain_timeout": 1, "state_dir": d}})
+    texts = [f"survives {i}" for i in range(3)]
+    await client_sends(n, texts, "/crash")
+    await asyncio.sleep(0.3)
+    n.terminate()
+    assert await asyncio.to_thread(n.wait_exit, 15) is None
+    restart(n)
+    assert "restored" in n.stderr(), n.stderr()
+    await asyncio.sleep(1.5)  # a few ticks with nobody consuming
+    n.kill()  # SIGKILL: no drain, no spool written
+    restart(n)
+    async with Session(n) as s:
+        cons = await s.consumer()
+        o = await cons.wait_event(lambda e: e["p"]["d"].get("event") == "open" and e["p"]["d"]["path"] == "/crash",
+                                  what="the restored open event after the crash")
+        for t in texts:
+            ev = await cons.wait_event(ev_frame_of(o["p"]["c"]), what=f"restored frame {t!r} after the crash")
+            assert ev["p"]["d"]["frame"]["data"] == t and ev["p"].get("r") is True, ev
+
+
+async def test_the_spool_is_never_written_through_a_planted_symlink(nodes, tmp_path):
+    """Issue 18: queue.spool.tmp was opened with O_CREAT|O_TRUNC: a symlink planted there (by anyone
+    who can write the state directory) made the node overwrite the file it points to."""
+    import os
+    d = state_dir(nodes, "spool-symlink-state")
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    os.symlink(str(victim), os.path.join(d, "queue.spool.tmp"))
+    n = nodes.start({"node": {"drain_timeout": 1, "state_dir": d}})
+    await client_sends(n, ["not through the link"], "/symlink")
+    await asyncio.sleep(0.3)
+    n.terminate()
+    assert await asyncio.to_thread(n.wait_exit, 15) is None
+    assert victim.read_text() == "precious\n", "the spool was written through the symlink"
+    spool = os.path.join(d, "queue.spool")
+    assert not os.path.islink(spool) and "not through the link" in open(spool).read()
+    assert not os.path.lexists(os.path.join(d, "queue.spool.tmp"))
 
 
 async def test_a_consumer_that_arrives_during_the_drain_gets_the_events(nodes):
@@ -475,6 +525,35 @@ async def test_without_a_state_dir_the_loss_is_logged_with_its_count(nodes):
     log = open(n.stderr_path).read()
     lines = [ln for ln in log.splitlines() if "lost at shutdown" in ln]
     assert lines and "5 events" in lines[0], log[-2000:]
+
+
+# ---- topics are bounded and idle ones forgotten (issue 18) ----
+
+async def test_topics_are_bounded_and_idle_ones_forgotten(nodes):
+    """10,000 junk topics used to stay until restart (every new topic 201, /metrics 13.9 MB). Now:
+    past [queue] max_topics queue.pop answers 201 naming the bound; a topic nobody pops and no
+    listener produces into is forgotten after topic_idle_timeout, with its /metrics series, and a
+    new one can be made; the listener's topic stays."""
+    n = nodes.start({"queue": {"max_topics": 20, "topic_idle_timeout": 1}})
+    assert harness.metric_value(n, "meshgate_queue_topics") == 1  # the listeners' topic "client"
+    async with Session(n) as s:
+        junk = await s.api()
+        await junk.pop([f"junk{i}" for i in range(19)])
+        late = await s.api()
+        e = await late.err("queue.pop", {"t": ["one-more"]}, 201)
+        assert "max_topics 20" in e["m"], e
+        assert harness.metric_value(n, "meshgate_queue_topics_refused_total") == 1
+        assert harness.metric_value(n, "meshgate_queue_depth", topic="junk3") == 0
+        await junk.ok("queue.unpop", {})
+        wait_metric(n, "meshgate_queue_topics_forgotten_total", lambda v: v == 19, timeout=6)
+        page = harness.metrics(n)
+        assert 'topic="junk' not in page, "a forgotten topic's series stayed on /metrics"
+        assert 'meshgate_queue_depth{topic="client"} 0' in page, "the listener's topic was forgotten"
+        assert harness.metric_value(n, "meshgate_queue_topics") == 1
+        await late.pop(["one-more"])
+        # Popped, it is not idle: still there well after the idle time.
+        await asyncio.sleep(2.5)
+        assert harness.metric_value(n, "meshgate_queue_consumers", topic="one-more") == 1
 
 
 # ---- overflow: pause the producers (default) or drop, counted (issue 11) ----

@@ -132,3 +132,21 @@ async def test_a_message_trickled_a_byte_a_second_is_closed_at_the_message_deadl
         for i in range(7):
             await cons.wait_event(ev_frame_of(slow_id, f"m{i}"))
         assert time.monotonic() - start < 15
+
+
+async def test_a_partial_frame_header_counts_against_the_message_deadline(nodes):
+    """Issue 18: one byte of a frame header (or a whole header and no payload) and then nothing is a
+    message begun: the client is closed (1008) after [limits] message_timeout, on both codecs."""
+    n = nodes.start({"limits": {"message_timeout": 2}, "listener.ws": {"idle_timeout": 30}})
+    async with Session(n) as s:
+        cons = await s.consumer()
+        one_byte, one_id, _ = await s.raw_ws(cons)
+        header_only, header_id, _ = await s.raw_ws(cons)
+        await one_byte.send_raw(b"\x81")
+        await header_only.send_raw(bytes([0x82, 0x80 | 10]) + b"\x01\x02\x03\x04")
+        start = time.monotonic()
+        for cid, what in ((one_id, "one header byte"), (header_id, "a header and no payload")):
+            ev = await cons.wait_event(ev_close_of(cid), timeout=8, what=f"close of the client that sent {what}")
+            assert ev["p"]["d"]["code"] == 1008, f"{what}: {ev!r}"
+            assert "not completed" in ev["p"]["d"]["reason"], ev
+        assert time.monotonic() - start < 7

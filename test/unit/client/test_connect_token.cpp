@@ -197,6 +197,21 @@ TEST(ConnectToken, FractionalExpIsANumericDate) {
   refused(make_token("{\"exp\":" + exp_in(-1) + ".5}"));
 }
 
+// Issue 18: exp 1e300 meant "never expires" here and undefined behaviour in `meshgate check-token`.
+// A time outside 1970..9999 is refused with the claim named; the range keeps every integer made
+// from it inside int64.
+TEST(ConnectToken, DatesOutOfRangeAreRefused) {
+  const std::string bad_exp = "bad exp claim: expected a number of seconds from 0 to 253402300799 (year 9999)";
+  for (const char* v : {"1e300", "-1e300", "1e19", "9223372036854775807", "9223372036854775808", "-1", "-0.5",
+                        "253402300800", "1.7976931348623157e308"})
+    EXPECT_EQ(refused(make_token(std::string("{\"exp\":") + v + "}")), bad_exp) << v;
+  for (const char* v : {"1e300", "-1", "1e19"})
+    EXPECT_EQ(refused(make_token(claims(std::string(",\"nbf\":") + v))),
+              "bad nbf claim: expected a number of seconds from 0 to 253402300799 (year 9999)") << v;
+  EXPECT_EQ(accepted(make_token("{\"exp\":253402300799}")).exp, 253402300799);
+  EXPECT_EQ(accepted(make_token("{\"exp\":" + exp_in(60) + ".75}")).exp, kNow + 60);  // rounded down
+}
+
 TEST(ConnectToken, NotBefore) {
   EXPECT_EQ(refused(make_token(claims(",\"nbf\":" + exp_in(10)))), "token not valid yet");
   EXPECT_EQ(refused(make_token(claims(",\"nbf\":" + exp_in(1)))), "token not valid yet");

@@ -198,6 +198,8 @@ TEST(ConfigShippedFile, EveryValueInTheShippedFileIsTheBuiltInDefault) {
   EXPECT_EQ(c.queue_max_bytes, d.queue_max_bytes);
   EXPECT_EQ(c.ack_timeout, d.ack_timeout);
   EXPECT_EQ(c.max_unacked, d.max_unacked);
+  EXPECT_EQ(c.queue_max_topics, d.queue_max_topics);
+  EXPECT_EQ(c.queue_topic_idle_timeout, d.queue_topic_idle_timeout);
 }
 
 TEST(ConfigShippedFile, MissingFileIsAnErrorNamingThePath) {
@@ -274,6 +276,7 @@ TEST(ConfigValues, RangeBoundsAreInclusive) {
   EXPECT_EQ(parse_ok("[limits]\nmax_headers = 1000\n").max_headers, 1000u);
   EXPECT_EQ(parse_ok("[limits]\nmax_header_bytes = 1048576\n").max_header_bytes, 1048576u);
   EXPECT_EQ(parse_ok("[queue]\nack_timeout = 86400\n").ack_timeout, 86400u);
+  EXPECT_EQ(parse_ok("[queue]\nmax_topics = 1\ntopic_idle_timeout = 1\n").queue_max_topics, 1u);
   EXPECT_DOUBLE_EQ(parse_ok("[node]\nroute_weight = 1000000\n").route_weight, 1e6);
   EXPECT_DOUBLE_EQ(parse_ok("[node]\nroute_weight = 0.001\n").route_weight, 0.001);
 }
@@ -467,6 +470,10 @@ TEST(ConfigErrors, OutOfRangeNumbers) {
       {"queue", "ack_timeout", "86401"},
       {"queue", "max_unacked", "0"},
       {"queue", "max_unacked", "1000001"},
+      {"queue", "max_topics", "0"},
+      {"queue", "max_topics", "1000001"},
+      {"queue", "topic_idle_timeout", "0"},
+      {"queue", "topic_idle_timeout", "86401"},
   };
   for (const auto& t : cases) {
     SCOPED_TRACE(std::string(t.section) + "." + t.key + " = " + t.value);

@@ -470,14 +470,55 @@ TEST(QueueHubPop, PopAgainAfterUnpopIsAccepted) {
 }
 
 TEST(QueueHubPop, TooManyTopicsOnTheNodeIs201) {
-  QueueHub hub(1, limits());
-  for (size_t i = 0; i < QueueHub::kMaxTopics; ++i) hub.declare("t" + std::to_string(i));
+  QueueLimits l = limits();
+  l.max_topics = 100;
+  QueueHub hub(1, l);
+  for (size_t i = 0; i < 99; ++i) hub.declare("t" + std::to_string(i));
   FakeSink s;
   std::string error;
-  EXPECT_EQ(hub.pop(&s, {"t0", "one-too-many"}, false, error), 201);
-  EXPECT_FALSE(error.empty());
+  // Two new topics where one is left: refused whole, neither is made.
+  EXPECT_EQ(hub.pop(&s, {"t0", "one", "two"}, false, error), 201);
+  EXPECT_NE(error.find("max_topics 100"), std::string::npos) << error;
   EXPECT_FALSE(hub.is_consumer(&s));
-  EXPECT_EQ(pop(hub, s, false, {"t0"}), 0);  // existing topics still work
+  EXPECT_EQ(hub.topic_stats().size(), 99u);
+  EXPECT_NE(hub.render_metrics().find("meshgate_queue_topics_refused_total 1\n"), std::string::npos);
+  EXPECT_EQ(pop(hub, s, false, {"t0", "one"}), 0);  // existing topics, and one new one, still work
+}
+
+// Issue 18: topics nothing holds are forgotten after topic_idle_timeout, with their metric series;
+// a listener's topic, one with events waiting or a consumer, or one another node consumes is not.
+TEST(QueueHubTopics, IdleTopicsAreForgotten) {
+  QueueLimits l = limits();
+  l.max_topics = 6;
+  l.topic_idle_s = 10;
+  QueueHub hub(1, l);
+  hub.declare("listener");
+  FakeSink a, b;
+  ASSERT_EQ(pop(hub, a, false, {"junk1", "junk2"}), 0);
+  ASSERT_EQ(pop(hub, b, false, {"kept"}), 0);
+  ASSERT_EQ(hub.unpop(&a), 0);
+  hub.set_remote_topics(2, {"remote"});
+  hub.push(event(1, 0, "waiting"));  // no consumer: it waits (a topic made by an event)
+  EXPECT_EQ(hub.topic_stats().size(), 6u);
+  hub.tick(1000);
+  hub.tick(10999);
+  EXPECT_EQ(hub.topic_stats().size(), 6u) << "not idle for 10 s yet";
+  hub.tick(11000);
+  std::vector<std::string> names;
+  for (const mg::QueueTopicStats& t : hub.topic_stats()) names.push_back(t.topic);
+  EXPECT_EQ(names, (std::vector<std::string>{"kept", "listener", "remote", "waiting"}));
+  std::string m = hub.render_metrics();
+  EXPECT_EQ(m.find("junk1"), std::string::npos);
+  EXPECT_NE(m.find("meshgate_queue_topics_forgotten_total 2\n"), std::string::npos);
+  EXPECT_NE(m.find("meshgate_queue_topics 4\n"), std::string::npos);
+  // The consumer leaves; its topic is forgotten a full idle time later, and its name can be made again.
+  ASSERT_EQ(hub.unpop(&b), 0);
+  hub.tick(12000);
+  hub.tick(21999);
+  EXPECT_EQ(hub.topic_stats().size(), 4u);
+  hub.tick(22000);
+  EXPECT_EQ(hub.topic_stats().size(), 3u);
+  EXPECT_EQ(pop(hub, a, false, {"kept"}), 0);
 }
 
 TEST(QueueHubPop, AckAndReadyFromANonConsumerAreIgnored) {

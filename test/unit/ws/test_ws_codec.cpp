@@ -173,6 +173,22 @@ TEST(WsCodec, IdleBetweenMessagesOnly) {
   EXPECT_FALSE(d->idle()) << "half a frame is held";
 }
 
+// Issue 18: a frame is under way from its first header byte, buffer or not: the connection's
+// message deadline runs while idle() is false (the native codec said idle until a payload arrived).
+TEST(WsCodec, NotIdleInsideAFrameHeader) {
+  std::string wire = frame(0x81, "hello");
+  for (size_t cut : {size_t{1}, size_t{2}, size_t{5}, size_t{6}}) {  // 6: the whole header, no payload
+    auto d = mg::make_ws_decoder(1 << 20);
+    Rec rec;
+    std::string w = wire;
+    d->feed(reinterpret_cast<uint8_t*>(&w[0]), cut, rec);
+    EXPECT_FALSE(d->idle()) << cut << " header bytes";
+    d->feed(reinterpret_cast<uint8_t*>(&w[cut]), w.size() - cut, rec);
+    EXPECT_TRUE(d->idle());
+    EXPECT_EQ(rec.ev, Events({"text:hello"}));
+  }
+}
+
 // ---- holding: stop right after a message, take the rest later ----
 
 TEST(WsCodec, HoldStopsRightAfterTheMessage) {
