@@ -19,7 +19,6 @@
 //
 // The known defect of f75fdbd this was written for: a wss client's bogus TLS record after its upgrade
 // left the freed connection in the id table (ClientConn::on_tls_failed skipped the unregister).
-#include <fcntl.h>
 #include <openssl/ssl.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -178,7 +177,6 @@ class Client {
     reset();
   }
 
-  bool tls() const { return ssl_ != nullptr; }
   // Application bytes: through TLS when on (kept until the handshake allows them), else as they are.
   void send(const std::string& s) {
     if (!ssl_) return raw(s);
