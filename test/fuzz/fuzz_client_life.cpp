@@ -91,6 +91,13 @@ struct Node {
     client_tls = SSL_CTX_new(TLS_client_method());
     SSL_CTX_set_verify(client_tls, SSL_VERIFY_NONE, nullptr);
   }
+  // At exit, before LeakSanitizer looks: ListenerShared does not own its context (the hub frees it).
+  ~Node() {
+    SSL_CTX_free(shared[kWss].tls);
+    SSL_CTX_free(client_tls);
+  }
+  Node(const Node&) = delete;
+  Node& operator=(const Node&) = delete;
 };
 
 Node& node() {
