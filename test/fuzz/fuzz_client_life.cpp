@@ -262,6 +262,7 @@ enum Step : uint8_t {
   kHandshake, kUpgrade_, kUpgradeMutated, kText, kBinary, kFragment, kPing, kCloseFrame, kClientBytes,
   kBogusRecord, kRawBytes, kCloseNotify, kShutdown, kReset,
   kSend, kPublish, kBroadcast, kSubscribe, kUnsubscribe, kSetContext, kApiClose, kInfo, kDrain, kTurns,
+  kHubStall,
   kSteps
 };
 
@@ -299,7 +300,7 @@ class Life {
     for (int i = 0; i < n; i++) {
       client_->pump();
       uv_run(worker_.loop(), UV_RUN_NOWAIT);
-      hub_.take();
+      if (!hub_stalled_) hub_.take();
     }
     client_->pump();
   }
@@ -382,6 +383,9 @@ class Life {
       case kInfo: (void)worker_.conn_info(target()); return;
       case kDrain: return worker_.drain();
       case kTurns: return turns(1 + r_.byte() % 8);
+      // The hub stops taking events (or starts again): with the gate's bound of 3 in flight, the
+      // client is paused after its next messages, and resumed when the hub takes them.
+      case kHubStall: hub_stalled_ = !hub_stalled_; return;
       case kSteps: return;
     }
   }
@@ -389,6 +393,7 @@ class Life {
   // The server stops: every client is closed, the loop must end with nothing left open, and the
   // client must have had its close event.
   void finish() {
+    hub_stalled_ = false;
     worker_.force_stop();
     for (int i = 0; i < 100 && uv_loop_alive(worker_.loop()); i++) turns(1);
     check();
@@ -401,6 +406,7 @@ class Life {
   Hub hub_;
   mg::Worker worker_;
   unsigned listener_ = 0;
+  bool hub_stalled_ = false;
   std::unique_ptr<Client> client_;
 };
 
@@ -440,6 +446,10 @@ std::vector<std::string> fuzz_seeds() {
       // Plain ws: fragments, pings, a message over max_message, a violation.
       script(kWs, {op(kUpgrade_), op(kText, "\x07", 1) + "abc", op(kPing, "\x04", 1) + "pi",
                    op(kFragment, "\x04", 1) + "de", op(kText, "\x0a", 1) + "hello", sub, bcast}),
+      // The hub stalls: the client is paused after three messages in flight; closed while paused.
+      script(kWs, {op(kUpgrade_), op(kHubStall), text, text, text, text, text, op(kApiClose, "\x01\x00", 2),
+                   op(kHubStall), op(kTurns, "\x03", 1)}),
+      script(kWs, {op(kUpgrade_), op(kHubStall), text, text, text, text, op(kHubStall), text, sub, bcast}),
       script(kWs, {op(kUpgrade_), op(kClientBytes, "\x08", 1) + std::string("\x81\xfe\x08\x00\x00\x00\x00\x00", 8), bcast}),
       // TLS tcp: open on the handshake, a line, the bogus record.
       script(kTlsTcp, {op(kHandshake), op(kUpgrade_), sub, op(kBogusRecord), op(kTurns, "\x02", 1), bcast}),
