@@ -396,6 +396,7 @@ class Life {
     hub_stalled_ = false;
     worker_.force_stop();
     for (int i = 0; i < 100 && uv_loop_alive(worker_.loop()); i++) turns(1);
+    hub_.take();  // the hub's last turn (the loop may have ended while the hub was stalled)
     check();
     if (uv_loop_alive(worker_.loop())) fail("the worker's loop still has handles after force_stop");
     if (!hub_.stopped) fail("the worker never reported that it stopped");
