@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs the Debian packages meshgate needs to build, run, test and package, and nothing that is
 # already there.
-# Usage: scripts/install-deps.sh [build|test|deb|rpm|static|cross-arm64|cross-armhf]
+# Usage: scripts/install-deps.sh [build|test|deb|rpm|static|cross-arm64|cross-armhf|fuzz]
 #   build  what `meson setup && ninja` needs
 #   test   build + what `make test` uses (its suites also build the packages and static binaries)
 #   deb, rpm, static, cross-ARCH   build + what that package or binary needs (docs/packaging.md)
+#   fuzz   build + clang and its libFuzzer runtime, for coverage-guided fuzzing by hand (docs/testing.md)
 set -euo pipefail
 
 build_pkgs=(g++ meson ninja-build pkg-config libuv1-dev libwslay-dev libcjson-dev libssl-dev libinih-dev node-llhttp)
@@ -17,6 +18,9 @@ rpm_pkgs=(rpm rpmlint cpio)
 # -dev packages; cJSON is compiled from its Debian source package (apt-get source, needs deb-src).
 # lld links the x86_64 one with its start-up code placed together (packaging/static/x86_64.order).
 static_pkgs=(libc-ares-dev dpkg-dev lld)
+# Coverage-guided fuzzing (-Dfuzzing=true, by hand): clang with libFuzzer and the sanitizer runtimes.
+# The suite `sanitize` of `make test` needs none of it: gcc's ASan and UBSan come with g++.
+fuzz_pkgs=(clang libclang-rt-14-dev)
 # arm builds: Debian's cross toolchains, qemu-user for their tests, and the static archives of the
 # libraries for that architecture (dpkg --add-architecture; all are Multi-Arch: same).
 cross_pkgs() {
@@ -38,11 +42,12 @@ case $mode in
         want+=($(cross_pkgs arm64) $(cross_pkgs armhf)) ;;
   deb) want+=("${deb_pkgs[@]}") ;;
   rpm) want+=("${rpm_pkgs[@]}") ;;
+  fuzz) want+=("${fuzz_pkgs[@]}") ;;
   static) want+=("${static_pkgs[@]}") ;;
   cross-*) want+=("${static_pkgs[@]}")
            # shellcheck disable=SC2207
            want+=($(cross_pkgs "${mode#cross-}")) ;;
-  *) echo "usage: $0 [build|test|deb|rpm|static|cross-arm64|cross-armhf]" >&2; exit 2 ;;
+  *) echo "usage: $0 [build|test|deb|rpm|static|cross-arm64|cross-armhf|fuzz]" >&2; exit 2 ;;
 esac
 
 missing=()

@@ -1,9 +1,12 @@
 #include "client/worker.h"
 
 #include <sys/time.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cassert>
+#include <cinttypes>
+#include <cstdio>
 
 #include "client/client_conn.h"
 #include "client/conn_ops.h"
@@ -83,16 +86,31 @@ void Worker::on_connection(uv_stream_t* server, int status) {
     conn->close_now();
     return;
   }
-  self->all_.insert(conn);
-  if (self->host_.client_count() >= self->limits_.max_connections || self->draining_) {
+  self->admit(conn, li);
+}
+
+bool Worker::adopt(int fd, unsigned li) {
+  auto* conn = new ClientConn(*this, li);
+  if (uv_tcp_open(conn->tcp(), fd) != 0) {
+    ::close(fd);
+    conn->close_now();
+    return false;
+  }
+  admit(conn, li);
+  return true;
+}
+
+void Worker::admit(ClientConn* conn, unsigned li) {
+  all_.insert(conn);
+  if (host_.client_count() >= limits_.max_connections || draining_) {
     inc(metrics().refused[static_cast<int>(RefuseReason::MaxConnections)]);
-    LOG_DEBUG("connection refused: max_connections (%u) reached", self->limits_.max_connections);
+    LOG_DEBUG("connection refused: max_connections (%u) reached", limits_.max_connections);
     conn->close_now();
     return;
   }
-  ListenerGuard& guard = *self->shared_[li].guard;
+  ListenerGuard& guard = *shared_[li].guard;
   std::string ip = peer_ip(conn->tcp());
-  ListenerGuard::Verdict v = guard.admit(ip, uv_now(self->loop()));
+  ListenerGuard::Verdict v = guard.admit(ip, uv_now(loop()));
   if (v != ListenerGuard::Verdict::Ok) {
     inc(metrics().refused[static_cast<int>(v == ListenerGuard::Verdict::PerIp ? RefuseReason::PerIp : RefuseReason::AcceptRate)]);
     LOG_DEBUG("connection from %s refused: %s", ip.c_str(), v == ListenerGuard::Verdict::PerIp ? "max_conns_per_ip" : "accept_rate");
@@ -373,6 +391,46 @@ void Worker::maybe_finish_drain() {
   WorkerHost* host = &host_;
   unsigned index = index_;
   host_.post([host, index] { host->worker_stopped(index); });
+}
+
+std::string Worker::check_tables() const {
+  char buf[160];
+  const auto said = [&](const char* fmt, auto... args) {
+    std::snprintf(buf, sizeof buf, fmt, args...);
+    return std::string(buf);
+  };
+  for (const auto& [id, c] : by_id_) {
+    if (!all_.count(c)) return said("by_id_[%" PRIu64 "] holds a connection that was freed", id);
+    if (c->id() != id || !c->is_open()) return said("by_id_[%" PRIu64 "] holds connection %" PRIu64 ", not open", id, c->id());
+  }
+  std::unordered_set<const void*> entries;  // a slot's channel is looked up before it is read
+  for (const auto& entry : channels_) entries.insert(&entry);
+  size_t open = 0;
+  for (const ClientConn* c : all_) {
+    if (!c->is_open()) continue;
+    open++;
+    auto it = by_id_.find(c->id());
+    if (it == by_id_.end() || it->second != c) return said("open connection %" PRIu64 " is not in by_id_", c->id());
+    for (const SubSlot& s : c->subscriptions()) {
+      if (!entries.count(s.channel) || s.index >= s.channel->second.size() || s.channel->second[s.index] != c)
+        return said("connection %" PRIu64 "'s slot in a channel is wrong", c->id());
+    }
+  }
+  if (open != by_id_.size()) return said("%zu open connections, %zu in by_id_", open, by_id_.size());
+  for (const auto& [name, subs] : channels_) {
+    if (subs.empty()) return "channel " + name + " is empty and still listed";
+    for (size_t i = 0; i < subs.size(); i++) {
+      const ClientConn* c = subs[i];
+      if (!all_.count(const_cast<ClientConn*>(c))) return "channel " + name + " holds a connection that was freed";
+      if (!c->is_open()) return said("channel %s holds connection %" PRIu64 ", not open", name.c_str(), c->id());
+      bool found = false;
+      for (const SubSlot& s : c->subscriptions()) found |= s.channel->first == name && s.index == i;
+      if (!found) return "channel " + name + " holds a connection without its slot";
+    }
+  }
+  if (host_.client_count() != by_id_.size())
+    return said("the host counts %" PRIu64 " clients, by_id_ holds %zu", host_.client_count(), by_id_.size());
+  return "";
 }
 
 }  // namespace mg

@@ -118,6 +118,18 @@ class Worker {
   // Closes every client at once (the drain ran out of time).
   void force_stop();
 
+  // --- test seams (test/fuzz/fuzz_client_life.cpp); not used by the server ---
+  // Takes `fd`, a connected stream socket, as a client of listener `li` accepted now, with the
+  // admission checks of an accept. No thread is started: the caller runs loop() itself (no tick
+  // timer runs either). False when libuv refused the socket (`fd` is then closed).
+  bool adopt(int fd, unsigned li);
+  // Checks that the tables agree with each other and with the live connections: every connection
+  // reachable from by_id_ or a channel is live (not yet forgotten, i.e. not freed) and open, under its
+  // own id; every live open connection is in by_id_; every subscription slot and its channel's
+  // vector point at each other; the host's client count equals by_id_ (a host of this worker alone). Returns "" when all hold,
+  // else what did not. Nothing reached is dereferenced before it is found alive.
+  std::string check_tables() const;
+
   // Used by ClientConn.
   uv_loop_t* loop() { return &loop_; }
   const Config& config() const { return cfg_; }
@@ -159,6 +171,8 @@ class Worker {
  private:
   void run(std::vector<int> listen_fds);
   static void on_connection(uv_stream_t* server, int status);
+  // An accepted connection: counted, checked against the connection limits, then started.
+  void admit(ClientConn* conn, unsigned li);
   static void on_tick(uv_timer_t* t);
   static void on_outbox_check(uv_check_t* h);
   void flush_outbox();

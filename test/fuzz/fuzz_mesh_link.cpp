@@ -15,6 +15,7 @@
 
 #include "mesh/mesh_crypto.h"
 #include "mesh/mesh_wire.h"
+#include "fuzz_reader.h"
 
 namespace {
 
@@ -22,18 +23,7 @@ const std::string kSecret = "fuzz-secret";
 const std::string kDialler = R"({"v":2,"cluster":"fuzz","id":1,"nonce":"AAAAAAAAAAAAAAAAAAAAAA==","enc":true})";
 const std::string kListener = R"({"v":2,"cluster":"fuzz","id":2,"nonce":"BBBBBBBBBBBBBBBBBBBBBB==","enc":true})";
 
-struct Reader {
-  const uint8_t* p;
-  size_t n;
-  size_t i = 0;
-  uint8_t byte() { return i < n ? p[i++] : 0; }
-  std::string bytes(size_t k) {
-    k = std::min(k, n - i);
-    std::string s(reinterpret_cast<const char*>(p + i), k);
-    i += k;
-    return s;
-  }
-};
+using fuzzin::Reader;
 
 // What Mesh::on_frame reads of a body: the decoder of its frame type (mesh_wire.h), strict JSON
 // and range-checked numbers.

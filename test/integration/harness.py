@@ -131,6 +131,7 @@ class Node:
         self.proc = None
         self.stopping = False
         self.failed_reported = False
+        self.sanitizer_reported = False
 
     # -- ports and addresses --
     @property
@@ -202,7 +203,7 @@ class Node:
         rc = self.proc.poll()
         if rc is None:
             return None
-        return f"meshgate exited unexpectedly with {describe_rc(rc)}\n{self.describe()}"
+        return f"meshgate exited unexpectedly with {describe_rc(rc)}{self.take_sanitizer_report() or ''}\n{self.describe()}"
 
     def kill(self):
         if self.proc and self.proc.poll() is None:
@@ -234,9 +235,23 @@ class Node:
                 self.errf.close()
             except Exception:
                 pass
+        report = self.take_sanitizer_report()
+        if report:
+            return f"meshgate exited with {describe_rc(rc)} after SIGTERM{report}"
         if rc in (0, -signal.SIGTERM, 128 + signal.SIGTERM):
             return None
         return f"meshgate exited with {describe_rc(rc)} after SIGTERM\n{self.describe()}"
+
+    def take_sanitizer_report(self):
+        """The first sanitizer report the process printed (as a message to fail with), once; None when
+        there is none. A test whose node printed one fails even if everything it asserted held."""
+        if self.sanitizer_reported:
+            return None
+        report = sanitizer_report(self.stderr_path)
+        if report is None:
+            return None
+        self.sanitizer_reported = True
+        return f" and printed a sanitizer report (config {self.conf_path}, stderr {self.stderr_path}):\n{report}"
 
     def stop(self):
         """SIGTERM, wait (kill after 10 s); returns an error message or None."""
@@ -250,6 +265,26 @@ class Node:
             return msg
         self.terminate()
         return self.wait_exit()
+
+
+# What ASan, LeakSanitizer and UBSan print first in a report. UBSan's line starts with the source
+# position ("src/x.cpp:12:5: runtime error: ..."), which a log line (time and level first) never does,
+# so client bytes the server logs cannot pass for one.
+SANITIZER_MARKERS = re.compile(r"^(?:==\d+==ERROR: (?:AddressSanitizer|LeakSanitizer)|\S+:\d+:\d+: runtime error: )",
+                               re.MULTILINE)
+
+
+def sanitizer_report(path, max_lines=60):
+    """The first sanitizer report in the file at `path` (its first `max_lines` lines), or None."""
+    try:
+        with open(path, "r", errors="replace") as f:
+            text = f.read()
+    except OSError:
+        return None
+    m = SANITIZER_MARKERS.search(text)
+    if m is None:
+        return None
+    return "\n".join(text[m.start():].splitlines()[:max_lines])
 
 
 def describe_rc(rc):
