@@ -112,6 +112,10 @@ LIVE_NODES = []
 class Node:
     """One running meshgate process."""
 
+    # Class defaults, so subclasses with their own __init__ (test/packaging/pkgnode.py) have them too.
+    failed_reported = False
+    sanitizer_reported = False
+
     def __init__(self, workdir, overrides=None, name="node"):
         self.dir = workdir
         os.makedirs(self.dir, exist_ok=True)
