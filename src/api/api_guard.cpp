@@ -87,9 +87,11 @@ bool ApiGuard::host_allowed(const std::string* host) const {
   // Loopback under any port: an SSH tunnel or port forward (ssh -L 8080:127.0.0.1:6789) keeps the
   // browser's port, and a page of another site cannot be served under the operator's loopback.
   if (is_localhost_name(name) || is_loopback_literal(name)) return true;
-  if (port >= 0 && port != port_) return false;
-  if (name == bind_) return true;
-  return bind_wildcard_ && is_ip_literal(name);  // no DNS answer makes a page's origin an IP literal
+  // An IP literal under any port too: no DNS answer makes a page's Host an IP literal, so the port
+  // adds nothing against rebinding, and a mapped port (a container's -p 16789:6789, a NodePort, a load
+  // balancer's health check) is the client's to choose.
+  if (is_ip_literal(name) && (name == bind_ || bind_wildcard_)) return true;
+  return name == bind_ && (port < 0 || port == port_);  // a bind address given as a name
 }
 
 bool ApiGuard::origin_allowed(const std::string* origin, const std::string* host) const {

@@ -265,13 +265,27 @@ void Mesh::refuse_malformed(MeshLink& link, MeshType type, const char* body, siz
   refuse(link, why);
 }
 
+namespace {
+// The kind of a warning about a stranger, for its rate limit: the reason up to the first quote or
+// digit, where text the stranger chose (its cluster name, a version, a node id) begins. Keyed on the
+// whole reason, a stranger rotating its cluster name would fill the tracked kinds and push a real
+// misconfigured node's refusal into the shared limit.
+std::string stranger_log_kind(const std::string& why) {
+  size_t end = why.find_first_of("\"0123456789");
+  if (end == std::string::npos) end = why.size();
+  while (end > 0 && (why[end - 1] == ' ' || why[end - 1] == ':')) end--;
+  return why.substr(0, end);
+}
+}  // namespace
+
 bool Mesh::may_log_stranger(const std::string& why) {
   uint64_t left_out = 0;
-  if (!stranger_log_.admit(why, now(), left_out)) return false;
+  const std::string kind = stranger_log_kind(why);
+  if (!stranger_log_.admit(kind, now(), left_out)) return false;
   if (left_out)
     LOG_WARN("mesh: %llu more warnings (%s) about connections that did not complete the handshake were left out "
              "(one a minute of each kind; meshgate_mesh_connections_refused_total, meshgate_mesh_refused_total and "
-             "meshgate_mesh_bad_frames_total count them all)", static_cast<unsigned long long>(left_out), why.c_str());
+             "meshgate_mesh_bad_frames_total count them all)", static_cast<unsigned long long>(left_out), kind.c_str());
   return true;
 }
 

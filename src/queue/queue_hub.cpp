@@ -21,6 +21,10 @@ QueueHub::Topic* QueueHub::topic(const std::string& name, bool create) {
     refuse_topic();
     return nullptr;
   }
+  return make_topic(name);
+}
+
+QueueHub::Topic* QueueHub::make_topic(const std::string& name) {
   auto t = std::make_unique<Topic>();
   t->name = name;
   Topic* raw = t.get();
@@ -38,10 +42,12 @@ void QueueHub::refuse_topic() {
 }
 
 void QueueHub::declare(const std::string& name, bool pause_on_overflow) {
-  if (Topic* t = topic(name, true)) {
-    t->pause_on_overflow = pause_on_overflow;
-    t->declared = true;
-  }
+  // A listener's topic is made whatever max_topics says: the bound is for topics callers make, and a
+  // configuration whose listeners alone pass it must not lose their events.
+  Topic* t = topic(name, false);
+  if (!t) t = make_topic(name);
+  t->pause_on_overflow = pause_on_overflow;
+  t->declared = true;
 }
 
 void QueueHub::forget_idle_topics() {
@@ -125,15 +131,21 @@ void QueueHub::remote_done(uint64_t fwd) {
   forget_forwarded(it);
 }
 
-void QueueHub::requeue_forwarded(const std::function<bool(const Forwarded&)>& which) {
+void QueueHub::requeue_forwarded(const std::function<bool(const Forwarded&)>& which, bool each_failed) {
   std::vector<uint64_t> ids;
-  for (const auto& [fwd, f] : forwarded_)
+  for (const auto& [fwd, f] : forwarded_)  // by handle: oldest first
     if (which(f)) ids.push_back(fwd);
   // Newest first, each to the front: the topic gets them back oldest first.
   for (auto it = ids.rbegin(); it != ids.rend(); ++it) {
     auto f = forwarded_.find(*it);
     QueueEvent ev = std::move(f->second.ev);
     forget_forwarded(f);
+    // The other node's failures are not sent back, so they are charged here as requeue() charges a
+    // local consumer's: each event whose deadline passed, or the oldest when the node stopped
+    // consuming or died. Without this an event whose remote consumers keep dying would come back
+    // from every node forever ([queue] max_deliveries).
+    if (each_failed || std::next(it) == ids.rend()) ev.failures++;
+    if (worn_out(ev)) continue;
     ev.hops = 0;
     ev.redelivered = true;
     Topic* t = topic(ev.topic, true);
@@ -476,7 +488,7 @@ void QueueHub::set_remote_topics(unsigned node, const std::vector<std::string>& 
   // Events we forwarded to `node` for a topic it no longer consumes (or it died) go elsewhere.
   requeue_forwarded([&](const Forwarded& f) {
     return f.node == node && std::find(topics.begin(), topics.end(), f.ev.topic) == topics.end();
-  });
+  }, false);
   for (auto& [name, t] : topics_) dispatch(*t);
 }
 
@@ -540,7 +552,7 @@ void QueueHub::tick(uint64_t now_ms) {
     requeued = true;
   }
   size_t before = forwarded_.size();
-  requeue_forwarded([&](const Forwarded& f) { return f.deadline_ms <= now_ms; });
+  requeue_forwarded([&](const Forwarded& f) { return f.deadline_ms <= now_ms; }, true);
   requeued = requeued || forwarded_.size() != before;
   if (requeued)
     for (auto& [name, t] : topics_) dispatch(*t);

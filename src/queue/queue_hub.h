@@ -230,6 +230,8 @@ class QueueHub {
   // The topic `name`; with `create`, made when missing unless max_topics are there (then nullptr,
   // counted as refused).
   Topic* topic(const std::string& name, bool create);
+  // Makes topic `name` (not there yet), whatever the bound.
+  Topic* make_topic(const std::string& name);
   // Forgets topics that nothing has held for topic_idle_s (see the glossary). From tick.
   void forget_idle_topics();
   void refuse_topic();
@@ -247,7 +249,8 @@ class QueueHub {
   void dispatch(Topic& t);
   void requeue(Consumer& c, bool timed_out_only);
   // Producer side: forwarded events go back to the front of their topics.
-  void requeue_forwarded(const std::function<bool(const Forwarded&)>& which);
+  // `each_failed`: every one of them counts as a failed delivery (deadline passed), else only the oldest.
+  void requeue_forwarded(const std::function<bool(const Forwarded&)>& which, bool each_failed);
   // `ev` left this node's hands for good: consumed, or lost (dropped at a bound, no topic for it).
   void consumed(const QueueEvent& ev);
   void lost(const QueueEvent& ev) {

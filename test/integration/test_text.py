@@ -201,6 +201,31 @@ def test_a_stranger_on_the_mesh_port_cannot_forge_log_lines(nodes, case):
     assert not any("\r" in ln or "\x1b" in ln for ln in lines)
 
 
+def test_strangers_rotating_their_cluster_name_do_not_hide_other_warnings(nodes):
+    """The rate limit of warnings about strangers is per kind of failure, and the kind leaves out the
+    stranger's own text: 40 strangers each with another cluster name are one kind (one line a
+    minute), so they cannot fill the 32 kinds tracked and push a different failure (a protocol
+    version this node does not speak) into the shared limit."""
+    n = start_mesh_node(nodes, 2, cluster=CLUSTER, secret=SECRET)
+
+    def hello_refused(hello):
+        s = connect(n)
+        r = FrameReader(s)
+        s.sendall(frame(HELLO, hello))
+        while r.next(timeout=2) is not None:
+            pass
+        s.close()
+
+    for i in range(40):
+        hello_refused(hello_of(9, cluster=f"rotating-{i}"))
+    hello_refused(hello_of(9, v=99))
+    lines = log_lines(n)
+    mismatch = [ln for ln in lines if "does not match this cluster" in ln]
+    assert len(mismatch) == 1, f"cluster-name refusals are one kind, logged once a minute: {mismatch}"
+    assert [ln for ln in lines if "protocol version 99 is not supported" in ln], \
+        "a different kind of failure was not logged:\n" + "\n".join(lines[-20:])
+
+
 async def test_a_topic_name_with_control_bytes_reaches_metrics_escaped(node):
     async with Session(node) as s:
         api = await s.api()

@@ -34,7 +34,8 @@ TEST(ApiGuardHost, WildcardBindTakesAnyIpLiteralButNoName) {
   ApiGuard g("0.0.0.0", 6789, {}, {});
   for (const char* h : {"10.0.0.11:6789", "192.168.1.5", "[fe80::1]:6789", "localhost:6789"})
     EXPECT_TRUE(host_ok(g, h)) << h;
-  for (const char* h : {"gw1.internal:6789", "evil.example:6789", "10.0.0.11:6790"}) EXPECT_FALSE(host_ok(g, h)) << h;
+  for (const char* h : {"gw1.internal:6789", "evil.example:6789"}) EXPECT_FALSE(host_ok(g, h)) << h;
+  EXPECT_TRUE(host_ok(g, "10.0.0.11:16789")) << "a mapped port (docker -p 16789:6789): IP literals under any port";
   ApiGuard v6("::", 6789, {}, {});
   EXPECT_TRUE(host_ok(v6, "10.0.0.11:6789"));
 }
@@ -44,7 +45,7 @@ TEST(ApiGuardHost, SpecificBindTakesItsOwnAddressOnly) {
   EXPECT_TRUE(host_ok(g, "10.0.0.11:6789"));
   EXPECT_TRUE(host_ok(g, "localhost:6789"));
   EXPECT_FALSE(host_ok(g, "10.0.0.12:6789"));
-  EXPECT_FALSE(host_ok(g, "10.0.0.11:6790"));
+  EXPECT_TRUE(host_ok(g, "10.0.0.11:6790"));  // the bind address under a mapped port
   ApiGuard v6("::1", 6789, {}, {});
   EXPECT_TRUE(host_ok(v6, "[::1]:6789"));
   ApiGuard named("gw1.internal", 6789, {}, {});

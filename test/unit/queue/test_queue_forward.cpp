@@ -106,6 +106,50 @@ TEST(QueueForward, UnreportedEventsAreSentAgainAfterTwiceTheAckTimeout) {
   EXPECT_EQ(mesh.sent.size(), 2u) << "not reported within 2 x 5 s: sent again (at least once)";
 }
 
+// Issue 18: the consuming node's failures do not travel back, so the producer charges its own copy:
+// an event whose remote consumers keep leaving (or never report) is dropped at max_deliveries, not
+// sent around forever; only the oldest is charged when a node stops consuming, so the one behind it
+// carries on.
+TEST(QueueForward, AnEventWhoseRemoteConsumersKeepLeavingIsDroppedAtMaxDeliveries) {
+  QueueLimits l = limits();
+  l.max_deliveries = 3;
+  QueueHub hub(1, l);
+  FakeRemote mesh;
+  hub.set_remote(&mesh, [] {});
+  hub.push(event(7, 1));  // the poison
+  hub.push(event(7, 2));  // behind it
+  for (int attempt = 1; attempt <= 3; attempt++) {
+    const size_t before = mesh.sent.size();
+    hub.set_remote_topics(2, {"client"});
+    ASSERT_EQ(mesh.sent.size(), before + 2u) << "attempt " << attempt;
+    hub.set_remote_topics(2, {});  // its consumer died holding the first
+  }
+  hub.set_remote_topics(2, {"client"});
+  ASSERT_FALSE(mesh.sent.empty());
+  EXPECT_EQ(mesh.sent.back().second.data, "{\"seq\":2}") << "only the one behind it is sent again";
+  EXPECT_EQ(hub.remote_in_flight(2), 1u);
+  EXPECT_NE(hub.render_metrics().find("meshgate_queue_discarded_total{reason=\"max_deliveries\"} 1\n"),
+            std::string::npos) << hub.render_metrics();
+}
+
+TEST(QueueForward, EachUnreportedForwardCountsAsAFailedDelivery) {
+  QueueLimits l = limits();
+  l.max_deliveries = 2;
+  QueueHub hub(1, l);
+  FakeRemote mesh;
+  hub.set_remote(&mesh, [] {});
+  hub.set_now(0);
+  hub.set_remote_topics(2, {"client"});
+  hub.push(event(9, 0));
+  hub.push(event(10, 0));
+  ASSERT_EQ(mesh.sent.size(), 2u);
+  hub.tick(10000);  // neither reported within 2 x 5 s: each charged once, sent again
+  ASSERT_EQ(mesh.sent.size(), 4u);
+  hub.tick(20000);  // charged twice: dropped
+  EXPECT_EQ(mesh.sent.size(), 4u);
+  EXPECT_EQ(hub.remote_in_flight(2), 0u);
+}
+
 TEST(QueueForward, AConsumingNodeReportsConsumptionAtDeliveryOrAtAck) {
   QueueHub hub(2, limits());
   FakeRemote mesh;

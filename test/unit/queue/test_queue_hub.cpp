@@ -485,6 +485,21 @@ TEST(QueueHubPop, TooManyTopicsOnTheNodeIs201) {
   EXPECT_EQ(pop(hub, s, false, {"t0", "one"}), 0);  // existing topics, and one new one, still work
 }
 
+// A listener's topic is made even past max_topics: a configuration whose listeners alone pass the
+// bound must not lose their events.
+TEST(QueueHubTopics, ListenerTopicsAreMadeWhateverTheBound) {
+  QueueLimits l = limits();
+  l.max_topics = 1;
+  QueueHub hub(1, l);
+  hub.declare("a");
+  hub.declare("b");
+  FakeSink s;
+  ASSERT_EQ(pop(hub, s, true, {"b"}), 0);
+  hub.push(event(1, 1, "b"));
+  EXPECT_EQ(s.seqs_of(1), std::vector<int>{1});
+  EXPECT_NE(hub.render_metrics().find("meshgate_queue_topics_refused_total 0\n"), std::string::npos);
+}
+
 // Issue 18: topics nothing holds are forgotten after topic_idle_timeout, with their metric series;
 // a listener's topic, one with events waiting or a consumer, or one another node consumes is not.
 TEST(QueueHubTopics, IdleTopicsAreForgotten) {
