@@ -38,6 +38,8 @@ class LogLimit {
     last_ms_ = now_ms;
     return n;
   }
+  // When the last line was written (or a summary reported), for "in the last N s"; 0 before any.
+  uint64_t last_ms() const { return written_ ? last_ms_ : 0; }
   // Nothing left out and no line within the interval: forgetting this limit changes nothing.
   bool quiet(uint64_t now_ms) const { return left_out_ == 0 && (!written_ || now_ms - last_ms_ >= interval_ms_); }
 

@@ -18,18 +18,15 @@ const char* HttpRefusals::reason_name(Reason r) {
 
 void HttpRefusals::count(Reason r, uint64_t now_ms, const std::string& detail) {
   totals_[r]++;
-  if (last_log_ms_[r] != 0 && now_ms - last_log_ms_[r] < kLogEveryMs) {
-    unlogged_[r]++;
-    return;
-  }
-  if (unlogged_[r] > 0)
+  const uint64_t last_ms = logs_[r].last_ms();
+  uint64_t left_out = 0;
+  if (!logs_[r].admit(now_ms, left_out)) return;
+  if (left_out > 0)
     LOG_WARN("%s refused a request (%s); %llu more refused for the same reason in the last %llu s", what_.c_str(),
-             detail.c_str(), static_cast<unsigned long long>(unlogged_[r]),
-             static_cast<unsigned long long>((now_ms - last_log_ms_[r]) / 1000));
+             detail.c_str(), static_cast<unsigned long long>(left_out),
+             static_cast<unsigned long long>((now_ms - last_ms) / 1000));
   else
     LOG_WARN("%s refused a request (%s)", what_.c_str(), detail.c_str());
-  unlogged_[r] = 0;
-  last_log_ms_[r] = now_ms ? now_ms : 1;
 }
 
 void HttpRefusals::family(PromWriter& w) {

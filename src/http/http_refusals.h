@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <string>
 
+#include "core/log_limit.h"
 #include "core/metrics.h"
 
 namespace mg {
@@ -26,7 +27,9 @@ class HttpRefusals {
   static constexpr uint64_t kLogEveryMs = 10000;
 
   // `what` names the listener in log lines ("control API"), `label` in metrics ("api").
-  HttpRefusals(std::string what, std::string label) : what_(std::move(what)), label_(std::move(label)) {}
+  HttpRefusals(std::string what, std::string label) : what_(std::move(what)), label_(std::move(label)) {
+    for (LogLimit& l : logs_) l = LogLimit(kLogEveryMs);
+  }
 
   // Counts one; logs "<what> refused a request (<detail>)" as the header says. `detail` is ours,
   // never client text (the log must stay one line per event).
@@ -41,8 +44,7 @@ class HttpRefusals {
  private:
   std::string what_, label_;
   uint64_t totals_[kCount] = {};
-  uint64_t unlogged_[kCount] = {};     // refused since the last line
-  uint64_t last_log_ms_[kCount] = {};  // 0: never logged
+  LogLimit logs_[kCount];  // one line per reason per kLogEveryMs (set in the constructor)
 };
 
 }  // namespace mg

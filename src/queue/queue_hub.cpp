@@ -250,24 +250,25 @@ void QueueHub::discard(Discard why, const QueueEvent& ev) {
 }
 
 void QueueHub::discard(Discard why) {
-  discarded_[static_cast<int>(why)].total++;
-  log_discards();
+  const int i = static_cast<int>(why);
+  discarded_[i]++;
+  uint64_t left_out = 0;
+  if (discard_logs_[i].admit(now_ms_, left_out)) log_discarded(why, left_out + 1);
 }
 
 void QueueHub::log_discards() {
-  for (int i = 0; i < 2; i++) {
-    DiscardCount& d = discarded_[i];
-    if (d.total == d.logged || (d.logged_ms && now_ms_ < d.logged_ms + 60000)) continue;
-    const auto n = static_cast<unsigned long long>(d.total - d.logged);
-    if (i == static_cast<int>(Discard::InvalidText))
-      LOG_WARN("queue: dropped %llu event%s whose text is not valid UTF-8 (consumers would fail on it)", n,
-               n == 1 ? "" : "s");
-    else
-      LOG_WARN("queue: dropped %llu event%s whose delivery failed %u times ([queue] max_deliveries)",
-               n, n == 1 ? "" : "s", limits_.max_deliveries);
-    d.logged = d.total;
-    d.logged_ms = now_ms_ ? now_ms_ : 1;
-  }
+  for (int i = 0; i < kDiscardReasons; i++)
+    if (uint64_t n = discard_logs_[i].flush(now_ms_)) log_discarded(static_cast<Discard>(i), n);
+}
+
+void QueueHub::log_discarded(Discard why, uint64_t count) {
+  const auto n = static_cast<unsigned long long>(count);
+  if (why == Discard::InvalidText)
+    LOG_WARN("queue: dropped %llu event%s whose text is not valid UTF-8 (consumers would fail on it)", n,
+             n == 1 ? "" : "s");
+  else
+    LOG_WARN("queue: dropped %llu event%s whose delivery failed %u times ([queue] max_deliveries)", n,
+             n == 1 ? "" : "s", limits_.max_deliveries);
 }
 
 void QueueHub::push(QueueEvent ev) {
@@ -612,8 +613,8 @@ void QueueHub::render_metrics(PromWriter& w) const {
   }
   w.family("meshgate_queue_discarded_total", "counter",
            "Poison events dropped instead of delivered: text not valid UTF-8, or delivery failed max_deliveries times.");
-  w.sample("meshgate_queue_discarded_total", {{"reason", "invalid_text"}}, discarded_[0].total);
-  w.sample("meshgate_queue_discarded_total", {{"reason", "max_deliveries"}}, discarded_[1].total);
+  w.sample("meshgate_queue_discarded_total", {{"reason", "invalid_text"}}, discarded_[0]);
+  w.sample("meshgate_queue_discarded_total", {{"reason", "max_deliveries"}}, discarded_[1]);
 }
 
 }  // namespace mg

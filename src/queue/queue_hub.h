@@ -265,11 +265,12 @@ class QueueHub {
   void discard(Discard why, const QueueEvent& ev);
   // Whether the delivery of `ev` failed max_deliveries times; if so it is discarded.
   bool worn_out(const QueueEvent& ev);
+  // From tick: what the discard warnings left out, at most one line a minute per reason.
   void log_discards();
-  struct DiscardCount {
-    uint64_t total = 0, logged = 0, logged_ms = 0;
-  };
-  DiscardCount discarded_[2];
+  void log_discarded(Discard why, uint64_t count);
+  static constexpr int kDiscardReasons = 2;  // Discard's values
+  uint64_t discarded_[kDiscardReasons] = {};
+  LogLimit discard_logs_[kDiscardReasons];  // the first at once, then one line a minute per reason
 
   unsigned node_id_;
   QueueLimits limits_;
