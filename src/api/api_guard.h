@@ -5,9 +5,10 @@
 // - Host (every request): names one of this API's own addresses, so a page that rebinds its DNS
 //   name to 127.0.0.1 (DNS rebinding) is refused, 421. Allowed: localhost, *.localhost and loopback
 //   addresses under any port (a tunnel keeps the browser's port); the bind address; any IP literal
-//   when bound to a wildcard (0.0.0.0, ::); the names in [api] hosts. Other than on loopback, a
-//   port, when given, must be the API's (an entry "name:port" allows that port instead); without
-//   one (a proxy in front on 80/443) the name decides.
+//   when bound to a wildcard (0.0.0.0, ::); the names in [api] hosts. Loopback and IP literals are
+//   taken under any port (a tunnel, a mapped port: no DNS answer gives a page an IP-literal Host);
+//   for a name, a port, when given, must be the API's (an entry "name:port" allows that port
+//   instead); without one (a proxy in front on 80/443) the name decides.
 //   A request without Host (HTTP/1.0; HTTP/1.1 requires one) is not from a browser: allowed.
 // - Origin (POST and every other method but GET and HEAD, and the /ws/v1 upgrade): absent (curl, a
 //   backend), the same origin as the request (its host and port are those of the Host, itself

@@ -312,15 +312,11 @@ bool mesh_decode(const char* body, size_t len, MeshEvent& out) {
 }
 
 bool mesh_event_handle(const char* body, size_t len, uint64_t& fwd) {
-  const char* v = nullptr;
-  size_t n = 0;
-  if (!json_member_text(body, len, "f", v, n) || n == 0 || n > 16) return false;
+  // cJSON without the strict check, which refused this body: cJSON reads text that is not UTF-8. "f"
+  // is then read as mesh_decode reads it; 0 (absent) is no handle.
+  JsonPtr doc(cJSON_ParseWithLength(body, len));
   uint64_t f = 0;
-  for (size_t i = 0; i < n; i++) {
-    if (v[i] < '0' || v[i] > '9') return false;
-    f = f * 10 + static_cast<uint64_t>(v[i] - '0');
-  }
-  if (f == 0 || f > static_cast<uint64_t>(kJsonMaxExactInt)) return false;
+  if (!cJSON_IsObject(doc.get()) || !mesh_read_uint(doc.get(), "f", kJsonMaxExactInt, 0, f) || f == 0) return false;
   fwd = f;
   return true;
 }

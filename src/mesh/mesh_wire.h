@@ -181,7 +181,7 @@ bool mesh_decode(const char* body, size_t len, MeshReply& out);
 bool mesh_decode(const char* body, size_t len, MeshTopics& out);
 bool mesh_decode(const char* body, size_t len, MeshEvent& out);
 // The producer's handle "f" of an EVENT body that mesh_decode refused (its text is not valid UTF-8,
-// or a member is out of range): read from the raw text, so that the event can still be reported
+// or a member is out of range): read without the strict check, so that the event can still be reported
 // consumed (DONE) and its producer does not send it again. False when no plain "f" can be read.
 bool mesh_event_handle(const char* body, size_t len, uint64_t& fwd);
 bool mesh_decode(const char* body, size_t len, MeshDone& out);
