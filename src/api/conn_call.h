@@ -1,7 +1,7 @@
 // conn.call: remote operations on one client connection (PROTOCOL.md §5.3).
 //
 // parse_conn_call runs on the hub thread and rejects malformed calls (error 101) before anything
-// crosses threads; the owning worker then applies the call (apply_conn_call, worker/conn_ops.h).
+// crosses threads; the owning worker then applies the call (apply_conn_call, client/conn_ops.h).
 #pragma once
 
 #include <cjson/cJSON.h>

@@ -15,7 +15,6 @@ struct OutMessage {
   Chunk len32;  // 4-byte length + payload for len32 TCP clients
 
   const Chunk& for_framing(Framing f) const { return f == Framing::Line ? line : len32; }
-  size_t payload_size() const { return len32 ? len32->size() - 4 : 0; }
 };
 
 // Frames `payload` for every client kind. `binary` selects the WebSocket opcode.

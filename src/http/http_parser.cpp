@@ -135,7 +135,6 @@ int HttpParser::on_header_value_complete(llhttp_t* p) {
     self->transfer_coding_ += v;
   }
   self->req_.headers.emplace_back(std::move(name), v);
-  self->in_value_ = true;  // the next field callback starts a new header
   self->field_.clear();
   self->value_.clear();
   self->in_value_ = false;

@@ -34,7 +34,6 @@ class HttpServer {
 
   // Binds and listens; logs and returns false when it cannot.
   bool listen(const std::string& host, int port);
-  bool listening() const { return listening_; }
   void stop_listening();
 
   uv_loop_t* loop() const { return loop_; }

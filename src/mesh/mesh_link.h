@@ -29,7 +29,6 @@ class MeshLink final : public Stream {
   // The handshake succeeded: full-size frames, and every frame from now on sealed and opened with
   // the session keys (this side's role picks which direction key is whose).
   void secure(const MeshSessionKeys& keys, bool encrypt);
-  bool secured() const { return sealer_.active(); }
 
   // Handshake and identity, kept for the Mesh.
   bool outbound;
