@@ -6,19 +6,14 @@
 #include <cstring>
 #include <thread>
 
-#include "api/api_methods.h"
 #include "core/addr.h"
-#include "core/json_text.h"
 #include "core/log.h"
 #include "core/log_text.h"
 #include "core/metrics.h"
-#include "core/metrics_process.h"
 #include "core/snowflake.h"
-#include "http/http_refusals.h"
 #include "mesh/mesh.h"
 #include "net/listen_socket.h"
 #include "queue/queue_spool.h"
-#include "start_check.h"
 
 namespace mg {
 
@@ -194,63 +189,6 @@ void Hub::fanout(std::function<FanoutCount(Worker&)> op, FanoutDone done) {
   }
 }
 
-NodeAddresses Hub::own_addresses(bool intranet) const {
-  std::string host = intranet && !cfg_.intranet_advertise.empty() ? cfg_.intranet_advertise : cfg_.advertise;
-  NodeAddresses a;
-  for (const ListenerConfig& l : cfg_.listeners) {
-    if (l.type == ListenerType::Tcp && !l.tls && a.tcp.empty()) a.tcp = host_port(host, l.port);
-    if (l.type == ListenerType::Ws && !l.tls && a.ws.empty()) a.ws = "ws://" + host_port(host, l.port);
-    if (l.type == ListenerType::Ws && l.tls && a.wss.empty()) a.wss = "wss://" + host_port(host, l.port);
-  }
-  const std::string& tcp = intranet ? cfg_.intranet_tcp_addr : cfg_.tcp_addr;
-  const std::string& ws = intranet ? cfg_.intranet_ws_addr : cfg_.ws_addr;
-  const std::string& wss = intranet ? cfg_.intranet_wss_addr : cfg_.wss_addr;
-  if (!tcp.empty()) a.tcp = tcp;
-  if (!ws.empty()) a.ws = ws;
-  if (!wss.empty()) a.wss = wss;
-  return a;
-}
-
-NodeInfo Hub::self_info() const {
-  return NodeInfo{static_cast<unsigned>(cfg_.node_id), cfg_.route_weight, client_count(), own_addresses(false),
-                  own_addresses(true)};
-}
-
-std::vector<NodeInfo> Hub::route_members() const {
-  std::vector<NodeInfo> members{self_info()};
-  if (mesh_)
-    for (NodeInfo& m : mesh_->alive_peers()) members.push_back(std::move(m));
-  return members;
-}
-
-void Hub::run_remote_call(const std::string& method, const cJSON* params, const char* params_text, size_t params_len,
-                          Reply reply) {
-  ApiCall call{*this, nullptr, params, std::move(reply), params_text, params_len};
-  call.local_only = true;
-  api_dispatch_remote(method, std::move(call));
-}
-
-std::string Hub::render_metrics() const {
-  PromWriter w;
-  w.family("meshgate_build_info", "gauge", "Version of this node.");
-  w.sample("meshgate_build_info", {{"version", MESHGATE_VERSION}, {"node", std::to_string(cfg_.node_id)}}, 1);
-  w.append(metrics().render());
-  w.append(render_process_metrics(process_stats()));
-  queue_.render_metrics(w);
-  if (mesh_) w.append(mesh_->render_metrics());
-  api_.render_metrics(w);
-  HttpRefusals::family(w);
-  api_.http().refusals().render(w);
-  if (route_) route_->http().refusals().render(w);
-  w.family("meshgate_queue_restored_total", "counter", "Events restored from the spool of the last run at start.");
-  w.sample("meshgate_queue_restored_total", spool_restored_);
-  w.family("meshgate_api_connections", "gauge", "Control and route API connections open now.");
-  w.sample("meshgate_api_connections", api_.http().size() + (route_ ? route_->http().size() : 0));
-  w.family("meshgate_hub_backlog", "gauge", "Tasks waiting for the hub thread.");
-  w.sample("meshgate_hub_backlog", mailbox_.backlog());
-  return w.take();
-}
-
 void Hub::on_signal(uv_signal_t* s, int signum) {
   Hub* self = static_cast<Hub*>(s->data);
   if (signum == SIGHUP) return self->reload();
@@ -266,11 +204,6 @@ void Hub::on_signal(uv_signal_t* s, int signum) {
 void Hub::on_notify_tick(uv_timer_t* t) {
   Hub* self = static_cast<Hub*>(t->data);
   self->notify_.tick(uv_now(&self->loop_), self->status_line());
-}
-
-std::string Hub::status_line() const {
-  return std::string(draining_ ? "draining: " : "") + std::to_string(client_count()) + " connections, " +
-         std::to_string(queue_.consumer_count()) + " consumers";
 }
 
 void Hub::start_drain() {
@@ -434,43 +367,6 @@ void Hub::finish_shutdown() {
   mailbox_.close();
   loop_ctx_.close();
   uv_close(reinterpret_cast<uv_handle_t*>(&final_timer_), nullptr);
-}
-
-void Hub::reload() {
-  Config fresh;
-  std::string error;
-  if (!load_config(cfg_.source_path, fresh, error) || !(error = check_for_start(fresh)).empty()) {
-    LOG_ERROR("SIGHUP: configuration not reloaded: %s", error.c_str());
-    return;
-  }
-  LogLevel level;
-  if (parse_log_level(fresh.log_level, level)) log_set_level(level);
-  LogFormat format;
-  if (parse_log_format(fresh.log_format, format)) log_set_format(format);
-  if (!log_open(fresh.log_file, error)) LOG_ERROR("SIGHUP: cannot open log file %s", error.c_str());
-  api_.set_token(fresh.api_token);
-  api_.set_guard(fresh);
-  queue_.set_limits(QueueLimits::from(fresh));
-  WorkerLimits limits = WorkerLimits::from(fresh);
-  bool same_listeners = fresh.listeners.size() == cfg_.listeners.size();
-  for (size_t i = 0; same_listeners && i < cfg_.listeners.size(); i++)
-    same_listeners = fresh.listeners[i].name == cfg_.listeners[i].name;
-  if (!same_listeners) {
-    LOG_WARN("SIGHUP: the listeners changed: connect-token secrets kept as they were (listeners need a restart)");
-    limits.token_secrets = WorkerLimits::from(cfg_).token_secrets;
-  }
-  for (auto& w : workers_) {
-    Worker* wp = w.get();
-    wp->post([wp, limits] { wp->set_limits(limits); });
-  }
-  std::vector<std::string> pending = keys_needing_restart(cfg_, fresh);
-  if (!pending.empty()) {
-    std::string list;
-    for (const std::string& k : pending) list += (list.empty() ? "" : ", ") + k;
-    LOG_WARN("SIGHUP: changed but not applied until a restart: %s", list.c_str());
-  }
-  LOG_INFO("SIGHUP: reloaded log level, format and file, API token, connect-token secrets, limits and queue bounds from %s",
-           cfg_.source_path.c_str());
 }
 
 }  // namespace mg

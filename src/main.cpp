@@ -72,13 +72,7 @@ int main(int argc, char** argv) {
     std::printf("meshgate: configuration %s is valid\n", path.c_str());
     return 0;
   }
-  mg::LogLevel level = mg::LogLevel::Info;
-  mg::parse_log_level(cfg.log_level, level);
-  mg::log_set_level(level);
-  mg::LogFormat format = mg::LogFormat::Text;
-  mg::parse_log_format(cfg.log_format, format);
-  mg::log_set_format(format);
-  if (!mg::log_open(cfg.log_file, error)) {
+  if (!mg::log_configure(cfg.log_level, cfg.log_format, cfg.log_file, error)) {
     std::fprintf(stderr, "%smeshgate: cannot open log file: %s\n", mg::log_stderr_prefix(mg::LogLevel::Error).c_str(),
                  error.c_str());
     return 1;

@@ -128,6 +128,14 @@ bool log_open(const std::string& path, std::string& error) {
   return true;
 }
 
+bool log_configure(const std::string& level, const std::string& format, const std::string& file, std::string& error) {
+  LogLevel l;
+  if (parse_log_level(level, l)) log_set_level(l);
+  LogFormat f;
+  if (parse_log_format(format, f)) log_set_format(f);
+  return log_open(file, error);
+}
+
 void log_write(LogLevel level, const char* fmt, ...) {
   char message[2048];
   va_list ap;

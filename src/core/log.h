@@ -22,6 +22,11 @@ void log_set_format(LogFormat format);
 bool log_enabled(LogLevel level);
 // Opens `path` for appending (empty: standard error). Called at start and on SIGHUP (logrotate).
 bool log_open(const std::string& path, std::string& error);
+// The configuration's [log] level, format and file, applied at once: at start and on SIGHUP. A level
+// or format that does not parse leaves the current one (the configuration check refuses them first).
+// False, with `error`, when the file cannot be opened: level and format are applied all the same,
+// and lines keep going where they went.
+bool log_configure(const std::string& level, const std::string& format, const std::string& file, std::string& error);
 void log_write(LogLevel level, const char* fmt, ...) __attribute__((format(printf, 2, 3)));
 
 // "<3>" (the priority of `level`) when standard error is the journal, else "": for the few messages

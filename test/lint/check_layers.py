@@ -29,7 +29,10 @@ INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
 
 def part_of(path_in_src):
     parts = path_in_src.split("/")
-    return parts[0] if len(parts) > 1 else os.path.splitext(parts[0])[0]
+    if len(parts) > 1:
+        return parts[0]
+    stem = os.path.splitext(parts[0])[0]
+    return "hub" if stem.startswith("hub_") else stem  # hub_metrics.cpp and the like: the hub, split by job
 
 
 def main():

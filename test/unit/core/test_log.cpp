@@ -66,6 +66,34 @@ TEST(Log, JournalStreamMustNameThisFile) {
   unlink(path);
 }
 
+// log_configure (start and SIGHUP): the level filters, the format shapes the line, the file takes
+// the lines; a file that cannot be opened is an error and the lines keep going where they went.
+TEST(Log, ConfigureAppliesLevelFormatAndFile) {
+  char path[] = "/tmp/meshgate-test-log-XXXXXX";
+  int fd = mkstemp(path);
+  ASSERT_GE(fd, 0);
+  close(fd);
+  std::string error;
+  ASSERT_TRUE(log_configure("warn", "json", path, error)) << error;
+  LOG_INFO("not written: below the level");
+  LOG_WARN("written as json");
+  EXPECT_FALSE(log_configure("error", "text", "/nonexistent-dir/meshgate.log", error));
+  EXPECT_NE(error.find("/nonexistent-dir/meshgate.log"), std::string::npos);
+  LOG_WARN("not written: below the new level");
+  LOG_ERROR("written as text to the same file");
+  ASSERT_TRUE(log_configure("info", "text", "", error));  // back to standard error for the other tests
+  std::FILE* f = std::fopen(path, "r");
+  ASSERT_NE(f, nullptr);
+  std::string text;
+  char buf[512];
+  while (std::fgets(buf, sizeof buf, f)) text += buf;
+  std::fclose(f);
+  unlink(path);
+  EXPECT_EQ(text.find("not written"), std::string::npos) << text;
+  EXPECT_NE(text.find("\"msg\":\"written as json\""), std::string::npos) << text;
+  EXPECT_NE(text.find("error written as text to the same file"), std::string::npos) << text;
+}
+
 // Peer text in a log line (core/log_text.h): nothing in it can end the line or forge another.
 TEST(LogText, ControlBytesInvalidUtf8AndBackslashesAreEscaped) {
   EXPECT_EQ(log_safe("cluster\n2026-01-01 error forged\r"), "cluster\\x0a2026-01-01 error forged\\x0d");

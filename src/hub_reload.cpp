@@ -1,0 +1,43 @@
+// SIGHUP: the hub reads the configuration file again and hands each part its new values; what
+// cannot change without a restart is named in a warning.
+#include "hub.h"
+
+#include "core/log.h"
+#include "start_check.h"
+
+namespace mg {
+
+void Hub::reload() {
+  Config fresh;
+  std::string error;
+  if (!load_config(cfg_.source_path, fresh, error) || !(error = check_for_start(fresh)).empty()) {
+    LOG_ERROR("SIGHUP: configuration not reloaded: %s", error.c_str());
+    return;
+  }
+  if (!log_configure(fresh.log_level, fresh.log_format, fresh.log_file, error)) LOG_ERROR("SIGHUP: cannot open log file %s", error.c_str());
+  api_.set_token(fresh.api_token);
+  api_.set_guard(fresh);
+  queue_.set_limits(QueueLimits::from(fresh));
+  WorkerLimits limits = WorkerLimits::from(fresh);
+  bool same_listeners = fresh.listeners.size() == cfg_.listeners.size();
+  for (size_t i = 0; same_listeners && i < cfg_.listeners.size(); i++)
+    same_listeners = fresh.listeners[i].name == cfg_.listeners[i].name;
+  if (!same_listeners) {
+    LOG_WARN("SIGHUP: the listeners changed: connect-token secrets kept as they were (listeners need a restart)");
+    limits.token_secrets = WorkerLimits::from(cfg_).token_secrets;
+  }
+  for (auto& w : workers_) {
+    Worker* wp = w.get();
+    wp->post([wp, limits] { wp->set_limits(limits); });
+  }
+  std::vector<std::string> pending = keys_needing_restart(cfg_, fresh);
+  if (!pending.empty()) {
+    std::string list;
+    for (const std::string& k : pending) list += (list.empty() ? "" : ", ") + k;
+    LOG_WARN("SIGHUP: changed but not applied until a restart: %s", list.c_str());
+  }
+  LOG_INFO("SIGHUP: reloaded log level, format and file, API token, connect-token secrets, limits and queue bounds from %s",
+           cfg_.source_path.c_str());
+}
+
+}  // namespace mg
