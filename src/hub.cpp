@@ -28,7 +28,10 @@ unsigned worker_count(const Config& c) {
 }  // namespace
 
 Hub::Hub(Config cfg)
-    : cfg_(std::move(cfg)), queue_(static_cast<unsigned>(cfg_.node_id), QueueLimits::from(cfg_)), api_(*this, &loop_) {
+    : cfg_(std::move(cfg)),
+      queue_(static_cast<unsigned>(cfg_.node_id), QueueLimits::from(cfg_)),
+      intake_(queue_, [this] { resume_producers(); }),
+      api_(*this, &loop_) {
   uv_loop_init(&loop_);
   loop_ctx_.open(&loop_);
   loop_ctx_.owner = this;
@@ -61,22 +64,7 @@ int Hub::run() {
     names.push_back(l.name);
     queue_.declare(l.topic, l.overflow < 0 ? cfg_.queue_pause_on_overflow : l.overflow == 1);
   }
-  queue_.set_pressure_handler([this](const std::string& topic, bool full) {
-    // A topic at its bound flips often while its consumer works through it: one warning a minute
-    // (meshgate_queue_pauses_total counts every pause).
-    uint64_t now = uv_now(&loop_);
-    if (full && now - last_pause_warning_ms_ >= 60000) {
-      last_pause_warning_ms_ = now;
-      LOG_WARN("queue: topic \"%s\" is full: its clients are not read until it is down to half its bound",
-               log_safe(topic).c_str());
-    }
-    LOG_DEBUG("queue: topic \"%s\" %s", log_safe(topic).c_str(), full ? "paused its producers" : "resumed its producers");
-    auto gate = topic_gates_.find(topic);
-    if (gate == topic_gates_.end()) return;  // a topic no listener produces into
-    gate->second->full.store(full, std::memory_order_relaxed);
-    if (full) return;  // workers see the gate after each client message
-    resume_topic(topic);
-  });
+  queue_.set_resume_handler([this] { resume_producers(); });
   metrics().init_listeners(names);
   unsigned n = worker_count(cfg_);
   std::vector<std::vector<int>> fds(n);
@@ -100,14 +88,7 @@ int Hub::run() {
   for (const ListenerConfig& l : cfg_.listeners) {
     ListenerShared shared;
     shared.guard = std::make_unique<ListenerGuard>(l.max_conns_per_ip, l.accept_rate);
-    if (l.overflow < 0 ? cfg_.queue_pause_on_overflow : l.overflow == 1) {
-      std::shared_ptr<TopicGate>& gate = topic_gates_[l.topic];
-      if (!gate) {
-        gate = std::make_shared<TopicGate>();
-        gate->bound = cfg_.queue_max_events;
-      }
-      shared.gate = gate;
-    }
+    if (l.overflow < 0 ? cfg_.queue_pause_on_overflow : l.overflow == 1) shared.gate = queue_.gate(l.topic);
     if (l.tls) {
       std::string note, error;
       shared.tls = tls_server_context(l.cert, l.key, note, error);
@@ -118,10 +99,6 @@ int Hub::run() {
       if (!note.empty()) LOG_WARN("[listener.%s]: %s", l.name.c_str(), note.c_str());
     }
     listeners_shared_.push_back(std::move(shared));
-  }
-  for (const std::string& topic : queue_.paused_topics()) {  // full already (a restored spool)
-    auto gate = topic_gates_.find(topic);
-    if (gate != topic_gates_.end()) gate->second->full.store(true);
   }
   for (unsigned i = 0; i < n; i++)
     workers_.push_back(std::make_unique<Worker>(*this, cfg_, listeners_shared_, i, n));
@@ -227,18 +204,10 @@ void Hub::start_drain() {
   uv_timer_start(&tick_, &Hub::on_tick, 100, 100);  // check often whether the drain is done
 }
 
-void Hub::resume_topic(const std::string& topic) {
+void Hub::resume_producers() {
   for (auto& w : workers_) {
     Worker* wp = w.get();
-    wp->post([wp, topic] { wp->resume_topic(topic); });
-  }
-}
-
-void Hub::events_taken(size_t n) {
-  if (!event_backlog_.taken(n)) return;
-  for (auto& w : workers_) {
-    Worker* wp = w.get();
-    wp->post([wp] { wp->resume_backlogged(); });
+    wp->post([wp] { wp->resume_paused(); });
   }
 }
 

@@ -43,7 +43,7 @@ class Hub final : public WorkerHost, public ApiHost, public MeshHost {
   void client_opened() override { clients_.fetch_add(1, std::memory_order_relaxed); }
   void client_closed() override { clients_.fetch_sub(1, std::memory_order_relaxed); }
   ChannelPresence& channel_presence() override { return presence_; }
-  EventBacklog& event_backlog() override { return event_backlog_; }
+  EventIntake& event_intake() override { return intake_; }
   bool channel_maybe_held(const std::string& channel) const override { return presence_.maybe_held(channel); }
 
   // --- hub thread ---
@@ -51,9 +51,9 @@ class Hub final : public WorkerHost, public ApiHost, public MeshHost {
   const Config& config() const override { return cfg_; }
   bool draining() const override { return draining_; }
   QueueHub& queue() override { return queue_; }
-  void push_event(const QueueEventRef& ev) override { queue_.push(ev); }
-  void events_taken(size_t n) override;
-  void resume_topic(const std::string& topic) override;
+  // Every worker reads its clients paused for the queue again where their gate and the backlog are
+  // open (Worker::resume_paused): a gate opened, or the intake caught up.
+  void resume_producers();
   Worker* worker_for(uint64_t client) override;
   void fanout(std::function<FanoutCount(Worker&)> op, FanoutDone done) override;
   void worker_stopped(unsigned index) override;
@@ -91,9 +91,9 @@ class Hub final : public WorkerHost, public ApiHost, public MeshHost {
   std::vector<std::unique_ptr<Worker>> workers_;
   std::atomic<uint64_t> clients_{0};
   ChannelPresence presence_;  // channels the workers hold subscribers of
-  EventBacklog event_backlog_;  // client events posted by workers, not yet pushed
-  ListenersShared listeners_shared_;  // per client listener: TLS context and admission guard
+  ListenersShared listeners_shared_;  // per client listener: TLS context, admission guard, topic gate
   QueueHub queue_;
+  EventIntake intake_;  // the workers' event batches into queue_ (any thread: its latches)
   std::unique_ptr<Mesh> mesh_;
   ApiServer api_;
   std::unique_ptr<RouteApi> route_;  // when [route] port is set
@@ -106,8 +106,6 @@ class Hub final : public WorkerHost, public ApiHost, public MeshHost {
   void remove_spool(const char* why);
   uint64_t spool_restored_ = 0;
   bool spool_kept_ = false;  // the spool was restored and some of its events are not consumed yet
-  uint64_t last_pause_warning_ms_ = 0;
-  std::map<std::string, std::shared_ptr<TopicGate>> topic_gates_;  // topics with overflow = pause
   bool draining_ = false;
   bool drain_forced_ = false;
   bool shut_down_ = false;

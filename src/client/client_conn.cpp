@@ -157,9 +157,15 @@ void ClientConn::input_taken() {
 
 bool ClientConn::hold_input() {
   if (phase_ != Phase::Open || closing() || read_ended_) return false;
-  TopicGate* gate = worker_.listener_shared(listener_index_).gate.get();
-  return (gate && gate->should_pause()) || worker_.host().event_backlog().should_pause();
+  return topic_gate_closed() || hub_behind();
 }
+
+bool ClientConn::topic_gate_closed() {
+  TopicGate* gate = worker_.listener_shared(listener_index_).gate.get();
+  return gate && gate->should_pause();
+}
+
+bool ClientConn::hub_behind() { return worker_.host().event_intake().backlog().should_pause(); }
 
 bool ClientConn::pause_if_queue_full() {
   // Its topic is full, or the hub is behind with the events of every client (Worker::emit): what
@@ -167,9 +173,8 @@ bool ClientConn::pause_if_queue_full() {
   // (TCP slows the client) wait until the topic is down to half its bound, or the hub to its
   // low-water mark.
   if (phase_ != Phase::Open || closing() || read_ended_) return false;
-  TopicGate* gate = worker_.listener_shared(listener_index_).gate.get();
-  const bool topic_full = gate && gate->should_pause();
-  if (!topic_full && !worker_.host().event_backlog().should_pause()) return false;
+  const bool topic_full = topic_gate_closed();
+  if (!topic_full && !hub_behind()) return false;
   if (!paused_by_queue_) {
     if (!topic_full) inc(metrics().queue_backlog_pauses);
     stop_reading();
@@ -180,8 +185,7 @@ bool ClientConn::pause_if_queue_full() {
 
 void ClientConn::resume_reading() {
   if (!paused_by_queue_ || closing()) return;
-  TopicGate* gate = worker_.listener_shared(listener_index_).gate.get();
-  if ((gate && gate->should_pause()) || worker_.host().event_backlog().should_pause()) return;
+  if (topic_gate_closed() || hub_behind()) return;
   paused_by_queue_ = false;
   last_rx_s_ = worker_.now_s();
   if (held_input_) {  // what the read that paused it held is read first

@@ -97,6 +97,11 @@ class ClientConn final : public Stream, public WsOwner {
   bool hold_input();
   // Stops reading when the queue wants this client paused. True when it is paused.
   bool pause_if_queue_full();
+  // The queue's two verdicts: its topic's gate is closed (queue/topic_gate.h), and the hub is behind
+  // with every client's events (EventIntake's backlog latch). Either pauses it; a true answer is owed
+  // a resume (Worker::resume_paused).
+  bool topic_gate_closed();
+  bool hub_behind();
   // The upgrade request; returns the bytes of it taken (`len` unless the upgrade is done and frames
   // follow the request, which are then the caller's to take).
   size_t read_handshake(const char* data, size_t len);

@@ -43,15 +43,14 @@ WorkerLimits WorkerLimits::from(const Config& c) {
 
 Worker::Worker(WorkerHost& host, const Config& cfg, const ListenersShared& shared, unsigned index, unsigned count)
     : host_(host), cfg_(cfg), shared_(shared), index_(index), count_(count), limits_(WorkerLimits::from(cfg)),
-      ids_(static_cast<unsigned>(cfg.node_id), index, count) {
+      outbox_(host), ids_(static_cast<unsigned>(cfg.node_id), index, count) {
   uv_loop_init(&loop_);
   loop_ctx_.open(&loop_);
   loop_ctx_.owner = this;
   mailbox_.open(&loop_);
   uv_timer_init(&loop_, &tick_);
   tick_.data = this;
-  uv_check_init(&loop_, &outbox_check_);
-  outbox_check_.data = this;
+  outbox_.open(&loop_);
 }
 
 Worker::~Worker() { uv_loop_close(&loop_); }
@@ -128,13 +127,7 @@ void Worker::on_tick(uv_timer_t* t) {
   uint32_t now = self->now_s();
   // tick() may close connections, which removes them from all_ only in the close callback.
   for (ClientConn* c : self->all_) c->tick(now);
-  if (self->backlog_drops_unlogged_ && (!self->backlog_drop_logged_s_ || now - self->backlog_drop_logged_s_ >= 60)) {
-    LOG_WARN("queue: worker %u dropped %llu client event%s: %zu were waiting for the hub thread", self->index_,
-             static_cast<unsigned long long>(self->backlog_drops_unlogged_), self->backlog_drops_unlogged_ == 1 ? "" : "s",
-             kMaxEventsWaiting);
-    self->backlog_drops_unlogged_ = 0;
-    self->backlog_drop_logged_s_ = now ? now : 1;
-  }
+  self->outbox_.log_drops(self->index_, now);
 }
 
 uint64_t Worker::next_client_id() { return ids_.next(unix_ms()); }
@@ -201,89 +194,12 @@ void Worker::drop_subscription(ClientConn* c, size_t k) {
   channels_.erase(channels_.find(slot.channel->first));  // not erase(key): the key is the node's
 }
 
-void Worker::resume_topic(const std::string& topic) {
-  for (ClientConn* c : all_)
-    if (c->listener().topic == topic) c->resume_reading();
-}
-
-void Worker::resume_backlogged() {
+void Worker::resume_paused() {
   for (ClientConn* c : all_) c->resume_reading();
 }
 
 void Worker::emit(unsigned li, uint64_t client, const std::string& context, size_t data_start) {
-  std::string& bytes = outbox_.bytes;
-  if (host_.event_backlog().waiting() + outbox_.events.size() >= kMaxEventsWaiting) {
-    bytes.resize(data_start);
-    inc(metrics().queue_backlog_drops);
-    backlog_drops_unlogged_++;
-    return;
-  }
-  const size_t data_len = bytes.size() - data_start, context_at = bytes.size();
-  bytes += context;
-  if (outbox_.events.empty()) {
-    uv_check_start(&outbox_check_, &Worker::on_outbox_check);
-    outbox_.events.reserve(kOutboxMax);
-  }
-  outbox_.events.push_back(
-      EventSlot{&cfg_.listeners[li].topic, client, data_start, data_len, context_at, context.size(), shared_[li].gate.get()});
-  if (outbox_.events.size() >= kOutboxMax || bytes.size() >= kOutboxMaxBytes) flush_outbox();
-}
-
-void Worker::on_outbox_check(uv_check_t* h) { static_cast<Worker*>(h->data)->flush_outbox(); }
-
-namespace {
-// Counts a batch's events in (worker) or out of (hub) their topics' gates, one atomic add per run of
-// events of one gate (a batch is mostly one listener's): the gates are shared by every worker and the
-// hub, an add per event would bounce their cache lines between the threads. `on_open(topic)`, hub side:
-// a gate whose producers were paused on events in flight is down to half its bound.
-template <typename Slots, typename OnOpen>
-void count_in_gates(const Slots& events, int64_t sign, const OnOpen& on_open) {
-  TopicGate* gate = nullptr;
-  const std::string* topic = nullptr;
-  int64_t n = 0;
-  const auto count = [&] {
-    if (!gate) return;
-    if (sign > 0) gate->in_flight.fetch_add(n, std::memory_order_relaxed);
-    else if (gate->taken(n)) on_open(*topic);
-  };
-  for (const auto& e : events) {
-    if (e.gate != gate) {
-      count();
-      gate = e.gate;
-      topic = e.topic;
-      n = 0;
-    }
-    n++;
-  }
-  count();
-}
-}  // namespace
-
-void Worker::flush_outbox() {
-  uv_check_stop(&outbox_check_);
-  if (outbox_.events.empty()) return;
-  // One task for the whole batch: one closure, one lock, one wake-up and two buffers instead of one
-  // of each per event. The hub reads the events in place and copies only those it must keep.
-  auto batch = std::make_shared<EventBatch>(std::move(outbox_));
-  outbox_.bytes.clear();
-  outbox_.events.clear();
-  host_.event_backlog().posted(batch->events.size());
-  count_in_gates(batch->events, 1, [](const std::string&) {});
-  WorkerHost* host = &host_;
-  host_.post([host, batch] {
-    const char* bytes = batch->bytes.data();
-    for (const EventSlot& e : batch->events) {
-      QueueEventRef ev;
-      ev.topic = e.topic;
-      ev.client = e.client;
-      ev.data = std::string_view(bytes + e.data_at, e.data_len);
-      ev.context = std::string_view(bytes + e.context_at, e.context_len);
-      host->push_event(ev);
-    }
-    // In their topics now, under the topics' own bounds.
-    count_in_gates(batch->events, -1, [host](const std::string& topic) { host->resume_topic(topic); });
-    host->events_taken(batch->events.size());
-  });
+  outbox_.add(&cfg_.listeners[li].topic, shared_[li].gate.get(), client, context, data_start);
 }
 
 SendResult Worker::send(uint64_t client, const OutMessage& msg) {
@@ -382,8 +298,7 @@ void Worker::force_stop() {
 void Worker::maybe_finish_drain() {
   if (!all_.empty() || drain_reported_) return;
   drain_reported_ = true;
-  flush_outbox();  // the clients' close events reach the hub before worker_stopped
-  uv_close(reinterpret_cast<uv_handle_t*>(&outbox_check_), nullptr);
+  outbox_.close();  // the clients' close events reach the hub before worker_stopped
   uv_timer_stop(&tick_);
   uv_close(reinterpret_cast<uv_handle_t*>(&tick_), nullptr);
   mailbox_.close();

@@ -19,7 +19,7 @@
 
 #include "client/channel_presence.h"
 #include "client/conn_ops.h"
-#include "client/event_backlog.h"
+#include "client/event_outbox.h"
 #include "client/listener_shared.h"
 #include "client/out_message.h"
 #include "core/config.h"
@@ -27,7 +27,7 @@
 #include "core/metrics.h"
 #include "core/snowflake.h"
 #include "net/stream.h"
-#include "queue/queue_event.h"
+#include "queue/event_intake.h"
 
 namespace mg {
 
@@ -41,8 +41,9 @@ struct SubSlot {
 };
 
 // What a worker needs of the node it runs in; the hub implements it. A worker touches nothing else
-// of the hub: the counters are atomics (any thread), and everything else is a task posted to the
-// hub thread, where push_event and worker_stopped run.
+// of the hub: the counters are atomics (any thread), the intake's posted() and latches are lock-free,
+// and everything else is a task posted to the hub thread, where EventIntake::take and worker_stopped
+// run.
 class WorkerHost {
  public:
   virtual uint64_t client_count() const = 0;
@@ -50,16 +51,10 @@ class WorkerHost {
   virtual void client_closed() = 0;
   virtual size_t backlog() const = 0;  // tasks waiting for the hub thread
   virtual void post(Mailbox::Task task) = 0;
-  // Client events posted by workers and not yet taken by the hub (client/event_backlog.h): every
-  // worker is told resume_backlogged() when the hub caught up with a backlog that paused clients.
-  virtual EventBacklog& event_backlog() = 0;
+  // Where the workers' event batches go (queue/event_intake.h): its backlog latch pauses clients
+  // while the hub is behind, and it asks every worker to resume_paused() when the hub caught up.
+  virtual EventIntake& event_intake() = 0;
   virtual ChannelPresence& channel_presence() = 0;  // shared by every worker (atomics)
-  // Hub thread only. `ev` borrows from the worker's batch, valid during the call.
-  virtual void push_event(const QueueEventRef& ev) = 0;
-  virtual void events_taken(size_t n) = 0;  // after push_event of n posted events: event_backlog().taken
-  // Hub thread: every worker is to resume the clients of `topic` (Worker::resume_topic), its gate
-  // having opened (listener_shared.h, TopicGate::taken).
-  virtual void resume_topic(const std::string& topic) = 0;
   virtual void worker_stopped(unsigned index) = 0;
 
  protected:
@@ -109,10 +104,9 @@ class Worker {
   ApiResult conn_call(uint64_t client, const ConnCall& call);
   ApiResult conn_info(uint64_t client) const;
   void set_limits(const WorkerLimits& l) { limits_ = l; }
-  // The queue topic has room again: its clients paused by its gate are read again.
-  void resume_topic(const std::string& topic);
-  // The hub took its backlog of client events: clients paused for it are read again.
-  void resume_backlogged();
+  // A topic's gate or the hub's backlog opened: every client paused for the queue whose gate and
+  // backlog are open now is read again (ClientConn::resume_reading looks; the others stay paused).
+  void resume_paused();
   // Stops accepting and closes every client with 1001; reports to the hub when none is left.
   void drain();
   // Closes every client at once (the drain ran out of time).
@@ -145,23 +139,17 @@ class Worker {
   void subscribe(ClientConn* c, const std::string& channel);
   void unsubscribe(ClientConn* c, const std::string& channel);
   // Sends an event of a client of listener `li` to the queue: the caller has appended its "d" JSON
-  // to event_data() from `data_start` on. Its topic's gate counts it in flight from the posting of
-  // its batch until the hub has pushed it. Events go to the hub in batches, one task per loop turn
-  // (or per kOutboxMax events or kOutboxMaxBytes): one buffer holds every event's bytes, and the hub
-  // reads them in place.
+  // to event_data() from `data_start` on. It goes to the hub with the worker's next batch
+  // (client/event_outbox.h); its topic's gate counts it in flight from the posting of the batch until
+  // the hub has pushed it.
   //
-  // When the hub falls behind (a burst from many clients, one hub thread), the workers stop reading
-  // the clients that produce events: at EventBacklog::kHighWater events not yet taken by the hub, a
-  // client stops right after the message that found it so (ClientConn::hold_input) until the hub is
-  // down to kLowWater (or, from the client's once-a-second tick, below kHighWater). The rest of its
-  // read waits with it, what follows in its socket, and TCP slows it. The overshoot is a batch
-  // (kOutboxMax) per worker plus a message per producing connection. Only past kMaxEventsWaiting are
-  // new events dropped, counted (meshgate_queue_backlog_drops_total) and logged.
+  // When the hub falls behind, the workers stop reading the clients that produce events: at
+  // EventIntake::kBacklogHigh events not yet taken by the hub, a client stops right after the message
+  // that found it so (ClientConn::hold_input) until the hub is down to half of it (or, from the
+  // client's once-a-second tick, below it). The rest of its read waits with it, what follows in its
+  // socket, and TCP slows it.
   void emit(unsigned li, uint64_t client, const std::string& context, size_t data_start);
-  std::string& event_data() { return outbox_.bytes; }
-  static constexpr size_t kOutboxMax = 256;
-  static constexpr size_t kOutboxMaxBytes = 256 * 1024;
-  static constexpr size_t kMaxEventsWaiting = 200000;
+  std::string& event_data() { return outbox_.data(); }
   uint32_t now_s() const { return static_cast<uint32_t>(uv_now(&loop_) / 1000); }
   // Messages decoded by the connection being read now: its listener's meshgate_messages_in_total is
   // added to once at the end of the read (one connection is read at a time on this thread).
@@ -174,8 +162,6 @@ class Worker {
   // An accepted connection: counted, checked against the connection limits, then started.
   void admit(ClientConn* conn, unsigned li);
   static void on_tick(uv_timer_t* t);
-  static void on_outbox_check(uv_check_t* h);
-  void flush_outbox();
   void maybe_finish_drain();
   // Removes subscription `k` of `c` (its index in c->subscriptions()).
   void drop_subscription(ClientConn* c, size_t k);
@@ -189,25 +175,8 @@ class Worker {
   LoopContext loop_ctx_;
   Mailbox mailbox_;
   uv_timer_t tick_{};
-  // Client events not yet posted to the hub (at most kOutboxMax): their "d" and "x" JSON back to back
-  // in `bytes`, and per event where they are, its topic (the listener's, in the node's Config, which
-  // outlives every worker) and its topic's gate (or null).
-  struct EventSlot {
-    const std::string* topic;
-    uint64_t client;
-    size_t data_at, data_len, context_at, context_len;
-    TopicGate* gate;
-  };
-  struct EventBatch {
-    std::string bytes;
-    std::vector<EventSlot> events;
-  };
-  EventBatch outbox_;
+  EventOutbox outbox_;  // client events not yet posted to the hub
   uint32_t messages_read_ = 0;
-  // Events dropped past kMaxEventsWaiting and not yet logged; logged at most once a minute (tick).
-  uint64_t backlog_drops_unlogged_ = 0;
-  uint32_t backlog_drop_logged_s_ = 0;
-  uv_check_t outbox_check_{};  // runs after each loop turn's I/O while the outbox holds events
   std::vector<std::unique_ptr<uv_tcp_t>> servers_;
   std::thread thread_;
   SnowflakeGenerator ids_;

@@ -32,15 +32,6 @@ QueueHub::Topic* QueueHub::make_topic(const std::string& name) {
   return raw;
 }
 
-void QueueHub::refuse_topic() {
-  topics_refused_++;
-  uint64_t left_out = 0;
-  if (refused_log_.admit(now_ms_, left_out))
-    LOG_WARN("queue: a new topic refused: %zu topics on this node, [queue] max_topics is %u (%llu more refused "
-             "since the last such line)",
-             topics_.size(), limits_.max_topics, static_cast<unsigned long long>(left_out));
-}
-
 void QueueHub::declare(const std::string& name, bool pause_on_overflow) {
   // A listener's topic is made whatever max_topics says: the bound is for topics callers make, and a
   // configuration whose listeners alone pass it must not lose their events.
@@ -48,6 +39,21 @@ void QueueHub::declare(const std::string& name, bool pause_on_overflow) {
   if (!t) t = make_topic(name);
   t->pause_on_overflow = pause_on_overflow;
   t->declared = true;
+  if (pause_on_overflow && !t->gate) {
+    t->gate = std::make_shared<TopicGate>(limits_.max_events);
+    t->gate->full.store(t->paused, std::memory_order_relaxed);
+  }
+}
+
+std::shared_ptr<TopicGate> QueueHub::gate(const std::string& name) const {
+  auto it = topics_.find(name);
+  return it == topics_.end() ? nullptr : it->second->gate;
+}
+
+void QueueHub::set_limits(const QueueLimits& l) {
+  limits_ = l;
+  for (auto& [name, t] : topics_)
+    if (t->gate) t->gate->in_flight.set_high(l.max_events);
 }
 
 void QueueHub::forget_idle_topics() {
@@ -108,69 +114,14 @@ bool QueueHub::ready(const Target& to) const {
   return to.node != 0 && remote_in_flight(to.node) < limits_.max_events && remote_->remote_ready(to.node);
 }
 
-size_t QueueHub::remote_in_flight(unsigned node) const {
-  auto it = forwarded_per_node_.find(node);
-  return it == forwarded_per_node_.end() ? 0 : it->second;
-}
-
-void QueueHub::forget_forwarded(std::map<uint64_t, Forwarded>::iterator it) {
-  auto n = forwarded_per_node_.find(it->second.node);
-  if (n != forwarded_per_node_.end() && --n->second == 0) forwarded_per_node_.erase(n);
-  forwarded_.erase(it);
-}
-
 void QueueHub::consumed(const QueueEvent& ev) {
   lost(ev);  // gone from here either way
   if (ev.fwd && remote_) remote_->remote_done(ev.node, ev.fwd);
 }
 
-void QueueHub::remote_done(uint64_t fwd) {
-  auto it = forwarded_.find(fwd);
-  if (it == forwarded_.end()) return;
-  lost(it->second.ev);  // consumed there
-  forget_forwarded(it);
-}
-
-void QueueHub::requeue_forwarded(const std::function<bool(const Forwarded&)>& which, bool each_failed) {
-  std::vector<uint64_t> ids;
-  for (const auto& [fwd, f] : forwarded_)  // by handle: oldest first
-    if (which(f)) ids.push_back(fwd);
-  // Newest first, each to the front: the topic gets them back oldest first.
-  for (auto it = ids.rbegin(); it != ids.rend(); ++it) {
-    auto f = forwarded_.find(*it);
-    QueueEvent ev = std::move(f->second.ev);
-    forget_forwarded(f);
-    // The other node's failures are not sent back, so they are charged here as requeue() charges a
-    // local consumer's: each event whose deadline passed, or the oldest when the node stopped
-    // consuming or died. Without this an event whose remote consumers keep dying would come back
-    // from every node forever ([queue] max_deliveries).
-    if (each_failed || std::next(it) == ids.rend()) ev.failures++;
-    if (worn_out(ev)) continue;
-    ev.hops = 0;
-    ev.redelivered = true;
-    Topic* t = topic(ev.topic, true);
-    if (!t) {
-      lost(ev);
-      continue;
-    }
-    t->redelivered++;
-    enqueue(*t, Pending{std::move(ev), nullptr}, true);
-  }
-}
-
 void QueueHub::send(Topic& t, const Target& to, QueueEvent ev) {
-  if (to.local) {
-    deliver(t, *to.local, std::move(ev));
-    return;
-  }
-  ev.hops++;
-  t.forwarded++;
-  uint64_t fwd = ++next_fwd_;
-  QueueEvent wire = ev;
-  wire.fwd = fwd;
-  remote_->remote_forward(to.node, wire);
-  forwarded_.emplace(fwd, Forwarded{to.node, std::move(ev), now_ms_ + 2 * uint64_t{limits_.ack_timeout_s} * 1000});
-  forwarded_per_node_[to.node]++;
+  if (to.local) deliver(t, *to.local, std::move(ev));
+  else forward(t, to.node, std::move(ev));
 }
 
 bool QueueHub::ready(const Consumer& c) const {
@@ -205,28 +156,30 @@ void QueueHub::enqueue(Topic& t, Pending p, bool front) {
     t.dropped++;
   }
   log_drops(t);
-  if (t.pause_on_overflow && !t.paused && (t.pending.size() >= limits_.max_events || t.bytes >= limits_.max_bytes)) {
-    t.paused = true;
-    t.pauses++;
-    if (on_pressure_) on_pressure_(t.name, true);
-  }
+  if (t.pause_on_overflow && !t.paused && (t.pending.size() >= limits_.max_events || t.bytes >= limits_.max_bytes))
+    pause(t);
 }
 
-void QueueHub::log_drops(Topic& t) {
-  if (t.dropped == t.dropped_logged || (t.drop_logged_ms && now_ms_ - t.drop_logged_ms < 60000)) return;
-  const uint64_t n = t.dropped - t.dropped_logged;
-  LOG_WARN("queue: topic \"%s\" dropped %llu event%s, oldest first, at its bound (max_events %u, max_bytes %llu%s)",
-           log_safe(t.name).c_str(), static_cast<unsigned long long>(n), n == 1 ? "" : "s", limits_.max_events,
-           static_cast<unsigned long long>(limits_.max_bytes),
-           t.pause_on_overflow ? "; paused producers overshot four times it" : "");
-  t.dropped_logged = t.dropped;
-  t.drop_logged_ms = now_ms_ ? now_ms_ : 1;
+void QueueHub::pause(Topic& t) {
+  t.paused = true;
+  t.pauses++;
+  if (t.gate) t.gate->full.store(true, std::memory_order_relaxed);  // the workers look after each client message
+  // A topic at its bound flips often while its consumer works through it: one warning a minute
+  // (meshgate_queue_pauses_total counts every pause).
+  uint64_t left_out = 0;
+  if (pause_log_.admit(now_ms_, left_out))
+    LOG_WARN("queue: topic \"%s\" is full: its clients are not read until it is down to half its bound",
+             log_safe(t.name).c_str());
+  LOG_DEBUG("queue: topic \"%s\" paused its producers", log_safe(t.name).c_str());
 }
 
 void QueueHub::relieve(Topic& t) {
   if (!t.paused || t.pending.size() > limits_.max_events / 2 || t.bytes > limits_.max_bytes / 2) return;
   t.paused = false;
-  if (on_pressure_) on_pressure_(t.name, false);
+  LOG_DEBUG("queue: topic \"%s\" resumed its producers", log_safe(t.name).c_str());
+  if (!t.gate) return;  // no listener produces into it
+  t.gate->full.store(false, std::memory_order_relaxed);
+  if (on_resume_) on_resume_();
 }
 
 void QueueHub::take_pending(Topic& t, size_t index) {
@@ -247,28 +200,6 @@ bool QueueHub::worn_out(const QueueEvent& ev) {
 void QueueHub::discard(Discard why, const QueueEvent& ev) {
   consumed(ev);  // a forwarded event: its producer forgets it instead of sending it again
   discard(why);
-}
-
-void QueueHub::discard(Discard why) {
-  const int i = static_cast<int>(why);
-  discarded_[i]++;
-  uint64_t left_out = 0;
-  if (discard_logs_[i].admit(now_ms_, left_out)) log_discarded(why, left_out + 1);
-}
-
-void QueueHub::log_discards() {
-  for (int i = 0; i < kDiscardReasons; i++)
-    if (uint64_t n = discard_logs_[i].flush(now_ms_)) log_discarded(static_cast<Discard>(i), n);
-}
-
-void QueueHub::log_discarded(Discard why, uint64_t count) {
-  const auto n = static_cast<unsigned long long>(count);
-  if (why == Discard::InvalidText)
-    LOG_WARN("queue: dropped %llu event%s whose text is not valid UTF-8 (consumers would fail on it)", n,
-             n == 1 ? "" : "s");
-  else
-    LOG_WARN("queue: dropped %llu event%s whose delivery failed %u times ([queue] max_deliveries)", n,
-             n == 1 ? "" : "s", limits_.max_deliveries);
 }
 
 void QueueHub::push(QueueEvent ev) {
@@ -436,15 +367,6 @@ int QueueHub::unpop(QueueSink* sink) {
   return 0;
 }
 
-size_t QueueHub::held_events() const {
-  size_t n = forwarded_.size();
-  for (const auto& [name, t] : topics_)
-    for (const Pending& p : t->pending) n += p.ev.fwd == 0;
-  for (const auto& [sink, c] : consumers_)
-    for (const auto& [k, f] : c->unacked) n += f.ev.fwd == 0;
-  return n;
-}
-
 std::vector<QueueEvent> QueueHub::take_held() {
   // Unacknowledged and forwarded events left the fronts of their topics: they go first. Taken as
   // they are, not requeued, so no bound drops any of them on the way out.
@@ -470,53 +392,6 @@ std::vector<QueueEvent> QueueHub::take_held() {
     relieve(*t);
   }
   return out;
-}
-
-void QueueHub::set_remote(RemoteQueue* remote, std::function<void()> on_local_topics_changed) {
-  remote_ = remote;
-  on_local_topics_changed_ = std::move(on_local_topics_changed);
-}
-
-void QueueHub::set_remote_topics(unsigned node, const std::vector<std::string>& topics) {
-  for (auto& [name, t] : topics_) {
-    auto& v = t->remote_nodes;
-    v.erase(std::remove(v.begin(), v.end(), node), v.end());
-  }
-  for (const std::string& name : topics) {
-    Topic* t = topic(name, true);
-    if (t) t->remote_nodes.push_back(node);
-  }
-  // Events we forwarded to `node` for a topic it no longer consumes (or it died) go elsewhere.
-  requeue_forwarded([&](const Forwarded& f) {
-    return f.node == node && std::find(topics.begin(), topics.end(), f.ev.topic) == topics.end();
-  }, false);
-  for (auto& [name, t] : topics_) dispatch(*t);
-}
-
-std::vector<std::string> QueueHub::local_topics() const {
-  std::vector<std::string> out;
-  for (const auto& [name, t] : topics_)
-    if (!t->consumers.empty()) out.push_back(name);
-  return out;
-}
-
-std::vector<std::string> QueueHub::paused_topics() const {
-  std::vector<std::string> out;
-  for (const auto& [name, t] : topics_)
-    if (t->paused) out.push_back(name);
-  return out;
-}
-
-bool QueueHub::has_consumers() const {
-  if (!consumers_.empty()) return true;
-  for (const auto& [name, t] : topics_)
-    if (!t->remote_nodes.empty()) return true;
-  return false;
-}
-
-void QueueHub::remote_ready_changed() {
-  for (auto& [name, t] : topics_)
-    if (t->consumers.empty() && !t->remote_nodes.empty()) dispatch(*t);
 }
 
 void QueueHub::ack(QueueSink* sink, const std::vector<uint64_t>& seqs) {
@@ -557,64 +432,6 @@ void QueueHub::tick(uint64_t now_ms) {
   requeued = requeued || forwarded_.size() != before;
   if (requeued)
     for (auto& [name, t] : topics_) dispatch(*t);
-}
-
-size_t QueueHub::pending_events() const {
-  size_t n = 0;
-  for (const auto& [name, t] : topics_) n += t->pending.size();
-  return n;
-}
-
-std::vector<QueueTopicStats> QueueHub::topic_stats() const {
-  std::unordered_map<std::string, uint64_t> unacked;
-  for (const auto& [sink, c] : consumers_)
-    for (const auto& [seq, f] : c->unacked) unacked[f.ev.topic]++;
-  std::vector<QueueTopicStats> out;
-  out.reserve(topics_.size());
-  for (const auto& [name, t] : topics_) {
-    auto u = unacked.find(name);
-    out.push_back(QueueTopicStats{name, t->consumers.size(), t->remote_nodes.size(), t->pending.size(), t->bytes,
-                                  u == unacked.end() ? 0 : u->second, t->delivered, t->redelivered, t->dropped,
-                                  t->forwarded, t->pauses, t->paused});
-  }
-  std::sort(out.begin(), out.end(), [](const QueueTopicStats& a, const QueueTopicStats& b) { return a.topic < b.topic; });
-  return out;
-}
-
-void QueueHub::render_metrics(PromWriter& w) const {
-  struct Family {
-    const char* name;
-    const char* type;
-    const char* help;
-    uint64_t (*value)(const QueueTopicStats&);
-  };
-  static const Family fams[] = {
-      {"meshgate_queue_depth", "gauge", "Events waiting for a consumer, per topic.", [](const QueueTopicStats& t) -> uint64_t { return t.pending; }},
-      {"meshgate_queue_bytes", "gauge", "Bytes of events waiting for a consumer, per topic.", [](const QueueTopicStats& t) { return t.bytes; }},
-      {"meshgate_queue_consumers", "gauge", "Consumers popping the topic.", [](const QueueTopicStats& t) -> uint64_t { return t.consumers; }},
-      {"meshgate_queue_delivered_total", "counter", "Events handed to consumers.", [](const QueueTopicStats& t) { return t.delivered; }},
-      {"meshgate_queue_redelivered_total", "counter", "Unacknowledged events given to another consumer.", [](const QueueTopicStats& t) { return t.redelivered; }},
-      {"meshgate_queue_dropped_total", "counter", "Events dropped at the topic buffer bound (oldest first).", [](const QueueTopicStats& t) { return t.dropped; }},
-      {"meshgate_queue_forwarded_total", "counter", "Events sent to another node's consumers.", [](const QueueTopicStats& t) { return t.forwarded; }},
-      {"meshgate_queue_paused", "gauge", "1 while the topic is full and its producing clients are not read.", [](const QueueTopicStats& t) -> uint64_t { return t.paused; }},
-      {"meshgate_queue_pauses_total", "counter", "Times the topic reached its bound and paused its producers.", [](const QueueTopicStats& t) { return t.pauses; }},
-  };
-  w.family("meshgate_queue_topics", "gauge", "Topics on this node (bounded by [queue] max_topics).");
-  w.sample("meshgate_queue_topics", topics_.size());
-  w.family("meshgate_queue_topics_refused_total", "counter", "New topics refused at [queue] max_topics.");
-  w.sample("meshgate_queue_topics_refused_total", topics_refused_);
-  w.family("meshgate_queue_topics_forgotten_total", "counter",
-           "Idle topics forgotten (no events, no consumer, no listener) after [queue] topic_idle_timeout.");
-  w.sample("meshgate_queue_topics_forgotten_total", topics_forgotten_);
-  std::vector<QueueTopicStats> topics = topic_stats();
-  for (const Family& f : fams) {
-    w.family(f.name, f.type, f.help);
-    for (const QueueTopicStats& t : topics) w.sample(f.name, {{"topic", t.topic}}, f.value(t));
-  }
-  w.family("meshgate_queue_discarded_total", "counter",
-           "Poison events dropped instead of delivered: text not valid UTF-8, or delivery failed max_deliveries times.");
-  w.sample("meshgate_queue_discarded_total", {{"reason", "invalid_text"}}, discarded_[0]);
-  w.sample("meshgate_queue_discarded_total", {{"reason", "max_deliveries"}}, discarded_[1]);
 }
 
 }  // namespace mg

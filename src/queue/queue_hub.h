@@ -8,6 +8,9 @@
 //              from the clients that produce into it until it is down to half its bound, and drops
 //              the oldest only at four times the bound (events already on their way when the pause
 //              takes effect); `drop` drops the oldest at the bound. Drops are counted either way.
+//   gate       what the workers see of a pausing topic that listeners produce into (queue/topic_gate.h):
+//              made by declare, closed and opened here (and logged, once a minute), its bound moved
+//              by set_limits.
 //   ready      a consumer that can take an event now: its output is below its window and, in
 //              acknowledged mode, it holds fewer than max_unacked events
 //
@@ -53,6 +56,7 @@
 #include "core/log_limit.h"
 #include "core/metrics.h"
 #include "queue/queue_event.h"
+#include "queue/topic_gate.h"
 
 namespace mg {
 
@@ -113,16 +117,20 @@ class QueueHub {
   QueueHub(unsigned node_id, const QueueLimits& limits);
   ~QueueHub();
 
-  void set_limits(const QueueLimits& l) { limits_ = l; }
+  // Also moves every gate's bound (a reload): the workers pause at the new max_events from their
+  // next message on.
+  void set_limits(const QueueLimits& l);
   // A topic that exists from the start (a listener's), so it buffers before anyone pops; never
   // forgotten.
-  // `pause_on_overflow`: its overflow policy (see the glossary); topics made on the fly pause.
+  // `pause_on_overflow`: its overflow policy (see the glossary); topics made on the fly pause. A
+  // pausing one gets its gate, for the listeners that produce into it (gate()).
   void declare(const std::string& topic, bool pause_on_overflow = true);
-  // Called with (topic, true) when a pausing topic reaches its bound, and (topic, false) when it is
-  // back at half of it: the hub tells the workers to stop or resume reading its producers.
-  void set_pressure_handler(std::function<void(const std::string&, bool)> on_pressure) {
-    on_pressure_ = std::move(on_pressure);
-  }
+  // The gate of a declared pausing topic, or nullptr. The workers hold it; the queue closes it when
+  // the topic reaches its bound and opens it at half of it.
+  std::shared_ptr<TopicGate> gate(const std::string& topic) const;
+  // Called when a gate opens (its topic is back at half its bound): the hub tells the workers to read
+  // their paused clients again.
+  void set_resume_handler(std::function<void()> on_resume) { on_resume_ = std::move(on_resume); }
   // Every push checks the event's text first (event_text_valid); an invalid one is discarded.
   void push(QueueEvent ev);
   // The same for an event whose parts are borrowed: copied only when the event must wait (or be
@@ -158,10 +166,6 @@ class QueueHub {
   // Replaces the topics `node` has consumers for (empty: none, e.g. the node died).
   void set_remote_topics(unsigned node, const std::vector<std::string>& topics);
   std::vector<std::string> local_topics() const;
-  // Topics whose producers are paused now (for workers that start after the pause).
-  std::vector<std::string> paused_topics() const;
-  // Is any consumer, local or on another node, popping any topic?
-  bool has_consumers() const;
   // A node's link can take more: try the waiting events again.
   void remote_ready_changed();
   // The consuming node consumed our forwarded event `fwd`.
@@ -171,6 +175,8 @@ class QueueHub {
   // Counts and logs (rate-limited) an event dropped as poison; also used by the mesh for an EVENT
   // frame it could not read at all.
   void discard(Discard why);
+  // Events discarded for `why` so far (meshgate_queue_discarded_total).
+  uint64_t discarded(Discard why) const { return discarded_[static_cast<int>(why)]; }
   // Forwarded events not yet reported consumed by `node` (bounded by max_events per node).
   size_t remote_in_flight(unsigned node) const;
   void render_metrics(PromWriter& w) const;
@@ -199,6 +205,7 @@ class QueueHub {
     std::vector<unsigned> remote_nodes;  // nodes with consumers for this topic
     bool pause_on_overflow = true;
     bool paused = false;                 // its producers were asked to stop reading
+    std::shared_ptr<TopicGate> gate;     // a declared pausing topic's (declare)
     bool declared = false;               // a listener's: never forgotten
     bool idle = false;                   // nothing holds it since idle_since_ms (forget_idle_topics)
     uint64_t idle_since_ms = 0;
@@ -239,10 +246,15 @@ class QueueHub {
   Target target(const Topic& t, uint64_t client, unsigned hops, const Consumer* exclude) const;
   bool ready(const Target& to) const;
   void send(Topic& t, const Target& to, QueueEvent ev);
+  // Sends `ev` to `node`'s consumers and keeps it until that node reports it consumed
+  // (queue_forward.cpp).
+  void forward(Topic& t, unsigned node, QueueEvent ev);
   bool ready(const Consumer& c) const;
   void deliver(Topic& t, Consumer& c, QueueEvent ev);
   void enqueue(Topic& t, Pending p, bool front);
   void take_pending(Topic& t, size_t index);
+  // A pausing topic reached its bound: its gate closes.
+  void pause(Topic& t);
   // Resumes the producers of a paused topic once it is down to half its bound.
   void relieve(Topic& t);
   bool any_ready(const Topic& t) const;
@@ -289,7 +301,8 @@ class QueueHub {
   uint64_t next_fwd_ = 0;
   void forget_forwarded(std::map<uint64_t, Forwarded>::iterator it);
   std::function<void()> on_local_topics_changed_;
-  std::function<void(const std::string&, bool)> on_pressure_;
+  std::function<void()> on_resume_;
+  LogLimit pause_log_;  // "topic is full": one line a minute
 };
 
 }  // namespace mg

@@ -7,13 +7,14 @@
 //   and reset (the client's end closed);
 //   server / API side — send to the client, publish to a channel, broadcast, conn.call (subscribe,
 //   unsubscribe, set context, close), conn.info, drain.
-// After every step the worker's loop runs a few turns and the hub takes the events the worker posted;
-// then the checks:
+// After every step the worker's loop runs a few turns and the hub takes the events the worker posted
+// (the real EventIntake into a real QueueHub, whose consumer checks them); then the checks:
 //   - Worker::check_tables(): no connection reachable from the id table or a channel after it was
 //     freed, nor one that is not open; the counts agree (under ASan, a freed connection that the worker
 //     still reaches is a heap-use-after-free report at the step that reaches it);
-//   - the client's events, as the hub receives them: open first, then its messages, at most one close
-//     and nothing after it; each "d" is valid UTF-8 and valid JSON (what a consumer must be able to take).
+//   - the client's events, as the queue's consumer receives them: open first, then its messages, at
+//     most one close and nothing after it; each "d" is valid UTF-8 and valid JSON (what a consumer must
+//     be able to take), and the queue discarded none as invalid text.
 // At the end the worker is stopped (force_stop), its loop must end with no handle left, and a client
 // that opened must have had exactly one close event.
 //
@@ -41,6 +42,8 @@
 #include "core/metrics.h"
 #include "core/utf8.h"
 #include "net/tls.h"
+#include "queue/event_intake.h"
+#include "queue/queue_hub.h"
 #include "fuzz_reader.h"
 #include "ws_seeds.h"
 
@@ -79,13 +82,10 @@ struct Node {
     std::string note, error;
     SSL_CTX* tls = mg::tls_server_context("", "", note, error);
     if (!tls) fail("server TLS context: " + error);
-    auto gate = std::make_shared<mg::TopicGate>();
-    gate->bound = 3;  // a few events in flight close the gate: pauses and resumes are reached
     for (const mg::ListenerConfig& l : cfg.listeners) {
       mg::ListenerShared s;
       s.tls = l.tls ? tls : nullptr;
       s.guard = std::make_unique<mg::ListenerGuard>(0, 0);
-      s.gate = gate;
       shared.push_back(std::move(s));
     }
     client_tls = SSL_CTX_new(TLS_client_method());
@@ -105,11 +105,27 @@ Node& node() {
   return n;
 }
 
-// The hub as the worker sees it. Tasks the worker posts (its event batches) run at the hub's turn
-// (take()); every event is checked as it arrives.
-class Hub final : public mg::WorkerHost {
+// The hub as the worker sees it: the real intake into a real queue, whose one consumer checks every
+// event as it arrives. Tasks the worker posts (its event batches) run at the hub's turn (take()).
+// The listeners' topic pauses at a bound of 3 (its gate is the queue's): a few events in flight close
+// the gate, so pauses and resumes are reached.
+class Hub final : public mg::WorkerHost, public mg::QueueSink {
  public:
   mg::Worker* worker = nullptr;
+
+  Hub() : queue_(1, queue_limits()), intake_(queue_, [this] { worker->post([w = worker] { w->resume_paused(); }); }) {
+    const std::string& topic = node().cfg.listeners[0].topic;
+    queue_.declare(topic);
+    for (mg::ListenerShared& s : node().shared) s.gate = queue_.gate(topic);
+    std::string error;
+    if (queue_.pop(this, {topic}, false, error) != 0) fail("queue.pop: " + error);
+  }
+  ~Hub() {
+    queue_.unpop(this);
+    for (mg::ListenerShared& s : node().shared) s.gate.reset();
+  }
+  Hub(const Hub&) = delete;
+  Hub& operator=(const Hub&) = delete;
 
   uint64_t client_count() const override { return opened_ - closed_; }
   void client_opened() override { opened_++; }
@@ -119,9 +135,12 @@ class Hub final : public mg::WorkerHost {
   }
   size_t backlog() const override { return tasks_.size(); }
   void post(mg::Mailbox::Task task) override { tasks_.push_back(std::move(task)); }
-  mg::EventBacklog& event_backlog() override { return backlog_; }
+  mg::EventIntake& event_intake() override { return intake_; }
   mg::ChannelPresence& channel_presence() override { return presence_; }
-  void push_event(const mg::QueueEventRef& ev) override {
+  void worker_stopped(unsigned) override { stopped = true; }
+
+  bool sink_ready() const override { return true; }
+  void sink_deliver(const mg::QueueEventRef& ev, unsigned, uint64_t) override {
     std::string why;
     if (!mg::is_valid_utf8(ev.data.data(), ev.data.size())) fail("an event's d is not valid UTF-8");
     // json_check refuses \u0000, a policy for what clients send us; RFC 8259 allows it in what we send.
@@ -135,19 +154,13 @@ class Hub final : public mg::WorkerHost {
     state = open ? 1 : close ? 2 : 1;
     if (open) last_opened = ev.client;
   }
-  void events_taken(size_t n) override {
-    if (backlog_.taken(n)) worker->post([w = worker] { w->resume_backlogged(); });
-  }
-  void resume_topic(const std::string& topic) override {
-    worker->post([w = worker, topic] { w->resume_topic(topic); });
-  }
-  void worker_stopped(unsigned) override { stopped = true; }
 
   // The hub's turn: runs what the worker posted.
   void take() {
     std::vector<mg::Mailbox::Task> tasks;
     tasks.swap(tasks_);
     for (auto& t : tasks) t();
+    if (queue_.discarded(mg::QueueHub::Discard::InvalidText)) fail("the queue discarded an event whose text is not valid UTF-8");
   }
   // Every client that opened got its close event.
   void check_all_closed() const {
@@ -159,9 +172,15 @@ class Hub final : public mg::WorkerHost {
   bool stopped = false;
 
  private:
+  static mg::QueueLimits queue_limits() {
+    mg::QueueLimits l;
+    l.max_events = 3;
+    return l;
+  }
   uint64_t opened_ = 0, closed_ = 0;
   std::vector<mg::Mailbox::Task> tasks_;
-  mg::EventBacklog backlog_;
+  mg::QueueHub queue_;
+  mg::EventIntake intake_;
   mg::ChannelPresence presence_;
   std::unordered_map<uint64_t, int> clients_;
 };

@@ -393,34 +393,53 @@ TEST(QueueHubBuffer, ManyEventsIntoASmallBufferKeepTheNewest) {
   for (size_t i = 0; i < 100; ++i) EXPECT_EQ(s.got[i].seq, static_cast<int>(99900 + i));
 }
 
-// overflow = pause (the default): the producers are paused at the bound and resumed at half of it;
-// events still arriving are kept up to four times the bound, then the oldest go, counted.
-TEST(QueueHubBuffer, APausingTopicSignalsAtTheBoundAndAtHalfAndDropsOnlyAtFourTimes) {
+// overflow = pause (the default): the producers are paused at the bound and resumed at half of it
+// (the topic's gate closes and opens); events still arriving are kept up to four times the bound,
+// then the oldest go, counted.
+TEST(QueueHubBuffer, APausingTopicClosesItsGateAtTheBoundOpensItAtHalfAndDropsOnlyAtFourTimes) {
   QueueHub hub(1, limits(10));
   hub.declare("client");
-  std::vector<std::pair<std::string, bool>> signals;
-  hub.set_pressure_handler([&](const std::string& t, bool full) { signals.emplace_back(t, full); });
+  std::shared_ptr<mg::TopicGate> gate = hub.gate("client");
+  ASSERT_TRUE(gate);
+  int resumes = 0;
+  hub.set_resume_handler([&] { resumes++; });
   for (int i = 0; i < 9; ++i) hub.push(event(1, i));
-  EXPECT_TRUE(signals.empty());
+  EXPECT_FALSE(gate->full);
   hub.push(event(1, 9));
-  ASSERT_EQ(signals.size(), 1u);
-  EXPECT_EQ(signals[0], std::make_pair(std::string("client"), true));
+  EXPECT_TRUE(gate->full);
+  EXPECT_TRUE(gate->should_pause());
   EXPECT_EQ(metric(hub, "meshgate_queue_paused"), 1);
   for (int i = 10; i < 45; ++i) hub.push(event(1, i));
   EXPECT_EQ(hub.pending_events(), 40u);
   EXPECT_EQ(metric(hub, "meshgate_queue_dropped_total"), 5);
-  EXPECT_EQ(signals.size(), 1u);  // no second pause while paused
+  EXPECT_EQ(metric(hub, "meshgate_queue_pauses_total"), 1);  // no second pause while paused
   FakeSink s;
   s.ready = false;  // a consumer that cannot take anything yet: still paused
   ASSERT_EQ(pop(hub, s), 0);
-  EXPECT_EQ(signals.size(), 1u);
+  EXPECT_TRUE(gate->full);
   s.ready = true;
   hub.sink_ready(&s);
   EXPECT_EQ(s.got.size(), 40u);
-  ASSERT_EQ(signals.size(), 2u);
-  EXPECT_EQ(signals[1], std::make_pair(std::string("client"), false));
+  EXPECT_FALSE(gate->full);
+  EXPECT_EQ(resumes, 1);
   EXPECT_EQ(metric(hub, "meshgate_queue_paused"), 0);
   EXPECT_EQ(metric(hub, "meshgate_queue_pauses_total"), 1);
+}
+
+TEST(QueueHubBuffer, OnlyADeclaredPausingTopicHasAGateAndAReloadMovesItsBound) {
+  QueueHub hub(1, limits(1000));
+  hub.declare("pausing");
+  hub.declare("dropping", false);
+  EXPECT_FALSE(hub.gate("dropping"));
+  EXPECT_FALSE(hub.gate("nobody"));
+  std::shared_ptr<mg::TopicGate> gate = hub.gate("pausing");
+  ASSERT_TRUE(gate);
+  EXPECT_EQ(gate->in_flight.high(), 1000);
+  gate->in_flight.added(600);
+  EXPECT_FALSE(gate->should_pause());
+  hub.set_limits(limits(500));  // SIGHUP lowers max_events: the events in flight close the gate now
+  EXPECT_EQ(gate->in_flight.high(), 500);
+  EXPECT_TRUE(gate->should_pause());
 }
 
 TEST(QueueHubBuffer, MetricsHaveHelpTypeAndEscapedTopicLabels) {
