@@ -744,3 +744,41 @@ async def test_a_burst_of_small_messages_pauses_right_after_the_bound_not_a_read
     assert harness.metric_value(n, "meshgate_queue_backlog_drops_total") == 0
     assert len(got) == clients * per_client, f"delivered {len(got)} of {clients * per_client}"
     assert_each_client_in_order(got, sent)
+
+
+async def test_a_reload_that_lowers_max_events_moves_the_pause_of_the_topic_gate(nodes):
+    """SIGHUP lowers [queue] max_events: the topic's gate pauses the producers at the new bound for
+    the events in flight too (issue 19: the gate kept the bound it had at start, so a burst faster
+    than the hub overshot the new bound four times over and the topic dropped). The burst of the test
+    above, after the reload."""
+    import signal
+    import threading
+    n = nodes.start({"queue": {"max_events": 2000000, "overflow": "pause"},
+                     "listener.tcp": {"topic": "lowered", "events": "off"}})
+    with open(n.conf_path) as f:
+        base = f.read()
+    assert "max_events = 2000000" in base
+    mark = len(n.stderr(tail=100000).splitlines())
+    with open(n.conf_path, "w") as f:
+        f.write(base.replace("max_events = 2000000", "max_events = 1000"))
+    n.proc.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 10
+    while not any("SIGHUP: reloaded" in ln for ln in n.stderr(tail=100000).splitlines()[mark:]):
+        assert time.monotonic() < deadline, "no reload line after SIGHUP"
+        await asyncio.sleep(0.1)
+    cons = await asyncio.to_thread(StalledConsumer, n, "lowered")
+    clients, per_client = 50, 2000
+    sent = {c: [f"c{c}-{i:04d}" for i in range(per_client)] for c in range(clients)}
+    start = threading.Barrier(clients)
+    threads = [threading.Thread(target=send_burst, args=(n.port("tcp"), "tcp", sent[c], start), daemon=True)
+               for c in range(clients)]
+    for t in threads:
+        t.start()
+    got = await asyncio.to_thread(cons.read_events, clients * per_client, 90, 10)
+    for t in threads:
+        await asyncio.to_thread(t.join, 30)
+    dropped = harness.metric_value(n, "meshgate_queue_dropped_total", topic="lowered") or 0
+    assert dropped == 0, f"{dropped} events dropped with overflow = pause after max_events was lowered"
+    assert harness.metric_value(n, "meshgate_queue_pauses_total", topic="lowered") > 0, "never paused at the new bound"
+    assert len(got) == clients * per_client, f"delivered {len(got)} of {clients * per_client}"
+    assert_each_client_in_order(got, sent)
