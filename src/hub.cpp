@@ -1,5 +1,7 @@
 #include "hub.h"
 
+#include <unistd.h>
+
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
@@ -10,7 +12,6 @@
 #include "core/log.h"
 #include "core/log_text.h"
 #include "core/metrics.h"
-#include "core/snowflake.h"
 #include "mesh/mesh.h"
 #include "net/listen_socket.h"
 #include "queue/queue_spool.h"
@@ -34,7 +35,6 @@ Hub::Hub(Config cfg)
       api_(*this, &loop_) {
   uv_loop_init(&loop_);
   loop_ctx_.open(&loop_);
-  loop_ctx_.owner = this;
   mailbox_.open(&loop_);
 }
 
@@ -58,6 +58,21 @@ bool Hub::open_listeners(std::vector<std::vector<int>>& worker_fds) {
   return true;
 }
 
+int Hub::fail_start(std::vector<std::vector<int>>& worker_fds) {
+  for (auto& fds : worker_fds)
+    for (int fd : fds) ::close(fd);
+  worker_fds.clear();
+  // Nothing has run yet: every handle open now is a listener, a timer or the loop's own (mailbox,
+  // prepare), owned by a member, so closing them all with no callback is the whole clean-up.
+  uv_walk(&loop_, [](uv_handle_t* h, void*) {
+    if (!uv_is_closing(h)) uv_close(h, nullptr);
+  }, nullptr);
+  uv_run(&loop_, UV_RUN_DEFAULT);
+  int rc = uv_loop_close(&loop_);
+  if (rc != 0) LOG_WARN("hub loop closed with handles still open: %s", uv_strerror(rc));
+  return 1;
+}
+
 int Hub::run() {
   std::vector<std::string> names;
   for (const ListenerConfig& l : cfg_.listeners) {
@@ -68,11 +83,10 @@ int Hub::run() {
   metrics().init_listeners(names);
   unsigned n = worker_count(cfg_);
   std::vector<std::vector<int>> fds(n);
-  if (!open_listeners(fds)) return 1;
-  if (!api_.listen()) return 1;
+  if (!open_listeners(fds) || !api_.listen()) return fail_start(fds);
   if (cfg_.route_port != 0) {
     route_ = std::make_unique<RouteApi>(&loop_, cfg_, [this] { return route_members(); });
-    if (!route_->listen()) return 1;
+    if (!route_->listen()) return fail_start(fds);
   }
   auto on_http_empty = [this] {
     if (shut_down_ && http_closed()) finish_shutdown();
@@ -81,7 +95,7 @@ int Hub::run() {
   if (route_) route_->http().set_on_empty(on_http_empty);
   if (cfg_.mesh_port != 0) {
     mesh_ = std::make_unique<Mesh>(*this, queue_, &loop_, cfg_);
-    if (!mesh_->start()) return 1;
+    if (!mesh_->start()) return fail_start(fds);
     queue_.set_remote(mesh_.get(), [this] { mesh_->announce_topics(); });
   }
   restore_spool();
@@ -94,14 +108,13 @@ int Hub::run() {
       shared.tls = tls_server_context(l.cert, l.key, note, error);
       if (!shared.tls) {
         LOG_ERROR("[listener.%s]: %s", l.name.c_str(), error.c_str());
-        return 1;
+        return fail_start(fds);
       }
       if (!note.empty()) LOG_WARN("[listener.%s]: %s", l.name.c_str(), note.c_str());
     }
     listeners_shared_.push_back(std::move(shared));
   }
-  for (unsigned i = 0; i < n; i++)
-    workers_.push_back(std::make_unique<Worker>(*this, cfg_, listeners_shared_, i, n));
+  workers_.make(*this, cfg_, listeners_shared_, n);
 
   uv_signal_init(&loop_, &sig_term_);
   uv_signal_init(&loop_, &sig_int_);
@@ -116,7 +129,7 @@ int Hub::run() {
   uv_timer_start(&tick_, &Hub::on_tick, 1000, 1000);
   queue_.set_now(uv_now(&loop_));
 
-  for (unsigned i = 0; i < n; i++) workers_[i]->start(std::move(fds[i]));
+  workers_.start(std::move(fds));
   // Every listening socket is bound and listening now (connections wait in their backlogs until the
   // workers' loops run): systemd may start what comes after us.
   uv_timer_init(&loop_, &notify_timer_);
@@ -142,28 +155,11 @@ int Hub::run() {
   }
 
   uv_run(&loop_, UV_RUN_DEFAULT);
-  for (auto& w : workers_) w->join();
+  workers_.join();
   int rc = uv_loop_close(&loop_);
   if (rc != 0) LOG_WARN("hub loop closed with handles still open: %s", uv_strerror(rc));
   LOG_INFO("stopped");
   return exit_code_;
-}
-
-Worker* Hub::worker_for(uint64_t client) {
-  if (snowflake_node(client) != static_cast<unsigned>(cfg_.node_id) || workers_.empty()) return nullptr;
-  return workers_[snowflake_worker(client, static_cast<unsigned>(workers_.size()))].get();
-}
-
-void Hub::fanout(std::function<FanoutCount(Worker&)> op, FanoutDone done) {
-  FanoutDone add = fanout_join(workers_.size(), std::move(done));
-  auto shared_op = std::make_shared<std::function<FanoutCount(Worker&)>>(std::move(op));
-  for (auto& wp : workers_) {
-    Worker* w = wp.get();
-    w->post([this, w, add, shared_op] {
-      FanoutCount c = (*shared_op)(*w);
-      post([add, c] { add(c); });
-    });
-  }
 }
 
 void Hub::on_signal(uv_signal_t* s, int signum) {
@@ -191,10 +187,7 @@ void Hub::start_drain() {
     route_->http().set_draining(true);
     route_->http().stop_listening();
   }
-  for (auto& w : workers_) {
-    Worker* wp = w.get();
-    wp->post([wp] { wp->drain(); });
-  }
+  workers_.post_all([](Worker& w) { w.drain(); });
   uv_timer_start(&drain_timer_, [](uv_timer_t* t) {
     Hub* self = static_cast<Hub*>(t->data);
     LOG_WARN("drain_timeout reached: stopping with work left");
@@ -205,10 +198,7 @@ void Hub::start_drain() {
 }
 
 void Hub::resume_producers() {
-  for (auto& w : workers_) {
-    Worker* wp = w.get();
-    wp->post([wp] { wp->resume_paused(); });
-  }
+  workers_.post_all([](Worker& w) { w.resume_paused(); });
 }
 
 void Hub::worker_stopped(unsigned) {
@@ -242,10 +232,7 @@ void Hub::on_tick(uv_timer_t* t) {
 void Hub::shutdown() {
   if (shut_down_) return;
   shut_down_ = true;
-  for (auto& w : workers_) {  // workers still closing clients (forced stop) close them now
-    Worker* wp = w.get();
-    wp->post([wp] { wp->force_stop(); });
-  }
+  workers_.post_all([](Worker& w) { w.force_stop(); });  // workers still closing clients (forced stop) close them now
   write_spool();
   if (mesh_) mesh_->stop();
   api_.http().stop_listening();

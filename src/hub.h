@@ -19,6 +19,7 @@
 #include "api/api_host.h"
 #include "api/api_server.h"
 #include "client/worker.h"
+#include "client/worker_pool.h"
 #include "core/config.h"
 #include "core/mailbox.h"
 #include "core/sd_notify.h"
@@ -54,8 +55,7 @@ class Hub final : public WorkerHost, public ApiHost, public MeshHost {
   // Every worker reads its clients paused for the queue again where their gate and the backlog are
   // open (Worker::resume_paused): a gate opened, or the intake caught up.
   void resume_producers();
-  Worker* worker_for(uint64_t client) override;
-  void fanout(std::function<FanoutCount(Worker&)> op, FanoutDone done) override;
+  WorkerPool& workers() override { return workers_; }
   void worker_stopped(unsigned index) override;
   // This node first, then the alive peers: what the route API hands out.
   std::vector<NodeInfo> route_members() const;
@@ -70,6 +70,9 @@ class Hub final : public WorkerHost, public ApiHost, public MeshHost {
 
  private:
   bool open_listeners(std::vector<std::vector<int>>& worker_fds);
+  // Start-up failed half way: closes what run() opened so far (the workers' listening sockets, the
+  // API, route and mesh listeners, the loop's handles) and the loop itself. Returns the exit code, 1.
+  int fail_start(std::vector<std::vector<int>>& worker_fds);
   static void on_signal(uv_signal_t* s, int signum);
   static void on_tick(uv_timer_t* t);
   // systemd: STATUS= line and watchdog ping (see core/sd_notify.h).
@@ -88,7 +91,7 @@ class Hub final : public WorkerHost, public ApiHost, public MeshHost {
   uv_loop_t loop_{};
   LoopContext loop_ctx_;
   Mailbox mailbox_;
-  std::vector<std::unique_ptr<Worker>> workers_;
+  WorkerPool workers_{mailbox_};  // answers come back through mailbox_
   std::atomic<uint64_t> clients_{0};
   ChannelPresence presence_;  // channels the workers hold subscribers of
   ListenersShared listeners_shared_;  // per client listener: TLS context, admission guard, topic gate

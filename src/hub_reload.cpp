@@ -26,10 +26,7 @@ void Hub::reload() {
     LOG_WARN("SIGHUP: the listeners changed: connect-token secrets kept as they were (listeners need a restart)");
     limits.token_secrets = WorkerLimits::from(cfg_).token_secrets;
   }
-  for (auto& w : workers_) {
-    Worker* wp = w.get();
-    wp->post([wp, limits] { wp->set_limits(limits); });
-  }
+  workers_.post_all([limits](Worker& w) { w.set_limits(limits); });
   std::vector<std::string> pending = keys_needing_restart(cfg_, fresh);
   if (!pending.empty()) {
     std::string list;

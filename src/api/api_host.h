@@ -6,16 +6,14 @@
 #include <functional>
 #include <string>
 
-#include "core/call_result.h"
+#include "client/worker_pool.h"
 #include "core/config.h"
-#include "core/mailbox.h"
 #include "core/node_info.h"
 
 namespace mg {
 
 class Mesh;
 class QueueHub;
-class Worker;
 
 class ApiHost {
  public:
@@ -23,12 +21,9 @@ class ApiHost {
   virtual const Config& config() const = 0;
   virtual bool draining() const = 0;
   virtual uint64_t client_count() const = 0;
-  // Any thread: runs `task` on the hub thread (how a worker's answer comes back).
-  virtual void post(Mailbox::Task task) = 0;
-  // The worker that owns `client`, or nullptr when the id is not of this node.
-  virtual Worker* worker_for(uint64_t client) = 0;
-  // Runs `op` on every worker (on its thread) and calls `done` with the sum once all have answered.
-  virtual void fanout(std::function<FanoutCount(Worker&)> op, FanoutDone done) = 0;
+  // This node's workers: the API reaches them through the pool only (client/worker_pool.h), and
+  // their answers come back on this (the hub's) thread.
+  virtual WorkerPool& workers() = 0;
   // False when no worker holds a subscriber of `channel` (client/channel_presence.h); true may be wrong.
   virtual bool channel_maybe_held(const std::string& channel) const = 0;
   virtual QueueHub& queue() = 0;

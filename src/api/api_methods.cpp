@@ -98,22 +98,26 @@ std::string params_json(const ApiCall& c) {
 // Runs `work` on the worker that owns `client` and replies with its result; a client of another
 // node is the mesh's (unless this call came from another node: then it is not here).
 void on_owner(ApiCall& c, const char* method, uint64_t client, int not_here_code, std::function<ApiResult(Worker&)> work) {
-  Worker* w = c.host.worker_for(client);
-  if (!w) {
-    Mesh* mesh = c.host.mesh();
-    if (mesh && !c.local_only && snowflake_node(client) != static_cast<unsigned>(c.host.config().node_id)) {
-      mesh->call(snowflake_node(client), method, params_json(c), not_here_code, c.reply);
-      return;
-    }
-    c.reply(ApiResult::error(not_here_code, "client not connected"));
+  if (c.host.workers().on_owner(client, std::move(work), c.reply)) return;
+  Mesh* mesh = c.host.mesh();
+  if (mesh && !c.local_only && snowflake_node(client) != static_cast<unsigned>(c.host.config().node_id)) {
+    mesh->call(snowflake_node(client), method, params_json(c), not_here_code, c.reply);
     return;
   }
-  ApiHost* host = &c.host;
-  Reply reply = c.reply;
-  w->post([w, host, reply, work = std::move(work)] {
-    ApiResult r = work(*w);
-    host->post([reply, r = std::move(r)] { reply(r); });
-  });
+  c.reply(ApiResult::error(not_here_code, "client not connected"));
+}
+
+// A peer's answer to a counting fan-out: {"s":delivered,"f":failed} ("f" absent for channel.count).
+// A failed call, or an answer of another shape, counts nothing.
+FanoutCount peer_count(const ApiResult& r) {
+  if (r.code != 0) return {};
+  JsonPtr res = json_parse_strict(r.result.data(), r.result.size());
+  const cJSON* f = cJSON_GetObjectItemCaseSensitive(res.get(), "f");
+  int64_t ok = 0, failed = 0;
+  if (!json_integer(cJSON_GetObjectItemCaseSensitive(res.get(), "s"), 0, kJsonMaxExactInt, ok) ||
+      (f && !json_integer(f, 0, kJsonMaxExactInt, failed)))
+    return {};
+  return FanoutCount{static_cast<uint64_t>(ok), static_cast<uint64_t>(failed)};
 }
 
 // Runs a fan-out on this node's workers and, unless the call came from another node, on every
@@ -122,13 +126,17 @@ void on_owner(ApiCall& c, const char* method, uint64_t client, int not_here_code
 void cluster_fanout(ApiCall& c, const char* method, std::function<FanoutCount(Worker&)> op,
                     std::function<std::string(const FanoutCount&)> result, bool local = true) {
   Reply reply = c.reply;
-  FanoutDone add = fanout_join(2, [reply, result](const FanoutCount& n) { reply(ApiResult::ok(result(n))); });
+  auto add = fanout_sum(2, [reply, result](const FanoutCount& n) { reply(ApiResult::ok(result(n))); });
   Mesh* mesh = c.local_only ? nullptr : c.host.mesh();
   std::string params = mesh ? params_json(c) : "";
-  if (local) c.host.fanout(std::move(op), add);
+  if (local) c.host.workers().fanout_sum(std::move(op), add);
   else add(FanoutCount{});
-  if (mesh) mesh->fanout(method, params, add);
-  else add(FanoutCount{});
+  if (!mesh) return add(FanoutCount{});
+  mesh->fanout(method, params, [add](std::vector<ApiResult> answers) {
+    std::vector<FanoutCount> counts;
+    for (const ApiResult& a : answers) counts.push_back(peer_count(a));
+    add(fanout_total(counts));
+  });
 }
 
 // Publish and broadcast fan-out in /metrics (runs on the worker).
@@ -153,7 +161,7 @@ void mesh_send(ApiCall& c) {
     return ApiResult::error(401, r == SendResult::NotConnected ? "client not connected"
                                                                 : "send failed: the client's output buffer is full");
   });
-  if (!c.host.worker_for(id) && !c.host.mesh()) inc(metrics().sends[static_cast<int>(SendResult::NotConnected)]);
+  if (!c.host.workers().owner(id) && !c.host.mesh()) inc(metrics().sends[static_cast<int>(SendResult::NotConnected)]);
 }
 
 void mesh_publish(ApiCall& c) {

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <memory>
-#include <mutex>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -87,22 +86,17 @@ void api_channel_top(ApiCall& c) {
   if (n_param && !cJSON_IsNull(n_param) && !json_integer(n_param, 1, kMaxTop, n))
     return c.reply(ApiResult::error(101, "\"n\" must be an integer from 1 to 100"));
   if (!run_here(c, "channel.top")) return;
-  // Each worker adds its channels under the lock; the hub merges once all have answered.
-  struct Merge {
-    std::mutex lock;
-    std::unordered_map<std::string, uint64_t> sums;
-  };
-  auto merge = std::make_shared<Merge>();
+  // Each worker hands back its largest channels; they are merged here, on the hub thread, once all
+  // have answered (no lock: the workers share nothing).
+  using Top = std::vector<std::pair<std::string, uint64_t>>;
   Reply reply = c.reply;
-  c.host.fanout(
-      [merge](Worker& w) {
-        auto top = w.top_channels(kChannelsPerWorker);
-        std::lock_guard<std::mutex> g(merge->lock);
-        for (auto& [name, count] : top) merge->sums[name] += count;
-        return FanoutCount{};
-      },
-      [merge, reply, n](const FanoutCount&) {
-        std::vector<std::pair<std::string, uint64_t>> all(merge->sums.begin(), merge->sums.end());
+  c.host.workers().fanout<Top>(
+      [](Worker& w) { return w.top_channels(kChannelsPerWorker); },
+      [reply, n](std::vector<Top> tops) {
+        std::unordered_map<std::string, uint64_t> sums;
+        for (const Top& top : tops)
+          for (const auto& [name, count] : top) sums[name] += count;
+        Top all(sums.begin(), sums.end());
         auto larger = [](const auto& a, const auto& b) { return a.second != b.second ? a.second > b.second : a.first < b.first; };
         size_t keep = std::min(all.size(), static_cast<size_t>(n));
         std::partial_sort(all.begin(), all.begin() + keep, all.end(), larger);

@@ -74,8 +74,10 @@ class Mesh final : public RemoteQueue {
   // connected"; dead, congested or silent node: 501.
   void call(unsigned node, const std::string& method, const std::string& params_json, int not_here_code, Reply reply);
   // Runs `method` (a fan-out: publish, broadcast, channel.count) on every alive peer and calls
-  // `done` with the sum of their {"s","f"} once all have answered or failed.
-  void fanout(const std::string& method, const std::string& params_json, FanoutDone done);
+  // `done` with every peer's answer (an error for a peer that failed or timed out) once all have
+  // answered. The mesh does not read the answers: the caller knows their shape and merges them.
+  void fanout(const std::string& method, const std::string& params_json,
+              std::function<void(std::vector<ApiResult>)> done);
 
   // Alive peers (this node not included).
   std::vector<NodeInfo> alive_peers() const;

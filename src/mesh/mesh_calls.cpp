@@ -35,25 +35,13 @@ void Mesh::call(unsigned node, const std::string& method, const std::string& par
   calls_.emplace(c.seq, PendingCall{node, now() + uint64_t{cfg_.mesh_call_timeout} * 1000, std::move(reply)});
 }
 
-void Mesh::fanout(const std::string& method, const std::string& params_json, FanoutDone done) {
+void Mesh::fanout(const std::string& method, const std::string& params_json,
+                  std::function<void(std::vector<ApiResult>)> done) {
   std::vector<unsigned> peers;
   for (const auto& [id, m] : members_)
     if (m.alive) peers.push_back(id);
-  FanoutDone part = fanout_join(peers.size(), std::move(done));
-  for (unsigned id : peers) {
-    call(id, method, params_json, 501, [part](const ApiResult& r) {
-      // A peer's answer is {"s":delivered,"f":failed}; a failed call counts nothing.
-      FanoutCount count;
-      if (r.code == 0) {
-        JsonPtr res = json_parse_strict(r.result.data(), r.result.size());
-        uint64_t ok = 0, failed = 0;
-        if (mesh_read_uint(res.get(), "s", kJsonMaxExactInt, 0, ok) &&
-            mesh_read_uint(res.get(), "f", kJsonMaxExactInt, 0, failed))
-          count = FanoutCount{ok, failed};
-      }
-      part(count);
-    });
-  }
+  std::function<void(ApiResult)> part = fanout_join<ApiResult>(peers.size(), std::move(done));
+  for (unsigned id : peers) call(id, method, params_json, 501, [part](const ApiResult& r) { part(r); });
 }
 
 bool Mesh::on_call(MeshLink& link, const char* body, size_t len) {

@@ -38,7 +38,7 @@ using Chunk = std::shared_ptr<const std::string>;
 // Per-loop state shared by every stream of that loop; loop->data points to it.
 struct LoopContext {
   uv_loop_t* loop = nullptr;
-  void* owner = nullptr;  // the Worker or Hub that runs this loop
+  void* owner = nullptr;  // a worker's loop: the Worker (its accept callback finds itself here); nullptr elsewhere
   uv_prepare_t prepare{};
   uv_idle_t idle{};  // running only while streams made dirty by the prepare pass itself are left over
   std::vector<Stream*> dirty;

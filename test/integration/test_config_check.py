@@ -118,3 +118,33 @@ def test_sighup_names_what_needs_a_restart(nodes):
     # The running listener is the old one: the new port was not applied.
     with socket.create_connection(("127.0.0.1", old_port), timeout=2):
         pass
+
+
+# Start-up that fails half way (a port taken by another process) exits 1 with the reason and closes
+# everything it opened first: under the sanitizer build (suite 'sanitize'), a listening socket, a
+# handle or the loop left behind is a leak report at exit.
+PORT_SECTIONS = {
+    "listener": ("listener.ws", {}),
+    "api": ("api", {}),
+    "route": ("route", {}),
+    "mesh": ("mesh", {"mesh": {"port": None, "bind": "127.0.0.1", "secret": "a-mesh-secret-of-24-bytes"}}),
+}
+
+
+@pytest.mark.parametrize("section", sorted(PORT_SECTIONS))
+def test_a_port_in_use_fails_start_up_cleanly(tmp_path, section):
+    name, overrides = PORT_SECTIONS[section]
+    path = write_conf(tmp_path, overrides)
+    text = open(path).read()
+    port = int(re.search(r"^\[" + re.escape(name) + r"\][^\[]*?^port = (\d+)$", text, re.M | re.S).group(1))
+    taken = socket.socket()
+    taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    taken.bind(("127.0.0.1", port))
+    taken.listen()
+    try:
+        rc, out = start(path)
+    finally:
+        taken.close()
+    assert rc == 1, f"start-up with [{name}]'s port {port} taken did not fail (exit {rc}):\n{out[-2000:]}"
+    assert str(port) in out and "in use" in out, out[-2000:]
+    assert harness.SANITIZER_MARKERS.search(out) is None, f"start-up failure left something behind:\n{out[-4000:]}"
