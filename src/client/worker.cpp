@@ -153,7 +153,7 @@ void Worker::unregister(ClientConn* c) {
 
 void Worker::forget(ClientConn* c) {
   // It is freed right after this: nothing may reach it any more. Its channels are found through its
-  // own slots (drop_subscription keeps both sides in step), so empty slots mean no channel holds it.
+  // own slots (ChannelIndex keeps both sides in step), so empty slots mean no channel holds it.
   assert(!c->is_open() && c->subscriptions().empty());
   assert(!by_id_.count(c->id()) || by_id_.at(c->id()) != c);
   all_.erase(c);
