@@ -2,10 +2,7 @@
 
 #include <unistd.h>
 
-#include <cerrno>
 #include <csignal>
-#include <cstdio>
-#include <cstring>
 #include <thread>
 
 #include "core/addr.h"
@@ -14,7 +11,6 @@
 #include "core/metrics.h"
 #include "mesh/mesh.h"
 #include "net/listen_socket.h"
-#include "queue/queue_spool.h"
 
 namespace mg {
 
@@ -98,7 +94,7 @@ int Hub::run() {
     if (!mesh_->start()) return fail_start(fds);
     queue_.set_remote(mesh_.get(), [this] { mesh_->announce_topics(); });
   }
-  restore_spool();
+  spool_.restore(queue_);
   for (const ListenerConfig& l : cfg_.listeners) {
     ListenerShared shared;
     shared.guard = std::make_unique<ListenerGuard>(l.max_conns_per_ip, l.accept_rate);
@@ -222,8 +218,7 @@ void Hub::on_tick(uv_timer_t* t) {
   Hub* self = static_cast<Hub*>(t->data);
   uint64_t now = uv_now(&self->loop_);
   self->queue_.tick(now);
-  if (self->spool_kept_ && self->queue_.spooled_held() == 0)
-    self->remove_spool("every event restored from it was consumed");
+  self->spool_.on_tick(self->queue_);
   self->api_.http().tick(now);
   if (self->route_) self->route_->http().tick(now);
   self->maybe_finish();
@@ -233,7 +228,7 @@ void Hub::shutdown() {
   if (shut_down_) return;
   shut_down_ = true;
   workers_.post_all([](Worker& w) { w.force_stop(); });  // workers still closing clients (forced stop) close them now
-  write_spool();
+  spool_.write(queue_);
   if (mesh_) mesh_->stop();
   api_.http().stop_listening();
   if (route_) route_->http().stop_listening();
@@ -252,68 +247,6 @@ void Hub::shutdown() {
 }
 
 bool Hub::http_closed() const { return api_.http().size() == 0 && (!route_ || route_->http().size() == 0); }
-
-void Hub::restore_spool() {
-  std::string dir = effective_state_dir(cfg_);
-  if (dir.empty()) return;
-  std::string path = dir + "/" + kQueueSpoolFile, error;
-  std::vector<QueueEvent> events;
-  size_t bad = 0;
-  if (!spool_read(path, events, bad, error)) {
-    LOG_ERROR("queue: cannot read the spool %s: %s (left in place)", path.c_str(), error.c_str());
-    return;
-  }
-  if (events.empty() && bad == 0) return;
-  // The file stays until every restored event is consumed (on_tick removes it then): a crash before
-  // that restores them again at the next start. At least once: those consumed before the crash come
-  // twice (docs/decisions.md, "The spool is kept until its events are consumed").
-  spool_kept_ = true;
-  for (QueueEvent& ev : events) {
-    ev.node = static_cast<unsigned>(cfg_.node_id);  // its clients were this node's
-    ev.spooled = true;
-    queue_.push(std::move(ev));
-  }
-  spool_restored_ = events.size();
-  if (bad) LOG_ERROR("queue: %zu lines of the spool %s could not be read and are lost", bad, path.c_str());
-  LOG_INFO("queue: %zu events from the last run restored from %s, marked redelivered; the file is kept until they "
-           "are consumed", events.size(), path.c_str());
-}
-
-void Hub::remove_spool(const char* why) {
-  spool_kept_ = false;
-  std::string path = effective_state_dir(cfg_) + "/" + kQueueSpoolFile;
-  if (std::remove(path.c_str()) != 0 && errno != ENOENT)
-    LOG_ERROR("queue: cannot remove the spool %s: %s (its events may come twice)", path.c_str(), std::strerror(errno));
-  else LOG_INFO("queue: spool %s removed: %s", path.c_str(), why);
-}
-
-void Hub::write_spool() {
-  size_t held = queue_.held_events();
-  if (held == 0) {
-    if (spool_kept_) remove_spool("every event restored from it was consumed");
-    return;
-  }
-  std::vector<QueueEvent> events = queue_.take_held();
-  std::string dir = effective_state_dir(cfg_), error;
-  if (dir.empty()) {
-    LOG_ERROR("queue: %zu events lost at shutdown: no consumer took them and no [node] state_dir is set to keep "
-              "them", events.size());
-    return;
-  }
-  std::string path = dir + "/" + kQueueSpoolFile;
-  std::vector<QueueEvent> all;
-  size_t bad = 0;
-  // A spool not restored (e.g. it could not be read at start) is kept too; a restored one is not read
-  // again: its events not yet consumed are among those held.
-  if (!spool_kept_) spool_read(path, all, bad, error);
-  for (QueueEvent& ev : events) all.push_back(std::move(ev));
-  if (!spool_write(path, all, error)) {
-    LOG_ERROR("queue: %zu events lost at shutdown: cannot write the spool: %s", events.size(), error.c_str());
-    return;
-  }
-  LOG_WARN("queue: %zu events no consumer took written to %s; they are delivered after the next start",
-           events.size(), path.c_str());
-}
 
 void Hub::finish_shutdown() {
   if (finished_) return;

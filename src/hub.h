@@ -26,6 +26,7 @@
 #include "mesh/mesh.h"
 #include "net/stream.h"
 #include "queue/queue_hub.h"
+#include "queue/queue_spool.h"
 #include "route/route_api.h"
 
 namespace mg {
@@ -103,12 +104,8 @@ class Hub final : public WorkerHost, public ApiHost, public MeshHost {
   uv_signal_t sig_term_{}, sig_int_{}, sig_hup_{};
   uv_timer_t tick_{}, drain_timer_{}, final_timer_{}, notify_timer_{};
   SdNotify notify_;
-  // The queue spool (queue/queue_spool.h): read back at start, written at shutdown.
-  void restore_spool();
-  void write_spool();
-  void remove_spool(const char* why);
-  uint64_t spool_restored_ = 0;
-  bool spool_kept_ = false;  // the spool was restored and some of its events are not consumed yet
+  // The queue's spool file: read back at start, written at shutdown, removed once consumed.
+  QueueSpool spool_{effective_state_dir(cfg_), static_cast<unsigned>(cfg_.node_id)};
   bool draining_ = false;
   bool drain_forced_ = false;
   bool shut_down_ = false;

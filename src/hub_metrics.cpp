@@ -20,7 +20,7 @@ std::string Hub::render_metrics() const {
   api_.http().refusals().render(w);
   if (route_) route_->http().refusals().render(w);
   w.family("meshgate_queue_restored_total", "counter", "Events restored from the spool of the last run at start.");
-  w.sample("meshgate_queue_restored_total", spool_restored_);
+  w.sample("meshgate_queue_restored_total", spool_.restored());
   w.family("meshgate_api_connections", "gauge", "Control and route API connections open now.");
   w.sample("meshgate_api_connections", api_.http().size() + (route_ ? route_->http().size() : 0));
   w.family("meshgate_hub_backlog", "gauge", "Tasks waiting for the hub thread.");

@@ -6,6 +6,7 @@
 #include <utility>
 #include <vector>
 
+#include "client/channel_index.h"
 #include "client/worker.h"
 #include "core/json_text.h"
 #include "core/metrics.h"
@@ -97,11 +98,9 @@ void api_channel_top(ApiCall& c) {
         for (const Top& top : tops)
           for (const auto& [name, count] : top) sums[name] += count;
         Top all(sums.begin(), sums.end());
-        auto larger = [](const auto& a, const auto& b) { return a.second != b.second ? a.second > b.second : a.first < b.first; };
-        size_t keep = std::min(all.size(), static_cast<size_t>(n));
-        std::partial_sort(all.begin(), all.begin() + keep, all.end(), larger);
+        keep_largest(all, static_cast<size_t>(n));
         std::string s = "{\"channels\":[";
-        for (size_t i = 0; i < keep; i++) {
+        for (size_t i = 0; i < all.size(); i++) {
           s += i ? ",{\"c\":" : "{\"c\":";
           json_append_string(s, all[i].first);
           s += ",\"s\":" + std::to_string(all[i].second) + "}";

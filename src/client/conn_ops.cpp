@@ -77,4 +77,21 @@ ApiResult apply_conn_call(Worker& worker, ClientConn& conn, const ConnCall& call
   return ApiResult::ok("{\"s\":true}");
 }
 
+ApiResult describe_conn(const ClientConn& conn) {
+  std::string r = "{\"s\":true,\"x\":";
+  r += conn.context().empty() ? "{}" : conn.context();
+  r += ",\"ch\":[";
+  const std::vector<SubSlot>& subs = conn.subscriptions();
+  for (size_t i = 0; i < subs.size(); i++) {
+    if (i) r += ',';
+    json_append_string(r, subs[i].name());
+  }
+  r += "],\"remote_addr\":";
+  json_append_string(r, conn.remote_addr());
+  r += ",\"listener\":";
+  json_append_string(r, conn.listener().name);
+  r += ",\"since\":" + std::to_string(conn.since_ms()) + "}";
+  return ApiResult::ok(std::move(r));
+}
+
 }  // namespace mg

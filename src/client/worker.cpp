@@ -3,14 +3,12 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cassert>
 #include <cinttypes>
 #include <cstdio>
 
 #include "client/client_conn.h"
 #include "client/conn_ops.h"
-#include "core/json_text.h"
 #include "core/log.h"
 #include "net/listen_socket.h"
 
@@ -141,14 +139,14 @@ void Worker::register_open(ClientConn* c) {
 void Worker::unregister(ClientConn* c) {
   [[maybe_unused]] const size_t erased = by_id_.erase(c->id());
   assert(erased == 1 && "a connection is unregistered exactly once");
-  while (!c->subscriptions().empty()) drop_subscription(c, c->subscriptions().size() - 1);
+  channels_.remove_all(c, [this](const std::string& channel) { host_.channel_presence().remove(channel); });
   host_.client_closed();
   metrics().listeners[c->listener_index()].connections.fetch_sub(1, std::memory_order_relaxed);
 }
 
 void Worker::forget(ClientConn* c) {
   // It is freed right after this: nothing may reach it any more. Its channels are found through its
-  // own slots (drop_subscription keeps both sides in step), so empty slots mean no channel holds it.
+  // own slots (ChannelIndex keeps both sides in step), so empty slots mean no channel holds it.
   assert(!c->is_open() && c->subscriptions().empty());
   assert(!by_id_.count(c->id()) || by_id_.at(c->id()) != c);
   all_.erase(c);
@@ -156,42 +154,11 @@ void Worker::forget(ClientConn* c) {
 }
 
 void Worker::subscribe(ClientConn* c, const std::string& channel) {
-  auto [it, fresh] = channels_.try_emplace(channel);
-  auto* entry = &*it;
-  if (fresh) host_.channel_presence().add(channel);
-  std::vector<SubSlot>& mine = c->subscriptions();
-  for (const SubSlot& s : mine)
-    if (s.channel == entry) return;
-  mine.push_back(SubSlot{entry, static_cast<uint32_t>(entry->second.size())});
-  entry->second.push_back(c);
+  if (channels_.add(c, channel)) host_.channel_presence().add(channel);
 }
 
 void Worker::unsubscribe(ClientConn* c, const std::string& channel) {
-  auto it = channels_.find(channel);
-  if (it == channels_.end()) return;
-  std::vector<SubSlot>& mine = c->subscriptions();
-  for (size_t k = 0; k < mine.size(); k++)
-    if (mine[k].channel == &*it) return drop_subscription(c, k);
-}
-
-void Worker::drop_subscription(ClientConn* c, size_t k) {
-  std::vector<SubSlot>& mine = c->subscriptions();
-  SubSlot slot = mine[k];
-  mine.erase(mine.begin() + static_cast<std::ptrdiff_t>(k));  // keeps the order it joined them in (conn.info)
-  Subscribers& subs = slot.channel->second;
-  ClientConn* moved = subs.back();
-  subs[slot.index] = moved;
-  subs.pop_back();
-  if (moved != c) {
-    for (SubSlot& s : moved->subscriptions())
-      if (s.channel == slot.channel) {
-        s.index = slot.index;
-        break;
-      }
-  }
-  if (!subs.empty()) return;
-  host_.channel_presence().remove(slot.channel->first);
-  channels_.erase(channels_.find(slot.channel->first));  // not erase(key): the key is the node's
+  channels_.remove(c, channel, [this](const std::string& gone) { host_.channel_presence().remove(gone); });
 }
 
 void Worker::resume_paused() {
@@ -210,13 +177,9 @@ SendResult Worker::send(uint64_t client, const OutMessage& msg) {
 
 FanoutCount Worker::publish(const std::string& channel, const OutMessage& msg) {
   FanoutCount n;
-  auto it = channels_.find(channel);
-  if (it == channels_.end()) return n;
-  // send() may close the connection it sends to (hard limit), which unsubscribes it: the last
-  // subscriber moves into its slot (and the channel's vector goes away with the last one). Walking
-  // from the end, that one was already sent to and nothing is skipped. send() removes no other.
-  const Subscribers& subs = it->second;
-  for (size_t i = subs.size(); i-- > 0;) (subs[i]->send(msg) ? n.ok : n.failed)++;
+  // send() may close the connection it sends to (hard limit), which unsubscribes it, and no other:
+  // each_subscriber's walk allows that.
+  channels_.each_subscriber(channel, [&](ClientConn* c) { (c->send(msg) ? n.ok : n.failed)++; });
   return n;
 }
 
@@ -229,24 +192,9 @@ FanoutCount Worker::broadcast(const OutMessage& msg) {
   return n;
 }
 
-uint64_t Worker::channel_count(const std::string& channel) const {
-  auto it = channels_.find(channel);
-  return it == channels_.end() ? 0 : it->second.size();
-}
+uint64_t Worker::channel_count(const std::string& channel) const { return channels_.count(channel); }
 
-std::vector<std::pair<std::string, uint64_t>> Worker::top_channels(size_t n) const {
-  std::vector<std::pair<std::string, uint64_t>> all;
-  all.reserve(channels_.size());
-  for (const auto& [name, subs] : channels_) all.emplace_back(name, subs.size());
-  auto larger = [](const auto& a, const auto& b) { return a.second != b.second ? a.second > b.second : a.first < b.first; };
-  if (all.size() > n) {
-    std::partial_sort(all.begin(), all.begin() + n, all.end(), larger);
-    all.resize(n);
-  } else {
-    std::sort(all.begin(), all.end(), larger);
-  }
-  return all;
-}
+std::vector<std::pair<std::string, uint64_t>> Worker::top_channels(size_t n) const { return channels_.largest(n); }
 
 ApiResult Worker::conn_call(uint64_t client, const ConnCall& call) {
   auto it = by_id_.find(client);
@@ -257,21 +205,7 @@ ApiResult Worker::conn_call(uint64_t client, const ConnCall& call) {
 ApiResult Worker::conn_info(uint64_t client) const {
   auto it = by_id_.find(client);
   if (it == by_id_.end()) return ApiResult::error(301, "client not connected");
-  const ClientConn* c = it->second;
-  std::string r = "{\"s\":true,\"x\":";
-  r += c->context().empty() ? "{}" : c->context();
-  r += ",\"ch\":[";
-  const std::vector<SubSlot>& subs = c->subscriptions();
-  for (size_t i = 0; i < subs.size(); i++) {
-    if (i) r += ',';
-    json_append_string(r, subs[i].channel->first);
-  }
-  r += "],\"remote_addr\":";
-  json_append_string(r, c->remote_addr());
-  r += ",\"listener\":";
-  json_append_string(r, c->listener().name);
-  r += ",\"since\":" + std::to_string(c->since_ms()) + "}";
-  return ApiResult::ok(std::move(r));
+  return describe_conn(*it->second);
 }
 
 void Worker::drain() {
@@ -319,7 +253,7 @@ std::string Worker::check_tables() const {
     if (c->id() != id || !c->is_open()) return said("by_id_[%" PRIu64 "] holds connection %" PRIu64 ", not open", id, c->id());
   }
   std::unordered_set<const void*> entries;  // a slot's channel is looked up before it is read
-  for (const auto& entry : channels_) entries.insert(&entry);
+  for (const auto& entry : channels_.channels()) entries.insert(&entry);
   size_t open = 0;
   for (const ClientConn* c : all_) {
     if (!c->is_open()) continue;
@@ -332,7 +266,7 @@ std::string Worker::check_tables() const {
     }
   }
   if (open != by_id_.size()) return said("%zu open connections, %zu in by_id_", open, by_id_.size());
-  for (const auto& [name, subs] : channels_) {
+  for (const auto& [name, subs] : channels_.channels()) {
     if (subs.empty()) return "channel " + name + " is empty and still listed";
     for (size_t i = 0; i < subs.size(); i++) {
       const ClientConn* c = subs[i];

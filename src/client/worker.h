@@ -17,6 +17,7 @@
 #include <utility>
 #include <vector>
 
+#include "client/channel_index.h"
 #include "client/channel_presence.h"
 #include "client/conn_ops.h"
 #include "client/event_outbox.h"
@@ -32,13 +33,8 @@
 namespace mg {
 
 class ClientConn;
-using Subscribers = std::vector<ClientConn*>;
-// One subscription of a connection: the channel's entry in Worker::channels_ (node-based, so the
-// pointer is stable) and the connection's index in its subscriber vector.
-struct SubSlot {
-  std::pair<const std::string, Subscribers>* channel;
-  uint32_t index;
-};
+// One subscription of a connection: where it sits in the worker's channel index.
+using SubSlot = ChannelIndex<ClientConn>::Slot;
 
 // What a worker needs of the node it runs in; the hub implements it. A worker touches nothing else
 // of the hub: the counters are atomics (any thread), the intake's posted() and latches are lock-free,
@@ -135,7 +131,8 @@ class Worker {
   void unregister(ClientConn* c);
   // Called from the connection's uv_close callback: it is about to be deleted.
   void forget(ClientConn* c);
-  // Idempotent. unsubscribe() and unregister() move the last subscriber into the freed slot.
+  // Idempotent (ChannelIndex::add / remove); the first subscriber of a channel here and its last
+  // one update the node's ChannelPresence.
   void subscribe(ClientConn* c, const std::string& channel);
   void unsubscribe(ClientConn* c, const std::string& channel);
   // Sends an event of a client of listener `li` to the queue: the caller has appended its "d" JSON
@@ -163,8 +160,6 @@ class Worker {
   void admit(ClientConn* conn, unsigned li);
   static void on_tick(uv_timer_t* t);
   void maybe_finish_drain();
-  // Removes subscription `k` of `c` (its index in c->subscriptions()).
-  void drop_subscription(ClientConn* c, size_t k);
 
   WorkerHost& host_;
   const Config& cfg_;
@@ -187,9 +182,7 @@ class Worker {
   std::unordered_set<ClientConn*> all_;
   // Open connections by id, and subscribers by channel.
   std::unordered_map<uint64_t, ClientConn*> by_id_;
-  // A channel's subscribers are contiguous (a publish walks them without a copy); each connection
-  // keeps its slot in every channel it is in (ClientConn::subscriptions), for O(1) removal.
-  std::unordered_map<std::string, Subscribers> channels_;
+  ChannelIndex<ClientConn> channels_;
 
 };
 

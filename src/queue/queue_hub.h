@@ -155,7 +155,7 @@ class QueueHub {
   // by another node are not counted: their producer holds them.)
   size_t held_events() const;
   // Of those, events restored from the spool (ev.spooled) not yet consumed: while there are any, the
-  // spool file is kept, so a crash before a consumer takes them loses none (hub.cpp).
+  // spool file is kept, so a crash before a consumer takes them loses none (QueueSpool::on_tick).
   size_t spooled_held() const { return spooled_held_; }
   // Removes and returns every event held_events() counts, oldest first within each topic: what a
   // stopping node writes to its spool. Consumers keep their connections but lose these events.

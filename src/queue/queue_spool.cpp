@@ -7,8 +7,12 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <vector>
 
 #include "core/json_text.h"
+#include "core/log.h"
+#include "queue/queue_event.h"
+#include "queue/queue_hub.h"
 
 namespace mg {
 
@@ -45,8 +49,7 @@ bool event_of(const std::string& line, QueueEvent& ev) {
   return true;
 }
 
-}  // namespace
-
+// Writes `events` to `path` (replacing it). False with `error` set when it could not.
 bool spool_write(const std::string& path, const std::vector<QueueEvent>& events, std::string& error) {
   std::string tmp = path + ".tmp";
   // A new file, never one that is there: a stale SPOOL.tmp (a crash while writing) is unlinked first,
@@ -86,6 +89,9 @@ bool spool_write(const std::string& path, const std::vector<QueueEvent>& events,
   return true;
 }
 
+// Reads `path` into `events` (appended; each marked redelivered). A missing file is no events.
+// Lines that do not parse are skipped and counted in `bad_lines`. False with `error` when the file
+// exists but cannot be read.
 bool spool_read(const std::string& path, std::vector<QueueEvent>& events, size_t& bad_lines, std::string& error) {
   bad_lines = 0;
   if (access(path.c_str(), F_OK) != 0 && errno == ENOENT) return true;
@@ -102,6 +108,76 @@ bool spool_read(const std::string& path, std::vector<QueueEvent>& events, size_t
     else bad_lines++;
   }
   return true;
+}
+
+}  // namespace
+
+QueueSpool::QueueSpool(const std::string& state_dir, unsigned node_id)
+    : path_(state_dir.empty() ? "" : state_dir + "/" + kQueueSpoolFile), node_id_(node_id) {}
+
+QueueSpool::Restored QueueSpool::restore(QueueHub& queue) {
+  Restored r;
+  if (path_.empty()) return r;
+  std::vector<QueueEvent> events;
+  if (!spool_read(path_, events, r.lost_lines, r.error)) {
+    LOG_ERROR("queue: cannot read the spool %s: %s (left in place)", path_.c_str(), r.error.c_str());
+    return r;
+  }
+  if (events.empty() && r.lost_lines == 0) return r;
+  // The file stays until every restored event is consumed (on_tick removes it then): a crash before
+  // that restores them again at the next start. At least once: those consumed before the crash come
+  // twice (docs/decisions.md, "The spool is kept until its events are consumed").
+  kept_ = true;
+  r.events = events.size();
+  for (QueueEvent& ev : events) {
+    ev.node = node_id_;  // its clients were this node's
+    ev.spooled = true;
+    queue.push(std::move(ev));
+  }
+  restored_ = r.events;
+  if (r.lost_lines)
+    LOG_ERROR("queue: %zu lines of the spool %s could not be read and are lost", r.lost_lines, path_.c_str());
+  LOG_INFO("queue: %zu events from the last run restored from %s, marked redelivered; the file is kept until they "
+           "are consumed", r.events, path_.c_str());
+  return r;
+}
+
+void QueueSpool::on_tick(const QueueHub& queue) {
+  if (kept_ && queue.spooled_held() == 0) remove("every event restored from it was consumed");
+}
+
+void QueueSpool::remove(const char* why) {
+  kept_ = false;
+  if (std::remove(path_.c_str()) != 0 && errno != ENOENT)
+    LOG_ERROR("queue: cannot remove the spool %s: %s (its events may come twice)", path_.c_str(), std::strerror(errno));
+  else LOG_INFO("queue: spool %s removed: %s", path_.c_str(), why);
+}
+
+size_t QueueSpool::write(QueueHub& queue) {
+  if (queue.held_events() == 0) {
+    if (kept_) remove("every event restored from it was consumed");
+    return 0;
+  }
+  std::vector<QueueEvent> events = queue.take_held();
+  if (path_.empty()) {
+    LOG_ERROR("queue: %zu events lost at shutdown: no consumer took them and no [node] state_dir is set to keep "
+              "them", events.size());
+    return 0;
+  }
+  std::vector<QueueEvent> all;
+  size_t bad = 0;
+  std::string error;
+  // A spool not restored (e.g. it could not be read at start) is kept too; a restored one is not read
+  // again: its events not yet consumed are among those held.
+  if (!kept_) spool_read(path_, all, bad, error);
+  for (QueueEvent& ev : events) all.push_back(std::move(ev));
+  if (!spool_write(path_, all, error)) {
+    LOG_ERROR("queue: %zu events lost at shutdown: cannot write the spool: %s", events.size(), error.c_str());
+    return 0;
+  }
+  LOG_WARN("queue: %zu events no consumer took written to %s; they are delivered after the next start",
+           events.size(), path_.c_str());
+  return events.size();
 }
 
 }  // namespace mg

@@ -124,7 +124,7 @@ def test_sighup_names_what_needs_a_restart(nodes):
 # everything it opened first: under the sanitizer build (suite 'sanitize'), a listening socket, a
 # handle or the loop left behind is a leak report at exit.
 PORT_SECTIONS = {
-    "listener": ("listener.ws", {}),
+    "listener": ("listener.tcp32", {}),  # the last listener: the sockets of the others are open by then
     "api": ("api", {}),
     "route": ("route", {}),
     "mesh": ("mesh", {"mesh": {"port": None, "bind": "127.0.0.1", "secret": "a-mesh-secret-of-24-bytes"}}),
