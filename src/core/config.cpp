@@ -6,6 +6,7 @@
 #include "core/config.h"
 
 #include "core/addr.h"
+#include "core/node_info.h"
 
 #include <ini.h>
 
@@ -135,7 +136,7 @@ Setter string_key(std::string Config::*field) {
 
 const std::map<std::string, Setter>& global_keys() {
   static const std::map<std::string, Setter> keys = {
-      {"node.id", uint_key(&Config::node_id, 1, 1023)},
+      {"node.id", uint_key(&Config::node_id, 1, kMaxNodeId)},
       {"node.name", string_key(&Config::node_name)},
       {"node.workers", uint_key(&Config::workers, 0, 256)},
       {"node.advertise", string_key(&Config::advertise)},
