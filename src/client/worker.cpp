@@ -289,7 +289,7 @@ void Worker::flush_outbox() {
 SendResult Worker::send(uint64_t client, const OutMessage& msg) {
   auto it = by_id_.find(client);
   if (it == by_id_.end()) return SendResult::NotConnected;
-  return it->second->send(msg) ? SendResult::Ok : SendResult::BufferFull;
+  return it->second->send(msg);
 }
 
 FanoutCount Worker::publish(const std::string& channel, const OutMessage& msg) {
@@ -300,7 +300,7 @@ FanoutCount Worker::publish(const std::string& channel, const OutMessage& msg) {
   // subscriber moves into its slot (and the channel's vector goes away with the last one). Walking
   // from the end, that one was already sent to and nothing is skipped. send() removes no other.
   const Subscribers& subs = it->second;
-  for (size_t i = subs.size(); i-- > 0;) (subs[i]->send(msg) ? n.ok : n.failed)++;
+  for (size_t i = subs.size(); i-- > 0;) (subs[i]->send(msg) == SendResult::Ok ? n.ok : n.failed)++;
   return n;
 }
 
@@ -309,7 +309,7 @@ FanoutCount Worker::broadcast(const OutMessage& msg) {
   std::vector<ClientConn*> conns;
   conns.reserve(by_id_.size());
   for (auto& [id, c] : by_id_) conns.push_back(c);
-  for (ClientConn* c : conns) (c->send(msg) ? n.ok : n.failed)++;
+  for (ClientConn* c : conns) (c->send(msg) == SendResult::Ok ? n.ok : n.failed)++;
   return n;
 }
 
