@@ -28,7 +28,7 @@ unsigned worker_count(const Config& c) {
 }  // namespace
 
 Hub::Hub(Config cfg)
-    : cfg_(std::move(cfg)), queue_(static_cast<unsigned>(cfg_.node_id), QueueLimits::from(cfg_)), api_(*this, &loop_) {
+    : cfg_(std::move(cfg)), queue_(static_cast<unsigned>(cfg_.node_id), cfg_.queue), api_(*this, &loop_) {
   uv_loop_init(&loop_);
   loop_ctx_.open(&loop_);
   loop_ctx_.owner = this;
@@ -104,7 +104,7 @@ int Hub::run() {
       std::shared_ptr<TopicGate>& gate = topic_gates_[l.topic];
       if (!gate) {
         gate = std::make_shared<TopicGate>();
-        gate->bound = cfg_.queue_max_events;
+        gate->bound = cfg_.queue.max_events;
       }
       shared.gate = gate;
     }

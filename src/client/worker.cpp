@@ -25,24 +25,14 @@ uint64_t unix_ms() {
 }
 }  // namespace
 
-WorkerLimits WorkerLimits::from(const Config& c) {
-  WorkerLimits l;
-  l.max_connections = c.max_connections;
-  l.max_header_bytes = c.max_header_bytes;
-  l.max_headers = c.max_headers;
-  l.max_context_bytes = c.max_context_bytes;
-  l.max_context_keys = c.max_context_keys;
-  l.max_channels = c.max_channels;
-  l.output_hard_limit = c.output_hard_limit;
-  l.output_soft_limit = c.output_soft_limit;
-  l.output_soft_seconds = c.output_soft_seconds;
-  l.message_timeout = c.message_timeout;
-  for (const ListenerConfig& lc : c.listeners) l.token_secrets.push_back(lc.token_secrets);
-  return l;
+TokenSecrets token_secrets_of(const Config& c) {
+  TokenSecrets secrets;
+  for (const ListenerConfig& lc : c.listeners) secrets.push_back(lc.token_secrets);
+  return secrets;
 }
 
 Worker::Worker(WorkerHost& host, const Config& cfg, const ListenersShared& shared, unsigned index, unsigned count)
-    : host_(host), cfg_(cfg), shared_(shared), index_(index), count_(count), limits_(WorkerLimits::from(cfg)),
+    : host_(host), cfg_(cfg), shared_(shared), index_(index), count_(count), limits_{cfg.limits, token_secrets_of(cfg)},
       ids_(static_cast<unsigned>(cfg.node_id), index, count) {
   uv_loop_init(&loop_);
   loop_ctx_.open(&loop_);

@@ -56,7 +56,7 @@ RouteApi::RouteApi(uv_loop_t* loop, const Config& cfg, Members members)
     : cfg_(cfg), members_(std::move(members)),
       http_(loop, "route API", "route", kMaxConnections, kRequestTimeoutMs,
             [this](HttpServer& server, uint64_t serial) -> HttpConn* {
-              HttpLimits limits{cfg_.max_header_bytes, cfg_.max_headers, cfg_.route_max_body};
+              HttpLimits limits{cfg_.limits.max_header_bytes, cfg_.limits.max_headers, cfg_.route_max_body};
               return new RouteConn(*this, server, serial, limits);
             }) {}
 
