@@ -26,7 +26,7 @@ unsigned worker_count(const Config& c) {
 
 Hub::Hub(Config cfg)
     : cfg_(std::move(cfg)),
-      queue_(static_cast<unsigned>(cfg_.node_id), QueueLimits::from(cfg_)),
+      queue_(static_cast<unsigned>(cfg_.node_id), cfg_.queue),
       intake_(queue_, [this] { resume_producers(); }),
       api_(*this, &loop_) {
   uv_loop_init(&loop_);

@@ -17,14 +17,14 @@ void Hub::reload() {
   if (!log_configure(fresh.log_level, fresh.log_format, fresh.log_file, error)) LOG_ERROR("SIGHUP: cannot open log file %s", error.c_str());
   api_.set_token(fresh.api_token);
   api_.set_guard(fresh);
-  queue_.set_limits(QueueLimits::from(fresh));
-  WorkerLimits limits = WorkerLimits::from(fresh);
+  queue_.set_limits(fresh.queue);
+  WorkerLimits limits{fresh.limits, token_secrets_of(fresh)};
   bool same_listeners = fresh.listeners.size() == cfg_.listeners.size();
   for (size_t i = 0; same_listeners && i < cfg_.listeners.size(); i++)
     same_listeners = fresh.listeners[i].name == cfg_.listeners[i].name;
   if (!same_listeners) {
     LOG_WARN("SIGHUP: the listeners changed: connect-token secrets kept as they were (listeners need a restart)");
-    limits.token_secrets = WorkerLimits::from(cfg_).token_secrets;
+    limits.token_secrets = token_secrets_of(cfg_);
   }
   workers_.post_all([limits](Worker& w) { w.set_limits(limits); });
   std::vector<std::string> pending = keys_needing_restart(cfg_, fresh);

@@ -150,6 +150,15 @@ std::string fanout_result(const FanoutCount& n) {
   return "{\"s\":" + std::to_string(n.ok) + ",\"f\":" + std::to_string(n.failed) + "}";
 }
 
+// mesh.send's 401 message: why the client did not take the message.
+const char* send_failure(SendResult r) {
+  switch (r) {
+    case SendResult::NotConnected: return "client not connected";
+    case SendResult::Closing: return "send failed: the client's connection is closing";
+    default: return "send failed: the client's output buffer is full";
+  }
+}
+
 void mesh_send(ApiCall& c) {
   uint64_t id;
   std::shared_ptr<const OutMessage> msg;
@@ -158,8 +167,7 @@ void mesh_send(ApiCall& c) {
     SendResult r = w.send(id, *msg);
     inc(metrics().sends[static_cast<int>(r)]);
     if (r == SendResult::Ok) return ApiResult::ok("{\"s\":true}");
-    return ApiResult::error(401, r == SendResult::NotConnected ? "client not connected"
-                                                                : "send failed: the client's output buffer is full");
+    return ApiResult::error(401, send_failure(r));
   });
   if (!c.host.workers().owner(id) && !c.host.mesh()) inc(metrics().sends[static_cast<int>(SendResult::NotConnected)]);
 }

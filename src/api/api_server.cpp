@@ -53,7 +53,7 @@ bool ApiServer::websockets_writing() const {
 // --- one connection ---
 
 ApiConn::ApiConn(ApiServer& api, HttpServer& server, uint64_t serial)
-    : HttpConn(server, serial, HttpLimits{api.host().config().max_header_bytes, api.host().config().max_headers,
+    : HttpConn(server, serial, HttpLimits{api.host().config().limits.max_header_bytes, api.host().config().limits.max_headers,
                                           api.host().config().api_max_body}),
       api_(api) {}
 

@@ -11,6 +11,7 @@
 #include "core/json_text.h"
 #include "core/metrics.h"
 #include "core/metrics_process.h"
+#include "core/node_info.h"
 #include "mesh/mesh.h"
 #include "queue/queue_hub.h"
 
@@ -30,8 +31,8 @@ bool run_here(ApiCall& c, const char* method) {
   const cJSON* node = param(c, "node");
   if (!node || cJSON_IsNull(node)) return true;
   int64_t id = 0;
-  if (!json_integer(node, 1, 1023, id)) {
-    c.reply(ApiResult::error(101, "\"node\" must be a node id (1..1023)"));
+  if (!json_integer(node, 1, kMaxNodeId, id)) {
+    c.reply(ApiResult::error(101, "\"node\" must be a node id (" + node_id_range() + ")"));
     return false;
   }
   if (id == c.host.config().node_id || c.local_only) return true;

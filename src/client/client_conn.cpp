@@ -297,16 +297,21 @@ bool ClientConn::ws_message(uint8_t opcode, const uint8_t* data, size_t len) {
   return hold_input();
 }
 
+SendResult ClientConn::admit_output(size_t bytes) {
+  const SendResult r = admit(bytes, worker_.limits().output_hard_limit);
+  if (r == SendResult::BufferFull) {
+    inc(metrics().output_closes[static_cast<int>(OutputLimit::Hard)]);
+    LOG_DEBUG("client %llu closed: output buffer over the hard limit", static_cast<unsigned long long>(id_));
+    decide_close(1008, "output buffer limit");
+    close_now();
+  }
+  return r;
+}
+
 void ClientConn::ws_output(const uint8_t* data, size_t len) {
   // Pongs and close frames count against the same bound: a client that sends pings and never
   // reads must not grow our memory.
-  if (queued_bytes() + len > worker_.limits().output_hard_limit) {
-    inc(metrics().output_closes[static_cast<int>(OutputLimit::Hard)]);
-    decide_close(1008, "output buffer limit");
-    close_now();
-    return;
-  }
-  write(std::string(reinterpret_cast<const char*>(data), len));
+  if (admit_output(len) == SendResult::Ok) write(std::string(reinterpret_cast<const char*>(data), len));
 }
 
 void ClientConn::emit_message(bool binary, const char* data, size_t len) {
@@ -330,22 +335,16 @@ bool ClientConn::subscribed(const std::string& channel) const {
   return false;
 }
 
-bool ClientConn::send(const OutMessage& msg) {
-  if (phase_ != Phase::Open || closing()) return false;
-  if (ws_ && !ws_->can_send()) return false;
+SendResult ClientConn::send(const OutMessage& msg) {
+  if (phase_ != Phase::Open || (ws_ && !ws_->can_send())) return SendResult::Closing;
   const Chunk& chunk = ws_ ? msg.ws : msg.for_framing(listener().framing);
-  if (queued_bytes() + chunk->size() > worker_.limits().output_hard_limit) {
-    inc(metrics().output_closes[static_cast<int>(OutputLimit::Hard)]);
-    LOG_DEBUG("client %llu closed: output buffer over the hard limit", static_cast<unsigned long long>(id_));
-    decide_close(1008, "output buffer limit");
-    close_now();
-    return false;
-  }
+  const SendResult r = admit_output(chunk->size());
+  if (r != SendResult::Ok) return r;
   write(chunk);
   ListenerMetrics& m = listener_metrics(listener_index_);
   inc(m.messages_out);
   inc(m.bytes_out, chunk->size());
-  return true;
+  return SendResult::Ok;
 }
 
 void ClientConn::close_with(int code, const std::string& reason) {

@@ -50,9 +50,9 @@ class ClientConn final : public Stream, public WsOwner {
   void start();
   // The IP address the listener's per-IP count holds for this connection (released on close).
   void set_guard_ip(std::string ip) { guard_ip_ = std::move(ip); }
-  // Queues a message. False when the connection cannot take it (closing, or over the hard limit,
-  // in which case it is closed with 1008).
-  bool send(const OutMessage& msg);
+  // Queues a message: Ok; Closing when the connection no longer sends (closing, or past its close
+  // event); BufferFull over the hard limit (admit_output closed it).
+  SendResult send(const OutMessage& msg);
   // Closes with `code`; WebSocket clients get a close frame with the code and reason.
   void close_with(int code, const std::string& reason);
   // Once-a-second checks: idle timeout, server ping, soft output limit, handshake timeout.
@@ -84,6 +84,10 @@ class ClientConn final : public Stream, public WsOwner {
   void on_tls_failed(const std::string& why) override;
   bool ws_message(uint8_t opcode, const uint8_t* data, size_t len) override;
   void ws_output(const uint8_t* data, size_t len) override;
+  // Every byte this connection queues once open goes through here: Stream::admit under the
+  // worker's output_hard_limit, and over it the connection is closed with 1008 (and counted in
+  // meshgate_output_buffer_closes_total{limit="hard"}).
+  SendResult admit_output(size_t bytes);
 
  private:
   enum class Phase : uint8_t { Handshake, Open, Closing };

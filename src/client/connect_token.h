@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "core/base64.h"
-#include "core/config.h"
+#include "core/limits.h"
 
 namespace mg {
 

@@ -23,24 +23,14 @@ uint64_t unix_ms() {
 }
 }  // namespace
 
-WorkerLimits WorkerLimits::from(const Config& c) {
-  WorkerLimits l;
-  l.max_connections = c.max_connections;
-  l.max_header_bytes = c.max_header_bytes;
-  l.max_headers = c.max_headers;
-  l.max_context_bytes = c.max_context_bytes;
-  l.max_context_keys = c.max_context_keys;
-  l.max_channels = c.max_channels;
-  l.output_hard_limit = c.output_hard_limit;
-  l.output_soft_limit = c.output_soft_limit;
-  l.output_soft_seconds = c.output_soft_seconds;
-  l.message_timeout = c.message_timeout;
-  for (const ListenerConfig& lc : c.listeners) l.token_secrets.push_back(lc.token_secrets);
-  return l;
+TokenSecrets token_secrets_of(const Config& c) {
+  TokenSecrets secrets;
+  for (const ListenerConfig& lc : c.listeners) secrets.push_back(lc.token_secrets);
+  return secrets;
 }
 
 Worker::Worker(WorkerHost& host, const Config& cfg, const ListenersShared& shared, unsigned index, unsigned count)
-    : host_(host), cfg_(cfg), shared_(shared), index_(index), count_(count), limits_(WorkerLimits::from(cfg)),
+    : host_(host), cfg_(cfg), shared_(shared), index_(index), count_(count), limits_{cfg.limits, token_secrets_of(cfg)},
       outbox_(host), ids_(static_cast<unsigned>(cfg.node_id), index, count) {
   uv_loop_init(&loop_);
   loop_ctx_.open(&loop_);
@@ -172,14 +162,14 @@ void Worker::emit(unsigned li, uint64_t client, const std::string& context, size
 SendResult Worker::send(uint64_t client, const OutMessage& msg) {
   auto it = by_id_.find(client);
   if (it == by_id_.end()) return SendResult::NotConnected;
-  return it->second->send(msg) ? SendResult::Ok : SendResult::BufferFull;
+  return it->second->send(msg);
 }
 
 FanoutCount Worker::publish(const std::string& channel, const OutMessage& msg) {
   FanoutCount n;
   // send() may close the connection it sends to (hard limit), which unsubscribes it, and no other:
   // each_subscriber's walk allows that.
-  channels_.each_subscriber(channel, [&](ClientConn* c) { (c->send(msg) ? n.ok : n.failed)++; });
+  channels_.each_subscriber(channel, [&](ClientConn* c) { (c->send(msg) == SendResult::Ok ? n.ok : n.failed)++; });
   return n;
 }
 
@@ -188,7 +178,7 @@ FanoutCount Worker::broadcast(const OutMessage& msg) {
   std::vector<ClientConn*> conns;
   conns.reserve(by_id_.size());
   for (auto& [id, c] : by_id_) conns.push_back(c);
-  for (ClientConn* c : conns) (c->send(msg) ? n.ok : n.failed)++;
+  for (ClientConn* c : conns) (c->send(msg) == SendResult::Ok ? n.ok : n.failed)++;
   return n;
 }
 

@@ -57,21 +57,15 @@ class WorkerHost {
   ~WorkerHost() = default;
 };
 
-// The limits a worker applies; copied in at start and on SIGHUP.
-struct WorkerLimits {
-  uint32_t max_connections = limit_defaults::kMaxConnections;  // per node: the worker's share is checked against the node total
-  uint32_t max_header_bytes = limit_defaults::kMaxHeaderBytes;
-  uint32_t max_headers = limit_defaults::kMaxHeaders;
-  uint32_t max_context_bytes = limit_defaults::kMaxContextBytes;
-  uint32_t max_context_keys = limit_defaults::kMaxContextKeys;
-  uint32_t max_channels = limit_defaults::kMaxChannels;
-  uint64_t output_hard_limit = limit_defaults::kOutputHardLimit;
-  uint64_t output_soft_limit = limit_defaults::kOutputSoftLimit;
-  uint32_t output_soft_seconds = limit_defaults::kOutputSoftSeconds;
-  uint32_t message_timeout = limit_defaults::kMessageTimeout;
-  // Per listener (index as in Config::listeners): the connect-token secrets, reloaded by SIGHUP.
-  std::vector<std::vector<std::string>> token_secrets;
-  static WorkerLimits from(const Config& c);
+// Per listener (index as in Config::listeners): its connect-token secrets.
+using TokenSecrets = std::vector<std::vector<std::string>>;
+TokenSecrets token_secrets_of(const Config& c);
+
+// The limits a worker applies: [limits] as Config holds them, and the listeners' token secrets,
+// which SIGHUP reloads with them. Copied in at start and on SIGHUP:
+// WorkerLimits{cfg.limits, token_secrets_of(cfg)}.
+struct WorkerLimits : ClientLimits {
+  TokenSecrets token_secrets;
   bool needs_token(unsigned listener) const {
     if (listener >= token_secrets.size()) return false;
     for (const std::string& s : token_secrets[listener])

@@ -6,6 +6,7 @@
 #include "core/config.h"
 
 #include "core/addr.h"
+#include "core/node_info.h"
 
 #include <ini.h>
 
@@ -119,14 +120,23 @@ bool parse_bool(const std::string& v, bool& out) {
 using Setter = std::function<std::string(Config&, const std::string&)>;
 
 template <typename T>
+std::string set_uint(T& field, const std::string& v, uint64_t min, uint64_t max) {
+  uint64_t n;
+  if (!parse_u64(v, max, n) || n < min)
+    return "expected a whole number from " + std::to_string(min) + " to " + std::to_string(max);
+  field = static_cast<T>(n);
+  return "";
+}
+
+template <typename T>
 Setter uint_key(T Config::*field, uint64_t min, uint64_t max) {
-  return [=](Config& c, const std::string& v) -> std::string {
-    uint64_t n;
-    if (!parse_u64(v, max, n) || n < min)
-      return "expected a whole number from " + std::to_string(min) + " to " + std::to_string(max);
-    c.*field = static_cast<T>(n);
-    return "";
-  };
+  return [=](Config& c, const std::string& v) { return set_uint(c.*field, v, min, max); };
+}
+
+// A field of one of Config's limit structs: `section` is Config::limits or Config::queue.
+template <typename S, typename T>
+Setter uint_key(S Config::*section, T S::*field, uint64_t min, uint64_t max) {
+  return [=](Config& c, const std::string& v) { return set_uint(c.*section.*field, v, min, max); };
 }
 
 Setter string_key(std::string Config::*field) {
@@ -135,7 +145,7 @@ Setter string_key(std::string Config::*field) {
 
 const std::map<std::string, Setter>& global_keys() {
   static const std::map<std::string, Setter> keys = {
-      {"node.id", uint_key(&Config::node_id, 1, 1023)},
+      {"node.id", uint_key(&Config::node_id, 1, kMaxNodeId)},
       {"node.name", string_key(&Config::node_name)},
       {"node.workers", uint_key(&Config::workers, 0, 256)},
       {"node.advertise", string_key(&Config::advertise)},
@@ -191,16 +201,16 @@ const std::map<std::string, Setter>& global_keys() {
       {"route.intranet_ws_addr", string_key(&Config::intranet_ws_addr)},
       {"route.intranet_wss_addr", string_key(&Config::intranet_wss_addr)},
       {"route.cors_origin", string_key(&Config::cors_origin)},
-      {"limits.max_connections", uint_key(&Config::max_connections, 1, 100000000)},
-      {"limits.max_header_bytes", uint_key(&Config::max_header_bytes, 256, 1u << 20)},
-      {"limits.max_headers", uint_key(&Config::max_headers, 4, 1000)},
-      {"limits.max_context_bytes", uint_key(&Config::max_context_bytes, 2, 1u << 24)},
-      {"limits.max_context_keys", uint_key(&Config::max_context_keys, 1, 100000)},
-      {"limits.max_channels", uint_key(&Config::max_channels, 1, 1000000)},
-      {"limits.output_hard_limit", uint_key(&Config::output_hard_limit, 1024, 1ull << 40)},
-      {"limits.output_soft_limit", uint_key(&Config::output_soft_limit, 1024, 1ull << 40)},
-      {"limits.output_soft_seconds", uint_key(&Config::output_soft_seconds, 0, 86400)},
-      {"limits.message_timeout", uint_key(&Config::message_timeout, 0, 86400)},
+      {"limits.max_connections", uint_key(&Config::limits, &ClientLimits::max_connections, 1, 100000000)},
+      {"limits.max_header_bytes", uint_key(&Config::limits, &ClientLimits::max_header_bytes, 256, 1u << 20)},
+      {"limits.max_headers", uint_key(&Config::limits, &ClientLimits::max_headers, 4, 1000)},
+      {"limits.max_context_bytes", uint_key(&Config::limits, &ClientLimits::max_context_bytes, 2, 1u << 24)},
+      {"limits.max_context_keys", uint_key(&Config::limits, &ClientLimits::max_context_keys, 1, 100000)},
+      {"limits.max_channels", uint_key(&Config::limits, &ClientLimits::max_channels, 1, 1000000)},
+      {"limits.output_hard_limit", uint_key(&Config::limits, &ClientLimits::output_hard_limit, 1024, 1ull << 40)},
+      {"limits.output_soft_limit", uint_key(&Config::limits, &ClientLimits::output_soft_limit, 1024, 1ull << 40)},
+      {"limits.output_soft_seconds", uint_key(&Config::limits, &ClientLimits::output_soft_seconds, 0, 86400)},
+      {"limits.message_timeout", uint_key(&Config::limits, &ClientLimits::message_timeout, 0, 86400)},
       {"mesh.bind", string_key(&Config::mesh_bind)},
       {"mesh.port", uint_key(&Config::mesh_port, 0, 65535)},
       {"mesh.advertise", string_key(&Config::mesh_advertise)},
@@ -225,13 +235,13 @@ const std::map<std::string, Setter>& global_keys() {
       {"mesh.dead_after", uint_key(&Config::mesh_dead_after, 1, 3600)},
       {"mesh.call_timeout", uint_key(&Config::mesh_call_timeout, 1, 3600)},
       {"mesh.max_link_buffer", uint_key(&Config::mesh_max_link_buffer, 65536, 1ull << 40)},
-      {"queue.max_events", uint_key(&Config::queue_max_events, 1, 100000000)},
-      {"queue.max_bytes", uint_key(&Config::queue_max_bytes, 1024, 1ull << 40)},
-      {"queue.ack_timeout", uint_key(&Config::ack_timeout, 1, 86400)},
-      {"queue.max_unacked", uint_key(&Config::max_unacked, 1, 1000000)},
-      {"queue.max_deliveries", uint_key(&Config::max_deliveries, 1, 1000000)},
-      {"queue.max_topics", uint_key(&Config::queue_max_topics, 1, 1000000)},
-      {"queue.topic_idle_timeout", uint_key(&Config::queue_topic_idle_timeout, 1, 86400)},
+      {"queue.max_events", uint_key(&Config::queue, &QueueLimits::max_events, 1, 100000000)},
+      {"queue.max_bytes", uint_key(&Config::queue, &QueueLimits::max_bytes, 1024, 1ull << 40)},
+      {"queue.ack_timeout", uint_key(&Config::queue, &QueueLimits::ack_timeout_s, 1, 86400)},
+      {"queue.max_unacked", uint_key(&Config::queue, &QueueLimits::max_unacked, 1, 1000000)},
+      {"queue.max_deliveries", uint_key(&Config::queue, &QueueLimits::max_deliveries, 1, 1000000)},
+      {"queue.max_topics", uint_key(&Config::queue, &QueueLimits::max_topics, 1, 1000000)},
+      {"queue.topic_idle_timeout", uint_key(&Config::queue, &QueueLimits::topic_idle_s, 1, 86400)},
       {"queue.overflow", [](Config& c, const std::string& v) -> std::string {
          if (v != "pause" && v != "drop") return "expected pause or drop";
          c.queue_pause_on_overflow = v == "pause";
@@ -355,7 +365,7 @@ std::string validate(const Config& c, const ParseState& st) {
   };
   if (c.mesh_port != 0 && c.mesh_secret.empty())
     return at(line_of("mesh.port"), "[mesh] secret is required when the mesh is on (port != 0)");
-  if (c.output_soft_limit > c.output_hard_limit)
+  if (c.limits.output_soft_limit > c.limits.output_hard_limit)
     return at(std::max(line_of("limits.output_soft_limit"), line_of("limits.output_hard_limit")),
               "[limits] output_soft_limit is above output_hard_limit");
   for (size_t i = 0; i < c.listeners.size(); i++) {

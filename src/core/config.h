@@ -9,39 +9,13 @@
 #include <string>
 #include <vector>
 
+#include "core/limits.h"
+
 namespace mg {
 
 enum class ListenerType { Ws, Tcp };
 enum class Framing { Line, Len32 };
 
-// Every limit's default, in one place: Config starts from these, and so do the limit structs of
-// the layers that apply them (WorkerLimits, QueueLimits, HttpLimits, TokenLimits), so a part built
-// without a Config (a unit test, the CLI) applies the same numbers a node does.
-namespace limit_defaults {
-constexpr uint32_t kApiMaxBody = 1048576;
-constexpr uint64_t kApiMaxOutput = 64ull << 20;
-constexpr uint32_t kRouteMaxBatch = 10000;
-constexpr uint32_t kRouteMaxBody = 65536;  // the public route API buffers each body whole: keep it small
-constexpr uint32_t kMaxConnections = 100000;
-constexpr uint32_t kMaxHeaderBytes = 8192;
-constexpr uint32_t kMaxHeaders = 64;
-constexpr uint32_t kMaxContextBytes = 4096;
-constexpr uint32_t kMaxContextKeys = 64;
-constexpr uint32_t kMaxChannels = 256;
-constexpr uint64_t kOutputHardLimit = 4ull << 20;
-constexpr uint64_t kOutputSoftLimit = 1ull << 20;
-constexpr uint32_t kOutputSoftSeconds = 10;
-constexpr uint32_t kMessageTimeout = 60;
-constexpr uint32_t kQueueMaxEvents = 10000;
-constexpr uint64_t kQueueMaxBytes = 16ull << 20;
-constexpr uint32_t kAckTimeout = 30;
-constexpr uint32_t kMaxUnacked = 1000;
-constexpr uint32_t kMaxDeliveries = 10;  // times one event is handed out before it is dropped as poison
-constexpr uint32_t kQueueMaxTopics = 10000;
-constexpr uint32_t kQueueTopicIdleTimeout = 300;  // seconds
-constexpr uint64_t kMeshMaxLinkBuffer = 64ull << 20;
-constexpr uint32_t kMaxTokenBytes = 8192;  // a connect token (not configurable: it bounds a header anyway)
-}  // namespace limit_defaults
 
 // One client listener ([listener.NAME]).
 struct ListenerConfig {
@@ -102,25 +76,11 @@ struct Config {
   std::string tcp_addr, ws_addr, wss_addr;
   std::string intranet_tcp_addr, intranet_ws_addr, intranet_wss_addr;
   std::string cors_origin;
-  // [limits]
-  uint32_t max_connections = limit_defaults::kMaxConnections;
-  uint32_t max_header_bytes = limit_defaults::kMaxHeaderBytes;
-  uint32_t max_headers = limit_defaults::kMaxHeaders;
-  uint32_t max_context_bytes = limit_defaults::kMaxContextBytes;
-  uint32_t max_context_keys = limit_defaults::kMaxContextKeys;
-  uint32_t max_channels = limit_defaults::kMaxChannels;
-  uint64_t output_hard_limit = limit_defaults::kOutputHardLimit;
-  uint64_t output_soft_limit = limit_defaults::kOutputSoftLimit;
-  uint32_t output_soft_seconds = limit_defaults::kOutputSoftSeconds;
-  uint32_t message_timeout = limit_defaults::kMessageTimeout;  // seconds a client may take to complete one message; 0 = no limit
-  // [queue]
-  uint32_t queue_max_events = limit_defaults::kQueueMaxEvents;
-  uint64_t queue_max_bytes = limit_defaults::kQueueMaxBytes;
-  uint32_t ack_timeout = limit_defaults::kAckTimeout;
-  uint32_t max_unacked = limit_defaults::kMaxUnacked;
-  uint32_t max_deliveries = limit_defaults::kMaxDeliveries;
-  uint32_t queue_max_topics = limit_defaults::kQueueMaxTopics;
-  uint32_t queue_topic_idle_timeout = limit_defaults::kQueueTopicIdleTimeout;  // seconds
+  // [limits]: the workers apply them as they are (client/worker.h WorkerLimits adds the token secrets)
+  ClientLimits limits;
+  // [queue]: the queue applies its bounds as they are (QueueHub::set_limits); overflow is a policy
+  // each topic takes when it is declared, not a bound, so it stays beside them.
+  QueueLimits queue;
   bool queue_pause_on_overflow = true;  // [queue] overflow = pause (else drop); a listener may override
   // [mesh]
   std::string mesh_bind = "0.0.0.0";

@@ -53,7 +53,10 @@ std::string Metrics::render() const {
   w.family("meshgate_sends_total", "counter", "mesh.send calls by result.");
   w.sample("meshgate_sends_total", {{"result", "ok"}}, get(sends[static_cast<int>(SendResult::Ok)]));
   w.sample("meshgate_sends_total", {{"result", "not_connected"}}, get(sends[static_cast<int>(SendResult::NotConnected)]));
-  w.sample("meshgate_sends_total", {{"result", "buffer_full"}}, get(sends[static_cast<int>(SendResult::BufferFull)]));
+  // A client that is closing could not take the message either: one label for both, as before
+  // SendResult told them apart.
+  w.sample("meshgate_sends_total", {{"result", "buffer_full"}},
+           get(sends[static_cast<int>(SendResult::BufferFull)]) + get(sends[static_cast<int>(SendResult::Closing)]));
   w.family("meshgate_publishes_total", "counter", "mesh.publish and mesh.broadcast calls.");
   w.sample("meshgate_publishes_total", get(publishes));
   w.family("meshgate_publish_deliveries_total", "counter", "Publish/broadcast fan-out per recipient, by result.");

@@ -12,6 +12,8 @@
 #include <utility>
 #include <vector>
 
+#include "core/send_result.h"
+
 namespace mg {
 
 using Counter = std::atomic<uint64_t>;
@@ -27,14 +29,13 @@ struct ListenerMetrics {
 
 enum class RefuseReason { MaxConnections, BadHandshake, PerIp, AcceptRate, Token, Origin, TlsHandshake, Count };
 enum class OutputLimit { Hard, Soft, Count };
-enum class SendResult { Ok, NotConnected, BufferFull, Count };
 
 struct Metrics {
   std::unique_ptr<ListenerMetrics[]> listeners;
   size_t listener_count = 0;
   Counter refused[static_cast<int>(RefuseReason::Count)] = {};
   Counter output_closes[static_cast<int>(OutputLimit::Count)] = {};
-  Counter sends[static_cast<int>(SendResult::Count)] = {};
+  Counter sends[kSendResultCount] = {};  // mesh.send by SendResult; Closing is shown as buffer_full
   Counter publish_ok{0}, publish_failed{0}, publishes{0};
   Counter closes_by_code[5000 - 1000] = {};  // close codes 1000..4999
   Counter queue_backlog_drops{0};             // events dropped because the hub fell behind

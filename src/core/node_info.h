@@ -8,6 +8,14 @@
 
 namespace mg {
 
+// A node id is 1..kMaxNodeId: it fills kNodeIdBits of every client id (core/snowflake.h), so a
+// client's node is read from its id. 0 means "no node" wherever a node id is optional.
+constexpr int kNodeIdBits = 10;
+constexpr unsigned kMaxNodeId = (1u << kNodeIdBits) - 1;  // 1023
+
+// "1..1023", for the error texts that give the range.
+inline std::string node_id_range() { return "1.." + std::to_string(kMaxNodeId); }
+
 // Client addresses as handed out: "host:port" for TCP, ws:// and wss:// URLs. Empty when the node
 // has no such listener.
 struct NodeAddresses {

@@ -21,7 +21,7 @@ namespace mg {
 SnowflakeGenerator::SnowflakeGenerator(unsigned node_id, unsigned worker_index, unsigned worker_count)
     : node_id_(node_id), worker_index_(worker_index), worker_count_(worker_count),
       next_seq_(worker_index) {
-  if (node_id < 1 || node_id > kMaxNodeId) throw std::invalid_argument("snowflake: node id not in 1..1023");
+  if (node_id < 1 || node_id > kMaxNodeId) throw std::invalid_argument("snowflake: node id not in " + node_id_range());
   if (worker_count < 1 || worker_count > kSeqMask + 1 || worker_index >= worker_count) {
     throw std::invalid_argument("snowflake: need 0 <= worker_index < worker_count <= 4096");
   }
@@ -36,7 +36,7 @@ uint64_t SnowflakeGenerator::next(uint64_t unix_ms) {
     ++last_ms_;
     next_seq_ = worker_index_;
   }
-  const uint64_t id = (last_ms_ << (kNodeBits + kSeqBits)) | (node_id_ << kSeqBits) | next_seq_;
+  const uint64_t id = (last_ms_ << (kNodeIdBits + kSeqBits)) | (node_id_ << kSeqBits) | next_seq_;
   next_seq_ += worker_count_;
   return id;
 }

@@ -1,6 +1,6 @@
 // Client ids: 64-bit snowflakes, as PROTOCOL.md §2.
 //
-//   | 41 bits: ms since the Twitter epoch | 10 bits: node id (1..1023) | 12 bits: sequence |
+//   | 41 bits: ms since the Twitter epoch | 10 bits: node id (1..kMaxNodeId) | 12 bits: sequence |
 //
 // Each worker thread owns a generator. Worker k of n issues only sequences s with s % n == k, so the
 // worker that owns a connection is read from its id (snowflake_worker) with no shared table and no lock.
@@ -10,17 +10,17 @@
 
 #include <cstdint>
 
+#include "core/node_info.h"
+
 namespace mg {
 
 constexpr uint64_t kSnowflakeEpochMs = 1288834974657ull;  // 2010-11-04T01:42:54.657Z
-constexpr int kNodeBits = 10;
-constexpr int kSeqBits = 12;
-constexpr uint64_t kMaxNodeId = (1u << kNodeBits) - 1;  // 1023
+constexpr int kSeqBits = 12;  // the node id's bits (kNodeIdBits) sit above these
 constexpr uint64_t kSeqMask = (1u << kSeqBits) - 1;
 
 class SnowflakeGenerator {
  public:
-  // node_id in 1..1023, 0 <= worker_index < worker_count <= 4096.
+  // node_id in 1..kMaxNodeId, 0 <= worker_index < worker_count <= 4096.
   SnowflakeGenerator(unsigned node_id, unsigned worker_index, unsigned worker_count);
   // A new id for wall-clock time `unix_ms` (milliseconds since 1970).
   uint64_t next(uint64_t unix_ms);
@@ -34,7 +34,7 @@ class SnowflakeGenerator {
 
 inline unsigned snowflake_node(uint64_t id) { return (id >> kSeqBits) & kMaxNodeId; }
 inline unsigned snowflake_seq(uint64_t id) { return id & kSeqMask; }
-inline uint64_t snowflake_unix_ms(uint64_t id) { return (id >> (kSeqBits + kNodeBits)) + kSnowflakeEpochMs; }
+inline uint64_t snowflake_unix_ms(uint64_t id) { return (id >> (kSeqBits + kNodeIdBits)) + kSnowflakeEpochMs; }
 inline unsigned snowflake_worker(uint64_t id, unsigned worker_count) {
   return snowflake_seq(id) % worker_count;
 }

@@ -197,24 +197,27 @@ bool HttpConn::ws_message(uint8_t opcode, const uint8_t* data, size_t len) {
   return false;
 }
 
-void HttpConn::send_text(const std::string& text) {
-  if (!ws_can_send()) return;
-  if (queued_bytes() + text.size() > ws_max_output_) {
+SendResult HttpConn::admit_ws_output(size_t bytes) {
+  const SendResult r = admit(bytes, ws_max_output_);
+  if (r == SendResult::BufferFull) close_now();
+  return r;
+}
+
+SendResult HttpConn::send_text(const std::string& text) {
+  if (!ws_can_send()) return SendResult::Closing;
+  const SendResult r = admit_ws_output(text.size());
+  if (r == SendResult::BufferFull)
     LOG_WARN("API connection closed: more than %llu bytes waiting to be written (a consumer that does not read)",
              static_cast<unsigned long long>(ws_max_output_));
-    close_now();
-    return;
-  }
+  if (r != SendResult::Ok) return r;
   char head[kWsMaxHeader];
   write_copy(std::string_view(head, ws_frame_header(kWsText, text.size(), head)), text);
+  return SendResult::Ok;
 }
 
 void HttpConn::ws_output(const uint8_t* data, size_t len) {
-  if (queued_bytes() + len > ws_max_output_) {
-    close_now();  // pings from a client that never reads
-    return;
-  }
-  write(std::string(reinterpret_cast<const char*>(data), len));
+  // Pongs and close frames from a client that never reads count against the same bound.
+  if (admit_ws_output(len) == SendResult::Ok) write(std::string(reinterpret_cast<const char*>(data), len));
 }
 
 void HttpConn::on_drained() {

@@ -64,8 +64,9 @@ class HttpConn : public Stream, public WsOwner {
   void respond_json(int status, const std::string& body, const Headers& extra = {}) {
     respond(status, "application/json", body, extra);
   }
-  // WebSocket: one text message. A peer with more than the output limit waiting is closed.
-  void send_text(const std::string& text);
+  // WebSocket: one text message. Closing when the session sends no more (nothing queued);
+  // BufferFull when the peer has more than the output limit waiting (the connection is closed).
+  SendResult send_text(const std::string& text);
   // Node shutdown: a WebSocket gets close 1001 and closes once it is written; HTTP closes now.
   void close_going_away();
 
@@ -93,6 +94,9 @@ class HttpConn : public Stream, public WsOwner {
   HttpServer& server() { return server_; }
   const HttpServer& server() const { return server_; }
   bool ws_can_send() const { return ws_ && ws_->can_send() && !closing(); }
+  // Every byte queued in WebSocket mode goes through here: Stream::admit under the upgrade's
+  // max_output, and over it the connection is closed at once (a consumer or client that does not read).
+  SendResult admit_ws_output(size_t bytes);
   uint64_t ws_max_output() const { return ws_max_output_; }
 
  private:

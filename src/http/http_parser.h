@@ -22,7 +22,7 @@
 #include <utility>
 #include <vector>
 
-#include "core/config.h"
+#include "core/limits.h"
 
 namespace mg {
 

@@ -8,6 +8,7 @@
 #include "core/addr.h"
 #include "core/base64.h"
 #include "core/json_text.h"
+#include "core/node_info.h"
 
 namespace mg {
 
@@ -155,7 +156,7 @@ bool mesh_decode(const char* body, size_t len, MeshHello& out) {
   if (!o || !mesh_read_uint(o, "v", 1u << 30, 0, out.version)) return false;
   out.cluster = mesh_read_string(o, "cluster");
   uint64_t id = 0;
-  out.id = mesh_read_uint(o, "id", 1023, 0, id) ? static_cast<unsigned>(id) : 0;
+  out.id = mesh_read_uint(o, "id", kMaxNodeId, 0, id) ? static_cast<unsigned>(id) : 0;
   out.name = mesh_read_string(o, "name");
   out.nonce = mesh_read_string(o, "nonce");
   const cJSON* enc = cJSON_GetObjectItemCaseSensitive(o, "enc");
@@ -199,7 +200,7 @@ bool mesh_decode(const char* body, size_t len, MeshMembers& out) {
   const cJSON* item;
   cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(doc.get(), "m")) {
     uint64_t id = 0;
-    if (!mesh_read_uint(item, "id", 1023, 0, id)) return false;
+    if (!mesh_read_uint(item, "id", kMaxNodeId, 0, id)) return false;
     out.members.push_back(MeshMembers::Entry{static_cast<unsigned>(id), mesh_read_string(item, "mesh")});
   }
   return true;
@@ -301,7 +302,7 @@ bool mesh_decode(const char* body, size_t len, MeshEvent& out) {
     return false;
   QueueEvent& ev = out.ev;
   ev.hops = static_cast<unsigned>(hops);
-  ev.node = mesh_read_uint(o, "n", 1023, 0, node) ? static_cast<unsigned>(node) : 0;
+  ev.node = mesh_read_uint(o, "n", kMaxNodeId, 0, node) ? static_cast<unsigned>(node) : 0;
   ev.topic = mesh_read_string(o, "t");
   out.complete = !ev.topic.empty() && json_client_id(cJSON_GetObjectItemCaseSensitive(o, "c"), nullptr, 0, client);
   ev.client = out.complete ? client : 0;

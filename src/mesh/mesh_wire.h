@@ -73,7 +73,7 @@ std::string mesh_frame(MeshType type, const std::string& body);
 // text, so big ids and any JSON value cross the mesh exactly as sent.
 
 // HELLO {"v","cluster","id","name","nonce","enc","mesh","weight","conns","ext":{tcp,ws,wss},"int":{...}}.
-// Only "v" makes mesh_decode fail (not a version number): the mesh refuses an "id" outside 1..1023
+// Only "v" makes mesh_decode fail (not a version number): the mesh refuses an "id" outside 1..kMaxNodeId
 // (read as 0) and a HELLO without "enc" with a reason of their own; "conns" out of range reads as 0
 // and "weight" that is not a finite positive number up to 1e6 as 1.
 struct MeshHello {
@@ -98,7 +98,7 @@ struct MeshRefuse {
   std::string reason;
 };
 
-// MEMBERS {"m":[{"id","mesh"}]}. Every entry's "id" is range-checked (0..1023, missing: 0); an entry
+// MEMBERS {"m":[{"id","mesh"}]}. Every entry's "id" is range-checked (0..kMaxNodeId, missing: 0); an entry
 // with id 0 or no address is kept here and skipped by the mesh.
 struct MeshMembers {
   struct Entry {

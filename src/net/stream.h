@@ -28,6 +28,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/send_result.h"
 #include "net/tls.h"
 
 namespace mg {
@@ -73,6 +74,15 @@ class Stream {
   void write_copy(std::string_view a, std::string_view b);
   // Bytes queued and not yet confirmed written (including the write in flight).
   size_t queued_bytes() const { return queued_bytes_; }
+  // The one output admission: may `bytes` more be queued under `limit`, the owner's hard bound on
+  // queued_bytes()? Ok; BufferFull when they would pass it (the owner closes the connection: a
+  // peer that does not read must not grow our memory); Closing when the stream takes nothing more
+  // (write() would drop them), checked first so a stream already closing is not closed again for
+  // its limit. Queues nothing.
+  SendResult admit(size_t bytes, uint64_t limit) const {
+    if (closing()) return SendResult::Closing;
+    return queued_bytes_ + bytes > limit ? SendResult::BufferFull : SendResult::Ok;
+  }
   // Stops reading and closes once the queue is written.
   void close_after_flush();
   // Closes now, dropping anything not yet written.

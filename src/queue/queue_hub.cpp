@@ -79,34 +79,18 @@ void QueueHub::forget_idle_topics() {
 }
 
 QueueHub::Consumer* QueueHub::choose(const Topic& t, uint64_t client, const Consumer* exclude) const {
-  uint64_t key = stable_hash(&client, sizeof client);
-  Consumer* best = nullptr;
-  uint64_t best_score = 0;
-  for (Consumer* c : t.consumers) {
-    if (c == exclude && t.consumers.size() > 1) continue;
-    uint64_t s = hrw_score(key, c->hash);
-    if (!best || s > best_score) {
-      best = c;
-      best_score = s;
-    }
-  }
-  return best;
+  const Consumer* skip = t.consumers.size() > 1 ? exclude : nullptr;  // the only one is taken even so
+  auto it = hrw_pick(stable_hash(&client, sizeof client), t.consumers, [](const Consumer* c) { return c->hash; },
+                     [skip](const Consumer* c) { return c == skip; });
+  return it == t.consumers.end() ? nullptr : *it;
 }
 
 QueueHub::Target QueueHub::target(const Topic& t, uint64_t client, unsigned hops, const Consumer* exclude) const {
   if (!t.consumers.empty()) return Target{choose(t, client, exclude), 0};
   if (!remote_ || t.remote_nodes.empty() || hops >= kMaxHops) return Target{};
-  uint64_t key = stable_hash(&client, sizeof client);
-  unsigned best = 0;
-  uint64_t best_score = 0;
-  for (unsigned node : t.remote_nodes) {
-    uint64_t s = hrw_score(key, stable_hash(&node, sizeof node));
-    if (!best || s > best_score) {
-      best = node;
-      best_score = s;
-    }
-  }
-  return Target{nullptr, best};
+  auto it = hrw_pick(stable_hash(&client, sizeof client), t.remote_nodes,
+                     [](const unsigned& node) { return stable_hash(&node, sizeof node); });
+  return Target{nullptr, *it};  // remote_nodes is not empty
 }
 
 bool QueueHub::ready(const Target& to) const {

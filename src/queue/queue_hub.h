@@ -52,7 +52,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "core/config.h"
+#include "core/limits.h"
 #include "core/log_limit.h"
 #include "core/metrics.h"
 #include "queue/queue_event.h"
@@ -93,20 +93,6 @@ struct QueueTopicStats {
   size_t consumers, remote_consumer_nodes, pending;
   uint64_t bytes, unacked, delivered, redelivered, dropped, forwarded, pauses;
   bool paused;
-};
-
-struct QueueLimits {
-  uint32_t max_events = limit_defaults::kQueueMaxEvents;
-  uint64_t max_bytes = limit_defaults::kQueueMaxBytes;
-  uint32_t ack_timeout_s = limit_defaults::kAckTimeout;
-  uint32_t max_unacked = limit_defaults::kMaxUnacked;
-  uint32_t max_deliveries = limit_defaults::kMaxDeliveries;
-  uint32_t max_topics = limit_defaults::kQueueMaxTopics;
-  uint32_t topic_idle_s = limit_defaults::kQueueTopicIdleTimeout;
-  static QueueLimits from(const Config& c) {
-    return QueueLimits{c.queue_max_events, c.queue_max_bytes, c.ack_timeout, c.max_unacked, c.max_deliveries,
-                       c.queue_max_topics, c.queue_topic_idle_timeout};
-  }
 };
 
 class QueueHub {

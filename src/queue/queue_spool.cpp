@@ -13,6 +13,7 @@
 #include "core/log.h"
 #include "queue/queue_event.h"
 #include "queue/queue_hub.h"
+#include "core/node_info.h"
 
 namespace mg {
 
@@ -36,7 +37,7 @@ bool event_of(const std::string& line, QueueEvent& ev) {
   size_t dn = 0;
   if (!cJSON_IsString(t) || !*t->valuestring ||
       !json_client_id(cJSON_GetObjectItemCaseSensitive(doc.get(), "c"), nullptr, 0, ev.client) ||
-      !json_integer(cJSON_GetObjectItemCaseSensitive(doc.get(), "n"), 0, 1023, node) ||
+      !json_integer(cJSON_GetObjectItemCaseSensitive(doc.get(), "n"), 0, kMaxNodeId, node) ||
       !json_member_text(line.data(), line.size(), "d", d, dn))
     return false;
   ev.topic = t->valuestring;

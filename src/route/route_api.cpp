@@ -56,24 +56,17 @@ RouteApi::RouteApi(uv_loop_t* loop, const Config& cfg, Members members)
     : cfg_(cfg), members_(std::move(members)),
       http_(loop, "route API", "route", kMaxConnections, kRequestTimeoutMs,
             [this](HttpServer& server, uint64_t serial) -> HttpConn* {
-              HttpLimits limits{cfg_.max_header_bytes, cfg_.max_headers, cfg_.route_max_body};
+              HttpLimits limits{cfg_.limits.max_header_bytes, cfg_.limits.max_headers, cfg_.route_max_body};
               return new RouteConn(*this, server, serial, limits);
             }) {}
 
 size_t route_pick(const std::vector<NodeInfo>& members, const std::string& uid) {
-  uint64_t key = stable_hash(uid);
-  size_t best = 0;
-  double best_score = -1;
-  for (size_t i = 0; i < members.size(); i++) {
-    uint64_t member = stable_hash(&members[i].node_id, sizeof members[i].node_id);
-    double s = hrw_weighted_score(key, member, members[i].weight);
-    // Ties (practically impossible) go to the lower node id, the same on every node.
-    if (s > best_score || (s == best_score && members[i].node_id < members[best].node_id)) {
-      best = i;
-      best_score = s;
-    }
-  }
-  return best;
+  auto it = hrw_pick_weighted(
+      stable_hash(uid), members, [](const NodeInfo& m) { return stable_hash(&m.node_id, sizeof m.node_id); },
+      [](const NodeInfo& m) { return m.weight; },
+      // Ties (practically impossible) go to the lower node id, the same on every node.
+      [](const NodeInfo& a, const NodeInfo& b) { return a.node_id < b.node_id; });
+  return it == members.end() ? 0 : static_cast<size_t>(it - members.begin());
 }
 
 void RouteApi::handle(HttpConn& conn, const HttpRequest& req) const {

@@ -77,7 +77,7 @@ struct Node {
       cfg.listeners.push_back(l);
       metric_names.push_back(l.name);
     }
-    cfg.output_hard_limit = 8192;  // a few large sends reach it: the hard-limit close
+    cfg.limits.output_hard_limit = 8192;  // a few large sends reach it: the hard-limit close
     mg::metrics().init_listeners(metric_names);
     std::string note, error;
     SSL_CTX* tls = mg::tls_server_context("", "", note, error);

@@ -145,7 +145,7 @@ TEST_F(WorkerPoolTest, OnOwnerRunsOnTheWorkerTheIdNamesAndRepliesAtHome) {
   run_until([&] { return have; });
   const std::string home = thread_name();
   for (uint64_t seq = 0; seq < 2 * kWorkers; seq++) {
-    const uint64_t client = (uint64_t{12345} << (kSeqBits + kNodeBits)) | (uint64_t{kNode} << kSeqBits) | seq;
+    const uint64_t client = (uint64_t{12345} << (kSeqBits + kNodeIdBits)) | (uint64_t{kNode} << kSeqBits) | seq;
     Worker* owner = pool_.owner(client);
     ASSERT_NE(owner, nullptr);
     std::string expected;
@@ -162,7 +162,7 @@ TEST_F(WorkerPoolTest, OnOwnerRunsOnTheWorkerTheIdNamesAndRepliesAtHome) {
     EXPECT_EQ(replied_on, home);
   }
   // Another node's client, or no client at all: nothing runs, no reply.
-  const uint64_t elsewhere = (uint64_t{12345} << (kSeqBits + kNodeBits)) | (uint64_t{kNode + 1} << kSeqBits);
+  const uint64_t elsewhere = (uint64_t{12345} << (kSeqBits + kNodeIdBits)) | (uint64_t{kNode + 1} << kSeqBits);
   EXPECT_EQ(pool_.owner(elsewhere), nullptr);
   EXPECT_FALSE(pool_.on_owner(elsewhere, [](Worker&) { return ApiResult::ok(""); },
                               [](const ApiResult&) { ADD_FAILURE() << "replied for another node's client"; }));

@@ -81,19 +81,19 @@ TEST(ConfigDefaults, EmptyTextGivesEveryDefault) {
   EXPECT_EQ(c.route_port, 5001);
   EXPECT_EQ(c.route_max_batch, 10000u);
   EXPECT_EQ(c.cors_origin, "");
-  EXPECT_EQ(c.max_connections, 100000u);
-  EXPECT_EQ(c.max_header_bytes, 8192u);
-  EXPECT_EQ(c.max_headers, 64u);
-  EXPECT_EQ(c.max_context_bytes, 4096u);
-  EXPECT_EQ(c.max_context_keys, 64u);
-  EXPECT_EQ(c.max_channels, 256u);
-  EXPECT_EQ(c.output_hard_limit, 4194304u);
-  EXPECT_EQ(c.output_soft_limit, 1048576u);
-  EXPECT_EQ(c.output_soft_seconds, 10u);
-  EXPECT_EQ(c.queue_max_events, 10000u);
-  EXPECT_EQ(c.queue_max_bytes, 16777216u);
-  EXPECT_EQ(c.ack_timeout, 30u);
-  EXPECT_EQ(c.max_unacked, 1000u);
+  EXPECT_EQ(c.limits.max_connections, 100000u);
+  EXPECT_EQ(c.limits.max_header_bytes, 8192u);
+  EXPECT_EQ(c.limits.max_headers, 64u);
+  EXPECT_EQ(c.limits.max_context_bytes, 4096u);
+  EXPECT_EQ(c.limits.max_context_keys, 64u);
+  EXPECT_EQ(c.limits.max_channels, 256u);
+  EXPECT_EQ(c.limits.output_hard_limit, 4194304u);
+  EXPECT_EQ(c.limits.output_soft_limit, 1048576u);
+  EXPECT_EQ(c.limits.output_soft_seconds, 10u);
+  EXPECT_EQ(c.queue.max_events, 10000u);
+  EXPECT_EQ(c.queue.max_bytes, 16777216u);
+  EXPECT_EQ(c.queue.ack_timeout_s, 30u);
+  EXPECT_EQ(c.queue.max_unacked, 1000u);
   EXPECT_TRUE(c.listeners.empty());
   EXPECT_EQ(c.source_path, "t.conf");
 }
@@ -185,21 +185,21 @@ TEST(ConfigShippedFile, EveryValueInTheShippedFileIsTheBuiltInDefault) {
   EXPECT_EQ(c.ws_addr, d.ws_addr);
   EXPECT_EQ(c.wss_addr, d.wss_addr);
   EXPECT_EQ(c.cors_origin, d.cors_origin);
-  EXPECT_EQ(c.max_connections, d.max_connections);
-  EXPECT_EQ(c.max_header_bytes, d.max_header_bytes);
-  EXPECT_EQ(c.max_headers, d.max_headers);
-  EXPECT_EQ(c.max_context_bytes, d.max_context_bytes);
-  EXPECT_EQ(c.max_context_keys, d.max_context_keys);
-  EXPECT_EQ(c.max_channels, d.max_channels);
-  EXPECT_EQ(c.output_hard_limit, d.output_hard_limit);
-  EXPECT_EQ(c.output_soft_limit, d.output_soft_limit);
-  EXPECT_EQ(c.output_soft_seconds, d.output_soft_seconds);
-  EXPECT_EQ(c.queue_max_events, d.queue_max_events);
-  EXPECT_EQ(c.queue_max_bytes, d.queue_max_bytes);
-  EXPECT_EQ(c.ack_timeout, d.ack_timeout);
-  EXPECT_EQ(c.max_unacked, d.max_unacked);
-  EXPECT_EQ(c.queue_max_topics, d.queue_max_topics);
-  EXPECT_EQ(c.queue_topic_idle_timeout, d.queue_topic_idle_timeout);
+  EXPECT_EQ(c.limits.max_connections, d.limits.max_connections);
+  EXPECT_EQ(c.limits.max_header_bytes, d.limits.max_header_bytes);
+  EXPECT_EQ(c.limits.max_headers, d.limits.max_headers);
+  EXPECT_EQ(c.limits.max_context_bytes, d.limits.max_context_bytes);
+  EXPECT_EQ(c.limits.max_context_keys, d.limits.max_context_keys);
+  EXPECT_EQ(c.limits.max_channels, d.limits.max_channels);
+  EXPECT_EQ(c.limits.output_hard_limit, d.limits.output_hard_limit);
+  EXPECT_EQ(c.limits.output_soft_limit, d.limits.output_soft_limit);
+  EXPECT_EQ(c.limits.output_soft_seconds, d.limits.output_soft_seconds);
+  EXPECT_EQ(c.queue.max_events, d.queue.max_events);
+  EXPECT_EQ(c.queue.max_bytes, d.queue.max_bytes);
+  EXPECT_EQ(c.queue.ack_timeout_s, d.queue.ack_timeout_s);
+  EXPECT_EQ(c.queue.max_unacked, d.queue.max_unacked);
+  EXPECT_EQ(c.queue.max_topics, d.queue.max_topics);
+  EXPECT_EQ(c.queue.topic_idle_s, d.queue.topic_idle_s);
 }
 
 TEST(ConfigShippedFile, MissingFileIsAnErrorNamingThePath) {
@@ -252,19 +252,19 @@ TEST(ConfigValues, EveryGlobalSectionIsReadIntoItsField) {
   EXPECT_EQ(c.intranet_ws_addr, "ws://e:5");
   EXPECT_EQ(c.intranet_wss_addr, "wss://f:6");
   EXPECT_EQ(c.cors_origin, "*");
-  EXPECT_EQ(c.max_connections, 5u);
-  EXPECT_EQ(c.max_header_bytes, 256u);
-  EXPECT_EQ(c.max_headers, 4u);
-  EXPECT_EQ(c.max_context_bytes, 2u);
-  EXPECT_EQ(c.max_context_keys, 1u);
-  EXPECT_EQ(c.max_channels, 1u);
-  EXPECT_EQ(c.output_hard_limit, 2048u);
-  EXPECT_EQ(c.output_soft_limit, 1024u);
-  EXPECT_EQ(c.output_soft_seconds, 0u);
-  EXPECT_EQ(c.queue_max_events, 1u);
-  EXPECT_EQ(c.queue_max_bytes, 1024u);
-  EXPECT_EQ(c.ack_timeout, 1u);
-  EXPECT_EQ(c.max_unacked, 1u);
+  EXPECT_EQ(c.limits.max_connections, 5u);
+  EXPECT_EQ(c.limits.max_header_bytes, 256u);
+  EXPECT_EQ(c.limits.max_headers, 4u);
+  EXPECT_EQ(c.limits.max_context_bytes, 2u);
+  EXPECT_EQ(c.limits.max_context_keys, 1u);
+  EXPECT_EQ(c.limits.max_channels, 1u);
+  EXPECT_EQ(c.limits.output_hard_limit, 2048u);
+  EXPECT_EQ(c.limits.output_soft_limit, 1024u);
+  EXPECT_EQ(c.limits.output_soft_seconds, 0u);
+  EXPECT_EQ(c.queue.max_events, 1u);
+  EXPECT_EQ(c.queue.max_bytes, 1024u);
+  EXPECT_EQ(c.queue.ack_timeout_s, 1u);
+  EXPECT_EQ(c.queue.max_unacked, 1u);
 }
 
 TEST(ConfigValues, RangeBoundsAreInclusive) {
@@ -273,10 +273,10 @@ TEST(ConfigValues, RangeBoundsAreInclusive) {
   EXPECT_EQ(parse_ok("[api]\nport = 65535\n").api_port, 65535);
   EXPECT_EQ(parse_ok("[api]\nmax_body = 1073741824\n").api_max_body, 1073741824u);
   EXPECT_EQ(parse_ok("[api]\nmax_output = 1099511627776\n").api_max_output, 1099511627776ull);
-  EXPECT_EQ(parse_ok("[limits]\nmax_headers = 1000\n").max_headers, 1000u);
-  EXPECT_EQ(parse_ok("[limits]\nmax_header_bytes = 1048576\n").max_header_bytes, 1048576u);
-  EXPECT_EQ(parse_ok("[queue]\nack_timeout = 86400\n").ack_timeout, 86400u);
-  EXPECT_EQ(parse_ok("[queue]\nmax_topics = 1\ntopic_idle_timeout = 1\n").queue_max_topics, 1u);
+  EXPECT_EQ(parse_ok("[limits]\nmax_headers = 1000\n").limits.max_headers, 1000u);
+  EXPECT_EQ(parse_ok("[limits]\nmax_header_bytes = 1048576\n").limits.max_header_bytes, 1048576u);
+  EXPECT_EQ(parse_ok("[queue]\nack_timeout = 86400\n").queue.ack_timeout_s, 86400u);
+  EXPECT_EQ(parse_ok("[queue]\nmax_topics = 1\ntopic_idle_timeout = 1\n").queue.max_topics, 1u);
   EXPECT_DOUBLE_EQ(parse_ok("[node]\nroute_weight = 1000000\n").route_weight, 1e6);
   EXPECT_DOUBLE_EQ(parse_ok("[node]\nroute_weight = 0.001\n").route_weight, 0.001);
 }
@@ -605,7 +605,7 @@ TEST(ConfigErrors, SoftLimitAboveHardLimitNamesTheFileAndBothKeys) {
 TEST(ConfigErrors, SoftLimitAboveTheDefaultHardLimitIsCaught) {
   const std::string e = parse_error("[limits]\noutput_soft_limit = 4194305\n");
   EXPECT_CONTAINS(e, "output_soft_limit");
-  EXPECT_TRUE(parse_ok("[limits]\noutput_soft_limit = 4194304\n").output_soft_limit == 4194304u);
+  EXPECT_TRUE(parse_ok("[limits]\noutput_soft_limit = 4194304\n").limits.output_soft_limit == 4194304u);
 }
 
 // The cross-key errors (listener without port, same port twice, soft limit above hard limit) name

@@ -34,30 +34,16 @@ std::vector<Member> make_members(int n) {
 
 uint64_t key_hash(int i) { return mg::stable_hash("uid:" + std::to_string(i)); }
 
+uint64_t hash_of(const Member& m) { return m.hash; }
+double weight_of(const Member& m) { return m.weight; }
+
+// members must not be empty.
 const std::string& pick(uint64_t key, const std::vector<Member>& members) {
-  const Member* best = &members[0];
-  uint64_t best_score = mg::hrw_score(key, best->hash);
-  for (const auto& m : members) {
-    const uint64_t s = mg::hrw_score(key, m.hash);
-    if (s > best_score) {
-      best = &m;
-      best_score = s;
-    }
-  }
-  return best->name;
+  return mg::hrw_pick(key, members, hash_of)->name;
 }
 
 const std::string& pick_weighted(uint64_t key, const std::vector<Member>& members) {
-  const Member* best = &members[0];
-  double best_score = mg::hrw_weighted_score(key, best->hash, best->weight);
-  for (const auto& m : members) {
-    const double s = mg::hrw_weighted_score(key, m.hash, m.weight);
-    if (s > best_score) {
-      best = &m;
-      best_score = s;
-    }
-  }
-  return best->name;
+  return mg::hrw_pick_weighted(key, members, hash_of, weight_of, mg::HrwNone{})->name;
 }
 
 TEST(StableHash, PinnedValuesNeverChange) {
@@ -222,6 +208,52 @@ TEST(HrwWeighted, NonPositiveWeightNeverBeatsAPositiveOne) {
   members[0].weight = 0.0;
   members[1].weight = -1.0;
   for (int k = 0; k < 10000; ++k) ASSERT_EQ(pick_weighted(key_hash(k), members), "node-3");
+}
+
+// --- the pick helpers themselves ---
+
+TEST(HrwPick, NoMembersOrAllSkippedGivesEnd) {
+  const std::vector<Member> none;
+  EXPECT_EQ(mg::hrw_pick(key_hash(1), none, hash_of), none.end());
+  EXPECT_EQ(mg::hrw_pick_weighted(key_hash(1), none, hash_of, weight_of, mg::HrwNone{}), none.end());
+  const std::vector<Member> members = make_members(3);
+  EXPECT_EQ(mg::hrw_pick(key_hash(1), members, hash_of, [](const Member&) { return true; }), members.end());
+}
+
+// The highest score wins, as a plain loop over the scores finds it; a skipped member never wins and
+// the others keep their keys (the queue skips the consumer an event just failed on).
+TEST(HrwPick, PicksTheHighestScoreAndNeverASkippedMember) {
+  const std::vector<Member> members = make_members(6);
+  for (int k = 0; k < 20000; ++k) {
+    const uint64_t key = key_hash(k);
+    size_t top = 0, second = 0;
+    for (size_t i = 1; i < members.size(); ++i)
+      if (mg::hrw_score(key, members[i].hash) > mg::hrw_score(key, members[top].hash)) top = i;
+    second = top == 0 ? 1 : 0;
+    for (size_t i = 0; i < members.size(); ++i)
+      if (i != top && mg::hrw_score(key, members[i].hash) > mg::hrw_score(key, members[second].hash)) second = i;
+    ASSERT_EQ(mg::hrw_pick(key, members, hash_of) - members.begin(), static_cast<long>(top)) << k;
+    auto skip_top = [&](const Member& m) { return &m == &members[top]; };
+    ASSERT_EQ(mg::hrw_pick(key, members, hash_of, skip_top) - members.begin(), static_cast<long>(second)) << k;
+  }
+}
+
+TEST(HrwPick, EqualMemberHashesGoToTheEarlierMember) {
+  const std::vector<Member> twins = {{"first", 42, 1.0}, {"second", 42, 1.0}};
+  for (int k = 0; k < 100; ++k) EXPECT_EQ(pick(key_hash(k), twins), "first");
+  EXPECT_EQ(pick_weighted(key_hash(1), twins), "first");
+}
+
+// Members whose weight is not positive all score 0: tie_wins decides, whatever their order.
+TEST(HrwPickWeighted, EqualScoresGoWhereTieWinsSays) {
+  std::vector<Member> members = {{"b", 2, 0.0}, {"a", 1, 0.0}, {"c", 3, 0.0}};
+  auto lower_name = [](const Member& a, const Member& b) { return a.name < b.name; };
+  for (int k = 0; k < 100; ++k) {
+    EXPECT_EQ(mg::hrw_pick_weighted(key_hash(k), members, hash_of, weight_of, lower_name)->name, "a");
+    EXPECT_EQ(pick_weighted(key_hash(k), members), "b");  // no tie-break: the first one
+  }
+  std::reverse(members.begin(), members.end());
+  EXPECT_EQ(mg::hrw_pick_weighted(key_hash(7), members, hash_of, weight_of, lower_name)->name, "a");
 }
 
 }  // namespace

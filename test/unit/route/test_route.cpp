@@ -46,6 +46,23 @@ TEST(RoutePick, SingleMemberGetsEveryUid) {
   for (int i = 0; i < 1000; ++i) ASSERT_EQ(mg::route_pick(m, uid(i)), 0u);
 }
 
+// The answers are part of the cluster's behaviour (nodes of two versions must agree): pinned, as
+// route_pick gave them before it used hrw_pick_weighted.
+TEST(RoutePick, PinnedAnswersNeverChange) {
+  const std::vector<NodeInfo> m = {member(1, 0.5), member(2, 1.0), member(3, 2.0), member(17, 3.5), member(1023, 1.0)};
+  const unsigned expected[] = {17, 3, 1023, 17, 3, 3, 1023, 17, 17, 17, 17, 17, 17, 17, 1, 3};
+  for (int i = 0; i < 16; ++i) EXPECT_EQ(pick(m, uid(i)), expected[i]) << uid(i);
+}
+
+// Equal scores (practically only members whose weight is not positive: all score 0) go to the
+// lower node id, whatever the order of the list.
+TEST(RoutePick, EqualScoresGoToTheLowerNodeId) {
+  std::vector<NodeInfo> m = {member(9, 0.0), member(4, 0.0), member(7, 0.0)};
+  for (int i = 0; i < 100; ++i) ASSERT_EQ(pick(m, uid(i)), 4u);
+  std::reverse(m.begin(), m.end());
+  for (int i = 0; i < 100; ++i) ASSERT_EQ(pick(m, uid(i)), 4u);
+}
+
 TEST(RoutePick, SameUidSameAnswerEveryTime) {
   const std::vector<NodeInfo> m = members({1, 2, 3, 4, 5});
   for (int i = 0; i < 1000; ++i) ASSERT_EQ(pick(m, uid(i)), pick(m, uid(i)));

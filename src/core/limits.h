@@ -1,0 +1,65 @@
+// Every limit's default, and the limit structs that Config is built from (as h2o's nested
+// configuration): Config holds a ClientLimits ([limits]) and a QueueLimits ([queue]), and the part
+// that applies them copies the struct whole, at start and on SIGHUP, so each field list is written
+// once. Parts built without a Config (a unit test, the CLI) start from the same defaults.
+//
+// The HTTP and token limits (http/http_parser.h HttpLimits, client/connect_token.h TokenLimits) stay
+// in their layers: each is a few of these numbers, picked where the layer is started.
+#pragma once
+
+#include <cstdint>
+
+namespace mg {
+
+namespace limit_defaults {
+constexpr uint32_t kApiMaxBody = 1048576;
+constexpr uint64_t kApiMaxOutput = 64ull << 20;
+constexpr uint32_t kRouteMaxBatch = 10000;
+constexpr uint32_t kRouteMaxBody = 65536;  // the public route API buffers each body whole: keep it small
+constexpr uint32_t kMaxConnections = 100000;
+constexpr uint32_t kMaxHeaderBytes = 8192;
+constexpr uint32_t kMaxHeaders = 64;
+constexpr uint32_t kMaxContextBytes = 4096;
+constexpr uint32_t kMaxContextKeys = 64;
+constexpr uint32_t kMaxChannels = 256;
+constexpr uint64_t kOutputHardLimit = 4ull << 20;
+constexpr uint64_t kOutputSoftLimit = 1ull << 20;
+constexpr uint32_t kOutputSoftSeconds = 10;
+constexpr uint32_t kMessageTimeout = 60;
+constexpr uint32_t kQueueMaxEvents = 10000;
+constexpr uint64_t kQueueMaxBytes = 16ull << 20;
+constexpr uint32_t kAckTimeout = 30;
+constexpr uint32_t kMaxUnacked = 1000;
+constexpr uint32_t kMaxDeliveries = 10;  // times one event is handed out before it is dropped as poison
+constexpr uint32_t kQueueMaxTopics = 10000;
+constexpr uint32_t kQueueTopicIdleTimeout = 300;  // seconds
+constexpr uint64_t kMeshMaxLinkBuffer = 64ull << 20;
+constexpr uint32_t kMaxTokenBytes = 8192;  // a connect token (not configurable: it bounds a header anyway)
+}  // namespace limit_defaults
+
+// [limits]: what one client connection may take, applied by the workers (client/).
+struct ClientLimits {
+  uint32_t max_connections = limit_defaults::kMaxConnections;  // per node: the worker's share is checked against the node total
+  uint32_t max_header_bytes = limit_defaults::kMaxHeaderBytes;
+  uint32_t max_headers = limit_defaults::kMaxHeaders;
+  uint32_t max_context_bytes = limit_defaults::kMaxContextBytes;
+  uint32_t max_context_keys = limit_defaults::kMaxContextKeys;
+  uint32_t max_channels = limit_defaults::kMaxChannels;
+  uint64_t output_hard_limit = limit_defaults::kOutputHardLimit;
+  uint64_t output_soft_limit = limit_defaults::kOutputSoftLimit;
+  uint32_t output_soft_seconds = limit_defaults::kOutputSoftSeconds;
+  uint32_t message_timeout = limit_defaults::kMessageTimeout;  // seconds a client may take to complete one message; 0 = no limit
+};
+
+// [queue]: the queue's bounds, applied by QueueHub (queue/).
+struct QueueLimits {
+  uint32_t max_events = limit_defaults::kQueueMaxEvents;
+  uint64_t max_bytes = limit_defaults::kQueueMaxBytes;
+  uint32_t ack_timeout_s = limit_defaults::kAckTimeout;
+  uint32_t max_unacked = limit_defaults::kMaxUnacked;
+  uint32_t max_deliveries = limit_defaults::kMaxDeliveries;
+  uint32_t max_topics = limit_defaults::kQueueMaxTopics;
+  uint32_t topic_idle_s = limit_defaults::kQueueTopicIdleTimeout;
+};
+
+}  // namespace mg
