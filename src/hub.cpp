@@ -7,7 +7,6 @@
 
 #include "core/addr.h"
 #include "core/log.h"
-#include "core/log_text.h"
 #include "core/metrics.h"
 #include "mesh/mesh.h"
 #include "net/listen_socket.h"
