@@ -70,9 +70,10 @@ int Hub::fail_start(std::vector<std::vector<int>>& worker_fds) {
 
 int Hub::run() {
   std::vector<std::string> names;
+  make_store();
   for (const ListenerConfig& l : cfg_.listeners) {
     names.push_back(l.name);
-    queue_.declare(l.topic, l.overflow < 0 ? cfg_.queue_pause_on_overflow : l.overflow == 1);
+    queue_.declare(l.topic, l.overflow < 0 ? cfg_.queue_pause_on_overflow : l.overflow == 1, topic_on_disk(cfg_, l));
   }
   queue_.set_resume_handler([this] { resume_producers(); });
   metrics().init_listeners(names);
@@ -94,6 +95,7 @@ int Hub::run() {
     queue_.set_remote(mesh_.get(), [this] { mesh_->announce_topics(); });
   }
   spool_.restore(queue_);
+  start_store();
   for (const ListenerConfig& l : cfg_.listeners) {
     ListenerShared shared;
     shared.guard = std::make_unique<ListenerGuard>(l.max_conns_per_ip, l.accept_rate);
@@ -192,6 +194,23 @@ void Hub::start_drain() {
   uv_timer_start(&tick_, &Hub::on_tick, 100, 100);  // check often whether the drain is done
 }
 
+void Hub::make_store() {
+  const std::string state = effective_state_dir(cfg_);
+  if (state.empty()) return;  // no disk topic then (check_for_start refuses store = disk without one)
+  LogOptions o;
+  o.queue_dir = state + "/queue";
+  o.fsync = cfg_.queue_storage.fsync;
+  o.fsync_interval_ms = cfg_.queue_storage.fsync_interval_ms;
+  store_ = std::make_unique<LogStore>(&loop_, [this](Mailbox::Task t) { mailbox_.post(std::move(t)); }, std::move(o));
+  queue_.set_store(store_.get());
+}
+
+void Hub::start_store() {
+  if (!store_) return;
+  for (TopicLog* log : store_->recover()) queue_.adopt_log(log);
+  store_->start();
+}
+
 void Hub::resume_producers() {
   workers_.post_all([](Worker& w) { w.resume_paused(); });
 }
@@ -228,6 +247,7 @@ void Hub::shutdown() {
   shut_down_ = true;
   workers_.post_all([](Worker& w) { w.force_stop(); });  // workers still closing clients (forced stop) close them now
   spool_.write(queue_);
+  if (store_) store_->stop();  // what the disk topics hold is synced, whatever the fsync mode
   if (mesh_) mesh_->stop();
   api_.http().stop_listening();
   if (route_) route_->http().stop_listening();

@@ -84,6 +84,10 @@ class Hub final : public WorkerHost, public ApiHost, public MeshHost {
   void finish_shutdown();
   bool http_closed() const;
   void reload();
+  // Makes the log store (when there is a state directory) before the topics are declared.
+  void make_store();
+  // Recovers every log the state directory holds into the queue and starts the store's thread.
+  void start_store();
 
   // The configuration the node started with. Read by every thread and never assigned after start:
   // a reload builds a fresh Config and hands each part its new values (limits, token, log).
@@ -105,6 +109,8 @@ class Hub final : public WorkerHost, public ApiHost, public MeshHost {
   SdNotify notify_;
   // The queue's spool file: read back at start, written at shutdown, removed once consumed.
   QueueSpool spool_{effective_state_dir(cfg_), static_cast<unsigned>(cfg_.node_id)};
+  // The disk topics' logs, when there is a state directory (start_store).
+  std::unique_ptr<LogStore> store_;
   bool draining_ = false;
   bool drain_forced_ = false;
   bool shut_down_ = false;

@@ -52,6 +52,9 @@ std::string check_for_start(const Config& c) {
     }
   }
   std::string state = effective_state_dir(c);
+  if (state.empty() && any_topic_on_disk(c))
+    return at + "[queue] store = disk needs a state directory: set [node] state_dir (systemd's StateDirectory= "
+                "sets one for the packaged service)";
   if (!state.empty() && access(state.c_str(), W_OK | X_OK) != 0)
     return at + "[node] state_dir = " + state + ": not a writable directory: " + std::strerror(errno);
   if (!c.log_file.empty()) {

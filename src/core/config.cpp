@@ -247,6 +247,19 @@ const std::map<std::string, Setter>& global_keys() {
          c.queue_pause_on_overflow = v == "pause";
          return "";
        }},
+      {"queue.store", [](Config& c, const std::string& v) -> std::string {
+         if (v != "memory" && v != "disk") return "expected memory or disk";
+         c.queue_storage.disk = v == "disk";
+         return "";
+       }},
+      {"queue.fsync", [](Config& c, const std::string& v) -> std::string {
+         if (v == "batch") c.queue_storage.fsync = FsyncMode::Batch;
+         else if (v == "always") c.queue_storage.fsync = FsyncMode::Always;
+         else if (v == "off") c.queue_storage.fsync = FsyncMode::Off;
+         else return "expected batch, always or off";
+         return "";
+       }},
+      {"queue.fsync_interval", uint_key(&Config::queue_storage, &QueueStorage::fsync_interval_ms, 1, 10000)},
   };
   return keys;
 }
@@ -301,6 +314,9 @@ std::string set_listener_key(ListenerConfig& l, const std::string& key, const st
   } else if (key == "overflow") {
     if (v != "pause" && v != "drop") return "expected pause or drop";
     l.overflow = v == "pause";
+  } else if (key == "store") {
+    if (v != "memory" && v != "disk") return "expected memory or disk";
+    l.store = v == "disk";
   } else if (key == "accept_rate") {
     if (!parse_u64(v, 10000000, n)) return "expected connections per second from 0 to 10000000";
     l.accept_rate = static_cast<uint32_t>(n);
@@ -384,6 +400,9 @@ std::string validate(const Config& c, const ParseState& st) {
       if (o.topic == l.topic && topic_pauses(c, o) != topic_pauses(c, l))
         return at(st.listener_line[i], "[listener." + l.name + "] overflow: its topic \"" + l.topic +
                                            "\" is also [listener." + o.name + "]'s, with the other overflow");
+      if (o.topic == l.topic && topic_on_disk(c, o) != topic_on_disk(c, l))
+        return at(st.listener_line[i], "[listener." + l.name + "] store: its topic \"" + l.topic +
+                                           "\" is also [listener." + o.name + "]'s, with the other store");
       if (o.port == l.port && o.bind == l.bind)
         return at(st.port_line[i], "[listener." + l.name + "] port = " + std::to_string(l.port) +
                                        ": [listener." + o.name + "] uses the same port");
@@ -410,6 +429,14 @@ bool parse_config_text(const std::string& text, const std::string& name, Config&
   cfg.source_path = name;
   out = std::move(cfg);
   return true;
+}
+
+bool topic_on_disk(const Config& c, const ListenerConfig& l) { return l.store < 0 ? c.queue_storage.disk : l.store == 1; }
+
+bool any_topic_on_disk(const Config& c) {
+  bool any = c.queue_storage.disk;
+  for (const ListenerConfig& l : c.listeners) any = any || topic_on_disk(c, l);
+  return any;
 }
 
 std::string effective_state_dir(const Config& c) {
@@ -446,6 +473,9 @@ std::vector<std::string> keys_needing_restart(const Config& a, const Config& b) 
             a.intranet_wss_addr == b.intranet_wss_addr);
   check("[route] cors_origin", a.cors_origin == b.cors_origin);
   check("[queue] overflow", a.queue_pause_on_overflow == b.queue_pause_on_overflow);
+  check("[queue] store", a.queue_storage.disk == b.queue_storage.disk);
+  check("[queue] fsync, fsync_interval", a.queue_storage.fsync == b.queue_storage.fsync &&
+                                             a.queue_storage.fsync_interval_ms == b.queue_storage.fsync_interval_ms);
   check("[mesh] bind", a.mesh_bind == b.mesh_bind);
   check("[mesh] port", a.mesh_port == b.mesh_port);
   check("[mesh] advertise", a.mesh_advertise == b.mesh_advertise);
@@ -484,6 +514,7 @@ std::vector<std::string> keys_needing_restart(const Config& a, const Config& b) 
     lcheck("max_conns_per_ip", o->max_conns_per_ip == n.max_conns_per_ip);
     lcheck("accept_rate", o->accept_rate == n.accept_rate);
     lcheck("overflow", o->overflow == n.overflow);
+    lcheck("store", o->store == n.store);
   }
   for (const ListenerConfig& o : a.listeners) {
     bool kept = false;

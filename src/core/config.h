@@ -38,6 +38,7 @@ struct ListenerConfig {
   uint32_t max_conns_per_ip = 0;     // 0 = unlimited
   uint32_t accept_rate = 0;          // new connections per second on this listener, 0 = unlimited
   int overflow = -1;                 // its topic's overflow: 1 pause, 0 drop, -1 as [queue] overflow
+  int store = -1;                    // its topic's store: 1 disk, 0 memory, -1 as [queue] store
 
   bool needs_token() const {
     for (const std::string& s : token_secrets)
@@ -82,6 +83,7 @@ struct Config {
   // each topic takes when it is declared, not a bound, so it stays beside them.
   QueueLimits queue;
   bool queue_pause_on_overflow = true;  // [queue] overflow = pause (else drop); a listener may override
+  QueueStorage queue_storage;           // [queue] store (a listener may override), fsync, fsync_interval
   // [mesh]
   std::string mesh_bind = "0.0.0.0";
   int mesh_port = 0;  // 0 = single-node mode
@@ -102,6 +104,11 @@ struct Config {
 // The state directory in effect: [node] state_dir, else the first of systemd's $STATE_DIRECTORY,
 // else "" (no spool: events still held when the node stops are lost, and the log says how many).
 std::string effective_state_dir(const Config& c);
+
+// Whether listener `l`'s topic keeps its events on disk ([listener] store, else [queue] store), and
+// whether any topic does (then the node needs a state directory).
+bool topic_on_disk(const Config& c, const ListenerConfig& l);
+bool any_topic_on_disk(const Config& c);
 
 // Loads `path` into `out`. On failure returns false and sets `error` to a message of the form
 // "FILE:LINE: [section] key: what is wrong".

@@ -62,4 +62,13 @@ struct QueueLimits {
   uint32_t topic_idle_s = limit_defaults::kQueueTopicIdleTimeout;
 };
 
+// [queue] store, fsync, fsync_interval: where topics keep their events (queue/log_store.h). A
+// listener's topic may choose its own store; fsync is the node's.
+enum class FsyncMode { Batch, Always, Off };
+struct QueueStorage {
+  bool disk = false;  // [queue] store = disk (else memory)
+  FsyncMode fsync = FsyncMode::Batch;
+  uint32_t fsync_interval_ms = 5;
+};
+
 }  // namespace mg

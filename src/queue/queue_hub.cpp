@@ -32,13 +32,14 @@ QueueHub::Topic* QueueHub::make_topic(const std::string& name) {
   return raw;
 }
 
-void QueueHub::declare(const std::string& name, bool pause_on_overflow) {
+void QueueHub::declare(const std::string& name, bool pause_on_overflow, bool disk) {
   // A listener's topic is made whatever max_topics says: the bound is for topics callers make, and a
   // configuration whose listeners alone pass it must not lose their events.
   Topic* t = topic(name, false);
   if (!t) t = make_topic(name);
   t->pause_on_overflow = pause_on_overflow;
   t->declared = true;
+  if (disk && store_ && !t->log) t->log = store_->open(name);
   if (pause_on_overflow && !t->gate) {
     t->gate = std::make_shared<TopicGate>(limits_.max_events);
     t->gate->full.store(t->paused, std::memory_order_relaxed);
@@ -63,7 +64,7 @@ void QueueHub::forget_idle_topics() {
   for (auto it = topics_.begin(); it != topics_.end();) {
     Topic& t = *it->second;
     const bool idle = !t.declared && t.pending.empty() && t.consumers.empty() && t.remote_nodes.empty() &&
-                      !t.paused && on_their_way.count(t.name) == 0;
+                      !t.paused && on_their_way.count(t.name) == 0 && !(t.log && t.log->unconsumed());
     if (idle && !t.idle) t.idle_since_ms = now_ms_;
     t.idle = idle;
     if (idle && now_ms_ - t.idle_since_ms >= after_ms) {
@@ -130,6 +131,7 @@ void QueueHub::enqueue(Topic& t, Pending p, bool front) {
   t.pending_by_client[p.ev.client]++;
   if (front) t.pending.push_front(std::move(p));
   else t.pending.push_back(std::move(p));
+  if (t.log) return;  // a disk topic's memory is its window: what passes it stays in the log (log_push)
   // A pausing topic stops its producers at the bound and drops only at four times it: events already
   // decoded when the pause takes effect (up to a batch per worker, a message per producing connection,
   // and what waits in the hub's mailbox) still arrive. A dropping topic drops the oldest at the bound. Counted either way.
@@ -158,6 +160,7 @@ void QueueHub::pause(Topic& t) {
 }
 
 void QueueHub::relieve(Topic& t) {
+  maybe_read(t);
   if (!t.paused || t.pending.size() > limits_.max_events / 2 || t.bytes > limits_.max_bytes / 2) return;
   t.paused = false;
   LOG_DEBUG("queue: topic \"%s\" resumed its producers", log_safe(t.name).c_str());
@@ -199,6 +202,7 @@ void QueueHub::push_valid(QueueEvent ev) {
     return;
   }
   if (!ev.node) ev.node = node_id_;
+  if (t->log && ev.fwd == 0 && !ev.log_seq && !log_push(*t, ev)) return;
   if (t->pending_by_client.count(ev.client) == 0) {
     Target to = target(*t, ev.client, ev.hops, nullptr);
     if (ready(to)) {
@@ -213,7 +217,7 @@ void QueueHub::push(const QueueEventRef& ev) {
   if (!event_text_valid(ev)) return discard(Discard::InvalidText, ev.own());
   // The common case, a local consumer without acknowledgements that can take it now, needs no copy.
   Topic* t = ev.fwd == 0 ? topic(*ev.topic, false) : nullptr;
-  if (t && t->pending_by_client.count(ev.client) == 0) {
+  if (t && !t->log && t->pending_by_client.count(ev.client) == 0) {
     Target to = target(*t, ev.client, ev.hops, nullptr);
     if (to.local && !to.local->ack && ready(*to.local)) {
       t->delivered++;
@@ -358,18 +362,18 @@ std::vector<QueueEvent> QueueHub::take_held() {
   spooled_held_ = 0;
   for (auto& [sink, c] : consumers_) {
     for (auto& [k, f] : c->unacked)
-      if (f.ev.fwd == 0) out.push_back(std::move(f.ev));
+      if (f.ev.fwd == 0 && !f.ev.log_seq) out.push_back(std::move(f.ev));
     c->unacked.clear();
   }
   for (auto& [fwd, f] : forwarded_) {
     f.ev.hops = 0;
-    out.push_back(std::move(f.ev));
+    if (!f.ev.log_seq) out.push_back(std::move(f.ev));
   }
   forwarded_.clear();
   forwarded_per_node_.clear();
   for (auto& [name, t] : topics_) {
     for (Pending& p : t->pending)
-      if (p.ev.fwd == 0) out.push_back(std::move(p.ev));
+      if (p.ev.fwd == 0 && !p.ev.log_seq) out.push_back(std::move(p.ev));
     t->pending.clear();
     t->pending_by_client.clear();
     t->bytes = 0;

@@ -31,6 +31,13 @@
 // listener producing into it is forgotten after topic_idle_timeout, with its /metrics series: junk
 // names cannot fill the table or the metrics page for good (issue 18). A later pop makes it again.
 //
+// Disk topics ([queue] store = disk, issue 20): every event of this node's clients is numbered and
+// appended to the topic's log (queue/log_store.h) as it is pushed; its acknowledgement (or delivery,
+// without acknowledgements), or its drop, lets the log's cursor move past it. The topic keeps at most
+// its memory window (max_events, max_bytes) in memory: beyond it, events are in the log only
+// ("spilled") and are read back in order as the window drains, so a backlog of millions costs disk,
+// not memory. Events forwarded here by another node are never logged (their producer holds them).
+//
 // Acknowledged mode: events carry "k"; an event not acknowledged within ack_timeout, or held by a
 // consumer that leaves, goes back to the front of its topic for another consumer.
 //
@@ -55,6 +62,7 @@
 #include "core/limits.h"
 #include "core/log_limit.h"
 #include "core/metrics.h"
+#include "queue/log_store.h"
 #include "queue/queue_event.h"
 #include "queue/topic_gate.h"
 
@@ -93,6 +101,9 @@ struct QueueTopicStats {
   size_t consumers, remote_consumer_nodes, pending;
   uint64_t bytes, unacked, delivered, redelivered, dropped, forwarded, pauses;
   bool paused;
+  bool disk = false;        // a disk topic (its log); pending counts the events in the log only too
+  uint64_t disk_events = 0; // events in its log not consumed yet
+  uint64_t disk_bytes = 0;  // bytes of its log's segments
 };
 
 class QueueHub {
@@ -110,7 +121,14 @@ class QueueHub {
   // forgotten.
   // `pause_on_overflow`: its overflow policy (see the glossary); topics made on the fly pause. A
   // pausing one gets its gate, for the listeners that produce into it (gate()).
-  void declare(const std::string& topic, bool pause_on_overflow = true);
+  // `disk`: its events go to its disk log first (set_store must have been called): see "Disk topics".
+  void declare(const std::string& topic, bool pause_on_overflow = true, bool disk = false);
+  // --- disk topics (queue_log.cpp) ---
+  // The store that keeps disk topics' logs (null: every topic is in memory). Before declare.
+  void set_store(LogStore* store);
+  // A log recovered at start (LogStore::recover): its topic is made when missing (and kept while the
+  // log holds events) and its events are read back in order, marked redelivered.
+  void adopt_log(TopicLog* log);
   // The gate of a declared pausing topic, or nullptr. The workers hold it; the queue closes it when
   // the topic reaches its bound and opens it at half of it.
   std::shared_ptr<TopicGate> gate(const std::string& topic) const;
@@ -192,6 +210,7 @@ class QueueHub {
     bool pause_on_overflow = true;
     bool paused = false;                 // its producers were asked to stop reading
     std::shared_ptr<TopicGate> gate;     // a declared pausing topic's (declare)
+    TopicLog* log = nullptr;             // a disk topic's log (owned by the store)
     bool declared = false;               // a listener's: never forgotten
     bool idle = false;                   // nothing holds it since idle_since_ms (forget_idle_topics)
     uint64_t idle_since_ms = 0;
@@ -253,7 +272,19 @@ class QueueHub {
   void consumed(const QueueEvent& ev);
   void lost(const QueueEvent& ev) {
     if (ev.spooled) spooled_held_--;
+    if (ev.log_seq) log_done(ev);
   }
+  // --- disk topics (queue_log.cpp) ---
+  // Its log's cursor may move past `ev`.
+  void log_done(const QueueEvent& ev);
+  // Whether `ev` (this node's client's, about to be pushed into disk topic `t`) goes to memory too;
+  // numbers it in the log either way. False: it is in the log only, read back in its turn.
+  bool log_push(Topic& t, QueueEvent& ev);
+  // Asks for the next events of a spilled topic once its memory is down to half the window.
+  void maybe_read(Topic& t);
+  void on_log_read(TopicLog& log, std::vector<LoggedEvent>& events);
+  void on_log_error(TopicLog& log, const std::string& error);
+  LogStore* store_ = nullptr;
   // Logs a topic's drops not yet logged: the first at once, then at most one line a minute (tick).
   void log_drops(Topic& t);
   // push() after the text check.

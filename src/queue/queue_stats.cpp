@@ -55,14 +55,16 @@ void QueueHub::log_discarded(Discard why, uint64_t count) {
 
 size_t QueueHub::pending_events() const {
   size_t n = 0;
-  for (const auto& [name, t] : topics_) n += t->pending.size();
+  for (const auto& [name, t] : topics_) n += t->pending.size() + (t->log ? t->log->next_seq() - t->log->memory_end() : 0);
   return n;
 }
 
 size_t QueueHub::held_events() const {
   size_t n = forwarded_.size();
-  for (const auto& [name, t] : topics_)
+  for (const auto& [name, t] : topics_) {
     for (const Pending& p : t->pending) n += p.ev.fwd == 0;
+    if (t->log) n += t->log->next_seq() - t->log->memory_end();  // in its disk log only
+  }
   for (const auto& [sink, c] : consumers_)
     for (const auto& [k, f] : c->unacked) n += f.ev.fwd == 0;
   return n;
@@ -76,9 +78,15 @@ std::vector<QueueTopicStats> QueueHub::topic_stats() const {
   out.reserve(topics_.size());
   for (const auto& [name, t] : topics_) {
     auto u = unacked.find(name);
-    out.push_back(QueueTopicStats{name, t->consumers.size(), t->remote_nodes.size(), t->pending.size(), t->bytes,
-                                  u == unacked.end() ? 0 : u->second, t->delivered, t->redelivered, t->dropped,
-                                  t->forwarded, t->pauses, t->paused});
+    const size_t in_log_only = t->log ? t->log->next_seq() - t->log->memory_end() : 0;
+    out.push_back(QueueTopicStats{name, t->consumers.size(), t->remote_nodes.size(), t->pending.size() + in_log_only,
+                                  t->bytes, u == unacked.end() ? 0 : u->second, t->delivered, t->redelivered,
+                                  t->dropped, t->forwarded, t->pauses, t->paused});
+    if (t->log) {
+      out.back().disk = true;
+      out.back().disk_events = t->log->unconsumed();
+      out.back().disk_bytes = t->log->disk_bytes();
+    }
   }
   std::sort(out.begin(), out.end(), [](const QueueTopicStats& a, const QueueTopicStats& b) { return a.topic < b.topic; });
   return out;
@@ -101,6 +109,8 @@ void QueueHub::render_metrics(PromWriter& w) const {
       {"meshgate_queue_forwarded_total", "counter", "Events sent to another node's consumers.", [](const QueueTopicStats& t) { return t.forwarded; }},
       {"meshgate_queue_paused", "gauge", "1 while the topic is full and its producing clients are not read.", [](const QueueTopicStats& t) -> uint64_t { return t.paused; }},
       {"meshgate_queue_pauses_total", "counter", "Times the topic reached its bound and paused its producers.", [](const QueueTopicStats& t) { return t.pauses; }},
+      {"meshgate_queue_disk_events", "gauge", "Events in a disk topic's log not consumed yet (0 for a memory topic).", [](const QueueTopicStats& t) { return t.disk_events; }},
+      {"meshgate_queue_disk_bytes", "gauge", "Bytes of a disk topic's log segments (0 for a memory topic).", [](const QueueTopicStats& t) { return t.disk_bytes; }},
   };
   w.family("meshgate_queue_topics", "gauge", "Topics on this node (bounded by [queue] max_topics).");
   w.sample("meshgate_queue_topics", topics_.size());

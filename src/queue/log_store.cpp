@@ -1,0 +1,521 @@
+#include "queue/log_store.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <unordered_set>
+
+#include "core/log.h"
+#include "core/log_text.h"
+#include "queue/log_files.h"
+#include "queue/log_format.h"
+
+namespace mg {
+
+// A topic's files, the store thread's side (made on the hub thread before the thread sees it).
+struct TopicFiles {
+  TopicLog* log = nullptr;
+  std::string dir;
+  bool dir_made = false;
+  std::deque<LogSegment> segments;  // oldest first; the last is the active one
+  int fd = -1;                      // the active segment, for appending
+  uint64_t written_end = 1;         // one past the last record written
+  uint64_t synced_end = 1;
+  bool needs_sync = false;          // written or a segment made since the last sync
+  bool dir_needs_sync = false;
+  // The cursor: what the hub last sent, and what is in the file.
+  uint64_t cursor_wanted = 1, cursor_written = 0, cursor_generation = 0;
+  int cursor_fd = -1;
+  // The reader (LogStore::read): the segment it is in, its bytes so far, where it is.
+  uint64_t reader_segment = 0;  // first_seq of the segment in reader_bytes; 0: none
+  std::string reader_bytes;
+  int reader_fd = -1;
+  size_t reader_offset = 0;      // in the bytes after the header
+  uint64_t reader_last_seq = 0;  // the last record it passed
+  uint64_t reader_next = 0;      // the sequence number it would return next (0: unknown)
+  bool failed = false;           // a write failed: later batches are not written (logged once)
+
+  uint64_t bytes() const {
+    uint64_t n = 0;
+    for (const LogSegment& s : segments) n += s.bytes;
+    return n;
+  }
+  void close_reader() {
+    if (reader_fd >= 0) close(reader_fd);
+    reader_fd = -1;
+    reader_segment = 0;
+    reader_bytes.clear();
+    reader_bytes.shrink_to_fit();
+  }
+  ~TopicFiles() {
+    close_reader();
+    if (fd >= 0) close(fd);
+    if (cursor_fd >= 0) close(cursor_fd);
+  }
+};
+
+struct LogStore::Job {
+  TopicFiles* files;
+  std::string batch;
+  uint64_t batch_first, batch_end;
+  uint64_t cursor;
+  size_t read_events;  // 0: no read
+  uint64_t read_from;
+};
+
+struct LogStore::Result {
+  TopicFiles* files;
+  uint64_t written_end, synced_end, disk_bytes;
+  bool read_done = false;
+  std::vector<LoggedEvent> events;
+  std::string error;
+};
+
+// ---------------------------------------------------------------- hub side
+
+uint64_t TopicLog::append(uint64_t client, std::string_view data, std::string_view context) {
+  const uint64_t seq = next_seq_++;
+  if (batch_.empty()) batch_first_ = seq;
+  append_record(batch_, seq, client, data, context);
+  done_.push_back(false);
+  changed();
+  return seq;
+}
+
+void TopicLog::done(uint64_t seq) {
+  if (seq < cursor_ || seq >= next_seq_) return;
+  done_[seq - cursor_] = true;
+  const uint64_t before = cursor_;
+  while (!done_.empty() && done_.front()) {
+    done_.pop_front();
+    cursor_++;
+  }
+  if (cursor_ != before) changed();
+}
+
+void TopicLog::changed() { store_->mark(this); }
+
+LogStore::LogStore(uv_loop_t* loop, Post post, LogOptions options)
+    : loop_(loop), post_(std::move(post)), opt_(std::move(options)) {
+  uv_idle_init(loop_, &idle_);
+  idle_.data = this;
+}
+
+LogStore::~LogStore() {
+  // stop() closes the idle handle (or the loop's owner closed every handle at a failed start).
+  if (thread_.joinable()) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stopping_ = true;
+    }
+    wake_.notify_one();
+    thread_.join();
+  }
+}
+
+std::vector<TopicLog*> LogStore::recover() {
+  std::vector<TopicLog*> out;
+  for (RecoveredLog& r : recover_logs(opt_.queue_dir)) {
+    if (!r.error.empty()) continue;  // logged; left as it is, the topic runs without it
+    TopicLog* log = open(r.topic);
+    TopicFiles& f = *log->files_;
+    f.dir = r.dir;
+    f.dir_made = true;
+    f.segments.assign(r.segments.begin(), r.segments.end());
+    f.written_end = f.synced_end = r.next_seq;
+    f.cursor_wanted = f.cursor_written = r.cursor;
+    f.cursor_generation = r.cursor_generation;
+    log->next_seq_ = log->written_end_ = log->synced_end_ = r.next_seq;
+    log->cursor_ = log->cursor_sent_ = log->memory_end_ = r.cursor;
+    log->recovered_end_ = r.next_seq;
+    log->done_.assign(r.next_seq - r.cursor, false);
+    log->disk_bytes_ = f.bytes();
+    out.push_back(log);
+  }
+  return out;
+}
+
+TopicLog* LogStore::open(const std::string& topic) {
+  for (auto& l : logs_)
+    if (l->topic_ == topic) return l.get();
+  logs_.push_back(std::unique_ptr<TopicLog>(new TopicLog(this, topic)));
+  files_.push_back(std::make_unique<TopicFiles>());
+  TopicLog* log = logs_.back().get();
+  log->files_ = files_.back().get();
+  log->files_->log = log;
+  log->files_->dir = opt_.queue_dir + "/" + topic_dir_name(topic);
+  return log;
+}
+
+void LogStore::set_handlers(OnRead on_read, std::function<void(TopicLog&)> on_written, OnError on_error) {
+  on_read_ = std::move(on_read);
+  on_written_ = std::move(on_written);
+  on_error_ = std::move(on_error);
+}
+
+void LogStore::start() {
+  if (started_) return;
+  started_ = true;
+  thread_ = std::thread([this] { thread_main(); });
+  if (!dirty_.empty()) mark(nullptr);
+}
+
+void LogStore::read(TopicLog& log, size_t max_events) {
+  if (log.reading_ || max_events == 0) return;
+  log.reading_ = true;
+  log.read_events_ = max_events;
+  mark(&log);
+}
+
+void LogStore::mark(TopicLog* log) {
+  if (log && !log->dirty_) {
+    log->dirty_ = true;
+    dirty_.push_back(log);
+  }
+  if (started_ && !idle_active_ && !stopping_) {
+    idle_active_ = true;
+    uv_idle_start(&idle_, [](uv_idle_t* h) {
+      static_cast<LogStore*>(h->data)->hand_over();
+    });
+  }
+}
+
+void LogStore::hand_over() {
+  if (idle_active_) uv_idle_stop(&idle_);
+  idle_active_ = false;
+  if (dirty_.empty()) return;
+  std::vector<Job> jobs;
+  jobs.reserve(dirty_.size());
+  for (TopicLog* log : dirty_) {
+    log->dirty_ = false;
+    jobs.push_back(Job{log->files_, std::move(log->batch_), log->batch_first_, log->next_seq_, log->cursor_,
+                       log->read_events_, log->memory_end_});
+    log->batch_.clear();
+    log->read_events_ = 0;
+    log->cursor_sent_ = log->cursor_;
+  }
+  dirty_.clear();
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (Job& j : jobs) jobs_.push_back(std::move(j));
+  }
+  wake_.notify_one();
+}
+
+void LogStore::stop() {
+  if (!uv_is_closing(reinterpret_cast<uv_handle_t*>(&idle_))) uv_close(reinterpret_cast<uv_handle_t*>(&idle_), nullptr);
+  if (!started_) return;
+  hand_over();
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_one();
+  thread_.join();
+  started_ = false;
+}
+
+void LogStore::apply(std::vector<Result>& results) {
+  for (Result& r : results) {
+    TopicLog& log = *r.files->log;
+    log.written_end_ = r.written_end;
+    log.synced_end_ = r.synced_end;
+    log.disk_bytes_ = r.disk_bytes;
+    if (!r.error.empty() && on_error_) on_error_(log, r.error);
+    if (r.read_done) {
+      log.reading_ = false;
+      if (on_read_) on_read_(log, r.events);
+    }
+    if (on_written_) on_written_(log);
+  }
+}
+
+uint64_t LogStore::syncs() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return syncs_;
+}
+double LogStore::sync_seconds() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return sync_seconds_;
+}
+uint64_t LogStore::errors() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return errors_;
+}
+
+// ---------------------------------------------------------------- the store's thread
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+bool make_dirs(TopicFiles& f, const std::string& queue_dir, std::string& error) {
+  if (f.dir_made) return true;
+  for (const std::string& d : {queue_dir, f.dir})
+    if (mkdir(d.c_str(), 0700) != 0 && errno != EEXIST) {
+      error = d + ": " + std::strerror(errno);
+      return false;
+    }
+  if (!write_file_atomic(f.dir + "/topic", f.log->topic(), error) || !sync_dir(f.dir, error) ||
+      !sync_dir(queue_dir, error))
+    return false;
+  f.dir_made = true;
+  return true;
+}
+
+std::string segment_path(const TopicFiles& f, uint64_t first_seq) { return f.dir + "/" + segment_file_name(first_seq); }
+
+// The active segment to append `first_seq` onwards to: the last one while it is under the size,
+// else a new one named by `first_seq`.
+bool active_segment(TopicFiles& f, uint64_t first_seq, const LogOptions& opt, std::string& error) {
+  if (f.fd >= 0 && !f.segments.empty() && f.segments.back().bytes < opt.segment_bytes) return true;
+  if (f.fd < 0 && !f.segments.empty() && f.segments.back().bytes < opt.segment_bytes) {
+    const std::string path = segment_path(f, f.segments.back().first_seq);
+    f.fd = open(path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+    if (f.fd >= 0) return true;
+    error = path + ": " + std::strerror(errno);
+    return false;
+  }
+  if (f.fd >= 0) {  // rolled: the old one is synced before it is let go
+    if (opt.fsync != FsyncMode::Off) fdatasync(f.fd);
+    close(f.fd);
+    f.fd = -1;
+  }
+  const std::string path = segment_path(f, first_seq);
+  f.fd = open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (f.fd < 0) {
+    error = path + ": " + std::strerror(errno);
+    return false;
+  }
+  std::string header;
+  append_segment_header(header, first_seq);
+  if (!write_all(f.fd, header, error, path)) {
+    close(f.fd);
+    f.fd = -1;
+    unlink(path.c_str());
+    return false;
+  }
+  f.segments.push_back(LogSegment{first_seq, header.size()});
+  f.dir_needs_sync = true;
+  return true;
+}
+
+bool append_batch(TopicFiles& f, const std::string& batch, uint64_t first, uint64_t end, const LogOptions& opt,
+                  std::string& error) {
+  if (!make_dirs(f, opt.queue_dir, error) || !active_segment(f, first, opt, error)) return false;
+  LogSegment& s = f.segments.back();
+  if (!write_all(f.fd, batch, error, segment_path(f, s.first_seq))) {
+    // Half a batch would read as a torn tail in the middle of the log: cut back to where it was.
+    if (ftruncate(f.fd, static_cast<off_t>(s.bytes)) != 0) error += " (and the segment could not be cut back)";
+    return false;
+  }
+  s.bytes += batch.size();
+  f.written_end = end;
+  f.needs_sync = true;
+  return true;
+}
+
+bool write_cursor(TopicFiles& f, bool sync, std::string& error) {
+  if (f.cursor_wanted == f.cursor_written || !f.dir_made) return true;
+  const std::string path = f.dir + "/cursor";
+  if (f.cursor_fd < 0) {
+    f.cursor_fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (f.cursor_fd < 0) {
+      error = path + ": " + std::strerror(errno);
+      return false;
+    }
+  }
+  char slot[kCursorSlotBytes];
+  const uint64_t gen = ++f.cursor_generation;
+  encode_cursor_slot(slot, gen, f.cursor_wanted);
+  if (!pwrite_all(f.cursor_fd, std::string_view(slot, sizeof slot), (gen % 2) * kCursorSlotBytes, error, path))
+    return false;
+  if (sync && fdatasync(f.cursor_fd) != 0) {
+    error = path + ": " + std::strerror(errno);
+    return false;
+  }
+  f.cursor_written = f.cursor_wanted;
+  return true;
+}
+
+// Deletes the segments wholly below the cursor in the file (never the active one).
+void delete_consumed(TopicFiles& f) {
+  bool deleted = false;
+  while (f.segments.size() > 1 && f.segments[1].first_seq <= f.cursor_written) {
+    if (f.reader_segment == f.segments.front().first_seq) f.close_reader();
+    unlink(segment_path(f, f.segments.front().first_seq).c_str());
+    f.segments.pop_front();
+    deleted = true;
+  }
+  if (deleted) f.dir_needs_sync = true;
+}
+
+// Opens the reader on the segment holding `seq`.
+bool reader_seek(TopicFiles& f, uint64_t seq, std::string& error) {
+  f.close_reader();
+  const LogSegment* seg = nullptr;
+  for (const LogSegment& s : f.segments)
+    if (s.first_seq <= seq) seg = &s;
+  if (!seg && !f.segments.empty()) seg = &f.segments.front();
+  if (!seg) return true;
+  const std::string path = segment_path(f, seg->first_seq);
+  f.reader_fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (f.reader_fd < 0) {
+    error = path + ": " + std::strerror(errno);
+    return false;
+  }
+  f.reader_segment = seg->first_seq;
+  f.reader_offset = 0;
+  f.reader_last_seq = seg->first_seq - 1;
+  f.reader_next = seq;
+  return true;
+}
+
+// Up to `max_events` records from `from` on, as far as they are written.
+bool read_events(TopicFiles& f, uint64_t from, size_t max_events, std::vector<LoggedEvent>& out, std::string& error) {
+  if (f.reader_segment == 0 || f.reader_next != from)
+    if (!reader_seek(f, from, error)) return false;
+  while (f.reader_segment != 0 && out.size() < max_events) {
+    const std::string path = segment_path(f, f.reader_segment);
+    if (!read_from(f.reader_fd, f.reader_bytes.size(), f.reader_bytes, error, path)) return false;
+    if (f.reader_bytes.size() < kSegmentHeaderBytes) break;  // being made
+    std::string_view body(f.reader_bytes);
+    body.remove_prefix(kSegmentHeaderBytes);
+    LogScanner scan(body, f.reader_offset, f.reader_last_seq);
+    LogRecord r;
+    bool at_end = false;
+    while (out.size() < max_events) {
+      LogScanner::Step step = scan.next(r);
+      if (step == LogScanner::Step::Record) {
+        if (r.seq >= from) out.push_back(LoggedEvent{r.seq, r.client, std::string(r.data), std::string(r.context)});
+        continue;
+      }
+      // Invalid bytes were found (and counted) by recovery: step over them; an incomplete record is
+      // the end of what is written so far.
+      if (step == LogScanner::Step::Invalid && scan.resync()) continue;
+      at_end = true;
+      break;
+    }
+    f.reader_offset = scan.offset();
+    f.reader_last_seq = scan.last_seq();
+    f.reader_next = out.empty() ? from : out.back().seq + 1;
+    if (!at_end) break;
+    // The end of this segment: on to the next one, if there is one.
+    uint64_t next = 0;
+    for (const LogSegment& s : f.segments)
+      if (s.first_seq > f.reader_segment) {
+        next = s.first_seq;
+        break;
+      }
+    if (next == 0) break;
+    const uint64_t want = f.reader_next;
+    if (!reader_seek(f, next, error)) return false;
+    f.reader_next = want;
+  }
+  return true;
+}
+
+}  // namespace
+
+void LogStore::thread_main() {
+  std::vector<Job> work;
+  std::unordered_set<TopicFiles*> unsynced;  // written (or cursor moved) since the last sync
+  Clock::time_point last_sync = Clock::now();
+  const auto interval = std::chrono::milliseconds(opt_.fsync_interval_ms);
+  for (;;) {
+    bool stop = false;
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      auto ready = [this] { return !jobs_.empty() || stopping_; };
+      if (!unsynced.empty() && opt_.fsync == FsyncMode::Batch) wake_.wait_until(lock, last_sync + interval, ready);
+      else wake_.wait(lock, ready);
+      work.swap(jobs_);
+      stop = stopping_;
+    }
+    std::vector<Result> results;
+    std::unordered_set<TopicFiles*> touched;
+    std::vector<std::pair<TopicFiles*, std::string>> errors;
+    for (Job& j : work) {
+      TopicFiles& f = *j.files;
+      touched.insert(&f);
+      if (!j.batch.empty()) {
+        std::string error;
+        if (f.failed) {
+          f.written_end = j.batch_end;  // lost: the queue counted them when it failed
+        } else if (!append_batch(f, j.batch, j.batch_first, j.batch_end, opt_, error)) {
+          f.failed = true;
+          f.written_end = j.batch_end;
+          errors.emplace_back(&f, error);
+        }
+        unsynced.insert(&f);
+      }
+      if (j.cursor != f.cursor_wanted) {
+        f.cursor_wanted = j.cursor;
+        unsynced.insert(&f);
+      }
+    }
+    const Clock::time_point now = Clock::now();
+    const bool sync_now = stop || opt_.fsync == FsyncMode::Always ||
+                          (opt_.fsync == FsyncMode::Batch && now - last_sync >= interval) ||
+                          opt_.fsync == FsyncMode::Off;
+    if (sync_now && !unsynced.empty()) {
+      const bool sync = stop || opt_.fsync != FsyncMode::Off;
+      uint64_t n = 0;
+      for (TopicFiles* f : unsynced) {
+        std::string error;
+        if (sync && f->needs_sync && f->fd >= 0) {
+          n++;
+          if (fdatasync(f->fd) != 0) errors.emplace_back(f, segment_path(*f, f->segments.back().first_seq) + ": " +
+                                                                 std::strerror(errno));
+        }
+        if (sync && f->dir_needs_sync && f->dir_made && sync_dir(f->dir, error)) f->dir_needs_sync = false;
+        f->needs_sync = false;
+        if (!f->failed) f->synced_end = f->written_end;
+        if (write_cursor(*f, sync, error)) delete_consumed(*f);
+        else if (!error.empty()) errors.emplace_back(f, error);
+        touched.insert(f);
+      }
+      const Clock::time_point done = Clock::now();
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        syncs_ += n;
+        sync_seconds_ += std::chrono::duration<double>(done - now).count();
+      }
+      unsynced.clear();
+      last_sync = done;
+    }
+    for (TopicFiles* f : touched) {
+      Result r{f, f->written_end, f->synced_end, f->bytes()};
+      results.push_back(std::move(r));
+    }
+    for (Job& j : work) {
+      if (j.read_events == 0) continue;
+      TopicFiles& f = *j.files;
+      for (Result& r : results) {
+        if (r.files != &f) continue;
+        r.read_done = true;
+        std::string error;
+        if (!read_events(f, j.read_from, j.read_events, r.events, error)) errors.emplace_back(&f, error);
+      }
+    }
+    for (auto& [f, error] : errors)
+      for (Result& r : results)
+        if (r.files == f) r.error = error;
+    if (!errors.empty()) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      errors_ += errors.size();
+    }
+    work.clear();
+    if (!results.empty()) {
+      auto shared = std::make_shared<std::vector<Result>>(std::move(results));
+      post_([this, shared] { apply(*shared); });
+    }
+    if (stop) break;
+  }
+}
+
+}  // namespace mg

@@ -1,0 +1,171 @@
+// The disk queue's store: every disk topic's log (docs/queue-log.md), written and read by one thread
+// of its own so that no write, fsync or read ever stalls the hub loop or a worker.
+//
+// The hub side (TopicLog, hub thread only) numbers each event, encodes it into the topic's batch and
+// keeps the cursor: the lowest sequence number not consumed. Once per hub loop turn (a uv_idle
+// handle, started only when something changed) the store hands every changed topic's batch, cursor
+// and read request to its thread in one locked swap.
+//
+// The store's thread appends each batch to the topic's active segment with one write, and makes it
+// durable by the topic's fsync mode:
+//   batch   one fdatasync per topic per round, at most every fsync_interval: a power cut loses at
+//           most the events of the last interval (docs/queue-log.md gives the measured figure)
+//   always  one fdatasync per round, without waiting (a round holds what came during the last one)
+//   off     never; the kernel writes back when it likes (a crash of the process loses nothing, a
+//           power cut up to the kernel's writeback interval)
+// then writes the cursor (alternating slots, synced with the same round) and deletes segments that
+// lie wholly below a durable cursor. A segment is rolled when it passes segment_bytes.
+//
+// Reads: a topic whose backlog passes its memory window keeps only the window in memory; the rest
+// is read back from the log in order (read()), a chunk at a time, by the same thread.
+//
+// Results (what is written and synced, read events, errors) come back to the hub thread through
+// `post`, in the order the thread produced them.
+#pragma once
+
+#include <uv.h>
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "core/limits.h"
+#include "queue/log_recovery.h"
+
+namespace mg {
+
+
+struct LogOptions {
+  std::string queue_dir;  // <state_dir>/queue
+  FsyncMode fsync = FsyncMode::Batch;
+  uint32_t fsync_interval_ms = 5;
+  uint64_t segment_bytes = 4ull << 20;
+};
+
+// An event read back from a log.
+struct LoggedEvent {
+  uint64_t seq = 0;
+  uint64_t client = 0;
+  std::string data, context;
+};
+
+class LogStore;
+struct TopicFiles;
+
+// A topic's log, as the hub thread sees it.
+class TopicLog {
+ public:
+  const std::string& topic() const { return topic_; }
+  // Numbers the event and adds it to the batch handed over at the end of this loop turn.
+  uint64_t append(uint64_t client, std::string_view data, std::string_view context);
+  // The event `seq` left this node's hands (consumed, or dropped and counted): the cursor moves past
+  // it once every event before it did too.
+  void done(uint64_t seq);
+  uint64_t next_seq() const { return next_seq_; }
+  uint64_t cursor() const { return cursor_; }
+  // Events at or above memory_end() are in the log only (not in the queue's memory), waiting to be
+  // read back (LogStore::read); the queue moves it as they arrive.
+  uint64_t memory_end() const { return memory_end_; }
+  void set_memory_end(uint64_t seq) { memory_end_ = seq; }
+  bool spilled() const { return memory_end_ < next_seq_; }
+  // Events below this were recovered at start: they are delivered again ("r").
+  uint64_t recovered_end() const { return recovered_end_; }
+  // Events handed to the store's thread and written (in the page cache at least), and synced.
+  uint64_t written_end() const { return written_end_; }
+  uint64_t synced_end() const { return synced_end_; }
+  uint64_t disk_bytes() const { return disk_bytes_; }
+  bool reading() const { return reading_; }
+  // Events not consumed yet (in memory, given out or in the log only).
+  uint64_t unconsumed() const { return next_seq_ - cursor_; }
+
+ private:
+  friend class LogStore;
+  TopicLog(LogStore* store, std::string topic) : store_(store), topic_(std::move(topic)) {}
+  void changed();
+
+  LogStore* store_;
+  std::string topic_;
+  uint64_t next_seq_ = 1, cursor_ = 1, memory_end_ = 1, recovered_end_ = 1;
+  uint64_t written_end_ = 1, synced_end_ = 1, disk_bytes_ = 0;
+  // done_[i]: whether cursor_ + i is consumed; covers [cursor_, next_seq_).
+  std::deque<bool> done_;
+  std::string batch_;  // records not handed over yet, from batch_first_
+  uint64_t batch_first_ = 1;
+  uint64_t cursor_sent_ = 0;  // the cursor last handed over
+  size_t read_events_ = 0;    // a read to hand over (events wanted), 0: none
+  bool reading_ = false;
+  bool dirty_ = false;
+  TopicFiles* files_ = nullptr;  // the store thread's side
+};
+
+class LogStore {
+ public:
+  using Post = std::function<void(std::function<void()>)>;
+  using OnRead = std::function<void(TopicLog&, std::vector<LoggedEvent>&)>;
+  using OnError = std::function<void(TopicLog&, const std::string&)>;
+
+  // `post` runs a task on the hub thread (the hub's mailbox).
+  LogStore(uv_loop_t* loop, Post post, LogOptions options);
+  ~LogStore();
+  LogStore(const LogStore&) = delete;
+  LogStore& operator=(const LogStore&) = delete;
+
+  // At start, before start(): scans every topic's log (log_recovery.h) and returns the logs that hold
+  // events or state; each can be had with open(topic).
+  std::vector<TopicLog*> recover();
+  // The log of `topic`, made when missing (its directory is made by the thread with the first batch).
+  TopicLog* open(const std::string& topic);
+  // `on_read`: events read back for a topic (read()); `on_written`: what a topic has written or
+  // synced moved; `on_error`: a write, sync or read failed (logged here already).
+  void set_handlers(OnRead on_read, std::function<void(TopicLog&)> on_written, OnError on_error);
+  void start();
+  // Asks for up to `max_events` of `log`'s events from memory_end() on. One read at a time per topic.
+  void read(TopicLog& log, size_t max_events);
+  // Hands over what is left, syncs it whatever the fsync mode, and joins the thread.
+  void stop();
+
+  const LogOptions& options() const { return opt_; }
+  // For /metrics: fdatasync calls and the seconds they took; write errors.
+  uint64_t syncs() const;
+  double sync_seconds() const;
+  uint64_t errors() const;
+
+ private:
+  friend class TopicLog;
+  struct Job;
+  struct Result;
+  void mark(TopicLog* log);
+  void hand_over();
+  void thread_main();
+  void apply(std::vector<Result>& results);
+
+  uv_loop_t* loop_;
+  Post post_;
+  LogOptions opt_;
+  OnRead on_read_;
+  std::function<void(TopicLog&)> on_written_;
+  OnError on_error_;
+  std::vector<std::unique_ptr<TopicLog>> logs_;
+  std::vector<std::unique_ptr<TopicFiles>> files_;
+  std::vector<TopicLog*> dirty_;
+  uv_idle_t idle_{};  // runs hand_over at the next loop turn; active only while something changed
+  bool idle_active_ = false;
+  bool started_ = false;
+
+  std::thread thread_;
+  mutable std::mutex mutex_;  // guards jobs_, stopping_ and the counters
+  std::condition_variable wake_;
+  std::vector<Job> jobs_;
+  bool stopping_ = false;
+  uint64_t syncs_ = 0, errors_ = 0;
+  double sync_seconds_ = 0;
+};
+
+}  // namespace mg
