@@ -71,7 +71,7 @@ size_t scan_segment(const std::string& bytes, bool last, RecoveredLog& out, uint
 
 }  // namespace
 
-bool recover_topic_log(const std::string& dir, RecoveredLog& out) {
+bool recover_topic_log(const std::string& dir, RecoveredLog& out, bool repair) {
   out.dir = dir;
   std::string text;
   if (!read_whole(dir + "/topic", out.topic, out.error)) return false;
@@ -96,7 +96,7 @@ bool recover_topic_log(const std::string& dir, RecoveredLog& out) {
   while (first_kept + 1 < segments.size() && segments[first_kept + 1].first_seq <= out.cursor) first_kept++;
   for (size_t i = 0; i < first_kept; i++) {
     std::string path = dir + "/" + segment_file_name(segments[i].first_seq);
-    if (unlink(path.c_str()) == 0) out.deleted_segments++;
+    if (!repair || unlink(path.c_str()) == 0) out.deleted_segments++;
   }
   segments.erase(segments.begin(), segments.begin() + static_cast<std::ptrdiff_t>(first_kept));
 
@@ -115,7 +115,7 @@ bool recover_topic_log(const std::string& dir, RecoveredLog& out) {
     }
     const bool last = i + 1 == segments.size();
     size_t keep = scan_segment(text, last, out, last_seq);
-    if (keep < text.size() && truncate(path.c_str(), static_cast<off_t>(keep)) != 0) {
+    if (repair && keep < text.size() && truncate(path.c_str(), static_cast<off_t>(keep)) != 0) {
       out.error = path + ": cannot cut off its torn tail: " + std::strerror(errno);
       return false;
     }

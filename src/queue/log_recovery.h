@@ -35,8 +35,10 @@ struct RecoveredLog {
   std::string error;  // the directory could not be used (unreadable, unknown format version): left as it is
 };
 
-// Scans one topic directory. False with out.error when it cannot be used.
-bool recover_topic_log(const std::string& dir, RecoveredLog& out);
+// Scans one topic directory. False with out.error when it cannot be used. With `repair` false
+// (`meshgate queue inspect`, a look without a running node) nothing is deleted or truncated: the
+// counts say what a start would do.
+bool recover_topic_log(const std::string& dir, RecoveredLog& out, bool repair = true);
 
 // Every topic directory under `queue_dir` (missing: none), each scanned; one logged line per topic
 // that held anything, and an error line for each that could not be used.
