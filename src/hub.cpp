@@ -10,6 +10,7 @@
 #include "core/metrics.h"
 #include "mesh/mesh.h"
 #include "net/listen_socket.h"
+#include "queue/spool_import.h"
 
 namespace mg {
 
@@ -94,7 +95,6 @@ int Hub::run() {
     if (!mesh_->start()) return fail_start(fds);
     queue_.set_remote(mesh_.get(), [this] { mesh_->announce_topics(); });
   }
-  spool_.restore(queue_);
   start_store();
   for (const ListenerConfig& l : cfg_.listeners) {
     ListenerShared shared;
@@ -207,7 +207,10 @@ void Hub::make_store() {
 
 void Hub::start_store() {
   if (!store_) return;
-  for (TopicLog* log : store_->recover()) queue_.adopt_log(log);
+  for (TopicLog* log : store_->recover()) restored_ += log->unconsumed();
+  restored_ += import_legacy_spool(effective_state_dir(cfg_), *store_).events;
+  for (TopicLog* log : store_->logs())
+    if (log->unconsumed() > 0) queue_.adopt_log(log);
   store_->start();
 }
 
@@ -236,7 +239,6 @@ void Hub::on_tick(uv_timer_t* t) {
   Hub* self = static_cast<Hub*>(t->data);
   uint64_t now = uv_now(&self->loop_);
   self->queue_.tick(now);
-  self->spool_.on_tick(self->queue_);
   self->api_.http().tick(now);
   if (self->route_) self->route_->http().tick(now);
   self->maybe_finish();
@@ -246,8 +248,8 @@ void Hub::shutdown() {
   if (shut_down_) return;
   shut_down_ = true;
   workers_.post_all([](Worker& w) { w.force_stop(); });  // workers still closing clients (forced stop) close them now
-  spool_.write(queue_);
-  if (store_) store_->stop();  // what the disk topics hold is synced, whatever the fsync mode
+  queue_.log_held();
+  if (store_) store_->stop();  // what the logs hold is synced, whatever the fsync mode
   if (mesh_) mesh_->stop();
   api_.http().stop_listening();
   if (route_) route_->http().stop_listening();

@@ -24,8 +24,8 @@
 #include "core/sd_notify.h"
 #include "mesh/mesh.h"
 #include "net/stream.h"
+#include "queue/log_store.h"
 #include "queue/queue_hub.h"
-#include "queue/queue_spool.h"
 #include "route/route_api.h"
 
 namespace mg {
@@ -107,10 +107,10 @@ class Hub final : public WorkerHost, public ApiHost, public MeshHost {
   uv_signal_t sig_term_{}, sig_int_{}, sig_hup_{};
   uv_timer_t tick_{}, drain_timer_{}, final_timer_{}, notify_timer_{};
   SdNotify notify_;
-  // The queue's spool file: read back at start, written at shutdown, removed once consumed.
-  QueueSpool spool_{effective_state_dir(cfg_), static_cast<unsigned>(cfg_.node_id)};
-  // The disk topics' logs, when there is a state directory (start_store).
+  // The topics' disk logs, when there is a state directory (make_store): disk topics' events, and
+  // what a stopping node still held (QueueHub::log_held).
   std::unique_ptr<LogStore> store_;
+  uint64_t restored_ = 0;  // events recovered from the logs (and an older spool) at start
   bool draining_ = false;
   bool drain_forced_ = false;
   bool shut_down_ = false;

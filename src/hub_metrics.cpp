@@ -19,8 +19,8 @@ std::string Hub::render_metrics() const {
   HttpRefusals::family(w);
   api_.http().refusals().render(w);
   if (route_) route_->http().refusals().render(w);
-  w.family("meshgate_queue_restored_total", "counter", "Events restored from the spool of the last run at start.");
-  w.sample("meshgate_queue_restored_total", spool_.restored());
+  w.family("meshgate_queue_restored_total", "counter", "Events recovered at start from the topics' disk logs: what the last run held and had not delivered.");
+  w.sample("meshgate_queue_restored_total", restored_);
   w.family("meshgate_api_connections", "gauge", "Control and route API connections open now.");
   w.sample("meshgate_api_connections", api_.http().size() + (route_ ? route_->http().size() : 0));
   w.family("meshgate_hub_backlog", "gauge", "Tasks waiting for the hub thread.");

@@ -7,7 +7,6 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
-#include <unordered_set>
 
 #include "core/log.h"
 #include "core/log_text.h"
@@ -38,6 +37,7 @@ struct TopicFiles {
   uint64_t reader_last_seq = 0;  // the last record it passed
   uint64_t reader_next = 0;      // the sequence number it would return next (0: unknown)
   bool failed = false;           // a write failed: later batches are not written (logged once)
+  std::string last_error;        // the last error logged
 
   uint64_t bytes() const {
     uint64_t n = 0;
@@ -149,6 +149,12 @@ TopicLog* LogStore::open(const std::string& topic) {
   log->files_->log = log;
   log->files_->dir = opt_.queue_dir + "/" + topic_dir_name(topic);
   return log;
+}
+
+std::vector<TopicLog*> LogStore::logs() const {
+  std::vector<TopicLog*> out;
+  for (const auto& l : logs_) out.push_back(l.get());
+  return out;
 }
 
 void LogStore::set_handlers(OnRead on_read, std::function<void(TopicLog&)> on_written, OnError on_error) {
@@ -275,7 +281,7 @@ bool active_segment(TopicFiles& f, uint64_t first_seq, const LogOptions& opt, st
   if (f.fd >= 0 && !f.segments.empty() && f.segments.back().bytes < opt.segment_bytes) return true;
   if (f.fd < 0 && !f.segments.empty() && f.segments.back().bytes < opt.segment_bytes) {
     const std::string path = segment_path(f, f.segments.back().first_seq);
-    f.fd = open(path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+    f.fd = open(path.c_str(), O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC);
     if (f.fd >= 0) return true;
     error = path + ": " + std::strerror(errno);
     return false;
@@ -286,7 +292,7 @@ bool active_segment(TopicFiles& f, uint64_t first_seq, const LogOptions& opt, st
     f.fd = -1;
   }
   const std::string path = segment_path(f, first_seq);
-  f.fd = open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  f.fd = open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (f.fd < 0) {
     error = path + ": " + std::strerror(errno);
     return false;
@@ -323,7 +329,7 @@ bool write_cursor(TopicFiles& f, bool sync, std::string& error) {
   if (f.cursor_wanted == f.cursor_written || !f.dir_made) return true;
   const std::string path = f.dir + "/cursor";
   if (f.cursor_fd < 0) {
-    f.cursor_fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    f.cursor_fd = open(path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (f.cursor_fd < 0) {
       error = path + ": " + std::strerror(errno);
       return false;
@@ -351,6 +357,17 @@ void delete_consumed(TopicFiles& f) {
     f.segments.pop_front();
     deleted = true;
   }
+  // Everything consumed and synced: the active segment goes too (the cursor file keeps the numbering),
+  // so a queue with nothing waiting holds no segment.
+  if (f.segments.size() == 1 && f.cursor_written >= f.written_end && f.written_end > f.segments.front().first_seq &&
+      !f.needs_sync && !f.failed) {
+    if (f.reader_segment == f.segments.front().first_seq) f.close_reader();
+    if (f.fd >= 0) close(f.fd);
+    f.fd = -1;
+    unlink(segment_path(f, f.segments.front().first_seq).c_str());
+    f.segments.pop_front();
+    deleted = true;
+  }
   if (deleted) f.dir_needs_sync = true;
 }
 
@@ -363,7 +380,7 @@ bool reader_seek(TopicFiles& f, uint64_t seq, std::string& error) {
   if (!seg && !f.segments.empty()) seg = &f.segments.front();
   if (!seg) return true;
   const std::string path = segment_path(f, seg->first_seq);
-  f.reader_fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  f.reader_fd = open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
   if (f.reader_fd < 0) {
     error = path + ": " + std::strerror(errno);
     return false;
@@ -423,99 +440,120 @@ bool read_events(TopicFiles& f, uint64_t from, size_t max_events, std::vector<Lo
 
 void LogStore::thread_main() {
   std::vector<Job> work;
-  std::unordered_set<TopicFiles*> unsynced;  // written (or cursor moved) since the last sync
-  Clock::time_point last_sync = Clock::now();
   const auto interval = std::chrono::milliseconds(opt_.fsync_interval_ms);
   for (;;) {
     bool stop = false;
     {
       std::unique_lock<std::mutex> lock(mutex_);
       auto ready = [this] { return !jobs_.empty() || stopping_; };
-      if (!unsynced.empty() && opt_.fsync == FsyncMode::Batch) wake_.wait_until(lock, last_sync + interval, ready);
+      // In batch mode a round with unsynced writes waits at most until the next sync is due.
+      if (!unsynced_.empty() && opt_.fsync == FsyncMode::Batch) wake_.wait_until(lock, last_sync_ + interval, ready);
       else wake_.wait(lock, ready);
       work.swap(jobs_);
       stop = stopping_;
     }
-    std::vector<Result> results;
-    std::unordered_set<TopicFiles*> touched;
-    std::vector<std::pair<TopicFiles*, std::string>> errors;
-    for (Job& j : work) {
-      TopicFiles& f = *j.files;
-      touched.insert(&f);
-      if (!j.batch.empty()) {
-        std::string error;
-        if (f.failed) {
-          f.written_end = j.batch_end;  // lost: the queue counted them when it failed
-        } else if (!append_batch(f, j.batch, j.batch_first, j.batch_end, opt_, error)) {
-          f.failed = true;
-          f.written_end = j.batch_end;
-          errors.emplace_back(&f, error);
-        }
-        unsynced.insert(&f);
-      }
-      if (j.cursor != f.cursor_wanted) {
-        f.cursor_wanted = j.cursor;
-        unsynced.insert(&f);
-      }
-    }
-    const Clock::time_point now = Clock::now();
-    const bool sync_now = stop || opt_.fsync == FsyncMode::Always ||
-                          (opt_.fsync == FsyncMode::Batch && now - last_sync >= interval) ||
-                          opt_.fsync == FsyncMode::Off;
-    if (sync_now && !unsynced.empty()) {
-      const bool sync = stop || opt_.fsync != FsyncMode::Off;
-      uint64_t n = 0;
-      for (TopicFiles* f : unsynced) {
-        std::string error;
-        if (sync && f->needs_sync && f->fd >= 0) {
-          n++;
-          if (fdatasync(f->fd) != 0) errors.emplace_back(f, segment_path(*f, f->segments.back().first_seq) + ": " +
-                                                                 std::strerror(errno));
-        }
-        if (sync && f->dir_needs_sync && f->dir_made && sync_dir(f->dir, error)) f->dir_needs_sync = false;
-        f->needs_sync = false;
-        if (!f->failed) f->synced_end = f->written_end;
-        if (write_cursor(*f, sync, error)) delete_consumed(*f);
-        else if (!error.empty()) errors.emplace_back(f, error);
-        touched.insert(f);
-      }
-      const Clock::time_point done = Clock::now();
-      {
-        std::lock_guard<std::mutex> lock(mutex_);
-        syncs_ += n;
-        sync_seconds_ += std::chrono::duration<double>(done - now).count();
-      }
-      unsynced.clear();
-      last_sync = done;
-    }
-    for (TopicFiles* f : touched) {
-      Result r{f, f->written_end, f->synced_end, f->bytes()};
-      results.push_back(std::move(r));
-    }
-    for (Job& j : work) {
-      if (j.read_events == 0) continue;
-      TopicFiles& f = *j.files;
-      for (Result& r : results) {
-        if (r.files != &f) continue;
-        r.read_done = true;
-        std::string error;
-        if (!read_events(f, j.read_from, j.read_events, r.events, error)) errors.emplace_back(&f, error);
-      }
-    }
-    for (auto& [f, error] : errors)
-      for (Result& r : results)
-        if (r.files == f) r.error = error;
-    if (!errors.empty()) {
-      std::lock_guard<std::mutex> lock(mutex_);
-      errors_ += errors.size();
-    }
+    round(work, stop);
     work.clear();
-    if (!results.empty()) {
-      auto shared = std::make_shared<std::vector<Result>>(std::move(results));
-      post_([this, shared] { apply(*shared); });
-    }
     if (stop) break;
   }
+}
+
+bool LogStore::flush_now() {
+  if (started_) return true;
+  std::vector<Job> work;
+  hand_over();
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    work.swap(jobs_);
+  }
+  return round(work, true);
+}
+
+bool LogStore::round(std::vector<Job>& work, bool final) {
+  std::vector<TopicFiles*> touched;
+  auto touch = [](std::vector<TopicFiles*>& v, TopicFiles* f) {
+    for (TopicFiles* g : v)
+      if (g == f) return;
+    v.push_back(f);
+  };
+  std::vector<std::pair<TopicFiles*, std::string>> errors;
+  for (Job& j : work) {
+    TopicFiles& f = *j.files;
+    touch(touched, &f);
+    if (!j.batch.empty()) {
+      std::string error;
+      if (f.failed) {
+        f.written_end = j.batch_end;  // lost: the queue counted them when it failed
+      } else if (!append_batch(f, j.batch, j.batch_first, j.batch_end, opt_, error)) {
+        f.failed = true;
+        f.written_end = j.batch_end;
+        errors.emplace_back(&f, error);
+      }
+      touch(unsynced_, &f);
+    }
+    if (j.cursor != f.cursor_wanted) {
+      f.cursor_wanted = j.cursor;
+      touch(unsynced_, &f);
+    }
+  }
+  const Clock::time_point now = Clock::now();
+  const bool due = final || opt_.fsync != FsyncMode::Batch ||
+                   now - last_sync_ >= std::chrono::milliseconds(opt_.fsync_interval_ms);
+  if (due && !unsynced_.empty()) {
+    const bool sync = final || opt_.fsync != FsyncMode::Off;
+    uint64_t n = 0;
+    for (TopicFiles* f : unsynced_) {
+      std::string error;
+      if (sync && f->needs_sync && f->fd >= 0) {
+        n++;
+        if (fdatasync(f->fd) != 0)
+          errors.emplace_back(f, segment_path(*f, f->segments.back().first_seq) + ": " + std::strerror(errno));
+      }
+      if (sync && f->dir_needs_sync && f->dir_made && sync_dir(f->dir, error)) f->dir_needs_sync = false;
+      f->needs_sync = false;
+      if (!f->failed) f->synced_end = f->written_end;
+      if (write_cursor(*f, sync, error)) delete_consumed(*f);
+      else if (!error.empty()) errors.emplace_back(f, error);
+      touch(touched, f);
+    }
+    const Clock::time_point done = Clock::now();
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      syncs_ += n;
+      sync_seconds_ += std::chrono::duration<double>(done - now).count();
+    }
+    unsynced_.clear();
+    last_sync_ = done;
+  }
+  std::vector<Result> results;
+  for (TopicFiles* f : touched) results.push_back(Result{f, f->written_end, f->synced_end, f->bytes()});
+  for (Job& j : work) {
+    if (j.read_events == 0) continue;
+    for (Result& r : results) {
+      if (r.files != j.files) continue;
+      r.read_done = true;
+      std::string error;
+      if (!read_events(*j.files, j.read_from, j.read_events, r.events, error)) errors.emplace_back(j.files, error);
+    }
+  }
+  for (auto& [f, error] : errors) {
+    // Logged here, not by the hub: the last round at shutdown runs after the hub stops listening.
+    // One line per new error of a topic (a directory that stays unwritable fails every round).
+    if (error != f->last_error)
+      LOG_ERROR("queue: topic \"%s\": its disk log failed: %s", log_safe(f->log->topic()).c_str(), error.c_str());
+    f->last_error = error;
+    for (Result& r : results)
+      if (r.files == f) r.error = error;
+  }
+  if (!errors.empty()) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    errors_ += errors.size();
+  }
+  if (!results.empty()) {
+    auto shared = std::make_shared<std::vector<Result>>(std::move(results));
+    post_([this, shared] { apply(*shared); });
+  }
+  return errors.empty();
 }
 
 }  // namespace mg

@@ -77,6 +77,8 @@ class TopicLog {
   bool spilled() const { return memory_end_ < next_seq_; }
   // Events below this were recovered at start: they are delivered again ("r").
   uint64_t recovered_end() const { return recovered_end_; }
+  // Every event appended so far counts as recovered (events imported at start from an older spool).
+  void mark_recovered() { recovered_end_ = next_seq_; }
   // Events handed to the store's thread and written (in the page cache at least), and synced.
   uint64_t written_end() const { return written_end_; }
   uint64_t synced_end() const { return synced_end_; }
@@ -122,10 +124,15 @@ class LogStore {
   std::vector<TopicLog*> recover();
   // The log of `topic`, made when missing (its directory is made by the thread with the first batch).
   TopicLog* open(const std::string& topic);
+  // Every log open now (recovered, declared or made by an import).
+  std::vector<TopicLog*> logs() const;
   // `on_read`: events read back for a topic (read()); `on_written`: what a topic has written or
   // synced moved; `on_error`: a write, sync or read failed (logged here already).
   void set_handlers(OnRead on_read, std::function<void(TopicLog&)> on_written, OnError on_error);
   void start();
+  // Before start(): writes and syncs what was appended, on the calling thread (events imported at
+  // start, which must be durable before their old file goes). False when a write failed (logged).
+  bool flush_now();
   // Asks for up to `max_events` of `log`'s events from memory_end() on. One read at a time per topic.
   void read(TopicLog& log, size_t max_events);
   // Hands over what is left, syncs it whatever the fsync mode, and joins the thread.
@@ -144,6 +151,9 @@ class LogStore {
   void mark(TopicLog* log);
   void hand_over();
   void thread_main();
+  // One round of the thread: writes `work`, syncs when due (always when `final`), reads, posts the
+  // results. Returns whether every write succeeded.
+  bool round(std::vector<Job>& work, bool final);
   void apply(std::vector<Result>& results);
 
   uv_loop_t* loop_;
@@ -164,6 +174,9 @@ class LogStore {
   std::condition_variable wake_;
   std::vector<Job> jobs_;
   bool stopping_ = false;
+  // The thread's own (round): files written or with a moved cursor since the last sync, and when that was.
+  std::vector<TopicFiles*> unsynced_;
+  std::chrono::steady_clock::time_point last_sync_;
   uint64_t syncs_ = 0, errors_ = 0;
   double sync_seconds_ = 0;
 };

@@ -34,7 +34,6 @@ struct QueueEvent {
   uint64_t fwd = 0;     // on a consuming node: the producing node's id for this forwarded event, else 0
   bool redelivered = false;  // delivered before (ack timeout, consumer gone) or kept over a restart: "r"
   uint32_t failures = 0;     // deliveries here that failed: QueueHub::requeue ([queue] max_deliveries)
-  bool spooled = false;      // restored from the spool at start: the spool file stays until none is held
   uint64_t log_seq = 0;      // its sequence number in its topic's disk log (queue/log_store.h), 0: not logged
   size_t bytes() const { return topic.size() + data.size() + context.size() + 64; }
   QueueEventRef ref() const { return QueueEventRef{&topic, client, data, context, node, hops, fwd, redelivered}; }

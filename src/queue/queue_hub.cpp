@@ -39,7 +39,8 @@ void QueueHub::declare(const std::string& name, bool pause_on_overflow, bool dis
   if (!t) t = make_topic(name);
   t->pause_on_overflow = pause_on_overflow;
   t->declared = true;
-  if (disk && store_ && !t->log) t->log = store_->open(name);
+  t->disk = disk && store_;
+  if (t->disk && !t->log) t->log = store_->open(name);
   if (pause_on_overflow && !t->gate) {
     t->gate = std::make_shared<TopicGate>(limits_.max_events);
     t->gate->full.store(t->paused, std::memory_order_relaxed);
@@ -190,7 +191,6 @@ void QueueHub::discard(Discard why, const QueueEvent& ev) {
 }
 
 void QueueHub::push(QueueEvent ev) {
-  if (ev.spooled) spooled_held_++;  // before the check: a discard counts it out again (lost)
   if (!event_text_valid(ev.ref())) return discard(Discard::InvalidText, ev);
   push_valid(std::move(ev));
 }
@@ -202,7 +202,7 @@ void QueueHub::push_valid(QueueEvent ev) {
     return;
   }
   if (!ev.node) ev.node = node_id_;
-  if (t->log && ev.fwd == 0 && !ev.log_seq && !log_push(*t, ev)) return;
+  if (logs(*t, ev) && !log_push(*t, ev)) return;
   if (t->pending_by_client.count(ev.client) == 0) {
     Target to = target(*t, ev.client, ev.hops, nullptr);
     if (ready(to)) {
@@ -359,7 +359,6 @@ std::vector<QueueEvent> QueueHub::take_held() {
   // Unacknowledged and forwarded events left the fronts of their topics: they go first. Taken as
   // they are, not requeued, so no bound drops any of them on the way out.
   std::vector<QueueEvent> out;
-  spooled_held_ = 0;
   for (auto& [sink, c] : consumers_) {
     for (auto& [k, f] : c->unacked)
       if (f.ev.fwd == 0 && !f.ev.log_seq) out.push_back(std::move(f.ev));

@@ -158,12 +158,13 @@ class QueueHub {
   // acknowledged, forwarded to another node and not yet reported consumed. (Events forwarded here
   // by another node are not counted: their producer holds them.)
   size_t held_events() const;
-  // Of those, events restored from the spool (ev.spooled) not yet consumed: while there are any, the
-  // spool file is kept, so a crash before a consumer takes them loses none (QueueSpool::on_tick).
-  size_t spooled_held() const { return spooled_held_; }
-  // Removes and returns every event held_events() counts, oldest first within each topic: what a
-  // stopping node writes to its spool. Consumers keep their connections but lose these events.
+  // Removes and returns every event held_events() counts that is not in a disk log already, oldest
+  // first within each topic: what a stopping node keeps in its topics' logs (log_held). Consumers
+  // keep their connections but lose these events.
   std::vector<QueueEvent> take_held();
+  // At shutdown: appends take_held()'s events to their topics' logs (made for memory topics too), so
+  // the next start delivers them. Returns how many; without a store they are lost (0, logged).
+  size_t log_held();
   // --- across the mesh ---
   // `on_local_topics_changed` runs whenever the set of topics with local consumers may have changed.
   void set_remote(RemoteQueue* remote, std::function<void()> on_local_topics_changed);
@@ -210,7 +211,9 @@ class QueueHub {
     bool pause_on_overflow = true;
     bool paused = false;                 // its producers were asked to stop reading
     std::shared_ptr<TopicGate> gate;     // a declared pausing topic's (declare)
-    TopicLog* log = nullptr;             // a disk topic's log (owned by the store)
+    TopicLog* log = nullptr;             // its log (owned by the store): a disk topic's, or one recovered at start
+    bool disk = false;                   // [queue] store = disk: every event goes to the log; a memory
+                                         // topic logs only while its recovered log holds events
     bool declared = false;               // a listener's: never forgotten
     bool idle = false;                   // nothing holds it since idle_since_ms (forget_idle_topics)
     uint64_t idle_since_ms = 0;
@@ -271,7 +274,6 @@ class QueueHub {
   // `ev` left this node's hands for good: consumed, or lost (dropped at a bound, no topic for it).
   void consumed(const QueueEvent& ev);
   void lost(const QueueEvent& ev) {
-    if (ev.spooled) spooled_held_--;
     if (ev.log_seq) log_done(ev);
   }
   // --- disk topics (queue_log.cpp) ---
@@ -280,6 +282,11 @@ class QueueHub {
   // Whether `ev` (this node's client's, about to be pushed into disk topic `t`) goes to memory too;
   // numbers it in the log either way. False: it is in the log only, read back in its turn.
   bool log_push(Topic& t, QueueEvent& ev);
+  // Whether `ev`, pushed into `t`, goes to t's log: this node's client's event, not logged yet, into a
+  // disk topic or a memory topic whose recovered log still holds events (so none passes an older one).
+  bool logs(const Topic& t, const QueueEvent& ev) const {
+    return t.log && ev.fwd == 0 && !ev.log_seq && (t.disk || t.log->unconsumed() > 0);
+  }
   // Asks for the next events of a spilled topic once its memory is down to half the window.
   void maybe_read(Topic& t);
   void on_log_read(TopicLog& log, std::vector<LoggedEvent>& events);
@@ -306,7 +313,6 @@ class QueueHub {
   std::unordered_map<std::string, std::unique_ptr<Topic>> topics_;
   std::unordered_map<const QueueSink*, std::unique_ptr<Consumer>> consumers_;
   uint64_t topics_refused_ = 0, topics_forgotten_ = 0;
-  size_t spooled_held_ = 0;
   LogLimit refused_log_;
   uint64_t next_seq_ = 0;
   uint64_t next_consumer_ = 0;

@@ -70,8 +70,25 @@ void QueueHub::on_log_read(TopicLog& log, std::vector<LoggedEvent>& events) {
   maybe_read(*t);
 }
 
-void QueueHub::on_log_error(TopicLog& log, const std::string& error) {
-  LOG_ERROR("queue: topic \"%s\": its disk log failed: %s", log_safe(log.topic()).c_str(), error.c_str());
+size_t QueueHub::log_held() {
+  std::vector<QueueEvent> events = take_held();
+  if (events.empty()) return 0;
+  if (!store_) {
+    LOG_ERROR("queue: %zu events lost at shutdown: no consumer took them and no [node] state_dir is set to keep "
+              "them", events.size());
+    return 0;
+  }
+  for (const QueueEvent& ev : events) {
+    TopicLog* log = store_->open(ev.topic);
+    log->append(ev.client, ev.data, ev.context);
+  }
+  LOG_WARN("queue: %zu events no consumer took kept in %s; they are delivered after the next start", events.size(),
+           store_->options().queue_dir.c_str());
+  return events.size();
+}
+
+void QueueHub::on_log_error(TopicLog&, const std::string&) {
+  // Logged by the store. What a failed log means for the topic's events: issue 20's error handling.
 }
 
 }  // namespace mg

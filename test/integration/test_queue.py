@@ -378,7 +378,7 @@ async def test_drain_closes_clients_1001_and_flushes_close_events(nodes):
     assert msg is None, msg
 
 
-# ---- drain loses nothing: consumers elsewhere or later, else the spool (issue 11) ----
+# ---- drain loses nothing: consumers elsewhere or later, else the topics' disk logs (issues 11, 20) ----
 
 from test_mesh import restart  # noqa: E402  (starts a stopped node again, same config and ports)
 
@@ -389,6 +389,13 @@ def state_dir(nodes, name):
     return d
 
 
+def segments(d, topic="client"):
+    """The log segments a state directory holds for `topic` (docs/queue-log.md)."""
+    import os
+    t = os.path.join(d, "queue", topic)
+    return sorted(f for f in os.listdir(t) if f.endswith(".seg")) if os.path.isdir(t) else []
+
+
 async def client_sends(node, texts, path="/spool"):
     ws = await ws_connect(node.port("ws"), path)
     for t in texts:
@@ -396,8 +403,10 @@ async def client_sends(node, texts, path="/spool"):
     await ws.close()
 
 
-async def test_drain_spools_what_no_consumer_took_and_the_next_start_delivers_it(nodes):
-    import os
+async def test_drain_keeps_what_no_consumer_took_in_the_log_and_the_next_start_delivers_it(nodes):
+    """A memory topic's events still held at the end of the drain go to its disk log (issue 20: the
+    log replaced the spool file), come back after the start marked redelivered, and the log's
+    segments go once they are consumed, not before."""
     d = state_dir(nodes, "spool-state")
     n = nodes.start({"node": {"drain_timeout": 2, "state_dir": d}})
     texts = [f"kept {i}" for i in range(5)]
@@ -407,11 +416,11 @@ async def test_drain_spools_what_no_consumer_took_and_the_next_start_delivers_it
     msg = await asyncio.to_thread(n.wait_exit, 15)
     assert msg is None, msg
     log = open(n.stderr_path).read()
-    assert "written to" in log and "queue.spool" in log, log[-2000:]
-    assert os.path.exists(os.path.join(d, "queue.spool"))
+    assert "7 events no consumer took kept in" in log, log[-2000:]
+    assert segments(d)
     restart(n)
-    assert "restored" in n.stderr(), n.stderr()
-    assert os.path.exists(os.path.join(d, "queue.spool")), "the spool was removed before its events were consumed"
+    assert "7 events recovered" in n.stderr(), n.stderr()
+    assert segments(d), "the log was removed before its events were consumed"
     async with Session(n) as s:
         cons = await s.consumer()
         opens = await cons.wait_event(lambda e: e["p"]["d"].get("event") == "open" and e["p"]["d"]["path"] == "/spool")
@@ -424,18 +433,18 @@ async def test_drain_spools_what_no_consumer_took_and_the_next_start_delivers_it
         close = await cons.wait_event(ev_close_of(cid))
         assert close["p"].get("r") is True
     assert harness.metric_value(n, "meshgate_queue_restored_total") == 7
-    # Every restored event consumed: the spool goes (within the hub's one-second tick).
+    # Every restored event consumed: its segment goes (with the store's next round).
     for _ in range(30):
-        if not os.path.exists(os.path.join(d, "queue.spool")):
+        if not segments(d):
             break
         await asyncio.sleep(0.1)
-    assert not os.path.exists(os.path.join(d, "queue.spool")), "the spool was not removed once its events were consumed"
+    assert not segments(d), "the log's segment was not removed once its events were consumed"
 
 
 async def test_restored_events_survive_a_crash_before_a_consumer_takes_them(nodes):
     """Issue 18: the spool was deleted as soon as it was read, so a SIGKILL after the restart and
-    before any consumer came lost its events. Now it is kept until they are consumed."""
-    import os
+    before any consumer came lost its events. Now (the topic's log since issue 20) it is kept until
+    they are consumed."""
     d = state_dir(nodes, "spool-crash-state")
     n = nodes.start({"node": {"drain_timeout": 1, "state_dir": d}})
     texts = [f"survives {i}" for i in range(3)]
@@ -444,9 +453,9 @@ async def test_restored_events_survive_a_crash_before_a_consumer_takes_them(node
     n.terminate()
     assert await asyncio.to_thread(n.wait_exit, 15) is None
     restart(n)
-    assert "restored" in n.stderr(), n.stderr()
+    assert "recovered" in n.stderr(), n.stderr()
     await asyncio.sleep(1.5)  # a few ticks with nobody consuming
-    n.kill()  # SIGKILL: no drain, no spool written
+    n.kill()  # SIGKILL: no drain, nothing written at shutdown
     restart(n)
     async with Session(n) as s:
         cons = await s.consumer()
@@ -457,23 +466,25 @@ async def test_restored_events_survive_a_crash_before_a_consumer_takes_them(node
             assert ev["p"]["d"]["frame"]["data"] == t and ev["p"].get("r") is True, ev
 
 
-async def test_the_spool_is_never_written_through_a_planted_symlink(nodes, tmp_path):
+async def test_the_log_is_never_written_through_a_planted_symlink(nodes, tmp_path):
     """Issue 18: queue.spool.tmp was opened with O_CREAT|O_TRUNC: a symlink planted there (by anyone
-    who can write the state directory) made the node overwrite the file it points to."""
+    who can write the state directory) made the node overwrite the file it points to. The same for
+    the log's files (issue 20): its topic name file, cursor and first segment."""
     import os
     d = state_dir(nodes, "spool-symlink-state")
     victim = tmp_path / "victim"
     victim.write_text("precious\n")
-    os.symlink(str(victim), os.path.join(d, "queue.spool.tmp"))
+    os.makedirs(os.path.join(d, "queue", "client"))
+    for name in ("topic.tmp", "cursor", "00000000000000000001.seg"):
+        os.symlink(str(victim), os.path.join(d, "queue", "client", name))
     n = nodes.start({"node": {"drain_timeout": 1, "state_dir": d}})
     await client_sends(n, ["not through the link"], "/symlink")
     await asyncio.sleep(0.3)
     n.terminate()
     assert await asyncio.to_thread(n.wait_exit, 15) is None
-    assert victim.read_text() == "precious\n", "the spool was written through the symlink"
-    spool = os.path.join(d, "queue.spool")
-    assert not os.path.islink(spool) and "not through the link" in open(spool).read()
-    assert not os.path.lexists(os.path.join(d, "queue.spool.tmp"))
+    assert victim.read_text() == "precious\n", "the log was written through a symlink"
+    assert not os.path.lexists(os.path.join(d, "queue", "client", "topic.tmp"))
+    assert "00000000000000000001.seg" in open(n.stderr_path).read(), "the planted segment was not reported"
 
 
 async def test_a_consumer_that_arrives_during_the_drain_gets_the_events(nodes):
@@ -493,10 +504,10 @@ async def test_a_consumer_that_arrives_during_the_drain_gets_the_events(nodes):
         await cons.wait_event(ev_close_of(o["p"]["c"]))
         msg = await asyncio.to_thread(n.wait_exit, 15)
     assert msg is None, msg
-    assert not os.path.exists(os.path.join(d, "queue.spool")), "events a consumer took were spooled too"
+    assert not segments(d), "events a consumer took were kept in the log too"
 
 
-async def test_unacknowledged_events_are_spooled_too(nodes):
+async def test_unacknowledged_events_are_kept_too(nodes):
     d = state_dir(nodes, "unacked-state")
     n = nodes.start({"node": {"drain_timeout": 2, "state_dir": d}, "queue": {"ack_timeout": 60}})
     async with Session(n) as s:
