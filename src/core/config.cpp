@@ -242,6 +242,8 @@ const std::map<std::string, Setter>& global_keys() {
       {"queue.max_deliveries", uint_key(&Config::queue, &QueueLimits::max_deliveries, 1, 1000000)},
       {"queue.max_topics", uint_key(&Config::queue, &QueueLimits::max_topics, 1, 1000000)},
       {"queue.topic_idle_timeout", uint_key(&Config::queue, &QueueLimits::topic_idle_s, 1, 86400)},
+      {"queue.max_disk", uint_key(&Config::queue, &QueueLimits::max_disk, 1ull << 20, 1ull << 50)},
+      {"queue.max_disk_total", uint_key(&Config::queue, &QueueLimits::max_disk_total, 0, 1ull << 50)},
       {"queue.overflow", [](Config& c, const std::string& v) -> std::string {
          if (v != "pause" && v != "drop") return "expected pause or drop";
          c.queue_pause_on_overflow = v == "pause";

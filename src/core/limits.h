@@ -33,6 +33,7 @@ constexpr uint32_t kMaxUnacked = 1000;
 constexpr uint32_t kMaxDeliveries = 10;  // times one event is handed out before it is dropped as poison
 constexpr uint32_t kQueueMaxTopics = 10000;
 constexpr uint32_t kQueueTopicIdleTimeout = 300;  // seconds
+constexpr uint64_t kQueueMaxDisk = 1ull << 30;      // a disk topic's log
 constexpr uint64_t kMeshMaxLinkBuffer = 64ull << 20;
 constexpr uint32_t kMaxTokenBytes = 8192;  // a connect token (not configurable: it bounds a header anyway)
 }  // namespace limit_defaults
@@ -60,6 +61,10 @@ struct QueueLimits {
   uint32_t max_deliveries = limit_defaults::kMaxDeliveries;
   uint32_t max_topics = limit_defaults::kQueueMaxTopics;
   uint32_t topic_idle_s = limit_defaults::kQueueTopicIdleTimeout;
+  // Disk topics: the bytes of one topic's log, and of every log of the node (0: no node bound, the
+  // file system's free space is the bound). At either, the topic's overflow policy applies.
+  uint64_t max_disk = limit_defaults::kQueueMaxDisk;
+  uint64_t max_disk_total = 0;
 };
 
 // [queue] store, fsync, fsync_interval: where topics keep their events (queue/log_store.h). A

@@ -38,6 +38,7 @@ struct TopicFiles {
   uint64_t reader_next = 0;      // the sequence number it would return next (0: unknown)
   bool failed = false;           // a write failed: later batches are not written (logged once)
   std::string last_error;        // the last error logged
+  bool roll = false;             // the next batch starts a new segment (after a retry)
 
   uint64_t bytes() const {
     uint64_t n = 0;
@@ -65,11 +66,13 @@ struct LogStore::Job {
   uint64_t cursor;
   size_t read_events;  // 0: no read
   uint64_t read_from;
+  bool retry;
 };
 
 struct LogStore::Result {
   TopicFiles* files;
-  uint64_t written_end, synced_end, disk_bytes;
+  uint64_t written_end, synced_end, disk_bytes, oldest_end;
+  bool failed;
   bool read_done = false;
   std::vector<LoggedEvent> events;
   std::string error;
@@ -157,10 +160,21 @@ std::vector<TopicLog*> LogStore::logs() const {
   return out;
 }
 
-void LogStore::set_handlers(OnRead on_read, std::function<void(TopicLog&)> on_written, OnError on_error) {
+void LogStore::set_handlers(OnRead on_read, std::function<void(TopicLog&)> on_written, OnFailed on_failed) {
   on_read_ = std::move(on_read);
   on_written_ = std::move(on_written);
-  on_error_ = std::move(on_error);
+  on_failed_ = std::move(on_failed);
+}
+
+void LogStore::retry(TopicLog& log) {
+  log.retry_ = true;
+  mark(&log);
+}
+
+uint64_t LogStore::total_bytes() const {
+  uint64_t n = 0;
+  for (const auto& l : logs_) n += l->disk_bytes_;
+  return n;
 }
 
 void LogStore::start() {
@@ -199,9 +213,10 @@ void LogStore::hand_over() {
   for (TopicLog* log : dirty_) {
     log->dirty_ = false;
     jobs.push_back(Job{log->files_, std::move(log->batch_), log->batch_first_, log->next_seq_, log->cursor_,
-                       log->read_events_, log->memory_end_});
+                       log->read_events_, log->memory_end_, log->retry_});
     log->batch_.clear();
     log->read_events_ = 0;
+    log->retry_ = false;
     log->cursor_sent_ = log->cursor_;
   }
   dirty_.clear();
@@ -231,7 +246,11 @@ void LogStore::apply(std::vector<Result>& results) {
     log.written_end_ = r.written_end;
     log.synced_end_ = r.synced_end;
     log.disk_bytes_ = r.disk_bytes;
-    if (!r.error.empty() && on_error_) on_error_(log, r.error);
+    log.oldest_end_ = r.oldest_end;
+    if (r.failed != log.failed_) {
+      log.failed_ = r.failed;
+      if (on_failed_) on_failed_(log);
+    }
     if (r.read_done) {
       log.reading_ = false;
       if (on_read_) on_read_(log, r.events);
@@ -278,8 +297,9 @@ std::string segment_path(const TopicFiles& f, uint64_t first_seq) { return f.dir
 // The active segment to append `first_seq` onwards to: the last one while it is under the size,
 // else a new one named by `first_seq`.
 bool active_segment(TopicFiles& f, uint64_t first_seq, const LogOptions& opt, std::string& error) {
-  if (f.fd >= 0 && !f.segments.empty() && f.segments.back().bytes < opt.segment_bytes) return true;
-  if (f.fd < 0 && !f.segments.empty() && f.segments.back().bytes < opt.segment_bytes) {
+  const bool room = !f.roll && !f.segments.empty() && f.segments.back().bytes < opt.segment_bytes;
+  if (f.fd >= 0 && room) return true;
+  if (f.fd < 0 && room) {
     const std::string path = segment_path(f, f.segments.back().first_seq);
     f.fd = open(path.c_str(), O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC);
     if (f.fd >= 0) return true;
@@ -307,6 +327,7 @@ bool active_segment(TopicFiles& f, uint64_t first_seq, const LogOptions& opt, st
   }
   f.segments.push_back(LogSegment{first_seq, header.size()});
   f.dir_needs_sync = true;
+  f.roll = false;
   return true;
 }
 
@@ -480,13 +501,19 @@ bool LogStore::round(std::vector<Job>& work, bool final) {
   for (Job& j : work) {
     TopicFiles& f = *j.files;
     touch(touched, &f);
-    if (!j.batch.empty()) {
+    if (j.retry && f.failed) {
+      // Its next batch starts a new segment (the records it failed to write are a gap, which the
+      // queue counted as lost when it learnt of the failure).
+      f.failed = false;
+      f.last_error.clear();
+      if (f.fd >= 0) close(f.fd);
+      f.fd = -1;
+      f.roll = true;
+    }
+    if (!j.batch.empty() && !f.failed) {  // a failed log's later batches are dropped (counted by the queue)
       std::string error;
-      if (f.failed) {
-        f.written_end = j.batch_end;  // lost: the queue counted them when it failed
-      } else if (!append_batch(f, j.batch, j.batch_first, j.batch_end, opt_, error)) {
+      if (!append_batch(f, j.batch, j.batch_first, j.batch_end, opt_, error)) {
         f.failed = true;
-        f.written_end = j.batch_end;
         errors.emplace_back(&f, error);
       }
       touch(unsynced_, &f);
@@ -506,8 +533,13 @@ bool LogStore::round(std::vector<Job>& work, bool final) {
       std::string error;
       if (sync && f->needs_sync && f->fd >= 0) {
         n++;
-        if (fdatasync(f->fd) != 0)
+        if (fdatasync(f->fd) != 0) {
+          // What the kernel could not write back is gone from its cache too (fsyncgate): the
+          // records since the last sync cannot be trusted, so the log counts as failed from there.
           errors.emplace_back(f, segment_path(*f, f->segments.back().first_seq) + ": " + std::strerror(errno));
+          f->failed = true;
+          f->written_end = f->synced_end;
+        }
       }
       if (sync && f->dir_needs_sync && f->dir_made && sync_dir(f->dir, error)) f->dir_needs_sync = false;
       f->needs_sync = false;
@@ -526,7 +558,10 @@ bool LogStore::round(std::vector<Job>& work, bool final) {
     last_sync_ = done;
   }
   std::vector<Result> results;
-  for (TopicFiles* f : touched) results.push_back(Result{f, f->written_end, f->synced_end, f->bytes()});
+  for (TopicFiles* f : touched) {
+    const uint64_t oldest_end = f->segments.size() > 1 ? f->segments[1].first_seq : f->written_end;
+    results.push_back(Result{f, f->written_end, f->synced_end, f->bytes(), oldest_end, f->failed});
+  }
   for (Job& j : work) {
     if (j.read_events == 0) continue;
     for (Result& r : results) {

@@ -25,6 +25,7 @@
 
 #include <uv.h>
 
+#include <algorithm>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -73,7 +74,19 @@ class TopicLog {
   // Events at or above memory_end() are in the log only (not in the queue's memory), waiting to be
   // read back (LogStore::read); the queue moves it as they arrive.
   uint64_t memory_end() const { return memory_end_; }
-  void set_memory_end(uint64_t seq) { memory_end_ = seq; }
+  void set_memory_end(uint64_t seq) {
+    memory_end_ = seq;
+    if (skip_to_ && memory_end_ >= skip_from_) {  // the range lost to a failed write: nothing to read there
+      memory_end_ = std::max(memory_end_, skip_to_);
+      skip_from_ = skip_to_ = 0;
+    }
+  }
+  // Events [from, to) are not in the log (a write failed): the reader passes over them.
+  void skip(uint64_t from, uint64_t to) {
+    skip_from_ = from;
+    skip_to_ = to;
+    set_memory_end(memory_end_);
+  }
   bool spilled() const { return memory_end_ < next_seq_; }
   // Events below this were recovered at start: they are delivered again ("r").
   uint64_t recovered_end() const { return recovered_end_; }
@@ -83,7 +96,13 @@ class TopicLog {
   uint64_t written_end() const { return written_end_; }
   uint64_t synced_end() const { return synced_end_; }
   uint64_t disk_bytes() const { return disk_bytes_; }
+  // One past the last event of the oldest segment: dropping the events below it frees that segment.
+  uint64_t oldest_end() const { return oldest_end_; }
+  // A write or sync failed and the store has not written since (retry()).
+  bool failed() const { return failed_; }
   bool reading() const { return reading_; }
+  // Forgets the records not handed over yet (the log failed: they are counted lost instead).
+  void drop_batch() { batch_.clear(); }
   // Events not consumed yet (in memory, given out or in the log only).
   uint64_t unconsumed() const { return next_seq_ - cursor_; }
 
@@ -95,7 +114,10 @@ class TopicLog {
   LogStore* store_;
   std::string topic_;
   uint64_t next_seq_ = 1, cursor_ = 1, memory_end_ = 1, recovered_end_ = 1;
-  uint64_t written_end_ = 1, synced_end_ = 1, disk_bytes_ = 0;
+  uint64_t written_end_ = 1, synced_end_ = 1, disk_bytes_ = 0, oldest_end_ = 1;
+  uint64_t skip_from_ = 0, skip_to_ = 0;
+  bool failed_ = false;
+  bool retry_ = false;  // a retry to hand over
   // done_[i]: whether cursor_ + i is consumed; covers [cursor_, next_seq_).
   std::deque<bool> done_;
   std::string batch_;  // records not handed over yet, from batch_first_
@@ -111,7 +133,8 @@ class LogStore {
  public:
   using Post = std::function<void(std::function<void()>)>;
   using OnRead = std::function<void(TopicLog&, std::vector<LoggedEvent>&)>;
-  using OnError = std::function<void(TopicLog&, const std::string&)>;
+  // A topic's log failed (failed() is true now: its later events were not written) or works again.
+  using OnFailed = std::function<void(TopicLog&)>;
 
   // `post` runs a task on the hub thread (the hub's mailbox).
   LogStore(uv_loop_t* loop, Post post, LogOptions options);
@@ -127,14 +150,18 @@ class LogStore {
   // Every log open now (recovered, declared or made by an import).
   std::vector<TopicLog*> logs() const;
   // `on_read`: events read back for a topic (read()); `on_written`: what a topic has written or
-  // synced moved; `on_error`: a write, sync or read failed (logged here already).
-  void set_handlers(OnRead on_read, std::function<void(TopicLog&)> on_written, OnError on_error);
+  // synced moved; `on_failed`: a topic's log failed, or works again after a retry (logged here).
+  void set_handlers(OnRead on_read, std::function<void(TopicLog&)> on_written, OnFailed on_failed);
   void start();
   // Before start(): writes and syncs what was appended, on the calling thread (events imported at
   // start, which must be durable before their old file goes). False when a write failed (logged).
   bool flush_now();
   // Asks for up to `max_events` of `log`'s events from memory_end() on. One read at a time per topic.
   void read(TopicLog& log, size_t max_events);
+  // A failed log: try again (its next batch starts a new segment).
+  void retry(TopicLog& log);
+  // Bytes of every log's segments.
+  uint64_t total_bytes() const;
   // Hands over what is left, syncs it whatever the fsync mode, and joins the thread.
   void stop();
 
@@ -161,7 +188,7 @@ class LogStore {
   LogOptions opt_;
   OnRead on_read_;
   std::function<void(TopicLog&)> on_written_;
-  OnError on_error_;
+  OnFailed on_failed_;
   std::vector<std::unique_ptr<TopicLog>> logs_;
   std::vector<std::unique_ptr<TopicFiles>> files_;
   std::vector<TopicLog*> dirty_;

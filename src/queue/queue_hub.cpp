@@ -132,7 +132,7 @@ void QueueHub::enqueue(Topic& t, Pending p, bool front) {
   t.pending_by_client[p.ev.client]++;
   if (front) t.pending.push_front(std::move(p));
   else t.pending.push_back(std::move(p));
-  if (t.log) return;  // a disk topic's memory is its window: what passes it stays in the log (log_push)
+  if (logging(t)) return;  // a disk topic's memory is its window: what passes it stays in the log (log_push)
   // A pausing topic stops its producers at the bound and drops only at four times it: events already
   // decoded when the pause takes effect (up to a batch per worker, a message per producing connection,
   // and what waits in the hub's mailbox) still arrive. A dropping topic drops the oldest at the bound. Counted either way.
@@ -162,7 +162,12 @@ void QueueHub::pause(Topic& t) {
 
 void QueueHub::relieve(Topic& t) {
   maybe_read(t);
-  if (!t.paused || t.pending.size() > limits_.max_events / 2 || t.bytes > limits_.max_bytes / 2) return;
+  if (!t.paused) return;
+  if (logging(t) || (t.log && t.log->failed())) {  // paused at its disk bound, or its log failed
+    if (!disk_room(t, 2)) return;
+  } else if (t.pending.size() > limits_.max_events / 2 || t.bytes > limits_.max_bytes / 2) {
+    return;
+  }
   t.paused = false;
   LOG_DEBUG("queue: topic \"%s\" resumed its producers", log_safe(t.name).c_str());
   if (!t.gate) return;  // no listener produces into it
@@ -203,6 +208,13 @@ void QueueHub::push_valid(QueueEvent ev) {
   }
   if (!ev.node) ev.node = node_id_;
   if (logs(*t, ev) && !log_push(*t, ev)) return;
+  if (t->log && t->log->failed() && t->log->spilled() && ev.fwd == 0 && !ev.log_seq) {
+    // Its log failed while older events wait there: taking this one in memory would deliver it
+    // before them. Dropped, counted and logged (a pausing topic has paused its producers).
+    t->dropped++;
+    log_drops(*t);
+    return;
+  }
   if (t->pending_by_client.count(ev.client) == 0) {
     Target to = target(*t, ev.client, ev.hops, nullptr);
     if (ready(to)) {
@@ -405,6 +417,7 @@ void QueueHub::tick(uint64_t now_ms) {
   for (auto& [name, t] : topics_) log_drops(*t);
   log_discards();
   forget_idle_topics();
+  if (store_) retry_failed_logs();
   bool requeued = false;
   for (auto& [sink, c] : consumers_) {
     if (!c->ack) continue;

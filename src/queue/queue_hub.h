@@ -194,6 +194,9 @@ class QueueHub {
   size_t consumer_count() const { return consumers_.size(); }
   // Every topic, by name.
   std::vector<QueueTopicStats> topic_stats() const;
+  // A topic whose disk log failed (and is retried every few seconds), or "": /readyz says the node
+  // cannot keep what it accepts while there is one.
+  std::string failed_log() const;
 
  private:
   struct Consumer;
@@ -214,6 +217,8 @@ class QueueHub {
     TopicLog* log = nullptr;             // its log (owned by the store): a disk topic's, or one recovered at start
     bool disk = false;                   // [queue] store = disk: every event goes to the log; a memory
                                          // topic logs only while its recovered log holds events
+    uint64_t dropped_below = 0;          // drop_oldest_segment: events below this were dropped
+    uint64_t log_retry_ms = 0;           // a failed log is tried again then
     bool declared = false;               // a listener's: never forgotten
     bool idle = false;                   // nothing holds it since idle_since_ms (forget_idle_topics)
     uint64_t idle_since_ms = 0;
@@ -284,13 +289,22 @@ class QueueHub {
   bool log_push(Topic& t, QueueEvent& ev);
   // Whether `ev`, pushed into `t`, goes to t's log: this node's client's event, not logged yet, into a
   // disk topic or a memory topic whose recovered log still holds events (so none passes an older one).
-  bool logs(const Topic& t, const QueueEvent& ev) const {
-    return t.log && ev.fwd == 0 && !ev.log_seq && (t.disk || t.log->unconsumed() > 0);
-  }
+  bool logs(const Topic& t, const QueueEvent& ev) const { return logging(t) && ev.fwd == 0 && !ev.log_seq; }
+  // Whether t's new events go to its log now (and its bounds are its log's, not its memory's).
+  static bool logging(const Topic& t) { return t.log && !t.log->failed() && (t.disk || t.log->unconsumed() > 0); }
+  // Whether t's log is under its bound and the node's, divided by `div` (1: the bound; 2: half of it,
+  // where a paused topic resumes).
+  bool disk_room(const Topic& t, uint64_t div) const;
+  // A logging topic at its disk bound: pause (pausing topics) or drop its oldest segment's events.
+  void check_disk(Topic& t);
+  void drop_oldest_segment(Topic& t);
+  void on_log_failed(TopicLog& log);
+  static constexpr unsigned kLogRetrySeconds = 5;
+  // From tick: asks the store to try each failed log again, every kLogRetrySeconds.
+  void retry_failed_logs();
   // Asks for the next events of a spilled topic once its memory is down to half the window.
   void maybe_read(Topic& t);
   void on_log_read(TopicLog& log, std::vector<LoggedEvent>& events);
-  void on_log_error(TopicLog& log, const std::string& error);
   LogStore* store_ = nullptr;
   // Logs a topic's drops not yet logged: the first at once, then at most one line a minute (tick).
   void log_drops(Topic& t);

@@ -11,9 +11,12 @@ void QueueHub::set_store(LogStore* store) {
   if (!store_) return;
   store_->set_handlers([this](TopicLog& log, std::vector<LoggedEvent>& events) { on_log_read(log, events); },
                        [this](TopicLog& log) {
-                         if (Topic* t = topic(log.topic(), false)) maybe_read(*t);
+                         Topic* t = topic(log.topic(), false);
+                         if (!t) return;
+                         check_disk(*t);
+                         relieve(*t);  // reads on, and resumes a topic paused at its disk bound
                        },
-                       [this](TopicLog& log, const std::string& error) { on_log_error(log, error); });
+                       [this](TopicLog& log) { on_log_failed(log); });
 }
 
 void QueueHub::adopt_log(TopicLog* log) {
@@ -87,8 +90,73 @@ size_t QueueHub::log_held() {
   return events.size();
 }
 
-void QueueHub::on_log_error(TopicLog&, const std::string&) {
-  // Logged by the store. What a failed log means for the topic's events: issue 20's error handling.
+bool QueueHub::disk_room(const Topic& t, uint64_t div) const {
+  if (!t.log || t.log->failed()) return false;
+  if (t.log->disk_bytes() > limits_.max_disk / div) return false;
+  return limits_.max_disk_total == 0 || !store_ || store_->total_bytes() <= limits_.max_disk_total / div;
+}
+
+void QueueHub::check_disk(Topic& t) {
+  if (!logging(t) || t.paused || disk_room(t, 1)) return;
+  if (t.pause_on_overflow) pause(t);
+  else drop_oldest_segment(t);
+}
+
+void QueueHub::drop_oldest_segment(Topic& t) {
+  TopicLog& log = *t.log;
+  const uint64_t below = log.oldest_end();
+  if (below <= t.dropped_below) return;  // dropped already; the segment goes once its events in flight are done
+  t.dropped_below = below;
+  uint64_t n = 0;
+  while (!t.pending.empty() && t.pending.front().ev.log_seq && t.pending.front().ev.log_seq < below) {
+    lost(t.pending.front().ev);
+    take_pending(t, 0);
+    n++;
+  }
+  for (uint64_t s = log.memory_end(); s < below; s++, n++) log.done(s);
+  if (log.memory_end() < below) log.set_memory_end(below);
+  t.dropped += n;
+  log_drops(t);
+}
+
+void QueueHub::on_log_failed(TopicLog& log) {
+  Topic* t = topic(log.topic(), false);
+  if (!t) return;
+  if (!log.failed()) {
+    LOG_INFO("queue: topic \"%s\": its disk log is written again", log_safe(t->name).c_str());
+    relieve(*t);
+    return;
+  }
+  // Events numbered after the last record written are not on disk: those the topic holds in memory
+  // are delivered as usual; those only the log was to hold are lost, counted and logged.
+  log.drop_batch();
+  const uint64_t from = std::max(log.written_end(), log.memory_end()), to = log.next_seq();
+  for (uint64_t s = from; s < to; s++) log.done(s);
+  log.skip(from, to);
+  if (to > from) {
+    t->dropped += to - from;
+    LOG_ERROR("queue: topic \"%s\": %llu events lost: its disk log failed before they were written",
+              log_safe(t->name).c_str(), static_cast<unsigned long long>(to - from));
+  }
+  LOG_ERROR("queue: topic \"%s\": its disk log failed; %s until it can be written again (tried every %u s)",
+            log_safe(t->name).c_str(), t->pause_on_overflow ? "its producing clients are paused" :
+            "its events are kept in memory (and dropped at its memory bound)", kLogRetrySeconds);
+  t->log_retry_ms = now_ms_ + kLogRetrySeconds * 1000;
+  if (t->pause_on_overflow && !t->paused) pause(*t);
+}
+
+void QueueHub::retry_failed_logs() {
+  for (auto& [name, t] : topics_)
+    if (t->log && t->log->failed() && now_ms_ >= t->log_retry_ms) {
+      store_->retry(*t->log);
+      t->log_retry_ms = now_ms_ + kLogRetrySeconds * 1000;
+    }
+}
+
+std::string QueueHub::failed_log() const {
+  for (const auto& [name, t] : topics_)
+    if (t->log && t->log->failed()) return name;
+  return "";
 }
 
 }  // namespace mg
