@@ -258,6 +258,29 @@ TEST(LogRecovery, GarbageAtTheEndOfAnOlderSegmentLosesItsRecordsAndKeepsTheNextS
   }
 }
 
+// A segment of an unknown version (2), the middle one (with a consumed segment before it and a torn
+// one after it) or the last one (with two consumed before it): recovery refuses the topic, names the
+// file and the version, and changes nothing at all.
+TEST(LogRecovery, AnUnknownSegmentVersionLeavesTheWholeLogUntouched) {
+  for (const size_t bad : {1, 2}) {
+    SCOPED_TRACE("version 2 in segment " + std::to_string(bad));
+    LogDir d;
+    ThreeSegments s(d);
+    const Segment* all[] = {&s.a, &s.b, &s.c};
+    std::string v2 = all[bad]->bytes;
+    v2[4] = 2;
+    d.put(*all[bad], v2);
+    if (bad == 1) d.put(s.c, s.c.bytes.substr(0, s.c.bytes.size() - 3));
+    d.cursor(6, bad == 1 ? 15 : 25, 12);
+    const auto before = d.files();
+    mg::RecoveredLog r;
+    EXPECT_FALSE(mg::recover_topic_log(d.dir(), r));
+    EXPECT_NE(r.error.find(d.path(all[bad]->name())), std::string::npos) << r.error;
+    EXPECT_NE(r.error.find("version 2"), std::string::npos) << r.error;
+    EXPECT_EQ(changed_files(before, d.files()), "");
+  }
+}
+
 // Everything a repair does at once (a consumed segment, a corrupt record, a torn tail): repair =
 // false reports the same counts and leaves every byte as it was; a repair afterwards does it.
 TEST(LogRecovery, WithoutRepairTheCountsAreTheSameAndNoFileChanges) {
