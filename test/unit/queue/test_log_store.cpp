@@ -3,7 +3,8 @@
 // written in many rounds (rolling segments) come back from a fresh store in order with their texts,
 // in each fsync mode; consuming moves the cursor file and deletes the segments below it, out of
 // order only once the gap closes; stop() writes what was never handed over; a recovered log goes on
-// where it ended; an unusable directory is reported and nothing breaks.
+// where it ended; a damaged record is skipped by the reader as recovery counted it; an unusable
+// directory is reported and nothing breaks.
 #include "queue/log_store.h"
 
 #include <gtest/gtest.h>
@@ -311,6 +312,43 @@ TEST(LogStore, StopWritesWhatWasNeverHandedOver) {
   EXPECT_EQ(r.events, 80u);
   EXPECT_EQ(r.next_seq, 81u);
   EXPECT_EQ(r.torn_bytes, 0u);
+}
+
+// A record of an older segment damaged after it was written, in its length (now claiming more bytes
+// than the segment holds) or in its body: recovery counts one record lost, and the reader skips that
+// one only, in an older segment and in the last.
+TEST(LogStore, TheReaderSkipsADamagedRecordAsRecoveryCountedIt) {
+  for (const bool last : {false, true}) {
+    for (const int where : {2, 20}) {  // a byte of the length field; one of the body
+      SCOPED_TRACE(std::string(last ? "last" : "older") + " segment, byte " + std::to_string(where));
+      Fixture f(FsyncMode::Off, 4 << 10);
+      {
+        Store s(f.loop, f.options);
+        TopicLog* log = s.start_with(300, 10);
+        ASSERT_NE(log, nullptr);
+      }
+      const std::vector<uint64_t> segs = segments_in(f.dir);
+      ASSERT_GT(segs.size(), 2u);
+      const uint64_t first = last ? segs.back() : segs[1];
+      const uint64_t victim = first + 3;
+      const std::string path = f.dir + "/" + mg::segment_file_name(first);
+      std::string bytes = mg_test::read_file(path);
+      size_t at = mg::kSegmentHeaderBytes;
+      for (uint64_t seq = first; seq < victim; seq++) {
+        const LoggedEvent e = ev(seq);
+        at += mg::record_bytes(e.data.size(), e.context.size());
+      }
+      bytes[at + static_cast<size_t>(where)] ^= 0x01;
+      ASSERT_TRUE(mg_test::write_file(path, bytes));
+      Store s(f.loop, f.options);
+      TopicLog* log = s.recover_one();
+      ASSERT_NE(log, nullptr);
+      EXPECT_EQ(log->next_seq(), 301u);
+      s.store.start();
+      s.read_back(log, 100);
+      expect_events(s.read, 1, 301, {victim});
+    }
+  }
 }
 
 // The queue directory under a regular file: mkdir fails with ENOTDIR (as root too). The error names
