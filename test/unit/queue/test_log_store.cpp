@@ -197,17 +197,23 @@ struct Fixture {
   }
 };
 
+// Events 1..n written to "room:1" in rounds of `per_round` by a store stopped afterwards; the
+// segments it left.
+std::vector<uint64_t> write_and_stop(Fixture& f, uint64_t n, uint64_t per_round) {
+  {
+    Store s(f.loop, f.options);
+    TopicLog* log = s.start_with(n, per_round);
+    EXPECT_NE(log, nullptr);
+    EXPECT_EQ(log ? log->written_end() : 0, n + 1);
+  }
+  return segments_in(f.dir);
+}
+
 // `n` events written in rounds of 100 and the store stopped; a fresh store recovers them all and
 // reads them back in chunks.
 void round_trip(FsyncMode fsync, uint64_t n) {
   Fixture f(fsync);
-  {
-    Store s(f.loop, f.options);
-    TopicLog* log = s.start_with(n, 100);
-    ASSERT_NE(log, nullptr);
-    EXPECT_EQ(log->written_end(), n + 1);
-  }
-  EXPECT_GT(segments_in(f.dir).size(), 2u) << "the segments did not roll";
+  EXPECT_GT(write_and_stop(f, n, 100).size(), 2u) << "the segments did not roll";
   Store s(f.loop, f.options);
   TopicLog* log = s.recover_one();
   ASSERT_NE(log, nullptr);
@@ -322,12 +328,7 @@ TEST(LogStore, TheReaderSkipsADamagedRecordAsRecoveryCountedIt) {
     for (const int where : {2, 20}) {  // a byte of the length field; one of the body
       SCOPED_TRACE(std::string(last ? "last" : "older") + " segment, byte " + std::to_string(where));
       Fixture f(FsyncMode::Off, 4 << 10);
-      {
-        Store s(f.loop, f.options);
-        TopicLog* log = s.start_with(300, 10);
-        ASSERT_NE(log, nullptr);
-      }
-      const std::vector<uint64_t> segs = segments_in(f.dir);
+      const std::vector<uint64_t> segs = write_and_stop(f, 300, 10);
       ASSERT_GT(segs.size(), 2u);
       const uint64_t first = last ? segs.back() : segs[1];
       const uint64_t victim = first + 3;
