@@ -94,10 +94,7 @@ bool recover_topic_log(const std::string& dir, RecoveredLog& out, bool repair) {
   // A segment is consumed when the next one starts at or below the cursor.
   size_t first_kept = 0;
   while (first_kept + 1 < segments.size() && segments[first_kept + 1].first_seq <= out.cursor) first_kept++;
-  for (size_t i = 0; i < first_kept; i++) {
-    std::string path = dir + "/" + segment_file_name(segments[i].first_seq);
-    if (!repair || unlink(path.c_str()) == 0) out.deleted_segments++;
-  }
+  const std::vector<LogSegment> consumed(segments.begin(), segments.begin() + static_cast<std::ptrdiff_t>(first_kept));
   segments.erase(segments.begin(), segments.begin() + static_cast<std::ptrdiff_t>(first_kept));
 
   uint64_t last_seq = segments.empty() ? out.cursor - 1 : segments.front().first_seq - 1;
@@ -120,6 +117,11 @@ bool recover_topic_log(const std::string& dir, RecoveredLog& out, bool repair) {
       return false;
     }
     s.bytes = keep;
+  }
+  // Deleted only now that every kept segment was read: a log refused above is left whole.
+  for (const LogSegment& c : consumed) {
+    std::string path = dir + "/" + segment_file_name(c.first_seq);
+    if (!repair || unlink(path.c_str()) == 0) out.deleted_segments++;
   }
   out.next_seq = std::max(last_seq + 1, out.cursor);
   out.segments = std::move(segments);

@@ -247,6 +247,7 @@ void LogStore::apply(std::vector<Result>& results) {
     log.synced_end_ = r.synced_end;
     log.disk_bytes_ = r.disk_bytes;
     log.oldest_end_ = r.oldest_end;
+    if (!r.error.empty()) log.error_ = r.error;
     if (r.failed != log.failed_) {
       log.failed_ = r.failed;
       if (on_failed_) on_failed_(log);
@@ -432,9 +433,11 @@ bool read_events(TopicFiles& f, uint64_t from, size_t max_events, std::vector<Lo
         if (r.seq >= from) out.push_back(LoggedEvent{r.seq, r.client, std::string(r.data), std::string(r.context)});
         continue;
       }
-      // Invalid bytes were found (and counted) by recovery: step over them; an incomplete record is
-      // the end of what is written so far.
-      if (step == LogScanner::Step::Invalid && scan.resync()) continue;
+      // Bytes that are no record were found (and counted) by recovery: step over them. Incomplete
+      // is such bytes too (a damaged length running past the end): this thread writes whole
+      // batches and recovery cut off a torn tail. With no valid record after them it is the end of
+      // what is written so far.
+      if (step != LogScanner::Step::End && scan.resync()) continue;
       at_end = true;
       break;
     }

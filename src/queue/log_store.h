@@ -100,6 +100,8 @@ class TopicLog {
   uint64_t oldest_end() const { return oldest_end_; }
   // A write or sync failed and the store has not written since (retry()).
   bool failed() const { return failed_; }
+  // What failed last ("<path>: <reason>"), kept after a retry succeeds.
+  const std::string& error() const { return error_; }
   bool reading() const { return reading_; }
   // Forgets the records not handed over yet (the log failed: they are counted lost instead).
   void drop_batch() { batch_.clear(); }
@@ -117,6 +119,7 @@ class TopicLog {
   uint64_t written_end_ = 1, synced_end_ = 1, disk_bytes_ = 0, oldest_end_ = 1;
   uint64_t skip_from_ = 0, skip_to_ = 0;
   bool failed_ = false;
+  std::string error_;
   bool retry_ = false;  // a retry to hand over
   // done_[i]: whether cursor_ + i is consumed; covers [cursor_, next_seq_).
   std::deque<bool> done_;
