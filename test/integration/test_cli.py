@@ -183,8 +183,13 @@ def complete(*words):
     return set(p.stdout.split())
 
 
-def test_bash_completion(node):
-    assert complete("") >= {"token", "check-token", "call", "publish"}
+def test_bash_completion(node, tmp_path):
+    assert complete("") >= {"token", "check-token", "call", "publish", "queue"}
+    assert complete("queue", "") == {"inspect", "--help"}
+    assert complete("queue", "inspect", "--") >= {"--json", "--records", "--limit", "--config"}
+    (tmp_path / "state").mkdir()
+    (tmp_path / "file").write_text("")
+    assert complete("queue", "inspect", f"{tmp_path}/") == {f"{tmp_path}/state"}
     assert complete("call", "node.") == {"node.list", "node.stats"}
     assert "--secret-file" in complete("token", "--")
     assert complete("token", "-c", node.conf_path, "--listener", "") == {"ws", "tcp", "tcp32", "tok"}
