@@ -17,7 +17,7 @@ namespace {
 void usage(FILE* out) {
   std::fprintf(out,
                "usage: meshgate [-c FILE] [--check-config] [--version]\n"
-               "       meshgate token|check-token|call|publish ...   (each with --help)\n"
+               "       meshgate token|check-token|call|publish|queue ...   (each with --help)\n"
                "  -c, --config FILE   configuration file (default %s)\n"
                "  --check-config      check the configuration file and exit (0 when valid)\n"
                "  --version           print the version and exit\n"
@@ -25,7 +25,8 @@ void usage(FILE* out) {
                "  token         make a connect token:    meshgate token --secret-file F --uid U --ch room:1 --ttl 1h\n"
                "  check-token   check a connect token:   meshgate check-token --secret-file F TOKEN\n"
                "  call          call a running node:     meshgate call node.stats '{}'\n"
-               "  publish       publish to a channel:    meshgate publish room:1 hello\n",
+               "  publish       publish to a channel:    meshgate publish room:1 hello\n"
+               "  queue         the disk queue, offline: meshgate queue inspect /var/lib/meshgate\n",
                mg::kCliDefaultConfig);
 }
 

@@ -15,7 +15,8 @@ bool cli_run(int argc, char** argv, int* exit_code) {
   if (argc < 2) return false;
   struct Tool { const char* name; int (*run)(int, char**); };
   static const Tool tools[] = {
-      {"token", cli_token}, {"check-token", cli_check_token}, {"call", cli_call}, {"publish", cli_publish}};
+      {"token", cli_token}, {"check-token", cli_check_token}, {"call", cli_call}, {"publish", cli_publish},
+      {"queue", cli_queue}};
   for (const Tool& t : tools) {
     if (std::strcmp(argv[1], t.name) == 0) {
       *exit_code = t.run(argc - 2, argv + 2);

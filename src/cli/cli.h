@@ -4,9 +4,10 @@
 //   meshgate check-token  verify a token and print its claims
 //   meshgate call         call a running node's control API (address and token from the config file)
 //   meshgate publish      mesh.publish on a running node
+//   meshgate queue inspect  what a state directory's disk queue holds, read-only, without a node
 //
-// Exit codes: 0 success, 1 refused (an invalid token, an API error), 2 usage, 3 the node could not
-// be reached or answered something that is not the API.
+// Exit codes: 0 success, 1 refused (an invalid token, an API error) or, for `queue inspect`, a log
+// found damaged, 2 usage, 3 the node could not be reached or answered something that is not the API.
 #pragma once
 
 #include <string>
@@ -21,6 +22,7 @@ int cli_token(int argc, char** argv);
 int cli_check_token(int argc, char** argv);
 int cli_call(int argc, char** argv);
 int cli_publish(int argc, char** argv);
+int cli_queue(int argc, char** argv);
 
 // Shared by the tools.
 extern const char* const kCliDefaultConfig;  // /etc/meshgate/meshgate.conf

@@ -128,22 +128,28 @@ bool recover_topic_log(const std::string& dir, RecoveredLog& out, bool repair) {
   return true;
 }
 
+bool list_topic_dirs(const std::string& queue_dir, std::vector<std::string>& names) {
+  DIR* d = opendir(queue_dir.c_str());
+  if (!d) return false;
+  while (struct dirent* e = readdir(d)) {
+    struct stat st {};
+    if (e->d_name[0] != '.' && stat((queue_dir + "/" + e->d_name).c_str(), &st) == 0 && S_ISDIR(st.st_mode))
+      names.emplace_back(e->d_name);
+  }
+  closedir(d);
+  std::sort(names.begin(), names.end());
+  return true;
+}
+
 std::vector<RecoveredLog> recover_logs(const std::string& queue_dir) {
   std::vector<RecoveredLog> out;
-  DIR* d = opendir(queue_dir.c_str());
-  if (!d) {
+  std::vector<std::string> names;
+  if (!list_topic_dirs(queue_dir, names)) {
     if (errno != ENOENT) LOG_ERROR("queue: cannot read %s: %s", queue_dir.c_str(), std::strerror(errno));
     return out;
   }
-  std::vector<std::string> names;
-  while (struct dirent* e = readdir(d))
-    if (e->d_name[0] != '.') names.emplace_back(e->d_name);
-  closedir(d);
-  std::sort(names.begin(), names.end());
   for (const std::string& name : names) {
     const std::string dir = queue_dir + "/" + name;
-    struct stat st {};
-    if (stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) continue;
     RecoveredLog r;
     if (!recover_topic_log(dir, r)) {
       LOG_ERROR("queue: the log in %s cannot be used and is left as it is: %s", dir.c_str(), r.error.c_str());

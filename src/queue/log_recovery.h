@@ -40,6 +40,10 @@ struct RecoveredLog {
 // counts say what a start would do.
 bool recover_topic_log(const std::string& dir, RecoveredLog& out, bool repair = true);
 
+// The names of the topic directories under `queue_dir`, sorted (entries starting with '.', and
+// anything not a directory, are not). False with errno set when it cannot be read (ENOENT: missing).
+bool list_topic_dirs(const std::string& queue_dir, std::vector<std::string>& names);
+
 // Every topic directory under `queue_dir` (missing: none), each scanned; one logged line per topic
 // that held anything, and an error line for each that could not be used.
 std::vector<RecoveredLog> recover_logs(const std::string& queue_dir);

@@ -6,7 +6,10 @@ running node, reading the node's own configuration file for the API address and 
 - `meshgate call METHOD JSON` prints the result of any HTTP API method (node.stats, node.list,
   conn.info); an API error exits 1 with its code and message, a wrong token exits 1 (401), an
   unreachable node exits 3, a bad method exits 2;
-- `meshgate publish CHANNEL DATA` reaches a subscribed client and prints {"s":1,"f":0}.
+- `meshgate publish CHANNEL DATA` reaches a subscribed client and prints {"s":1,"f":0};
+- `meshgate queue inspect DIR` (issue 20) lists the topics of a disk queue a SIGKILLed node left (events,
+  cursor, next seq, segments, bytes, status) as a table and as --json, prints a topic's records with
+  --records, reports a torn tail with exit 1, runs next to a running node, and changes no byte.
 """
 import asyncio
 import json
@@ -17,6 +20,8 @@ import time
 import pytest
 
 from harness import Session, fake_client_id, free_port, meshgate_bin, ws_connect, ws_recv
+from test_mesh import sigkill
+from test_queue import send_lines, state_dir
 from test_security import jwt_raw
 
 SECRET = "cli-test-secret-0123456789"
@@ -178,8 +183,144 @@ def complete(*words):
     return set(p.stdout.split())
 
 
-def test_bash_completion(node):
-    assert complete("") >= {"token", "check-token", "call", "publish"}
+def test_bash_completion(node, tmp_path):
+    assert complete("") >= {"token", "check-token", "call", "publish", "queue"}
+    assert complete("queue", "") == {"inspect", "--help"}
+    assert complete("queue", "inspect", "--") >= {"--json", "--records", "--limit", "--config"}
+    (tmp_path / "state").mkdir()
+    (tmp_path / "file").write_text("")
+    assert complete("queue", "inspect", f"{tmp_path}/") == {f"{tmp_path}/state"}
     assert complete("call", "node.") == {"node.list", "node.stats"}
     assert "--secret-file" in complete("token", "--")
     assert complete("token", "-c", node.conf_path, "--listener", "") == {"ws", "tcp", "tcp32", "tok"}
+
+
+
+def snapshot(root):
+    """Every file under `root`: its bytes and modification time."""
+    files = {}
+    for dirpath, _, names in os.walk(root):
+        for name in names:
+            path = os.path.join(dirpath, name)
+            with open(path, "rb") as f:
+                files[os.path.relpath(path, root)] = (f.read(), os.stat(path).st_mtime_ns)
+    return files
+
+
+def table(out):
+    """The rows of `queue inspect`'s table: {first column: [the other columns]} (status last, whole)."""
+    rows = {}
+    for line in out.splitlines():
+        if not line.strip():
+            break
+        cells = line.split(None, 6) if not line.startswith("total") else line.split(None, 4)
+        rows[cells[0]] = cells[1:]
+    return rows
+
+
+async def test_queue_inspect(nodes):
+    d = state_dir(nodes, "inspect")
+    n = nodes.start({"node": {"state_dir": d}, "queue": {"store": "disk"}})
+    # A first client's events are consumed (the cursor moves past them), a second one's wait.
+    await asyncio.to_thread(send_lines, n.port("tcp"), ["consumed 1", "consumed 2"])
+    async with Session(n) as s:
+        cons = await s.consumer()
+        await cons.wait_event(lambda e: e["p"]["d"].get("event") == "close", what="the first client's close")
+    lines = [f"stuck {i:03d}" for i in range(40)] + ["tab\there \x1b[31m"]
+    await asyncio.to_thread(send_lines, n.port("tcp"), lines)
+    await asyncio.sleep(0.3)  # well past fsync_interval (5 ms): every event is on disk
+    cursor = 5  # the first client's open, two frames and close were consumed
+    events = len(lines) + 2  # the second client's open and close events too
+    # Next to the running node: it only reads.
+    rc, out, err = await asyncio.to_thread(run, "queue", "inspect", d)
+    assert rc == 0 and table(out)["client"][:3] == [str(events), str(cursor), str(cursor + events)], (rc, out, err)
+    sigkill(n)
+
+    topic_dir = os.path.join(d, "queue", "client")
+    segs = sorted(f for f in os.listdir(topic_dir) if f.endswith(".seg"))
+    assert segs == ["00000000000000000001.seg"], segs
+    seg = os.path.join(topic_dir, segs[0])
+    size = os.path.getsize(seg)
+    before = snapshot(d)
+    rc, out, err = run("queue", "inspect", d)
+    assert rc == 0 and err == "", (rc, out, err)
+    assert out.splitlines()[0].split() == ["TOPIC", "EVENTS", "CURSOR", "NEXT", "SEQ", "SEGMENTS", "BYTES", "STATUS"]
+    rows = table(out)
+    assert rows["client"] == [str(events), str(cursor), str(cursor + events), "1", str(size), "ok"], out
+    assert rows["total"] == [str(events), "1", str(size), "1 topic"], out
+    # The queue directory, the topic's directory and the configuration's state_dir name the same.
+    for args in ([os.path.join(d, "queue")], [topic_dir], ["-c", n.conf_path]):
+        assert run("queue", "inspect", *args) == (0, out, ""), args
+
+    rc, out, err = run("queue", "inspect", "--json", d)
+    assert rc == 0, err
+    assert json.loads(out) == [{"topic": "client", "dir": topic_dir, "ok": True, "status": "ok", "events": events,
+                                "cursor": cursor, "next_seq": cursor + events, "segments": 1, "bytes": size, "torn_bytes": 0,
+                                "corrupt_records": 0, "corrupt_bytes": 0, "consumed_segments": 0}]
+
+    rc, out, err = run("queue", "inspect", d, "--records", "client", "--limit", "3")
+    assert rc == 0, err
+    records = out.split("\n\n", 1)[1].splitlines()
+    assert records[0] == f"records of client after its cursor ({cursor}):" and records[1].split() == \
+        ["SEQ", "CLIENT", "DATA", "CONTEXT"], out
+    assert [r.split(None, 2)[0] for r in records[2:]] == [str(cursor + i) for i in range(3)], out
+    assert '"event":"open"' in records[2] and '"data":"stuck 001"' in records[4], out
+    rc, out, err = run("queue", "inspect", d, "--records", "client", "--json")
+    assert rc == 0, err
+    recs = json.loads(out)[0]["records"]
+    client = recs[0]["client"]
+    assert [r["seq"] for r in recs] == list(range(cursor, cursor + events))
+    assert recs[0]["data"]["event"] == "open" and recs[-1]["data"]["event"] == "close" and client.isdigit()
+    assert [r["data"]["frame"]["data"] for r in recs[1:-1]] == lines
+    assert all(r["client"] == client and r["context"] is None for r in recs)
+    # The text form: one line a record, the last frame's tab and escape as the JSON text has them.
+    rc, out, err = run("queue", "inspect", d, "--records", "client")
+    assert rc == 0 and len(out.split("\n\n", 1)[1].splitlines()) == 2 + events
+    assert "\x1b" not in out and "\t" not in out and r'"data":"tab\there \u001b[31m"' in out, out
+
+    # A torn tail: a write cut short leaves bytes that are no whole record after the last one.
+    with open(seg, "ab") as f:
+        f.write(b"\x30\x00\x00\x00garbage")
+    rc, out, err = run("queue", "inspect", d)
+    rows = table(out)
+    assert rc == 1 and rows["client"] == [str(events), str(cursor), str(cursor + events), "1", str(size + 11),
+                                          "torn tail 11 bytes (cut at next start)"], (rc, out, err)
+    assert rows["total"][-1] == "1 topic, 1 damaged", out
+    # A corrupt record: a flipped byte in the data of the second record after the cursor; the walk
+    # goes on after it.
+    with open(seg, "r+b") as f:
+        buf = f.read()
+        at = 16
+        for _ in range(cursor):  # past the consumed records and the first one after them
+            at += 8 + int.from_bytes(buf[at:at + 4], "little")
+        second_len = int.from_bytes(buf[at:at + 4], "little")
+        f.seek(at + 8 + 20 + 3)
+        f.write(bytes([buf[at + 8 + 20 + 3] ^ 0x20]))
+    rc, out, err = run("queue", "inspect", "--json", d, "--records", "client")
+    got = json.loads(out)[0]
+    assert rc == 1 and not got["ok"] and got["events"] == events - 1, (rc, out, err)
+    assert (got["torn_bytes"], got["corrupt_records"], got["corrupt_bytes"]) == (11, 1, 8 + second_len), got
+    assert got["status"] == f"torn tail 11 bytes (cut at next start); 1 corrupt record ({8 + second_len} bytes skipped)"
+    assert [r["seq"] for r in got["records"]] == [cursor] + list(range(cursor + 2, cursor + events))
+    # Not one byte (nor a modification time) changed by any of it.
+    after = snapshot(d)
+    del after[os.path.relpath(seg, d)], before[os.path.relpath(seg, d)]
+    assert after == before
+    seg_before = snapshot(topic_dir)
+    run("queue", "inspect", d, "--records", "client")
+    assert snapshot(topic_dir) == seg_before
+
+
+def test_queue_inspect_usage(tmp_path):
+    rc, out, err = run("queue", "inspect", "--help")
+    assert rc == 0 and "never changes" in out and "--records TOPIC" in out, out
+    for args in ([], ["list"], ["inspect", str(tmp_path / "missing")], ["inspect", str(tmp_path), "--limit", "3"],
+                 ["inspect", str(tmp_path), "--records", "client"], ["inspect", "--bogus"],
+                 ["inspect", "-c", "/nonexistent.conf"]):
+        rc, out, err = run("queue", *args)
+        assert rc == 2 and out == "" and err.startswith("meshgate: "), (args, rc, out, err)
+    # An empty state directory: no topics, nothing wrong.
+    rc, out, err = run("queue", "inspect", str(tmp_path))
+    assert rc == 0 and table(out)["total"] == ["0", "0", "0", "0 topics"], out
+    rc, out, err = run("queue", "inspect", "--json", str(tmp_path))
+    assert rc == 0 and json.loads(out) == []
