@@ -104,13 +104,23 @@ bool recover_topic_log(const std::string& dir, RecoveredLog& out, bool repair) {
     if (!read_whole(path, text, out.error)) return false;
     uint64_t first = 0;
     std::string why;
+    const bool last = i + 1 == segments.size();
+    if (last && text.size() < kSegmentHeaderBytes) {
+      // Made, and the node stopped before its header was written: a torn tail like any other.
+      out.torn_bytes += text.size();
+      if (repair && unlink(path.c_str()) != 0) {
+        out.error = path + ": cannot remove this segment cut short: " + std::strerror(errno);
+        return false;
+      }
+      segments.pop_back();
+      break;
+    }
     if (!parse_segment_header(text, first, why)) {
       // A segment this version cannot read (a newer format, or a header destroyed): the whole log is
       // left as it is, for an operator or a newer binary; the topic runs in memory meanwhile.
       out.error = path + ": " + why;
       return false;
     }
-    const bool last = i + 1 == segments.size();
     size_t keep = scan_segment(text, last, out, last_seq);
     if (repair && keep < text.size() && truncate(path.c_str(), static_cast<off_t>(keep)) != 0) {
       out.error = path + ": cannot cut off its torn tail: " + std::strerror(errno);

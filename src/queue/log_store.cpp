@@ -123,7 +123,10 @@ LogStore::~LogStore() {
 std::vector<TopicLog*> LogStore::recover() {
   std::vector<TopicLog*> out;
   for (RecoveredLog& r : recover_logs(opt_.queue_dir)) {
-    if (!r.error.empty()) continue;  // logged; left as it is, the topic runs without it
+    if (!r.error.empty()) {  // logged; left as it is: open() never writes there
+      refused_.push_back(r.dir);
+      continue;
+    }
     TopicLog* log = open(r.topic);
     TopicFiles& f = *log->files_;
     f.dir = r.dir;
@@ -145,12 +148,15 @@ std::vector<TopicLog*> LogStore::recover() {
 TopicLog* LogStore::open(const std::string& topic) {
   for (auto& l : logs_)
     if (l->topic_ == topic) return l.get();
+  const std::string dir = opt_.queue_dir + "/" + topic_dir_name(topic);
+  for (const std::string& r : refused_)
+    if (r == dir) return nullptr;
   logs_.push_back(std::unique_ptr<TopicLog>(new TopicLog(this, topic)));
   files_.push_back(std::make_unique<TopicFiles>());
   TopicLog* log = logs_.back().get();
   log->files_ = files_.back().get();
   log->files_->log = log;
-  log->files_->dir = opt_.queue_dir + "/" + topic_dir_name(topic);
+  log->files_->dir = dir;
   return log;
 }
 
@@ -526,6 +532,9 @@ bool LogStore::round(std::vector<Job>& work, bool final) {
       touch(unsynced_, &f);
     }
   }
+  if (final)  // with fsync = off, files written in earlier rounds were never synced
+    for (const auto& f : files_)
+      if (f->needs_sync || f->cursor_wanted != f->cursor_written) touch(unsynced_, f.get());
   const Clock::time_point now = Clock::now();
   const bool due = final || opt_.fsync != FsyncMode::Batch ||
                    now - last_sync_ >= std::chrono::milliseconds(opt_.fsync_interval_ms);
@@ -545,7 +554,7 @@ bool LogStore::round(std::vector<Job>& work, bool final) {
         }
       }
       if (sync && f->dir_needs_sync && f->dir_made && sync_dir(f->dir, error)) f->dir_needs_sync = false;
-      f->needs_sync = false;
+      if (sync) f->needs_sync = false;
       if (!f->failed) f->synced_end = f->written_end;
       if (write_cursor(*f, sync, error)) delete_consumed(*f);
       else if (!error.empty()) errors.emplace_back(f, error);

@@ -148,7 +148,8 @@ class LogStore {
   // At start, before start(): scans every topic's log (log_recovery.h) and returns the logs that hold
   // events or state; each can be had with open(topic).
   std::vector<TopicLog*> recover();
-  // The log of `topic`, made when missing (its directory is made by the thread with the first batch).
+  // The log of `topic`, made when missing (its directory is made by the thread with the first batch);
+  // null when recovery refused its directory (left as it is for an operator: the topic runs in memory).
   TopicLog* open(const std::string& topic);
   // Every log open now (recovered, declared or made by an import).
   std::vector<TopicLog*> logs() const;
@@ -193,8 +194,11 @@ class LogStore {
   std::function<void(TopicLog&)> on_written_;
   OnFailed on_failed_;
   std::vector<std::unique_ptr<TopicLog>> logs_;
+  // Made by the hub thread (open); the store's thread reads the list only in its final round, while
+  // stop() waits for it.
   std::vector<std::unique_ptr<TopicFiles>> files_;
   std::vector<TopicLog*> dirty_;
+  std::vector<std::string> refused_;  // topic directories recovery could not use
   uv_idle_t idle_{};  // runs hand_over at the next loop turn; active only while something changed
   bool idle_active_ = false;
   bool started_ = false;

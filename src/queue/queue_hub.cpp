@@ -41,6 +41,10 @@ void QueueHub::declare(const std::string& name, bool pause_on_overflow, bool dis
   t->declared = true;
   t->disk = disk && store_;
   if (t->disk && !t->log) t->log = store_->open(name);
+  if (t->disk && !t->log)
+    LOG_ERROR("queue: topic \"%s\" keeps its events in memory: its disk log could not be used at start (see above)",
+              log_safe(name).c_str());
+  t->disk = t->disk && t->log;
   if (pause_on_overflow && !t->gate) {
     t->gate = std::make_shared<TopicGate>(limits_.max_events);
     t->gate->full.store(t->paused, std::memory_order_relaxed);

@@ -81,13 +81,19 @@ size_t QueueHub::log_held() {
               "them", events.size());
     return 0;
   }
+  size_t kept = 0;
   for (const QueueEvent& ev : events) {
-    TopicLog* log = store_->open(ev.topic);
-    log->append(ev.client, ev.data, ev.context);
+    if (TopicLog* log = store_->open(ev.topic)) {
+      log->append(ev.client, ev.data, ev.context);
+      kept++;
+    }
   }
-  LOG_WARN("queue: %zu events no consumer took kept in %s; they are delivered after the next start", events.size(),
-           store_->options().queue_dir.c_str());
-  return events.size();
+  if (kept < events.size())
+    LOG_ERROR("queue: %zu events lost at shutdown: their topics' disk logs could not be used", events.size() - kept);
+  if (kept)
+    LOG_WARN("queue: %zu events no consumer took kept in %s; they are delivered after the next start", kept,
+             store_->options().queue_dir.c_str());
+  return kept;
 }
 
 bool QueueHub::disk_room(const Topic& t, uint64_t div) const {

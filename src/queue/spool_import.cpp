@@ -92,12 +92,17 @@ SpoolImport import_legacy_spool(const std::string& state_dir, LogStore& store) {
   }
   if (events.empty() && r.lost_lines == 0) return r;
   std::vector<TopicLog*> logs;
+  bool usable = true;
   for (const QueueEvent& ev : events) {
     TopicLog* log = store.open(ev.topic);
+    if (!log) {
+      usable = false;
+      continue;
+    }
     log->append(ev.client, ev.data, ev.context);
     logs.push_back(log);
   }
-  if (!store.flush_now()) {
+  if (!store.flush_now() || !usable) {
     r.error = "its events could not be written to the topics' logs";
     LOG_ERROR("queue: the spool %s is left in place: %s", path.c_str(), r.error.c_str());
     return r;

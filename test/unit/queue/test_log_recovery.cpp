@@ -281,6 +281,24 @@ TEST(LogRecovery, AnUnknownSegmentVersionLeavesTheWholeLogUntouched) {
   }
 }
 
+// A node stopped between making a segment and writing its header (a crash, a power cut): the last
+// segment is shorter than a header. It is a torn tail like any other (removed, its bytes counted),
+// not a reason to refuse the topic's whole log.
+TEST(LogRecovery, ALastSegmentCutInsideItsHeaderIsATornTail) {
+  for (const size_t len : {0, 1, 15}) {
+    SCOPED_TRACE("header of " + std::to_string(len) + " bytes");
+    LogDir d;
+    Segment a{1, 10};
+    d.put(a);
+    Segment b{11, 1};
+    d.put(b, b.bytes.substr(0, len));
+    mg::RecoveredLog r;
+    ASSERT_TRUE(mg::recover_topic_log(d.dir(), r)) << r.error;
+    expect_recovered(r, {1, 11, 10, 0, 0, len, 0, {{1, a.bytes.size()}}});
+    EXPECT_EQ(d.files().count(b.name()), 0u) << "the cut segment is still there";
+  }
+}
+
 // Everything a repair does at once (a consumed segment, a corrupt record, a torn tail): repair =
 // false reports the same counts and leaves every byte as it was; a repair afterwards does it.
 TEST(LogRecovery, WithoutRepairTheCountsAreTheSameAndNoFileChanges) {

@@ -355,6 +355,26 @@ TEST(LogStore, TheReaderSkipsADamagedRecordAsRecoveryCountedIt) {
   }
 }
 
+// A log recovery refused (here a segment of a newer format) is left as it is for an operator or a
+// newer binary: the store never writes into its directory (no new segment, no cursor, no topic file),
+// and open() says so with null, so its topic keeps its events in memory.
+TEST(LogStore, ALogRecoveryRefusedIsNeverWrittenInto) {
+  Fixture f;
+  write_and_stop(f, 20, 10);
+  const std::string seg = f.dir + "/" + mg::segment_file_name(1);
+  std::string bytes = mg_test::read_file(seg);
+  bytes[4] = 2;  // version 2
+  ASSERT_TRUE(mg_test::write_file(seg, bytes));
+  const auto before = mg_test::files_of(f.dir);
+  Store s(f.loop, f.options);
+  EXPECT_TRUE(s.store.recover().empty());
+  s.store.start();
+  EXPECT_EQ(s.store.open("room:1"), nullptr);
+  EXPECT_NE(s.store.open("room:2"), nullptr) << "other topics are not affected";
+  s.stop();
+  EXPECT_EQ(mg_test::changed_files(before, mg_test::files_of(f.dir)), "");
+}
+
 // The queue directory under a regular file: mkdir fails with ENOTDIR (as root too). The log is
 // failed, the error names the path and is counted once, nothing counts as written (the queue counts
 // those events lost), later batches are dropped quietly and a read comes back empty.
