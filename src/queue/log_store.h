@@ -88,6 +88,8 @@ class TopicLog {
     set_memory_end(memory_end_);
   }
   bool spilled() const { return memory_end_ < next_seq_; }
+  // Events in the log only, waiting to be read back.
+  uint64_t log_only() const { return next_seq_ - memory_end_; }
   // Events below this were recovered at start: they are delivered again ("r").
   uint64_t recovered_end() const { return recovered_end_; }
   // Every event appended so far counts as recovered (events imported at start from an older spool).

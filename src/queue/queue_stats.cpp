@@ -55,7 +55,7 @@ void QueueHub::log_discarded(Discard why, uint64_t count) {
 
 size_t QueueHub::pending_events() const {
   size_t n = 0;
-  for (const auto& [name, t] : topics_) n += t->pending.size() + (t->log ? t->log->next_seq() - t->log->memory_end() : 0);
+  for (const auto& [name, t] : topics_) n += t->pending.size() + (t->log ? t->log->log_only() : 0);
   return n;
 }
 
@@ -63,7 +63,7 @@ size_t QueueHub::held_events() const {
   size_t n = forwarded_.size();
   for (const auto& [name, t] : topics_) {
     for (const Pending& p : t->pending) n += p.ev.fwd == 0;
-    if (t->log) n += t->log->next_seq() - t->log->memory_end();  // in its disk log only
+    if (t->log) n += t->log->log_only();  // in its disk log only
   }
   for (const auto& [sink, c] : consumers_)
     for (const auto& [k, f] : c->unacked) n += f.ev.fwd == 0;
@@ -78,7 +78,7 @@ std::vector<QueueTopicStats> QueueHub::topic_stats() const {
   out.reserve(topics_.size());
   for (const auto& [name, t] : topics_) {
     auto u = unacked.find(name);
-    const size_t in_log_only = t->log ? t->log->next_seq() - t->log->memory_end() : 0;
+    const size_t in_log_only = t->log ? t->log->log_only() : 0;
     out.push_back(QueueTopicStats{name, t->consumers.size(), t->remote_nodes.size(), t->pending.size() + in_log_only,
                                   t->bytes, u == unacked.end() ? 0 : u->second, t->delivered, t->redelivered,
                                   t->dropped, t->forwarded, t->pauses, t->paused});
