@@ -56,6 +56,10 @@ async def test_a_backlog_past_the_memory_window_is_read_back_from_disk_in_order(
     await asyncio.sleep(0.3)
     # No consumer yet: the topic holds its window in memory and the rest on disk only.
     assert harness.metric_value(n, "meshgate_queue_depth", topic="client") >= len(lines)
+    # node.stats (and the dashboard's "on disk" column) say what the log holds.
+    [t] = [t for t in harness.api_ok(n, "node.stats", {})["queue"] if t["topic"] == "client"]
+    assert t["disk_events"] >= len(lines) and t["disk_bytes"] > len(lines) * len("backlog 00000"), t
+    assert t["disk_failed"] is False, t
     async with Session(n) as s:
         cons = await s.consumer()
         got = await collect_frames(cons, len(lines), what="the backlog")
