@@ -23,8 +23,11 @@ $(BUILD)/build.ninja:
 build: deps $(BUILD)/build.ninja
 	ninja -C $(BUILD)
 
+# The shipped configuration keeps queue events on disk ([queue] store = disk): in $(BUILD)/state
+# here, as systemd's StateDirectory= gives the packaged service /var/lib/meshgate.
 run: build
-	./$(BUILD)/meshgate -c $(CONF)
+	mkdir -p $(BUILD)/state
+	STATE_DIRECTORY=$(abspath $(BUILD)/state) ./$(BUILD)/meshgate -c $(CONF)
 
 test: test-deps $(BUILD)/build.ninja
 	ninja -C $(BUILD)

@@ -51,7 +51,8 @@ def profile(binary, conf, idle, tmp):
     log = open(os.path.join(tmp, "log"), "w")
     proc = subprocess.Popen(["valgrind", "--tool=callgrind", "--dump-instr=yes", "--compress-pos=no",
                              "--compress-strings=no", "--callgrind-out-file=" + out, binary, "-c", conf],
-                            stdout=log, stderr=subprocess.STDOUT)
+                            stdout=log, stderr=subprocess.STDOUT,
+                            env={**os.environ, "STATE_DIRECTORY": tmp})  # the shipped store = disk needs one
     try:
         deadline = time.time() + 120
         while True:

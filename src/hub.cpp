@@ -142,9 +142,15 @@ int Hub::run() {
            api_.token().empty() ? " (no API token)" : "");
   if (route_) LOG_INFO("route API on %s", host_port(cfg_.route_bind, cfg_.route_port).c_str());
   for (const ListenerConfig& l : cfg_.listeners)
-    LOG_INFO("listener %s: %s%s on %s, topic %s%s", l.name.c_str(), l.type == ListenerType::Ws ? "websocket" : "tcp",
+    LOG_INFO("listener %s: %s%s on %s, topic %s (%s)%s", l.name.c_str(), l.type == ListenerType::Ws ? "websocket" : "tcp",
              l.tls ? " over TLS" : "", host_port(l.bind, l.port).c_str(), l.topic.c_str(),
-             l.needs_token() ? ", connect tokens required" : "");
+             topic_on_disk(cfg_, l) ? "on disk" : "in memory", l.needs_token() ? ", connect tokens required" : "");
+  if (store_) {
+    const FsyncMode f = cfg_.queue_storage.fsync;
+    LOG_INFO("queue: disk logs in %s (fsync = %s)", store_->options().queue_dir.c_str(),
+             f == FsyncMode::Batch ? ("batch, at most every " + std::to_string(cfg_.queue_storage.fsync_interval_ms) +
+                                      " ms").c_str() : f == FsyncMode::Always ? "always" : "off");
+  }
   if (!api_.token().empty() || cfg_.api_bind == "127.0.0.1" || cfg_.api_bind == "::1" || cfg_.api_bind == "localhost") {
   } else {
     LOG_WARN("the control API listens on %s without [api] token: anyone who reaches it can push to every client",

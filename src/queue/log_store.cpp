@@ -149,6 +149,7 @@ std::vector<TopicLog*> LogStore::recover() {
     log->recovered_end_ = r.next_seq;
     log->done_.assign(r.next_seq - r.cursor, false);
     log->disk_bytes_ = f.bytes();
+    total_bytes_ += log->disk_bytes_;
     out.push_back(log);
   }
   return out;
@@ -184,12 +185,6 @@ void LogStore::set_handlers(OnRead on_read, std::function<void(TopicLog&)> on_wr
 void LogStore::retry(TopicLog& log) {
   log.retry_ = true;
   mark(&log);
-}
-
-uint64_t LogStore::total_bytes() const {
-  uint64_t n = 0;
-  for (const auto& l : logs_) n += l->disk_bytes_;
-  return n;
 }
 
 void LogStore::start() {
@@ -260,6 +255,7 @@ void LogStore::apply(std::vector<Result>& results) {
     TopicLog& log = *r.files->log;
     log.written_end_ = r.written_end;
     log.synced_end_ = r.synced_end;
+    total_bytes_ = total_bytes_ - log.disk_bytes_ + r.disk_bytes;
     log.disk_bytes_ = r.disk_bytes;
     log.oldest_end_ = r.oldest_end;
     if (!r.error.empty()) log.error_ = r.error;

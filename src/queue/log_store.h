@@ -185,7 +185,7 @@ class LogStore {
   // A failed log: try again (its next batch starts a new segment).
   void retry(TopicLog& log);
   // Bytes of every log's segments.
-  uint64_t total_bytes() const;
+  uint64_t total_bytes() const { return total_bytes_; }
   // Hands over what is left, syncs it whatever the fsync mode, and joins the thread.
   void stop();
 
@@ -217,6 +217,7 @@ class LogStore {
   std::vector<std::unique_ptr<TopicFiles>> files_;
   std::vector<TopicLog*> dirty_;
   std::vector<std::string> refused_;  // topic directories recovery could not use
+  uint64_t total_bytes_ = 0;          // the sum of every log's disk_bytes_ (hub thread)
   uv_idle_t idle_{};  // runs hand_over at the next loop turn; active only while something changed
   bool idle_active_ = false;
   bool started_ = false;

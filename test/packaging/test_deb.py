@@ -87,18 +87,27 @@ def test_install_run_upgrade_purge(deb, tmp_path_factory):
     assert os.path.isfile("/usr/lib/sysusers.d/meshgate.conf")
     for page in ("/usr/share/man/man8/meshgate.8.gz", "/usr/share/man/man5/meshgate.conf.5.gz"):
         assert os.path.isfile(page), page
-    assert run(["/usr/bin/meshgate", "--check-config", "-c", CONF]).returncode == 0
+    # The shipped configuration keeps queue events on disk ([queue] store = disk): in the state directory
+    # systemd's StateDirectory= names, which these runs without systemd name the same way.
+    state = {"STATE_DIRECTORY": "/var/lib/meshgate"}
+    assert run(["/usr/bin/meshgate", "--check-config", "-c", CONF], env={**os.environ, **state}).returncode == 0
+    no_state = run(["/usr/bin/meshgate", "--check-config", "-c", CONF], check=False,
+                   env={k: v for k, v in os.environ.items() if k != "STATE_DIRECTORY"})
+    assert no_state.returncode != 0 and "needs a state directory" in no_state.stdout, no_state.stdout
 
     # The installed binary, with the installed configuration, as the package's user (no systemd).
     workdir = str(tmp_path_factory.mktemp("deb-node"))
     os.chmod(workdir, 0o755)
     node = InstalledNode(workdir, ["setpriv", "--reuid=meshgate", "--regid=meshgate", "--init-groups",
                                    "/usr/bin/meshgate", "-c", CONF], CONF)
-    node.start()
+    node.start(env=state)
     try:
         status = open(f"/proc/{node.proc.pid}/status").read()
         assert re.search(rf"^Uid:\s+{user.pw_uid}\s", status, re.M), "not running as meshgate"
         harness.asyncio.run(publish_to_a_client(node))
+        topic_dir = "/var/lib/meshgate/queue/client"
+        assert os.path.isdir(topic_dir), "the client topic's disk log is not in the package's state directory"
+        assert os.stat(topic_dir).st_uid == user.pw_uid, f"{topic_dir} is not the package user's"
     finally:
         err = node.stop()
     assert err is None, err
