@@ -235,7 +235,7 @@ void Hub::maybe_finish() {
   // what it holds to consumers and their connections have written it (or no consumer is left).
   bool consumers_busy = api_.websockets_writing();
   // Events this node still holds wait for a consumer, here or on another node, until drain_timeout;
-  // then shutdown() spools what is left.
+  // then shutdown() appends what is left to the topics' disk logs (QueueHub::log_held).
   if (queue_.held_events() > 0 || consumers_busy) return;
   if (mesh_ && !mesh_->flushed()) return;  // events on their way to other nodes
   shutdown();

@@ -56,7 +56,7 @@ struct Config {
   std::string intranet_advertise;
   double route_weight = 1.0;
   uint32_t drain_timeout = 10;
-  std::string state_dir;  // where the queue spool lives; empty: $STATE_DIRECTORY (systemd), else none
+  std::string state_dir;  // where the topics' disk logs live; empty: $STATE_DIRECTORY (systemd), else none
   // [log]
   std::string log_level = "info";
   std::string log_file;
@@ -102,7 +102,7 @@ struct Config {
 };
 
 // The state directory in effect: [node] state_dir, else the first of systemd's $STATE_DIRECTORY,
-// else "" (no spool: events still held when the node stops are lost, and the log says how many).
+// else "" (no disk logs: events still held when the node stops are lost, and the log says how many).
 std::string effective_state_dir(const Config& c);
 
 // Whether listener `l`'s topic keeps its events on disk ([listener] store, else [queue] store), and

@@ -110,7 +110,8 @@ class TopicLog {
   uint64_t log_only() const { return next_seq_ - memory_end_; }
   // Events below this were recovered at start: they are delivered again ("r").
   uint64_t recovered_end() const { return recovered_end_; }
-  // Every event appended so far counts as recovered (events imported at start from an older spool).
+  // Every event appended so far counts as recovered (events imported at start from the old spool,
+  // before issue 20).
   void mark_recovered() { recovered_end_ = next_seq_; }
   // Events handed to the store's thread and written (in the page cache at least), and synced.
   uint64_t written_end() const { return written_end_; }

@@ -62,7 +62,7 @@ void QueueHub::on_log_read(TopicLog& log, std::vector<LoggedEvent>& events) {
     ev.context = std::move(e.context);
     ev.node = node_id_;
     ev.log_seq = e.seq;
-    if (e.seq < log.recovered_end()) {  // from the last run: delivered again, as the spool's were
+    if (e.seq < log.recovered_end()) {  // from the last run: delivered again, as the old spool's (before issue 20) were
       ev.redelivered = true;
       t->redelivered++;
     }

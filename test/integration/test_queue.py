@@ -442,9 +442,9 @@ async def test_drain_keeps_what_no_consumer_took_in_the_log_and_the_next_start_d
 
 
 async def test_restored_events_survive_a_crash_before_a_consumer_takes_them(nodes):
-    """Issue 18: the spool was deleted as soon as it was read, so a SIGKILL after the restart and
-    before any consumer came lost its events. Now (the topic's log since issue 20) it is kept until
-    they are consumed."""
+    """Issue 18: the old spool (before issue 20) was deleted as soon as it was read, so a SIGKILL
+    after the restart and before any consumer came lost its events. Now (the topic's log since
+    issue 20) it is kept until they are consumed."""
     d = state_dir(nodes, "spool-crash-state")
     n = nodes.start({"node": {"drain_timeout": 1, "state_dir": d}})
     texts = [f"survives {i}" for i in range(3)]
@@ -467,9 +467,10 @@ async def test_restored_events_survive_a_crash_before_a_consumer_takes_them(node
 
 
 async def test_the_log_is_never_written_through_a_planted_symlink(nodes, tmp_path):
-    """Issue 18: queue.spool.tmp was opened with O_CREAT|O_TRUNC: a symlink planted there (by anyone
-    who can write the state directory) made the node overwrite the file it points to. The same for
-    the log's files (issue 20): its topic name file, cursor and first segment."""
+    """Issue 18: the old spool's queue.spool.tmp (before issue 20) was opened with O_CREAT|O_TRUNC:
+    a symlink planted there (by anyone who can write the state directory) made the node overwrite
+    the file it points to. The same for the log's files (issue 20): its topic name file, cursor and
+    first segment."""
     import os
     d = state_dir(nodes, "spool-symlink-state")
     victim = tmp_path / "victim"
