@@ -10,6 +10,7 @@
 #include "api/envelope.h"
 #include "api/node_list.h"
 #include "core/log.h"
+#include "core/log_text.h"
 #include "dashboard/dashboard.h"
 #include "http/url_query.h"
 #include "ws/ws_frame.h"
@@ -93,6 +94,16 @@ bool ApiConn::same_site(const HttpRequest& req, bool writes) {
   return true;
 }
 
+void ApiConn::readyz(ApiHost& host) {
+  if (host.draining()) return respond(503, "text/plain", "draining\n");
+  // A node whose disk log cannot be written cannot keep what it accepts: a load balancer should send
+  // new clients elsewhere until the log works again (retried every few seconds).
+  const std::string failed = host.queue().failed_log();
+  if (!failed.empty())
+    return respond(503, "text/plain", "not ready: the disk log of queue topic \"" + log_safe(failed) + "\" failed\n");
+  respond(200, "text/plain", "ready\n");
+}
+
 void ApiConn::on_request(const HttpRequest& req) {
   ApiHost& host = api_.host();
   const std::string& p = req.path;
@@ -101,7 +112,7 @@ void ApiConn::on_request(const HttpRequest& req) {
   if (p == "/healthz" || p == "/readyz" || p == "/metrics" || p == "/v1/nodes") {
     if (!get) return respond_json(405, api_error_body(101, p + " takes GET"), {{"Allow", "GET"}});
     if (p == "/healthz") return respond(200, "text/plain", "ok\n");
-    if (p == "/readyz") return host.draining() ? respond(503, "text/plain", "draining\n") : respond(200, "text/plain", "ready\n");
+    if (p == "/readyz") return readyz(host);
     if (!authorized(req)) return respond_json(401, api_error_body(101, "missing or wrong API token"));
     if (p == "/metrics") return respond(200, "text/plain; version=0.0.4", host.render_metrics());
     return respond_json(200, envelope_ok(node_list_json(host), nullptr));

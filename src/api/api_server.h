@@ -46,6 +46,8 @@ class ApiConn final : public HttpConn, public QueueSink {
   // False when the request was refused as cross-site (answered: 421, 403 or 415, and counted).
   bool same_site(const HttpRequest& req, bool writes);
   void call(const HttpRequest& req, const std::string& method);
+  // GET /readyz: 503 while draining or while a queue topic's disk log has failed; 200 otherwise.
+  void readyz(ApiHost& host);
 
   ApiServer& api_;
   uint32_t in_flight_ = 0;  // WebSocket calls not answered yet

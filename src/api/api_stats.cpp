@@ -49,7 +49,8 @@ bool run_here(ApiCall& c, const char* method) {
   return false;
 }
 
-// [{"topic","consumers","remote_consumer_nodes","pending","bytes","unacked","delivered","dropped"}, ...] by name.
+// [{"topic","consumers","remote_consumer_nodes","pending","bytes","unacked","delivered","dropped",
+//   "disk_events","disk_bytes","disk_failed"}, ...] by name (disk_*: 0 and false for a topic without a log).
 std::string queue_json(const QueueHub& queue) {
   std::string s = "[";
   for (const QueueTopicStats& t : queue.topic_stats()) {
@@ -59,7 +60,9 @@ std::string queue_json(const QueueHub& queue) {
     s += ",\"consumers\":" + std::to_string(t.consumers) + ",\"remote_consumer_nodes\":" +
          std::to_string(t.remote_consumer_nodes) + ",\"pending\":" + std::to_string(t.pending) +
          ",\"bytes\":" + std::to_string(t.bytes) + ",\"unacked\":" + std::to_string(t.unacked) +
-         ",\"delivered\":" + std::to_string(t.delivered) + ",\"dropped\":" + std::to_string(t.dropped) + "}";
+         ",\"delivered\":" + std::to_string(t.delivered) + ",\"dropped\":" + std::to_string(t.dropped) +
+         ",\"disk_events\":" + std::to_string(t.disk_events) + ",\"disk_bytes\":" + std::to_string(t.disk_bytes) +
+         ",\"disk_failed\":" + (t.disk_failed ? "true" : "false") + "}";
   }
   return s + "]";
 }

@@ -78,6 +78,14 @@ function push(list, v) {
 }
 
 const sum = (xs, f) => xs.reduce((a, x) => a + f(x), 0);
+/** A byte count as people read it: "0", "812 B", "4.2 MB" (powers of 1000, as df -H). */
+function bytesText(n) {
+  if (!n) return '0';
+  const units = ['B', 'kB', 'MB', 'GB', 'TB'];
+  let u = 0;
+  while (n >= 1000 && u < units.length - 1) { n /= 1000; u++; }
+  return `${u ? n.toFixed(1) : n} ${units[u]}`;
+}
 const fmtRate = (v) => (v >= 100 ? v.toFixed(0) : v.toFixed(1));
 
 /** Adds the per-second rates of every node's counters since its previous sample. */
@@ -114,13 +122,16 @@ function render(nodes, statsByNode, channelsByNode) {
   const topics = new Map();
   for (const s of stats) {
     for (const t of s.queue) {
-      const a = topics.get(t.topic) || { consumers: 0, pending: 0, unacked: 0, dropped: 0 };
+      const a = topics.get(t.topic) || { consumers: 0, pending: 0, unacked: 0, dropped: 0, diskBytes: 0, diskFailed: false };
       a.consumers += t.consumers; a.pending += t.pending; a.unacked += t.unacked; a.dropped += t.dropped;
+      a.diskBytes += t.disk_bytes || 0; a.diskFailed = a.diskFailed || t.disk_failed === true;
       topics.set(t.topic, a);
     }
   }
   const topicRows = [...topics].sort((a, b) => a[0].localeCompare(b[0]));
-  fillTable('topics', topicRows.map(([name, a]) => [name, a.consumers, a.pending, a.unacked, a.dropped]));
+  // "on disk": the bytes of the topic's log segments on every node; "failed" while a log cannot be written.
+  const onDisk = (a) => (a.diskFailed ? { text: 'failed', cls: 'dead' } : bytesText(a.diskBytes));
+  fillTable('topics', topicRows.map(([name, a]) => [name, a.consumers, a.pending, a.unacked, a.dropped, onDisk(a)]));
   $('consumers-total').textContent = String(sum(topicRows, ([, a]) => a.consumers));
   $('pending-total').textContent = String(sum(topicRows, ([, a]) => a.pending));
 

@@ -125,7 +125,16 @@ std::vector<TopicLog*> LogStore::recover() {
   for (RecoveredLog& r : recover_logs(opt_.queue_dir)) {
     if (!r.error.empty()) {  // logged; left as it is: open() never writes there
       refused_.push_back(r.dir);
+      std::lock_guard<std::mutex> lock(mutex_);
+      stats_.refused_dirs++;
       continue;
+    }
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stats_.recovered_events += r.events;
+      stats_.corrupt_records += r.corrupt_records;
+      stats_.corrupt_bytes += r.corrupt_bytes;
+      stats_.torn_bytes += r.torn_bytes;
     }
     TopicLog* log = open(r.topic);
     TopicFiles& f = *log->files_;
@@ -266,17 +275,9 @@ void LogStore::apply(std::vector<Result>& results) {
   }
 }
 
-uint64_t LogStore::syncs() const {
+LogStoreStats LogStore::stats() const {
   std::lock_guard<std::mutex> lock(mutex_);
-  return syncs_;
-}
-double LogStore::sync_seconds() const {
-  std::lock_guard<std::mutex> lock(mutex_);
-  return sync_seconds_;
-}
-uint64_t LogStore::errors() const {
-  std::lock_guard<std::mutex> lock(mutex_);
-  return errors_;
+  return stats_;
 }
 
 // ---------------------------------------------------------------- the store's thread
@@ -548,12 +549,19 @@ bool LogStore::round(std::vector<Job>& work, bool final) {
                    now - last_sync_ >= std::chrono::milliseconds(opt_.fsync_interval_ms);
   if (due && !unsynced_.empty()) {
     const bool sync = final || opt_.fsync != FsyncMode::Off;
-    uint64_t n = 0;
+    LogStoreStats timed;  // this round's fdatasync calls, added to stats_ at once
     for (TopicFiles* f : unsynced_) {
       std::string error;
       if (sync && f->needs_sync && f->fd >= 0) {
-        n++;
-        if (fdatasync(f->fd) != 0) {
+        const Clock::time_point before = Clock::now();
+        const int rc = fdatasync(f->fd);
+        const double took = std::chrono::duration<double>(Clock::now() - before).count();
+        timed.syncs++;
+        timed.sync_seconds += took;
+        size_t b = 0;
+        while (b < LogStoreStats::kSyncBuckets && took > LogStoreStats::kSyncBounds[b]) b++;
+        timed.sync_buckets[b]++;
+        if (rc != 0) {
           // What the kernel could not write back is gone from its cache too (fsyncgate): the
           // records since the last sync cannot be trusted, so the log counts as failed from there.
           errors.emplace_back(f, segment_path(*f, f->segments.back().first_seq) + ": " + std::strerror(errno));
@@ -568,14 +576,14 @@ bool LogStore::round(std::vector<Job>& work, bool final) {
       else if (!error.empty()) errors.emplace_back(f, error);
       touch(touched, f);
     }
-    const Clock::time_point done = Clock::now();
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      syncs_ += n;
-      sync_seconds_ += std::chrono::duration<double>(done - now).count();
+      stats_.syncs += timed.syncs;
+      stats_.sync_seconds += timed.sync_seconds;
+      for (size_t b = 0; b <= LogStoreStats::kSyncBuckets; b++) stats_.sync_buckets[b] += timed.sync_buckets[b];
     }
     unsynced_.clear();
-    last_sync_ = done;
+    last_sync_ = Clock::now();
   }
   std::vector<Result> results;
   for (TopicFiles* f : touched) {
@@ -602,7 +610,7 @@ bool LogStore::round(std::vector<Job>& work, bool final) {
   }
   if (!errors.empty()) {
     std::lock_guard<std::mutex> lock(mutex_);
-    errors_ += errors.size();
+    stats_.errors += errors.size();
   }
   if (!results.empty()) {
     auto shared = std::make_shared<std::vector<Result>>(std::move(results));

@@ -50,6 +50,24 @@ struct LogOptions {
   uint64_t segment_bytes = 4ull << 20;
 };
 
+// What /metrics shows of the store (LogStore::stats): a snapshot.
+struct LogStoreStats {
+  // Upper bounds (seconds) of the fsync latency histogram's buckets; one more bucket is +Inf.
+  static constexpr size_t kSyncBuckets = 12;
+  static constexpr double kSyncBounds[kSyncBuckets] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
+                                                        0.01, 0.025, 0.05, 0.1, 0.25, 1};
+  uint64_t syncs = 0;                            // fdatasync calls on segments
+  double sync_seconds = 0;                       // the time they took
+  uint64_t sync_buckets[kSyncBuckets + 1] = {};  // of those calls, by latency (not cumulative)
+  uint64_t errors = 0;                           // failed writes, syncs, cursor writes and reads
+  // What recover() found at start.
+  uint64_t recovered_events = 0;   // not consumed: delivered again
+  uint64_t corrupt_records = 0;    // lost to checksum failures, skipped
+  uint64_t corrupt_bytes = 0;
+  uint64_t torn_bytes = 0;         // cut off a last segment's tail
+  uint64_t refused_dirs = 0;       // topic directories left alone (unreadable, unknown version)
+};
+
 // An event read back from a log.
 struct LoggedEvent {
   uint64_t seq = 0;
@@ -172,10 +190,8 @@ class LogStore {
   void stop();
 
   const LogOptions& options() const { return opt_; }
-  // For /metrics: fdatasync calls and the seconds they took; write errors.
-  uint64_t syncs() const;
-  double sync_seconds() const;
-  uint64_t errors() const;
+  // For /metrics (any thread).
+  LogStoreStats stats() const;
 
  private:
   friend class TopicLog;
@@ -213,8 +229,7 @@ class LogStore {
   // The thread's own (round): files written or with a moved cursor since the last sync, and when that was.
   std::vector<TopicFiles*> unsynced_;
   std::chrono::steady_clock::time_point last_sync_;
-  uint64_t syncs_ = 0, errors_ = 0;
-  double sync_seconds_ = 0;
+  LogStoreStats stats_;  // guarded by mutex_ (its recovery counts are the hub thread's, set before start)
 };
 
 }  // namespace mg

@@ -104,6 +104,7 @@ struct QueueTopicStats {
   bool disk = false;        // a disk topic (its log); pending counts the events in the log only too
   uint64_t disk_events = 0; // events in its log not consumed yet
   uint64_t disk_bytes = 0;  // bytes of its log's segments
+  bool disk_failed = false; // its log failed and is retried (QueueHub::failed_log)
 };
 
 class QueueHub {
@@ -185,6 +186,8 @@ class QueueHub {
   // Forwarded events not yet reported consumed by `node` (bounded by max_events per node).
   size_t remote_in_flight(unsigned node) const;
   void render_metrics(PromWriter& w) const;
+  // The disk logs' families (queue_stats.cpp): fsync latency, errors, what recovery found.
+  static void render_store_metrics(PromWriter& w, const LogStoreStats& s);
   std::string render_metrics() const {
     PromWriter w;
     render_metrics(w);

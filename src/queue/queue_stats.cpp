@@ -4,6 +4,7 @@
 #include "queue/queue_hub.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <unordered_map>
 
 #include "core/log.h"
@@ -86,6 +87,7 @@ std::vector<QueueTopicStats> QueueHub::topic_stats() const {
       out.back().disk = true;
       out.back().disk_events = t->log->unconsumed();
       out.back().disk_bytes = t->log->disk_bytes();
+      out.back().disk_failed = t->log->failed();
     }
   }
   std::sort(out.begin(), out.end(), [](const QueueTopicStats& a, const QueueTopicStats& b) { return a.topic < b.topic; });
@@ -111,6 +113,7 @@ void QueueHub::render_metrics(PromWriter& w) const {
       {"meshgate_queue_pauses_total", "counter", "Times the topic reached its bound and paused its producers.", [](const QueueTopicStats& t) { return t.pauses; }},
       {"meshgate_queue_disk_events", "gauge", "Events in a disk topic's log not consumed yet (0 for a memory topic).", [](const QueueTopicStats& t) { return t.disk_events; }},
       {"meshgate_queue_disk_bytes", "gauge", "Bytes of a disk topic's log segments (0 for a memory topic).", [](const QueueTopicStats& t) { return t.disk_bytes; }},
+      {"meshgate_queue_disk_failed", "gauge", "1 while the topic's disk log cannot be written (retried every 5 s; /readyz fails meanwhile).", [](const QueueTopicStats& t) -> uint64_t { return t.disk_failed; }},
   };
   w.family("meshgate_queue_topics", "gauge", "Topics on this node (bounded by [queue] max_topics).");
   w.sample("meshgate_queue_topics", topics_.size());
@@ -128,6 +131,33 @@ void QueueHub::render_metrics(PromWriter& w) const {
            "Poison events dropped instead of delivered: text not valid UTF-8, or delivery failed max_deliveries times.");
   w.sample("meshgate_queue_discarded_total", {{"reason", "invalid_text"}}, discarded_[0]);
   w.sample("meshgate_queue_discarded_total", {{"reason", "max_deliveries"}}, discarded_[1]);
+  if (store_) render_store_metrics(w, store_->stats());
+}
+
+void QueueHub::render_store_metrics(PromWriter& w, const LogStoreStats& s) {
+  w.family("meshgate_queue_fsync_seconds", "histogram", "Time of each fdatasync of a disk topic's log segment.");
+  uint64_t below = 0;
+  for (size_t b = 0; b < LogStoreStats::kSyncBuckets; b++) {
+    below += s.sync_buckets[b];
+    char le[32];
+    snprintf(le, sizeof le, "%g", LogStoreStats::kSyncBounds[b]);
+    w.sample("meshgate_queue_fsync_seconds_bucket", {{"le", le}}, below);
+  }
+  w.sample("meshgate_queue_fsync_seconds_bucket", {{"le", "+Inf"}}, s.syncs);
+  w.sample_double("meshgate_queue_fsync_seconds_sum", {}, s.sync_seconds);
+  w.sample("meshgate_queue_fsync_seconds_count", s.syncs);
+  w.family("meshgate_queue_disk_errors_total", "counter",
+           "Failed writes, fdatasyncs, cursor writes and reads of the disk logs (each logged).");
+  w.sample("meshgate_queue_disk_errors_total", s.errors);
+  w.family("meshgate_queue_recovery_corrupt_records_total", "counter",
+           "Records found at start whose checksum failed: skipped and lost (logged).");
+  w.sample("meshgate_queue_recovery_corrupt_records_total", s.corrupt_records);
+  w.family("meshgate_queue_recovery_torn_bytes_total", "counter",
+           "Bytes cut off a log's last segment at start: a record torn by a crash or power cut.");
+  w.sample("meshgate_queue_recovery_torn_bytes_total", s.torn_bytes);
+  w.family("meshgate_queue_recovery_refused_topics", "gauge",
+           "Topic directories found at start that could not be used (unreadable, unknown format version): left untouched.");
+  w.sample("meshgate_queue_recovery_refused_topics", s.refused_dirs);
 }
 
 }  // namespace mg

@@ -4,7 +4,8 @@
 //            client that connects; a publish typed into the page's form reaches a subscribed client;
 //            looking the client up shows its channel, and "Close it" closes it (count back to 0);
 //   cluster  two nodes meshed, no token: the page opens straight away and lists both nodes alive;
-//            a client on the other node shows in the count. A screenshot is taken here
+//            a client on the other node shows in the count; node 1 keeps its queue on disk and the
+//            queue table shows the bytes its topic's log holds. A screenshot is taken here
 //            (MESHGATE_DASHBOARD_SCREENSHOT, default $TMPDIR/meshgate-dashboard.png).
 // Exit code 0 when both parts passed. Every wait is bounded; browser and nodes are stopped on failure.
 
@@ -159,7 +160,11 @@ async function clusterPart(ctx, page) {
   const meshPorts = [await freePort(), await freePort()];
   const mesh = (i) => ({ bind: '127.0.0.1', port: meshPorts[i], cluster: 'dash', secret: 'dash-mesh-secret',
     seeds: i ? `127.0.0.1:${meshPorts[0]}` : '', dead_after: 3 });
-  const a = new Node(fs.mkdtempSync(path.join(ctx.work, 'a-')), await config(1, { mesh: mesh(0) }));
+  // Node 1 keeps its client events on disk: the page shows what its topic's log holds.
+  const aDir = fs.mkdtempSync(path.join(ctx.work, 'a-'));
+  const aCfg = await config(1, { mesh: mesh(0), queue: { store: 'disk' } });
+  aCfg.node.state_dir = aDir;
+  const a = new Node(aDir, aCfg);
   const b = new Node(fs.mkdtempSync(path.join(ctx.work, 'b-')), await config(2, { mesh: mesh(1) }));
   ctx.nodes.push(a, b);
   await a.start();
@@ -176,6 +181,10 @@ async function clusterPart(ctx, page) {
   const clients = [await client(b), await client(b), await client(a)];
   await waitText(page, '#conn-total', '3');
   await waitText(page, '#nodes-alive', '2 / 2');
+  // Nobody pops: node 1's client's open event waits in its topic's log, and the "on disk" column says so.
+  await page.waitForFunction(() => [...document.querySelectorAll('#topics tbody tr')].some((tr) =>
+    tr.cells[0].textContent === 'client' && /^[0-9.]+ (B|kB)$/.test(tr.cells[5].textContent)), null, { timeout: T })
+    .catch(async () => fail(`#topics shows nothing on disk for "client": ${await text(page, '#topics tbody')}`));
   // Some traffic for the plots, then the picture (MESHGATE_DASHBOARD_DEMO=1: a longer, richer run,
   // as for the README's docs/dashboard.png).
   const api = await apiWs(a);

@@ -227,6 +227,25 @@ void round_trip(FsyncMode fsync, uint64_t n) {
   s.store.start();
   s.read_back(log, 700);
   expect_events(s.read, 1, n + 1);
+  const mg::LogStoreStats st = s.store.stats();
+  EXPECT_EQ(st.recovered_events, n);
+  EXPECT_EQ(st.corrupt_records, 0u);
+  EXPECT_EQ(st.torn_bytes, 0u);
+}
+
+// Every fdatasync is counted once in the latency histogram (/metrics meshgate_queue_fsync_seconds).
+TEST(LogStore, EachFdatasyncIsTimedIntoOneHistogramBucket) {
+  Fixture f(FsyncMode::Always);
+  Store s(f.loop, f.options);
+  TopicLog* log = s.start_with(500, 50);
+  ASSERT_NE(log, nullptr);
+  const mg::LogStoreStats st = s.store.stats();
+  EXPECT_GE(st.syncs, 1u);
+  uint64_t in_buckets = 0;
+  for (uint64_t b : st.sync_buckets) in_buckets += b;
+  EXPECT_EQ(in_buckets, st.syncs);
+  EXPECT_GT(st.sync_seconds, 0.0);
+  EXPECT_EQ(st.errors, 0u);
 }
 
 TEST(LogStore, TenThousandEventsComeBackFromAFreshStoreInOrder) { round_trip(FsyncMode::Batch, 10000); }
@@ -348,6 +367,7 @@ TEST(LogStore, TheReaderSkipsADamagedRecordAsRecoveryCountedIt) {
       TopicLog* log = s.recover_one();
       ASSERT_NE(log, nullptr);
       EXPECT_EQ(log->next_seq(), 301u);
+      EXPECT_EQ(s.store.stats().corrupt_records, 1u);
       s.store.start();
       s.read_back(log, 100);
       expect_events(s.read, 1, 301, {victim});
@@ -389,7 +409,7 @@ TEST(LogStore, AnUnusableDirectoryIsReportedAndNothingBreaks) {
   ASSERT_TRUE(f.loop.run_until([&] { return !s.errors.empty(); }));
   EXPECT_NE(s.errors[0].find(f.options.queue_dir), std::string::npos) << s.errors[0];
   EXPECT_NE(s.errors[0].find("Not a directory"), std::string::npos) << s.errors[0];
-  EXPECT_EQ(s.store.errors(), 1u);
+  EXPECT_EQ(s.store.stats().errors, 1u);
   EXPECT_TRUE(log->failed());
   EXPECT_EQ(log->written_end(), 1u);
   s.append(log, 11, 10, 5);
@@ -400,7 +420,7 @@ TEST(LogStore, AnUnusableDirectoryIsReportedAndNothingBreaks) {
   EXPECT_TRUE(f.loop.run_until([&] { return !log->reading(); }));
   EXPECT_TRUE(s.read.empty());
   s.stop();
-  EXPECT_EQ(s.store.errors(), 1u);
+  EXPECT_EQ(s.store.stats().errors, 1u);
   EXPECT_EQ(s.errors.size(), 1u);
 }
 
