@@ -256,11 +256,13 @@ async def test_disk_full_pauses_the_producers_until_space_is_freed_and_loses_not
     assert "its disk log is written again" not in log, f"a retry on a full disk was logged as working:\n{log}"
     assert metric(n, "meshgate_queue_paused", topic="client") == 1
     assert metric(n, "meshgate_queue_pauses_total", topic="client") == pauses, "the producers were let go"
+    assert_failed_state(n)
 
     mark = len(stderr_text(n))
     os.unlink(filler)
     os.unlink(rest)
     await asyncio.to_thread(wait_log, n, r'queue: topic "client": its disk log is written again', RETRY_S + 2, mark)
+    assert_working_state(n)
     async with Session(n) as s:
         cons = await s.consumer()
         assert await drain(cons, n, len(sent), "events of a paused producer") == sent
