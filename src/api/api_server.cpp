@@ -100,7 +100,7 @@ void ApiConn::readyz(ApiHost& host) {
   // new clients elsewhere until the log works again (retried every few seconds).
   const std::string failed = host.queue().failed_log();
   if (!failed.empty())
-    return respond(503, "text/plain", "not ready: the disk log of queue topic \"" + log_safe(failed) + "\" failed\n");
+    return respond(503, "text/plain", "not ready: the queue log of topic \"" + log_safe(failed) + "\" failed\n");
   respond(200, "text/plain", "ready\n");
 }
 

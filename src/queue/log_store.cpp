@@ -509,12 +509,20 @@ bool LogStore::round(std::vector<Job>& work, bool final) {
     touch(touched, &f);
     if (j.retry && f.failed) {
       // Its next batch starts a new segment (the records it failed to write are a gap, which the
-      // queue counted as lost when it learnt of the failure).
-      f.failed = false;
-      f.last_error.clear();
+      // queue counted as lost when it learnt of the failure). That segment is made now: a disk still
+      // full or read-only keeps the log failed (tried again later) instead of passing for working.
       if (f.fd >= 0) close(f.fd);
       f.fd = -1;
       f.roll = true;
+      std::string error;
+      if (make_dirs(f, opt_.queue_dir, error) &&
+          active_segment(f, j.batch.empty() ? j.batch_end : j.batch_first, opt_, error)) {
+        f.failed = false;
+        f.last_error.clear();
+        touch(unsynced_, &f);
+      } else {
+        errors.emplace_back(&f, error);
+      }
     }
     if (!j.batch.empty() && !f.failed) {  // a failed log's later batches are dropped (counted by the queue)
       std::string error;

@@ -83,7 +83,8 @@ size_t QueueHub::log_held() {
   }
   size_t kept = 0;
   for (const QueueEvent& ev : events) {
-    if (TopicLog* log = store_->open(ev.topic)) {
+    TopicLog* log = store_->open(ev.topic);
+    if (log && !log->failed()) {  // a failed log takes no more records: they would be dropped unsaid
       log->append(ev.client, ev.data, ev.context);
       kept++;
     }
@@ -139,6 +140,18 @@ void QueueHub::on_log_failed(TopicLog& log) {
   const uint64_t from = std::max(log.written_end(), log.memory_end()), to = log.next_seq();
   for (uint64_t s = from; s < to; s++) log.done(s);
   log.skip(from, to);
+  // Those it holds in memory (or has given out) from the last record written on are not on disk
+  // either: memory events from now on, so that a stop keeps them in the log, or counts them lost.
+  const uint64_t unwritten = log.written_end();
+  auto unlog = [&](QueueEvent& ev) {
+    if (ev.log_seq < unwritten || ev.topic != t->name) return;  // on disk (or no record: 0)
+    log.done(ev.log_seq);
+    ev.log_seq = 0;
+  };
+  for (Pending& p : t->pending) unlog(p.ev);
+  for (auto& [sink, c] : consumers_)
+    for (auto& [k, f] : c->unacked) unlog(f.ev);
+  for (auto& [fwd, f] : forwarded_) unlog(f.ev);
   if (to > from) {
     t->dropped += to - from;
     LOG_ERROR("queue: topic \"%s\": %llu events lost: its disk log failed before they were written",

@@ -8,6 +8,8 @@
 #include "queue/log_store.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include <algorithm>
@@ -422,6 +424,36 @@ TEST(LogStore, AnUnusableDirectoryIsReportedAndNothingBreaks) {
   s.stop();
   EXPECT_EQ(s.store.stats().errors, 1u);
   EXPECT_EQ(s.errors.size(), 1u);
+}
+
+// A retry makes the log's new segment at once: while the directory is still unusable the log stays
+// failed (counted, not reported again); once it is usable the retry clears the failure and the next
+// events go to a segment named by the first of them.
+TEST(LogStore, ARetryStaysFailedUntilItsNewSegmentCanBeMade) {
+  Fixture f;
+  const std::string file = f.tmp.path() + "/file";
+  ASSERT_TRUE(mg_test::write_file(file, "x"));
+  f.options.queue_dir = file + "/queue";
+  Store s(f.loop, f.options);
+  s.store.start();
+  TopicLog* log = s.store.open("room:1");
+  s.append(log, 1, 10, 10);
+  ASSERT_TRUE(f.loop.run_until([&] { return !s.errors.empty(); }));
+  s.store.retry(*log);
+  ASSERT_TRUE(f.loop.run_until([&] { return s.store.stats().errors == 2; }));
+  f.loop.run_until([] { return false; }, 0.05);
+  EXPECT_TRUE(log->failed());
+  EXPECT_EQ(s.errors.size(), 1u);
+
+  ASSERT_EQ(unlink(file.c_str()), 0);
+  ASSERT_EQ(mkdir(file.c_str(), 0700), 0);
+  s.store.retry(*log);
+  ASSERT_TRUE(f.loop.run_until([&] { return !log->failed(); }));
+  s.append(log, 11, 10, 10);
+  ASSERT_TRUE(s.written(log));
+  EXPECT_EQ(access((f.options.queue_dir + "/room%3A1/" + mg::segment_file_name(11)).c_str(), F_OK), 0);
+  s.stop();
+  EXPECT_EQ(s.store.stats().errors, 2u);
 }
 
 }  // namespace
