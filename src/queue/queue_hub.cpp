@@ -1,6 +1,7 @@
 #include "queue/queue_hub.h"
 
 #include <algorithm>
+#include <random>
 #include <unordered_set>
 
 #include "core/hrw.h"
@@ -10,7 +11,10 @@
 
 namespace mg {
 
-QueueHub::QueueHub(unsigned node_id, const QueueLimits& limits) : node_id_(node_id), limits_(limits) {}
+QueueHub::QueueHub(unsigned node_id, const QueueLimits& limits) : node_id_(node_id), limits_(limits) {
+  std::random_device rd;
+  next_fwd_ = ((uint64_t{rd()} << 32) | rd()) & ((uint64_t{1} << 52) - 1);
+}
 QueueHub::~QueueHub() = default;
 
 QueueHub::Topic* QueueHub::topic(const std::string& name, bool create) {

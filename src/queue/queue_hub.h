@@ -335,6 +335,9 @@ class QueueHub {
   // Producer side: events forwarded to other nodes and not reported consumed yet, by handle.
   std::map<uint64_t, Forwarded> forwarded_;
   std::unordered_map<unsigned, size_t> forwarded_per_node_;  // counts of forwarded_, by node
+  // Handles start at a random number below 2^52 (they travel as JSON numbers, exact below 2^53): a
+  // consuming node may report events of this node's previous life (acknowledged after a restart),
+  // and a handle of that life must not name an event of this one (queue_forward.cpp).
   uint64_t next_fwd_ = 0;
   void forget_forwarded(std::map<uint64_t, Forwarded>::iterator it);
   std::function<void()> on_local_topics_changed_;
