@@ -171,12 +171,14 @@ void QueueHub::pause(Topic& t) {
 void QueueHub::relieve(Topic& t) {
   maybe_read(t);
   if (!t.paused) return;
-  if (logging(t) || (t.log && t.log->failed())) {  // paused at its disk bound, or its log failed
-    if (!disk_room(t, 2)) return;
+  if (logging(t) || (t.log && t.log->failed())) {  // paused at its disk bound, or its log failed, or behind the disk
+    // Paused only behind the disk (log_push): on again once the disk caught up, below the disk bound.
+    if (t.log->unwritten_bytes() > limits_.max_bytes / 2 || !disk_room(t, t.behind_disk ? 1 : 2)) return;
   } else if (t.pending.size() > limits_.max_events / 2 || t.bytes > limits_.max_bytes / 2) {
     return;
   }
   t.paused = false;
+  t.behind_disk = false;
   LOG_DEBUG("queue: topic \"%s\" resumed its producers", log_safe(t.name).c_str());
   if (!t.gate) return;  // no listener produces into it
   t.gate->full.store(false, std::memory_order_relaxed);

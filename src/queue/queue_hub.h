@@ -213,6 +213,7 @@ class QueueHub {
     std::vector<unsigned> remote_nodes;  // nodes with consumers for this topic
     bool pause_on_overflow = true;
     bool paused = false;                 // its producers were asked to stop reading
+    bool behind_disk = false;            // paused only because its log's writes lag (log_push)
     std::shared_ptr<TopicGate> gate;     // a declared pausing topic's (declare)
     TopicLog* log = nullptr;             // its log (owned by the store): a disk topic's, or one recovered at start
     bool disk = false;                   // [queue] store = disk: every event goes to the log; a memory
