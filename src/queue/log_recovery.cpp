@@ -69,6 +69,20 @@ size_t scan_segment(const std::string& bytes, bool last, RecoveredLog& out, uint
   }
 }
 
+// A topic directory whose making was cut short: a topic's first write makes the directory, then its
+// `topic` file (written as topic.tmp, synced, renamed), and only then a segment or the cursor. A
+// crash in between leaves no `topic` file, no cursor and no segment: nothing to recover, and the
+// topic's next write finishes it (make_dirs). Refused instead, the topic would stay in memory at
+// every later start.
+bool unfinished_topic_dir(const std::string& dir) {
+  struct stat st {};
+  if (stat((dir + "/topic").c_str(), &st) == 0 || errno != ENOENT) return false;
+  if (stat((dir + "/cursor").c_str(), &st) == 0 || errno != ENOENT) return false;
+  std::vector<LogSegment> segments;
+  std::string error;
+  return list_segments(dir, segments, error) && segments.empty();
+}
+
 }  // namespace
 
 bool recover_topic_log(const std::string& dir, RecoveredLog& out, bool repair) {
@@ -160,6 +174,11 @@ std::vector<RecoveredLog> recover_logs(const std::string& queue_dir) {
   }
   for (const std::string& name : names) {
     const std::string dir = queue_dir + "/" + name;
+    if (unfinished_topic_dir(dir)) {
+      LOG_INFO("queue: %s holds no log yet (its making was cut short): made again at its topic's first write",
+               dir.c_str());
+      continue;
+    }
     RecoveredLog r;
     if (!recover_topic_log(dir, r)) {
       LOG_ERROR("queue: the log in %s cannot be used and is left as it is: %s", dir.c_str(), r.error.c_str());

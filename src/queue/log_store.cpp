@@ -83,7 +83,9 @@ struct LogStore::Result {
 uint64_t TopicLog::append(uint64_t client, std::string_view data, std::string_view context) {
   const uint64_t seq = next_seq_++;
   if (batch_.empty()) batch_first_ = seq;
+  const size_t before = batch_.size();
   append_record(batch_, seq, client, data, context);
+  appended_bytes_ += batch_.size() - before;
   done_.push_back(false);
   changed();
   return seq;
@@ -222,6 +224,7 @@ void LogStore::hand_over() {
   jobs.reserve(dirty_.size());
   for (TopicLog* log : dirty_) {
     log->dirty_ = false;
+    if (!log->batch_.empty()) log->in_flight_.emplace_back(log->next_seq_, log->appended_bytes_);
     jobs.push_back(Job{log->files_, std::move(log->batch_), log->batch_first_, log->next_seq_, log->cursor_,
                        log->read_events_, log->memory_end_, log->retry_});
     log->batch_.clear();
@@ -258,6 +261,10 @@ void LogStore::apply(std::vector<Result>& results) {
     total_bytes_ = total_bytes_ - log.disk_bytes_ + r.disk_bytes;
     log.disk_bytes_ = r.disk_bytes;
     log.oldest_end_ = r.oldest_end;
+    while (!log.in_flight_.empty() && log.in_flight_.front().first <= r.written_end) {
+      log.written_bytes_ = log.in_flight_.front().second;
+      log.in_flight_.pop_front();
+    }
     if (!r.error.empty()) log.error_ = r.error;
     if (r.failed != log.failed_) {
       log.failed_ = r.failed;

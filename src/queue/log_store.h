@@ -124,8 +124,17 @@ class TopicLog {
   // What failed last ("<path>: <reason>"), kept after a retry succeeds.
   const std::string& error() const { return error_; }
   bool reading() const { return reading_; }
-  // Forgets the records not handed over yet (the log failed: they are counted lost instead).
-  void drop_batch() { batch_.clear(); }
+  // Forgets the records not handed over yet (the log failed: they are counted lost instead), and
+  // those handed over and not written.
+  void drop_batch() {
+    batch_.clear();
+    in_flight_.clear();
+    written_bytes_ = appended_bytes_;
+  }
+  // Bytes of records appended and not written yet (in the batch, or handed over to the store's
+  // thread): memory that a disk slower than the clients would grow without end. The queue pauses a
+  // topic's producers past a bound of it (QueueHub::log_push).
+  uint64_t unwritten_bytes() const { return appended_bytes_ - written_bytes_; }
   // Events not consumed yet (in memory, given out or in the log only).
   uint64_t unconsumed() const { return next_seq_ - cursor_; }
 
@@ -145,6 +154,9 @@ class TopicLog {
   // done_[i]: whether cursor_ + i is consumed; covers [cursor_, next_seq_).
   std::deque<bool> done_;
   std::string batch_;  // records not handed over yet, from batch_first_
+  uint64_t appended_bytes_ = 0, written_bytes_ = 0;  // record bytes appended, and written, so far
+  // Batches handed over and not written yet: (one past the batch's last seq, appended_bytes_ at its end).
+  std::deque<std::pair<uint64_t, uint64_t>> in_flight_;
   uint64_t batch_first_ = 1;
   uint64_t cursor_sent_ = 0;  // the cursor last handed over
   size_t read_events_ = 0;    // a read to hand over (events wanted), 0: none

@@ -32,6 +32,8 @@ void QueueHub::forget_forwarded(std::map<uint64_t, Forwarded>::iterator it) {
 }
 
 void QueueHub::remote_done(uint64_t fwd) {
+  // A handle this life never gave out (the consuming node acknowledged an event of this node's
+  // previous life, delivered before a restart) names nothing here: next_fwd_ starts at random.
   auto it = forwarded_.find(fwd);
   if (it == forwarded_.end()) return;
   lost(it->second.ev);  // consumed there

@@ -1,6 +1,7 @@
 #include "queue/queue_hub.h"
 
 #include <algorithm>
+#include <random>
 #include <unordered_set>
 
 #include "core/hrw.h"
@@ -10,7 +11,10 @@
 
 namespace mg {
 
-QueueHub::QueueHub(unsigned node_id, const QueueLimits& limits) : node_id_(node_id), limits_(limits) {}
+QueueHub::QueueHub(unsigned node_id, const QueueLimits& limits) : node_id_(node_id), limits_(limits) {
+  std::random_device rd;
+  next_fwd_ = ((uint64_t{rd()} << 32) | rd()) & ((uint64_t{1} << 52) - 1);
+}
 QueueHub::~QueueHub() = default;
 
 QueueHub::Topic* QueueHub::topic(const std::string& name, bool create) {
@@ -167,12 +171,14 @@ void QueueHub::pause(Topic& t) {
 void QueueHub::relieve(Topic& t) {
   maybe_read(t);
   if (!t.paused) return;
-  if (logging(t) || (t.log && t.log->failed())) {  // paused at its disk bound, or its log failed
-    if (!disk_room(t, 2)) return;
+  if (logging(t) || (t.log && t.log->failed())) {  // paused at its disk bound, or its log failed, or behind the disk
+    // Paused only behind the disk (log_push): on again once the disk caught up, below the disk bound.
+    if (t.log->unwritten_bytes() > limits_.max_bytes / 2 || !disk_room(t, t.behind_disk ? 1 : 2)) return;
   } else if (t.pending.size() > limits_.max_events / 2 || t.bytes > limits_.max_bytes / 2) {
     return;
   }
   t.paused = false;
+  t.behind_disk = false;
   LOG_DEBUG("queue: topic \"%s\" resumed its producers", log_safe(t.name).c_str());
   if (!t.gate) return;  // no listener produces into it
   t.gate->full.store(false, std::memory_order_relaxed);

@@ -216,6 +216,7 @@ class QueueHub {
     std::vector<unsigned> remote_nodes;  // nodes with consumers for this topic
     bool pause_on_overflow = true;
     bool paused = false;                 // its producers were asked to stop reading
+    bool behind_disk = false;            // paused only because its log's writes lag (log_push)
     std::shared_ptr<TopicGate> gate;     // a declared pausing topic's (declare)
     TopicLog* log = nullptr;             // its log (owned by the store): a disk topic's, or one recovered at start
     bool disk = false;                   // [queue] store = disk: every event goes to the log; a memory
@@ -338,6 +339,9 @@ class QueueHub {
   // Producer side: events forwarded to other nodes and not reported consumed yet, by handle.
   std::map<uint64_t, Forwarded> forwarded_;
   std::unordered_map<unsigned, size_t> forwarded_per_node_;  // counts of forwarded_, by node
+  // Handles start at a random number below 2^52 (they travel as JSON numbers, exact below 2^53): a
+  // consuming node may report events of this node's previous life (acknowledged after a restart),
+  // and a handle of that life must not name an event of this one (queue_forward.cpp).
   uint64_t next_fwd_ = 0;
   void forget_forwarded(std::map<uint64_t, Forwarded>::iterator it);
   std::function<void()> on_local_topics_changed_;

@@ -38,6 +38,12 @@ bool QueueHub::log_push(Topic& t, QueueEvent& ev) {
   const bool to_memory = !log.spilled() && t.pending.size() < limits_.max_events && t.bytes < limits_.max_bytes;
   ev.log_seq = log.append(ev.client, ev.data, ev.context);
   if (to_memory) log.set_memory_end(log.next_seq());
+  // Clients faster than the disk: what waits to be written is memory, bounded like the window
+  // (max_bytes); the producers are paused until the store's thread is down to half of it (relieve).
+  if (t.pause_on_overflow && !t.paused && log.unwritten_bytes() > limits_.max_bytes) {
+    pause(t);
+    t.behind_disk = true;
+  }
   return to_memory;
 }
 

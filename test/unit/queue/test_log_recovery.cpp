@@ -2,8 +2,9 @@
 // directory: consumed segments deleted and the cursor honoured (or its absence, or both slots bad),
 // a torn tail cut at every byte of the last records (and a second pass finding nothing), a flipped
 // byte anywhere in a record skipped and counted with every later record kept, garbage at the end
-// of an older segment, an unknown format version leaving the whole log untouched, and repair = false
-// reporting what a repair would do without changing a byte. Each case checks both what
+// of an older segment, an unknown format version leaving the whole log untouched, a directory whose
+// making a crash cut short passed over, and repair = false reporting what a repair would do without
+// changing a byte. Each case checks both what
 // recover_topic_log reports and what is on disk afterwards.
 #include "queue/log_recovery.h"
 
@@ -347,6 +348,24 @@ TEST(LogRecovery, RecoverLogsScansEveryTopicDirectoryAndReportsAnUnusableOne) {
   EXPECT_EQ(logs[1].topic, "topic b");
   EXPECT_NE(logs[1].error.find("version 9"), std::string::npos) << logs[1].error;
   EXPECT_TRUE(mg::recover_logs(tmp.path() + "/missing").empty());
+}
+
+// A crash during a topic's first write leaves its directory with topic.tmp at most: no log to
+// recover, and not refused either (a refused one would keep the topic in memory for good). A
+// directory with a segment but no `topic` file is still refused.
+TEST(LogRecovery, RecoverLogsPassesOverADirectoryWhoseMakingWasCutShort) {
+  mg_test::TempDir tmp;
+  const std::string q = tmp.path() + "/queue";
+  ASSERT_EQ(mkdir(q.c_str(), 0700), 0);
+  for (const char* name : {"cut", "empty", "nameless"}) ASSERT_EQ(mkdir((q + "/" + name).c_str(), 0700), 0);
+  ASSERT_TRUE(write_file(q + "/cut/topic.tmp", "cu"));
+  Segment seg{1, 3};
+  ASSERT_TRUE(write_file(q + "/nameless/" + seg.name(), seg.bytes));
+  std::vector<mg::RecoveredLog> logs = mg::recover_logs(q);
+  ASSERT_EQ(logs.size(), 1u);
+  EXPECT_EQ(logs[0].dir, q + "/nameless");
+  EXPECT_NE(logs[0].error, "");
+  EXPECT_EQ(files_of(q + "/cut").size(), 1u);  // left for make_dirs, which replaces topic.tmp
 }
 
 }  // namespace

@@ -62,6 +62,30 @@ TEST(QueueForward, WithoutLocalConsumersEventsGoToANodeThatConsumesTheTopic) {
   EXPECT_EQ(hub.remote_in_flight(2), 0u);
 }
 
+// A consuming node acknowledges late what it got before the producing node restarted: the handles
+// of the producer's previous life must not name events of its new one (which would then count as
+// consumed, and a disk topic's log would pass them). Each life starts its handles at random.
+TEST(QueueForward, HandlesOfAPreviousLifeNameNoEventOfTheNext) {
+  FakeRemote mesh;
+  std::vector<uint64_t> first_life;
+  {
+    QueueHub hub(1, limits());
+    hub.set_remote(&mesh, [] {});
+    hub.set_remote_topics(2, {"client"});
+    for (int i = 0; i < 100; i++) hub.push(event(7, i));
+    for (const auto& [node, ev] : mesh.sent) first_life.push_back(ev.fwd);
+  }
+  mesh.sent.clear();
+  QueueHub hub(1, limits());
+  hub.set_remote(&mesh, [] {});
+  hub.set_remote_topics(2, {"client"});
+  for (int i = 0; i < 100; i++) hub.push(event(8, i));
+  ASSERT_EQ(mesh.sent.size(), 100u);
+  for (uint64_t fwd : first_life) hub.remote_done(fwd);
+  EXPECT_EQ(hub.remote_in_flight(2), 100u) << "a handle of the previous life consumed an event of this one";
+  for (const auto& [node, ev] : mesh.sent) EXPECT_LT(ev.fwd, uint64_t{1} << 53) << "exact as a JSON number";
+}
+
 TEST(QueueForward, LocalConsumersArePreferred) {
   QueueHub hub(1, limits());
   FakeRemote mesh;
