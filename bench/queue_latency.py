@@ -24,7 +24,6 @@ of CPU per event, and of the sync figures.
         --store memory,disk --fsync batch
 """
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -33,7 +32,7 @@ import tempfile
 import time
 
 from benchlib import SyncTrace, cpu_times, free_port, start_node, stop_process
-from queue_rate import config, rivals
+from queue_rate import add_store_args, config, run_rivals
 
 BIN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "bin", "queue_latency")
 
@@ -65,8 +64,7 @@ def one_run(args, store):
                 raise RuntimeError(f"queue_latency exited with {load.returncode}")
             r = {k: float(v) if "." in v else int(v) for k, v in (kv.split("=") for kv in out.split())}
             events = args.rate * (t1 - t0)
-            r["server_cpu_us_per_event"] = round(sum(c1) - sum(c0), 3) * 1e6 / events
-            r["server_cpu_us_per_event"] = round(r["server_cpu_us_per_event"], 3)
+            r["server_cpu_us_per_event"] = round((sum(c1) - sum(c0)) * 1e6 / events, 3)
             r.update(syncs)
             return r
         finally:
@@ -84,23 +82,12 @@ def main():
     ap.add_argument("--warmup", type=float, default=2, help="seconds sent first, not measured")
     ap.add_argument("--size", type=int, default=64, help="bytes per message (24 to 120)")
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--store", default="memory,disk", help="comma-separated rivals: memory, disk")
-    ap.add_argument("--fsync", default="batch", help="disk rivals, comma-separated: batch, always, off")
-    ap.add_argument("--fsync-interval", type=int, default=5, help="ms ([queue] fsync_interval)")
-    ap.add_argument("--state-base", default="/var/tmp", help="where disk nodes' state directories are made")
-    ap.add_argument("--no-perf", dest="perf", action="store_false", help="no perf trace of fdatasync")
+    add_store_args(ap, "memory,disk")
     args = ap.parse_args()
     if not os.path.exists(BIN):
         raise SystemExit(f"{BIN} missing: run `make -C bench`")
     args.perf = args.perf and SyncTrace.available() and os.geteuid() == 0
-    todo = rivals(args)
-    results = {label: [] for label, _ in todo}
-    for i in range(args.rounds):
-        for label, store in todo[i % len(todo):] + todo[:i % len(todo)]:
-            r = one_run(args, store)
-            r["store"] = label
-            print(json.dumps(r), flush=True)
-            results[label].append(r)
+    results = run_rivals(args, args.rounds, lambda store: one_run(args, store))
     keys = ["p50_us", "p99_us", "p999_us", "max_us", "healthz_p50_us", "healthz_p99_us", "healthz_max_us",
             "server_cpu_us_per_event", "syncs", "sync_ms_p50", "sync_ms_p99", "interval_ms_p50", "interval_ms_p99",
             "interval_ms_max"]

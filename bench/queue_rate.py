@@ -12,9 +12,9 @@ events it receives. Rate = events / (last event received - first byte sent), sam
 Before it, --warmup bursts (default 1) go the same way unmeasured: a fresh process touches its
 memory for the first time (page faults that a gateway running for days does not pay per event).
 Server CPU per event = utime + stime of the meshgate process (/proc/PID/stat) over the same window /
-events; for a disk topic the window goes on until the topic's log holds no segment (`settle_ms` after
-the last event arrived; /metrics polled every 5 ms), so that the store thread's writes, syncs and
-deletions of the load are counted too.
+events; for a disk topic the window goes on until the topic's log holds no segment (with fsync = off:
+until its size stays put; `settle_ms` after the last event arrived; /metrics polled every 5 ms), so
+that the store thread's writes, syncs and deletions of the load are counted too.
 
 `--store memory,disk` runs the topic both ways side by side: every round runs each store once (the
 order turned by one each round), each in a fresh node. A disk node gets `[node] state_dir` in a fresh
@@ -154,17 +154,25 @@ ping_interval = 0
 """)
 
 
-def wait_log_settled(api_port, timeout=10):
-    """Waits until the disk topic `client` holds no segment (every event consumed, the cursor synced
-    and the segments deleted: the store's thread has done its part of the load); returns how long
-    that took, in ms (None: not within timeout)."""
+def wait_log_settled(api_port, fsync, timeout=10):
+    """Waits until the store's thread has done its part of the load, and returns how long that took
+    after the last event arrived, in ms (None: not within timeout): until the disk topic `client`
+    holds no segment (every event consumed, the cursor synced, the segments deleted), or with fsync =
+    off, which keeps the active segment until the node stops (it has never been synced), until its
+    bytes on disk stay the same for 50 ms. /metrics is polled every 5 ms."""
     import urllib.request
     t0 = time.monotonic()
+    last, since = None, t0
     while time.monotonic() - t0 < timeout:
         text = urllib.request.urlopen(f"http://127.0.0.1:{api_port}/metrics", timeout=5).read().decode()
         for line in text.splitlines():
-            if line.startswith('meshgate_queue_disk_bytes{topic="client"}') and float(line.split()[-1]) == 0:
-                return round((time.monotonic() - t0) * 1e3, 1)
+            if line.startswith('meshgate_queue_disk_bytes{topic="client"}'):
+                n = float(line.split()[-1])
+                now = time.monotonic()
+                if n == 0 or (fsync == "off" and n == last and now - since >= 0.05):
+                    return round(((since if n else now) - t0) * 1e3, 1)
+                if n != last:
+                    last, since = n, now
         time.sleep(0.005)
     return None
 
@@ -190,6 +198,30 @@ def rivals(args):
         else:
             raise SystemExit(f"--store: memory or disk, not {store!r}")
     return out
+
+
+def add_store_args(ap, default_store):
+    """--store, --fsync, --fsync-interval, --state-base and --no-perf (for rivals() and run_rivals())."""
+    ap.add_argument("--store", default=default_store, help="comma-separated rivals: memory, disk")
+    ap.add_argument("--fsync", default="batch", help="disk rivals, comma-separated: batch, always, off")
+    ap.add_argument("--fsync-interval", type=int, default=5, help="ms ([queue] fsync_interval)")
+    ap.add_argument("--state-base", default="/var/tmp", help="where disk nodes' state directories are made")
+    ap.add_argument("--no-perf", dest="perf", action="store_false",
+                    help="no perf trace of fdatasync (it needs perf and root)")
+
+
+def run_rivals(args, rounds, run):
+    """run(store) for every rival of rivals(args) each round, the order turned by one each round;
+    each result (a dict) is printed as a JSON line. Returns {label: [results]}."""
+    todo = rivals(args)
+    results = {label: [] for label, _ in todo}
+    for i in range(rounds):
+        for label, store in todo[i % len(todo):] + todo[:i % len(todo)]:
+            r = run(store)
+            r["store"] = label
+            print(json.dumps(r), flush=True)
+            results[label].append(r)
+    return results
 
 
 def one_run(args, hook=None, store=None):
@@ -235,7 +267,7 @@ def one_run(args, hook=None, store=None):
             for s, b in zip(clients, batches):
                 s.sendall(b)
             done = consumer.wait_done(args.timeout)
-            settle_ms = wait_log_settled(api_port) if store and store[0] == "disk" and done else None
+            settle_ms = wait_log_settled(api_port, store[1]) if store and store[0] == "disk" and done else None
             c1 = cpu_times([proc.pid])
             w1 = io_write_bytes(proc.pid)
             if hook:
@@ -272,22 +304,10 @@ def main():
     ap.add_argument("--consumer", choices=["c", "python"], default="c",
                     help="c: bench/queue_consumer (keeps up); python: a thread here (falls behind)")
     ap.add_argument("--timeout", type=float, default=120)
-    ap.add_argument("--store", default="memory", help="comma-separated rivals: memory, disk")
-    ap.add_argument("--fsync", default="batch", help="disk rivals, comma-separated: batch, always, off")
-    ap.add_argument("--fsync-interval", type=int, default=5, help="ms ([queue] fsync_interval)")
-    ap.add_argument("--state-base", default="/var/tmp", help="where disk nodes' state directories are made")
-    ap.add_argument("--no-perf", dest="perf", action="store_false",
-                    help="no perf trace of fdatasync (it needs perf and root)")
+    add_store_args(ap, "memory")
     args = ap.parse_args()
     args.perf = args.perf and SyncTrace.available() and os.geteuid() == 0
-    todo = rivals(args)
-    results = {label: [] for label, _ in todo}
-    for i in range(args.runs):
-        for label, store in todo[i % len(todo):] + todo[:i % len(todo)]:
-            r = one_run(args, store=store)
-            r["store"] = label
-            print(json.dumps(r), flush=True)
-            results[label].append(r)
+    results = run_rivals(args, args.runs, lambda store: one_run(args, store=store))
     for label, runs in results.items():
         med = lambda key: statistics.median(r[key] for r in runs) if runs and runs[0].get(key) is not None else None
         rates = sorted(r["events_per_s"] for r in runs)
