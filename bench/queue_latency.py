@@ -14,7 +14,10 @@ time minus that (both on this host, the same clock). Only messages sent after th
 Meanwhile GET /healthz every 10 ms on the node's API (served by the hub loop) is timed: a write or
 sync that held up the hub loop would show there. With perf (root), the fdatasync calls of the
 measured seconds are traced (count, duration, interval between syncs: benchlib.SyncTrace).
-Server CPU per event is utime + stime over the measured seconds / events sent in them.
+Server CPU per event is utime + stime over the measured seconds / events sent in them; per thread
+(thread_cpu_us_per_event, thread_switches_per_s: the hub's first, on a disk node the store thread's
+second, then the workers'), the same from /proc/PID/task/TID/schedstat, and the voluntary context
+switches a second.
 
 Per rival: the medians over rounds of p50, p99, p99.9 and max latency, of the /healthz p50/p99/max,
 of CPU per event, and of the sync figures.
@@ -37,6 +40,23 @@ from queue_rate import add_store_args, config, run_rivals
 BIN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "bin", "queue_latency")
 
 
+def thread_times(pid):
+    """{tid: (ns on a CPU, voluntary context switches)} of every thread of `pid`, in the order they
+    were made (the first is the hub's; on a disk node the second is the store's, then the workers),
+    from /proc/PID/task/TID/schedstat and status."""
+    out = {}
+    for tid in sorted(os.listdir(f"/proc/{pid}/task"), key=int):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                ns = int(f.read().split()[0])
+            with open(f"/proc/{pid}/task/{tid}/status") as f:
+                vol = next(int(line.split()[1]) for line in f if line.startswith("voluntary_ctxt_switches"))
+        except OSError:
+            continue
+        out[tid] = (ns, vol)
+    return out
+
+
 def one_run(args, store):
     with tempfile.TemporaryDirectory(prefix="queue-latency-") as tmp, \
             tempfile.TemporaryDirectory(prefix="queue-latency-state-", dir=args.state_base) as state:
@@ -54,9 +74,9 @@ def one_run(args, store):
             time.sleep(args.warmup + 0.5)
             if args.perf:
                 trace = SyncTrace(proc.pid, os.path.join(tmp, "syncs.data"))
-            c0, t0 = cpu_times([proc.pid]), time.monotonic()
+            c0, th0, t0 = cpu_times([proc.pid]), thread_times(proc.pid), time.monotonic()
             time.sleep(max(0.1, args.seconds - (1.0 if args.perf else 0.5)))
-            c1, t1 = cpu_times([proc.pid]), time.monotonic()
+            c1, th1, t1 = cpu_times([proc.pid]), thread_times(proc.pid), time.monotonic()
             syncs = trace.stop() if trace else {}
             trace = None
             out, _ = load.communicate(timeout=args.seconds + args.warmup + 60)
@@ -65,6 +85,9 @@ def one_run(args, store):
             r = {k: float(v) if "." in v else int(v) for k, v in (kv.split("=") for kv in out.split())}
             events = args.rate * (t1 - t0)
             r["server_cpu_us_per_event"] = round((sum(c1) - sum(c0)) * 1e6 / events, 3)
+            live = [tid for tid in th0 if tid in th1]
+            r["thread_cpu_us_per_event"] = [round((th1[t][0] - th0[t][0]) / 1e3 / events, 2) for t in live]
+            r["thread_switches_per_s"] = [round((th1[t][1] - th0[t][1]) / (t1 - t0)) for t in live]
             r.update(syncs)
             return r
         finally:
