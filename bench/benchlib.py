@@ -64,6 +64,71 @@ def cpu_seconds(*pids):
     return u + s
 
 
+def io_write_bytes(pid):
+    """write_bytes of /proc/PID/io: the bytes this process (all its threads) caused to be written to
+    storage (counted when it dirties the page cache); 0 when unreadable."""
+    try:
+        with open(f"/proc/{pid}/io") as f:
+            for line in f:
+                if line.startswith("write_bytes:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+class SyncTrace:
+    """The fdatasync calls of one process while it runs: `perf record` of the syscall tracepoints
+    syscalls:sys_{enter,exit}_fdatasync (counted in the kernel; no ptrace stop, so the traced
+    threads run as without it). stop() returns {syncs, sync_ms p50/p99/max (one call's duration),
+    interval_ms p50/p99/max (from one call's start to the next's, per thread)}. Needs perf and root
+    (or perf_event_paranoid <= -1); available() says whether perf is there."""
+
+    @staticmethod
+    def available():
+        import shutil
+        return shutil.which("perf") is not None
+
+    def __init__(self, pid, path):
+        self.path = path
+        self.proc = subprocess.Popen(["perf", "record", "-q", "-o", path, "-p", str(pid), "-e",
+                                      "syscalls:sys_enter_fdatasync,syscalls:sys_exit_fdatasync"],
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(0.5)  # attached (perf says nothing when it is)
+
+    def stop(self):
+        import signal
+        self.proc.send_signal(signal.SIGINT)
+        self.proc.wait(30)
+        out = subprocess.run(["perf", "script", "-i", self.path, "-F", "tid,time,event"],
+                             capture_output=True, text=True).stdout
+        enter, durations, intervals = {}, [], []
+        for line in out.splitlines():
+            parts = line.split()
+            if len(parts) < 3:
+                continue
+            tid, t = parts[0], float(parts[1].rstrip(":"))
+            if "sys_enter_fdatasync" in line:
+                if tid in enter:
+                    intervals.append((t - enter[tid][0]) * 1e3)
+                enter[tid] = (t, True)
+            elif "sys_exit_fdatasync" in line and tid in enter and enter[tid][1]:
+                durations.append((t - enter[tid][0]) * 1e3)
+                enter[tid] = (enter[tid][0], False)
+
+        def pct(v, p):
+            v = sorted(v)
+            return round(v[min(len(v) - 1, int(p * (len(v) - 1)))], 3) if v else None
+
+        try:
+            os.unlink(self.path)
+        except OSError:
+            pass
+        return {"syncs": len(durations), "sync_ms_p50": pct(durations, 0.5), "sync_ms_p99": pct(durations, 0.99),
+                "sync_ms_max": pct(durations, 1), "interval_ms_p50": pct(intervals, 0.5),
+                "interval_ms_p99": pct(intervals, 0.99), "interval_ms_max": pct(intervals, 1)}
+
+
 def proc_kb(pid, key):
     """A `kB` field of /proc/PID/status (VmRSS, RssAnon, ...)."""
     with open(f"/proc/{pid}/status") as f:

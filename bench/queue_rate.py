@@ -12,7 +12,18 @@ events it receives. Rate = events / (last event received - first byte sent), sam
 Before it, --warmup bursts (default 1) go the same way unmeasured: a fresh process touches its
 memory for the first time (page faults that a gateway running for days does not pay per event).
 Server CPU per event = utime + stime of the meshgate process (/proc/PID/stat) over the same window /
-events.
+events; for a disk topic the window goes on until the topic's log holds no segment (with fsync = off:
+until its size stays put; `settle_ms` after the last event arrived; /metrics polled every 5 ms), so
+that the store thread's writes, syncs and deletions of the load are counted too.
+
+`--store memory,disk` runs the topic both ways side by side: every round runs each store once (the
+order turned by one each round), each in a fresh node. A disk node gets `[node] state_dir` in a fresh
+directory under --state-base (default /var/tmp: it must be a real disk, not tmpfs, or the syncs cost
+nothing) and `[queue] store = disk`, `fsync` (each of --fsync, comma-separated: batch, always, off;
+every mode is a rival of its own) and `fsync_interval` (--fsync-interval ms, default 5). Per run
+also: the bytes the node wrote to storage (write_bytes of /proc/PID/io) and, with perf (root), the
+fdatasync calls in the measured window (bench/benchlib.py SyncTrace: count, duration, interval
+between syncs); --no-perf leaves perf out. Medians per rival at the end.
 
 The consumer only walks frame headers and looks for `"frame"` in the payload (no JSON parsing).
 `--consumer c` (the default) is bench/queue_consumer.c, which keeps up with the server; `--consumer
@@ -21,6 +32,8 @@ so the run measures a consumer that falls behind (events wait in the topic; befo
 window was cut to 256 KiB, the server's output to it grew to ~100 MB in a 200,000-event run).
 
     bench/queue_rate.py --server build-release/meshgate --clients 100 --messages 2000 --runs 5
+    bench/queue_rate.py --server build-release/meshgate --messages 5000 --runs 5 --store memory,disk \
+        --fsync batch,always,off
 """
 import argparse
 import json
@@ -32,7 +45,8 @@ import tempfile
 import threading
 import time
 
-from benchlib import config_head, cpu_times, free_port, parse_frames, start_node, stop_process, ws_connect, ws_frame
+from benchlib import (SyncTrace, config_head, cpu_times, edit_config, free_port, io_write_bytes, parse_frames,
+                      start_node, stop_process, ws_connect, ws_frame)
 
 CONSUMER_BIN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "bin", "queue_consumer")
 
@@ -116,7 +130,17 @@ class Consumer(threading.Thread):
             buf += data
 
 
-def config(api_port, ws_port, total):
+def config(api_port, ws_port, total, store=None):
+    """The node's configuration; `store`: None or ("memory", None), or ("disk", fsync, interval ms,
+    state_dir)."""
+    text = config_head_queue(api_port, ws_port)
+    if store and store[0] == "disk":
+        text = edit_config(text, {"node": {"state_dir": store[3]},
+                                  "queue": {"store": "disk", "fsync": store[1], "fsync_interval": store[2]}})
+    return text
+
+
+def config_head_queue(api_port, ws_port):
     return (config_head("queue_rate", api_port, f"max_output = {256 << 20}\n") + f"""[queue]
 max_events = 50000
 max_bytes = {1 << 30}
@@ -130,6 +154,29 @@ ping_interval = 0
 """)
 
 
+def wait_log_settled(api_port, fsync, timeout=10):
+    """Waits until the store's thread has done its part of the load, and returns how long that took
+    after the last event arrived, in ms (None: not within timeout): until the disk topic `client`
+    holds no segment (every event consumed, the cursor synced, the segments deleted), or with fsync =
+    off, which keeps the active segment until the node stops (it has never been synced), until its
+    bytes on disk stay the same for 50 ms. /metrics is polled every 5 ms."""
+    import urllib.request
+    t0 = time.monotonic()
+    last, since = None, t0
+    while time.monotonic() - t0 < timeout:
+        text = urllib.request.urlopen(f"http://127.0.0.1:{api_port}/metrics", timeout=5).read().decode()
+        for line in text.splitlines():
+            if line.startswith('meshgate_queue_disk_bytes{topic="client"}'):
+                n = float(line.split()[-1])
+                now = time.monotonic()
+                if n == 0 or (fsync == "off" and n == last and now - since >= 0.05):
+                    return round(((since if n else now) - t0) * 1e3, 1)
+                if n != last:
+                    last, since = n, now
+        time.sleep(0.005)
+    return None
+
+
 def wait_for(pred, timeout):
     deadline = time.monotonic() + timeout
     while not pred():
@@ -139,12 +186,57 @@ def wait_for(pred, timeout):
     return True
 
 
-def one_run(args, hook=None):
-    """One server, one load; hook(pid, "start"|"stop") is called around the measured window."""
-    with tempfile.TemporaryDirectory(prefix="queue-rate-") as tmp:
+def rivals(args):
+    """(label, store tuple for config()) for each rival of --store and --fsync."""
+    out = []
+    for store in getattr(args, "store", "memory").split(","):
+        if store == "memory":
+            out.append(("memory", ("memory", None)))
+        elif store == "disk":
+            for mode in args.fsync.split(","):
+                out.append((f"disk/{mode}", ("disk", mode, args.fsync_interval)))
+        else:
+            raise SystemExit(f"--store: memory or disk, not {store!r}")
+    return out
+
+
+def add_store_args(ap, default_store):
+    """--store, --fsync, --fsync-interval, --state-base and --no-perf (for rivals() and run_rivals())."""
+    ap.add_argument("--store", default=default_store, help="comma-separated rivals: memory, disk")
+    ap.add_argument("--fsync", default="batch", help="disk rivals, comma-separated: batch, always, off")
+    ap.add_argument("--fsync-interval", type=int, default=5, help="ms ([queue] fsync_interval)")
+    ap.add_argument("--state-base", default="/var/tmp", help="where disk nodes' state directories are made")
+    ap.add_argument("--no-perf", dest="perf", action="store_false",
+                    help="no perf trace of fdatasync (it needs perf and root)")
+
+
+def run_rivals(args, rounds, run):
+    """run(store) for every rival of rivals(args) each round, the order turned by one each round;
+    each result (a dict) is printed as a JSON line. Returns {label: [results]}."""
+    todo = rivals(args)
+    results = {label: [] for label, _ in todo}
+    for i in range(rounds):
+        for label, store in todo[i % len(todo):] + todo[:i % len(todo)]:
+            r = run(store)
+            r["store"] = label
+            print(json.dumps(r), flush=True)
+            results[label].append(r)
+    return results
+
+
+def one_run(args, hook=None, store=None):
+    """One server, one load; hook(pid, "start"|"stop") is called around the measured window.
+    store: as config() takes it, without the state directory (made here)."""
+    state_base = getattr(args, "state_base", None)
+    with tempfile.TemporaryDirectory(prefix="queue-rate-") as tmp, \
+            tempfile.TemporaryDirectory(prefix="queue-rate-state-", dir=state_base) as state:
         api_port, ws_port = free_port(), free_port()
         total = args.clients * args.messages
-        proc = start_node(args.server, os.path.join(tmp, "meshgate.conf"), config(api_port, ws_port, total), api_port)
+        if store and store[0] == "disk":
+            store = store[:3] + (state,)
+        proc = start_node(args.server, os.path.join(tmp, "meshgate.conf"), config(api_port, ws_port, total, store),
+                          api_port)
+        trace = None
         try:
             warmup = getattr(args, "warmup", 1)
             if getattr(args, "consumer", "c") == "c":
@@ -167,14 +259,21 @@ def one_run(args, hook=None):
                     consumer.want_events += total
             if hook:
                 hook(proc.pid, "start")
+            if getattr(args, "perf", False):
+                trace = SyncTrace(proc.pid, os.path.join(tmp, "syncs.data"))
+            w0 = io_write_bytes(proc.pid)
             c0 = cpu_times([proc.pid])
             t0 = time.monotonic_ns()
             for s, b in zip(clients, batches):
                 s.sendall(b)
             done = consumer.wait_done(args.timeout)
+            settle_ms = wait_log_settled(api_port, store[1]) if store and store[0] == "disk" and done else None
             c1 = cpu_times([proc.pid])
+            w1 = io_write_bytes(proc.pid)
             if hook:
                 hook(proc.pid, "stop")
+            syncs = trace.stop() if trace else {}
+            trace = None
             if not done:
                 raise RuntimeError(f"not all {total} message events arrived")
             secs = (consumer.last_ns - t0) / 1e9
@@ -185,8 +284,11 @@ def one_run(args, hook=None):
             return {"server": args.server, "clients": args.clients, "messages": total, "size": args.size,
                     "seconds": round(secs, 3), "events_per_s": round(total / secs),
                     "server_cpu_s": round(user + system, 3), "server_user_s": round(user, 3),
-                    "server_sys_s": round(system, 3), "server_cpu_us_per_event": round((user + system) * 1e6 / total, 3)}
+                    "server_sys_s": round(system, 3), "server_cpu_us_per_event": round((user + system) * 1e6 / total, 3),
+                    "disk_bytes_per_event": round((w1 - w0) / total, 1), "settle_ms": settle_ms, **syncs}
         finally:
+            if trace:
+                trace.stop()
             stop_process(proc, 20)
 
 
@@ -202,16 +304,21 @@ def main():
     ap.add_argument("--consumer", choices=["c", "python"], default="c",
                     help="c: bench/queue_consumer (keeps up); python: a thread here (falls behind)")
     ap.add_argument("--timeout", type=float, default=120)
+    add_store_args(ap, "memory")
     args = ap.parse_args()
-    rates, cpus = [], []
-    for _ in range(args.runs):
-        r = one_run(args)
-        print(json.dumps(r), flush=True)
-        rates.append(r["events_per_s"])
-        cpus.append(r["server_cpu_us_per_event"])
-    rates.sort()
-    print(f"queue events/s min/median/max: {rates[0]}/{statistics.median(rates)}/{rates[-1]}")
-    print(f"server CPU per event, median: {statistics.median(cpus):.3f} us")
+    args.perf = args.perf and SyncTrace.available() and os.geteuid() == 0
+    results = run_rivals(args, args.runs, lambda store: one_run(args, store=store))
+    for label, runs in results.items():
+        med = lambda key: statistics.median(r[key] for r in runs) if runs and runs[0].get(key) is not None else None
+        rates = sorted(r["events_per_s"] for r in runs)
+        line = (f"{label}: events/s min/median/max {rates[0]}/{statistics.median(rates):.0f}/{rates[-1]}; "
+                f"server CPU per event, median {med('server_cpu_us_per_event'):.3f} us; "
+                f"disk bytes per event, median {med('disk_bytes_per_event')}")
+        if args.perf:
+            line += (f"; fdatasyncs, median {med('syncs')}, each p50/p99 {med('sync_ms_p50')}/{med('sync_ms_p99')} ms"
+                     f", interval p50/p99/max {med('interval_ms_p50')}/{med('interval_ms_p99')}/"
+                     f"{med('interval_ms_max')} ms (medians of the runs)")
+        print(line)
 
 
 if __name__ == "__main__":

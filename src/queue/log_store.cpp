@@ -233,11 +233,19 @@ void LogStore::hand_over() {
     log->cursor_sent_ = log->cursor_;
   }
   dirty_.clear();
+  // A read or a retry is wanted at once; batches alone can wait for a thread that is waiting for its
+  // next sync anyway (fsync = batch): they are written with it, one wake-up per interval instead of
+  // one per loop turn.
+  bool urgent = false;
+  for (const Job& j : jobs) urgent = urgent || j.read_events > 0 || j.retry;
+  bool wake;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     for (Job& j : jobs) jobs_.push_back(std::move(j));
+    urgent_ = urgent_ || urgent;
+    wake = !waiting_for_sync_ || urgent;
   }
-  wake_.notify_one();
+  if (wake) wake_.notify_one();
 }
 
 void LogStore::stop() {
@@ -479,10 +487,16 @@ void LogStore::thread_main() {
     bool stop = false;
     {
       std::unique_lock<std::mutex> lock(mutex_);
-      auto ready = [this] { return !jobs_.empty() || stopping_; };
-      // In batch mode a round with unsynced writes waits at most until the next sync is due.
-      if (!unsynced_.empty() && opt_.fsync == FsyncMode::Batch) wake_.wait_until(lock, last_sync_ + interval, ready);
-      else wake_.wait(lock, ready);
+      if (!unsynced_.empty() && opt_.fsync == FsyncMode::Batch) {
+        // In batch mode, with writes to sync, the thread sleeps until the sync is due and writes what
+        // came meanwhile with it; only a read, a retry or stop() wakes it sooner (hand_over).
+        waiting_for_sync_ = true;
+        wake_.wait_until(lock, last_sync_ + interval, [this] { return urgent_ || stopping_; });
+        waiting_for_sync_ = false;
+      } else {
+        wake_.wait(lock, [this] { return !jobs_.empty() || stopping_; });
+      }
+      urgent_ = false;
       work.swap(jobs_);
       stop = stopping_;
     }

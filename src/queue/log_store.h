@@ -9,7 +9,9 @@
 // The store's thread appends each batch to the topic's active segment with one write, and makes it
 // durable by the topic's fsync mode:
 //   batch   one fdatasync per topic per round, at most every fsync_interval: a power cut loses at
-//           most the events of the last interval (docs/queue-log.md gives the measured figure)
+//           most the events of the last interval (docs/queue-log.md gives the measured figure).
+//           While the thread waits for its next sync, batches handed over are not a reason to wake
+//           it: they are written with that sync (a read or a retry wakes it at once)
 //   always  one fdatasync per round, without waiting (a round holds what came during the last one)
 //   off     never; the kernel writes back when it likes (a crash of the process loses nothing, a
 //           power cut up to the kernel's writeback interval)
@@ -240,6 +242,8 @@ class LogStore {
   std::condition_variable wake_;
   std::vector<Job> jobs_;
   bool stopping_ = false;
+  bool waiting_for_sync_ = false;  // the thread sleeps until its next sync (fsync = batch): batches need no wake-up
+  bool urgent_ = false;            // a read or a retry was handed over: the thread wakes for it
   // The thread's own (round): files written or with a moved cursor since the last sync, and when that was.
   std::vector<TopicFiles*> unsynced_;
   std::chrono::steady_clock::time_point last_sync_;
