@@ -201,7 +201,8 @@ class LogStore {
   void retry(TopicLog& log);
   // Bytes of every log's segments.
   uint64_t total_bytes() const { return total_bytes_; }
-  // Hands over what is left, syncs it whatever the fsync mode, and joins the thread.
+  // Hands over what is left, syncs it whatever the fsync mode, and joins the thread. It closes the
+  // store's idle handle: the loop must turn once more before the store is destroyed.
   void stop();
 
   const LogOptions& options() const { return opt_; }

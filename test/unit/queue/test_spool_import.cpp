@@ -55,8 +55,8 @@ struct Store {
   }
   ~Store() {
     store->stop();
+    uv_run(&loop, UV_RUN_DEFAULT);  // closes the store's idle handle, which lives inside the store
     store.reset();
-    uv_run(&loop, UV_RUN_DEFAULT);
     uv_loop_close(&loop);
   }
 };
