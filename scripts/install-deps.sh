@@ -85,5 +85,21 @@ for p in "${missing[@]}"; do
   esac
 done
 echo "meshgate: installing missing packages: ${missing[*]}"
-$sudo apt-get update -qq
-[ ${#missing[@]} -eq 0 ] || $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+# A mirror in the middle of a sync fails the update now and then ("File has unexpected size"): try
+# again, then go on with the indexes that did come (the install says clearly what it cannot find).
+for try in 1 2 3; do
+  $sudo apt-get update -qq && break
+  echo "meshgate: apt-get update failed (try $try of 3)" >&2
+  [ $try -lt 3 ] && sleep 15
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+install() { $sudo apt-get install -y -qq --no-install-recommends "$@" "${missing[@]}"; }
+if ! install; then
+  # When one architecture's index of the security suite did not come, a library that must have one
+  # version on every architecture (libssl3 for amd64 and arm64) has none in common. The release's own
+  # suite has the same version for all: take the packages from it this once.
+  codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
+  [ -n "$codename" ] || exit 1
+  echo "meshgate: install failed; trying again from $codename's own suite (-t $codename)" >&2
+  install -t "$codename"
+fi
