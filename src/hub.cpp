@@ -102,7 +102,7 @@ int Hub::run() {
     if (l.overflow < 0 ? cfg_.queue_pause_on_overflow : l.overflow == 1) shared.gate = queue_.gate(l.topic);
     if (l.tls) {
       std::string note, error;
-      shared.tls = tls_server_context(l.cert, l.key, note, error);
+      shared.tls = tls_server_context(l.cert, l.key, TicketOptions{l.ticket_rotate, l.ticket_key_file}, note, error);
       if (!shared.tls) {
         LOG_ERROR("[listener.%s]: %s", l.name.c_str(), error.c_str());
         return fail_start(fds);

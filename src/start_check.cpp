@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "net/tls.h"
+#include "net/tls_tickets.h"
 
 namespace mg {
 
@@ -46,9 +47,13 @@ std::string check_for_start(const Config& c) {
     }
     if (l.tls && !l.cert.empty()) {  // load them as start-up will (an empty cert means a development one)
       std::string note, error;
-      SSL_CTX* ctx = tls_server_context(l.cert, l.key, note, error);
+      SSL_CTX* ctx = tls_server_context(l.cert, l.key, TicketOptions{l.ticket_rotate, ""}, note, error);
       if (!ctx) return at + sec + "cert/key: " + error;
       SSL_CTX_free(ctx);
+    }
+    if (l.tls && !l.ticket_key_file.empty()) {  // read as start-up will, but not created here
+      p = ticket_key_file_problem(l.ticket_key_file);
+      if (!p.empty()) return at + sec + "ticket_key_file = " + l.ticket_key_file + ": " + p;
     }
   }
   std::string state = effective_state_dir(c);

@@ -377,6 +377,7 @@ void ClientConn::on_read_end(int status) {
 void ClientConn::tick(uint32_t now) {
   if (closed()) return;
   if (phase_ == Phase::Handshake) {
+    if (waiting_for_turn()) return;  // not read for want of handshake budget: not the client's delay
     if (now - accepted_s_ >= kHandshakeTimeoutS) close_now();  // from accept: trickling bytes does not help
     return;
   }

@@ -35,6 +35,8 @@ Worker::Worker(WorkerHost& host, const Config& cfg, const ListenersShared& share
   uv_loop_init(&loop_);
   loop_ctx_.open(&loop_);
   loop_ctx_.owner = this;
+  loop_ctx_.handshake_budget = limits_.handshake_budget;
+  loop_ctx_.on_turn = [this] { return begin_accept_turn(); };
   mailbox_.open(&loop_);
   uv_timer_init(&loop_, &tick_);
   tick_.data = this;
@@ -67,13 +69,36 @@ void Worker::on_connection(uv_stream_t* server, int status) {
   if (status < 0) return;
   auto* ctx = LoopContext::of(server->loop);
   auto* self = static_cast<Worker*>(ctx->owner);
+  if (self->limits_.accept_budget) {
+    if (self->accepts_left_ == 0) {  // not taken now: libuv keeps it and stops watching this listener
+      self->deferred_accepts_.push_back(server);
+      ctx->keep_awake();
+      return;
+    }
+    self->accepts_left_--;
+  }
+  self->accept_one(server);
+}
+
+void Worker::accept_one(uv_stream_t* server) {
   unsigned li = static_cast<unsigned>(reinterpret_cast<uintptr_t>(server->data));
-  auto* conn = new ClientConn(*self, li);
+  auto* conn = new ClientConn(*this, li);
   if (uv_accept(server, reinterpret_cast<uv_stream_t*>(conn->tcp())) != 0) {
     conn->close_now();
     return;
   }
-  self->admit(conn, li);
+  admit(conn, li);
+}
+
+bool Worker::begin_accept_turn() {
+  accepts_left_ = limits_.accept_budget;
+  while (!deferred_accepts_.empty() && !draining_ && (limits_.accept_budget == 0 || accepts_left_ > 0)) {
+    uv_stream_t* server = deferred_accepts_.front();
+    deferred_accepts_.pop_front();
+    if (accepts_left_ > 0) accepts_left_--;
+    accept_one(server);  // libuv watches the listener again from here
+  }
+  return !deferred_accepts_.empty();
 }
 
 bool Worker::adopt(int fd, unsigned li) {
@@ -201,6 +226,7 @@ ApiResult Worker::conn_info(uint64_t client) const {
 void Worker::drain() {
   if (draining_) return;
   draining_ = true;
+  deferred_accepts_.clear();  // their pending connections are closed with the listeners
   for (auto& s : servers_) uv_close(reinterpret_cast<uv_handle_t*>(s.release()), [](uv_handle_t* h) {
     delete reinterpret_cast<uv_tcp_t*>(h);
   });

@@ -9,6 +9,7 @@
 #include <uv.h>
 
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <string>
 #include <thread>
@@ -93,7 +94,10 @@ class Worker {
   std::vector<std::pair<std::string, uint64_t>> top_channels(size_t n) const;
   ApiResult conn_call(uint64_t client, const ConnCall& call);
   ApiResult conn_info(uint64_t client) const;
-  void set_limits(const WorkerLimits& l) { limits_ = l; }
+  void set_limits(const WorkerLimits& l) {
+    limits_ = l;
+    loop_ctx_.handshake_budget = l.handshake_budget;
+  }
   // A topic's gate or the hub's backlog opened: every client paused for the queue whose gate and
   // backlog are open now is read again (ClientConn::resume_reading looks; the others stay paused).
   void resume_paused();
@@ -150,6 +154,11 @@ class Worker {
  private:
   void run(std::vector<int> listen_fds);
   static void on_connection(uv_stream_t* server, int status);
+  // Accepts the connection waiting on `server` (libuv holds one per listener until we take it).
+  void accept_one(uv_stream_t* server);
+  // A turn begins: the accept budget is refilled and the listeners deferred last turn accept first.
+  // True when some are still deferred.
+  bool begin_accept_turn();
   // An accepted connection: counted, checked against the connection limits, then started.
   void admit(ClientConn* conn, unsigned li);
   static void on_tick(uv_timer_t* t);
@@ -167,6 +176,11 @@ class Worker {
   EventOutbox outbox_;  // client events not yet posted to the hub
   uint32_t messages_read_ = 0;
   std::vector<std::unique_ptr<uv_tcp_t>> servers_;
+  // The accept budget ([limits] accept_budget per turn): accepts left this turn, and the listeners
+  // whose next connection waits for a turn (libuv stops watching a listener until its pending
+  // connection is accepted, so the rest wait in the kernel's backlog).
+  uint32_t accepts_left_ = 0;
+  std::deque<uv_stream_t*> deferred_accepts_;
   std::thread thread_;
   SnowflakeGenerator ids_;
   bool draining_ = false;

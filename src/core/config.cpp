@@ -211,6 +211,8 @@ const std::map<std::string, Setter>& global_keys() {
       {"limits.output_soft_limit", uint_key(&Config::limits, &ClientLimits::output_soft_limit, 1024, 1ull << 40)},
       {"limits.output_soft_seconds", uint_key(&Config::limits, &ClientLimits::output_soft_seconds, 0, 86400)},
       {"limits.message_timeout", uint_key(&Config::limits, &ClientLimits::message_timeout, 0, 86400)},
+      {"limits.handshake_budget", uint_key(&Config::limits, &ClientLimits::handshake_budget, 0, 1000000)},
+      {"limits.accept_budget", uint_key(&Config::limits, &ClientLimits::accept_budget, 0, 1000000)},
       {"mesh.bind", string_key(&Config::mesh_bind)},
       {"mesh.port", uint_key(&Config::mesh_port, 0, 65535)},
       {"mesh.advertise", string_key(&Config::mesh_advertise)},
@@ -304,6 +306,12 @@ std::string set_listener_key(ListenerConfig& l, const std::string& key, const st
     l.cert = v;
   } else if (key == "key") {
     l.key = v;
+  } else if (key == "ticket_rotate") {
+    if (!parse_u64(v, limit_defaults::kTicketRotateMax, n) || n < limit_defaults::kTicketRotateMin)
+      return "expected seconds from 60 to 604800";
+    l.ticket_rotate = static_cast<uint32_t>(n);
+  } else if (key == "ticket_key_file") {
+    l.ticket_key_file = v;
   } else if (key == "token_secret" || key == "token_secret_previous") {
     size_t slot = key == "token_secret" ? 0 : 1;
     if (l.token_secrets.size() < 2) l.token_secrets.resize(2);
@@ -395,6 +403,9 @@ std::string validate(const Config& c, const ParseState& st) {
       return at(std::max(line_of("api.max_output"), st.listener_line[i]),
                 "[api] max_output must be at least 8 x [listener." + l.name + "] max_message (" +
                     std::to_string(uint64_t{l.max_message} * 8) + ")");
+    if (!l.tls && !l.ticket_key_file.empty())
+      return at(line_of(("listener." + l.name + ".ticket_key_file").c_str()),
+                "[listener." + l.name + "] ticket_key_file needs tls = on");
     if (l.token_secrets.size() == 2 && l.token_secrets[0].empty() && !l.token_secrets[1].empty())
       return at(st.listener_line[i], "[listener." + l.name + "] token_secret_previous needs token_secret");
     for (size_t j = 0; j < i; j++) {
@@ -512,6 +523,8 @@ std::vector<std::string> keys_needing_restart(const Config& a, const Config& b) 
     lcheck("tls", o->tls == n.tls);
     lcheck("cert", o->cert == n.cert);
     lcheck("key", o->key == n.key);
+    lcheck("ticket_rotate", o->ticket_rotate == n.ticket_rotate);
+    lcheck("ticket_key_file", o->ticket_key_file == n.ticket_key_file);
     lcheck("origins", o->origins == n.origins);
     lcheck("max_conns_per_ip", o->max_conns_per_ip == n.max_conns_per_ip);
     lcheck("accept_rate", o->accept_rate == n.accept_rate);

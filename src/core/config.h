@@ -33,6 +33,8 @@ struct ListenerConfig {
   // The secure edge (docs/security.md).
   bool tls = false;
   std::string cert, key;             // PEM chain and key; empty cert = self-signed development certificate
+  uint32_t ticket_rotate = limit_defaults::kTicketRotate;  // seconds between ticket key rotations
+  std::string ticket_key_file;       // where the ticket keys outlive a restart; empty = in memory only
   std::vector<std::string> token_secrets;  // token_secret, token_secret_previous (rotation); empty = no tokens
   std::vector<std::string> origins;  // ws: allowed Origin header values; empty = any
   uint32_t max_conns_per_ip = 0;     // 0 = unlimited

@@ -36,6 +36,14 @@ constexpr uint32_t kQueueTopicIdleTimeout = 300;  // seconds
 constexpr uint64_t kQueueMaxDisk = 1ull << 30;      // a disk topic's log
 constexpr uint64_t kMeshMaxLinkBuffer = 64ull << 20;
 constexpr uint32_t kMaxTokenBytes = 8192;  // a connect token (not configurable: it bounds a header anyway)
+// [listener] ticket_rotate: seconds between TLS ticket key rotations (net/tls_tickets.h).
+constexpr uint32_t kTicketRotate = 43200;
+constexpr uint32_t kTicketRotateMin = 60;
+constexpr uint32_t kTicketRotateMax = 604800;
+// [limits] handshake_budget / accept_budget: TLS handshake steps and accepts per worker loop turn
+// (net/stream.h, client/worker.h); 0 = no budget.
+constexpr uint32_t kHandshakeBudget = 8;
+constexpr uint32_t kAcceptBudget = 16;
 }  // namespace limit_defaults
 
 // [limits]: what one client connection may take, applied by the workers (client/).
@@ -50,6 +58,8 @@ struct ClientLimits {
   uint64_t output_soft_limit = limit_defaults::kOutputSoftLimit;
   uint32_t output_soft_seconds = limit_defaults::kOutputSoftSeconds;
   uint32_t message_timeout = limit_defaults::kMessageTimeout;  // seconds a client may take to complete one message; 0 = no limit
+  uint32_t handshake_budget = limit_defaults::kHandshakeBudget;  // TLS handshake steps per worker loop turn; 0 = no budget
+  uint32_t accept_budget = limit_defaults::kAcceptBudget;        // accepts per worker loop turn; 0 = no budget
 };
 
 // [queue]: the queue's bounds, applied by QueueHub (queue/).

@@ -19,7 +19,27 @@ void LoopContext::open(uv_loop_t* l) {
   prepare.data = this;
   uv_idle_init(l, &idle);
   idle.data = this;
-  uv_prepare_start(&prepare, [](uv_prepare_t* p) { static_cast<LoopContext*>(p->data)->flush_dirty(); });
+  uv_prepare_start(&prepare, [](uv_prepare_t* p) { static_cast<LoopContext*>(p->data)->begin_turn(); });
+}
+
+void LoopContext::begin_turn() {
+  handshake_left = handshake_budget;
+  const uint32_t now = static_cast<uint32_t>(uv_now(loop));
+  while (!handshake_waiting.empty() && (handshake_budget == 0 || handshake_left > 0)) {
+    Waiting w = handshake_waiting.front();
+    handshake_waiting.pop_front();
+    Stream* s = w.stream;
+    s->waiting_ = false;
+    if (handshake_left > 0) {
+      handshake_left--;
+      s->step_paid_ = true;
+    }
+    s->on_turn_waited(now - w.since_ms);
+    if (!s->closed_ && !s->closing_) s->start_reading();
+  }
+  bool more = on_turn && on_turn();
+  flush_dirty();
+  if (more || !handshake_waiting.empty()) keep_awake();
 }
 
 void LoopContext::flush_dirty() {
@@ -61,12 +81,40 @@ void Stream::stop_reading() { uv_read_stop(reinterpret_cast<uv_stream_t*>(&tcp_)
 
 void Stream::on_alloc(uv_handle_t* h, size_t, uv_buf_t* buf) {
   auto* ctx = LoopContext::of(h->loop);
+  auto* self = static_cast<Stream*>(h->data);
+  if (!self->take_handshake_step(ctx)) {
+    *buf = uv_buf_init(nullptr, 0);  // libuv reads nothing and says UV_ENOBUFS: see on_read_cb
+    return;
+  }
   buf->base = ctx->read_buf;
   buf->len = sizeof ctx->read_buf;
 }
 
+bool Stream::take_handshake_step(LoopContext* ctx) {
+  if (!tls_ || tls_->established() || ctx->handshake_budget == 0) return true;
+  if (step_paid_) {
+    step_paid_ = false;
+    return true;
+  }
+  if (ctx->handshake_left == 0) return false;
+  ctx->handshake_left--;
+  return true;
+}
+
+void Stream::wait_for_turn(LoopContext* ctx) {
+  // Nothing was read: the bytes wait in the socket, not in a buffer of ours.
+  stop_reading();
+  waiting_ = true;
+  ctx->handshake_waiting.push_back({this, static_cast<uint32_t>(uv_now(ctx->loop))});
+  ctx->keep_awake();  // the next turn must not sleep in poll
+}
+
 void Stream::on_read_cb(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
   auto* self = static_cast<Stream*>(s->data);
+  if (nread == UV_ENOBUFS && !self->closed_) {  // refused by on_alloc: over the handshake budget
+    self->wait_for_turn(LoopContext::of(s->loop));
+    return;
+  }
   if (nread > 0) {
     if (self->closed_) return;
     if (self->tls_) self->read_tls(buf->base, static_cast<size_t>(nread));
@@ -275,6 +323,15 @@ void Stream::close_now() {
   if (closed_) return;
   closed_ = true;
   stop_reading();
+  if (waiting_) {  // rare (a drain, a timeout): the list is short-lived, a search is cheap enough
+    auto& w = LoopContext::of(tcp_.loop)->handshake_waiting;
+    for (auto it = w.begin(); it != w.end(); ++it)
+      if (it->stream == this) {
+        w.erase(it);
+        break;
+      }
+    waiting_ = false;
+  }
   if (dirty_) {
     auto& d = LoopContext::of(tcp_.loop)->dirty;
     auto it = std::find(d.begin(), d.end(), this);

@@ -9,6 +9,15 @@
 //   tail       the last queued chunk when the stream made it itself (write(std::string), TLS
 //              records) and it is not being written: later small writes of that kind are appended
 //              to it, up to kCoalesceBytes, so a run of small messages is one buffer, not one each
+//   turn       one pass of the loop, from one prepare callback (just before the loop polls) to the
+//              next
+//   handshake budget
+//              how many TLS handshake steps (reads of a stream whose handshake is not done: each
+//              one a call into OpenSSL, the first of them the signature) the loop makes in one turn.
+//              A stream over the budget is not read (its bytes stay in the kernel, TCP slows the
+//              client): it waits in `handshake_waiting`, first come first served, and the next
+//              turns read the waiting ones first. Streams with their handshake done are never
+//              counted, so established clients are served every turn through a reconnect storm.
 //
 // Writing: the prepare pass writes straight to the socket (writev) and goes through uv_write only
 // for what the socket did not take (or beyond kMaxBytesPerWrite in one turn): a write that
@@ -23,6 +32,8 @@
 #include <uv.h>
 
 #include <cstdint>
+#include <deque>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -43,10 +54,27 @@ struct LoopContext {
   uv_prepare_t prepare{};
   uv_idle_t idle{};  // running only while streams made dirty by the prepare pass itself are left over
   std::vector<Stream*> dirty;
+  // The handshake budget (see the glossary): steps per turn (0: no budget), steps left this turn,
+  // and the streams waiting for a turn with when they began to wait (uv_now, truncated).
+  uint32_t handshake_budget = 0;
+  uint32_t handshake_left = 0;
+  struct Waiting {
+    Stream* stream;
+    uint32_t since_ms;
+  };
+  std::deque<Waiting> handshake_waiting;
+  // Run at the start of every turn (a worker: its accept budget); true when it left work for the
+  // next turn, which then polls without sleeping.
+  std::function<bool()> on_turn;
   char read_buf[64 * 1024];  // every read lands here and is consumed before the next read
 
   void open(uv_loop_t* l);
   void close();  // closes the prepare and idle handles
+  // A turn begins (the prepare callback): the budget is refilled, waiting streams are read again
+  // as far as it goes, on_turn runs, dirty streams are written.
+  void begin_turn();
+  // The next turn polls without sleeping (work was left for it).
+  void keep_awake() { uv_idle_start(&idle, [](uv_idle_t*) {}); }
   void flush_dirty();
   static LoopContext* of(uv_loop_t* l) { return static_cast<LoopContext*>(l->data); }
 };
@@ -91,6 +119,9 @@ class Stream {
   bool closed() const { return closed_; }
   // TLS is on and its handshake finished.
   bool tls_established() const { return tls_ && tls_->established(); }
+  // Over the handshake budget: not read until a turn has room for it (its handshake timeout does
+  // not run meanwhile: see on_turn_waited).
+  bool waiting_for_turn() const { return waiting_; }
 
  protected:
   virtual ~Stream();
@@ -104,6 +135,8 @@ class Stream {
   // TLS: the handshake finished; or it failed (the stream closes right after this call).
   virtual void on_tls_ready() {}
   virtual void on_tls_failed(const std::string& why) { (void)why; }
+  // It waited `ms` for a turn with room in the handshake budget and is read again now.
+  virtual void on_turn_waited(uint32_t ms) { (void)ms; }
 
  private:
   friend struct LoopContext;
@@ -120,6 +153,10 @@ class Stream {
   void consume(size_t bytes);
   void queue_emptied();
   void read_tls(const char* data, size_t len);
+  // The handshake budget at a read: true when this read may go on (counted, or paid for when it
+  // was let out of the waiting list); false when the stream must wait for a turn.
+  bool take_handshake_step(LoopContext* ctx);
+  void wait_for_turn(LoopContext* ctx);
   static void on_alloc(uv_handle_t* h, size_t suggested, uv_buf_t* buf);
   static void on_read_cb(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf);
   static void on_write_cb(uv_write_t* req, int status);
@@ -139,6 +176,8 @@ class Stream {
   bool dirty_ = false;
   bool closing_ = false;      // close_after_flush was called
   bool closed_ = false;       // uv_close was called
+  bool waiting_ = false;      // in the loop's handshake_waiting
+  bool step_paid_ = false;    // let out of handshake_waiting: its next read is already counted
   size_t in_flight_bytes_ = 0;
   size_t queued_bytes_ = 0;
 };

@@ -6,6 +6,10 @@
 #include <openssl/x509v3.h>
 
 #include <cstdio>
+#include <ctime>
+#include <memory>
+
+#include "net/tls_tickets.h"
 
 namespace mg {
 
@@ -73,7 +77,8 @@ bool use_dev_certificate(SSL_CTX* ctx, std::string& note, std::string& error) {
 
 }  // namespace
 
-SSL_CTX* tls_server_context(const std::string& cert, const std::string& key, std::string& note, std::string& error) {
+SSL_CTX* tls_server_context(const std::string& cert, const std::string& key, const TicketOptions& tickets,
+                            std::string& note, std::string& error) {
   SSL_CTX* ctx = SSL_CTX_new(TLS_server_method());
   if (!ctx) {
     error = openssl_error();
@@ -83,9 +88,17 @@ SSL_CTX* tls_server_context(const std::string& cert, const std::string& key, std
   SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_COMPRESSION);
   SSL_CTX_set_cipher_list(ctx, "ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL:!eNULL");
   SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);  // idle connections give their record buffers back
-  SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
+  // The configured chain is the whole chain: no search of the trust store at each handshake.
+  SSL_CTX_set_mode(ctx, SSL_MODE_NO_AUTO_CHAIN);
   static const unsigned char sid_ctx[] = "meshgate";
   SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof sid_ctx - 1);
+  auto keys = std::make_unique<TicketKeys>(tickets.ticket_rotate, static_cast<int64_t>(std::time(nullptr)));
+  if (!tickets.ticket_key_file.empty() &&
+      !keys->use_file(tickets.ticket_key_file, static_cast<int64_t>(std::time(nullptr)), error)) {
+    SSL_CTX_free(ctx);
+    return nullptr;
+  }
+  use_ticket_keys(ctx, std::move(keys));
   bool ok;
   if (cert.empty()) {
     ok = use_dev_certificate(ctx, note, error);

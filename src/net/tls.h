@@ -3,21 +3,33 @@
 // above never knows whether TLS is on.
 //
 // Policy: TLS 1.2 minimum, forward-secret AEAD suites for 1.2 (OpenSSL's defaults for 1.3), no
-// renegotiation, server-side session cache and tickets for resumption. A context is made per TLS
+// renegotiation, resumption by stateless TLS 1.3 tickets (no server-side session cache). A context is made per TLS
 // listener at start and shared by every worker (SSL_CTX is safe to share for creating sessions).
 #pragma once
 
 #include <openssl/ssl.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
+
+#include "core/limits.h"
 
 namespace mg {
 
+// Resumption of a listener's context: stateless tickets (net/tls_tickets.h) whose keys rotate
+// every `ticket_rotate` seconds, kept in `ticket_key_file` when it is not empty.
+struct TicketOptions {
+  uint32_t ticket_rotate = limit_defaults::kTicketRotate;
+  std::string ticket_key_file;
+};
+
 // A server context from a PEM certificate chain and key. With an empty `cert`, a self-signed
 // development certificate (EC P-256, CN=localhost, valid one year) is generated in memory and
-// `note` says so with its SHA-256 fingerprint. Returns nullptr and sets `error` on failure.
-SSL_CTX* tls_server_context(const std::string& cert, const std::string& key, std::string& note, std::string& error);
+// `note` says so with its SHA-256 fingerprint. Returns nullptr and sets `error` on failure (also
+// when the ticket key file cannot be read or made).
+SSL_CTX* tls_server_context(const std::string& cert, const std::string& key, const TicketOptions& tickets,
+                            std::string& note, std::string& error);
 
 class TlsSession {
  public:

@@ -80,7 +80,7 @@ struct Node {
     cfg.limits.output_hard_limit = 8192;  // a few large sends reach it: the hard-limit close
     mg::metrics().init_listeners(metric_names);
     std::string note, error;
-    SSL_CTX* tls = mg::tls_server_context("", "", note, error);
+    SSL_CTX* tls = mg::tls_server_context("", "", mg::TicketOptions{}, note, error);
     if (!tls) fail("server TLS context: " + error);
     for (const mg::ListenerConfig& l : cfg.listeners) {
       mg::ListenerShared s;

@@ -194,6 +194,10 @@ TEST(ConfigShippedFile, EveryValueInTheShippedFileIsTheBuiltInDefault) {
   EXPECT_EQ(c.limits.output_hard_limit, d.limits.output_hard_limit);
   EXPECT_EQ(c.limits.output_soft_limit, d.limits.output_soft_limit);
   EXPECT_EQ(c.limits.output_soft_seconds, d.limits.output_soft_seconds);
+  EXPECT_EQ(c.limits.handshake_budget, d.limits.handshake_budget);
+  EXPECT_EQ(c.limits.accept_budget, d.limits.accept_budget);
+  EXPECT_EQ(c.listeners[2].ticket_rotate, mg::ListenerConfig().ticket_rotate);
+  EXPECT_EQ(c.listeners[2].ticket_key_file, "");
   EXPECT_EQ(c.queue.max_events, d.queue.max_events);
   EXPECT_EQ(c.queue.max_bytes, d.queue.max_bytes);
   EXPECT_EQ(c.queue.ack_timeout_s, d.queue.ack_timeout_s);
@@ -370,6 +374,20 @@ TEST(ConfigListeners, EveryListenerKeyIsRead) {
   EXPECT_EQ(w.idle_timeout, 86400u);
   EXPECT_EQ(w.ping_interval, 0u);
   EXPECT_TRUE(w.events);
+}
+
+TEST(ConfigListeners, TicketKeysAndHandshakeBudgets) {
+  const Config c = parse_ok(
+      "[limits]\nhandshake_budget = 0\naccept_budget = 100\n"
+      "[listener.s]\ntype = ws\nport = 443\ntls = on\nticket_rotate = 60\nticket_key_file = /var/lib/mg/t.keys\n");
+  EXPECT_EQ(c.limits.handshake_budget, 0u);
+  EXPECT_EQ(c.limits.accept_budget, 100u);
+  EXPECT_EQ(c.listeners[0].ticket_rotate, 60u);
+  EXPECT_EQ(c.listeners[0].ticket_key_file, "/var/lib/mg/t.keys");
+  EXPECT_EQ(parse_ok("[listener.s]\nport = 1\ntls = on\nticket_rotate = 604800\n").listeners[0].ticket_rotate, 604800u);
+  expect_error_at("[listener.s]\nport = 1\ntls = on\nticket_rotate = 59\n", 4, "listener.s", "ticket_rotate");
+  expect_error_at("[listener.s]\nport = 1\ntls = on\nticket_rotate = 604801\n", 4, "listener.s", "ticket_rotate");
+  EXPECT_CONTAINS(parse_error("[listener.s]\nport = 1\nticket_key_file = /x\n"), "ticket_key_file needs tls = on");
 }
 
 TEST(ConfigListeners, EveryBoolSpellingIsAccepted) {
