@@ -8,6 +8,7 @@ import hmac
 import json
 import os
 import queue
+import signal
 import socket
 import struct
 import subprocess
@@ -250,6 +251,41 @@ def start_node(server, conf_path, conf_text, api_port, log_path=None, timeout=10
         proc.wait()
         raise
     return proc
+
+
+def start_nginx(prefix, conf_text, port, timeout=15):
+    """Writes conf_text to PREFIX/nginx.conf and runs `nginx -p PREFIX -c ...` in the foreground
+    (the text says `daemon off; master_process on;` and its pid file, error log and temp paths under
+    PREFIX); returns the Popen once its workers are up and `port` accepts a TCP connection."""
+    os.makedirs(os.path.join(prefix, "logs"), exist_ok=True)
+    path = os.path.join(prefix, "nginx.conf")
+    with open(path, "w") as f:
+        f.write(conf_text)
+    proc = subprocess.Popen(["nginx", "-p", prefix, "-c", path], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=open(os.path.join(prefix, "logs", "stderr.log"), "ab"))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"nginx exited with {proc.returncode}: see {prefix}/logs")
+        if len(descendants(proc.pid)) >= 1:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=2).close()
+                return proc
+            except OSError:
+                pass
+        time.sleep(0.05)
+    stop_nginx(proc)
+    raise RuntimeError("nginx did not start")
+
+
+def stop_nginx(proc):
+    """Graceful (SIGQUIT: workers finish, then the master exits); SIGTERM, then kill, if it lingers."""
+    if proc and proc.poll() is None:
+        proc.send_signal(signal.SIGQUIT)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            stop_process(proc)
 
 
 def stop_process(proc, timeout=15):

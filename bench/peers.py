@@ -67,7 +67,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from benchlib import (HERE, ROOT, FrameReader, HttpConn, WsBench, connect_token, cpu_times, descendants,  # noqa: E402
-                      edit_config, free_port, http_request, log, start_node, stop_process, ws_connect, ws_frame)
+                      edit_config, free_port, http_request, log, start_nginx, start_node, stop_nginx, stop_process,
+                      ws_connect, ws_frame)
 
 NCHAN_MODULE = "/usr/lib/nginx/modules/ngx_nchan_module.so"
 SECRET = "peers-bench-secret-0123456789abcdef"
@@ -207,26 +208,19 @@ http {{
         self.proc = None
 
     def start(self):
-        path = os.path.join(self.tmp, "nginx.conf")
-        with open(path, "w") as f:
-            f.write(self.conf)
-        self.proc = subprocess.Popen(["nginx", "-p", self.tmp, "-c", path], stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.DEVNULL,
-                                     stderr=open(os.path.join(self.tmp, "logs", "stderr.log"), "ab"))
+        self.proc = start_nginx(self.tmp, self.conf, self.port)
+        # nchan answers HTTP once its workers are up
         deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"nginx exited with {self.proc.returncode}: see {self.tmp}/logs")
-            if len(descendants(self.proc.pid)) >= 2:
-                try:
-                    c = HttpConn(self.port, 2)
-                    c.call(http_request("GET", "/nope"))
-                    c.close()
-                    return
-                except OSError:
-                    pass
-            time.sleep(0.05)
-        raise RuntimeError("nginx did not start")
+        while True:
+            try:
+                c = HttpConn(self.port, 2)
+                c.call(http_request("GET", "/nope"))
+                c.close()
+                return
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("nginx did not start")
+                time.sleep(0.05)
 
     def pids(self):
         return [self.proc.pid] + descendants(self.proc.pid)
@@ -247,13 +241,7 @@ http {{
         return f"http://127.0.0.1:{self.port}/pub?id={channel}", data
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGQUIT)  # graceful: workers finish, then the master exits
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.terminate()
-                stop_process(self.proc)
+        stop_nginx(self.proc)
 
 
 class MinHttp(Meshgate):
