@@ -14,6 +14,8 @@
 //       line on stdin before closing them.
 //
 // Prints one line of key=value: done, resumed, failed, retries, seconds (and for storm: all_in_ms).
+// An attempt that has not finished after 20 s fails (and in a storm is made again). TLS_STORM_DEBUG=1
+// prints progress to stderr every second.
 // Source addresses rotate over 127.0.0.1-127.0.0.16 so that repeated runs do not run out of ports.
 // Build: make -C bench (links -lssl -lcrypto).
 #define _GNU_SOURCE
@@ -28,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -39,7 +42,7 @@ typedef struct {
   SSL* ssl;
   int state;
   int slot;
-  SSL_SESSION* offered;  // debugging: what it offered
+  double started;        // when this attempt began
   char buf[2048];
   size_t len;
 } Conn;
@@ -63,9 +66,14 @@ static void watch(Conn* c, unsigned events, int op) {
   epoll_ctl(g_ep, op, c->fd, &ev);
 }
 
+static Conn** g_live;  // the attempt in flight per slot (to time out stuck ones)
+static double g_attempt_timeout = 20;
+
 static Conn* open_conn(int slot, int use_session) {
   Conn* c = calloc(1, sizeof *c);
+  g_live[slot] = c;
   c->slot = slot;
+  c->started = now_s();
   c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
   int one = 1;
   setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -77,10 +85,7 @@ static Conn* open_conn(int slot, int use_session) {
   c->ssl = SSL_new(g_ctx);
   SSL_set_fd(c->ssl, c->fd);
   SSL_set_connect_state(c->ssl);
-  if (use_session && g_sess[slot]) {
-    SSL_set_session(c->ssl, g_sess[slot]);
-    c->offered = g_sess[slot];
-  }
+  if (use_session && g_sess[slot]) SSL_set_session(c->ssl, g_sess[slot]);
   int rc = connect(c->fd, (struct sockaddr*)&dst, sizeof dst);
   c->state = rc == 0 ? S_HANDSHAKE : S_CONNECTING;
   if (rc != 0 && errno != EINPROGRESS) {
@@ -91,6 +96,7 @@ static Conn* open_conn(int slot, int use_session) {
 }
 
 static void free_conn(Conn* c) {
+  if (g_live[c->slot] == c) g_live[c->slot] = NULL;
   epoll_ctl(g_ep, EPOLL_CTL_DEL, c->fd, NULL);
   // Without this OpenSSL marks the session not resumable when the SSL is freed mid-connection.
   if (c->state == S_DONE) SSL_set_shutdown(c->ssl, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
@@ -147,9 +153,6 @@ static int step(Conn* c) {
     }
     if (strncmp(c->buf, g_http ? "HTTP/1.1 200" : "HTTP/1.1 101", 12) != 0) return -1;
     if (SSL_session_reused(c->ssl)) g_resumed++;
-    else if (getenv("TLS_STORM_DEBUG") && c->offered)
-      fprintf(stderr, "slot %d not resumed: offered %p (slot now %p)\n", c->slot, (void*)c->offered,
-              (void*)g_sess[c->slot]);
     SSL_SESSION* s = SSL_get1_session(c->ssl);  // its newest ticket (TLS 1.3 tickets precede the answer)
     if (s) {
       if (g_sess[c->slot]) SSL_SESSION_free(g_sess[c->slot]);
@@ -168,6 +171,7 @@ static void run(long n, int conc, long slots, int use_session, int hold, int ret
   long started = 0, live = 0, finished = 0;
   int* free_slots = calloc((size_t)conc, sizeof(int));
   int free_top = 0;
+  double last_scan = now_s();
   if (hold) *held = calloc((size_t)slots, sizeof(Conn*));
   while (finished < n) {
     while (live < conc && started < n) {
@@ -179,9 +183,26 @@ static void run(long n, int conc, long slots, int use_session, int hold, int ret
       live++;
     }
     int k = epoll_wait(g_ep, evs, 256, 1000);
+    double t = now_s();
+    if (t - last_scan >= 1) {  // attempts stuck longer than g_attempt_timeout fail (and are retried)
+      last_scan = t;
+      long stuck = 0;
+      for (long sl = 0; sl < slots; sl++) {
+        Conn* c = g_live[sl];
+        if (c && c->state != S_DONE && t - c->started > g_attempt_timeout) {
+          c->state = -1;
+          stuck++;
+          struct epoll_event ev = {.events = EPOLLOUT, .data.ptr = c};
+          epoll_ctl(g_ep, EPOLL_CTL_MOD, c->fd, &ev);  // comes back at once as a failure
+        }
+      }
+      if (getenv("TLS_STORM_DEBUG"))
+        fprintf(stderr, "%.0f: live %ld finished %ld done %ld retries %ld timed out %ld\n", t, live, finished, g_done,
+                g_retries, stuck);
+    }
     for (int i = 0; i < k; i++) {
       Conn* c = evs[i].data.ptr;
-      int r = step(c);
+      int r = c->state == -1 ? -1 : step(c);
       if (r == 0) continue;
       if (r > 0) {
         g_done++;
@@ -221,6 +242,7 @@ int main(int argc, char** argv) {
     fprintf(stderr, "usage: tls_storm rate PORT N CONC full|resume ws|http | tls_storm storm PORT N ws\n");
     return 2;
   }
+  signal(SIGPIPE, SIG_IGN);  // a connection the server dropped fails (and is retried), not the process
   const char* mode = argv[1];
   g_port = atoi(argv[2]);
   long n = atol(argv[3]);
@@ -230,6 +252,7 @@ int main(int argc, char** argv) {
   SSL_CTX_set_session_cache_mode(g_ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
   g_ep = epoll_create1(0);
   g_sess = calloc((size_t)n, sizeof(SSL_SESSION*));
+  g_live = calloc((size_t)n, sizeof(Conn*));
   setvbuf(stdout, NULL, _IOLBF, 0);
   if (strcmp(mode, "rate") == 0 && argc >= 7) {
     int conc = atoi(argv[4]);

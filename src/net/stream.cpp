@@ -25,9 +25,11 @@ void LoopContext::open(uv_loop_t* l) {
 void LoopContext::begin_turn() {
   handshake_left = handshake_budget;
   const uint32_t now = static_cast<uint32_t>(uv_now(loop));
-  while (!handshake_waiting.empty() && (handshake_budget == 0 || handshake_left > 0)) {
-    Waiting w = handshake_waiting.front();
-    handshake_waiting.pop_front();
+  while ((handshake_budget == 0 || handshake_left > 0) &&
+         !(handshake_waiting_begun.empty() && handshake_waiting_new.empty())) {
+    auto& from = handshake_waiting_begun.empty() ? handshake_waiting_new : handshake_waiting_begun;
+    Waiting w = from.front();
+    from.pop_front();
     Stream* s = w.stream;
     s->waiting_ = false;
     if (handshake_left > 0) {
@@ -39,7 +41,7 @@ void LoopContext::begin_turn() {
   }
   bool more = on_turn && on_turn();
   flush_dirty();
-  if (more || !handshake_waiting.empty()) keep_awake();
+  if (more || !handshake_waiting_begun.empty() || !handshake_waiting_new.empty()) keep_awake();
 }
 
 void LoopContext::flush_dirty() {
@@ -94,10 +96,11 @@ bool Stream::take_handshake_step(LoopContext* ctx) {
   if (!tls_ || tls_->established() || ctx->handshake_budget == 0) return true;
   if (step_paid_) {
     step_paid_ = false;
-    return true;
+  } else {
+    if (ctx->handshake_left == 0) return false;
+    ctx->handshake_left--;
   }
-  if (ctx->handshake_left == 0) return false;
-  ctx->handshake_left--;
+  stepped_ = true;
   return true;
 }
 
@@ -105,7 +108,8 @@ void Stream::wait_for_turn(LoopContext* ctx) {
   // Nothing was read: the bytes wait in the socket, not in a buffer of ours.
   stop_reading();
   waiting_ = true;
-  ctx->handshake_waiting.push_back({this, static_cast<uint32_t>(uv_now(ctx->loop))});
+  (stepped_ ? ctx->handshake_waiting_begun : ctx->handshake_waiting_new)
+      .push_back({this, static_cast<uint32_t>(uv_now(ctx->loop))});
   ctx->keep_awake();  // the next turn must not sleep in poll
 }
 
@@ -323,8 +327,9 @@ void Stream::close_now() {
   if (closed_) return;
   closed_ = true;
   stop_reading();
-  if (waiting_) {  // rare (a drain, a timeout): the list is short-lived, a search is cheap enough
-    auto& w = LoopContext::of(tcp_.loop)->handshake_waiting;
+  if (waiting_) {  // rare (a drain, a timeout): the lists are short-lived, a search is cheap enough
+    auto* ctx = LoopContext::of(tcp_.loop);
+    auto& w = stepped_ ? ctx->handshake_waiting_begun : ctx->handshake_waiting_new;
     for (auto it = w.begin(); it != w.end(); ++it)
       if (it->stream == this) {
         w.erase(it);

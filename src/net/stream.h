@@ -15,8 +15,9 @@
 //              how many TLS handshake steps (reads of a stream whose handshake is not done: each
 //              one a call into OpenSSL, the first of them the signature) the loop makes in one turn.
 //              A stream over the budget is not read (its bytes stay in the kernel, TCP slows the
-//              client): it waits in `handshake_waiting`, first come first served, and the next
-//              turns read the waiting ones first. Streams with their handshake done are never
+//              client): it waits for a turn, first come first served, and the next turns read the
+//              waiting ones first: handshakes already begun (their expensive first step is done:
+//              finishing them frees their memory and lets a client in) before new ones. Streams with their handshake done are never
 //              counted, so established clients are served every turn through a reconnect storm.
 //
 // Writing: the prepare pass writes straight to the socket (writev) and goes through uv_write only
@@ -55,14 +56,16 @@ struct LoopContext {
   uv_idle_t idle{};  // running only while streams made dirty by the prepare pass itself are left over
   std::vector<Stream*> dirty;
   // The handshake budget (see the glossary): steps per turn (0: no budget), steps left this turn,
-  // and the streams waiting for a turn with when they began to wait (uv_now, truncated).
+  // and the streams waiting for a turn with when they began to wait (uv_now, truncated): those whose
+  // handshake has begun, then those with their first step still to make.
   uint32_t handshake_budget = 0;
   uint32_t handshake_left = 0;
   struct Waiting {
     Stream* stream;
     uint32_t since_ms;
   };
-  std::deque<Waiting> handshake_waiting;
+  std::deque<Waiting> handshake_waiting_begun;
+  std::deque<Waiting> handshake_waiting_new;
   // Run at the start of every turn (a worker: its accept budget); true when it left work for the
   // next turn, which then polls without sleeping.
   std::function<bool()> on_turn;
@@ -176,8 +179,9 @@ class Stream {
   bool dirty_ = false;
   bool closing_ = false;      // close_after_flush was called
   bool closed_ = false;       // uv_close was called
-  bool waiting_ = false;      // in the loop's handshake_waiting
-  bool step_paid_ = false;    // let out of handshake_waiting: its next read is already counted
+  bool waiting_ = false;      // in one of the loop's handshake_waiting lists
+  bool step_paid_ = false;    // let out of a waiting list: its next read is already counted
+  bool stepped_ = false;      // made a handshake step already
   size_t in_flight_bytes_ = 0;
   size_t queued_bytes_ = 0;
 };
