@@ -201,6 +201,13 @@ namespace {
 
 void free_keys(void*, void* ptr, CRYPTO_EX_DATA*, int, long, void*) { delete static_cast<TicketKeys*>(ptr); }
 
+// AES-256-CBC fetched once: OpenSSL 3.0 otherwise fetches it from its provider at every
+// EVP_EncryptInit_ex with EVP_aes_256_cbc(), a lookup under a global lock at every ticket.
+const EVP_CIPHER* ticket_cipher() {
+  static EVP_CIPHER* const cipher = EVP_CIPHER_fetch(nullptr, "AES-256-CBC", nullptr);
+  return cipher ? cipher : EVP_aes_256_cbc();
+}
+
 int keys_index() {
   static const int index = SSL_CTX_get_ex_new_index(0, nullptr, nullptr, nullptr, &free_keys);
   return index;
@@ -225,8 +232,8 @@ int ticket_key_cb(SSL* ssl, unsigned char key_name[16], unsigned char iv[EVP_MAX
   char digest[] = "SHA256";
   OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0), OSSL_PARAM_construct_end()};
   int ok = EVP_MAC_init(hctx, k.hmac, sizeof k.hmac, params) == 1 &&
-           (enc ? EVP_EncryptInit_ex(cctx, EVP_aes_256_cbc(), nullptr, k.aes, iv)
-                : EVP_DecryptInit_ex(cctx, EVP_aes_256_cbc(), nullptr, k.aes, iv)) == 1;
+           (enc ? EVP_EncryptInit_ex(cctx, ticket_cipher(), nullptr, k.aes, iv)
+                : EVP_DecryptInit_ex(cctx, ticket_cipher(), nullptr, k.aes, iv)) == 1;
   OPENSSL_cleanse(&k, sizeof k);
   if (!ok) return -1;
   // 2 also for the current key: a fresh ticket after every resumption (OpenSSL sends none after a
