@@ -2,9 +2,10 @@
 
 A real client resumes: Python's ssl module (OpenSSL's client) offers the session of an earlier
 connection (`session=`) and `session_reused` says whether the server took it. Resumption is checked
-after a full handshake, with the renewed ticket, across a restart that keeps its ticket_key_file,
-across a key rotation (the key file aged by one period while the node was down: its key comes back
-as the previous key) and not across two (a full handshake). The key file is created 0600 and refused,
+after a full handshake, with the renewed ticket, across a live key rotation (ticket_rotate = 60: the
+test takes a minute), across a restart that keeps its ticket_key_file, across a rotation at start
+(the key file aged by one period while the node was down: its key comes back as the previous key)
+and not across two (a full handshake). The key file is created 0600 and refused,
 by --check-config and at start, when others may read it. Last, a burst of TLS clients at once all get
 in through the handshake budget while an established client keeps receiving."""
 
@@ -110,6 +111,27 @@ def test_key_file_keeps_resuming_across_restarts_and_a_rotation(module_nodes, tm
     start_again(node)
     _, reused = upgrade(port, ctx, after_restart)
     assert not reused, "a ticket under a key older than previous resumed"
+
+
+def test_resumes_across_a_live_rotation(module_nodes, tmp_path):
+    # ticket_rotate = 60 (the least): the key made at start rotates 60 s later while the node runs.
+    # A ticket issued 30 s after start is 32 s old at 62 s (under its 60 s lifetime) and sealed
+    # under what is the previous key by then.
+    keyfile = str(tmp_path / "live.keys")
+    started = time.monotonic()
+    node = module_nodes.start({"listener.wss": wss({"ticket_rotate": 60, "ticket_key_file": keyfile})})
+    port = node.port("wss")
+    ctx = client_ctx()
+    time.sleep(max(0.0, 30 - (time.monotonic() - started)))
+    session, reused = upgrade(port, ctx)
+    assert not reused
+    with open(keyfile) as f:
+        assert len(f.read().splitlines()) == 2, "one key before the rotation"
+    time.sleep(max(0.0, 62 - (time.monotonic() - started)))
+    _, reused = upgrade(port, ctx, session)
+    assert reused, "a ticket sealed before the rotation did not resume after it"
+    with open(keyfile) as f:
+        assert len(f.read().splitlines()) == 3, "the rotation rewrote the key file with current and previous"
 
 
 def test_without_key_file_a_restart_means_full_handshakes(module_nodes):
