@@ -115,7 +115,8 @@ class Meshgate:
         with open(os.path.join(ROOT, "conf", "meshgate.conf")) as f:
             shipped = f.read()
         self.conf = edit_config(shipped, {
-            "node": {"name": "peers", "workers": 2, "drain_timeout": 2},
+            # state_dir: the shipped [queue] store = disk needs one (the fan-out loads do not use it).
+            "node": {"name": "peers", "workers": 2, "drain_timeout": 2, "state_dir": os.path.join(tmp, "state")},
             "log": {"level": "warn"},
             "api": {"bind": "127.0.0.1", "port": self.api},
             "route": {"bind": "127.0.0.1", "port": free_port()},
@@ -125,6 +126,7 @@ class Meshgate:
                             "ping_interval": 0, "token_secret": SECRET},
             "listener.wss": {"bind": "127.0.0.1", "port": free_port()},
         })
+        os.makedirs(os.path.join(tmp, "state"), exist_ok=True)
         self.sub_port = self.ws
         self.sub_path = "/?token=" + connect_token(SECRET, 3 * 3600, ch=[CHANNEL])
         self.pub_port = self.api
