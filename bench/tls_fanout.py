@@ -49,7 +49,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from benchlib import (HERE, ROOT, HttpConn, WsBench, connect_token, edit_config, free_port,  # noqa: E402
                       http_request, log)
-from peers import SECRET, Meshgate, Nchan, Window, fmt, loadavg, med, publish_body, run_raw_fanout  # noqa: E402
+from peers import SECRET, Meshgate, Nchan, Window, fmt, load_burst, load_single, loadavg, med, run_raw_fanout  # noqa: E402
 
 MINWS_SRC = "/work/shared/bench/min_ws_fanout.c"
 TRANSPORTS = ("tls", "plain")
@@ -75,9 +75,6 @@ class MeshgateTls(Meshgate):
         path = "/?token=" + connect_token(SECRET, 3 * 3600, ch=[transport])
         return (self.wss if transport == "tls" else self.ws), path
 
-    def publish_to(self, channel, data):
-        return http_request("POST", "/v1/mesh/publish", publish_body(channel, data))
-
 
 class NchanTls(Nchan):
     def __init__(self, tmp, subs, cert, key):
@@ -92,9 +89,6 @@ class NchanTls(Nchan):
 
     def sub(self, transport):
         return (self.tls_port if transport == "tls" else self.port), f"/sub?id={transport}"
-
-    def publish_to(self, channel, data):
-        return http_request("POST", f"/pub?id={channel}", data, "text/plain")
 
 
 class MinWs:
@@ -119,7 +113,7 @@ class MinWs:
     def sub(self, transport):
         return self.port, "/"
 
-    def publish_to(self, channel, data):
+    def publish(self, channel, data):
         return http_request("POST", "/pub", data, "text/plain")
 
     def pids(self):
@@ -144,44 +138,6 @@ class Subscribers(WsBench):
                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
         self.lines = queue.Queue()
         threading.Thread(target=self._pump, daemon=True).start()
-
-
-def load_single(srv, channel, wsb, n, publishes, size, timeout):
-    data = "x" * size
-    conn = HttpConn(srv.pub_port)
-    try:
-        if srv.name != "min_ws":  # the connection's first request is not measured (min_ws has no channels)
-            conn.call(srv.publish_to("warmup", data))
-        wsb.reset()
-        with Window(srv) as w:
-            for k in range(publishes):
-                status, body = conn.call(srv.publish_to(channel, data))
-                if status >= 300:
-                    raise RuntimeError(f"{srv.name} publish: {status} {body[:200]!r}")
-                got = wsb.wait(n * (k + 1), timeout)
-                if got["timed_out"]:
-                    raise RuntimeError(f"{srv.name} {channel}: {got['msgs']} of {n * (k + 1)} deliveries")
-        return w.result(got["msgs"], publishes=publishes)
-    finally:
-        conn.close()
-
-
-def load_burst(srv, channel, wsb, n, burst, size, timeout):
-    data = "x" * size
-    conn = HttpConn(srv.pub_port)
-    try:
-        conn.call(srv.publish_to("warmup", data))
-        reqs = [srv.publish_to(channel, data) for _ in range(burst)]
-        wsb.reset()
-        with Window(srv) as w:
-            answers = conn.pipeline(reqs)
-            got = wsb.wait(n * burst, timeout)
-        bad = [a for a in answers if a[0] >= 300]
-        if bad or got["timed_out"]:
-            raise RuntimeError(f"{srv.name} burst {channel}: {len(bad)} bad answers, {got['msgs']} of {n * burst}")
-        return w.result(got["msgs"], publishes=burst)
-    finally:
-        conn.close()
 
 
 def run_raw_nosync(exe, n, rounds):
@@ -307,10 +263,11 @@ def main():
                 for load in loads:
                     fn, count = (load_single, args.publishes) if load == "single" else (load_burst, args.burst)
                     for name in order:
-                        add(tr, load, name, fn(servers[name], tr, subs[(name, tr)], args.subs, count, args.size, args.timeout))
+                        add(tr, load, name, fn(servers[name], subs[(name, tr)], args.subs, count, args.size, args.timeout,
+                                               None, channel=tr))
                     if tr == "plain" and load == "single" and "min_ws" in servers:
-                        add(tr, load, "min_ws", load_single(servers["min_ws"], tr, subs[("min_ws", "plain")], args.subs,
-                                                            args.publishes, args.size, args.timeout))
+                        add(tr, load, "min_ws", load_single(servers["min_ws"], subs[("min_ws", "plain")], args.subs,
+                                                            args.publishes, args.size, args.timeout, None, warmup=False))
             for mode in [m for m in args.raw.split(",") if m]:
                 if mode == "sync":  # the docs' limit (issue 13): 20 rounds, each waited for
                     r = run_raw_fanout(os.path.join(args.bin, "raw_fanout"), args.subs, 20, 1)
