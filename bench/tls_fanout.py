@@ -17,7 +17,8 @@ Servers (each started once, on 127.0.0.1):
             every subscriber with one write() each. Its subscribers use ws_bench --fixed-key.
   raw       bench/raw_fanout, one 70-byte write per socket to 10,000 sockets drained by another
             process: --sync (waits after each round until the drainer has read it: the docs' issue 13
-            limit, -r 20) and --nosync (does not wait: the independent run's limit, -r 50).
+            limit, -r 20) and --nosync (does not wait: the independent run's limit, -r --publishes);
+            with --raw ...,sync_uring,nosync_uring also the same sends submitted through io_uring.
 The certificate: EC P-256, self-signed, CN=localhost, made with the openssl command (one for both).
 
 Subscribers: --subs per (server, transport), held for the whole run: bench/wss_bench (epoll + OpenSSL,
@@ -49,7 +50,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from benchlib import (HERE, ROOT, HttpConn, WsBench, connect_token, edit_config, free_port,  # noqa: E402
                       http_request, log)
-from peers import SECRET, Meshgate, Nchan, Window, fmt, load_burst, load_single, loadavg, med, run_raw_fanout  # noqa: E402
+from peers import SECRET, Meshgate, Nchan, Window, fmt, load_burst, load_single, loadavg, med, profile_report  # noqa: E402
 
 MINWS_SRC = "/work/shared/bench/min_ws_fanout.c"
 TRANSPORTS = ("tls", "plain")
@@ -140,9 +141,11 @@ class Subscribers(WsBench):
         threading.Thread(target=self._pump, daemon=True).start()
 
 
-def run_raw_nosync(exe, n, rounds):
-    """raw_fanout -k 1 --nosync (peers.run_raw_fanout always waits for k = 1)."""
-    cmd = [exe, "-n", str(n), "-r", str(rounds), "-k", "1", "--nosync"]
+def run_raw(exe, n, rounds, mode):
+    """raw_fanout -k 1 in `mode`: sync or nosync, each optionally with _uring (--uring)."""
+    cmd = [exe, "-n", str(n), "-r", str(rounds), "-k", "1", "--nosync" if mode.startswith("nosync") else "--sync"]
+    if mode.endswith("_uring"):
+        cmd.append("--uring")
     load0 = loadavg()
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=True).stdout
     line = next(ln for ln in out.splitlines() if ln.startswith("RAW_FANOUT"))
@@ -191,10 +194,15 @@ def main():
     ap.add_argument("--transports", default="tls,plain")
     ap.add_argument("--loads", default="single,burst")
     ap.add_argument("--servers", default="meshgate,nchan")
-    ap.add_argument("--raw", default="sync,nosync", help="raw_fanout modes each round ('' for none)")
+    ap.add_argument("--raw", default="sync,nosync", help="raw_fanout modes each round: sync, nosync, sync_uring, "
+                    "nosync_uring ('' for none)")
     ap.add_argument("--timeout", type=float, default=60)
+    ap.add_argument("--profile", metavar="DIR", help="perf record + perf stat of meshgate and nginx during each load "
+                    "(peers.py --profile; use one transport, so that DIR/<server>-<load>.txt is that transport's)")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
+    if args.profile:
+        os.makedirs(args.profile, exist_ok=True)
     transports = [t for t in args.transports.split(",") if t]
     loads = [x for x in args.loads.split(",") if x]
     want = args.servers.split(",")
@@ -264,15 +272,14 @@ def main():
                     fn, count = (load_single, args.publishes) if load == "single" else (load_burst, args.burst)
                     for name in order:
                         add(tr, load, name, fn(servers[name], subs[(name, tr)], args.subs, count, args.size, args.timeout,
-                                               None, channel=tr))
+                                               args.profile, channel=tr))
                     if tr == "plain" and load == "single" and "min_ws" in servers:
                         add(tr, load, "min_ws", load_single(servers["min_ws"], subs[("min_ws", "plain")], args.subs,
                                                             args.publishes, args.size, args.timeout, None, warmup=False))
             for mode in [m for m in args.raw.split(",") if m]:
-                if mode == "sync":  # the docs' limit (issue 13): 20 rounds, each waited for
-                    r = run_raw_fanout(os.path.join(args.bin, "raw_fanout"), args.subs, 20, 1)
-                else:  # the independent run's: --publishes rounds, not waited for
-                    r = run_raw_nosync(os.path.join(args.bin, "raw_fanout"), args.subs, args.publishes)
+                # sync: the docs' limit (issue 13), 20 rounds each waited for; nosync: the independent
+                # run's, --publishes rounds not waited for
+                r = run_raw(os.path.join(args.bin, "raw_fanout"), args.subs, 20 if mode.startswith("sync") else args.publishes, mode)
                 add("plain", "single", f"raw_{mode}", r)
     finally:
         for b in subs.values():
@@ -280,6 +287,11 @@ def main():
         for s in servers.values():
             s.stop()
     meta["load_end"] = os.getloadavg()
+    if args.profile:
+        for (tr, load), per in res.items():
+            for name, rs in per.items():
+                if name in ("meshgate", "nchan"):
+                    profile_report(args.profile, name, load, rs[0]["ops"])
     table = summarize(res, connects)
     with open(os.path.join(outdir, "results.json"), "w") as f:
         json.dump({"meta": meta, "results": {f"{k[0]}/{k[1]}": v for k, v in res.items()},
