@@ -7,7 +7,7 @@ sees on the wire and for the node serving everyone else meanwhile.
   ends, the node serves others.
 - KeyUpdate (TLS 1.3, which has no renegotiation): answered as the RFC says; a flood of KeyUpdates
   with no data is answered one for one (no amplification), and the answers a client never reads
-  must stay under output_hard_limit like any other output (they do not yet: an xfail, see below).
+  stay under output_hard_limit like any other output.
 - Slow handshakes: a client that opens TCP and says nothing, and one that sends its ClientHello one
   byte a second, are both closed at the handshake timeout (10 s from accept, docs/security.md), while
   other clients are served.
@@ -310,14 +310,14 @@ async def test_tls13_key_update_flood_is_answered_one_for_one(node):
             other.close()
 
 
-@pytest.mark.xfail(strict=True, reason="defect (issue 21): TLS records the server writes while reading (KeyUpdate "
-                   "answers) bypass output_hard_limit; only the soft limit's timer closes the connection")
 async def test_tls13_key_update_flood_of_a_client_that_never_reads_hits_the_hard_limit(module_nodes):
     """A client that floods KeyUpdates and never reads makes the server queue one KeyUpdate answer per
     KeyUpdate. That output is bounded like any other: once it passes [limits] output_hard_limit the
     connection is closed at once (counted as meshgate_output_buffer_closes_total{limit="hard"}), not
     after output_soft_seconds over the soft limit. Here: hard limit 64 KiB, soft limit 32 KiB held for
-    120 s, so only the hard limit can close it within the test."""
+    120 s, so only the hard limit can close it within the test. (Before Stream::admit_tls_records the
+    records the server wrote while reading bypassed the hard limit and only the soft limit's timer
+    closed such a client.)"""
     n = module_nodes.start({"node": {"workers": 1},
                             "limits": {"output_hard_limit": 65536, "output_soft_limit": 32768,
                                        "output_soft_seconds": 120},
