@@ -216,6 +216,11 @@ def main():
         resource.setrlimit(resource.RLIMIT_NOFILE, (max(need, hard), max(need, hard)))
     except (ValueError, OSError):
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    per_server = args.subs * len(transports) + 200
+    if resource.getrlimit(resource.RLIMIT_NOFILE)[0] < per_server:
+        sys.exit(f"meshgate would hold {per_server} descriptors, over this process's RLIMIT_NOFILE "
+                 f"({resource.getrlimit(resource.RLIMIT_NOFILE)[0]}, and no privilege to raise it): run one "
+                 f"--transports at a time or fewer --subs")
     minws_exe = None
     if args.minws and "plain" in transports:
         minws_exe = os.path.join(args.bin, "min_ws_fanout")
