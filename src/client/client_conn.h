@@ -82,6 +82,7 @@ class ClientConn final : public Stream, public WsOwner {
   void on_close() override;
   void on_tls_ready() override;
   void on_tls_failed(const std::string& why) override;
+  bool admit_tls_records(size_t bytes) override;
   bool ws_message(uint8_t opcode, const uint8_t* data, size_t len) override;
   void ws_output(const uint8_t* data, size_t len) override;
   // Every byte this connection queues once open goes through here: Stream::admit under the

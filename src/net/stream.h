@@ -104,6 +104,13 @@ class Stream {
   // TLS: the handshake finished; or it failed (the stream closes right after this call).
   virtual void on_tls_ready() {}
   virtual void on_tls_failed(const std::string& why) { (void)why; }
+  // TLS: records the session wrote while reading (its handshake, answers to a client's KeyUpdates,
+  // alerts), before they are queued. False: the owner closed the stream (an output bound) and they
+  // are dropped.
+  virtual bool admit_tls_records(size_t bytes) {
+    (void)bytes;
+    return true;
+  }
 
  private:
   friend struct LoopContext;
