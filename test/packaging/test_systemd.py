@@ -1,0 +1,785 @@
+"""The Debian package's service under a real systemd (issue 24): systemd 252 booted as PID 1 in a
+container, the package installed in it, the unit driven as an operator drives it.
+
+The container leaves the host as it was. The host's root is bound without its submounts
+(`mount --bind / LOW`), a writable overlay goes on it (upper and work directories on a tmpfs in a
+temporary folder), and everything the test adds is written into the overlay only: the package
+(`dpkg -i` inside the overlay: its files, the meshgate user, the unit's enablement), a drop-in
+with a short `WatchdogSec=`, and a target that boots the base system and meshgate and nothing else
+of what the host has enabled. `systemd-nspawn --register=no --keep-unit --private-network -D ROOT -b`
+boots it (no machined, no D-Bus of the host, only a loopback network of its own). At the end the
+container is powered off (killed if it does not go), the overlay and the bind are unmounted, and the
+test checks the host has no meshgate package, user, configuration or unit.
+
+The checks are driven from outside, with `nsenter --target <container's PID 1> --all` for
+systemctl, journalctl and systemd-analyze inside, and clients (test/integration/harness.py: python3-
+websockets, raw TCP) run by this process after it moved its own thread into the container's network
+namespace (setns). Chosen over a oneshot unit inside that writes a report: each check is a pytest
+assertion that shows what it saw, timings are taken next to the commands that cause them, and the
+clients need nothing installed in the container.
+
+What it checks, inside: readiness only after every listener is open (the journal names every
+listener before systemd's "Started", and right after `systemctl start` returns every port accepts);
+STATUS= (`StatusText`) at rest and with a client and a consumer; journald priorities (info lines at
+6, a reload of a broken file at err); `systemctl reload` with a changed log level taking effect
+(debug lines appear); a changed port on reload named as needing a restart; restart after SIGKILL;
+the watchdog (main process stopped with SIGSTOP: killed and restarted within WatchdogSec, plus
+RestartSec, plus a margin); `systemctl stop` with a consumer connected, events held unacknowledged
+and events still queued, then start: every event after the acknowledged ones comes back, in order,
+marked "r":true (the shipped [queue] store = disk, in StateDirectory=); `systemd-analyze security`
+no worse than the figure docs/operations.md states. The timings it sees (start to READY, stop with
+a drain) are printed and written to $MESHGATE_PKG_OUT/systemd-figures.txt.
+
+Needs root, overlayfs, systemd-nspawn (package systemd-container) and a systemd on the host's root;
+run.sh skips (77) without them, and this file skips the same way when the container cannot be made
+or does not boot, with the reason."""
+
+import asyncio
+import contextlib
+import ctypes
+import glob
+import json
+import os
+import pwd
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import time
+
+import pytest
+
+from pkgnode import REPO, deb_package, harness, read_config, run
+
+PKG_OUT = os.environ.get("MESHGATE_PKG_OUT", os.path.join(REPO, "build-pkg"))
+UNIT = "meshgate.service"
+WATCHDOG_SEC = 3    # the drop-in's WatchdogSec= (the unit ships 30 s)
+RESTART_SEC = 2     # the unit's RestartSec=
+BOOT_TIMEOUT = 120  # container boot, until systemctl answers "running" or "degraded"
+T = 20.0            # one wait inside the container
+FIGURES = {}        # name -> text, printed and written at the end
+
+TEST_TARGET = """\
+# Boots the base system and meshgate only (test/packaging/test_systemd.py): not the rest of what the
+# host enabled in multi-user.target.
+[Unit]
+Description=meshgate package test
+Requires=basic.target
+Wants=meshgate.service
+After=basic.target meshgate.service
+AllowIsolate=yes
+"""
+
+DROP_IN = f"""\
+# test/packaging/test_systemd.py: a watchdog short enough to test.
+[Service]
+WatchdogSec={WATCHDOG_SEC}s
+"""
+
+
+def skip_suite(reason):
+    """Ends the session with 77 (meson: SKIP), as run.sh does for a missing tool."""
+    pytest.exit(f"SKIP packaging/systemd: {reason}", returncode=77)
+
+
+# -- the container ----------------------------------------------------------------------------------
+
+class Container:
+    """The overlay on the host's root and systemd booted in it; every method that runs something
+    inside goes through nsenter into all of the container's namespaces."""
+
+    ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8", "SYSTEMD_PAGER": "", "SYSTEMD_COLORS": "0"}
+
+    def __init__(self, tmp):
+        self.tmp = tmp
+        self.low = os.path.join(tmp, "low")
+        self.rw = os.path.join(tmp, "rw")
+        self.root = os.path.join(tmp, "root")
+        self.name = f"meshgate-test-{os.getpid()}"
+        self.mounted = []
+        self.nspawn = None
+        self.pid1 = None
+        self.log_path = os.path.join(tmp, "nspawn.log")
+        self.had_nspawn_run_dir = os.path.isdir("/run/systemd/nspawn")
+
+    def path(self, p):
+        return os.path.join(self.root, p.lstrip("/"))
+
+    # -- set-up --
+    def mount(self):
+        """LOW = the host's root without submounts; ROOT = a writable overlay on it. Returns an error
+        text when this machine cannot (no overlayfs, no permission), else None."""
+        for d in (self.low, self.rw, self.root):
+            os.makedirs(d)
+        steps = [(["mount", "--bind", "/", self.low], self.low),
+                 (["mount", "--make-private", self.low], None),
+                 (["mount", "-t", "tmpfs", "-o", "mode=0755,size=2g", "meshgate-test", self.rw], self.rw)]
+        for cmd, point in steps:
+            r = run(cmd, check=False)
+            if r.returncode != 0:
+                return f"{' '.join(cmd)}: {r.stdout.strip()}"
+            if point:
+                self.mounted.append(point)
+        upper, work = os.path.join(self.rw, "upper"), os.path.join(self.rw, "work")
+        os.makedirs(upper)
+        os.makedirs(work)
+        r = run(["mount", "-t", "overlay", "overlay", "-o", f"lowerdir={self.low},upperdir={upper},workdir={work}",
+                 self.root], check=False)
+        if r.returncode != 0:
+            return f"no writable overlay on the host's root (mount -t overlay: {r.stdout.strip()})"
+        self.mounted.append(self.root)
+        return None
+
+    def install(self, deb):
+        """dpkg -i in the overlay, in a non-booted nspawn (its own /dev, /proc and /run: no systemd
+        running there, so the postinst enables the unit and starts nothing)."""
+        # man-db's trigger rebuilds its whole index when this file exists: seconds for nothing here.
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path("/var/lib/man-db/auto-update"))
+        shutil.copy(deb, self.path("/tmp/meshgate.deb"))
+        r = run(["systemd-nspawn", "--quiet", "--register=no", "--keep-unit", "--private-network",
+                 f"--machine={self.name}-install", "-D", self.root,
+                 "--setenv=DEBIAN_FRONTEND=noninteractive", "dpkg", "-i", "/tmp/meshgate.deb"], check=False)
+        os.unlink(self.path("/tmp/meshgate.deb"))
+        self.remove_propagate_dir(f"{self.name}-install")
+        return r
+
+    def configure(self):
+        os.makedirs(self.path("/etc/systemd/system/meshgate.service.d"), exist_ok=True)
+        with open(self.path("/etc/systemd/system/meshgate.service.d/test-watchdog.conf"), "w") as f:
+            f.write(DROP_IN)
+        with open(self.path("/etc/systemd/system/meshgate-test.target"), "w") as f:
+            f.write(TEST_TARGET)
+
+    def boot(self):
+        """Starts systemd-nspawn -b in the background and waits until the container's systemd answers.
+        Returns an error text when it cannot boot, else None."""
+        log = open(self.log_path, "w")
+        self.nspawn = subprocess.Popen(
+            ["systemd-nspawn", "--register=no", "--keep-unit", "--private-network", f"--machine={self.name}",
+             "-D", self.root, "-b", "--", "systemd.unit=meshgate-test.target"],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        log.close()
+        deadline = time.monotonic() + BOOT_TIMEOUT
+        while self.pid1 is None and time.monotonic() < deadline:
+            if self.nspawn.poll() is not None:
+                return f"systemd-nspawn exited with {self.nspawn.returncode}: {self.log_tail()}"
+            self.pid1 = self.find_pid1()
+            time.sleep(0.05)
+        if self.pid1 is None:
+            return f"no PID 1 in the container after {BOOT_TIMEOUT}s: {self.log_tail()}"
+        state = ""
+        while time.monotonic() < deadline:
+            if self.nspawn.poll() is not None:
+                return f"the container stopped while booting ({self.nspawn.returncode}): {self.log_tail()}"
+            r = self.sh("systemctl", "is-system-running", "--wait", check=False,
+                        timeout=max(1, deadline - time.monotonic()))
+            state = r.stdout.strip()
+            if state in ("running", "degraded"):
+                return None
+            time.sleep(0.2)
+        return f"the container's systemd did not finish booting in {BOOT_TIMEOUT}s ({state}): {self.log_tail()}"
+
+    def find_pid1(self):
+        """The container's PID 1 as the host sees it: the child of systemd-nspawn that is PID 1 in
+        its own PID namespace."""
+        for status in glob.glob("/proc/[0-9]*/status"):
+            try:
+                text = open(status).read()
+            except OSError:
+                continue
+            ppid = re.search(r"^PPid:\s+(\d+)", text, re.M)
+            nspid = re.search(r"^NSpid:\s+(.*)$", text, re.M)
+            if ppid and int(ppid.group(1)) == self.nspawn.pid and nspid and nspid.group(1).split()[-1] == "1" \
+                    and len(nspid.group(1).split()) > 1:
+                return int(status.split("/")[2])
+        return None
+
+    def log_tail(self, n=15):
+        try:
+            return "\n".join(open(self.log_path, errors="replace").read().splitlines()[-n:])
+        except OSError:
+            return "(no log)"
+
+    # -- tear-down --
+    def poweroff(self):
+        if self.nspawn is None or self.nspawn.poll() is not None:
+            return
+        if self.pid1:
+            self.sh("systemctl", "poweroff", check=False, timeout=10)
+        try:
+            self.nspawn.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.nspawn.pid, signal.SIGKILL)
+            self.nspawn.wait(10)
+
+    def unmount(self):
+        """Unmounts what mount() mounted, the last first; lazily when something still holds it."""
+        problems = []
+        for point in reversed(self.mounted):
+            r = run(["umount", point], check=False)
+            if r.returncode != 0:
+                r = run(["umount", "--lazy", point], check=False)
+                problems.append(f"{point} was busy (unmounted lazily)")
+                if r.returncode != 0:
+                    problems.append(f"umount {point}: {r.stdout.strip()}")
+        self.mounted = []
+        self.remove_propagate_dir(self.name)
+        if not self.had_nspawn_run_dir:
+            # nspawn makes /run/systemd/nspawn/{propagate,locks}; on a host that does not boot with
+            # systemd /run is not a tmpfs and they would stay.
+            for d in ("/run/systemd/nspawn/propagate", "/run/systemd/nspawn/locks", "/run/systemd/nspawn"):
+                with contextlib.suppress(OSError):
+                    os.rmdir(d)
+        return problems
+
+    @staticmethod
+    def remove_propagate_dir(name):
+        with contextlib.suppress(OSError):
+            os.rmdir(os.path.join("/run/systemd/nspawn/propagate", name))
+
+    # -- inside --
+    def sh(self, *cmd, check=True, timeout=60):
+        return run(["nsenter", f"--target={self.pid1}", "--all", *cmd], check=check, timeout=timeout,
+                   env=self.ENV)
+
+    def systemctl(self, *args, check=True, timeout=60):
+        return self.sh("systemctl", "--no-pager", *args, check=check, timeout=timeout)
+
+    def show(self, *props):
+        out = self.systemctl("show", UNIT, "-p", ",".join(props)).stdout
+        return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+    def cursor(self):
+        """The journal's position now: journal(after=...) returns only what comes later."""
+        out = self.sh("journalctl", "-n", "1", "-o", "json", "--no-pager").stdout.strip()
+        return json.loads(out.splitlines()[-1])["__CURSOR"] if out else None
+
+    def journal(self, after=None, priority=None):
+        """meshgate.service's journal entries (its own lines and systemd's about it), oldest first."""
+        cmd = ["journalctl", "-u", UNIT, "-o", "json", "--no-pager"]
+        if after:
+            cmd.append(f"--after-cursor={after}")
+        if priority:
+            cmd += ["-p", priority]
+        out = self.sh(*cmd).stdout
+        entries = []
+        for line in out.splitlines():
+            e = json.loads(line)
+            if isinstance(e.get("MESSAGE"), list):
+                e["MESSAGE"] = bytes(e["MESSAGE"]).decode(errors="replace")
+            entries.append(e)
+        return entries
+
+    def wait_journal(self, pred, after, what, timeout=T, priority=None):
+        deadline = time.monotonic() + timeout
+        while True:
+            entries = self.journal(after, priority)
+            hits = [e for e in entries if pred(e)]
+            if hits:
+                return hits[0], entries
+            if time.monotonic() > deadline:
+                text = "\n".join(f"<{e.get('PRIORITY')}> {e.get('MESSAGE')}" for e in entries[-30:])
+                raise AssertionError(f"journal: {what} not within {timeout}s; meshgate.service since:\n{text}")
+            time.sleep(0.2)
+
+    def wait_unit(self, pred, what, timeout=T, props=("ActiveState", "SubState", "MainPID", "NRestarts", "Result")):
+        deadline = time.monotonic() + timeout
+        while True:
+            p = self.show(*props)
+            if pred(p):
+                return p
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{UNIT}: {what} not within {timeout}s; last {p}")
+            time.sleep(0.1)
+
+    def ensure_active(self):
+        p = self.show("ActiveState")
+        if p["ActiveState"] != "active":
+            self.systemctl("start", UNIT)
+        return self.wait_unit(lambda p: p["ActiveState"] == "active" and p["SubState"] == "running",
+                              "active (running)")
+
+
+# -- clients in the container's network namespace --------------------------------------------------
+
+_libc = ctypes.CDLL(None, use_errno=True)
+CLONE_NEWNET = 0x40000000
+
+
+@contextlib.contextmanager
+def in_netns(pid):
+    """Moves this thread into the network namespace of `pid` (threads it starts follow), and back."""
+    own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+    target = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY)
+    try:
+        if _libc.setns(target, CLONE_NEWNET) != 0:
+            raise OSError(ctypes.get_errno(), "setns into the container's network namespace")
+        try:
+            yield
+        finally:
+            if _libc.setns(own, CLONE_NEWNET) != 0:
+                raise OSError(ctypes.get_errno(), "setns back into the host's network namespace")
+    finally:
+        os.close(own)
+        os.close(target)
+
+
+class ContainerNode:
+    """What harness.Session and the API helpers need of a node: its configuration and ports."""
+
+    def __init__(self, container):
+        self.conf_path = container.path("/etc/meshgate/meshgate.conf")
+        self.cfg = read_config(self.conf_path)
+
+    @property
+    def api_port(self):
+        return int(self.cfg["api"]["port"])
+
+    def port(self, listener):
+        return int(self.cfg[f"listener.{listener}"]["port"])
+
+    def listeners(self):
+        return [s.split(".", 1)[1] for s in self.cfg if s.startswith("listener.")]
+
+
+def run_clients(container, fn, *args):
+    """Runs fn(*args) (an async scenario, or a plain function) with its sockets in the container's
+    network namespace."""
+    with in_netns(container.pid1):
+        if asyncio.iscoroutinefunction(fn):
+            return asyncio.run(fn(*args))
+        return fn(*args)
+
+
+@contextlib.contextmanager
+def conf_changed(container, changes):
+    """Edits the installed meshgate.conf in place ({(section, key): value}; owner and mode stay) and
+    puts the original text back at the end (the caller reloads)."""
+    path = container.path("/etc/meshgate/meshgate.conf")
+    original = open(path).read()
+    text = original
+    for (section, key), value in changes.items():
+        m = re.search(rf"^\[{re.escape(section)}\]\n(.*?)(?=^\[|\Z)", text, re.M | re.S)
+        assert m, f"no [{section}] in {path}"
+        body, n = re.subn(rf"^{re.escape(key)} *=.*$", f"{key} = {value}", m.group(1), count=1, flags=re.M)
+        assert n == 1, f"no {key} in [{section}] of {path}"
+        text = text[:m.start(1)] + body + text[m.end(1):]
+    with open(path, "r+") as f:
+        f.write(text)
+        f.truncate()
+    try:
+        yield
+    finally:
+        with open(path, "r+") as f:
+            f.write(original)
+            f.truncate()
+
+
+def reload_and_wait(container, what="SIGHUP: reloaded"):
+    """systemctl reload, then the journal line that says the node read the file (or refused it)."""
+    cur = container.cursor()
+    container.systemctl("reload", UNIT)
+    return container.wait_journal(lambda e: what in e["MESSAGE"], cur, f'"{what}" after systemctl reload')
+
+
+def msg_index(entries, pred):
+    return next((i for i, e in enumerate(entries) if pred(e)), None)
+
+
+def usec_between(props, start, end):
+    return (int(props[end]) - int(props[start])) / 1e6
+
+
+def connect_all(ports):
+    """Connects once to each port with no retry: each must accept at once. Returns the ones that did not."""
+    refused = []
+    for port in ports:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=2).close()
+        except OSError as e:
+            refused.append(f"{port}: {e}")
+    return refused
+
+
+# -- the fixture ------------------------------------------------------------------------------------
+
+def host_meshgate_traces():
+    """What the package would leave on a machine it was installed on."""
+    found = []
+    r = subprocess.run(["dpkg-query", "-W", "-f=${Status}", "meshgate"], stdout=subprocess.PIPE,
+                       stderr=subprocess.DEVNULL, text=True)
+    if r.returncode == 0 and "installed" in r.stdout and "not-installed" not in r.stdout:
+        found.append(f"package meshgate: {r.stdout}")
+    with contextlib.suppress(KeyError):
+        found.append(f"user meshgate: {pwd.getpwnam('meshgate')}")
+    for p in ("/usr/bin/meshgate", "/etc/meshgate", "/lib/systemd/system/meshgate.service",
+              "/etc/systemd/system/multi-user.target.wants/meshgate.service", "/var/lib/meshgate",
+              "/etc/systemd/system/meshgate.service.d", "/etc/systemd/system/meshgate-test.target"):
+        if os.path.lexists(p):
+            found.append(p)
+    return found
+
+
+@pytest.fixture(scope="module")
+def container(tmp_path_factory):
+    before = host_meshgate_traces()
+    if before:
+        skip_suite(f"this machine has meshgate on it already ({before}); the test will not touch it")
+    _, deb = deb_package(PKG_OUT)
+    c = Container(str(tmp_path_factory.mktemp("nspawn")))
+    skip = None
+    try:
+        skip = c.mount()
+        if skip is None:
+            r = c.install(deb)
+            assert r.returncode == 0, f"dpkg -i in the overlay failed:\n{r.stdout[-4000:]}"
+            c.configure()
+            skip = c.boot()
+    except BaseException:
+        c.poweroff()
+        c.unmount()
+        raise
+    if skip:
+        c.poweroff()
+        c.unmount()
+        skip_suite(skip)
+    try:
+        yield c
+    finally:
+        c.poweroff()
+        problems = c.unmount()
+        write_figures()
+        shutil.rmtree(c.tmp, ignore_errors=True)
+    assert not problems, problems
+    after = host_meshgate_traces()
+    assert not after, f"the test left meshgate on the host: {after}"
+
+
+def write_figures():
+    if not FIGURES:
+        return
+    text = "".join(f"{k}: {v}\n" for k, v in FIGURES.items())
+    os.makedirs(PKG_OUT, exist_ok=True)
+    with open(os.path.join(PKG_OUT, "systemd-figures.txt"), "w") as f:
+        f.write(text)
+    print("\nmeshgate under systemd (test/packaging/test_systemd.py):\n" + text)
+
+
+# -- the checks -------------------------------------------------------------------------------------
+
+def expected_start_lines(node):
+    """The line meshgate logs for each thing it listens on, as (what, predicate on MESSAGE)."""
+    api = node.cfg["api"]
+    out = [("control API", lambda m: f"control API on {api['bind']}:{api['port']}" in m)]
+    if int(node.cfg["route"]["port"]) != 0:
+        route = f":{node.cfg['route']['port']}"
+        out.append(("route API", lambda m: m.startswith("route API on ") and m.endswith(route)))
+    for name in node.listeners():
+        port = node.port(name)
+        out.append((f"listener {name}",
+                    lambda m, name=name, port=port: m.startswith(f"listener {name}: ") and f":{port}," in m))
+    return out
+
+
+def assert_listed_before_started(entries, node, main_pid):
+    """Every listening line of the process main_pid comes before systemd's "Started" of that start."""
+    started = msg_index(entries, lambda e: e.get("_PID") == "1" and e["MESSAGE"].startswith("Started "))
+    assert started is not None, "no \"Started\" from systemd:\n" + "\n".join(e["MESSAGE"] for e in entries)
+    for what, pred in expected_start_lines(node):
+        i = msg_index(entries, lambda e: e.get("_PID") == str(main_pid) and pred(e["MESSAGE"]))
+        assert i is not None, f"no line for the {what}:\n" + "\n".join(e["MESSAGE"] for e in entries)
+        assert i < started, f"the {what} was logged after systemd's Started:\n" + \
+            "\n".join(e["MESSAGE"] for e in entries)
+
+
+def test_boot_ready_after_every_listener(container):
+    """At boot: active (running) as the package's user, and the journal names every listener before
+    systemd's Started, which it writes when READY=1 arrives."""
+    p = container.ensure_active()
+    node = ContainerNode(container)
+    props = container.show("User", "Type", "WatchdogUSec", "NotifyAccess", "StatusErrno")
+    assert props["User"] == "meshgate" and props["Type"] == "notify", props
+    assert props["WatchdogUSec"] == f"{WATCHDOG_SEC}s", props
+    status = open(f"/proc/{host_pid_of(container, p['MainPID'])}/status").read()
+    uid = re.search(r"^Uid:\s+(\d+)", status, re.M).group(1)
+    assert uid == container.sh("id", "-u", "meshgate").stdout.strip(), "not running as the meshgate user"
+    assert_listed_before_started(container.journal(), node, p["MainPID"])
+
+
+def host_pid_of(container, pid):
+    """The host's pid of the container's process `pid` (the last NSpid entry)."""
+    for status in glob.glob("/proc/[0-9]*/status"):
+        try:
+            text = open(status).read()
+        except OSError:
+            continue
+        m = re.search(r"^NSpid:\s+(.*)$", text, re.M)
+        if m and len(m.group(1).split()) > 1 and m.group(1).split()[-1] == str(pid) and \
+                os.readlink(f"/proc/{status.split('/')[2]}/ns/pid") == os.readlink(f"/proc/{container.pid1}/ns/pid"):
+            return int(status.split("/")[2])
+    raise AssertionError(f"no process {pid} in the container")
+
+
+def test_start_is_ready_with_every_port_open(container):
+    """`systemctl start` returns at READY=1: every port accepts at once, with no retry. Also measures
+    start to READY (three stop/start rounds)."""
+    container.ensure_active()
+    node = ContainerNode(container)
+    ports = [node.api_port, int(node.cfg["route"]["port"])] + [node.port(n) for n in node.listeners()]
+    ports = [p for p in ports if p]
+    walls, to_ready, exec_to_ready, stops = [], [], [], []
+    for _ in range(3):
+        t0 = time.monotonic()
+        container.systemctl("stop", UNIT)
+        stops.append(time.monotonic() - t0)
+        cur = container.cursor()
+        t0 = time.monotonic()
+        container.systemctl("start", UNIT)
+        walls.append(time.monotonic() - t0)
+        refused = run_clients(container, connect_all, ports)
+        assert not refused, f"systemctl start returned but these ports refused: {refused}"
+        p = container.show("MainPID", "InactiveExitTimestampMonotonic", "ExecMainStartTimestampMonotonic",
+                           "ActiveEnterTimestampMonotonic")
+        to_ready.append(usec_between(p, "InactiveExitTimestampMonotonic", "ActiveEnterTimestampMonotonic"))
+        exec_to_ready.append(usec_between(p, "ExecMainStartTimestampMonotonic", "ActiveEnterTimestampMonotonic"))
+        container.wait_journal(lambda e: e.get("_PID") == "1" and e["MESSAGE"].startswith("Started "), cur,
+                               "systemd's Started")
+        assert_listed_before_started(container.journal(cur), node, p["MainPID"])
+    FIGURES["start to READY (systemctl start, wall)"] = ms_list(walls)
+    FIGURES["start to READY (InactiveExit -> ActiveEnter: ExecStartPre check-config + start)"] = ms_list(to_ready)
+    FIGURES["start to READY (ExecMainStart -> ActiveEnter: the main process)"] = ms_list(exec_to_ready)
+    FIGURES["stop, idle node (systemctl stop, wall)"] = ms_list(stops)
+
+
+def ms_list(seconds):
+    return ", ".join(f"{s * 1000:.0f} ms" for s in seconds) + f" (median {statistics.median(seconds) * 1000:.0f} ms)"
+
+
+def test_status_text(container):
+    """STATUS= lines become StatusText: "0 connections, 0 consumers" at rest, then counts that follow
+    a client and a consumer (sent once a second)."""
+    container.ensure_active()
+    node = ContainerNode(container)
+    container.wait_unit(lambda p: p["StatusText"] == "0 connections, 0 consumers", "StatusText at rest",
+                        props=("StatusText",))
+
+    async def with_client_and_consumer():
+        async with harness.Session(node) as s:
+            await s.consumer(["status-test"])
+            ws = await harness.ws_connect(node.port("ws"))
+            try:
+                await asyncio.to_thread(container.wait_unit,
+                                        lambda p: p["StatusText"] == "1 connections, 1 consumers",
+                                        "StatusText with one client and one consumer", 5, ("StatusText",))
+            finally:
+                await ws.close()
+
+    run_clients(container, with_client_and_consumer)
+    container.wait_unit(lambda p: p["StatusText"] == "0 connections, 0 consumers",
+                        "StatusText after the client and the consumer left", props=("StatusText",))
+
+
+def test_journal_priorities_and_broken_reload(container):
+    """meshgate's lines carry their syslog priority: info at 6; a reload of a broken file logs an error
+    at 3 (journalctl -p err shows it) and the node keeps running with its settings."""
+    p = container.ensure_active()
+    entries = container.journal()
+    info = [e for e in entries if e.get("_PID") == p["MainPID"] and e["MESSAGE"].startswith("listener ")]
+    assert info and all(e["PRIORITY"] == "6" for e in info), [(e["PRIORITY"], e["MESSAGE"]) for e in info]
+    with conf_changed(container, {("limits", "max_connections"): "banana"}):
+        cur = container.cursor()
+        container.systemctl("reload", UNIT)
+        hit, _ = container.wait_journal(lambda e: "configuration not reloaded" in e["MESSAGE"], cur,
+                                        "the broken reload's error", priority="err")
+    assert hit["PRIORITY"] == "3" and "max_connections" in hit["MESSAGE"], hit
+    errs = container.sh("journalctl", "-u", UNIT, "-p", "err", "-o", "cat", "--no-pager").stdout
+    assert "configuration not reloaded" in errs, errs
+    assert container.show("ActiveState", "MainPID") == {"ActiveState": "active", "MainPID": p["MainPID"]}
+    reload_and_wait(container)
+
+
+def test_reload_log_level(container):
+    """`systemctl reload` with [log] level = debug: debug lines (a failed TLS handshake on wss) appear
+    at priority 7; before it the same handshake logged nothing."""
+    container.ensure_active()
+    node = ContainerNode(container)
+    if "wss" not in node.listeners() or node.cfg["listener.wss"].get("tls") != "on":
+        pytest.fail("the shipped configuration has no [listener.wss] with tls = on to provoke a debug line")
+
+    def bad_tls():
+        with socket.create_connection(("127.0.0.1", node.port("wss")), timeout=5) as s:
+            s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            with contextlib.suppress(OSError):
+                s.recv(100)
+
+    cur = container.cursor()
+    run_clients(container, bad_tls)
+    reload_and_wait(container)  # a line after the handshake's, so its debug line would be there by now
+    assert not [e for e in container.journal(cur) if "TLS from" in e["MESSAGE"]], "a debug line at level info"
+    try:
+        with conf_changed(container, {("log", "level"): "debug"}):
+            reload_and_wait(container)
+            cur = container.cursor()
+            run_clients(container, bad_tls)
+            hit, _ = container.wait_journal(lambda e: e["MESSAGE"].startswith("TLS from 127.0.0.1:"), cur,
+                                            "the debug line of a failed TLS handshake")
+            assert hit["PRIORITY"] == "7", hit
+    finally:
+        reload_and_wait(container)
+
+
+def test_reload_with_a_changed_port_names_the_restart(container):
+    """A port changed on reload is not applied: the journal names it as waiting for a restart (a
+    warning, 4) and the old port still serves."""
+    container.ensure_active()
+    node = ContainerNode(container)
+    old = node.port("tcp")
+    try:
+        with conf_changed(container, {("listener.tcp", "port"): str(old + 1)}):
+            cur = container.cursor()
+            container.systemctl("reload", UNIT)
+            hit, _ = container.wait_journal(lambda e: "until a restart" in e["MESSAGE"], cur,
+                                            "the line naming what needs a restart")
+            assert "[listener.tcp]" in hit["MESSAGE"] and "port" in hit["MESSAGE"], hit["MESSAGE"]
+            assert hit["PRIORITY"] == "4", hit
+            assert run_clients(container, connect_all, [old]) == []
+            assert run_clients(container, connect_all, [old + 1]) != []
+    finally:
+        reload_and_wait(container)
+
+
+def test_restart_after_sigkill(container):
+    p = container.ensure_active()
+    cur = container.cursor()
+    container.systemctl("kill", "--kill-whom=main", "--signal=SIGKILL", UNIT)
+    q = container.wait_unit(lambda q: int(q["NRestarts"]) == int(p["NRestarts"]) + 1 and q["ActiveState"] == "active"
+                            and q["SubState"] == "running" and q["MainPID"] not in ("0", p["MainPID"]),
+                            "restarted after SIGKILL", timeout=RESTART_SEC + 15)
+    container.wait_journal(lambda e: "status=9/KILL" in e["MESSAGE"], cur, "systemd's note of the SIGKILL")
+    assert q["MainPID"] != p["MainPID"]
+
+
+def test_watchdog_restarts_a_stopped_process(container):
+    """The main process stopped with SIGSTOP pings no more: systemd kills it at WatchdogSec and starts
+    it again after RestartSec."""
+    p = container.ensure_active()
+    time.sleep(1.5)  # a ping or two from this process first
+    cur = container.cursor()
+    t0 = time.monotonic()
+    container.systemctl("kill", "--kill-whom=main", "--signal=SIGSTOP", UNIT)
+    bound = WATCHDOG_SEC + RESTART_SEC + 8
+    q = container.wait_unit(lambda q: q["ActiveState"] == "active" and q["SubState"] == "running"
+                            and q["MainPID"] not in ("0", p["MainPID"]), "restarted by the watchdog", timeout=bound)
+    elapsed = time.monotonic() - t0
+    container.wait_journal(lambda e: "Watchdog timeout" in e["MESSAGE"], cur, "systemd's watchdog timeout")
+    assert int(q["NRestarts"]) == int(p["NRestarts"]) + 1, (p, q)
+    assert elapsed >= WATCHDOG_SEC - 1.5, f"restarted after {elapsed:.1f}s, before the watchdog could fire"
+    FIGURES["watchdog: SIGSTOP to active again"] = \
+        f"{elapsed:.1f} s (WatchdogSec={WATCHDOG_SEC}s, RestartSec={RESTART_SEC}s)"
+
+
+TAG = "stop-test"
+
+
+async def queue_then_stop_then_start(container, node, total, acked, figures):
+    """Numbered messages from a TCP client: queued with no consumer, then a consumer (acknowledged
+    mode) takes what it may hold, acknowledges the first `acked`, and stays connected holding the
+    rest unacknowledged while more wait in the topic. systemctl stop, systemctl start, a new
+    consumer: returns the frames it gets (number, "r")."""
+    run_id = f"{TAG}-{os.getpid()}-{time.monotonic_ns()}"
+
+    def number(e):
+        d = e["p"]["d"]
+        if "frame" not in d:
+            return None
+        data = d["frame"].get("data", "")
+        return int(data.rsplit(" ", 1)[1]) if data.startswith(run_id + " ") else None
+
+    base = harness.metric_value(node, "meshgate_messages_in_total", listener="tcp") or 0
+    client = await harness.TcpClient.connect(node.port("tcp"))
+    for i in range(1, total + 1):
+        await client.send(f"{run_id} {i}")
+    await asyncio.to_thread(harness.wait_metric, node, "meshgate_messages_in_total", lambda v: v >= base + total, 10,
+                            listener="tcp")
+    api = await harness.ApiWs.open(node)
+    await api.pop(["client"], ack=True)
+    held = []
+    deadline = time.monotonic() + 15
+    # Takes what arrives until nothing more comes: events of other tests are acknowledged (consumed),
+    # this run's first `acked` too, the rest held.
+    while time.monotonic() < deadline:
+        await asyncio.sleep(0.5)
+        evs = api.take_events(lambda e: True)
+        ack = [e["p"]["k"] for e in evs if number(e) is None or number(e) <= acked]
+        held += [number(e) for e in evs if number(e) is not None and number(e) > acked]
+        if ack:
+            await api.ok("queue.ack", {"k": ack})
+        if not evs and held:
+            break
+    assert held == list(range(acked + 1, acked + 1 + len(held))), f"held out of order: {held[:20]}..."
+    assert len(held) < total - acked, "every event was handed out: none left queued (raise total)"
+    figures["held"] = len(held)
+
+    t0 = time.monotonic()
+    await asyncio.to_thread(container.systemctl, "stop", UNIT)
+    figures["stop"] = time.monotonic() - t0
+    await client.close()
+    await api.close()
+    figures["props"] = await asyncio.to_thread(container.show, "Result", "ExecMainStatus",
+                                               "ActiveExitTimestampMonotonic", "InactiveEnterTimestampMonotonic")
+    await asyncio.to_thread(container.systemctl, "start", UNIT)
+
+    api = await harness.ApiWs.open(node)
+    await api.pop(["client"], ack=True)
+    got = []
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and (not got or got[-1][0] != total):
+        await asyncio.sleep(0.2)
+        evs = api.take_events(lambda e: True)
+        got += [(number(e), e["p"].get("r", False)) for e in evs if number(e) is not None]
+        if evs:
+            await api.ok("queue.ack", {"k": [e["p"]["k"] for e in evs]})
+    await api.close()
+    return got
+
+
+def test_stop_with_queued_events_then_start_loses_nothing(container):
+    """systemctl stop drains with a consumer connected, events held unacknowledged by it and events
+    still queued; after systemctl start every event after the acknowledged ones comes back from the
+    disk queue in StateDirectory=, in order, each marked "r":true."""
+    container.ensure_active()
+    node = ContainerNode(container)
+    assert node.cfg["queue"]["store"] == "disk", "the shipped configuration keeps the queue on disk"
+    max_unacked = int(node.cfg["queue"].get("max_unacked", 1000))
+    total, acked = max_unacked + 300, 100
+    figures = {}
+    got = run_clients(container, queue_then_stop_then_start, container, node, total, acked, figures)
+    props = figures["props"]
+    assert props["Result"] == "success" and props["ExecMainStatus"] == "0", props
+    numbers = [n for n, _ in got]
+    assert numbers == list(range(acked + 1, total + 1)), \
+        f"after the restart: {len(numbers)} events, first {numbers[:5]}, last {numbers[-5:]}; " \
+        f"want {acked + 1}..{total}"
+    not_marked = [n for n, r in got if r is not True]
+    assert not not_marked, f"events delivered again without \"r\":true: {not_marked[:20]}"
+    FIGURES["stop with a drain (consumer holding %d unacknowledged, %d more queued): systemctl stop, wall"
+            % (figures["held"], total - acked - figures["held"])] = f"{figures['stop'] * 1000:.0f} ms"
+    FIGURES["the same, ActiveExit -> InactiveEnter"] = \
+        f"{usec_between(props, 'ActiveExitTimestampMonotonic', 'InactiveEnterTimestampMonotonic') * 1000:.0f} ms"
+    state = container.sh("ls", "/var/lib/meshgate/queue").stdout.split()
+    assert state, "no topic logs in the state directory"
+
+
+def test_hardening_does_not_regress(container):
+    docs = open(os.path.join(REPO, "docs", "operations.md")).read()
+    m = re.search(r"`systemd-analyze security meshgate` rates it \*\*(\d+\.\d) (\w+)\*\*", docs)
+    assert m, "docs/operations.md no longer states the exposure figure"
+    out = container.sh("systemd-analyze", "security", "--no-pager", UNIT).stdout
+    seen = re.search(r"Overall exposure level for meshgate\.service: (\d+\.\d) (\w+)", out)
+    assert seen, out[-2000:]
+    assert float(seen.group(1)) <= float(m.group(1)), \
+        f"exposure {seen.group(1)} {seen.group(2)}, docs/operations.md says {m.group(1)} {m.group(2)}"
+    FIGURES["systemd-analyze security meshgate"] = f"{seen.group(1)} {seen.group(2)}"
