@@ -60,6 +60,8 @@ RESTART_SEC = 2     # the unit's RestartSec=
 BOOT_TIMEOUT = 120  # container boot, until systemctl answers "running" or "degraded"
 T = 20.0            # one wait inside the container
 FIGURES = {}        # name -> text, printed and written at the end
+LEVEL_WORD = re.compile(r"(error|warn|info|debug) +")
+PRIORITY = {"error": "3", "warn": "4", "info": "6", "debug": "7"}
 
 TEST_TARGET = """\
 # Boots the base system and meshgate only (test/packaging/test_systemd.py): not the rest of what the
@@ -90,6 +92,9 @@ class Container:
     """The overlay on the host's root and systemd booted in it; every method that runs something
     inside goes through nsenter into all of the container's namespaces."""
 
+    # No machined or D-Bus of the host, nspawn stays in this process's cgroup, a network namespace
+    # with loopback only, and the container's journal kept to itself (it has the host's machine id).
+    NSPAWN = ["--register=no", "--keep-unit", "--private-network", "--link-journal=no"]
     ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8", "SYSTEMD_PAGER": "", "SYSTEMD_COLORS": "0"}
 
     def __init__(self, tmp):
@@ -138,11 +143,11 @@ class Container:
         # man-db's trigger rebuilds its whole index when this file exists: seconds for nothing here.
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.path("/var/lib/man-db/auto-update"))
-        shutil.copy(deb, self.path("/tmp/meshgate.deb"))
-        r = run(["systemd-nspawn", "--quiet", "--register=no", "--keep-unit", "--private-network",
-                 f"--machine={self.name}-install", "-D", self.root,
-                 "--setenv=DEBIAN_FRONTEND=noninteractive", "dpkg", "-i", "/tmp/meshgate.deb"], check=False)
-        os.unlink(self.path("/tmp/meshgate.deb"))
+        # Not in /tmp: nspawn mounts a tmpfs there.
+        shutil.copy(deb, self.path("/var/tmp/meshgate.deb"))
+        r = run(["systemd-nspawn", "--quiet", *self.NSPAWN, f"--machine={self.name}-install", "-D", self.root,
+                 "--setenv=DEBIAN_FRONTEND=noninteractive", "dpkg", "-i", "/var/tmp/meshgate.deb"], check=False)
+        os.unlink(self.path("/var/tmp/meshgate.deb"))
         self.remove_propagate_dir(f"{self.name}-install")
         return r
 
@@ -158,8 +163,7 @@ class Container:
         Returns an error text when it cannot boot, else None."""
         log = open(self.log_path, "w")
         self.nspawn = subprocess.Popen(
-            ["systemd-nspawn", "--register=no", "--keep-unit", "--private-network", f"--machine={self.name}",
-             "-D", self.root, "-b", "--", "systemd.unit=meshgate-test.target"],
+            ["systemd-nspawn", *self.NSPAWN, f"--machine={self.name}", "-D", self.root, "-b", "--", "systemd.unit=meshgate-test.target"],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
         deadline = time.monotonic() + BOOT_TIMEOUT
@@ -253,24 +257,29 @@ class Container:
         return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
 
     def cursor(self):
-        """The journal's position now: journal(after=...) returns only what comes later."""
-        out = self.sh("journalctl", "-n", "1", "-o", "json", "--no-pager").stdout.strip()
+        """The position of meshgate.service's last journal entry: journal(after=...) returns only what
+        comes later. (journalctl 252 returns nothing for --after-cursor with a filter the cursor's own
+        entry does not match: -u and -p together, or another unit's entry.)"""
+        out = self.sh("journalctl", "-u", UNIT, "-n", "1", "-o", "json", "--no-pager").stdout.strip()
         return json.loads(out.splitlines()[-1])["__CURSOR"] if out else None
 
     def journal(self, after=None, priority=None):
-        """meshgate.service's journal entries (its own lines and systemd's about it), oldest first."""
+        """meshgate.service's journal entries (its own lines and systemd's about it), oldest first;
+        with `priority` (a number) only those at it or more urgent."""
         cmd = ["journalctl", "-u", UNIT, "-o", "json", "--no-pager"]
         if after:
             cmd.append(f"--after-cursor={after}")
-        if priority:
-            cmd += ["-p", priority]
         out = self.sh(*cmd).stdout
         entries = []
         for line in out.splitlines():
             e = json.loads(line)
             if isinstance(e.get("MESSAGE"), list):
                 e["MESSAGE"] = bytes(e["MESSAGE"]).decode(errors="replace")
-            entries.append(e)
+            # meshgate's text lines start with their level word (the priority is journald's field).
+            m = LEVEL_WORD.match(e.get("MESSAGE", ""))
+            e["LEVEL"], e["TEXT"] = (m.group(1), e["MESSAGE"][m.end():]) if m else (None, e.get("MESSAGE", ""))
+            if priority is None or int(e.get("PRIORITY", 6)) <= priority:
+                entries.append(e)
         return entries
 
     def wait_journal(self, pred, after, what, timeout=T, priority=None):
@@ -489,7 +498,7 @@ def assert_listed_before_started(entries, node, main_pid):
     started = msg_index(entries, lambda e: e.get("_PID") == "1" and e["MESSAGE"].startswith("Started "))
     assert started is not None, "no \"Started\" from systemd:\n" + "\n".join(e["MESSAGE"] for e in entries)
     for what, pred in expected_start_lines(node):
-        i = msg_index(entries, lambda e: e.get("_PID") == str(main_pid) and pred(e["MESSAGE"]))
+        i = msg_index(entries, lambda e: e.get("_PID") == str(main_pid) and pred(e["TEXT"]))
         assert i is not None, f"no line for the {what}:\n" + "\n".join(e["MESSAGE"] for e in entries)
         assert i < started, f"the {what} was logged after systemd's Started:\n" + \
             "\n".join(e["MESSAGE"] for e in entries)
@@ -587,13 +596,15 @@ def test_journal_priorities_and_broken_reload(container):
     at 3 (journalctl -p err shows it) and the node keeps running with its settings."""
     p = container.ensure_active()
     entries = container.journal()
-    info = [e for e in entries if e.get("_PID") == p["MainPID"] and e["MESSAGE"].startswith("listener ")]
+    info = [e for e in entries if e.get("_PID") == p["MainPID"] and e["TEXT"].startswith("listener ")]
     assert info and all(e["PRIORITY"] == "6" for e in info), [(e["PRIORITY"], e["MESSAGE"]) for e in info]
+    wrong = [(e["PRIORITY"], e["MESSAGE"]) for e in entries if e["LEVEL"] and e["PRIORITY"] != PRIORITY[e["LEVEL"]]]
+    assert not wrong, f"lines whose priority is not their level's: {wrong[:10]}"
     with conf_changed(container, {("limits", "max_connections"): "banana"}):
         cur = container.cursor()
         container.systemctl("reload", UNIT)
         hit, _ = container.wait_journal(lambda e: "configuration not reloaded" in e["MESSAGE"], cur,
-                                        "the broken reload's error", priority="err")
+                                        "the broken reload's error", priority=3)
     assert hit["PRIORITY"] == "3" and "max_connections" in hit["MESSAGE"], hit
     errs = container.sh("journalctl", "-u", UNIT, "-p", "err", "-o", "cat", "--no-pager").stdout
     assert "configuration not reloaded" in errs, errs
@@ -624,7 +635,7 @@ def test_reload_log_level(container):
             reload_and_wait(container)
             cur = container.cursor()
             run_clients(container, bad_tls)
-            hit, _ = container.wait_journal(lambda e: e["MESSAGE"].startswith("TLS from 127.0.0.1:"), cur,
+            hit, _ = container.wait_journal(lambda e: e["TEXT"].startswith("TLS from 127.0.0.1:"), cur,
                                             "the debug line of a failed TLS handshake")
             assert hit["PRIORITY"] == "7", hit
     finally:
@@ -675,6 +686,7 @@ def test_watchdog_restarts_a_stopped_process(container):
                             and q["MainPID"] not in ("0", p["MainPID"]), "restarted by the watchdog", timeout=bound)
     elapsed = time.monotonic() - t0
     container.wait_journal(lambda e: "Watchdog timeout" in e["MESSAGE"], cur, "systemd's watchdog timeout")
+    container.wait_journal(lambda e: "Failed with result 'watchdog'" in e["MESSAGE"], cur, "the watchdog's result")
     assert int(q["NRestarts"]) == int(p["NRestarts"]) + 1, (p, q)
     assert elapsed >= WATCHDOG_SEC - 1.5, f"restarted after {elapsed:.1f}s, before the watchdog could fire"
     FIGURES["watchdog: SIGSTOP to active again"] = \
