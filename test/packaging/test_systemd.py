@@ -88,6 +88,20 @@ def skip_suite(reason):
 
 # -- the container ----------------------------------------------------------------------------------
 
+def processes():
+    """(pid, parent pid, [pid in each PID namespace, outermost first]) of every process, as the host
+    sees them."""
+    for status in glob.glob("/proc/[0-9]*/status"):
+        try:
+            text = open(status).read()
+        except OSError:
+            continue
+        ppid = re.search(r"^PPid:\s+(\d+)", text, re.M)
+        nspid = re.search(r"^NSpid:\s+(.*)$", text, re.M)
+        if ppid and nspid:
+            yield int(status.split("/")[2]), int(ppid.group(1)), [int(x) for x in nspid.group(1).split()]
+
+
 class Container:
     """The overlay on the host's root and systemd booted in it; every method that runs something
     inside goes through nsenter into all of the container's namespaces."""
@@ -163,7 +177,8 @@ class Container:
         Returns an error text when it cannot boot, else None."""
         log = open(self.log_path, "w")
         self.nspawn = subprocess.Popen(
-            ["systemd-nspawn", *self.NSPAWN, f"--machine={self.name}", "-D", self.root, "-b", "--", "systemd.unit=meshgate-test.target"],
+            ["systemd-nspawn", *self.NSPAWN, f"--machine={self.name}", "-D", self.root, "-b", "--",
+             "systemd.unit=meshgate-test.target"],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
         deadline = time.monotonic() + BOOT_TIMEOUT
@@ -189,16 +204,9 @@ class Container:
     def find_pid1(self):
         """The container's PID 1 as the host sees it: the child of systemd-nspawn that is PID 1 in
         its own PID namespace."""
-        for status in glob.glob("/proc/[0-9]*/status"):
-            try:
-                text = open(status).read()
-            except OSError:
-                continue
-            ppid = re.search(r"^PPid:\s+(\d+)", text, re.M)
-            nspid = re.search(r"^NSpid:\s+(.*)$", text, re.M)
-            if ppid and int(ppid.group(1)) == self.nspawn.pid and nspid and nspid.group(1).split()[-1] == "1" \
-                    and len(nspid.group(1).split()) > 1:
-                return int(status.split("/")[2])
+        for pid, ppid, nspid in processes():
+            if ppid == self.nspawn.pid and len(nspid) > 1 and nspid[-1] == 1:
+                return pid
         return None
 
     def log_tail(self, n=15):
@@ -402,6 +410,22 @@ def usec_between(props, start, end):
     return (int(props[end]) - int(props[start])) / 1e6
 
 
+async def consume_everything(node, quiet=0.5):
+    """Pops the client topic in acknowledged mode and acknowledges every event until none comes for
+    `quiet` seconds."""
+    api = await harness.ApiWs.open(node)
+    try:
+        await api.pop(["client"], ack=True)
+        while True:
+            await asyncio.sleep(quiet)
+            evs = api.take_events(lambda e: True)
+            if not evs:
+                return
+            await api.ok("queue.ack", {"k": [e["p"]["k"] for e in evs]})
+    finally:
+        await api.close()
+
+
 def connect_all(ports):
     """Connects once to each port with no retry: each must accept at once. Returns the ones that did not."""
     refused = []
@@ -520,15 +544,12 @@ def test_boot_ready_after_every_listener(container):
 
 def host_pid_of(container, pid):
     """The host's pid of the container's process `pid` (the last NSpid entry)."""
-    for status in glob.glob("/proc/[0-9]*/status"):
-        try:
-            text = open(status).read()
-        except OSError:
-            continue
-        m = re.search(r"^NSpid:\s+(.*)$", text, re.M)
-        if m and len(m.group(1).split()) > 1 and m.group(1).split()[-1] == str(pid) and \
-                os.readlink(f"/proc/{status.split('/')[2]}/ns/pid") == os.readlink(f"/proc/{container.pid1}/ns/pid"):
-            return int(status.split("/")[2])
+    ns = os.readlink(f"/proc/{container.pid1}/ns/pid")
+    for host_pid, _, nspid in processes():
+        if len(nspid) > 1 and nspid[-1] == int(pid):
+            with contextlib.suppress(OSError):
+                if os.readlink(f"/proc/{host_pid}/ns/pid") == ns:
+                    return host_pid
     raise AssertionError(f"no process {pid} in the container")
 
 
@@ -550,6 +571,9 @@ def test_start_is_ready_with_every_port_open(container):
         walls.append(time.monotonic() - t0)
         refused = run_clients(container, connect_all, ports)
         assert not refused, f"systemctl start returned but these ports refused: {refused}"
+        # The probes' open and close events: consumed, so that the next stop finds the node idle (a
+        # node holding events with no consumer waits for one until drain_timeout).
+        run_clients(container, consume_everything, node)
         p = container.show("MainPID", "InactiveExitTimestampMonotonic", "ExecMainStartTimestampMonotonic",
                            "ActiveEnterTimestampMonotonic")
         to_ready.append(usec_between(p, "InactiveExitTimestampMonotonic", "ActiveEnterTimestampMonotonic"))
@@ -693,96 +717,164 @@ def test_watchdog_restarts_a_stopped_process(container):
         f"{elapsed:.1f} s (WatchdogSec={WATCHDOG_SEC}s, RestartSec={RESTART_SEC}s)"
 
 
-TAG = "stop-test"
+class Numbered:
+    """Numbered messages from one TCP client ("<run id> <n>"), queued with no consumer popping, then a
+    consumer in acknowledged mode that takes what it may hold (`[queue] max_unacked`), acknowledges
+    the first `acked` of them (and any other test's events: consumed) and holds the rest
+    unacknowledged while the others wait in the topic."""
 
+    def __init__(self, node, total, acked):
+        self.node, self.total, self.acked = node, total, acked
+        self.run_id = f"stop-test-{os.getpid()}-{time.monotonic_ns()}"
+        self.client = self.api = None
+        self.held = []  # (number, k) in the order they came
 
-async def queue_then_stop_then_start(container, node, total, acked, figures):
-    """Numbered messages from a TCP client: queued with no consumer, then a consumer (acknowledged
-    mode) takes what it may hold, acknowledges the first `acked`, and stays connected holding the
-    rest unacknowledged while more wait in the topic. systemctl stop, systemctl start, a new
-    consumer: returns the frames it gets (number, "r")."""
-    run_id = f"{TAG}-{os.getpid()}-{time.monotonic_ns()}"
-
-    def number(e):
+    def number(self, e):
+        """This run's message number of a queue event, None for any other event."""
         d = e["p"]["d"]
-        if "frame" not in d:
-            return None
-        data = d["frame"].get("data", "")
-        return int(data.rsplit(" ", 1)[1]) if data.startswith(run_id + " ") else None
+        data = d["frame"].get("data", "") if "frame" in d else ""
+        return int(data.rsplit(" ", 1)[1]) if data.startswith(self.run_id + " ") else None
 
-    base = harness.metric_value(node, "meshgate_messages_in_total", listener="tcp") or 0
-    client = await harness.TcpClient.connect(node.port("tcp"))
-    for i in range(1, total + 1):
-        await client.send(f"{run_id} {i}")
-    await asyncio.to_thread(harness.wait_metric, node, "meshgate_messages_in_total", lambda v: v >= base + total, 10,
-                            listener="tcp")
-    api = await harness.ApiWs.open(node)
-    await api.pop(["client"], ack=True)
-    held = []
-    deadline = time.monotonic() + 15
-    # Takes what arrives until nothing more comes: events of other tests are acknowledged (consumed),
-    # this run's first `acked` too, the rest held.
-    while time.monotonic() < deadline:
-        await asyncio.sleep(0.5)
-        evs = api.take_events(lambda e: True)
-        ack = [e["p"]["k"] for e in evs if number(e) is None or number(e) <= acked]
-        held += [number(e) for e in evs if number(e) is not None and number(e) > acked]
-        if ack:
-            await api.ok("queue.ack", {"k": ack})
-        if not evs and held:
-            break
-    assert held == list(range(acked + 1, acked + 1 + len(held))), f"held out of order: {held[:20]}..."
-    assert len(held) < total - acked, "every event was handed out: none left queued (raise total)"
-    figures["held"] = len(held)
+    async def queue_and_hold(self):
+        node = self.node
+        base = harness.metric_value(node, "meshgate_messages_in_total", listener="tcp") or 0
+        self.client = await harness.TcpClient.connect(node.port("tcp"))
+        for i in range(1, self.total + 1):
+            await self.client.send(f"{self.run_id} {i}")
+        await asyncio.to_thread(harness.wait_metric, node, "meshgate_messages_in_total",
+                                lambda v: v >= base + self.total, 10, listener="tcp")
+        self.api = await harness.ApiWs.open(node)
+        await self.api.pop(["client"], ack=True)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:  # until nothing more comes
+            await asyncio.sleep(0.5)
+            evs = self.api.take_events(lambda e: True)
+            ack = [e["p"]["k"] for e in evs if (self.number(e) or 0) <= self.acked]
+            self.held += [(self.number(e), e["p"]["k"]) for e in evs if (self.number(e) or 0) > self.acked]
+            if ack:
+                await self.api.ok("queue.ack", {"k": ack})
+            if not evs and self.held:
+                break
+        numbers = [n for n, _ in self.held]
+        assert numbers == list(range(self.acked + 1, self.acked + 1 + len(numbers))), f"held: {numbers[:20]}..."
+        assert len(numbers) < self.total - self.acked, "every event was handed out: none left queued"
 
-    t0 = time.monotonic()
-    await asyncio.to_thread(container.systemctl, "stop", UNIT)
-    figures["stop"] = time.monotonic() - t0
-    await client.close()
-    await api.close()
-    figures["props"] = await asyncio.to_thread(container.show, "Result", "ExecMainStatus",
-                                               "ActiveExitTimestampMonotonic", "InactiveEnterTimestampMonotonic")
-    await asyncio.to_thread(container.systemctl, "start", UNIT)
+    async def close(self):
+        await self.client.close()
+        await self.api.close()
 
+
+async def consume_after_start(node, numbered, quiet=None):
+    """A new consumer (acknowledging everything): this run's events, as (number, "r"), until the last
+    number arrives, or for `quiet` seconds when none should."""
     api = await harness.ApiWs.open(node)
     await api.pop(["client"], ack=True)
     got = []
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and (not got or got[-1][0] != total):
+    deadline = time.monotonic() + (quiet or 30)
+    while time.monotonic() < deadline and (quiet or not got or got[-1][0] != numbered.total):
         await asyncio.sleep(0.2)
         evs = api.take_events(lambda e: True)
-        got += [(number(e), e["p"].get("r", False)) for e in evs if number(e) is not None]
+        got += [(numbered.number(e), e["p"].get("r", False)) for e in evs if numbered.number(e) is not None]
         if evs:
             await api.ok("queue.ack", {"k": [e["p"]["k"] for e in evs]})
     await api.close()
     return got
 
 
-def test_stop_with_queued_events_then_start_loses_nothing(container):
-    """systemctl stop drains with a consumer connected, events held unacknowledged by it and events
-    still queued; after systemctl start every event after the acknowledged ones comes back from the
-    disk queue in StateDirectory=, in order, each marked "r":true."""
+def stop_props(container):
+    return container.show("Result", "ExecMainStatus", "ActiveExitTimestampMonotonic",
+                          "InactiveEnterTimestampMonotonic")
+
+
+async def stop_holding_then_start(container, node, numbered, out):
+    """The consumer acknowledges nothing more: systemctl stop, start, and what a new consumer gets."""
+    await numbered.queue_and_hold()
+    t0 = time.monotonic()
+    await asyncio.to_thread(container.systemctl, "stop", UNIT)
+    out["stop"] = time.monotonic() - t0
+    await numbered.close()
+    out["props"] = await asyncio.to_thread(stop_props, container)
+    await asyncio.to_thread(container.systemctl, "start", UNIT)
+    return await consume_after_start(node, numbered)
+
+
+async def stop_while_acknowledging(container, node, numbered, out):
+    """The consumer acknowledges what it holds once the stop began, and what the drain hands it after:
+    returns the numbers it got, and what a new consumer gets after start (nothing is expected)."""
+    await numbered.queue_and_hold()
+    got = [n for n, _ in numbered.held]
+    t0 = time.monotonic()
+    stop = asyncio.ensure_future(asyncio.to_thread(container.systemctl, "stop", UNIT))
+    await asyncio.to_thread(container.wait_unit, lambda p: p["ActiveState"] == "deactivating", "deactivating", 5,
+                            ("ActiveState",))
+    api = numbered.api
+    await api.ok("queue.ack", {"k": [k for _, k in numbered.held]})
+    while not stop.done():
+        await asyncio.sleep(0.05)
+        evs = api.take_events(lambda e: True)
+        got += [numbered.number(e) for e in evs if numbered.number(e) is not None]
+        if evs and api.closed_exc is None:
+            with contextlib.suppress(AssertionError, ConnectionError):
+                await api.call("queue.ack", {"k": [e["p"]["k"] for e in evs]}, timeout=2)
+    await stop
+    out["stop"] = time.monotonic() - t0
+    await numbered.close()
+    out["props"] = await asyncio.to_thread(stop_props, container)
+    await asyncio.to_thread(container.systemctl, "start", UNIT)
+    return got, await consume_after_start(node, numbered, quiet=2)
+
+
+def numbered_setup(container):
     container.ensure_active()
     node = ContainerNode(container)
     assert node.cfg["queue"]["store"] == "disk", "the shipped configuration keeps the queue on disk"
     max_unacked = int(node.cfg["queue"].get("max_unacked", 1000))
-    total, acked = max_unacked + 300, 100
-    figures = {}
-    got = run_clients(container, queue_then_stop_then_start, container, node, total, acked, figures)
-    props = figures["props"]
+    return node, Numbered(node, total=max_unacked + 300, acked=100)
+
+
+def test_stop_with_events_held_then_start_loses_nothing(container):
+    """systemctl stop with a consumer connected, holding events unacknowledged, and events still queued:
+    the drain waits for them until [node] drain_timeout, the stop ends with success, and after
+    systemctl start every event after the acknowledged ones comes back from the disk queue in
+    StateDirectory=, in order, each marked "r":true."""
+    node, numbered = numbered_setup(container)
+    out = {}
+    got = run_clients(container, stop_holding_then_start, container, node, numbered, out)
+    props = out["props"]
     assert props["Result"] == "success" and props["ExecMainStatus"] == "0", props
     numbers = [n for n, _ in got]
-    assert numbers == list(range(acked + 1, total + 1)), \
+    assert numbers == list(range(numbered.acked + 1, numbered.total + 1)), \
         f"after the restart: {len(numbers)} events, first {numbers[:5]}, last {numbers[-5:]}; " \
-        f"want {acked + 1}..{total}"
+        f"want {numbered.acked + 1}..{numbered.total}"
     not_marked = [n for n, r in got if r is not True]
     assert not not_marked, f"events delivered again without \"r\":true: {not_marked[:20]}"
-    FIGURES["stop with a drain (consumer holding %d unacknowledged, %d more queued): systemctl stop, wall"
-            % (figures["held"], total - acked - figures["held"])] = f"{figures['stop'] * 1000:.0f} ms"
-    FIGURES["the same, ActiveExit -> InactiveEnter"] = \
+    assert container.sh("ls", "/var/lib/meshgate/queue").stdout.split(), "no topic logs in the state directory"
+    held = len(numbered.held)
+    FIGURES[f"stop, a consumer holding {held} events unacknowledged and {numbered.total - numbered.acked - held} "
+            "queued (systemctl stop, wall; ActiveExit -> InactiveEnter)"] = \
+        f"{out['stop'] * 1000:.0f} ms; " \
         f"{usec_between(props, 'ActiveExitTimestampMonotonic', 'InactiveEnterTimestampMonotonic') * 1000:.0f} ms"
-    state = container.sh("ls", "/var/lib/meshgate/queue").stdout.split()
-    assert state, "no topic logs in the state directory"
+
+
+def test_stop_hands_queued_events_to_a_consumer(container):
+    """systemctl stop with a consumer connected that acknowledges once the stop began: the drain hands
+    it every event still queued, in order, and ends as soon as all are acknowledged (well before
+    drain_timeout); after start nothing of them comes again."""
+    node, numbered = numbered_setup(container)
+    out = {}
+    got, again = run_clients(container, stop_while_acknowledging, container, node, numbered, out)
+    props = out["props"]
+    assert props["Result"] == "success" and props["ExecMainStatus"] == "0", props
+    assert got == list(range(numbered.acked + 1, numbered.total + 1)), \
+        f"during the drain: {len(got)} events, first {got[:5]}, last {got[-5:]}"
+    assert again == [], f"acknowledged events came again after the restart: {again[:10]}"
+    drain_timeout = int(node.cfg["node"].get("drain_timeout", 10))
+    assert out["stop"] < drain_timeout - 2, f"the drain took {out['stop']:.1f}s: it waited for drain_timeout"
+    FIGURES[f"stop, a consumer acknowledging {len(numbered.held)} held events and taking "
+            f"{numbered.total - numbered.acked - len(numbered.held)} queued ones during the drain "
+            "(systemctl stop, wall; ActiveExit -> InactiveEnter)"] = \
+        f"{out['stop'] * 1000:.0f} ms; " \
+        f"{usec_between(props, 'ActiveExitTimestampMonotonic', 'InactiveEnterTimestampMonotonic') * 1000:.0f} ms"
 
 
 def test_hardening_does_not_regress(container):
