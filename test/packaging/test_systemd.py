@@ -1,15 +1,16 @@
 """The Debian package's service under a real systemd (issue 24): systemd 252 booted as PID 1 in a
 container, the package installed in it, the unit driven as an operator drives it.
 
-The container leaves the host as it was. The host's root is bound without its submounts
-(`mount --bind / LOW`), a writable overlay goes on it (upper and work directories on a tmpfs in a
-temporary folder), and everything the test adds is written into the overlay only: the package
+The container leaves the host as it was. The host's root is bound without its submounts and
+read-only (`mount --bind / LOW`, remounted ro), a writable overlay goes on it (upper and work
+directories on a tmpfs, in /tmp/meshgate-systemd-test-*), and everything the test adds is written into the overlay only: the package
 (`dpkg -i` inside the overlay: its files, the meshgate user, the unit's enablement), a drop-in
 with a short `WatchdogSec=`, and a target that boots the base system and meshgate and nothing else
 of what the host has enabled. `systemd-nspawn --register=no --keep-unit --private-network -D ROOT -b`
 boots it (no machined, no D-Bus of the host, only a loopback network of its own). At the end the
 container is powered off (killed if it does not go), the overlay and the bind are unmounted, and the
-test checks the host has no meshgate package, user, configuration or unit.
+test checks the host has no meshgate package, user, configuration or unit. SIGTERM (meson's timeout)
+gets the same clean-up; a run killed outright is swept by the next one (sweep_stale_runs).
 
 The checks are driven from outside, with `nsenter --target <container's PID 1> --all` for
 systemctl, journalctl and systemd-analyze inside, and clients (test/integration/harness.py: python3-
@@ -47,6 +48,7 @@ import signal
 import socket
 import statistics
 import subprocess
+import tempfile
 import time
 
 import pytest
@@ -88,6 +90,55 @@ def skip_suite(reason):
 
 # -- the container ----------------------------------------------------------------------------------
 
+WORK_PREFIX = "/tmp/meshgate-systemd-test-"  # + a random part: one folder a run
+
+
+def mounts_below(path):
+    """Mount points at or below `path`, deepest first (from /proc/self/mountinfo)."""
+    path = os.path.realpath(path)
+    points = []
+    for line in open("/proc/self/mountinfo"):
+        point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), line.split()[4])
+        if point == path or point.startswith(path + "/"):
+            points.append(point)
+    return sorted(points, key=len, reverse=True)
+
+
+def sweep_stale_runs():
+    """What a run killed before its clean-up left (its container, its mounts, its folder), when the
+    process that made it is gone. The folder's `owner` holds that process's pid and the container's
+    PID 1 as the host sees it."""
+    for work in glob.glob(WORK_PREFIX + "*"):
+        try:
+            pids = [int(x) for x in open(os.path.join(work, "owner")).read().split()]
+        except (OSError, ValueError):
+            pids = []
+        if pids and os.path.exists(f"/proc/{pids[0]}"):
+            continue  # a run that is still going
+        if len(pids) > 1 and os.path.exists(f"/proc/{pids[1]}"):
+            with contextlib.suppress(OSError):
+                if open(f"/proc/{pids[1]}/comm").read().strip() == "systemd" and \
+                        os.readlink(f"/proc/{pids[1]}/ns/pid") != os.readlink("/proc/self/ns/pid"):
+                    os.kill(pids[1], signal.SIGKILL)
+                    time.sleep(1)
+        for point in mounts_below(work):
+            run(["umount", "--lazy", point], check=False)
+        if not mounts_below(work):
+            shutil.rmtree(work, ignore_errors=True)
+        if pids:
+            for suffix in ("", "-install"):
+                Container.remove_propagate_dir(f"meshgate-test-{pids[0]}{suffix}")
+    remove_nspawn_run_dirs()
+
+
+def remove_nspawn_run_dirs():
+    """nspawn makes /run/systemd/nspawn/{propagate,locks}; on a host that does not boot with systemd
+    /run is not a tmpfs and they would stay. Removed when empty (nspawn makes them again)."""
+    for d in ("/run/systemd/nspawn/propagate", "/run/systemd/nspawn/locks", "/run/systemd/nspawn"):
+        with contextlib.suppress(OSError):
+            os.rmdir(d)
+
+
 def processes():
     """(pid, parent pid, [pid in each PID namespace, outermost first]) of every process, as the host
     sees them."""
@@ -121,7 +172,6 @@ class Container:
         self.nspawn = None
         self.pid1 = None
         self.log_path = os.path.join(tmp, "nspawn.log")
-        self.had_nspawn_run_dir = os.path.isdir("/run/systemd/nspawn")
 
     def path(self, p):
         return os.path.join(self.root, p.lstrip("/"))
@@ -132,7 +182,10 @@ class Container:
         text when this machine cannot (no overlayfs, no permission), else None."""
         for d in (self.low, self.rw, self.root):
             os.makedirs(d)
+        # LOW is read-only: whatever walks into it (a clean-up of a folder whose unmount failed, a
+        # careless rm -r of /tmp) cannot touch the host's files.
         steps = [(["mount", "--bind", "/", self.low], self.low),
+                 (["mount", "-o", "remount,bind,ro", self.low], None),
                  (["mount", "--make-private", self.low], None),
                  (["mount", "-t", "tmpfs", "-o", "mode=0755,size=2g", "meshgate-test", self.rw], self.rw)]
         for cmd, point in steps:
@@ -181,6 +234,8 @@ class Container:
              "systemd.unit=meshgate-test.target"],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
+        with open(os.path.join(self.tmp, "owner"), "w") as f:
+            f.write(f"{os.getpid()}\n")
         deadline = time.monotonic() + BOOT_TIMEOUT
         while self.pid1 is None and time.monotonic() < deadline:
             if self.nspawn.poll() is not None:
@@ -189,6 +244,8 @@ class Container:
             time.sleep(0.05)
         if self.pid1 is None:
             return f"no PID 1 in the container after {BOOT_TIMEOUT}s: {self.log_tail()}"
+        with open(os.path.join(self.tmp, "owner"), "a") as f:
+            f.write(f"{self.pid1}\n")
         state = ""
         while time.monotonic() < deadline:
             if self.nspawn.poll() is not None:
@@ -219,13 +276,16 @@ class Container:
     def poweroff(self):
         if self.nspawn is None or self.nspawn.poll() is not None:
             return
-        if self.pid1:
-            self.sh("systemctl", "poweroff", check=False, timeout=10)
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            if self.pid1:
+                self.sh("systemctl", "poweroff", check=False, timeout=10)
             self.nspawn.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.nspawn.pid, signal.SIGKILL)
-            self.nspawn.wait(10)
+            return
+        # Killing the container's PID 1 ends every process of its PID namespace, and nspawn with them.
+        for pid in (self.pid1, self.nspawn.pid):
+            with contextlib.suppress(OSError, TypeError):
+                os.kill(pid, signal.SIGKILL)
+        self.nspawn.wait(10)
 
     def unmount(self):
         """Unmounts what mount() mounted, the last first; lazily when something still holds it."""
@@ -238,13 +298,10 @@ class Container:
                 if r.returncode != 0:
                     problems.append(f"umount {point}: {r.stdout.strip()}")
         self.mounted = []
+        if not mounts_below(self.tmp):
+            shutil.rmtree(self.tmp, ignore_errors=True)
         self.remove_propagate_dir(self.name)
-        if not self.had_nspawn_run_dir:
-            # nspawn makes /run/systemd/nspawn/{propagate,locks}; on a host that does not boot with
-            # systemd /run is not a tmpfs and they would stay.
-            for d in ("/run/systemd/nspawn/propagate", "/run/systemd/nspawn/locks", "/run/systemd/nspawn"):
-                with contextlib.suppress(OSError):
-                    os.rmdir(d)
+        remove_nspawn_run_dirs()
         return problems
 
     @staticmethod
@@ -457,12 +514,15 @@ def host_meshgate_traces():
 
 
 @pytest.fixture(scope="module")
-def container(tmp_path_factory):
+def container():
     before = host_meshgate_traces()
     if before:
         skip_suite(f"this machine has meshgate on it already ({before}); the test will not touch it")
     _, deb = deb_package(PKG_OUT)
-    c = Container(str(tmp_path_factory.mktemp("nspawn")))
+    sweep_stale_runs()
+    c = Container(tempfile.mkdtemp(prefix=os.path.basename(WORK_PREFIX), dir=os.path.dirname(WORK_PREFIX)))
+    # meson's timeout sends SIGTERM: clean up as after a failure instead of leaving the container.
+    previous_term = signal.signal(signal.SIGTERM, interrupted)
     skip = None
     try:
         skip = c.mount()
@@ -485,10 +545,14 @@ def container(tmp_path_factory):
         c.poweroff()
         problems = c.unmount()
         write_figures()
-        shutil.rmtree(c.tmp, ignore_errors=True)
+        signal.signal(signal.SIGTERM, previous_term)
     assert not problems, problems
     after = host_meshgate_traces()
     assert not after, f"the test left meshgate on the host: {after}"
+
+
+def interrupted(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def write_figures():
