@@ -327,8 +327,9 @@ class Container:
 
     def cursor(self):
         """The position of meshgate.service's last journal entry: journal(after=...) returns only what
-        comes later. (journalctl 252 returns nothing for --after-cursor with a filter the cursor's own
-        entry does not match: -u and -p together, or another unit's entry.)"""
+        comes later. (journalctl 252 returned nothing after a cursor whose own entry did not match the
+        filter, seen with -u and -p err: so cursors are taken with the same -u, and journal() filters
+        priorities itself.)"""
         out = self.sh("journalctl", "-u", UNIT, "-n", "1", "-o", "json", "--no-pager").stdout.strip()
         return json.loads(out.splitlines()[-1])["__CURSOR"] if out else None
 
