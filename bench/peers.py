@@ -116,7 +116,8 @@ class Meshgate:
         with open(os.path.join(ROOT, "conf", "meshgate.conf")) as f:
             shipped = f.read()
         self.conf = edit_config(shipped, {
-            "node": {"name": "peers", "workers": 2, "drain_timeout": 2},
+            # state_dir: the shipped [queue] store = disk needs one (the fan-out loads do not use it).
+            "node": {"name": "peers", "workers": 2, "drain_timeout": 2, "state_dir": os.path.join(tmp, "state")},
             "log": {"level": "warn"},
             "api": {"bind": "127.0.0.1", "port": self.api},
             "route": {"bind": "127.0.0.1", "port": free_port()},
@@ -126,6 +127,7 @@ class Meshgate:
                             "ping_interval": 0, "token_secret": SECRET},
             "listener.wss": {"bind": "127.0.0.1", "port": free_port()},
         })
+        os.makedirs(os.path.join(tmp, "state"), exist_ok=True)
         self.sub_port = self.ws
         self.sub_path = "/?token=" + connect_token(SECRET, 3 * 3600, ch=[CHANNEL])
         self.pub_port = self.api
@@ -312,17 +314,19 @@ class Window:
         return r
 
 
-def load_single(srv, wsb, n, publishes, size, timeout, prof):
+def load_single(srv, wsb, n, publishes, size, timeout, prof, channel=CHANNEL, warmup=True):
+    """warmup=False for a server without channels (every publish reaches every subscriber)."""
     data = "x" * size
     conn = HttpConn(srv.pub_port)
     try:
-        conn.call(srv.publish("warmup", data))  # the connection's first request is not measured
+        if warmup:
+            conn.call(srv.publish("warmup", data))  # the connection's first request is not measured
         wsb.reset()
         lat = []
         with Window(srv, prof, "single") as w:
             for k in range(publishes):
                 t = time.monotonic()
-                status, body = conn.call(srv.publish(CHANNEL, data))
+                status, body = conn.call(srv.publish(channel, data))
                 if status >= 300:
                     raise RuntimeError(f"{srv.name} publish: {status} {body[:200]!r}")
                 got = wsb.wait(n * (k + 1), timeout)
@@ -334,12 +338,12 @@ def load_single(srv, wsb, n, publishes, size, timeout, prof):
         conn.close()
 
 
-def load_burst(srv, wsb, n, burst, size, timeout, prof):
+def load_burst(srv, wsb, n, burst, size, timeout, prof, channel=CHANNEL):
     data = "x" * size
     conn = HttpConn(srv.pub_port)
     try:
         conn.call(srv.publish("warmup", data))
-        reqs = [srv.publish(CHANNEL, data) for _ in range(burst)]
+        reqs = [srv.publish(channel, data) for _ in range(burst)]
         wsb.reset()
         with Window(srv, prof, "burst") as w:
             answers = conn.pipeline(reqs)

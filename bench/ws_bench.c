@@ -25,6 +25,8 @@
  *   --hold S       without --control: stay connected S seconds printing STATS every second
  *   --expect M     without --control: exit as soon as M messages have arrived
  *   --control      read commands from stdin, one per line (see below)
+ *   --fixed-key    send RFC 6455's sample Sec-WebSocket-Key (dGhlIHNhbXBsZSBub25jZQ==) on every
+ *                  connection, for floors that answer with its fixed accept (min_ws_fanout)
  *
  * Output (stdout, one line each, key=value):
  *   CONNECT ok=.. failed=.. elapsed_ms=.. rate=.. (+ failure reasons)   once all N were tried
@@ -142,7 +144,8 @@ static struct {
   int hold_s;
   uint64_t expect;
   int control;
-} opt = {"127.0.0.1", 0, 1000, 500, "/", 10, 1, 0, 0, 0};
+  int fixed_key; /* --fixed-key: RFC 6455's sample key, for floors that answer it with a fixed accept */
+} opt = {"127.0.0.1", 0, 1000, 500, "/", 10, 1, 0, 0, 0, 0};
 
 static uv_loop_t* loop;
 static conn* conns;
@@ -417,6 +420,7 @@ static void start_conn(conn* c) {
   uint8_t k[16];
   random_bytes(k, sizeof k);
   base64(k, 16, c->key);
+  if (opt.fixed_key) strcpy(c->key, "dGhlIHNhbXBsZSBub25jZQ==");
   char cat[64];
   snprintf(cat, sizeof cat, "%s258EAFA5-E914-47DA-95CA-C5AB0DC85B11", c->key);
   uint8_t dig[20];
@@ -571,7 +575,7 @@ static void raise_nofile(int need) {
 static void usage(void) {
   fprintf(stderr,
           "usage: ws_bench -p PORT [-H HOST] [-n N] [-c CONCURRENCY] [-P PATH] [-t TIMEOUT_S] [-s SRC_IPS]\n"
-          "                [--hold SECONDS] [--expect MESSAGES] [--control]\n");
+          "                [--hold SECONDS] [--expect MESSAGES] [--control] [--fixed-key]\n");
   exit(2);
 }
 
@@ -579,6 +583,7 @@ int main(int argc, char** argv) {
   static struct option longopts[] = {{"hold", required_argument, 0, 1},
                                      {"expect", required_argument, 0, 2},
                                      {"control", no_argument, 0, 3},
+                                     {"fixed-key", no_argument, 0, 4},
                                      {"help", no_argument, 0, 'h'},
                                      {0, 0, 0, 0}};
   int ch;
@@ -594,6 +599,7 @@ int main(int argc, char** argv) {
       case 1: opt.hold_s = atoi(optarg); break;
       case 2: opt.expect = strtoull(optarg, NULL, 10); break;
       case 3: opt.control = 1; break;
+      case 4: opt.fixed_key = 1; break;
       default: usage();
     }
   }

@@ -9,9 +9,11 @@
 set -euo pipefail
 
 build_pkgs=(g++ meson ninja-build pkg-config libuv1-dev libwslay-dev libcjson-dev libssl-dev libinih-dev node-llhttp)
-# systemd: systemd-analyze rates the shipped unit (test_systemd.py); prometheus: promtool checks
-# /metrics and the alert rules (test_monitoring.py).
-test_pkgs=(libgtest-dev python3 python3-pytest python3-websockets iproute2 chromium systemd prometheus curl)
+# systemd: systemd-analyze rates the shipped unit (test/integration/test_systemd.py); systemd-container:
+# systemd-nspawn boots the package's unit under systemd (test/packaging/test_systemd.py); prometheus:
+# promtool checks /metrics and the alert rules (test_monitoring.py).
+test_pkgs=(libgtest-dev python3 python3-pytest python3-websockets iproute2 chromium systemd systemd-container
+           prometheus curl)
 deb_pkgs=(debhelper lintian dpkg-dev)
 rpm_pkgs=(rpm rpmlint cpio)
 # Static binaries: Debian's static archives (.a) of libuv, OpenSSL, inih and c-ares come with their

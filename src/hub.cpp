@@ -127,16 +127,6 @@ int Hub::run() {
   queue_.set_now(uv_now(&loop_));
 
   workers_.start(std::move(fds));
-  // Every listening socket is bound and listening now (connections wait in their backlogs until the
-  // workers' loops run): systemd may start what comes after us.
-  uv_timer_init(&loop_, &notify_timer_);
-  notify_timer_.data = this;
-  if (notify_.enabled()) {
-    notify_.send("READY=1\nSTATUS=" + status_line() + "\nMAINPID=" + std::to_string(uv_os_getpid()));
-    uint64_t every = notify_.watchdog_interval_ms() ? std::min<uint64_t>(notify_.watchdog_interval_ms(), 1000) : 1000;
-    uv_timer_start(&notify_timer_, &Hub::on_notify_tick, every, every);
-  }
-
   LOG_INFO("meshgate %s node %d (%s): %u workers; control API on %s%s", MESHGATE_VERSION, cfg_.node_id,
            cfg_.node_name.c_str(), n, host_port(cfg_.api_bind, cfg_.api_port).c_str(),
            api_.token().empty() ? " (no API token)" : "");
@@ -155,6 +145,17 @@ int Hub::run() {
   } else {
     LOG_WARN("the control API listens on %s without [api] token: anyone who reaches it can push to every client",
              cfg_.api_bind.c_str());
+  }
+
+  // Every listening socket is bound and listening now (connections wait in their backlogs until the
+  // workers' loops run), and the lines above named them: systemd may start what comes after us. READY=1
+  // goes after those lines so that the journal shows every listener before systemd's "Started".
+  uv_timer_init(&loop_, &notify_timer_);
+  notify_timer_.data = this;
+  if (notify_.enabled()) {
+    notify_.send("READY=1\nSTATUS=" + status_line() + "\nMAINPID=" + std::to_string(uv_os_getpid()));
+    uint64_t every = notify_.watchdog_interval_ms() ? std::min<uint64_t>(notify_.watchdog_interval_ms(), 1000) : 1000;
+    uv_timer_start(&notify_timer_, &Hub::on_notify_tick, every, every);
   }
 
   uv_run(&loop_, UV_RUN_DEFAULT);

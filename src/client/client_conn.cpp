@@ -308,6 +308,13 @@ SendResult ClientConn::admit_output(size_t bytes) {
   return r;
 }
 
+bool ClientConn::admit_tls_records(size_t bytes) {
+  // The same bound for TLS: a client that floods KeyUpdates (each answered with one of ours) and
+  // never reads must not grow our memory past the hard limit either. Only a full buffer drops them:
+  // a record of a stream that is closing still goes out (the session's keys have moved on).
+  return admit_output(bytes) != SendResult::BufferFull;
+}
+
 void ClientConn::ws_output(const uint8_t* data, size_t len) {
   // Pongs and close frames count against the same bound: a client that sends pings and never
   // reads must not grow our memory.

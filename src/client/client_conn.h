@@ -84,6 +84,7 @@ class ClientConn final : public Stream, public WsOwner {
   void on_tls_failed(const std::string& why) override;
   // The wait for handshake budget is the server's, not the client's: its handshake timeout moves on.
   void on_turn_waited(uint32_t ms) override { accepted_s_ += (ms + 500) / 1000; }
+  bool admit_tls_records(size_t bytes) override;
   bool ws_message(uint8_t opcode, const uint8_t* data, size_t len) override;
   void ws_output(const uint8_t* data, size_t len) override;
   // Every byte this connection queues once open goes through here: Stream::admit under the

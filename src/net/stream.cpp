@@ -135,7 +135,10 @@ void Stream::read_tls(const char* data, size_t len) {
   std::string plain, out;
   bool was_established = tls_->established();
   TlsSession::Result r = tls_->feed(data, len, plain, out);
-  if (!out.empty()) write_raw(std::make_shared<const std::string>(std::move(out)));
+  if (!out.empty()) {
+    if (!admit_tls_records(out.size())) return;  // over an output bound: closed by the owner
+    write_raw(std::make_shared<const std::string>(std::move(out)));
+  }
   if (r == TlsSession::Result::Error) {
     if (!plain.empty()) on_read(plain.data(), plain.size());  // what arrived intact before the bad record
     if (closed_) return;

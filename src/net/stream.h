@@ -140,6 +140,13 @@ class Stream {
   virtual void on_tls_failed(const std::string& why) { (void)why; }
   // It waited `ms` for a turn with room in the handshake budget and is read again now.
   virtual void on_turn_waited(uint32_t ms) { (void)ms; }
+  // TLS: records the session wrote while reading (its handshake, answers to a client's KeyUpdates,
+  // alerts), before they are queued. False: the owner closed the stream (an output bound) and they
+  // are dropped.
+  virtual bool admit_tls_records(size_t bytes) {
+    (void)bytes;
+    return true;
+  }
 
  private:
   friend struct LoopContext;

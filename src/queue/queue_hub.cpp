@@ -237,11 +237,14 @@ void QueueHub::push_valid(QueueEvent ev) {
 
 void QueueHub::push(const QueueEventRef& ev) {
   if (!event_text_valid(ev)) return discard(Discard::InvalidText, ev.own());
-  // The common case, a local consumer without acknowledgements that can take it now, needs no copy.
+  // The common case, a local consumer without acknowledgements that can take it now, needs no copy;
+  // on a disk topic too, when it would go to memory: its record is made from the views, and its
+  // delivery moves the cursor past it at once, as deliver() does for an owned event.
   Topic* t = ev.fwd == 0 ? topic(*ev.topic, false) : nullptr;
-  if (t && !t->log && t->pending_by_client.count(ev.client) == 0) {
+  if (t && t->pending_by_client.count(ev.client) == 0 && (!t->log || (logging(*t) && log_to_memory(*t)))) {
     Target to = target(*t, ev.client, ev.hops, nullptr);
     if (to.local && !to.local->ack && ready(*to.local)) {
+      if (t->log) t->log->done(log_record(*t, ev.client, ev.data, ev.context, true));
       t->delivered++;
       to.local->sink->sink_deliver(ev, node_id_, 0);
       return;

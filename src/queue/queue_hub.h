@@ -291,6 +291,11 @@ class QueueHub {
   // Whether `ev` (this node's client's, about to be pushed into disk topic `t`) goes to memory too;
   // numbers it in the log either way. False: it is in the log only, read back in its turn.
   bool log_push(Topic& t, QueueEvent& ev);
+  // Whether an event pushed into disk topic `t` now goes to memory too (else to the log only).
+  bool log_to_memory(const Topic& t) const;
+  // Appends one record to t's log, its events in memory up to it when `to_memory`; pauses t's
+  // producers while its unwritten records pass max_bytes. Returns the record's sequence number.
+  uint64_t log_record(Topic& t, uint64_t client, std::string_view data, std::string_view context, bool to_memory);
   // Whether `ev`, pushed into `t`, goes to t's log: this node's client's event, not logged yet, into a
   // disk topic or a memory topic whose recovered log still holds events (so none passes an older one).
   bool logs(const Topic& t, const QueueEvent& ev) const { return logging(t) && ev.fwd == 0 && !ev.log_seq; }

@@ -32,11 +32,21 @@ void QueueHub::log_done(const QueueEvent& ev) {
 }
 
 bool QueueHub::log_push(Topic& t, QueueEvent& ev) {
-  TopicLog& log = *t.log;
+  const bool to_memory = log_to_memory(t);
+  ev.log_seq = log_record(t, ev.client, ev.data, ev.context, to_memory);
+  return to_memory;
+}
+
+bool QueueHub::log_to_memory(const Topic& t) const {
   // Memory takes it while the topic is not spilled and under its window; once spilled, every later
   // event goes to the log only, so none passes an older one of its client waiting there.
-  const bool to_memory = !log.spilled() && t.pending.size() < limits_.max_events && t.bytes < limits_.max_bytes;
-  ev.log_seq = log.append(ev.client, ev.data, ev.context);
+  return !t.log->spilled() && t.pending.size() < limits_.max_events && t.bytes < limits_.max_bytes;
+}
+
+uint64_t QueueHub::log_record(Topic& t, uint64_t client, std::string_view data, std::string_view context,
+                              bool to_memory) {
+  TopicLog& log = *t.log;
+  const uint64_t seq = log.append(client, data, context);
   if (to_memory) log.set_memory_end(log.next_seq());
   // Clients faster than the disk: what waits to be written is memory, bounded like the window
   // (max_bytes); the producers are paused until the store's thread is down to half of it (relieve).
@@ -44,7 +54,7 @@ bool QueueHub::log_push(Topic& t, QueueEvent& ev) {
     pause(t);
     t.behind_disk = true;
   }
-  return to_memory;
+  return seq;
 }
 
 void QueueHub::maybe_read(Topic& t) {

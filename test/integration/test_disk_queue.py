@@ -49,6 +49,26 @@ async def test_events_sent_before_a_sigkill_are_all_delivered_after_the_restart_
         assert all(e["p"].get("r") is True for e in got), "events kept over a restart are marked redelivered"
 
 
+async def test_events_delivered_at_once_to_a_waiting_consumer_are_not_delivered_again_after_a_sigkill(nodes):
+    # A consumer without acknowledgements, ready when the events come: each goes straight to it (the
+    # hub's no-copy path), and its delivery consumes its record, so the log keeps nothing to replay.
+    n, d = disk_node(nodes, "disk-direct")
+    lines = [f"direct {i:04d}" for i in range(500)]
+    async with Session(n) as s:
+        cons = await s.consumer()
+        await asyncio.to_thread(send_lines, n.port("tcp"), lines)
+        got = await collect_frames(cons, len(lines), what="events to a waiting consumer")
+        assert frames_of(got) == lines
+        await asyncio.sleep(0.3)  # well past fsync_interval: the cursor is synced past them
+        [t] = [t for t in harness.api_ok(n, "node.stats", {})["queue"] if t["topic"] == "client"]
+        assert t["disk_events"] == 0, t
+    n.kill()
+    restart(n)
+    async with Session(n) as s:
+        cons = await s.consumer()
+        await cons.no_event(lambda e: "frame" in e["p"]["d"], 1.0)
+
+
 async def test_a_backlog_past_the_memory_window_is_read_back_from_disk_in_order(nodes):
     n, d = disk_node(nodes, "disk-window", queue={"max_events": 100})
     lines = [f"backlog {i:05d}" for i in range(3000)]

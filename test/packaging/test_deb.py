@@ -5,22 +5,23 @@ configuration as that user and serves a WebSocket client a publish; an upgrade k
 conffile; purge removes the configuration, the directories, the user and the unit's enablement.
 
 Runs as root on a machine where the package is not installed (CI); run.sh skips it otherwise. It leaves
-the machine as it found it: the package is purged at the end whatever happened."""
+the machine as it found it: the package is purged at the end whatever happened. The package is built
+once per source tree and shared with the systemd suite (pkgnode.deb_package)."""
 
+import glob
 import grp
 import os
 import pwd
 import re
-import shutil
 import stat
 import subprocess
 
 import pytest
 
-from pkgnode import REPO, InstalledNode, harness, make_package, run
+from pkgnode import REPO, InstalledNode, deb_package, harness, run
 
 CONF = "/etc/meshgate/meshgate.conf"
-OUT = os.path.join(os.environ.get("MESHGATE_PKG_OUT", os.path.join(REPO, "build-pkg")), "deb-test")
+PKG_OUT = os.environ.get("MESHGATE_PKG_OUT", os.path.join(REPO, "build-pkg"))
 APT_ENV = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
 
 
@@ -36,19 +37,25 @@ def apt(*args):
 
 
 @pytest.fixture(scope="module")
-def deb():
-    """Builds the package with `make deb` (into OUT) and returns the .deb path; purges at the end."""
-    yield make_package("deb", OUT, "meshgate_*.deb")
+def deb_dir():
+    """`make deb`'s output directory (the .deb, lintian.txt), shared with the systemd suite
+    (pkgnode.deb_package: built once per source tree); purges the package at the end."""
+    out, _ = deb_package(PKG_OUT)
+    yield out
     if dpkg_status():
         subprocess.run(["apt-get", "-y", "-q", "-o", "DPkg::Lock::Timeout=600", "purge", "meshgate"], env=APT_ENV,
                        stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL)
-    shutil.rmtree(OUT, ignore_errors=True)
 
 
-def test_lintian_warnings_are_documented(deb):
+@pytest.fixture(scope="module")
+def deb(deb_dir):
+    return glob.glob(os.path.join(deb_dir, "meshgate_*.deb"))[0]
+
+
+def test_lintian_warnings_are_documented(deb_dir):
     """lintian ran in `make deb` (which fails on an error); each warning it gave is explained in docs."""
-    text = open(os.path.join(OUT, "lintian.txt")).read()
+    text = open(os.path.join(deb_dir, "lintian.txt")).read()
     assert not re.search(r"^E: ", text, re.M), text
     docs = open(os.path.join(REPO, "docs", "packaging.md")).read()
     for tag in re.findall(r"^W: meshgate[^:]*: (\S+)", text, re.M):
