@@ -15,11 +15,15 @@ const char* violation_reason(uint16_t code) {
 }
 }  // namespace
 
-WsSession::WsSession(WsOwner* owner, uint32_t max_message) : owner_(owner), decoder_(make_ws_decoder(max_message)) {}
+WsSession::WsSession(WsOwner* owner, uint32_t max_message) : owner_(owner), max_message_(max_message) {}
 
 size_t WsSession::feed(char* data, size_t len) {
-  if (decoder_->stopped()) return len;
-  return decoder_->feed(reinterpret_cast<uint8_t*>(data), len, *this);
+  if (input_ended_ || len == 0) return len;
+  if (!decoder_) decoder_ = make_ws_decoder(max_message_);
+  const size_t used = decoder_->feed(reinterpret_cast<uint8_t*>(data), len, *this);
+  if (decoder_->stopped()) input_ended_ = true;
+  if (input_ended_ || decoder_->at_rest()) decoder_.reset();
+  return used;
 }
 
 void WsSession::send_frame(uint8_t opcode, const std::string& payload) {
