@@ -33,7 +33,8 @@ ListenerMetrics& listener_metrics(unsigned i) { return metrics().listeners[i]; }
 uint64_t ClientConn::since_ms() const { return snowflake_unix_ms(id_); }
 
 void ClientConn::start() {
-  remote_addr_ = peer_address(tcp());
+  const PeerAddr p = peer_addr(tcp());
+  if (p.family) peer_ = p;  // else keep the IP the listener's guard counted (set_guard_ip)
   accepted_s_ = last_rx_s_ = last_ping_s_ = worker_.now_s();
   const ListenerConfig& l = listener();
   SSL_CTX* tls_ctx = worker_.listener_shared(listener_index_).tls;
@@ -59,7 +60,7 @@ void ClientConn::on_tls_failed(const std::string& why) {
   // close frame was exchanged). The stream closes once the alert is flushed.
   if (tls_established()) inc(metrics().protocol_errors);
   else inc(metrics().refused[static_cast<int>(RefuseReason::TlsHandshake)]);
-  LOG_DEBUG("TLS from %s failed: %s", remote_addr_.c_str(), why.c_str());
+  LOG_DEBUG("TLS from %s failed: %s", remote_addr().c_str(), why.c_str());
   decide_close(1006, "TLS error");
 }
 
@@ -258,7 +259,7 @@ void ClientConn::open(const std::string& path, const std::string& query) {
   std::vector<std::string>().swap(token_channels_);
   const ListenerConfig& l = listener();
   if (!l.events) return;
-  emit_event(client_open_event(l.name, remote_addr_, l.type == ListenerType::Ws, path, query));
+  emit_event(client_open_event(l.name, remote_addr(), l.type == ListenerType::Ws, path, query));
 }
 
 size_t ClientConn::read_tcp(const char* data, size_t len) {
@@ -433,7 +434,7 @@ void ClientConn::decide_close(int code, const std::string& reason) {
 
 void ClientConn::on_close() {
   decide_close(1006, "connection lost");
-  if (!guard_ip_.empty()) worker_.listener_shared(listener_index_).guard->release(guard_ip_);
+  if (guard_ip_) worker_.listener_shared(listener_index_).guard->release(peer_.ip_text());
   worker_.forget(this);
 }
 
