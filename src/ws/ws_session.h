@@ -58,7 +58,7 @@ class WsSession final : private WsEvents {
   // How this session ended: the code we sent if we closed first, otherwise the code the client sent
   // (1005 when its close frame had none); 1006 while neither happened.
   uint16_t close_code() const;
-  const std::string& close_reason() const { return close_reason_; }
+  const std::string& close_reason() const;
   // True when the decoder holds no buffer (between messages): always when there is no decoder.
   bool idle() const { return !decoder_ || decoder_->idle(); }
 
@@ -70,10 +70,11 @@ class WsSession final : private WsEvents {
   void ws_error(uint16_t code) override;
   void send_frame(uint8_t opcode, const std::string& payload);
   void send_close(uint16_t code, const std::string& reason);
+  void set_close_reason(std::string reason);
 
   WsOwner* owner_;
   std::unique_ptr<WsDecoder> decoder_;  // only while a frame or message is under way (see above)
-  std::string close_reason_;
+  std::unique_ptr<std::string> close_reason_;  // only once a close has a reason
   uint32_t max_message_;
   uint16_t sent_code_ = 0;      // 0 until we send a close
   uint16_t received_code_ = 0;  // 0 until the client's close arrives
