@@ -175,22 +175,29 @@ TlsSession::TlsSession(SSL_CTX* ctx) : ssl_(SSL_new(ctx)) { SSL_set_accept_state
 
 TlsSession::~TlsSession() { SSL_free(ssl_); }
 
+const std::string& TlsSession::error() const {
+  static const std::string none;
+  return error_ ? *error_ : none;
+}
+
+void TlsSession::fail(std::string why) { error_ = std::make_unique<std::string>(std::move(why)); }
+
 TlsSession::Result TlsSession::feed(const char* data, size_t len, std::string& plain, std::string& out) {
   Lend lend(ssl_);
   if (!lend.ok()) {
-    error_ = "TLS: no memory BIO";
+    fail("TLS: no memory BIO");
     return Result::Error;
   }
   if (unread_) {
     const bool ok = BIO_write(lend.in(), unread_->data(), static_cast<int>(unread_->size())) == static_cast<int>(unread_->size());
     unread_.reset();
     if (!ok) {
-      error_ = "TLS input buffer";
+      fail("TLS input buffer");
       return Result::Error;
     }
   }
   if (len && BIO_write(lend.in(), data, static_cast<int>(len)) != static_cast<int>(len)) {
-    error_ = "TLS input buffer";
+    fail("TLS input buffer");
     return Result::Error;
   }
   const Result r = feed_attached(plain, out);
@@ -210,7 +217,7 @@ TlsSession::Result TlsSession::feed_attached(std::string& plain, std::string& ou
       int e = SSL_get_error(ssl_, r);
       move_pending(wbio, out);
       if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) return Result::Ok;
-      error_ = "handshake failed: " + openssl_error();
+      fail("handshake failed: " + openssl_error());
       return Result::Error;
     }
     established_ = true;
@@ -231,7 +238,7 @@ TlsSession::Result TlsSession::feed_attached(std::string& plain, std::string& ou
     move_pending(wbio, out);
     if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) return Result::Ok;
     if (e == SSL_ERROR_ZERO_RETURN) return Result::Closed;
-    error_ = "TLS error: " + openssl_error();
+    fail("TLS error: " + openssl_error());
     return Result::Error;
   }
 }

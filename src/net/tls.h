@@ -48,18 +48,19 @@ class TlsSession {
   void encrypt(const char* data, size_t len, std::string& out);
   bool established() const { return established_; }
   // Why the session failed (OpenSSL's reason), for logs.
-  const std::string& error() const { return error_; }
+  const std::string& error() const;
 
  private:
   class Lend;  // attaches the thread's BIOs for one call (tls.cpp)
   Result feed_attached(std::string& plain, std::string& out);
   void encrypt_attached(const char* data, size_t len, std::string& out);
+  void fail(std::string why);
 
   SSL* ssl_;
   std::unique_ptr<std::string> unread_;       // ciphertext OpenSSL did not take yet: only while any
   std::unique_ptr<std::string> early_plain_;  // written before the handshake finished: only until then
   bool established_ = false;
-  std::string error_;
+  std::unique_ptr<std::string> error_;        // why it failed: only once it has
 };
 
 }  // namespace mg
