@@ -13,10 +13,10 @@
 // forgets it last, just before it is freed (Worker::forget asserts, in debug builds, that none of
 // its tables still reaches it).
 //
-// Memory while idle: the socket handle, a few counters, the context text and channel names, and for
-// WebSocket the session with its codec's few dozen bytes (no buffer and no wslay context between
-// messages, ws_codec.h). Read buffers are shared per loop; output chunks are released as soon as they
-// are written.
+// Memory while idle: the socket handle, a few counters, the peer address (20 bytes), the context text
+// and channel names, and for WebSocket the session alone (no decoder between messages, ws_session.h);
+// over TLS the session's SSL and nothing else (net/tls.h). Read buffers are shared per loop; output
+// chunks are released as soon as they are written.
 //
 // Pausing for the queue: its decoder (codec or TCP framing) asks after every message whether the
 // client's topic is full or the hub is behind (hold_input), and stops right after the message that
