@@ -74,7 +74,9 @@ bool ClientConn::accept_token(const std::string& token, std::string& why) {
     return false;
   }
   context_ = std::move(claims.context);
-  token_channels_ = std::move(claims.channels);  // subscribed in open(), with the connection
+  if (!claims.channels.empty()) {  // subscribed in open(), with the connection
+    token_channels_ = std::make_unique<std::vector<std::string>>(std::move(claims.channels));
+  }
   return true;
 }
 
@@ -255,8 +257,10 @@ void ClientConn::open(const std::string& path, const std::string& query) {
   id_ = worker_.next_client_id();
   phase_ = Phase::Open;
   worker_.register_open(this);
-  for (const std::string& ch : token_channels_) worker_.subscribe(this, ch);
-  std::vector<std::string>().swap(token_channels_);
+  if (token_channels_) {
+    for (const std::string& ch : *token_channels_) worker_.subscribe(this, ch);
+    token_channels_.reset();
+  }
   const ListenerConfig& l = listener();
   if (!l.events) return;
   emit_event(client_open_event(l.name, remote_addr(), l.type == ListenerType::Ws, path, query));
@@ -420,7 +424,6 @@ void ClientConn::tick(uint32_t now) {
 void ClientConn::decide_close(int code, const std::string& reason) {
   if (close_code_) return;
   close_code_ = static_cast<uint16_t>(code);
-  close_reason_ = reason;
   const bool was_open = phase_ == Phase::Open;
   phase_ = Phase::Closing;  // set here only: Open -> Closing happens once, with the unregister below
   closing_since_s_ = worker_.now_s();  // a close frame or TLS alert gets a few seconds to go out

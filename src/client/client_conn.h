@@ -127,7 +127,7 @@ class ClientConn final : public Stream, public WsOwner {
   Worker& worker_;
   uint64_t id_ = 0;
   std::string context_;                 // JSON object text; empty means {}
-  std::vector<std::string> token_channels_;  // a connect token's channels, until open() subscribes them
+  std::unique_ptr<std::vector<std::string>> token_channels_;  // a connect token's channels, until open() subscribes them
   std::vector<SubSlot> subs_;
   std::unique_ptr<HttpParser> handshake_;  // only during the WebSocket handshake
   std::unique_ptr<WsSession> ws_;          // WebSocket after the upgrade
@@ -142,7 +142,6 @@ class ClientConn final : public Stream, public WsOwner {
   Phase phase_ = Phase::Handshake;
   bool guard_ip_ = false;                // the listener's per-IP count holds peer_'s IP
   PeerAddr peer_;                       // its IP and port (text made when asked)
-  std::string close_reason_;
 };
 
 }  // namespace mg
