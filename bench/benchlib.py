@@ -10,6 +10,7 @@ import os
 import queue
 import signal
 import socket
+import statistics
 import struct
 import subprocess
 import threading
@@ -137,6 +138,22 @@ def proc_kb(pid, key):
             if line.startswith(key + ":"):
                 return int(line.split()[1])
     raise KeyError(key)
+
+
+def per_conn_runs(runs, one_run, label):
+    """Runs one_run() `runs` times, printing each result (a dict with bytes_per_conn_vmrss and
+    bytes_per_conn_anon) as a JSON line, then one summary line: min/median/max of VmRSS per connection
+    and the median of RssAnon. Returns the results."""
+    results = []
+    for _ in range(runs):
+        r = one_run()
+        print(json.dumps(r), flush=True)
+        results.append(r)
+    per = sorted(r["bytes_per_conn_vmrss"] for r in results)
+    anon = sorted(r["bytes_per_conn_anon"] for r in results)
+    print(f"{label}: bytes per idle connection, VmRSS min/median/max "
+          f"{per[0]}/{statistics.median(per)}/{per[-1]}, RssAnon median {statistics.median(anon)}", flush=True)
+    return results
 
 
 def descendants(pid):

@@ -12,20 +12,18 @@ one after the other, so the server sees one handshake at a time.
     bench/idle_mem.py --server build/meshgate --kind ws --conns 10000 --runs 3
 """
 import argparse
-import json
 import os
 import resource
 import signal
 import socket
 import ssl
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
 
-from benchlib import config_head, find_process, free_port, proc_kb, wait_healthz, ws_upgrade
+from benchlib import config_head, find_process, free_port, per_conn_runs, proc_kb, wait_healthz, ws_upgrade
 
 
 def write_config(path, api_port, port, kind, conns):
@@ -114,15 +112,7 @@ def main():
     args = ap.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    results = []
-    for _ in range(args.runs):
-        r = one_run(args)
-        print(json.dumps(r), flush=True)
-        results.append(r)
-    per = sorted(r["bytes_per_conn_vmrss"] for r in results)
-    anon = sorted(r["bytes_per_conn_anon"] for r in results)
-    print(f"{args.kind} x {args.conns}: bytes per idle connection, VmRSS min/median/max "
-          f"{per[0]}/{statistics.median(per)}/{per[-1]}, RssAnon median {statistics.median(anon)}")
+    per_conn_runs(args.runs, lambda: one_run(args), f"{args.kind} x {args.conns}")
 
 
 if __name__ == "__main__":

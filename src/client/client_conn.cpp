@@ -33,7 +33,8 @@ ListenerMetrics& listener_metrics(unsigned i) { return metrics().listeners[i]; }
 uint64_t ClientConn::since_ms() const { return snowflake_unix_ms(id_); }
 
 void ClientConn::start() {
-  remote_addr_ = peer_address(tcp());
+  const PeerAddr p = peer_addr(tcp());
+  if (p.family) peer_ = p;  // else keep the IP the listener's guard counted (set_guard_ip)
   accepted_s_ = last_rx_s_ = last_ping_s_ = worker_.now_s();
   const ListenerConfig& l = listener();
   SSL_CTX* tls_ctx = worker_.listener_shared(listener_index_).tls;
@@ -59,7 +60,7 @@ void ClientConn::on_tls_failed(const std::string& why) {
   // close frame was exchanged). The stream closes once the alert is flushed.
   if (tls_established()) inc(metrics().protocol_errors);
   else inc(metrics().refused[static_cast<int>(RefuseReason::TlsHandshake)]);
-  LOG_DEBUG("TLS from %s failed: %s", remote_addr_.c_str(), why.c_str());
+  LOG_DEBUG("TLS from %s failed: %s", remote_addr().c_str(), why.c_str());
   decide_close(1006, "TLS error");
 }
 
@@ -73,7 +74,9 @@ bool ClientConn::accept_token(const std::string& token, std::string& why) {
     return false;
   }
   context_ = std::move(claims.context);
-  token_channels_ = std::move(claims.channels);  // subscribed in open(), with the connection
+  if (!claims.channels.empty()) {  // subscribed in open(), with the connection
+    token_channels_ = std::make_unique<std::vector<std::string>>(std::move(claims.channels));
+  }
   return true;
 }
 
@@ -254,11 +257,13 @@ void ClientConn::open(const std::string& path, const std::string& query) {
   id_ = worker_.next_client_id();
   phase_ = Phase::Open;
   worker_.register_open(this);
-  for (const std::string& ch : token_channels_) worker_.subscribe(this, ch);
-  std::vector<std::string>().swap(token_channels_);
+  if (token_channels_) {
+    for (const std::string& ch : *token_channels_) worker_.subscribe(this, ch);
+    token_channels_.reset();
+  }
   const ListenerConfig& l = listener();
   if (!l.events) return;
-  emit_event(client_open_event(l.name, remote_addr_, l.type == ListenerType::Ws, path, query));
+  emit_event(client_open_event(l.name, remote_addr(), l.type == ListenerType::Ws, path, query));
 }
 
 size_t ClientConn::read_tcp(const char* data, size_t len) {
@@ -427,7 +432,6 @@ void ClientConn::tick(uint32_t now) {
 void ClientConn::decide_close(int code, const std::string& reason) {
   if (close_code_) return;
   close_code_ = static_cast<uint16_t>(code);
-  close_reason_ = reason;
   const bool was_open = phase_ == Phase::Open;
   phase_ = Phase::Closing;  // set here only: Open -> Closing happens once, with the unregister below
   closing_since_s_ = worker_.now_s();  // a close frame or TLS alert gets a few seconds to go out
@@ -441,7 +445,7 @@ void ClientConn::decide_close(int code, const std::string& reason) {
 
 void ClientConn::on_close() {
   decide_close(1006, "connection lost");
-  if (!guard_ip_.empty()) worker_.listener_shared(listener_index_).guard->release(guard_ip_);
+  if (guard_ip_) worker_.listener_shared(listener_index_).guard->release(peer_.ip_text());
   worker_.forget(this);
 }
 

@@ -13,10 +13,10 @@
 // forgets it last, just before it is freed (Worker::forget asserts, in debug builds, that none of
 // its tables still reaches it).
 //
-// Memory while idle: the socket handle, a few counters, the context text and channel names, and for
-// WebSocket the session with its codec's few dozen bytes (no buffer and no wslay context between
-// messages, ws_codec.h). Read buffers are shared per loop; output chunks are released as soon as they
-// are written.
+// Memory while idle: the socket handle, a few counters, the peer address (20 bytes), the context text
+// and channel names, and for WebSocket the session alone (no decoder between messages, ws_session.h);
+// over TLS the session's SSL and nothing else (net/tls.h). Read buffers are shared per loop; output
+// chunks are released as soon as they are written.
 //
 // Pausing for the queue: its decoder (codec or TCP framing) asks after every message whether the
 // client's topic is full or the hub is behind (hold_input), and stops right after the message that
@@ -34,6 +34,7 @@
 #include "client/tcp_framing.h"
 #include "client/worker.h"
 #include "http/http_parser.h"
+#include "net/listen_socket.h"
 #include "net/stream.h"
 #include "ws/ws_session.h"
 
@@ -49,7 +50,7 @@ class ClientConn final : public Stream, public WsOwner {
   // after its TLS handshake, or after its connect token, as its listener requires.
   void start();
   // The IP address the listener's per-IP count holds for this connection (released on close).
-  void set_guard_ip(std::string ip) { guard_ip_ = std::move(ip); }
+  void set_guard_ip(const std::string& ip) { guard_ip_ = peer_.set_ip(ip); }
   // Queues a message: Ok; Closing when the connection no longer sends (closing, or past its close
   // event); BufferFull over the hard limit (admit_output closed it).
   SendResult send(const OutMessage& msg);
@@ -73,7 +74,7 @@ class ClientConn final : public Stream, public WsOwner {
   std::vector<SubSlot>& subscriptions() { return subs_; }
   const std::vector<SubSlot>& subscriptions() const { return subs_; }
   bool subscribed(const std::string& channel) const;
-  const std::string& remote_addr() const { return remote_addr_; }
+  std::string remote_addr() const { return peer_.text(); }
   uint64_t since_ms() const;
 
  protected:
@@ -128,9 +129,8 @@ class ClientConn final : public Stream, public WsOwner {
 
   Worker& worker_;
   uint64_t id_ = 0;
-  std::string remote_addr_;
   std::string context_;                 // JSON object text; empty means {}
-  std::vector<std::string> token_channels_;  // a connect token's channels, until open() subscribes them
+  std::unique_ptr<std::vector<std::string>> token_channels_;  // a connect token's channels, until open() subscribes them
   std::vector<SubSlot> subs_;
   std::unique_ptr<HttpParser> handshake_;  // only during the WebSocket handshake
   std::unique_ptr<WsSession> ws_;          // WebSocket after the upgrade
@@ -143,8 +143,8 @@ class ClientConn final : public Stream, public WsOwner {
   bool read_ended_ = false;             // the peer's end was read: no holding any more
   uint32_t partial_since_s_ = 0;        // when the unfinished message (or frame) it sends began; 0: none
   Phase phase_ = Phase::Handshake;
-  std::string close_reason_;
-  std::string guard_ip_;
+  bool guard_ip_ = false;                // the listener's per-IP count holds peer_'s IP
+  PeerAddr peer_;                       // its IP and port (text made when asked)
 };
 
 }  // namespace mg

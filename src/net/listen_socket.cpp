@@ -77,6 +77,44 @@ bool peer(const uv_tcp_t* handle, std::string& ip, int& port, bool& v6) {
 
 }  // namespace
 
+PeerAddr peer_addr(const uv_tcp_t* handle) {
+  PeerAddr p;
+  sockaddr_storage ss{};
+  int len = sizeof ss;
+  if (uv_tcp_getpeername(handle, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return p;
+  if (ss.ss_family == AF_INET) {
+    auto* a = reinterpret_cast<sockaddr_in*>(&ss);
+    std::memcpy(p.ip, &a->sin_addr, 4);
+    p.port = ntohs(a->sin_port);
+    p.family = 4;
+  } else if (ss.ss_family == AF_INET6) {
+    auto* a = reinterpret_cast<sockaddr_in6*>(&ss);
+    std::memcpy(p.ip, &a->sin6_addr, 16);
+    p.port = ntohs(a->sin6_port);
+    p.family = 6;
+  }
+  return p;
+}
+
+std::string PeerAddr::ip_text() const {
+  if (family == 0) return "";
+  char buf[INET6_ADDRSTRLEN] = "";
+  if (uv_inet_ntop(family == 4 ? AF_INET : AF_INET6, ip, buf, sizeof buf) != 0) return "";
+  return buf;
+}
+
+std::string PeerAddr::text() const {
+  if (family == 0) return "";
+  return port ? host_port(ip_text(), port) : ip_text();
+}
+
+bool PeerAddr::set_ip(const std::string& text) {
+  *this = PeerAddr();
+  if (uv_inet_pton(AF_INET, text.c_str(), ip) == 0) family = 4;
+  else if (uv_inet_pton(AF_INET6, text.c_str(), ip) == 0) family = 6;
+  return family != 0;
+}
+
 std::string peer_ip(const uv_tcp_t* handle) {
   std::string ip;
   int port = 0;

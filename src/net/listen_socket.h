@@ -8,9 +8,28 @@
 
 #include <uv.h>
 
+#include <cstdint>
 #include <string>
 
 namespace mg {
+
+// A peer's address in 20 bytes, made text only when asked: a connection keeps one for its whole
+// life (two strings of its text cost 64 bytes and often a heap block each).
+struct PeerAddr {
+  uint8_t ip[16] = {};  // IPv4 in the first 4 bytes
+  uint16_t port = 0;    // 0 when only the IP is known
+  uint8_t family = 0;   // 0 unknown, 4 or 6
+
+  // The IP as peer_ip() writes it, or "" when unknown.
+  std::string ip_text() const;
+  // "ip:port" as peer_address() writes it (the IP alone while the port is unknown), or "" when unknown.
+  std::string text() const;
+  // From peer_ip()'s text (no port). False, and left unknown, when it is not an IP literal.
+  bool set_ip(const std::string& ip);
+};
+
+// The peer of a connected handle; family 0 when unknown.
+PeerAddr peer_addr(const uv_tcp_t* handle);
 
 // Creates a bound, listening, non-blocking socket. Returns -1 and sets `error` on failure.
 int open_listen_socket(const std::string& host, int port, bool reuseport, std::string& error);

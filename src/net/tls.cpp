@@ -5,6 +5,7 @@
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <ctime>
 #include <memory>
@@ -115,69 +116,128 @@ SSL_CTX* tls_server_context(const std::string& cert, const std::string& key, con
   return ctx;
 }
 
-TlsSession::TlsSession(SSL_CTX* ctx) : ssl_(SSL_new(ctx)), rbio_(BIO_new(BIO_s_mem())), wbio_(BIO_new(BIO_s_mem())) {
-  BIO_set_mem_eof_return(rbio_, -1);  // an empty input BIO means "more later", not end of stream
-  SSL_set_bio(ssl_, rbio_, wbio_);
-  SSL_set_accept_state(ssl_);
+namespace {
+
+// The thread's two memory BIOs, lent to one session at a time (tls.h). They keep their buffers
+// between calls: one pair per worker thread instead of one per connection. Empty between calls.
+struct ThreadBios {
+  BIO* in = BIO_new(BIO_s_mem());   // ciphertext from the socket
+  BIO* out = BIO_new(BIO_s_mem());  // ciphertext for the socket
+  ThreadBios() {
+    if (in) BIO_set_mem_eof_return(in, -1);  // empty means "more later", not end of stream
+  }
+  ~ThreadBios() {
+    BIO_free(in);
+    BIO_free(out);
+  }
+  ThreadBios(const ThreadBios&) = delete;
+  ThreadBios& operator=(const ThreadBios&) = delete;
+};
+
+ThreadBios& thread_bios() {
+  static thread_local ThreadBios bios;
+  return bios;
 }
+
+// Moves every byte a memory BIO holds to the end of `dst`: one copy, and the BIO keeps its buffer.
+void move_pending(BIO* bio, std::string& dst) {
+  const size_t n = BIO_ctrl_pending(bio);
+  if (n == 0) return;
+  const size_t old = dst.size();
+  dst.resize(old + n);
+  const int got = BIO_read(bio, &dst[old], static_cast<int>(n));
+  dst.resize(old + static_cast<size_t>(got > 0 ? got : 0));
+}
+
+// One record's worth of plaintext per SSL_write, so the thread's write BIO never holds more than one
+// record before it is moved out.
+constexpr size_t kRecordPlain = 16 * 1024;
+
+}  // namespace
+
+// Lends the thread's BIOs to a session for one call; takes them back, empty, when it goes.
+class TlsSession::Lend {
+ public:
+  explicit Lend(SSL* ssl) : ssl_(ssl), bios_(thread_bios()) {
+    if (!ok()) return;
+    BIO_up_ref(bios_.in);  // SSL_set0_* take a reference; the thread keeps its own
+    BIO_up_ref(bios_.out);
+    SSL_set0_rbio(ssl_, bios_.in);
+    SSL_set0_wbio(ssl_, bios_.out);
+  }
+  ~Lend() {
+    if (!ok()) return;
+    SSL_set0_rbio(ssl_, nullptr);  // drops the session's reference: it holds no BIO while idle
+    SSL_set0_wbio(ssl_, nullptr);
+    // Whatever the call left behind (only after an error) must not reach the next session.
+    if (BIO_ctrl_pending(bios_.in)) (void)BIO_reset(bios_.in);
+    if (BIO_ctrl_pending(bios_.out)) (void)BIO_reset(bios_.out);
+  }
+  Lend(const Lend&) = delete;
+  Lend& operator=(const Lend&) = delete;
+  bool ok() const { return bios_.in && bios_.out; }
+  BIO* in() const { return bios_.in; }
+  BIO* out() const { return bios_.out; }
+
+ private:
+  SSL* ssl_;
+  ThreadBios& bios_;
+};
+
+TlsSession::TlsSession(SSL_CTX* ctx) : ssl_(SSL_new(ctx)) { SSL_set_accept_state(ssl_); }
 
 TlsSession::~TlsSession() { SSL_free(ssl_); }
 
-namespace {
-// True when a memory BIO holds no bytes but keeps an allocated buffer (a mem BIO never shrinks).
-bool holds_idle_buffer(BIO* bio) {
-  BUF_MEM* bm = nullptr;
-  BIO_get_mem_ptr(bio, &bm);
-  return BIO_ctrl_pending(bio) == 0 && bm && bm->max > 0;
-}
-}  // namespace
-
-void TlsSession::release_idle_buffers() {
-  // SSL_MODE_RELEASE_BUFFERS (set on the context) frees OpenSSL's record buffers between records; this
-  // does the same for our two memory BIOs, whose buffers (~1.7 kB together after the handshake) would
-  // otherwise stay with every idle connection. A fresh, empty BIO costs two small allocations per read.
-  if (holds_idle_buffer(rbio_)) {
-    BIO* fresh = BIO_new(BIO_s_mem());
-    if (fresh) {
-      BIO_set_mem_eof_return(fresh, -1);
-      SSL_set0_rbio(ssl_, fresh);  // frees the old one
-      rbio_ = fresh;
-    }
-  }
-  if (holds_idle_buffer(wbio_)) {
-    BIO* fresh = BIO_new(BIO_s_mem());
-    if (fresh) {
-      SSL_set0_wbio(ssl_, fresh);
-      wbio_ = fresh;
-    }
-  }
+const std::string& TlsSession::error() const {
+  static const std::string none;
+  return error_ ? *error_ : none;
 }
 
-void TlsSession::drain(std::string& out) {
-  char buf[16384];
-  int n;
-  while ((n = BIO_read(wbio_, buf, sizeof buf)) > 0) out.append(buf, static_cast<size_t>(n));
-}
+void TlsSession::fail(std::string why) { error_ = std::make_unique<std::string>(std::move(why)); }
 
 TlsSession::Result TlsSession::feed(const char* data, size_t len, std::string& plain, std::string& out) {
-  if (len && BIO_write(rbio_, data, static_cast<int>(len)) != static_cast<int>(len)) {
-    error_ = "TLS input buffer";
+  Lend lend(ssl_);
+  if (!lend.ok()) {
+    fail("TLS: no memory BIO");
     return Result::Error;
   }
+  if (unread_) {
+    const bool ok = BIO_write(lend.in(), unread_->data(), static_cast<int>(unread_->size())) == static_cast<int>(unread_->size());
+    unread_.reset();
+    if (!ok) {
+      fail("TLS input buffer");
+      return Result::Error;
+    }
+  }
+  if (len && BIO_write(lend.in(), data, static_cast<int>(len)) != static_cast<int>(len)) {
+    fail("TLS input buffer");
+    return Result::Error;
+  }
+  const Result r = feed_attached(plain, out);
+  move_pending(lend.out(), out);
+  if (r == Result::Ok && BIO_ctrl_pending(lend.in()) > 0) {  // kept for the next feed (see tls.h)
+    unread_ = std::make_unique<std::string>();
+    move_pending(lend.in(), *unread_);
+  }
+  return r;
+}
+
+TlsSession::Result TlsSession::feed_attached(std::string& plain, std::string& out) {
+  BIO* wbio = SSL_get_wbio(ssl_);
   if (!established_) {
     int r = SSL_do_handshake(ssl_);
     if (r != 1) {
       int e = SSL_get_error(ssl_, r);
-      drain(out);
+      move_pending(wbio, out);
       if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) return Result::Ok;
-      error_ = "handshake failed: " + openssl_error();
+      fail("handshake failed: " + openssl_error());
       return Result::Error;
     }
     established_ = true;
-    if (!early_plain_.empty()) {
-      std::string early;
-      early.swap(early_plain_);
-      encrypt(early.data(), early.size(), out);
+    move_pending(wbio, out);
+    if (early_plain_) {
+      std::unique_ptr<std::string> early = std::move(early_plain_);
+      encrypt_attached(early->data(), early->size(), out);
     }
   }
   char buf[16384];
@@ -188,30 +248,34 @@ TlsSession::Result TlsSession::feed(const char* data, size_t len, std::string& p
       continue;
     }
     int e = SSL_get_error(ssl_, n);
-    drain(out);
-    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
-      release_idle_buffers();
-      return Result::Ok;
-    }
+    move_pending(wbio, out);
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) return Result::Ok;
     if (e == SSL_ERROR_ZERO_RETURN) return Result::Closed;
-    error_ = "TLS error: " + openssl_error();
+    fail("TLS error: " + openssl_error());
     return Result::Error;
   }
 }
 
 void TlsSession::encrypt(const char* data, size_t len, std::string& out) {
   if (!established_) {
-    early_plain_.append(data, len);
+    if (!early_plain_) early_plain_ = std::make_unique<std::string>();
+    early_plain_->append(data, len);
     return;
   }
+  Lend lend(ssl_);
+  if (lend.ok()) encrypt_attached(data, len, out);
+}
+
+void TlsSession::encrypt_attached(const char* data, size_t len, std::string& out) {
+  BIO* wbio = SSL_get_wbio(ssl_);
   size_t off = 0;
   while (off < len) {
-    int n = SSL_write(ssl_, data + off, static_cast<int>(std::min<size_t>(len - off, 1 << 30)));
+    int n = SSL_write(ssl_, data + off, static_cast<int>(std::min(len - off, kRecordPlain)));
     if (n <= 0) break;  // memory BIOs do not block; a failure here means the session is broken
     off += static_cast<size_t>(n);
+    move_pending(wbio, out);
   }
-  drain(out);
-  release_idle_buffers();
+  move_pending(wbio, out);
 }
 
 }  // namespace mg

@@ -2,6 +2,16 @@
 // ciphertext, TlsSession turns it into plaintext and back, and the HTTP, WebSocket and framing code
 // above never knows whether TLS is on.
 //
+// Memory while idle (issue 21): a session holds its `SSL` and nothing else. The two memory BIOs are
+// the thread's (ThreadBios in tls.cpp), lent to a session only for the length of one feed() or
+// encrypt() and taken back before it returns, so no connection keeps a BIO or a BIO's buffer.
+// Ciphertext that OpenSSL left unread in the input BIO is kept in `unread_` until the next feed() (in
+// practice OpenSSL reads every byte it is given: a partial record waits in its own record buffer,
+// which SSL_MODE_RELEASE_BUFFERS frees once the record is whole). Output is encrypted one record
+// (16 KiB of plaintext) at a time and moved out of the shared BIO after each, so the thread's write
+// BIO never grows past one record. The handshake's buffers are OpenSSL's to free when it ends (it
+// does); certificates and keys live in the shared SSL_CTX.
+//
 // Policy: TLS 1.2 minimum, forward-secret AEAD suites for 1.2 (OpenSSL's defaults for 1.3), no
 // renegotiation, resumption by stateless TLS 1.3 tickets (no server-side session cache). A context is made per TLS
 // listener at start and shared by every worker (SSL_CTX is safe to share for creating sessions).
@@ -11,6 +21,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "core/limits.h"
@@ -49,19 +60,19 @@ class TlsSession {
   void encrypt(const char* data, size_t len, std::string& out);
   bool established() const { return established_; }
   // Why the session failed (OpenSSL's reason), for logs.
-  const std::string& error() const { return error_; }
+  const std::string& error() const;
 
  private:
-  void drain(std::string& out);
-  // Swaps an empty memory BIO that still holds a buffer for a fresh one (see tls.cpp).
-  void release_idle_buffers();
+  class Lend;  // attaches the thread's BIOs for one call (tls.cpp)
+  Result feed_attached(std::string& plain, std::string& out);
+  void encrypt_attached(const char* data, size_t len, std::string& out);
+  void fail(std::string why);
 
   SSL* ssl_;
-  BIO* rbio_;  // ciphertext in (owned by ssl_)
-  BIO* wbio_;  // ciphertext out (owned by ssl_)
+  std::unique_ptr<std::string> unread_;       // ciphertext OpenSSL did not take yet: only while any
+  std::unique_ptr<std::string> early_plain_;  // written before the handshake finished: only until then
   bool established_ = false;
-  std::string early_plain_;  // written before the handshake finished
-  std::string error_;
+  std::unique_ptr<std::string> error_;        // why it failed: only once it has
 };
 
 }  // namespace mg

@@ -15,6 +15,8 @@
 //
 // Memory: while a connection is idle (between messages) a decoder holds only its own few dozen bytes;
 // a buffer (or a library context) exists only while a frame or a fragmented message is incomplete.
+// Its owner drops even those bytes while the decoder is at_rest() (WsSession: no decoder at all
+// between messages).
 //
 // Two implementations, picked at build time with meson's ws_codec option (make_ws_decoder):
 //   native  ws_native.h, our own parser; the static build uses it (no libwslay at all)
@@ -59,6 +61,9 @@ class WsDecoder {
   // context) and no frame is under way, not even a header byte of one (a client's message deadline
   // runs while this is false).
   virtual bool idle() const = 0;
+  // idle(), not stopped, and no fragmented message open: from here on a new decoder would do exactly
+  // what this one does, so the owner may drop it and make another when bytes come (ws_session.h).
+  virtual bool at_rest() const = 0;
 };
 
 // The decoder this build was configured with (meson -Dws_codec=...); max_message bounds a message.

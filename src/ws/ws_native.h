@@ -35,6 +35,8 @@ class NativeWsDecoder final : public WsDecoder {
   // Not idle while a frame is under way, even one whose header is only partly here and needs no
   // buffer: the connection's message deadline (ws_codec.h) counts from its first byte (issue 18).
   bool idle() const override { return !message_ && !control_ && (stopped_ || header_.have() == 0); }
+  // An empty non-final frame opens a message without a buffer: message_opcode_ tells.
+  bool at_rest() const override { return idle() && !stopped_ && message_opcode_ == 0 && !in_payload_; }
 
  private:
   // The checks made when a frame's payload starts; false after reporting an error.

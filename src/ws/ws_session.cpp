@@ -15,11 +15,15 @@ const char* violation_reason(uint16_t code) {
 }
 }  // namespace
 
-WsSession::WsSession(WsOwner* owner, uint32_t max_message) : owner_(owner), decoder_(make_ws_decoder(max_message)) {}
+WsSession::WsSession(WsOwner* owner, uint32_t max_message) : owner_(owner), max_message_(max_message) {}
 
 size_t WsSession::feed(char* data, size_t len) {
-  if (decoder_->stopped()) return len;
-  return decoder_->feed(reinterpret_cast<uint8_t*>(data), len, *this);
+  if (input_ended_ || len == 0) return len;
+  if (!decoder_) decoder_ = make_ws_decoder(max_message_);
+  const size_t used = decoder_->feed(reinterpret_cast<uint8_t*>(data), len, *this);
+  if (decoder_->stopped()) input_ended_ = true;
+  if (input_ended_ || decoder_->at_rest()) decoder_.reset();
+  return used;
 }
 
 void WsSession::send_frame(uint8_t opcode, const std::string& payload) {
@@ -49,27 +53,36 @@ void WsSession::ws_pong(const uint8_t*, size_t) {}
 void WsSession::ws_close(uint16_t code, const uint8_t* reason, size_t len) {
   received_code_ = code;
   if (close_sent()) return;  // the answer to ours
-  if (len) close_reason_.assign(reinterpret_cast<const char*>(reason), len);
-  else close_reason_.clear();
-  send_close(code, close_reason_);  // echo it (§5.5.1)
+  set_close_reason(std::string(reinterpret_cast<const char*>(reason), len));
+  send_close(code, close_reason());  // echo it (§5.5.1)
 }
 
 void WsSession::ws_error(uint16_t code) {
   if (close_sent()) return;
   we_closed_first_ = true;
-  close_reason_ = violation_reason(code);
-  send_close(code, close_reason_);
+  set_close_reason(violation_reason(code));
+  send_close(code, close_reason());
 }
 
 void WsSession::close(uint16_t code, const std::string& reason) {
   if (close_sent()) return;
   if (!close_received()) we_closed_first_ = true;
-  close_reason_ = reason.substr(0, 123);
-  send_close(code, close_reason_);
+  set_close_reason(reason.substr(0, 123));
+  send_close(code, close_reason());
 }
 
 void WsSession::ping() {
   if (!close_sent()) send_frame(kWsPing, std::string());
+}
+
+const std::string& WsSession::close_reason() const {
+  static const std::string none;
+  return close_reason_ ? *close_reason_ : none;
+}
+
+void WsSession::set_close_reason(std::string reason) {
+  if (reason.empty()) close_reason_.reset();
+  else close_reason_ = std::make_unique<std::string>(std::move(reason));
 }
 
 uint16_t WsSession::close_code() const {

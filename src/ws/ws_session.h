@@ -6,6 +6,10 @@
 // Frames this class sends are handed to the owner at once (WsOwner::ws_output), so the owner's output
 // queue is the only, bounded, buffer. Data frames the server pushes bypass it (ws_frame.h), so one
 // publish encodes its frame once for all recipients.
+//
+// Memory while idle (issue 21): no decoder. It is made when bytes arrive and dropped again at the end
+// of a feed that leaves it at rest (WsDecoder::at_rest: between messages, nothing held), which for
+// ordinary traffic is the end of the same read; an idle connection holds the session's own bytes only.
 #pragma once
 
 #include <cstddef>
@@ -50,13 +54,13 @@ class WsSession final : private WsEvents {
   bool close_sent() const { return sent_code_ != 0; }
   bool close_received() const { return received_code_ != 0; }
   // The client sent its close or broke the protocol: it will send nothing more that we read.
-  bool input_ended() const { return decoder_->stopped(); }
+  bool input_ended() const { return input_ended_; }
   // How this session ended: the code we sent if we closed first, otherwise the code the client sent
   // (1005 when its close frame had none); 1006 while neither happened.
   uint16_t close_code() const;
-  const std::string& close_reason() const { return close_reason_; }
-  // True when the decoder holds no buffer (between messages).
-  bool idle() const { return decoder_->idle(); }
+  const std::string& close_reason() const;
+  // True when the decoder holds no buffer (between messages): always when there is no decoder.
+  bool idle() const { return !decoder_ || decoder_->idle(); }
 
  private:
   bool ws_message(uint8_t opcode, const uint8_t* data, size_t len) override;
@@ -66,13 +70,16 @@ class WsSession final : private WsEvents {
   void ws_error(uint16_t code) override;
   void send_frame(uint8_t opcode, const std::string& payload);
   void send_close(uint16_t code, const std::string& reason);
+  void set_close_reason(std::string reason);
 
   WsOwner* owner_;
-  std::unique_ptr<WsDecoder> decoder_;
-  std::string close_reason_;
+  std::unique_ptr<WsDecoder> decoder_;  // only while a frame or message is under way (see above)
+  std::unique_ptr<std::string> close_reason_;  // only once a close has a reason
+  uint32_t max_message_;
   uint16_t sent_code_ = 0;      // 0 until we send a close
   uint16_t received_code_ = 0;  // 0 until the client's close arrives
   bool we_closed_first_ = false;
+  bool input_ended_ = false;    // the decoder reported the client's close or a violation
 };
 
 }  // namespace mg

@@ -44,6 +44,9 @@ class WslayWsDecoder final : public WsDecoder {
   size_t feed(uint8_t* data, size_t len, WsEvents& ev) override;
   bool stopped() const override { return stopped_; }
   bool idle() const override { return !ctx_ && !held_; }
+  bool at_rest() const override {
+    return idle() && !stopped_ && !in_message_ && !in_payload_ && header_.have() == 0 && tracking_ && !violation_;
+  }
 
   // Called from wslay's callbacks (through a thread-local pointer: contexts are shared).
   void on_msg(const wslay_event_on_msg_recv_arg* arg);

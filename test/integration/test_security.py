@@ -158,6 +158,7 @@ def node(module_nodes, certdir):
         "listener.rate": {"type": "tcp", "bind": "127.0.0.1", "port": None, "topic": "rate", "events": False,
                           "accept_rate": RATE},
         "listener.wss": dict(tls_common),
+        "listener.plainws": {"type": "ws", "bind": "127.0.0.1", "port": None, "topic": "client"},
         "listener.tlstcp": {"type": "tcp", "bind": "127.0.0.1", "port": None, "framing": "line", "topic": "client",
                             "tls": True},
         "listener.real": dict(tls_common, cert=os.path.join(certdir, "cert.pem"),
@@ -1015,3 +1016,93 @@ async def test_bad_tls_record_after_upgrade_ends_the_connection_once(nodes):
     # Counted as protocol errors (the clients were in), not as refused handshakes.
     assert (await asyncio.to_thread(metric_value, node, "meshgate_protocol_errors_total") or 0) == errors_before + 2 * cap
     assert not await asyncio.to_thread(refused_count, node, "tls_handshake")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Idle connections hold no buffers (issue 21), and traffic after idling works
+# ---------------------------------------------------------------------------------------------------
+
+def send_ciphertext_cut(c, plain, step, pause=0.005):
+    """Encrypts `plain` on a MemoryTls client and writes the records `step` bytes at a time, pausing
+    between writes, so the server reads each TLS record (and the frame inside it) in pieces."""
+    c.obj.write(plain)
+    data = c.out.read()
+    for i in range(0, len(data), step):
+        c.sock.sendall(data[i:i + step])
+        time.sleep(pause)
+
+
+def memory_tls_recv_until(c, needle, timeout=harness.T):
+    deadline = time.monotonic() + timeout
+    data = b""
+    while needle not in data:
+        try:
+            data += c.obj.read(65536)
+        except ssl.SSLWantReadError:
+            c._pump(deadline)
+    return data
+
+
+async def test_idle_connections_release_their_buffers_then_carry_traffic(node):
+    """An idle wss connection holds no memory BIO and an idle ws or wss connection no frame decoder
+    (the thread's BIOs are lent per read and write; the decoder is made when bytes come and dropped at
+    rest): many connections on the same workers, idle, then all talking at once, must each still get
+    their own bytes both ways. Then the states that must survive a release: a TLS record and a frame
+    cut across reads, and a fragmented message whose first fragment is empty (no buffer, but a
+    message is open) with the connection quiet between its fragments."""
+    async with Session(node) as s:
+        cons = await s.consumer()
+        for listener, scheme, ctx in (("wss", "wss", client_ctx()), ("plainws", "ws", None)):
+            clients = []
+            for i in range(8):  # over the node's 4 workers: several share one thread's BIOs
+                ws = await asyncio.wait_for(
+                    websockets.connect(f"{scheme}://127.0.0.1:{node.port(listener)}/idle", ssl=ctx,
+                                       ping_interval=None, close_timeout=2, open_timeout=harness.T), harness.T + 1)
+                ev = await cons.wait_event(harness.ev_open_from(ws.local_address[1], listener, cons))
+                clients.append((ws, ev["p"]["c"]))
+            try:
+                for round_ in range(2):
+                    await asyncio.sleep(0.3)  # idle: nothing read or written, nothing held
+                    for i, (ws, _) in enumerate(clients):
+                        await ws.send(f"{listener} up {round_} {i}")
+                    big = "D" * 40000  # several TLS records
+                    for i, (_, cid) in enumerate(clients):
+                        await aapi_ok(node, "mesh.send", {"c": cid, "d": f"{big}{i}"})
+                    for i, (ws, cid) in enumerate(clients):
+                        await cons.wait_event(ev_frame_of(cid, f"{listener} up {round_} {i}"))
+                        assert await ws_recv(ws, 3) == f"{big}{i}"
+            finally:
+                for ws, _ in clients:
+                    await ws.close()
+
+        # wss through memory BIOs: a record cut into 7-byte writes, then a message in two fragments,
+        # the first one empty, with the connection idle between them.
+        c = await asyncio.to_thread(open_over_memory_tls, node)
+        try:
+            cid = (await cons.wait_event(harness.ev_open_from(c.local_port(), "wss", cons)))["p"]["c"]
+            await asyncio.to_thread(send_ciphertext_cut, c, harness.ws_frame(0x1, b"cut record " * 20), 7)
+            await cons.wait_event(ev_frame_of(cid, "cut record " * 20))
+            await asyncio.to_thread(c.send, harness.ws_frame(0x1, b"", fin=False))
+            await asyncio.sleep(0.3)
+            await asyncio.to_thread(send_ciphertext_cut, c, harness.ws_frame(0x0, b"after idle", fin=True), 3)
+            await cons.wait_event(ev_frame_of(cid, "after idle"))
+            await aapi_ok(node, "mesh.send", {"c": cid, "d": "still here"})
+            assert b"still here" in await asyncio.to_thread(memory_tls_recv_until, c, b"still here")
+        finally:
+            c.sock.close()
+
+        # Plain ws: the same fragmented message, a frame header cut across reads too.
+        raw = await harness.RawWs.connect(node.port("plainws"))
+        try:
+            cid = (await cons.wait_event(harness.ev_open_from(raw.local_port, "plainws", cons)))["p"]["c"]
+            await raw.send_raw(harness.ws_frame(0x1, b"", fin=False))
+            await asyncio.sleep(0.3)
+            frame = harness.ws_frame(0x0, b"frag after idle", fin=True)
+            await raw.send_raw(frame[:1])
+            await asyncio.sleep(0.05)
+            await raw.send_raw(frame[1:])
+            await cons.wait_event(ev_frame_of(cid, "frag after idle"))
+            await raw.send(0x1, b"then another")
+            await cons.wait_event(ev_frame_of(cid, "then another"))
+        finally:
+            await raw.close()
