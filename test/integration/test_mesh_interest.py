@@ -25,8 +25,8 @@ import time
 
 import pytest
 
-from harness import aapi_ok, metric_value, ws_recv
-from test_mesh import (Mesh, mesh_addr, restart, sigkill, start_cluster, start_mesh_node, wait_all_alive,
+from harness import aapi_ok, metric_value, metrics, parse_metrics, ws_recv
+from test_mesh import (Mesh, mesh_addr, restart, sigkill, start_mesh_node, wait_all_alive,
                        wait_until, JOIN_TIMEOUT)
 from test_mesh_security import HELLO, REFUSE, FrameReader, frame, hello_of, log_lines_since, log_mark
 
@@ -35,7 +35,13 @@ RECV_TIMEOUT = 5.0
 
 @pytest.fixture(scope="module")
 def five(module_nodes):
-    return start_cluster(module_nodes, (1, 2, 3, 4, 5))
+    """Nodes 1..5, node 1 the seed of the others; every mesh address advertised as 127.0.0.1 (the
+    others find each other through node 1's member list)."""
+    nodes = [start_mesh_node(module_nodes, 1, (), advertise_mesh=True)]
+    for nid in (2, 3, 4, 5):
+        nodes.append(start_mesh_node(module_nodes, nid, (mesh_addr(nodes[0]),), advertise_mesh=True))
+    wait_all_alive(nodes, JOIN_TIMEOUT)
+    return nodes
 
 
 def calls_sent(node):
@@ -44,7 +50,10 @@ def calls_sent(node):
 
 def interest_of(node, peer):
     """How many channels `node` knows `peer` holds; None while it does not know (or `peer` said "all")."""
-    return metric_value(node, "meshgate_mesh_interest_channels", node=str(peer))
+    for name, labels, v in parse_metrics(metrics(node)):
+        if name == "meshgate_mesh_interest_channels" and labels.get("node") == str(peer):
+            return v
+    return None
 
 
 def wait_interest(nodes, peer, count, timeout=5.0):
