@@ -86,13 +86,21 @@ async def publish_counting(origin, channel, data, quiet=()):
     return r, sent
 
 
+async def clients_on(m, cons, nodes, path):
+    """[(ws, client id)] of one WebSocket client on each of `nodes`."""
+    out = []
+    for n in nodes:
+        ws, cid, _, _ = await m.client_on(n, [cons], path)
+        out.append((ws, cid))
+    return out
+
+
 async def test_publish_and_count_go_only_to_the_holders(five):
     n1, n2, n3, n4, n5 = five
     async with Mesh() as m:
         cons = await m.consumer_on(n1)
-        ws4, c4, _, _ = await m.client_on(n4, [cons], "/interest")
-        ws5, c5, _, _ = await m.client_on(n5, [cons], "/interest")
-        ws3, c3, _, _ = await m.client_on(n3, [cons], "/interest")  # holds other channels only
+        # node 3's client holds another channel only
+        (ws4, c4), (ws5, c5), (ws3, c3) = await clients_on(m, cons, (n4, n5, n3), "/interest")
         for c in (c4, c5):
             assert await aapi_ok(n1, "conn.call", {"c": c, "f": "subscribe", "a": ["int:two"]}) == {"s": True}
         assert await aapi_ok(n3, "conn.call", {"c": c3, "f": "subscribe", "a": ["int:other"]}) == {"s": True}
@@ -200,8 +208,7 @@ async def test_sets_follow_deaths_and_new_links(five):
     n1, n2, n3, n4, n5 = five
     async with Mesh() as m:
         cons = await m.consumer_on(n1)
-        ws4, c4, _, _ = await m.client_on(n4, [cons], "/life")
-        ws5, c5, _, _ = await m.client_on(n5, [cons], "/life")
+        (ws4, c4), (ws5, c5) = await clients_on(m, cons, (n4, n5), "/life")
         for c in (c4, c5):
             assert await aapi_ok(n1, "conn.call", {"c": c, "f": "subscribe", "a": ["life:1"]}) == {"s": True}
         # The origin dies and comes back: it knows nothing of the others' sets until their full sets
