@@ -479,6 +479,10 @@ std::string Mesh::render_metrics() const {
            "Times a node's channel set went over [mesh] max_interest (this node's, or a peer's as kept here): "
            "it is sent every channel's calls meanwhile.");
   w.sample("meshgate_mesh_interest_overflows_total", interest_overflows_);
+  w.family("meshgate_mesh_subscribe_wait_timeouts_total", "counter",
+           "Subscribes answered after call_timeout because an alive node had not acknowledged the change "
+           "(it may miss publishes until it catches up).");
+  w.sample("meshgate_mesh_subscribe_wait_timeouts_total", barrier_timeouts_);
   return w.take();
 }
 

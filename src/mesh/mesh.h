@@ -261,6 +261,7 @@ class Mesh final : public RemoteQueue {
   std::vector<Barrier> barriers_;
   std::vector<std::function<void()>> barriers_unsent_;  // made while changes wait for this turn's end
   uint64_t fanout_skipped_ = 0, interest_overflows_ = 0;
+  uint64_t barrier_timeouts_ = 0;  // subscribes answered at call_timeout, a peer not having acknowledged
 
   // Connections closed at accept: every handshake slot taken, or the source's share of them.
   uint64_t accept_refused_full_ = 0, accept_refused_per_source_ = 0;

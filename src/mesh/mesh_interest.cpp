@@ -203,16 +203,16 @@ void Mesh::settle_barriers(uint64_t t, bool all) {
   std::vector<std::function<void()>> ready;
   for (auto it = barriers_.begin(); it != barriers_.end();) {
     bool waits = false;
-    if (!all && t < it->deadline_ms)
-      for (const auto& [id, m] : members_)
-        if (m.alive && m.interest_sent >= it->seq && m.interest_acked < it->seq) {
-          waits = true;
-          break;
-        }
-    if (waits) {
+    for (const auto& [id, m] : members_)
+      if (m.alive && m.interest_sent >= it->seq && m.interest_acked < it->seq) {
+        waits = true;
+        break;
+      }
+    if (waits && !all && t < it->deadline_ms) {
       ++it;
       continue;
     }
+    if (waits && !all) barrier_timeouts_++;
     ready.push_back(std::move(it->done));
     it = barriers_.erase(it);
   }

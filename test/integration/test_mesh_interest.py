@@ -11,7 +11,8 @@ Five nodes on loopback (node 1 the seed). Checks:
   publishes go to the holders only once it knows;
 - the subscribe rule: a publish started anywhere after a subscribe's answer reaches the subscriber
   (many iterations, subscribe called on the subscriber's node and on another node), and the answer
-  waits for a peer that has not applied the change yet (SIGSTOPped for a second);
+  waits for a peer that has not applied the change yet (SIGSTOPped for a second), but no longer
+  than call_timeout (then counted);
 - a peer speaking protocol version 2 is refused with a clear reason, logged and counted, whether it
   dials a node or the node dials it.
 """
@@ -202,6 +203,37 @@ async def test_subscribe_answer_waits_for_a_stalled_peer(five):
         assert await recv(ws) == "after the stall"
         await ws.close()
     wait_interest(five, 4, 0)
+
+
+async def test_subscribe_wait_is_bounded_by_call_timeout(nodes):
+    """A peer stalled longer than call_timeout (1 s here) but not yet dead does not hold a subscribe's
+    answer longer: it comes between call_timeout and call_timeout plus a tick, while the peer is still
+    stopped, and is counted."""
+    trio = [start_mesh_node(nodes, 1, (), advertise_mesh=True, extra={"mesh": {"call_timeout": 1}})]
+    for nid in (2, 3):
+        trio.append(start_mesh_node(nodes, nid, (mesh_addr(trio[0]),), advertise_mesh=True,
+                                    extra={"mesh": {"call_timeout": 1}}))
+    wait_all_alive(trio, JOIN_TIMEOUT)
+    n1, n2, n3 = trio
+    async with Mesh() as m:
+        cons = await m.consumer_on(n1)
+        [(ws, cid)] = await clients_on(m, cons, (n2,), "/bounded")
+        api = await m.api_on(n2)
+        os.kill(n3.proc.pid, signal.SIGSTOP)
+        try:
+            t0 = time.monotonic()
+            r = await api.call("conn.call", {"c": cid, "f": "subscribe", "a": ["bounded:1"]}, timeout=10)
+            waited = time.monotonic() - t0
+        finally:
+            os.kill(n3.proc.pid, signal.SIGCONT)
+        assert r.get("r") == {"s": True}, r
+        # dead_after 3: node 3 is silent-dead only after 2.25 s, so the answer came from the timeout.
+        assert 0.9 <= waited < 2.0, f"answered after {waited:.2f} s (call_timeout 1 s, tick 0.75 s)"
+        assert metric_value(n2, "meshgate_mesh_subscribe_wait_timeouts_total") == 1
+        # Node 3 catches up after it resumes: its next publish reaches the subscriber.
+        wait_until(lambda: interest_of(n3, 2) == 1, 5.0, "node 3 to apply node 2's change")
+        assert await aapi_ok(n3, "mesh.publish", {"c": "bounded:1", "d": "late"}) == {"s": 1, "f": 0}
+        assert await recv(ws) == "late"
 
 
 async def test_sets_follow_deaths_and_new_links(five):
