@@ -94,6 +94,9 @@ int Hub::run() {
     mesh_ = std::make_unique<Mesh>(*this, queue_, &loop_, cfg_);
     if (!mesh_->start()) return fail_start(fds);
     queue_.set_remote(mesh_.get(), [this] { mesh_->announce_topics(); });
+    presence_.set_on_change([this](const std::string& channel, bool held) {
+      post([this, channel, held] { mesh_->local_interest(channel, held); });
+    });
   }
   start_store();
   for (const ListenerConfig& l : cfg_.listeners) {

@@ -121,10 +121,12 @@ FanoutCount peer_count(const ApiResult& r) {
 }
 
 // Runs a fan-out on this node's workers and, unless the call came from another node, on every
-// alive node of the mesh; replies with the sum, built by `result`. With `local` false this node's
+// alive node of the mesh (with `channel`, only on those that hold subscribers of it: a node left out
+// would have counted 0); replies with the sum, built by `result`. With `local` false this node's
 // workers are left out: they hold nothing for it (a publish to a channel none of them holds).
 void cluster_fanout(ApiCall& c, const char* method, std::function<FanoutCount(Worker&)> op,
-                    std::function<std::string(const FanoutCount&)> result, bool local = true) {
+                    std::function<std::string(const FanoutCount&)> result, bool local = true,
+                    const std::string* channel = nullptr) {
   Reply reply = c.reply;
   auto add = fanout_sum(2, [reply, result](const FanoutCount& n) { reply(ApiResult::ok(result(n))); });
   Mesh* mesh = c.local_only ? nullptr : c.host.mesh();
@@ -136,7 +138,7 @@ void cluster_fanout(ApiCall& c, const char* method, std::function<FanoutCount(Wo
     std::vector<FanoutCount> counts;
     for (const ApiResult& a : answers) counts.push_back(peer_count(a));
     add(fanout_total(counts));
-  });
+  }, channel);
 }
 
 // Publish and broadcast fan-out in /metrics (runs on the worker).
@@ -179,7 +181,7 @@ void mesh_publish(ApiCall& c) {
   inc(metrics().publishes);
   // A channel no worker holds is answered here: nothing to deliver, no trip to the workers.
   cluster_fanout(c, "mesh.publish", [channel, msg](Worker& w) { return count_deliveries(w.publish(channel, *msg)); },
-                 fanout_result, c.host.channel_maybe_held(channel));
+                 fanout_result, c.host.channel_maybe_held(channel), &channel);
 }
 
 void mesh_broadcast(ApiCall& c) {
@@ -194,7 +196,7 @@ void channel_count(ApiCall& c) {
   std::string channel;
   if (!read_channel(c, channel)) return;
   cluster_fanout(c, "channel.count", [channel](Worker& w) { return FanoutCount{w.channel_count(channel), 0}; },
-                 [](const FanoutCount& n) { return "{\"s\":" + std::to_string(n.ok) + "}"; });
+                 [](const FanoutCount& n) { return "{\"s\":" + std::to_string(n.ok) + "}"; }, true, &channel);
 }
 
 void conn_call(ApiCall& c) {
@@ -203,6 +205,18 @@ void conn_call(ApiCall& c) {
   auto call = std::make_shared<ConnCall>();
   std::string error;
   if (!parse_conn_call(param(c, "f"), param(c, "a"), *call, error)) return invalid(c, error);
+  Mesh* mesh = c.host.mesh();
+  if (call->fn == ConnCall::Fn::Subscribe && mesh && c.host.workers().owner(id)) {
+    // The subscribe rule (docs/cluster.md "Interest routing"): answered only once every alive peer
+    // knows this node holds the channel (or after call_timeout), so that a publish started anywhere
+    // after the answer reaches the new subscriber. The worker's change reached the hub before its
+    // answer (one mailbox), so the barrier covers it.
+    Reply reply = c.reply;
+    c.reply = [mesh, reply](const ApiResult& r) {
+      if (r.code != 0) return reply(r);
+      mesh->interest_barrier([reply, r] { reply(r); });
+    };
+  }
   on_owner(c, "conn.call", id, 301, [id, call](Worker& w) { return w.conn_call(id, *call); });
 }
 

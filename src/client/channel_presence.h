@@ -7,20 +7,35 @@
 // channel sharing it, and the publish goes to the workers as before. A subscription made before the
 // publish was sent is seen: its answer (or the client's open event) reached the publisher through
 // the hub's mailbox, whose lock orders the counter's update before the publish.
+//
+// The same two calls tell the node's exact set of channels, when it has a mesh: on_change (set before
+// any worker starts) hears every worker's first and last subscriber of a channel, on the worker's
+// thread; the hub posts it to its own thread, where the mesh counts workers per channel
+// (Mesh::local_interest). Posted through the same mailbox as the worker's answers, so a subscribe's
+// answer reaches the hub after the change it made.
 #pragma once
 
 #include <atomic>
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <utility>
 
 namespace mg {
 
 class ChannelPresence {
  public:
   static constexpr size_t kCounters = 1024;
-  void add(const std::string& channel) { at(channel).fetch_add(1, std::memory_order_relaxed); }
-  void remove(const std::string& channel) { at(channel).fetch_sub(1, std::memory_order_relaxed); }
+  using OnChange = std::function<void(const std::string& channel, bool held)>;
+  void set_on_change(OnChange f) { on_change_ = std::move(f); }
+  void add(const std::string& channel) {
+    at(channel).fetch_add(1, std::memory_order_relaxed);
+    if (on_change_) on_change_(channel, true);
+  }
+  void remove(const std::string& channel) {
+    at(channel).fetch_sub(1, std::memory_order_relaxed);
+    if (on_change_) on_change_(channel, false);
+  }
   bool maybe_held(const std::string& channel) const { return at(channel).load(std::memory_order_relaxed) != 0; }
 
  private:
@@ -28,6 +43,7 @@ class ChannelPresence {
     return counters_[std::hash<std::string>{}(channel) % kCounters];
   }
   mutable std::atomic<uint32_t> counters_[kCounters] = {};
+  OnChange on_change_;  // set before the workers start, read-only afterwards
 };
 
 }  // namespace mg

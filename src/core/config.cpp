@@ -237,6 +237,7 @@ const std::map<std::string, Setter>& global_keys() {
       {"mesh.dead_after", uint_key(&Config::mesh_dead_after, 1, 3600)},
       {"mesh.call_timeout", uint_key(&Config::mesh_call_timeout, 1, 3600)},
       {"mesh.max_link_buffer", uint_key(&Config::mesh_max_link_buffer, 65536, 1ull << 40)},
+      {"mesh.max_interest", uint_key(&Config::mesh_max_interest, 1, 10000000)},
       {"queue.max_events", uint_key(&Config::queue, &QueueLimits::max_events, 1, 100000000)},
       {"queue.max_bytes", uint_key(&Config::queue, &QueueLimits::max_bytes, 1024, 1ull << 40)},
       {"queue.ack_timeout", uint_key(&Config::queue, &QueueLimits::ack_timeout_s, 1, 86400)},
@@ -499,6 +500,7 @@ std::vector<std::string> keys_needing_restart(const Config& a, const Config& b) 
   check("[mesh] dead_after", a.mesh_dead_after == b.mesh_dead_after);
   check("[mesh] call_timeout", a.mesh_call_timeout == b.mesh_call_timeout);
   check("[mesh] max_link_buffer", a.mesh_max_link_buffer == b.mesh_max_link_buffer);
+  check("[mesh] max_interest", a.mesh_max_interest == b.mesh_max_interest);
   for (const ListenerConfig& n : b.listeners) {
     const ListenerConfig* o = nullptr;
     for (const ListenerConfig& l : a.listeners) o = l.name == n.name ? &l : o;

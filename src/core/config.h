@@ -97,6 +97,7 @@ struct Config {
   uint32_t mesh_dead_after = 3;
   uint32_t mesh_call_timeout = 2;
   uint64_t mesh_max_link_buffer = limit_defaults::kMeshMaxLinkBuffer;
+  uint32_t mesh_max_interest = 100000;  // channels a node lists to its peers (and keeps per peer)
   // [listener.*]
   std::vector<ListenerConfig> listeners;
 

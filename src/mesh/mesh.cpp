@@ -57,6 +57,8 @@ bool Mesh::start() {
   uv_timer_init(loop_, &timer_);
   timer_.data = this;
   uv_timer_start(&timer_, &Mesh::on_tick, 0, heartbeat_ms_);
+  uv_check_init(loop_, &interest_check_);
+  interest_check_.data = this;
   for (const std::string& seed : cfg_.mesh_seeds)
     if (seed != self_addr_) dials_[seed];
   started_ = true;
@@ -70,12 +72,16 @@ void Mesh::stop() {
   stopped_ = true;
   uv_close(reinterpret_cast<uv_handle_t*>(&server_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&timer_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&interest_check_), nullptr);
   std::vector<MeshLink*> links;
   for (auto& [serial, l] : links_) links.push_back(l);
   for (MeshLink* l : links) l->close_now();
   std::vector<unsigned> nodes;
   for (auto& [k, c] : calls_) nodes.push_back(c.node);
   for (unsigned n : nodes) fail_calls(n, "this node is shutting down");
+  for (auto& done : barriers_unsent_) barriers_.push_back(Barrier{0, 0, std::move(done)});
+  barriers_unsent_.clear();
+  settle_barriers(now(), true);
 }
 
 // --- links ---
@@ -251,6 +257,8 @@ void Mesh::on_frame(MeshLink& link, MeshType type, const char* body, size_t len)
     case MeshType::Topics: well_formed = on_topics(link, body, len); break;
     case MeshType::Event: well_formed = on_event(link, body, len); break;
     case MeshType::Done: well_formed = on_done(body, len); break;
+    case MeshType::Interest: well_formed = on_interest(link, body, len); break;
+    case MeshType::InterestAck: well_formed = on_interest_ack(link, body, len); break;
     default:
       if (!mesh_body_is_object(body, len)) well_formed = false;
       else refuse(link, std::string("unexpected ") + mesh_type_name(type) + " after the handshake");
@@ -316,6 +324,8 @@ void Mesh::member_dead(Member& m, const std::string& why) {
   LOG_WARN("mesh: node %u (%s) is dead: %s", m.id, log_safe(m.name).c_str(), log_safe(why).c_str());
   fail_calls(m.id, "node " + std::to_string(m.id) + " is unavailable (" + why + ")");
   queue_.set_remote_topics(m.id, {});
+  forget_interest(m);
+  settle_barriers(now());  // a subscribe does not wait for a dead node
 }
 
 void Mesh::send_members(MeshLink& link) {
@@ -390,6 +400,7 @@ void Mesh::tick() {
     if (m.alive && !m.link && m.relink_deadline_ms && t >= m.relink_deadline_ms)
       member_dead(m, "its link closed and no other came up");
   expire_calls(t);
+  settle_barriers(t);
   stranger_log_.flush(t, [](const std::string& why, uint64_t n) {
     LOG_WARN("mesh: %llu more warnings (%s) about connections that did not complete the handshake were left out in "
              "the last minute", static_cast<unsigned long long>(n), why.empty() ? "of other kinds" : why.c_str());
@@ -447,6 +458,31 @@ std::string Mesh::render_metrics() const {
   w.sample("meshgate_mesh_connections_refused_total", {{"reason", "per_source"}}, accept_refused_per_source_);
   w.family("meshgate_mesh_events_forwarded_total", "counter", "Queue events sent to other nodes' consumers.");
   w.sample("meshgate_mesh_events_forwarded_total", events_forwarded_);
+  w.family("meshgate_mesh_version_refused_total", "counter",
+           "Peers refused at the handshake because they speak another mesh protocol version (also in "
+           "meshgate_mesh_refused_total).");
+  w.sample("meshgate_mesh_version_refused_total", refused_version_);
+  w.family("meshgate_mesh_frames_sent_total", "counter", "Frames written on mesh links, by type.");
+  for (uint8_t t = 1; t <= kMeshMaxType; t++)
+    w.sample("meshgate_mesh_frames_sent_total", {{"type", mesh_type_name(static_cast<MeshType>(t))}}, frames_sent_[t]);
+  w.family("meshgate_mesh_interest_channels", "gauge",
+           "Channels with subscribers: on this node (node=\"self\"), and on each alive node as it told this one "
+           "(absent while not known, or when it said \"all\").");
+  w.sample("meshgate_mesh_interest_channels", {{"node", "self"}}, held_channels_);
+  for (const auto& [id, m] : members_)
+    if (m.alive && m.interest_known && !m.interest_all)
+      w.sample("meshgate_mesh_interest_channels", {{"node", std::to_string(id)}}, m.interest.size());
+  w.family("meshgate_mesh_fanout_skipped_total", "counter",
+           "Calls of a channel's publish or count not sent to a node, because it holds no subscriber of the channel.");
+  w.sample("meshgate_mesh_fanout_skipped_total", fanout_skipped_);
+  w.family("meshgate_mesh_interest_overflows_total", "counter",
+           "Times a node's channel set went over [mesh] max_interest (this node's, or a peer's as kept here): "
+           "it is sent every channel's calls meanwhile.");
+  w.sample("meshgate_mesh_interest_overflows_total", interest_overflows_);
+  w.family("meshgate_mesh_subscribe_wait_timeouts_total", "counter",
+           "Subscribes answered after call_timeout because an alive node had not acknowledged the change "
+           "(it may miss publishes until it catches up).");
+  w.sample("meshgate_mesh_subscribe_wait_timeouts_total", barrier_timeouts_);
   return w.take();
 }
 

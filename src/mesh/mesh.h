@@ -7,10 +7,14 @@
 //            dial at once, the link dialled by the lower node id wins
 //   dial     an address to connect to: the configured seeds, and every member's mesh address
 //   call     an API method run on another node (CALL/REPLY frames), answered within call_timeout
+//   interest the channels a node holds at least one subscriber of (on any of its workers); every
+//            node tells its peers its own (INTEREST: a full set on a new link, then deltas) and
+//            keeps theirs, so a channel's publish or count goes only to the nodes that hold it
 //
 // One class, one job a file: mesh.cpp membership (listening, dialling, members, heartbeats, views),
 // mesh_handshake.cpp HELLO/AUTH up to a link that serves its member, mesh_calls.cpp CALL/REPLY and
-// the fan-out to every peer, mesh_queue.cpp the queue across the mesh (TOPICS/EVENT/DONE). Every frame
+// the fan-out to every peer, mesh_queue.cpp the queue across the mesh (TOPICS/EVENT/DONE), mesh_interest.cpp which
+// node holds which channel (INTEREST/INTEREST_ACK) and the subscribe barrier. Every frame
 // body is written and read in mesh_wire. What the mesh needs of the node it runs in comes through
 // MeshHost (the hub implements it), so nothing here includes the API or the hub.
 //
@@ -20,9 +24,11 @@
 #include <uv.h>
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -76,8 +82,20 @@ class Mesh final : public RemoteQueue {
   // Runs `method` (a fan-out: publish, broadcast, channel.count) on every alive peer and calls
   // `done` with every peer's answer (an error for a peer that failed or timed out) once all have
   // answered. The mesh does not read the answers: the caller knows their shape and merges them.
+  // With `channel` set, only the peers that may hold a subscriber of it are called (their interest
+  // says so, or is not known yet): a peer left out holds nothing for it and answers nothing.
   void fanout(const std::string& method, const std::string& params_json,
-              std::function<void(std::vector<ApiResult>)> done);
+              std::function<void(std::vector<ApiResult>)> done, const std::string* channel = nullptr);
+
+  // mesh_interest.cpp. A worker of this node got the first subscriber of `channel` (held) or lost
+  // its last (not held): counted per worker, and the node's set changes when the first worker
+  // takes a channel or the last one drops it. Peers are told at the end of this loop turn.
+  void local_interest(const std::string& channel, bool held);
+  // Calls `done` once every alive peer has applied every change of this node's interest made so far
+  // (INTEREST_ACK), or after call_timeout, or at once when nothing waits (the subscribe rule,
+  // docs/cluster.md "Interest routing"). `done` runs on the hub thread, never inside this call's caller
+  // when something waits.
+  void interest_barrier(std::function<void()> done);
 
   // Alive peers (this node not included).
   std::vector<NodeInfo> alive_peers() const;
@@ -100,6 +118,7 @@ class Mesh final : public RemoteQueue {
   void on_bad_frame(MeshLink& link, const std::string& why);
   void on_link_drained(MeshLink& link);
   void on_link_closed(MeshLink& link);
+  void count_sent(MeshType type) { frames_sent_[static_cast<uint8_t>(type)]++; }
 
  private:
   struct Member {
@@ -117,11 +136,30 @@ class Mesh final : public RemoteQueue {
     uint64_t relink_deadline_ms = 0;
     std::vector<std::pair<MeshType, std::string>> held;
     uint64_t held_bytes = 0;
+    // Its interest: the channels it holds subscribers of, as its INTEREST frames said. Not known
+    // from its link's start until its full set arrived: meanwhile it is sent every channel's calls.
+    // all: it holds more than it lists (its bound or ours): sent every channel's calls.
+    std::unordered_set<std::string> interest;
+    bool interest_known = false, interest_all = false;
+    bool interest_filling = false;  // a full set in several frames is arriving
+    // Our INTEREST frames: the last one sent to it and the last one it acknowledged.
+    uint64_t interest_sent = 0, interest_acked = 0;
   };
   struct PendingCall {
     unsigned node;
     uint64_t deadline_ms;
     Reply reply;
+  };
+  struct Barrier {
+    uint64_t seq;          // wait for INTEREST_ACK of this frame from every peer it was sent to
+    uint64_t deadline_ms;
+    std::function<void()> done;
+  };
+  // This node's own interest: per channel, how many workers hold it and whether peers were told
+  // it is held (an entry goes when neither).
+  struct LocalChannel {
+    uint32_t workers = 0;
+    bool announced = false;
   };
   struct Dial {
     uint64_t next_ms = 0;
@@ -176,6 +214,22 @@ class Mesh final : public RemoteQueue {
   // TOPICS body: the topics this node has consumers for.
   std::string topics_body() const;
 
+  // mesh_interest.cpp
+  bool on_interest(MeshLink& link, const char* body, size_t len);
+  bool on_interest_ack(MeshLink& link, const char* body, size_t len);
+  static void on_interest_check(uv_check_t* h);
+  // Tells every alive peer what changed in this node's interest since the last time (end of a loop turn).
+  void flush_interest();
+  // Sends `m` this node's whole interest (a new link), as one or more frames.
+  void send_interest_full(Member& m);
+  // Sends the frames of one change to `m`, numbering them from interest_seq_.
+  void send_interest(Member& m, std::vector<MeshInterest> frames);
+  // A peer's interest is forgotten (its link is new, or it died).
+  static void forget_interest(Member& m);
+  // Runs the barriers every peer has acknowledged, or whose deadline passed (t), or all (stopping).
+  void settle_barriers(uint64_t t, bool all = false);
+  bool may_hold(const Member& m, const std::string& channel) const;
+
   MeshHost& host_;
   QueueHub& queue_;
   const Config& cfg_;
@@ -192,6 +246,23 @@ class Mesh final : public RemoteQueue {
   std::unordered_map<uint64_t, PendingCall> calls_;    // outgoing calls by sequence
   uint64_t next_link_serial_ = 0, next_call_ = 0;
   uint64_t bad_frames_ = 0, refused_ = 0, calls_ok_ = 0, calls_failed_ = 0, events_forwarded_ = 0;
+  uint64_t refused_version_ = 0;  // of refused_: the peer speaks another protocol version
+  // Frames written on links, by type (index: the type's number).
+  uint64_t frames_sent_[kMeshMaxType + 1] = {};
+  // Interest routing: this node's channels, the changes not yet told, the frames' numbering, the
+  // subscribes waiting for every peer's INTEREST_ACK, and the calls it spared.
+  std::unordered_map<std::string, LocalChannel> local_channels_;
+  std::unordered_set<std::string> interest_dirty_;
+  uint64_t held_channels_ = 0;  // entries of local_channels_ with workers > 0
+  bool announce_all_ = false;   // peers were told "all": this node holds more than max_interest channels
+  uint64_t interest_seq_ = 0;
+  uv_check_t interest_check_{};
+  bool interest_check_on_ = false;
+  std::vector<Barrier> barriers_;
+  std::vector<std::function<void()>> barriers_unsent_;  // made while changes wait for this turn's end
+  uint64_t fanout_skipped_ = 0, interest_overflows_ = 0;
+  uint64_t barrier_timeouts_ = 0;  // subscribes answered at call_timeout, a peer not having acknowledged
+
   // Connections closed at accept: every handshake slot taken, or the source's share of them.
   uint64_t accept_refused_full_ = 0, accept_refused_per_source_ = 0;
   // Warnings about inbound links that never completed the handshake (strangers, floods), per kind

@@ -36,10 +36,16 @@ void Mesh::call(unsigned node, const std::string& method, const std::string& par
 }
 
 void Mesh::fanout(const std::string& method, const std::string& params_json,
-                  std::function<void(std::vector<ApiResult>)> done) {
+                  std::function<void(std::vector<ApiResult>)> done, const std::string* channel) {
   std::vector<unsigned> peers;
-  for (const auto& [id, m] : members_)
-    if (m.alive) peers.push_back(id);
+  for (const auto& [id, m] : members_) {
+    if (!m.alive) continue;
+    if (channel && !may_hold(m, *channel)) {
+      fanout_skipped_++;
+      continue;
+    }
+    peers.push_back(id);
+  }
   std::function<void(ApiResult)> part = fanout_join<ApiResult>(peers.size(), std::move(done));
   for (unsigned id : peers) call(id, method, params_json, 501, [part](const ApiResult& r) { part(r); });
 }

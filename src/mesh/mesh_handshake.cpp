@@ -45,9 +45,13 @@ void Mesh::on_hello(MeshLink& link, const char* body, size_t len) {
   if (!decoded && !mesh_body_is_object(body, len)) return refuse_malformed(link, MeshType::Hello, body, len);
   if (link.hello_seen) return refuse(link, "HELLO sent twice");
   if (!decoded) return refuse(link, "malformed HELLO frame: v is not a version number");
-  if (h.version != kMeshProtocolVersion)
+  if (h.version != kMeshProtocolVersion) {
+    refused_version_++;
     return refuse(link, "protocol version " + std::to_string(h.version) + " is not supported (this node speaks " +
-                            std::to_string(kMeshProtocolVersion) + ")");
+                            std::to_string(kMeshProtocolVersion) +
+                            "; nodes of different versions do not link: upgrade every node, docs/cluster.md "
+                            "\"Rolling upgrade\")");
+  }
   if (h.cluster != cfg_.mesh_cluster)
     return refuse(link, "cluster name \"" + h.cluster + "\" does not match this cluster \"" + cfg_.mesh_cluster + "\"");
   if (h.id < 1) return refuse(link, "bad node id");
@@ -128,6 +132,8 @@ void Mesh::link_up(MeshLink& link) {
   for (auto& [serial, l] : links_)
     if (l->up && !l->closing()) send_members(*l);  // everyone learns of everyone
   link.send_control(MeshType::Topics, topics_body());
+  forget_interest(m);  // until its full set arrives on this link, it is sent every channel's calls
+  send_interest_full(m);
 }
 
 }  // namespace mg

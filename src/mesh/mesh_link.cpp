@@ -29,6 +29,7 @@ void MeshLink::secure(const MeshSessionKeys& keys, bool encrypt) {
 }
 
 void MeshLink::write_frame(MeshType type, const std::string& body) {
+  mesh_.count_sent(type);
   write(sealer_.active() ? sealer_.seal(type, body) : mesh_frame(type, body));
 }
 

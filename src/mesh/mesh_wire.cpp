@@ -3,6 +3,7 @@
 #include <openssl/rand.h>
 
 #include <algorithm>
+#include <cstring>
 #include <sstream>
 
 #include "core/addr.h"
@@ -25,13 +26,15 @@ const char* mesh_type_name(MeshType t) {
     case MeshType::Topics: return "TOPICS";
     case MeshType::Event: return "EVENT";
     case MeshType::Done: return "DONE";
+    case MeshType::Interest: return "INTEREST";
+    case MeshType::InterestAck: return "INTEREST_ACK";
   }
   return "?";
 }
 
 namespace {
 
-bool known_type(uint8_t t) { return t >= 1 && t <= 11; }
+bool known_type(uint8_t t) { return t >= 1 && t <= kMeshMaxType; }
 
 }  // namespace
 
@@ -327,6 +330,86 @@ std::string mesh_encode(const MeshDone& b) { return "{\"f\":" + std::to_string(b
 bool mesh_decode(const char* body, size_t len, MeshDone& out) {
   JsonPtr doc = parse_object(body, len);
   return doc && mesh_read_uint(doc.get(), "f", kJsonMaxExactInt, 0, out.fwd);
+}
+
+namespace {
+
+void append_string_list(std::string& s, const char* key, const std::vector<std::string>& list) {
+  s += ",\"";
+  s += key;
+  s += "\":[";
+  for (size_t i = 0; i < list.size(); i++) {
+    if (i) s += ',';
+    json_append_string(s, list[i]);
+  }
+  s += ']';
+}
+
+bool read_bool(const cJSON* obj, const char* key, bool& out) {
+  const cJSON* v = cJSON_GetObjectItemCaseSensitive(obj, key);
+  if (!v) return true;
+  if (!cJSON_IsBool(v)) return false;
+  out = cJSON_IsTrue(v);
+  return true;
+}
+
+void read_channels(const cJSON* obj, const char* key, std::vector<std::string>& out) {
+  const cJSON* item;
+  cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(obj, key)) {
+    if (!cJSON_IsString(item)) continue;
+    size_t n = std::strlen(item->valuestring);
+    if (n >= 1 && n <= kMeshMaxChannelName) out.emplace_back(item->valuestring, n);
+  }
+}
+
+}  // namespace
+
+std::string mesh_encode(const MeshInterest& b) {
+  std::string s = "{\"k\":" + std::to_string(b.seq);
+  if (b.full) s += ",\"full\":true";
+  if (b.more) s += ",\"more\":true";
+  if (b.all) s += ",\"all\":true";
+  if (!b.added.empty()) append_string_list(s, "a", b.added);
+  if (!b.removed.empty()) append_string_list(s, "r", b.removed);
+  return s + "}";
+}
+
+bool mesh_decode(const char* body, size_t len, MeshInterest& out) {
+  JsonPtr doc = parse_object(body, len);
+  if (!doc) return false;
+  out = MeshInterest{};
+  if (!mesh_read_uint(doc.get(), "k", kJsonMaxExactInt, 0, out.seq) || !read_bool(doc.get(), "full", out.full) ||
+      !read_bool(doc.get(), "more", out.more) || !read_bool(doc.get(), "all", out.all))
+    return false;
+  read_channels(doc.get(), "a", out.added);
+  read_channels(doc.get(), "r", out.removed);
+  return true;
+}
+
+std::string mesh_encode(const MeshInterestAck& b) { return "{\"k\":" + std::to_string(b.seq) + "}"; }
+
+bool mesh_decode(const char* body, size_t len, MeshInterestAck& out) {
+  JsonPtr doc = parse_object(body, len);
+  return doc && mesh_read_uint(doc.get(), "k", kJsonMaxExactInt, 0, out.seq);
+}
+
+std::vector<MeshInterest> mesh_interest_split(bool full, const std::vector<std::string>& added,
+                                              const std::vector<std::string>& removed, size_t max_bytes) {
+  std::vector<MeshInterest> out(1);
+  out.back().full = full;
+  size_t bytes = 0;
+  auto put = [&](const std::string& ch, bool add) {
+    if (bytes > 0 && bytes + ch.size() > max_bytes) {
+      out.emplace_back();
+      bytes = 0;
+    }
+    (add ? out.back().added : out.back().removed).push_back(ch);
+    bytes += ch.size();
+  };
+  for (const std::string& ch : added) put(ch, true);
+  for (const std::string& ch : removed) put(ch, false);
+  for (size_t i = 0; i + 1 < out.size(); i++) out[i].more = true;
+  return out;
 }
 
 bool mesh_body_is_object(const char* body, size_t len) { return static_cast<bool>(parse_object(body, len)); }

@@ -21,7 +21,10 @@
 
 namespace mg {
 
-constexpr int kMeshProtocolVersion = 2;  // 2: transcript-bound proofs, every later frame sealed
+// 2: transcript-bound proofs, every later frame sealed. 3: INTEREST/INTEREST_ACK, and a channel's
+// publishes and counts go only to the nodes that hold subscribers of it (a v2 node would never be
+// told of them, so the versions do not link: docs/cluster.md "Rolling upgrade").
+constexpr int kMeshProtocolVersion = 3;
 constexpr uint32_t kMeshMaxFrame = 32u << 20;  // larger frames are a protocol error
 constexpr uint32_t kMeshMaxHandshakeFrame = 64u << 10;  // before a peer is authenticated
 
@@ -37,7 +40,10 @@ enum class MeshType : uint8_t {
   Topics = 9,   // {"t":[topic,...]}: topics the sender has local consumers for (replaces the last list)
   Event = 10,   // {"n":origin node,"c":"client id","t":topic,"d":data,"x":context,"r":redelivered,"f":handle,"h":hops}
   Done = 11,    // {"f":handle}: the forwarded event was consumed; the producer forgets its copy
+  Interest = 12,     // {"k","full","more","all","a":[channel,...],"r":[channel,...]}: channels the sender holds subscribers of
+  InterestAck = 13,  // {"k"}: the INTEREST frame k was applied
 };
+constexpr uint8_t kMeshMaxType = 13;
 
 const char* mesh_type_name(MeshType t);
 
@@ -142,6 +148,32 @@ struct MeshTopics {
   std::vector<std::string> topics;
 };
 
+// INTEREST {"k":seq,"full":bool,"more":bool,"all":bool,"a":[channel,...],"r":[channel,...]}: which
+// channels the sender holds at least one subscriber of. A delta ("full" false) adds "a" and removes
+// "r"; a full set ("full" true) replaces what the receiver knew, and when it spans several frames
+// every one but the last has "more" (the later ones are deltas that add). "all" true: the sender
+// holds more channels than it lists (its max_interest): send it every publish until its next full
+// set. "k" is the sender's sequence number of the frame, echoed by INTEREST_ACK. Entries that are
+// not channel names (strings of 1..kMeshMaxChannelName bytes) are skipped.
+constexpr size_t kMeshMaxChannelName = 128;
+struct MeshInterest {
+  uint64_t seq = 0;
+  bool full = false, more = false, all = false;
+  std::vector<std::string> added, removed;
+};
+
+// INTEREST_ACK {"k":seq}.
+struct MeshInterestAck {
+  uint64_t seq = 0;
+};
+
+// Splits one change of interest into frames whose lists hold at most `max_bytes` bytes of names
+// each (at least one name a frame): a full set (`full`: `removed` must be empty) starts with a
+// frame marked full and marks "more" on all but its last. Always at least one frame (an empty full
+// set is one frame). Sequence numbers are left 0 for the caller.
+std::vector<MeshInterest> mesh_interest_split(bool full, const std::vector<std::string>& added,
+                                              const std::vector<std::string>& removed, size_t max_bytes);
+
 // EVENT: the event's own members (queue_event.h append_event_members: "n","c","t","d","x","r") and
 // "f" (the producer's handle, 0..2^53-1) and "h" (hops, 0..255). complete is false for an event the
 // receiver cannot deliver (no topic, or "c" not a client id): it is dropped, the link kept. "n" is
@@ -169,6 +201,8 @@ std::string mesh_encode(const MeshTopics& b);
 // that is 0 (an event of this node's own clients).
 std::string mesh_encode(const QueueEvent& ev, unsigned this_node);
 std::string mesh_encode(const MeshDone& b);
+std::string mesh_encode(const MeshInterest& b);
+std::string mesh_encode(const MeshInterestAck& b);
 
 bool mesh_decode(const char* body, size_t len, MeshHello& out);
 bool mesh_decode(const char* body, size_t len, MeshAuth& out);
@@ -185,6 +219,8 @@ bool mesh_decode(const char* body, size_t len, MeshEvent& out);
 // consumed (DONE) and its producer does not send it again. False when no plain "f" can be read.
 bool mesh_event_handle(const char* body, size_t len, uint64_t& fwd);
 bool mesh_decode(const char* body, size_t len, MeshDone& out);
+bool mesh_decode(const char* body, size_t len, MeshInterest& out);
+bool mesh_decode(const char* body, size_t len, MeshInterestAck& out);
 
 // True when the body is a JSON object at all: tells "malformed" from "a number out of range" after
 // mesh_decode failed.

@@ -20,8 +20,8 @@
 namespace {
 
 const std::string kSecret = "fuzz-secret";
-const std::string kDialler = R"({"v":2,"cluster":"fuzz","id":1,"nonce":"AAAAAAAAAAAAAAAAAAAAAA==","enc":true})";
-const std::string kListener = R"({"v":2,"cluster":"fuzz","id":2,"nonce":"BBBBBBBBBBBBBBBBBBBBBB==","enc":true})";
+const std::string kDialler = R"({"v":3,"cluster":"fuzz","id":1,"nonce":"AAAAAAAAAAAAAAAAAAAAAA==","enc":true})";
+const std::string kListener = R"({"v":3,"cluster":"fuzz","id":2,"nonce":"BBBBBBBBBBBBBBBBBBBBBB==","enc":true})";
 
 using fuzzin::Reader;
 
@@ -46,6 +46,8 @@ void parse_like_the_mesh(mg::MeshType type, const char* body, size_t len) {
     case mg::MeshType::Topics: return decode_as<mg::MeshTopics>(body, len);
     case mg::MeshType::Event: return decode_as<mg::MeshEvent>(body, len);
     case mg::MeshType::Done: return decode_as<mg::MeshDone>(body, len);
+    case mg::MeshType::Interest: return decode_as<mg::MeshInterest>(body, len);
+    case mg::MeshType::InterestAck: return decode_as<mg::MeshInterestAck>(body, len);
   }
 }
 
@@ -62,7 +64,10 @@ std::string b(std::initializer_list<int> bytes) {
 std::vector<std::string> fuzz_seeds() {
   return {b({1, 3, 4, 7}) + R"({"t":1})" + b({4, 11}) + R"({"conns":3})" + b({5, 2}) + "{}" + b({0, 0, 0, 16, 32}),
           b({0, 1, 6, 12}) + R"({"k":1e300})" + b({0, 5, 7}) + "garbage",
-          b({1, 2, 9, 0, 10, 0, 0, 11, 9, 0, 0, 0, 5, 5}) + "abcd"};
+          b({1, 2, 9, 0, 10, 0, 0, 11, 9, 0, 0, 0, 5, 5}) + "abcd",
+          // INTEREST (a full set, then a delta) and INTEREST_ACK
+          b({1, 3, 11, 33}) + R"({"k":1,"full":true,"a":["r","s"]})" + b({11, 25}) + R"({"k":2,"r":["r"],"a":[5]})" +
+              b({12, 7}) + R"({"k":2})" + b({0, 0, 0, 0, 3, 3})};
 }
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -82,7 +87,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::vector<std::string> sent;
   std::string stream;
   for (int count = in.byte() % 8; count > 0; count--) {
-    auto type = static_cast<mg::MeshType>(1 + in.byte() % 11);
+    auto type = static_cast<mg::MeshType>(1 + in.byte() % mg::kMeshMaxType);
     std::string body = in.bytes(in.byte());
     stream += sealer.seal(type, body);
     sent.push_back(body);

@@ -74,6 +74,9 @@ Frames sample_frames() {
   fs.push_back({MeshType::Reply, std::string(300, 'r')});
   fs.push_back({MeshType::Topics, R"({"t":["client"]})"});
   fs.push_back({MeshType::Event, std::string(70000, 'e')});  // longer than 16 bits of length
+  fs.push_back({MeshType::Done, R"({"f":7})"});
+  fs.push_back({MeshType::Interest, R"({"k":1,"full":true,"a":["room:1"]})"});
+  fs.push_back({MeshType::InterestAck, R"({"k":1})"});
   return fs;
 }
 
@@ -99,7 +102,9 @@ TEST(MeshFrame, TypeNames) {
   EXPECT_STREQ(mg::mesh_type_name(MeshType::Hello), "HELLO");
   EXPECT_STREQ(mg::mesh_type_name(MeshType::Event), "EVENT");
   EXPECT_STREQ(mg::mesh_type_name(static_cast<MeshType>(0)), "?");
-  EXPECT_STREQ(mg::mesh_type_name(static_cast<MeshType>(12)), "?");
+  EXPECT_STREQ(mg::mesh_type_name(MeshType::Interest), "INTEREST");
+  EXPECT_STREQ(mg::mesh_type_name(MeshType::InterestAck), "INTEREST_ACK");
+  EXPECT_STREQ(mg::mesh_type_name(static_cast<MeshType>(14)), "?");
 }
 
 TEST(MeshFrame, RoundTripEveryType) {
@@ -285,7 +290,7 @@ TEST(MeshDecoder, OverMaxIsTooLarge) {
 }
 
 TEST(MeshDecoder, UnknownTypeIsBadType) {
-  for (int t : {0, 12, 13, 0x7f, 0x80, 0xff}) {
+  for (int t : {0, 14, 15, 0x7f, 0x80, 0xff}) {
     std::string f = be32(3) + std::string(1, static_cast<char>(t)) + "{}";
     {
       MeshFrameDecoder d;
@@ -306,7 +311,7 @@ TEST(MeshDecoder, UnknownTypeIsBadType) {
       EXPECT_EQ(out, sample_frames());
     }
   }
-  for (int t = 1; t <= 11; t++) {
+  for (int t = 1; t <= 13; t++) {
     MeshFrameDecoder d;
     Frames out;
     EXPECT_EQ(feed(d, be32(1) + std::string(1, static_cast<char>(t)), out), Status::Ok) << t;
@@ -422,6 +427,8 @@ TEST(MeshBody, EveryDecoderRefusesWhatIsNotAnObject) {
   expect_refuses_non_objects<mg::MeshTopics>();
   expect_refuses_non_objects<mg::MeshEvent>();
   expect_refuses_non_objects<mg::MeshDone>();
+  expect_refuses_non_objects<mg::MeshInterest>();
+  expect_refuses_non_objects<mg::MeshInterestAck>();
   EXPECT_TRUE(mg::mesh_body_is_object("{}", 2));
 }
 
@@ -777,7 +784,7 @@ Status reference_parse(const std::string& s, Frames& out) {
     if (s.size() - p < 5) break;
     if (n == 0) return Status::TooLarge;
     uint8_t t = static_cast<uint8_t>(s[p + 4]);
-    if (t < 1 || t > 11) return Status::BadType;
+    if (t < 1 || t > mg::kMeshMaxType) return Status::BadType;
     if (s.size() - p - 4 < n) break;
     out.push_back(Frame{static_cast<MeshType>(t), s.substr(p + 5, n - 1)});
     p += 4 + n;
@@ -829,7 +836,7 @@ TEST(MeshDecoderFuzz, RandomInputRandomSplits) {
       if (chunk > s.size() - at) chunk = s.size() - at;
       st = d.feed(s.data() + at, chunk, [&](MeshType t, const char* p, size_t n) {
         ASSERT_GE(static_cast<uint8_t>(t), 1u);
-        ASSERT_LE(static_cast<uint8_t>(t), 11u);
+        ASSERT_LE(static_cast<uint8_t>(t), mg::kMeshMaxType);
         ASSERT_LT(n, kMeshMaxFrame);
         got.push_back(Frame{t, std::string(p, n)});
       });
@@ -843,6 +850,106 @@ TEST(MeshDecoderFuzz, RandomInputRandomSplits) {
   // The generator exercises both outcomes.
   EXPECT_GT(delivered_total, 10000u);
   EXPECT_GT(errors, 1000u);
+}
+
+// --- INTEREST, INTEREST_ACK (protocol version 3) ---
+
+TEST(MeshBody, InterestWireBytes) {
+  mg::MeshInterest d;
+  d.seq = 42;
+  d.added = {"room:1", "a\"b"};
+  d.removed = {"old"};
+  EXPECT_EQ(mg::mesh_encode(d), R"({"k":42,"a":["room:1","a\"b"],"r":["old"]})");
+  mg::MeshInterest f;
+  f.seq = 1;
+  f.full = true;
+  f.more = true;
+  EXPECT_EQ(mg::mesh_encode(f), R"({"k":1,"full":true,"more":true})");
+  mg::MeshInterest all;
+  all.seq = 9007199254740991u;
+  all.full = true;
+  all.all = true;
+  EXPECT_EQ(mg::mesh_encode(all), R"({"k":9007199254740991,"full":true,"all":true})");
+  EXPECT_EQ(mg::mesh_encode(mg::MeshInterestAck{42}), R"({"k":42})");
+}
+
+TEST(MeshBody, InterestRoundTrip) {
+  mg::MeshInterest in;
+  in.seq = 7;
+  in.full = true;
+  in.more = true;
+  in.added = {"x", std::string(128, 'c'), "sp ace", "\\"};
+  in.removed = {"gone"};
+  mg::MeshInterest out;
+  ASSERT_TRUE(decode(mg::mesh_encode(in), out));
+  EXPECT_EQ(out.seq, 7u);
+  EXPECT_TRUE(out.full);
+  EXPECT_TRUE(out.more);
+  EXPECT_FALSE(out.all);
+  EXPECT_EQ(out.added, in.added);
+  EXPECT_EQ(out.removed, in.removed);
+  mg::MeshInterestAck a;
+  ASSERT_TRUE(decode(mg::mesh_encode(mg::MeshInterestAck{9007199254740991u}), a));
+  EXPECT_EQ(a.seq, 9007199254740991u);
+}
+
+TEST(MeshBody, InterestFallbacksAndRanges) {
+  mg::MeshInterest i;
+  ASSERT_TRUE(decode("{}", i));
+  EXPECT_EQ(i.seq, 0u);
+  EXPECT_FALSE(i.full || i.more || i.all);
+  EXPECT_TRUE(i.added.empty() && i.removed.empty());
+  // Entries that are not channel names are skipped; the frame stays good.
+  ASSERT_TRUE(decode(R"({"k":1,"a":["ok","",5,null,{"x":1},")" + std::string(129, 'l') + R"("],"r":"notalist"})", i));
+  EXPECT_EQ(i.added, std::vector<std::string>{"ok"});
+  EXPECT_TRUE(i.removed.empty());
+  // A decoded frame replaces what the struct held.
+  ASSERT_TRUE(decode(R"({"k":2})", i));
+  EXPECT_TRUE(i.added.empty());
+  for (const char* v : {"-1", "1.5", "1e300", "9007199254740992", "\"1\"", "true"}) {
+    EXPECT_FALSE(decode(std::string(R"({"k":)") + v + "}", i)) << v;
+    mg::MeshInterestAck a;
+    EXPECT_FALSE(decode(std::string(R"({"k":)") + v + "}", a)) << v;
+  }
+  for (const char* key : {"full", "more", "all"})
+    for (const char* v : {"1", "\"true\"", "null", "[]"})
+      EXPECT_FALSE(decode(std::string("{\"") + key + "\":" + v + "}", i)) << key << "=" << v;
+}
+
+TEST(MeshBody, InterestSplit) {
+  // Nothing to say still makes one frame (an empty full set is news).
+  auto one = mg::mesh_interest_split(true, {}, {}, 10);
+  ASSERT_EQ(one.size(), 1u);
+  EXPECT_TRUE(one[0].full);
+  EXPECT_FALSE(one[0].more);
+  // A full set over the budget: the first frame is full, every one but the last has "more", the
+  // names keep their order and each frame holds at most the budget (or one name).
+  std::vector<std::string> names;
+  for (int i = 0; i < 25; i++) names.push_back("ch" + std::to_string(i));  // 3 or 4 bytes
+  auto fs = mg::mesh_interest_split(true, names, {}, 10);
+  ASSERT_GT(fs.size(), 1u);
+  std::vector<std::string> seen;
+  for (size_t i = 0; i < fs.size(); i++) {
+    EXPECT_EQ(fs[i].full, i == 0) << i;
+    EXPECT_EQ(fs[i].more, i + 1 < fs.size()) << i;
+    size_t bytes = 0;
+    for (const auto& n : fs[i].added) bytes += n.size();
+    EXPECT_LE(bytes, 10u) << i;
+    EXPECT_TRUE(fs[i].removed.empty());
+    seen.insert(seen.end(), fs[i].added.begin(), fs[i].added.end());
+  }
+  EXPECT_EQ(seen, names);
+  // A delta keeps additions and removals apart; a name longer than the budget gets a frame of its own.
+  auto d = mg::mesh_interest_split(false, {"a", std::string(20, 'b')}, {"c"}, 10);
+  ASSERT_EQ(d.size(), 3u);
+  EXPECT_EQ(d[0].added, std::vector<std::string>{"a"});
+  EXPECT_EQ(d[1].added, std::vector<std::string>{std::string(20, 'b')});
+  EXPECT_EQ(d[2].removed, std::vector<std::string>{"c"});
+  for (const auto& f : d) EXPECT_FALSE(f.full);
+  // Every frame of a realistic split stays far below the frame limit.
+  std::vector<std::string> big(100000, std::string(128, '"'));  // the worst case: every byte escaped
+  for (const auto& f : mg::mesh_interest_split(true, big, {}, 64u << 10))
+    EXPECT_LT(mg::mesh_encode(f).size(), size_t{1} << 20);
 }
 
 }  // namespace
