@@ -463,13 +463,22 @@ def run_meshgate_until(workdir, overrides, needle, timeout=5.0):
         errf.close()
 
 
+def free_port_on(addr):
+    """A port free on `addr` a moment ago: harness.free_port() checks 127.0.0.1 only, and a port free
+    there may be taken on 127.0.0.2 (other tests' sockets on the machine)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((addr, 0))
+        return s.getsockname()[1]
+
+
 def test_api_bound_elsewhere_without_token_warns():
     d = tempfile.mkdtemp(prefix="meshgate-it-")
     try:
         needle = "without [api] token"
-        log = run_meshgate_until(d, {"api": {"bind": "127.0.0.2"}}, needle)
+        log = run_meshgate_until(d, {"api": {"bind": "127.0.0.2", "port": free_port_on("127.0.0.2")}}, needle)
         assert "warn" in log and f"the control API listens on 127.0.0.2 {needle}" in log, log
-        log = run_meshgate_until(d, {"api": {"bind": "127.0.0.2", "token": API_TOKEN}}, needle)
+        log = run_meshgate_until(d, {"api": {"bind": "127.0.0.2", "port": free_port_on("127.0.0.2"),
+                                             "token": API_TOKEN}}, needle)
         assert needle not in log and "meshgate" in log, log
         log = run_meshgate_until(d, {}, needle)  # 127.0.0.1: no warning, "(no API token)" in the start line
         assert needle not in log and "(no API token)" in log, log
