@@ -305,6 +305,16 @@ def stop_nginx(proc):
             stop_process(proc)
 
 
+def stop_server(proc, pid, timeout=30):
+    """SIGTERM to the server `pid` (which may run under a wrapper `proc` started, e.g. --prefix),
+    then waits for `proc`; killed when it does not end within `timeout` s."""
+    os.kill(pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
 def stop_process(proc, timeout=15):
     if proc.poll() is None:
         proc.terminate()

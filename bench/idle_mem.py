@@ -14,7 +14,6 @@ one after the other, so the server sees one handshake at a time.
 import argparse
 import os
 import resource
-import signal
 import socket
 import ssl
 import subprocess
@@ -23,7 +22,8 @@ import tempfile
 import time
 import urllib.request
 
-from benchlib import config_head, find_process, free_port, per_conn_runs, proc_kb, wait_healthz, ws_upgrade
+from benchlib import (config_head, find_process, free_port, per_conn_runs, proc_kb, stop_server, wait_healthz,
+                      ws_upgrade)
 
 
 def write_config(path, api_port, port, kind, conns):
@@ -94,11 +94,7 @@ def one_run(args):
                 "metrics_open": open_now,
             }
         finally:
-            os.kill(pid, signal.SIGTERM)
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop_server(proc, pid, 20)
 
 
 def main():

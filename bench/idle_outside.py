@@ -17,7 +17,6 @@ TLS 1.3, + upgrade) and hold them, waits --settle seconds, reads them again (idl
 import argparse
 import os
 import resource
-import signal
 import socket
 import ssl
 import subprocess
@@ -25,7 +24,8 @@ import sys
 import tempfile
 import time
 
-from benchlib import ROOT, edit_config, find_process, free_port, per_conn_runs, proc_kb, wait_healthz, ws_upgrade
+from benchlib import (ROOT, edit_config, find_process, free_port, per_conn_runs, proc_kb, stop_server, wait_healthz,
+                      ws_upgrade)
 
 
 def clients_main(args):
@@ -129,11 +129,7 @@ def one_run(args):
                 except OSError:
                     pass
                 cl.wait(30)
-            os.kill(pid, signal.SIGTERM)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop_server(proc, pid)
 
 
 def main():
