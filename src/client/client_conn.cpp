@@ -390,7 +390,10 @@ void ClientConn::tick(uint32_t now) {
   if (closed()) return;
   if (phase_ == Phase::Handshake) {
     if (waiting_for_turn()) return;  // not read for want of handshake budget: not the client's delay
-    if (now - accepted_s_ >= kHandshakeTimeoutS) close_now();  // from accept: trickling bytes does not help
+    if (now - accepted_s_ >= kHandshakeTimeoutS) {  // from accept: trickling bytes does not help
+      inc(metrics().refused[static_cast<int>(RefuseReason::HandshakeTimeout)]);
+      close_now();
+    }
     return;
   }
   if (phase_ == Phase::Closing || closing()) {

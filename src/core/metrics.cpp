@@ -26,7 +26,9 @@ uint64_t get(const Counter& c) { return c.load(std::memory_order_relaxed); }
 }  // namespace
 
 const char* const kRefuseNames[] = {"max_connections", "bad_handshake", "per_ip", "accept_rate",
-                                    "token", "origin", "tls_handshake"};
+                                    "token", "origin", "tls_handshake", "handshake_timeout"};
+static_assert(sizeof(kRefuseNames) / sizeof(kRefuseNames[0]) == static_cast<size_t>(RefuseReason::Count),
+              "a name for every refusal reason");
 
 std::string Metrics::render() const {
   PromWriter w;

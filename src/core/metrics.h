@@ -27,7 +27,9 @@ struct ListenerMetrics {
   Counter bytes_in{0}, bytes_out{0};
 };
 
-enum class RefuseReason { MaxConnections, BadHandshake, PerIp, AcceptRate, Token, Origin, TlsHandshake, Count };
+// HandshakeTimeout: the TLS handshake, the upgrade request or the token line not done within the
+// handshake timeout from accept (client_conn.cpp), TLS or not.
+enum class RefuseReason { MaxConnections, BadHandshake, PerIp, AcceptRate, Token, Origin, TlsHandshake, HandshakeTimeout, Count };
 enum class OutputLimit { Hard, Soft, Count };
 
 struct Metrics {

@@ -52,7 +52,7 @@ async def test_node_stats_follow_clients_and_traffic(node):
     assert after["closes"].get("1009", 0) == before["closes"].get("1009", 0) + 1, after["closes"]
     assert after["connections"] == before["connections"]
     assert set(after["refused"]) == {"max_connections", "bad_handshake", "per_ip", "accept_rate", "token", "origin",
-                                     "tls_handshake"}
+                                     "tls_handshake", "handshake_timeout"}
 
 
 async def test_node_stats_queue_pending_and_unacked(node):

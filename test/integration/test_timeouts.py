@@ -43,6 +43,7 @@ async def test_trickled_handshakes_and_idle_http_are_closed(node):
     idle_api = connect_raw(node.api_port)
     idle_route = connect_raw(node.route_port)
     request = harness.ws_upgrade_request(node.port("ws"), "/slow")
+    timeouts_before = harness.metric_value(node, "meshgate_connections_refused_total", reason="handshake_timeout")
     t0 = time.monotonic()
     ws_closed_at = None
     for i in range(60):  # one byte every 0.5 s: the upgrade would take 100 s to arrive
@@ -60,6 +61,9 @@ async def test_trickled_handshakes_and_idle_http_are_closed(node):
     assert ws_closed_at is not None and 9 <= ws_closed_at <= 13, f"trickled upgrade closed at {ws_closed_at}"
     assert not still_open(tok), "a TCP token trickled for 17 s is still open"
     assert not still_open(idle_api) and not still_open(idle_route), "idle HTTP connections open after 17 s"
+    # the trickled upgrade and the trickled token line, each counted once (the HTTP ones have their own)
+    timeouts = harness.metric_value(node, "meshgate_connections_refused_total", reason="handshake_timeout")
+    assert timeouts - timeouts_before == 2, (timeouts_before, timeouts)
     await assert_node_healthy(node)
 
 

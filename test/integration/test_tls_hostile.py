@@ -351,8 +351,8 @@ async def test_silent_and_trickling_handshakes_closed_at_the_timeout(node):
     """Two clients withhold their handshake: one opens TCP and sends nothing, one sends a ClientHello
     one byte a second. Both are closed by the server at the handshake timeout (10 s from accept:
     trickling does not extend it), not before 8 s, and meanwhile other wss clients are served.
-    (No metric counts a handshake timeout: such a client shows only in
-    meshgate_connections_accepted_total.)"""
+    Both are counted as meshgate_connections_refused_total{reason="handshake_timeout"}."""
+    timeouts_before = harness.metric_value(node, "meshgate_connections_refused_total", reason="handshake_timeout")
     hello = client_hello()
     silent = await asyncio.to_thread(harness.connect_raw, node.port("wss"))
     trickle = await asyncio.to_thread(harness.connect_raw, node.port("wss"))
@@ -404,6 +404,8 @@ async def test_silent_and_trickling_handshakes_closed_at_the_timeout(node):
         assert HANDSHAKE_TIMEOUT_S - 2 <= closed_at[name] <= HANDSHAKE_TIMEOUT_S + 2.5, (name, closed_at)
     assert sent[0] >= HANDSHAKE_TIMEOUT_S - 3, f"the trickler sent only {sent[0]} bytes"
     await wss_served(node, "after")
+    timeouts = harness.metric_value(node, "meshgate_connections_refused_total", reason="handshake_timeout")
+    assert timeouts - timeouts_before == 2, (timeouts_before, timeouts)
 
 
 async def test_many_half_open_handshakes_do_not_stop_a_publish(node):
