@@ -26,7 +26,7 @@ One run, phase by phase (--phases, or --formation-only for the first two):
             from outside, the origin's mesh links that carried the publishes.
  kill       --kill (8) nodes spread over the ids get SIGKILL at once. Per surviving observer, the
             time until its node list shows all of them not alive (state other than alive/suspect,
-            or absent): each observer is polled in back-to-back rounds, so the figure is the time
+            or absent): each observer is polled in rounds (one at most every --kill-interval s, 0.25), so the figure is the time
             of the first answer that showed it (an upper bound; the previous answer is kept as the
             lower bound). Then route agreement among the survivors; then the killed nodes are
             restarted on the same ports (--rejoin-delay s later) and timed until every node lists
@@ -89,7 +89,7 @@ class Cluster:
         self.mesh_ports = {i: safe_port() for i in range(1, self.n + 1)}
         seeds = tuple(range(1, args.seeds + 1))
         self.nodes = {i: Node(workdir, i, self.mesh_ports, server=args.server, seeds=seeds,
-                              dead_after=args.dead_after) for i in range(1, self.n + 1)}
+                              dead_after=args.dead_after, mesh_extra=args.mesh_set) for i in range(1, self.n + 1)}
         self.everyone = set(self.nodes)
         self.poller = Poller(self.nodes.values(), workers=args.pool)
 
@@ -104,6 +104,10 @@ class Cluster:
 
     def dead_lines(self, marks):
         return [d for i, n in self.nodes.items() for d in n.dead_lines(marks.get(i, 0))]
+
+    def suspect_lines(self, marks):
+        """Log lines that mention a suspicion (SWIM: suspected, refuted): counted, not judged."""
+        return sum(len(n.log_lines(r"(?i)suspect", marks.get(i, 0))) for i, n in self.nodes.items())
 
     def metrics(self, ids=None):
         """{id: /metrics text or None}."""
@@ -195,6 +199,7 @@ def phase_formation(c, res):
     res["formation_dead_lines"] = len(dead)
     res["formation_dead_pairs"] = len({(o, s) for o, s, _ in dead})
     res["formation_dead_examples"] = [f"node {o} saw {s} dead: {w}" for o, s, w in dead[:5]]
+    res["formation_suspect_lines"] = c.suspect_lines({})
     return formed is not None
 
 
@@ -239,6 +244,7 @@ def phase_idle(c, res):
     dead = c.dead_lines(marks)
     res["idle_dead_lines"] = len(dead)
     res["idle_dead_examples"] = [f"node {o} saw {s} dead: {w}" for o, s, w in dead[:5]]
+    res["idle_suspect_lines"] = c.suspect_lines(marks)
     ans = c.poller.round()
     res["idle_complete_at_end"] = all(alive_of(st) == c.everyone for _, st in ans.values())
 
@@ -405,7 +411,8 @@ def report(args, runs, s, path):
     print(f"  formation: formed {fmt(s, 'formed')}; {fmt(s, 'form_s', ' s')} until all list {n} alive "
           f"(previous round {fmt(s, 'form_s_prev_round', ' s')}); all answered /v1/nodes after "
           f"{fmt(s, 'all_answered_s', ' s')}")
-    print(f"    'is dead' lines {fmt(s, 'formation_dead_lines')} (pairs {fmt(s, 'formation_dead_pairs')}); "
+    print(f"    'is dead' lines {fmt(s, 'formation_dead_lines')} (pairs {fmt(s, 'formation_dead_pairs')}), lines "
+          f"naming a suspicion {fmt(s, 'formation_suspect_lines')}; "
           f"bytes on open mesh links {fmt(s, 'formation_mesh_bytes_open_links', ' MB', 1e-6)}; "
           f"CPU all nodes {fmt(s, 'formation_cpu_s_all_nodes', ' s')}; frames by type (run 1) "
           f"{runs[0].get('formation_frames_by_type_all_nodes')}; handshakes refused (run 1) "
@@ -418,7 +425,8 @@ def report(args, runs, s, path):
               f"segments {fmt(s, 'idle_mesh_segments_per_s_per_node', '/s')}; frames {fmt(s, 'idle_frames_per_s_per_node', '/s')} "
               f"(run 1 by type {runs[0].get('idle_frames_per_s_per_node_by_type')})")
         print(f"    links {fmt(s, 'idle_links_per_node')}, RSS {fmt(s, 'idle_rss_kb_per_node', ' kB')}, fds "
-              f"{fmt(s, 'idle_fds_per_node')}; 'is dead' lines {fmt(s, 'idle_dead_lines')}; complete at the end "
+              f"{fmt(s, 'idle_fds_per_node')}; 'is dead' lines {fmt(s, 'idle_dead_lines')}, suspicion lines "
+              f"{fmt(s, 'idle_suspect_lines')}; complete at the end "
               f"{fmt(s, 'idle_complete_at_end')}")
     if "route_agree_all" in s:
         print(f"  route agreement on all {n}: {fmt(s, 'route_agree_all')}")
@@ -453,6 +461,8 @@ def main():
     ap.add_argument("--formation-only", action="store_true", help="phases formation and idle only")
     ap.add_argument("--seeds", type=int, default=1, help="nodes 1..K are every node's seeds")
     ap.add_argument("--dead-after", type=int, default=DEAD_AFTER)
+    ap.add_argument("--mesh-set", action="append", default=[], metavar="'KEY = VALUE'",
+                    help="a line added to every node's [mesh] section (repeatable), e.g. a probe interval")
     ap.add_argument("--form-timeout", type=float, default=60.0)
     ap.add_argument("--form-interval", type=float, default=0.5, help="at most one poll round per this many s")
     ap.add_argument("--settle", type=float, default=2.0, help="s between formation and the idle window")
@@ -460,7 +470,7 @@ def main():
     ap.add_argument("--publishes", type=int, default=500)
     ap.add_argument("--window", type=int, default=32)
     ap.add_argument("--kill", type=int, default=8)
-    ap.add_argument("--kill-interval", type=float, default=0.1, help="at most one poll round per this many s")
+    ap.add_argument("--kill-interval", type=float, default=0.25, help="at most one poll round per this many s")
     ap.add_argument("--kill-timeout", type=float, default=10.0, help="s past dead_after to wait for detection")
     ap.add_argument("--rejoin-delay", type=float, default=1.0)
     ap.add_argument("--rejoin-timeout", type=float, default=30.0)

@@ -139,10 +139,11 @@ def frames_by_type(text):
 class Node:
     """One meshgate process of a loopback cluster: workers = 1, one shared secret, `seeds` names the
     nodes in `seeds` (node 1 by default; a node skips its own address), a ws listener producing into
-    queue topic `client`. Its log (stderr) goes to WORKDIR/nodeN.log."""
+    queue topic `client`; `mesh_extra` lines ("key = value") are added to [mesh]. Its log (stderr)
+    goes to WORKDIR/nodeN.log."""
 
     def __init__(self, workdir, nid, mesh_ports, server=None, seeds=(1,), dead_after=DEAD_AFTER, secret=SECRET,
-                 host="127.0.0.1", port=None):
+                 host="127.0.0.1", port=None, mesh_extra=()):
         port = port or (lambda: safe_port(host))
         self.id, self.dir, self.host, self.server = nid, workdir, host, server
         self.mesh, self.api, self.route, self.ws = mesh_ports[nid], port(), port(), port()
@@ -171,7 +172,7 @@ port = {self.mesh}
 secret = {secret}
 seeds = {seed_line}
 dead_after = {dead_after}
-[listener.ws]
+{"".join(line + chr(10) for line in mesh_extra)}[listener.ws]
 type = ws
 bind = {host}
 port = {self.ws}
