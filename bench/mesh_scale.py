@@ -12,7 +12,8 @@ One run, phase by phase (--phases, or --formation-only for the first two):
  formation  time from the first launch until every node lists all N alive (the answer time of the
             last node in the first poll round where all did; a round starts at most every
             --form-interval s, 0.5 by default, so at most ~2 polls per node per second), within
-            --form-timeout s; also the first moment every node answered, the alive counts over time,
+            --form-timeout s (--late-timeout T: if not, polled on for T s more, formed_late_s);
+            also the first moment every node answered, the alive counts over time,
             the mesh frames sent by type (all nodes, /metrics), handshakes refused, and the bytes
             on the mesh sockets still open at the end (`ss`, a lower bound).
  idle       after --settle s, for --idle s with nothing else running, per node: bytes sent on its
@@ -186,6 +187,12 @@ def phase_formation(c, res):
         counts = [len(alive_of(st)) for _, st in last.values() if st is not None]
         res["not_formed_alive_listed"] = spread(counts)
         res["not_formed_answering"] = len(counts)
+        # today's mesh forms in the end: when (the idle phase measures the storm otherwise)
+        dead_then = len(c.dead_lines({}))
+        late, more = poll_until(c, None, done, t0, a.form_timeout + a.late_timeout, a.form_interval)
+        res["formed_late_s"] = r3(late)
+        res["formed_late_dead_lines"] = len(c.dead_lines({})) - dead_then
+        rounds += more
     pages = c.metrics()
     res["formation_frames_by_type_all_nodes"] = {k: int(v) for k, v in
                                                  sum_metric(pages, "meshgate_mesh_frames_sent_total", "type").items() if v}
@@ -398,7 +405,10 @@ def fmt(s, key, unit="", scale=1.0):
         return str(v[0]) if len(set(v)) == 1 else "/".join(str(x) for x in v)
 
     def f(x):
-        return "None" if x is None else f"{x * scale:.4g}"
+        if x is None:
+            return "None"
+        x *= scale
+        return f"{x:,.0f}" if abs(x) >= 1000 else f"{x:.4g}"
     if len(set(v["runs"])) == 1:
         return f"{f(v['median'])}{unit}"
     return f"{f(v['median'])}{unit} [{f(v['min'])}–{f(v['max'])}] ({', '.join(f(x) for x in v['runs'])})"
@@ -408,7 +418,8 @@ def report(args, runs, s, path):
     n = args.nodes
     print(f"\n{n} nodes, {len(runs)} run(s), median [range] (per run); load average before/after: "
           f"{[r['load_before'][0] for r in runs]} / {[r['load_after'][0] for r in runs]}; {path}")
-    print(f"  formation: formed {fmt(s, 'formed')}; {fmt(s, 'form_s', ' s')} until all list {n} alive "
+    print(f"  formation: formed {fmt(s, 'formed')} (if not: later after {fmt(s, 'formed_late_s', ' s')}, with "
+          f"{fmt(s, 'formed_late_dead_lines')} more 'is dead' lines meanwhile); {fmt(s, 'form_s', ' s')} until all list {n} alive "
           f"(previous round {fmt(s, 'form_s_prev_round', ' s')}); all answered /v1/nodes after "
           f"{fmt(s, 'all_answered_s', ' s')}")
     print(f"    'is dead' lines {fmt(s, 'formation_dead_lines')} (pairs {fmt(s, 'formation_dead_pairs')}), lines "
@@ -464,6 +475,8 @@ def main():
     ap.add_argument("--mesh-set", action="append", default=[], metavar="'KEY = VALUE'",
                     help="a line added to every node's [mesh] section (repeatable), e.g. a probe interval")
     ap.add_argument("--form-timeout", type=float, default=60.0)
+    ap.add_argument("--late-timeout", type=float, default=0.0,
+                    help="when not formed within --form-timeout, keep polling this many s more (formed_late_s)")
     ap.add_argument("--form-interval", type=float, default=0.5, help="at most one poll round per this many s")
     ap.add_argument("--settle", type=float, default=2.0, help="s between formation and the idle window")
     ap.add_argument("--idle", type=float, default=10.0, help="s of idle measurement")
