@@ -300,6 +300,7 @@ def phase_kill(c, res, route_before):
             else:
                 prev[i] = t - tk
         time.sleep(max(0.0, a.kill_interval - (time.monotonic() - start)))
+    res["kill_detect_per_observer_s"] = {str(i): r3(t) for i, t in sorted(seen.items())}
     res["kill_seen_by"] = len(seen)
     res["kill_observers"] = len(survivors)
     res["kill_detect_s"] = spread(list(seen.values()))   # over the observers
