@@ -32,8 +32,12 @@ One run, phase by phase (--phases, or --formation-only for the first two):
             lower bound). Then route agreement among the survivors; then the killed nodes are
             restarted on the same ports (--rejoin-delay s later) and timed until every node lists
             all N alive again (rejoin), and route agreement on all N (and the map as before).
+ freeze     (not in the default --phases; it runs before kill) the same nodes get SIGSTOP for
+            --freeze-short s (1) and SIGCONT: no `is dead` line may name them; then SIGSTOP until
+            every other node lists them dead (timed as in kill), SIGCONT, and the time until all list
+            N alive again.
  false deaths: `mesh: node N (name) is dead: why` lines, by phase; in the kill phase, lines about
-            a node that was not killed.
+            a node that was not killed; in the freeze phase, any line during the short freeze.
 
 Handles 128 processes on 2 cores: RLIMIT_NOFILE raised, listening ports chosen below the ephemeral
 port range (the ~16,000 outbound mesh connections cannot take one before its node binds it), every
@@ -273,6 +277,71 @@ def victims_of(n, k):
     return sorted({max(2, min(n, round(n * (j + 1) / (k + 1)))) for j in range(k)})
 
 
+def seen_dead(c, res, key, victims, observers, t0):
+    """Polls the observers (a round at most every --kill-interval s) until each lists every victim in
+    a state other than alive/suspect, or dead_after + --kill-timeout s after t0. Writes KEY_* figures:
+    per observer the answer time that first showed it (the previous answer is the lower bound)."""
+    a = c.args
+    seen, prev, exact, rounds = {}, {}, {}, []
+    while time.monotonic() - t0 < a.dead_after + a.kill_timeout and len(seen) < len(observers):
+        start = time.monotonic()
+        ans = c.poller.round([i for i in observers if i not in seen])
+        rounds.append(time.monotonic() - start)
+        for i, (t, st) in ans.items():
+            if st is None:
+                continue
+            if all(st.get(v) not in NOT_DEAD for v in victims):
+                seen[i] = t - t0
+                exact[i] = alive_of(st) == set(observers)
+            else:
+                prev[i] = t - t0
+        time.sleep(max(0.0, a.kill_interval - (time.monotonic() - start)))
+    res[f"{key}_detect_per_observer_s"] = {str(i): r3(t) for i, t in sorted(seen.items())}
+    res[f"{key}_seen_by"] = len(seen)
+    res[f"{key}_observers"] = len(observers)
+    res[f"{key}_detect_s"] = spread(list(seen.values()))   # over the observers
+    res[f"{key}_detect_max_s"] = r3(max(seen.values())) if len(seen) == len(observers) else None   # the last one
+    res[f"{key}_detect_lower_s"] = spread([prev.get(i, 0.0) for i in seen])
+    res[f"{key}_detect_within_dead_after"] = sum(1 for v in seen.values() if v <= a.dead_after)
+    res[f"{key}_observers_exact_alive_set"] = sum(exact.values())
+    res[f"{key}_poll_round_s"] = spread(rounds)
+
+
+def phase_freeze(c, res):
+    """The same victims frozen (SIGSTOP: their links stay open, only probing can find them). First
+    for --freeze-short s, less than a suspicion timeout: no one may declare them dead. Then until
+    every other node lists them dead (bounded like the kill), SIGCONT, and the time until all list N
+    alive again (a refutation or a rejoin)."""
+    a = c.args
+    victims = victims_of(c.n, a.kill)
+    others = sorted(c.everyone - set(victims))
+    marks = c.marks()
+    try:
+        for v in victims:
+            c.nodes[v].kill(signal.SIGSTOP)
+        time.sleep(a.freeze_short)
+    finally:
+        for v in victims:
+            c.nodes[v].kill(signal.SIGCONT)
+    time.sleep(a.dead_after)
+    dead = c.dead_lines(marks)
+    res["freeze_short_s"] = a.freeze_short
+    res["freeze_short_dead_lines"] = len(dead)
+    res["freeze_short_examples"] = [f"node {o} saw {s} dead: {w}" for o, s, w in dead[:5]]
+    tf = time.monotonic()
+    try:
+        for v in victims:
+            c.nodes[v].kill(signal.SIGSTOP)
+        seen_dead(c, res, "freeze", victims, others, tf)
+    finally:
+        for v in victims:
+            c.nodes[v].kill(signal.SIGCONT)
+    tc = time.monotonic()
+    w, _ = poll_until(c, None, lambda ans: all(alive_of(st) == c.everyone for _, st in ans.values()),
+                      tc, a.rejoin_timeout, a.kill_interval)
+    res["freeze_back_alive_s"] = r3(w)
+
+
 def phase_kill(c, res, route_before):
     a = c.args
     victims = victims_of(c.n, a.kill)
@@ -284,31 +353,7 @@ def phase_kill(c, res, route_before):
         c.nodes[v].kill()
     for v in victims:
         c.nodes[v].proc.wait(10)
-    seen, prev, exact = {}, {}, {}
-    rounds = []
-    while time.monotonic() - tk < a.dead_after + a.kill_timeout and len(seen) < len(survivors):
-        start = time.monotonic()
-        todo = [i for i in survivors if i not in seen]
-        ans = c.poller.round(todo)
-        rounds.append(time.monotonic() - start)
-        for i, (t, st) in ans.items():
-            if st is None:
-                continue
-            if all(st.get(v) not in NOT_DEAD for v in victims):
-                seen[i] = t - tk
-                exact[i] = alive_of(st) == set(survivors)
-            else:
-                prev[i] = t - tk
-        time.sleep(max(0.0, a.kill_interval - (time.monotonic() - start)))
-    res["kill_detect_per_observer_s"] = {str(i): r3(t) for i, t in sorted(seen.items())}
-    res["kill_seen_by"] = len(seen)
-    res["kill_observers"] = len(survivors)
-    res["kill_detect_s"] = spread(list(seen.values()))   # over the observers
-    res["kill_detect_max_s"] = r3(max(seen.values())) if len(seen) == len(survivors) else None   # the last observer
-    res["kill_detect_lower_s"] = spread([prev.get(i, 0.0) for i in seen])
-    res["kill_detect_within_dead_after"] = sum(1 for v in seen.values() if v <= a.dead_after)
-    res["kill_observers_exact_alive_set"] = sum(exact.values())
-    res["kill_poll_round_s"] = spread(rounds)
+    seen_dead(c, res, "kill", victims, survivors, tk)
     same, after = route_agreement([c.nodes[i] for i in survivors], UIDS, pool=c.poller)
     res["route_agree_survivors"] = same
     killed_ws = {f"ws://{c.nodes[v].host}:{c.nodes[v].ws}" for v in victims}
@@ -358,11 +403,14 @@ def one_run(args, rnd):
                 route = phase_route(c, res) if {"route", "kill"} & args.phases else None
                 if "publish" in args.phases:
                     phase_publish(c, res)
+                if "freeze" in args.phases:
+                    phase_freeze(c, res)
                 if "kill" in args.phases:
                     phase_kill(c, res, route)
             res["crashed"] = c.crashed()
             res["false_deaths"] = res.get("formation_dead_lines", 0) + res.get("idle_dead_lines", 0) + \
-                res.get("kill_false_dead_lines", 0) + res.get("rejoin_dead_lines", 0)
+                res.get("kill_false_dead_lines", 0) + res.get("rejoin_dead_lines", 0) + \
+                res.get("freeze_short_dead_lines", 0)
         finally:
             res["load_after"] = os.getloadavg()
             c.poller.close()
@@ -460,6 +508,11 @@ def report(args, runs, s, path):
         print(f"  rejoin: {fmt(s, 'rejoin_s', ' s')} until all list {n} alive (previous round "
               f"{fmt(s, 'rejoin_s_prev_round', ' s')}); route agreement {fmt(s, 'route_agree_after_rejoin')}, "
               f"map restored {fmt(s, 'route_map_restored')}; 'is dead' lines {fmt(s, 'rejoin_dead_lines')}")
+    if "freeze_seen_by" in s:
+        print(f"  SIGSTOP {args.kill} for {args.freeze_short} s: 'is dead' lines {fmt(s, 'freeze_short_dead_lines')}; "
+              f"then until seen dead: the last observer after {fmt(s, 'freeze_detect_max_s', ' s')} (seen by "
+              f"{fmt(s, 'freeze_seen_by')} of {fmt(s, 'freeze_observers')}); after SIGCONT all list {n} alive after "
+              f"{fmt(s, 'freeze_back_alive_s', ' s')}")
     print(f"  false deaths in all: {fmt(s, 'false_deaths')}; crashed: {[r.get('crashed') for r in runs]}; "
           f"harness CPU {fmt(s, 'harness_cpu_s', ' s')}")
 
@@ -486,6 +539,8 @@ def main():
     ap.add_argument("--kill", type=int, default=8)
     ap.add_argument("--kill-interval", type=float, default=0.25, help="at most one poll round per this many s")
     ap.add_argument("--kill-timeout", type=float, default=10.0, help="s past dead_after to wait for detection")
+    ap.add_argument("--freeze-short", type=float, default=1.0,
+                    help="phase freeze: s the victims are first stopped for (less than a suspicion timeout)")
     ap.add_argument("--rejoin-delay", type=float, default=1.0)
     ap.add_argument("--rejoin-timeout", type=float, default=30.0)
     ap.add_argument("--pool", type=int, default=16, help="threads polling the nodes")
