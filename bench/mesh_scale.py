@@ -52,6 +52,7 @@ Examples (release build: meson setup build-rel --buildtype=release -Db_ndebug=tr
 import argparse
 import json
 import os
+import re
 import resource
 import shutil
 import signal
@@ -208,8 +209,9 @@ def phase_formation(c, res):
     res["formation_cpu_s_all_nodes"] = round(sum(cpu_seconds(p) for p in c.pids()), 2)
     dead = c.dead_lines({})
     res["formation_dead_lines"] = len(dead)
-    res["formation_dead_pairs"] = len({(o, s) for o, s, _ in dead})
-    res["formation_dead_examples"] = [f"node {o} saw {s} dead: {w}" for o, s, w in dead[:5]]
+    res["formation_dead_pairs"] = len({d[:2] for d in dead})
+    res["formation_dead_examples"] = examples(dead)
+    res["formation_dead_why"] = why_counts(dead)
     res["formation_suspect_lines"] = c.suspect_lines({})
     return formed is not None
 
@@ -254,7 +256,7 @@ def phase_idle(c, res):
     res["idle_fds_per_node"] = spread([fds(p) for p in pids])
     dead = c.dead_lines(marks)
     res["idle_dead_lines"] = len(dead)
-    res["idle_dead_examples"] = [f"node {o} saw {s} dead: {w}" for o, s, w in dead[:5]]
+    res["idle_dead_examples"] = examples(dead)
     res["idle_suspect_lines"] = c.suspect_lines(marks)
     ans = c.poller.round()
     res["idle_complete_at_end"] = all(alive_of(st) == c.everyone for _, st in ans.values())
@@ -275,6 +277,31 @@ def phase_publish(c, res):
 def victims_of(n, k):
     """k ids spread over 2..n (node 1, the seed, is never killed)."""
     return sorted({max(2, min(n, round(n * (j + 1) / (k + 1)))) for j in range(k)})
+
+
+def examples(dead, n=5):
+    return [f"node {d[0]} saw {d[1]} dead: {d[2]}" for d in dead[:n]]
+
+
+def log_detect(c, res, key, dead, victims, observers, t0_wall):
+    """From the logs, with their ms timestamps (no polling in it): per observer, the time from t0_wall
+    until it had logged `is dead` for every victim; KEY_log_detect_s over the observers that did."""
+    first = {}
+    for o, subj, _, t in dead:
+        if subj in victims and t is not None and (o, subj) not in first:
+            first[(o, subj)] = t - t0_wall
+    per = [max(first[(o, v)] for v in victims) for o in observers if all((o, v) in first for v in victims)]
+    res[f"{key}_log_detect_s"] = spread(per)
+    res[f"{key}_log_detect_observers"] = len(per)
+
+
+def why_counts(dead):
+    """{why: lines} of `is dead` lines (the numbers in the reason left out)."""
+    out = {}
+    for d in dead:
+        key = re.sub(r"\d+", "N", d[2])
+        out[key] = out.get(key, 0) + 1
+    return out
 
 
 def seen_dead(c, res, key, victims, observers, t0):
@@ -327,8 +354,9 @@ def phase_freeze(c, res):
     dead = c.dead_lines(marks)
     res["freeze_short_s"] = a.freeze_short
     res["freeze_short_dead_lines"] = len(dead)
-    res["freeze_short_examples"] = [f"node {o} saw {s} dead: {w}" for o, s, w in dead[:5]]
-    tf = time.monotonic()
+    res["freeze_short_examples"] = examples(dead)
+    marks = c.marks()
+    tf, tf_wall = time.monotonic(), time.time()
     try:
         for v in victims:
             c.nodes[v].kill(signal.SIGSTOP)
@@ -336,6 +364,9 @@ def phase_freeze(c, res):
     finally:
         for v in victims:
             c.nodes[v].kill(signal.SIGCONT)
+    dead = c.dead_lines(marks)
+    res["freeze_dead_why"] = why_counts(dead)
+    log_detect(c, res, "freeze", dead, victims, others, tf_wall)
     tc = time.monotonic()
     w, _ = poll_until(c, None, lambda ans: all(alive_of(st) == c.everyone for _, st in ans.values()),
                       tc, a.rejoin_timeout, a.kill_interval)
@@ -348,7 +379,7 @@ def phase_kill(c, res, route_before):
     res["kill_victims"] = victims
     survivors = sorted(c.everyone - set(victims))
     marks = c.marks()
-    tk = time.monotonic()
+    tk, tk_wall = time.monotonic(), time.time()
     for v in victims:
         c.nodes[v].kill()
     for v in victims:
@@ -359,10 +390,12 @@ def phase_kill(c, res, route_before):
     killed_ws = {f"ws://{c.nodes[v].host}:{c.nodes[v].ws}" for v in victims}
     res["route_moved_only_killed"] = all(route_before[u] == after[u] for u in UIDS if route_before[u] not in killed_ws)
     dead = c.dead_lines(marks)
+    res["kill_dead_why"] = why_counts(dead)
+    log_detect(c, res, "kill", dead, victims, survivors, tk_wall)
     false = [d for d in dead if d[1] not in victims]
     res["kill_dead_lines"] = len(dead)
     res["kill_false_dead_lines"] = len(false)
-    res["kill_false_examples"] = [f"node {o} saw {s} dead: {w}" for o, s, w in false[:5]]
+    res["kill_false_examples"] = examples(false)
 
     # rejoin
     time.sleep(a.rejoin_delay)
@@ -383,7 +416,7 @@ def phase_kill(c, res, route_before):
     res["route_map_restored"] = again == route_before
     dead = c.dead_lines(marks)
     res["rejoin_dead_lines"] = len(dead)
-    res["rejoin_dead_examples"] = [f"node {o} saw {s} dead: {w}" for o, s, w in dead[:5]]
+    res["rejoin_dead_examples"] = examples(dead)
 
 
 UIDS = [f"user{i}" for i in range(1000)]
@@ -502,7 +535,9 @@ def report(args, runs, s, path):
         print(f"  SIGKILL {args.kill}: seen dead by {fmt(s, 'kill_seen_by')} of {fmt(s, 'kill_observers')} observers; "
               f"the last observer after {fmt(s, 'kill_detect_max_s', ' s')} (the median observer "
               f"{fmt(s, 'kill_detect_s', ' s')}); within dead_after = {args.dead_after} s: "
-              f"{fmt(s, 'kill_detect_within_dead_after')}; one poll round {fmt(s, 'kill_poll_round_s', ' s')}")
+              f"{fmt(s, 'kill_detect_within_dead_after')}; one poll round {fmt(s, 'kill_poll_round_s', ' s')}; "
+              f"from the logs' timestamps (median observer) {fmt(s, 'kill_log_detect_s', ' s')}; reasons (run 1) "
+              f"{runs[0].get('kill_dead_why')}")
         print(f"    false 'is dead' {fmt(s, 'kill_false_dead_lines')}; route agreement among survivors "
               f"{fmt(s, 'route_agree_survivors')}, only the killed nodes' uids moved {fmt(s, 'route_moved_only_killed')}")
         print(f"  rejoin: {fmt(s, 'rejoin_s', ' s')} until all list {n} alive (previous round "
@@ -511,7 +546,9 @@ def report(args, runs, s, path):
     if "freeze_seen_by" in s:
         print(f"  SIGSTOP {args.kill} for {args.freeze_short} s: 'is dead' lines {fmt(s, 'freeze_short_dead_lines')}; "
               f"then until seen dead: the last observer after {fmt(s, 'freeze_detect_max_s', ' s')} (seen by "
-              f"{fmt(s, 'freeze_seen_by')} of {fmt(s, 'freeze_observers')}); after SIGCONT all list {n} alive after "
+              f"{fmt(s, 'freeze_seen_by')} of {fmt(s, 'freeze_observers')}; logs' timestamps, median observer "
+              f"{fmt(s, 'freeze_log_detect_s', ' s')}; reasons (run 1) {runs[0].get('freeze_dead_why')}); "
+              f"after SIGCONT all list {n} alive after "
               f"{fmt(s, 'freeze_back_alive_s', ' s')}")
     print(f"  false deaths in all: {fmt(s, 'false_deaths')}; crashed: {[r.get('crashed') for r in runs]}; "
           f"harness CPU {fmt(s, 'harness_cpu_s', ' s')}")

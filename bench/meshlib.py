@@ -3,6 +3,7 @@ one node of a loopback cluster (its configuration, launch in its own process gro
 WebSocket client and /ws/v1 API client, node lists polled in parallel over keep-alive connections,
 the mesh sockets' bytes from `ss`, /proc/PID/io wchar, /metrics samples, route answers, and a publish
 to a channel held on a few nodes. Python 3 standard library only."""
+import calendar
 import http.client
 import json
 import os
@@ -226,13 +227,23 @@ ping_interval = 0
         return [l.rstrip() for l in text.splitlines() if re.search(pattern, l)]
 
     def dead_lines(self, since=0):
-        """(observer, subject id, why) of every `mesh: node N (name) is dead: why` line from byte `since` on."""
+        """(observer, subject id, why, time) of every `mesh: node N (name) is dead: why` line from byte
+        `since` on; time is the line's UTC timestamp as seconds since the epoch (None if it has none)."""
         out = []
         for line in self.log_lines("is dead", since):
             m = DEAD_RE.search(line)
             if m:
-                out.append((self.id, int(m.group(1)), m.group(3)))
+                out.append((self.id, int(m.group(1)), m.group(3), log_time(line)))
         return out
+
+
+def log_time(line):
+    """The leading `2026-12-06T08:34:30.067Z` of a log line, as seconds since the epoch, or None."""
+    m = re.match(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(\.\d+)?Z", line)
+    if not m:
+        return None
+    y, mo, d, h, mi, sec = (int(g) for g in m.groups()[:6])
+    return calendar.timegm((y, mo, d, h, mi, sec, 0, 0, 0)) + float(m.group(7) or 0)
 
 
 def stop_nodes(nodes, timeout=15):
