@@ -66,17 +66,22 @@ def cpu_seconds(*pids):
     return u + s
 
 
-def io_write_bytes(pid):
-    """write_bytes of /proc/PID/io: the bytes this process (all its threads) caused to be written to
-    storage (counted when it dirties the page cache); 0 when unreadable."""
+def proc_io(pid, key):
+    """One field of /proc/PID/io (all the process's threads); 0 when unreadable."""
     try:
         with open(f"/proc/{pid}/io") as f:
             for line in f:
-                if line.startswith("write_bytes:"):
+                if line.startswith(key + ":"):
                     return int(line.split()[1])
     except OSError:
         pass
     return 0
+
+
+def io_write_bytes(pid):
+    """write_bytes of /proc/PID/io: the bytes this process (all its threads) caused to be written to
+    storage (counted when it dirties the page cache); 0 when unreadable."""
+    return proc_io(pid, "write_bytes")
 
 
 class SyncTrace:

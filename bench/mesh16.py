@@ -38,7 +38,6 @@ Example:
 import argparse
 import json
 import os
-import re
 import signal
 import statistics
 import subprocess
@@ -46,209 +45,15 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 
-from benchlib import FrameReader, cpu_seconds, free_port, wait_healthz, ws_connect, ws_frame
+from benchlib import cpu_seconds, free_port
+from meshlib import (DEAD_AFTER, HERE_SERVER, Api, Node, Ws, alive_sets, idle_window, mesh_socket_bytes,
+                     route_agreement, wait_all_alive)
 
 N = 16                 # --nodes changes these three
 KILL = (4, 8, 12, 16)  # SIGKILLed in step 5; node N also has a queue consumer
 MIDDLE = 8
-SECRET = "mesh16-bench-secret-0123456789"   # 30 bytes
-DEAD_AFTER = 3
 HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-def wchar(pid):
-    try:
-        with open(f"/proc/{pid}/io") as f:
-            for line in f:
-                if line.startswith("wchar:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-def http_json(port, path, body=None, timeout=3):
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data, method="GET" if body is None else "POST",
-                                 headers={"Content-Type": "application/json"})  # the API takes JSON only
-    with urllib.request.urlopen(req, timeout=timeout) as r:
-        return json.load(r)
-
-
-class Node:
-    def __init__(self, workdir, nid, mesh_ports):
-        self.id, self.dir = nid, workdir
-        self.mesh, self.api, self.route, self.ws = mesh_ports[nid], free_port(), free_port(), free_port()
-        self.conf = os.path.join(workdir, f"node{nid}.conf")
-        self.log = os.path.join(workdir, f"node{nid}.log")
-        with open(self.conf, "w") as f:
-            f.write(f"""[node]
-id = {nid}
-name = n{nid}
-workers = 1
-advertise = 127.0.0.1
-[log]
-level = info
-[api]
-bind = 127.0.0.1
-port = {self.api}
-[route]
-bind = 127.0.0.1
-port = {self.route}
-[queue]
-ack_timeout = 5
-[mesh]
-bind = 127.0.0.1
-port = {self.mesh}
-secret = {SECRET}
-seeds = 127.0.0.1:{mesh_ports[1]}
-dead_after = {DEAD_AFTER}
-[listener.ws]
-type = ws
-bind = 127.0.0.1
-port = {self.ws}
-topic = client
-idle_timeout = 0
-ping_interval = 0
-""")
-        self.proc = None
-
-    def launch(self):
-        self.proc = subprocess.Popen([HERE_SERVER[0], "-c", self.conf], stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.DEVNULL, stderr=open(self.log, "ab"))
-
-    def wait_healthy(self, deadline):
-        try:
-            wait_healthz(self.api, max(0.1, deadline - time.monotonic()), self.proc)
-        except (OSError, RuntimeError):
-            with open(self.log, errors="replace") as f:
-                tail = f.read()[-2000:]
-            raise SystemExit(f"node {self.id} did not answer /healthz (exit code {self.proc.poll()}); log {self.log}:\n{tail}")
-
-    def states(self):
-        body = http_json(self.api, "/v1/nodes", timeout=2)
-        return {n["id"]: n["state"] for n in body["r"]["nodes"]}
-
-    def log_lines(self, pattern):
-        with open(self.log, errors="replace") as f:
-            return [l.rstrip() for l in f if re.search(pattern, l)]
-
-
-HERE_SERVER = [None]
-
-
-# ---------------------------------------------------------------------------------------------------
-# Raw WebSocket (client side, masked frames)
-# ---------------------------------------------------------------------------------------------------
-
-class Ws(FrameReader):
-    """A WebSocket connection; a thread hands every text message to on_message(text)."""
-
-    def __init__(self, port, path, on_message=None):
-        sock, rest = ws_connect(port, path, timeout=5)
-        sock.settimeout(None)
-        self.local = "%s:%d" % sock.getsockname()
-        self.on_message = on_message
-        self.wlock = threading.Lock()
-        super().__init__(sock, rest, self._frame)
-
-    def _frame(self, op, payload):
-        if op in (1, 2) and self.on_message:
-            self.on_message(payload.decode(errors="replace"))
-
-    def send(self, text):
-        with self.wlock:
-            self.sock.sendall(ws_frame(text))
-
-
-class Api(Ws):
-    """/ws/v1 with request/answer matching by id and a queue-event callback."""
-
-    def __init__(self, port, on_event=None):
-        self.answers, self.on_event, self.next_id = {}, on_event, 0
-        self.acond = threading.Condition()
-        super().__init__(port, "/ws/v1", self.dispatch)
-
-    def dispatch(self, text):
-        msg = json.loads(text)
-        if msg.get("e") == "queue.pop":
-            if self.on_event:
-                self.on_event(self, msg["p"])
-            return
-        with self.acond:
-            self.answers[msg.get("i")] = msg
-            self.acond.notify_all()
-
-    def call(self, m, p, timeout=5):
-        with self.acond:
-            self.next_id += 1
-            i = self.next_id
-        self.send(json.dumps({"m": m, "p": p, "i": i}))
-        with self.acond:
-            if not self.acond.wait_for(lambda: i in self.answers, timeout):
-                raise SystemExit(f"no answer to {m} within {timeout}s")
-            return self.answers.pop(i)
-
-
-# ---------------------------------------------------------------------------------------------------
-
-def alive_sets(nodes):
-    out = {}
-    for n in nodes:
-        try:
-            st = n.states()
-            out[n.id] = {i for i, s in st.items() if s == "alive"}
-        except (OSError, ValueError):
-            out[n.id] = None
-    return out
-
-
-def wait_all_alive(nodes, want, limit):
-    """Until every node in `nodes` lists exactly `want` alive; returns seconds, or None."""
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < limit:
-        sets = alive_sets(nodes)
-        if all(s == want for s in sets.values()):
-            return time.monotonic() - t0
-        time.sleep(0.02)
-    return None
-
-
-def mesh_socket_bytes(pids, mesh_ports):
-    """{pid: {(local, peer): bytes_sent}} for the mesh sockets of these processes (ss -tinp)."""
-    out = subprocess.run(["ss", "-tinpH", "state", "established"], capture_output=True, text=True, timeout=10).stdout
-    res = {p: {} for p in pids}
-    lines = out.split("\n")
-    for i, line in enumerate(lines):
-        m = re.search(r'users:\(\("meshgate",pid=(\d+)', line)
-        if not m or int(m.group(1)) not in res:
-            continue
-        parts = line.split()
-        local, peer = parts[2], parts[3]
-        lport, pport = int(local.rsplit(":", 1)[1]), int(peer.rsplit(":", 1)[1])
-        if lport not in mesh_ports and pport not in mesh_ports:
-            continue
-        info = lines[i + 1] if i + 1 < len(lines) else ""
-        b = re.search(r"bytes_sent:(\d+)", line + " " + info)
-        segs = re.search(r"segs_out:(\d+)", line + " " + info)
-        res[int(m.group(1))][(local, peer)] = (int(b.group(1)) if b else 0, int(segs.group(1)) if segs else 0)
-    return res
-
-
-def route_answer(node, uids):
-    req = urllib.request.Request(f"http://127.0.0.1:{node.route}/route/batch", data=json.dumps(uids).encode(),
-                                 method="POST", headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=5) as r:
-        groups = json.load(r)
-    return {u: g["ws_addr"] for g in groups for u in g["uids"]}
-
-
-def route_agreement(nodes, uids):
-    answers = [route_answer(n, uids) for n in nodes]
-    same = all(a == answers[0] for a in answers)
-    return same, answers[0]
 
 
 def publish_run(api, chan, count, window, clients, base):
@@ -320,24 +125,15 @@ def one_round(server, rnd, args):
             time.sleep(1)
             pids = {n.proc.pid: n.id for n in nodes.values()}
             mports = set(mesh_ports.values())
-            s0, w0, c0, t0 = mesh_socket_bytes(pids, mports), {p: wchar(p) for p in pids}, \
-                {p: cpu_seconds(p) for p in pids}, time.monotonic()
-            time.sleep(args.idle)
-            s1, w1, c1, t1 = mesh_socket_bytes(pids, mports), {p: wchar(p) for p in pids}, \
-                {p: cpu_seconds(p) for p in pids}, time.monotonic()
-            dt = t1 - t0
-            sent, segs, links = [], [], []
-            for p in pids:
-                common = set(s0[p]) & set(s1[p])
-                links.append(len(common))
-                sent.append(sum(s1[p][k][0] - s0[p][k][0] for k in common) / dt)
-                segs.append(sum(s1[p][k][1] - s0[p][k][1] for k in common) / dt)
+            win, dt = idle_window(pids, mports, args.idle)
+            links, sent, segs = [w["links"] for w in win.values()], [w["bytes"] for w in win.values()], \
+                [w["segs"] for w in win.values()]
             res["idle_links_per_node"] = statistics.median(links)
             res["idle_mesh_bytes_per_s_per_node"] = round(statistics.median(sent), 1)
             res["idle_mesh_bytes_per_s_per_node_minmax"] = [round(min(sent), 1), round(max(sent), 1)]
             res["idle_segments_per_s_per_node"] = round(statistics.median(segs), 1)
-            res["idle_wchar_per_s_per_node"] = round(statistics.median((w1[p] - w0[p]) / dt for p in pids), 1)
-            res["idle_cpu_ms_per_s_per_node"] = round(statistics.median((c1[p] - c0[p]) / dt * 1000 for p in pids), 2)
+            res["idle_wchar_per_s_per_node"] = round(statistics.median(w["wchar"] for w in win.values()), 1)
+            res["idle_cpu_ms_per_s_per_node"] = round(statistics.median(w["cpu"] * 1000 for w in win.values()), 2)
             tick = max(0.1, DEAD_AFTER / 4)
             per_link = statistics.median(sent) / (N - 1) * tick   # bytes one node sends one peer per tick
             res["idle_bytes_per_link_per_tick"] = round(per_link, 1)   # = one PING + one PONG
