@@ -48,7 +48,9 @@ void Mesh::member_changed(unsigned id, const std::string& why) {
     m.intranet = s->info.intranet;
   }
   const bool was_alive = m.alive;
-  m.alive = s->state != SwimState::Dead;
+  // Alive needs its info (a suspicion may name a member this node never heard of): there is
+  // nothing to route to or dial without it.
+  m.alive = s->state != SwimState::Dead && s->has_info;
   m.suspect = s->state == SwimState::Suspect;
   if (m.alive && !was_alive) {
     LOG_INFO("mesh: node %u (%s) is alive, at %s", m.id, log_safe(m.name).c_str(), log_safe(m.mesh_addr).c_str());
@@ -160,10 +162,12 @@ void Mesh::swim_tick(uint64_t t) {
     Probe& p = it->second;
     if (!p.indirect_sent && t >= p.indirect_ms) {
       p.indirect_sent = true;
-      for (unsigned helper : swim_.indirect_helpers(p.target, tm.indirect_k)) {
+      unsigned asked = 0;  // k helpers among the members this node has a link to, in random order
+      for (unsigned helper : swim_.indirect_helpers(p.target, ~0u)) {
         auto h = members_.find(helper);
         if (h == members_.end() || !h->second.link || h->second.link->closing()) continue;
         h->second.link->send_control(MeshType::PingReq, mesh_encode(MeshPingReq{it->first, p.target, gossip()}));
+        if (++asked == tm.indirect_k) break;
       }
     }
     if (t >= p.end_ms) {
@@ -176,8 +180,13 @@ void Mesh::swim_tick(uint64_t t) {
   for (unsigned target : failed) probe_failed(target);
   for (auto it = relays_.begin(); it != relays_.end();) it = t >= it->second.deadline_ms ? relays_.erase(it) : std::next(it);
   if (t >= next_probe_ms_) {
+    // A member this node has no link to yet (learned by gossip, its dial pending) is left to the
+    // others this pass: probing it now would only suspect a node that is just not dialled yet. A
+    // link that closes gets its probe out of turn (on_link_closed).
     next_probe_ms_ = t + tm.probe_interval_ms;
-    if (unsigned target = swim_.next_probe_target()) start_probe(target, false);
+    unsigned target = swim_.next_probe_target();
+    auto m = members_.find(target);
+    if (target && m != members_.end() && m->second.link) start_probe(target, false);
   }
   for (unsigned id : swim_.expire_suspicions(t)) {
     deaths_++;

@@ -82,7 +82,8 @@ def test_formation_all_alive_and_no_false_death(twelve):
         assert metric_value(n, "meshgate_mesh_members", state="alive") == N - 1, f"node {n.node_id}"
     syncs = total(twelve, "meshgate_mesh_member_syncs_total")
     probes = total(twelve, "meshgate_mesh_probes_total", result="ack")
-    print(f"formation: {syncs:.0f} full member tables sent, {probes:.0f} probes answered")
+    suspicions = total(twelve, "meshgate_mesh_suspicions_total")
+    print(f"formation: {syncs:.0f} full member tables sent, {probes:.0f} probes answered, {suspicions:.0f} suspicions")
     assert probes > 0
 
 
