@@ -170,7 +170,9 @@ void Mesh::swim_tick(uint64_t t) {
         if (++asked == tm.indirect_k) break;
       }
     }
-    if (t >= p.end_ms) {
+    // One tick past the end: libuv runs timers before it reads input, so the loop polls at least
+    // once after the deadline and an ACK already in the socket is read before the verdict.
+    if (t >= p.end_ms + tick_ms_) {
       failed.push_back(p.target);
       it = probes_.erase(it);
     } else {
@@ -188,7 +190,8 @@ void Mesh::swim_tick(uint64_t t) {
     auto m = members_.find(target);
     if (target && m != members_.end() && m->second.link) start_probe(target, false);
   }
-  for (unsigned id : swim_.expire_suspicions(t)) {
+  // As for probes: one tick past the deadline, so a refutation already in the socket is read first.
+  for (unsigned id : swim_.expire_suspicions(t > tick_ms_ ? t - tick_ms_ : 0)) {
     deaths_++;
     member_changed(id, "suspected and not refuted within the suspicion timeout (no ACK, directly or through others)");
   }
