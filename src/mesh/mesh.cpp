@@ -1,9 +1,10 @@
-// Membership: listening, dialling, the links' lifecycle, members alive and dead, heartbeats, and
-// the views the hub reads (alive peers, node.list, /metrics). Frames are dispatched here to the
-// handlers of each job (mesh.h).
+// Links: listening, dialling (jittered), the links' lifecycle, and the views the hub reads (alive
+// peers, node.list, /metrics). Frames are dispatched here to the handlers of each job (mesh.h);
+// who is alive is SWIM's to say (mesh_swim.cpp).
 #include "mesh/mesh.h"
 
 #include <algorithm>
+#include <chrono>
 #include <memory>
 
 #include "core/addr.h"
@@ -16,20 +17,31 @@ namespace mg {
 
 namespace {
 
-constexpr uint64_t kRedialMs = 1000;         // a failed or lost address is dialled again after this
+constexpr uint64_t kRedialMs = 1000;         // a failed address is dialled again after this, ±50 %
 constexpr uint64_t kRefusedRedialMs = 10000;  // ... or this, when the peer refused us
+constexpr uint64_t kFirstDialSpreadMs = 1000;  // first dials of learned members: over N·2 ms, at most this
+constexpr uint64_t kDialGraceMs = 2000;       // the higher id of a pair waits this long for the lower to dial
 constexpr size_t kMaxPendingLinks = 64;        // links not yet authenticated, at most
 // ... of them inbound from one IP address: one source cannot take every slot and keep real nodes
 // out (issue 18: a flood from one address delayed a node's join by 7.8-15.4 s). A node dials a peer
 // once at a time, so a few per address leave room for nodes behind one NAT address.
 constexpr size_t kMaxPendingPerSource = 4;
-constexpr size_t kMaxDials = 4096;             // addresses to dial, whatever peers claim
+
+// A node's first incarnation is its start time (wall clock, ms): a restarted node's alive beats
+// every rumour about its previous life without remembering anything across restarts.
+uint64_t wall_ms() {
+  using namespace std::chrono;
+  return static_cast<uint64_t>(duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count());
+}
 
 }  // namespace
 
 Mesh::Mesh(MeshHost& host, QueueHub& queue, uv_loop_t* loop, const Config& cfg)
     : host_(host), queue_(queue), cfg_(cfg), loop_(loop), self_(static_cast<unsigned>(cfg.node_id)),
-      heartbeat_ms_(std::max<uint64_t>(100, uint64_t{cfg.mesh_dead_after} * 1000 / 4)) {
+      tick_ms_(std::max<uint64_t>(10, SwimTiming::from_dead_after(uint64_t{cfg.mesh_dead_after} * 1000).probe_timeout_ms / 3)),
+      swim_(self_, wall_ms(), SwimTiming::from_dead_after(uint64_t{cfg.mesh_dead_after} * 1000),
+            wall_ms() ^ (uint64_t{self_} << 40)),
+      rng_(wall_ms() * 31 + self_) {
   if (!cfg.mesh_advertise.empty()) {
     self_addr_ = cfg.mesh_advertise;
   } else {
@@ -56,11 +68,11 @@ bool Mesh::start() {
   server_.data = this;
   uv_timer_init(loop_, &timer_);
   timer_.data = this;
-  uv_timer_start(&timer_, &Mesh::on_tick, 0, heartbeat_ms_);
+  uv_timer_start(&timer_, &Mesh::on_tick, 0, tick_ms_);
   uv_check_init(loop_, &interest_check_);
   interest_check_.data = this;
   for (const std::string& seed : cfg_.mesh_seeds)
-    if (seed != self_addr_) dials_[seed];
+    if (seed != self_addr_) dials_[seed].next_ms = now() + dial_jitter_ms(0, false);
   started_ = true;
   LOG_INFO("mesh: node %u of cluster \"%s\" listening on %s:%d, reachable as %s, %zu seed(s)", self_,
            cfg_.mesh_cluster.c_str(), cfg_.mesh_bind.c_str(), cfg_.mesh_port, self_addr_.c_str(), cfg_.mesh_seeds.size());
@@ -73,8 +85,14 @@ void Mesh::stop() {
   uv_close(reinterpret_cast<uv_handle_t*>(&server_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&timer_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&interest_check_), nullptr);
+  // Peers drop this node at once on its "left" (no suspicion). Written now, not at the loop's next
+  // turn: the node may close its loop before that turn. A link that is not read gets none.
+  const std::string bye = mesh_encode(MeshPing{0, 0, 0, {swim_.self_update({}, true)}});
   std::vector<MeshLink*> links;
   for (auto& [serial, l] : links_) links.push_back(l);
+  for (MeshLink* l : links)
+    if (l->up && !l->closing() && l->queued_bytes() == 0) l->send_control(MeshType::Ping, bye);
+  if (LoopContext* ctx = LoopContext::of(loop_)) ctx->flush_dirty();
   for (MeshLink* l : links) l->close_now();
   std::vector<unsigned> nodes;
   for (auto& [k, c] : calls_) nodes.push_back(c.node);
@@ -188,29 +206,38 @@ void Mesh::on_link_drained(MeshLink& link) {
 
 void Mesh::on_link_closed(MeshLink& link) {
   links_.erase(link.serial);
+  last_sync_ms_.erase(link.serial);
   if (link.outbound) {
     Dial& d = dials_[link.dial_addr];
     d.busy = false;
-    d.next_ms = now() + (link.was_refused ? kRefusedRedialMs : kRedialMs);
+    d.next_ms = now() + (link.was_refused ? kRefusedRedialMs : dial_jitter_ms(0, true));
   }
-  if (!link.up || link.replaced) return;
+  if (!link.up || link.replaced || stopped_) return;
   auto it = members_.find(link.peer);
   if (it == members_.end() || it->second.link != &link) return;
-  if (handshake_in_progress(link.peer)) {
-    // Both nodes dialled at once and the peer kept the other link, which is one AUTH away here:
-    // the node is not dead, its link is changing.
-    it->second.link = nullptr;
-    it->second.relink_deadline_ms = now() + uint64_t{cfg_.mesh_dead_after} * 1000;
-    LOG_DEBUG("mesh: node %u: link closed, another is in its handshake", link.peer);
-    return;
+  Member& m = it->second;
+  m.link = nullptr;
+  if (!m.alive) return;
+  // Not a death (only SWIM declares one): what is sent to it is held, it is dialled again at once
+  // (the lower id; the higher after a grace), and probed out of turn, indirectly since it has no
+  // link: a killed node is suspected one probe timeout from now by every node.
+  LOG_DEBUG("mesh: node %u: link closed, probing it and dialling again", m.id);
+  if (!m.mesh_addr.empty()) {
+    Dial& d = dials_[m.mesh_addr];
+    d.node = m.id;
+    if (!d.busy) d.next_ms = now() + (self_ < m.id ? dial_jitter_ms(m.id, true) % 100 : dial_jitter_ms(m.id, true));
   }
-  member_dead(it->second, "its link closed");
+  start_probe(m.id, true);
 }
 
-bool Mesh::handshake_in_progress(unsigned peer) const {
-  for (const auto& [serial, l] : links_)
-    if (l->peer == peer && l->hello_seen && !l->up && !l->closing()) return true;
-  return false;
+uint64_t Mesh::dial_jitter_ms(unsigned id, bool redial) {
+  auto uniform = [this](uint64_t lo, uint64_t hi) { return std::uniform_int_distribution<uint64_t>(lo, hi)(rng_); };
+  if (redial) return uniform(kRedialMs / 2, kRedialMs * 3 / 2);
+  if (id == 0) return uniform(0, 100);  // a seed
+  const uint64_t spread = std::min<uint64_t>(kFirstDialSpreadMs, 2 * (swim_.live_count() + 1));
+  // Of two nodes that learn of each other by gossip, the lower id dials; the higher dials too
+  // only after a grace period, in case the lower one cannot reach it.
+  return self_ < id ? uniform(0, spread) : kDialGraceMs + uniform(0, kRedialMs);
 }
 
 bool Mesh::send_to(Member& m, MeshType type, const std::string& body, uint64_t limit) {
@@ -249,9 +276,10 @@ void Mesh::on_frame(MeshLink& link, MeshType type, const char* body, size_t len)
   }
   bool well_formed = true;
   switch (type) {
-    case MeshType::Members: well_formed = on_members(body, len); break;
+    case MeshType::Members: well_formed = on_members(link, body, len); break;
     case MeshType::Ping: well_formed = on_ping(link, body, len); break;
-    case MeshType::Pong: well_formed = on_pong(link, body, len); break;
+    case MeshType::Ack: well_formed = on_ack(link, body, len); break;
+    case MeshType::PingReq: well_formed = on_ping_req(link, body, len); break;
     case MeshType::Call: well_formed = on_call(link, body, len); break;
     case MeshType::Reply: well_formed = on_reply(body, len); break;
     case MeshType::Topics: well_formed = on_topics(link, body, len); break;
@@ -309,106 +337,43 @@ void Mesh::on_bad_frame(MeshLink& link, const std::string& why) {
   link.close_now();
 }
 
-// --- membership, heartbeats ---
-
-void Mesh::member_dead(Member& m, const std::string& why) {
-  if (!m.alive) return;
-  m.alive = false;
-  MeshLink* link = m.link;
-  m.link = nullptr;
-  m.rtt_ms = -1;
-  m.relink_deadline_ms = 0;
-  m.held.clear();
-  m.held_bytes = 0;
-  if (link) link->close_now();
-  LOG_WARN("mesh: node %u (%s) is dead: %s", m.id, log_safe(m.name).c_str(), log_safe(why).c_str());
-  fail_calls(m.id, "node " + std::to_string(m.id) + " is unavailable (" + why + ")");
-  queue_.set_remote_topics(m.id, {});
-  forget_interest(m);
-  settle_barriers(now());  // a subscribe does not wait for a dead node
-}
-
-void Mesh::send_members(MeshLink& link) {
-  MeshMembers b;
-  b.members.push_back({self_, self_addr_});
-  for (const auto& [id, m] : members_)
-    if (m.alive && !m.mesh_addr.empty()) b.members.push_back({id, m.mesh_addr});
-  link.send_control(MeshType::Members, mesh_encode(b));
-}
-
-bool Mesh::on_members(const char* body, size_t len) {
-  MeshMembers b;
-  if (!mesh_decode(body, len, b)) return false;
-  for (const MeshMembers::Entry& e : b.members) {
-    if (e.id < 1 || e.id == self_ || e.mesh.empty() || e.mesh == self_addr_) continue;
-    auto it = members_.find(e.id);
-    if (it != members_.end() && it->second.alive) continue;
-    if (dials_.size() >= kMaxDials && !dials_.count(e.mesh)) continue;
-    dials_[e.mesh].node = e.id;
-  }
-  return true;
-}
-
-bool Mesh::on_ping(MeshLink& link, const char* body, size_t len) {
-  MeshPing ping;
-  if (!mesh_decode(body, len, ping)) return false;
-  auto it = members_.find(link.peer);
-  if (it != members_.end()) it->second.connections = ping.conns;
-  link.send_control(MeshType::Pong, mesh_encode(MeshPong{ping.t}));
-  return true;
-}
-
-bool Mesh::on_pong(MeshLink& link, const char* body, size_t len) {
-  MeshPong pong;
-  if (!mesh_decode(body, len, pong)) return false;
-  auto it = members_.find(link.peer);
-  if (it != members_.end() && pong.t <= now()) it->second.rtt_ms = static_cast<double>(now() - pong.t);
-  return true;
-}
+// --- the tick ---
 
 void Mesh::on_tick(uv_timer_t* t) { static_cast<Mesh*>(t->data)->tick(); }
 
 void Mesh::tick() {
   uint64_t t = now();
   uint64_t dead_ms = uint64_t{cfg_.mesh_dead_after} * 1000;
-  // Checked once per tick: a peer silent for dead_after minus one tick is dead by the end of this
-  // tick, so death is noticed within dead_after (a live peer pings every tick: 3 pings missed).
-  uint64_t silent_ms = dead_ms - heartbeat_ms_;
   std::vector<MeshLink*> links;
   for (auto& [serial, l] : links_) links.push_back(l);
-  std::string ping = mesh_encode(MeshPing{t, host_.client_count()});
   for (MeshLink* l : links) {
     if (l->closing()) continue;
     if (!l->up) {
       if (t - l->opened_ms > dead_ms) l->close_now();  // a connect or handshake that never finished
       continue;
     }
-    // Silent, or not reading what we send (replies and heartbeats are small but unbounded
-    // otherwise): either way the node is not working with us.
-    bool silent = t - l->last_heard_ms > silent_ms;
-    if (silent || l->queued_bytes() > cfg_.mesh_max_link_buffer) {
-      std::string why = silent ? "not heard from for " + std::to_string(cfg_.mesh_dead_after) + " s"
-                               : "it does not read its link (" + std::to_string(l->queued_bytes()) + " bytes waiting)";
-      auto it = members_.find(l->peer);
-      if (it != members_.end() && it->second.link == l) member_dead(it->second, why);
-      else l->close_now();
-      continue;
+    // A peer that does not read what we send: the link goes (and is dialled again); whether the
+    // node is alive is for the probes to say.
+    if (l->queued_bytes() > cfg_.mesh_max_link_buffer) {
+      LOG_WARN("mesh: link to node %u closed: it does not read it (%zu bytes waiting)", l->peer, l->queued_bytes());
+      l->close_now();
     }
-    l->send_control(MeshType::Ping, ping);
   }
-  for (auto& [id, m] : members_)
-    if (m.alive && !m.link && m.relink_deadline_ms && t >= m.relink_deadline_ms)
-      member_dead(m, "its link closed and no other came up");
+  swim_tick(t);
   expire_calls(t);
   settle_barriers(t);
   stranger_log_.flush(t, [](const std::string& why, uint64_t n) {
     LOG_WARN("mesh: %llu more warnings (%s) about connections that did not complete the handshake were left out in "
              "the last minute", static_cast<unsigned long long>(n), why.empty() ? "of other kinds" : why.c_str());
   });
+  dial_due(t);
+}
+
+void Mesh::dial_due(uint64_t t) {
   for (auto& [addr, d] : dials_) {
     if (d.busy || t < d.next_ms || addr == self_addr_) continue;
     auto it = d.node ? members_.find(d.node) : members_.end();
-    if (it != members_.end() && it->second.alive) continue;
+    if (it != members_.end() && it->second.link) continue;
     dial(addr);
   }
 }
@@ -426,18 +391,46 @@ std::vector<MeshMemberView> Mesh::members() const {
   std::vector<MeshMemberView> out;
   for (const auto& [id, m] : members_)
     out.push_back(MeshMemberView{NodeInfo{id, m.weight, m.connections, m.external, m.intranet}, m.name, m.mesh_addr,
-                                 m.alive, m.rtt_ms});
+                                 m.alive, m.suspect, m.rtt_ms});
   return out;
 }
 
 std::string Mesh::render_metrics() const {
   PromWriter w;
-  uint64_t alive = 0;
-  for (const auto& [id, m] : members_) alive += m.alive;
-  w.family("meshgate_mesh_members", "gauge", "Other nodes known to this node, by state.");
+  uint64_t alive = 0, suspect = 0;
+  for (const auto& [id, m] : members_) {
+    alive += m.alive && !m.suspect;
+    suspect += m.suspect;
+  }
+  w.family("meshgate_mesh_members", "gauge",
+           "Other nodes known to this node, by SWIM state (a suspect node still counts as alive for routing).");
   w.sample("meshgate_mesh_members", {{"state", "alive"}}, alive);
-  w.sample("meshgate_mesh_members", {{"state", "dead"}}, members_.size() - alive);
-  w.family("meshgate_mesh_rtt_seconds", "gauge", "Heartbeat round-trip time to each alive node.");
+  w.sample("meshgate_mesh_members", {{"state", "suspect"}}, suspect);
+  w.sample("meshgate_mesh_members", {{"state", "dead"}}, members_.size() - alive - suspect);
+  w.family("meshgate_mesh_probes_total", "counter",
+           "Probes this node started, by result: ACK from the target (ack), through another node (indirect_ack), none (failed).");
+  w.sample("meshgate_mesh_probes_total", {{"result", "ack"}}, probes_ack_);
+  w.sample("meshgate_mesh_probes_total", {{"result", "indirect_ack"}}, probes_indirect_ack_);
+  w.sample("meshgate_mesh_probes_total", {{"result", "failed"}}, probes_failed_);
+  const struct {
+    const char* name;
+    const char* help;
+    uint64_t value;
+  } swim_counters[] = {
+      {"meshgate_mesh_suspicions_total", "Nodes this node suspected because its probe of them failed.", suspicions_},
+      {"meshgate_mesh_refutations_total",
+       "Times this node refuted a suspicion or death of itself (its incarnation went up).", refutations_},
+      {"meshgate_mesh_deaths_total", "Nodes this node declared dead when its suspicion timer ran out.", deaths_},
+      {"meshgate_mesh_member_syncs_total",
+       "Full member tables (MEMBERS) this node sent: to a node that asked at its handshake, or for a digest mismatch.",
+       member_syncs_},
+      {"meshgate_mesh_link_bytes_sent_total", "Bytes written on mesh links (frames as sent, sealed).", link_bytes_sent_},
+  };
+  for (const auto& c : swim_counters) {
+    w.family(c.name, "counter", c.help);
+    w.sample(c.name, c.value);
+  }
+  w.family("meshgate_mesh_rtt_seconds", "gauge", "Round-trip time of the last direct probe of each alive node.");
   for (const auto& [id, m] : members_)
     if (m.alive && m.rtt_ms >= 0) w.sample_double("meshgate_mesh_rtt_seconds", {{"node", std::to_string(id)}}, m.rtt_ms / 1000.0);
   w.family("meshgate_mesh_link_queued_bytes", "gauge", "Bytes waiting to be sent to each alive node.");

@@ -1,17 +1,22 @@
 // The mesh: this node's view of the cluster and its links to the other nodes (PROTOCOL.md §7).
 //
 // Glossary:
-//   member   a node this node has heard of by id: alive while an authenticated link to it is up and
-//            heard from within dead_after, dead otherwise (it stays listed, and is dialled again)
-//   link     one TCP connection to a peer (MeshLink); one per pair of alive nodes. When both sides
-//            dial at once, the link dialled by the lower node id wins
+//   member   a node this node has heard of by id, in the SWIM state the cluster agreed on (swim.h):
+//            alive or suspect (both serve: routed to, called) or dead (it stays listed, and is
+//            dialled again). Only SWIM declares a death: a link's loss does not (docs/cluster.md §4)
+//   link     one TCP connection to a peer (MeshLink); one per pair of alive nodes, carrying data,
+//            calls, events, interest and the probes. When both sides dial at once, the link dialled
+//            by the lower node id wins; a member without a link is redialled and what is sent to it
+//            meanwhile is held (up to max_link_buffer)
 //   dial     an address to connect to: the configured seeds, and every member's mesh address
 //   call     an API method run on another node (CALL/REPLY frames), answered within call_timeout
 //   interest the channels a node holds at least one subscriber of (on any of its workers); every
 //            node tells its peers its own (INTEREST: a full set on a new link, then deltas) and
 //            keeps theirs, so a channel's publish or count goes only to the nodes that hold it
 //
-// One class, one job a file: mesh.cpp membership (listening, dialling, members, heartbeats, views),
+// One class, one job a file: mesh.cpp links (listening, dialling, members' links, views),
+// mesh_swim.cpp membership and failure detection (probes, updates, MEMBERS; the state machine is
+// swim.h),
 // mesh_handshake.cpp HELLO/AUTH up to a link that serves its member, mesh_calls.cpp CALL/REPLY and
 // the fan-out to every peer, mesh_queue.cpp the queue across the mesh (TOPICS/EVENT/DONE), mesh_interest.cpp which
 // node holds which channel (INTEREST/INTEREST_ACK) and the subscribe barrier. Every frame
@@ -26,6 +31,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <random>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
@@ -39,6 +45,7 @@
 #include "core/log_limit.h"
 #include "core/node_info.h"
 #include "mesh/mesh_link.h"
+#include "mesh/swim.h"
 #include "queue/queue_hub.h"
 
 namespace mg {
@@ -63,8 +70,9 @@ class MeshHost {
 struct MeshMemberView {
   NodeInfo info;
   std::string name, mesh_addr;
-  bool alive = false;
-  double rtt_ms = -1;  // the last heartbeat's round trip, -1 when none was measured
+  bool alive = false;    // alive or suspect
+  bool suspect = false;  // alive for routing, but a probe of it failed (SWIM suspicion)
+  double rtt_ms = -1;    // the last direct probe's round trip, -1 when none was measured
 };
 
 class Mesh final : public RemoteQueue {
@@ -73,7 +81,8 @@ class Mesh final : public RemoteQueue {
   ~Mesh();
   // Listens and starts dialling the seeds. False when the mesh port cannot be bound.
   bool start();
-  // Closes every link (node shutdown): peers see this node leave at once.
+  // Tells every peer this node leaves (SWIM dead with "left") and closes every link (node
+  // shutdown): peers see it leave at once.
   void stop();
 
   // Runs `method` on node `node` (not this one). Unknown node: `not_here_code` "client not
@@ -118,22 +127,27 @@ class Mesh final : public RemoteQueue {
   void on_bad_frame(MeshLink& link, const std::string& why);
   void on_link_drained(MeshLink& link);
   void on_link_closed(MeshLink& link);
-  void count_sent(MeshType type) { frames_sent_[static_cast<uint8_t>(type)]++; }
+  void count_sent(MeshType type, size_t bytes) {
+    frames_sent_[static_cast<uint8_t>(type)]++;
+    link_bytes_sent_ += bytes;
+  }
 
  private:
+  // What the mesh keeps of a member besides its SWIM state (swim_): its link and what waits for
+  // one. name..intranet and alive/suspect mirror swim_ (member_changed keeps them in step).
+  static constexpr size_t kMaxDials = 4096;  // addresses to dial, whatever peers claim
+
   struct Member {
     unsigned id = 0;
     std::string name, mesh_addr;
-    bool alive = false;
+    bool alive = false, suspect = false;
     double weight = 1;
     uint64_t connections = 0;
     NodeAddresses external, intranet;
     double rtt_ms = -1;
     MeshLink* link = nullptr;
-    // Its link closed while another link to it was in its handshake (both nodes dialled at once
-    // and the peer kept the other one): it stays alive without a link until this deadline, and
-    // what is sent to it meanwhile is held (at most max_link_buffer bytes) for the new link.
-    uint64_t relink_deadline_ms = 0;
+    // It has no link (lost, or not dialled yet): what is sent to it meanwhile is held (at most
+    // max_link_buffer bytes) for the next link; dropped when it is declared dead.
     std::vector<std::pair<MeshType, std::string>> held;
     uint64_t held_bytes = 0;
     // Its interest: the channels it holds subscribers of, as its INTEREST frames said. Not known
@@ -166,24 +180,62 @@ class Mesh final : public RemoteQueue {
     bool busy = false;      // resolving or connecting
     unsigned node = 0;      // the node this address turned out to be (0: not known yet)
   };
+  // A probe this node started (by sequence number): direct, then through helpers after the probe
+  // timeout (at once when there is no link to the target); failed at end_ms without an ACK.
+  struct Probe {
+    unsigned target = 0;
+    uint64_t start_ms = 0, indirect_ms = 0, end_ms = 0;
+    bool indirect_sent = false;
+  };
+  // A probe this node runs for another (PING_REQ), by the sequence number of its own PING: the
+  // target's ACK goes back to `requester` as ACK `seq`.
+  struct Relay {
+    unsigned requester = 0;
+    uint64_t seq = 0, deadline_ms = 0;
+  };
 
   // mesh.cpp: links and membership
   static void on_connection(uv_stream_t* server, int status);
   static void on_tick(uv_timer_t* t);
   void tick();
   void dial(const std::string& addr);
-  void member_dead(Member& m, const std::string& why);
-  // A link to `peer` that is past HELLO but not up yet.
-  bool handshake_in_progress(unsigned peer) const;
+  // Dials the members that have no link when due (jittered; the higher id of a pair waits a grace
+  // period for the lower one to dial), and the seeds.
+  void dial_due(uint64_t t);
+  // When to dial `addr` of member `id` (0: a seed) next: jittered, so that a cluster started at
+  // once does not do every handshake in the same tick (docs/decisions.md).
+  uint64_t dial_jitter_ms(unsigned id, bool redial);
   // Sends on the member's link, or holds the frame while it relinks. False when it can take no
   // more (over `limit` bytes waiting) or is not alive.
   bool send_to(Member& m, MeshType type, const std::string& body, uint64_t limit);
-  void send_members(MeshLink& link);
   // The on_* handlers of frame bodies return false for a malformed body (mesh_decode failed): the
   // link is refused.
-  bool on_members(const char* body, size_t len);
+
+  // mesh_swim.cpp: membership and failure detection
+  SwimInfo self_info() const;
+  // Brings members_[id] in step with swim_ after a change, and acts on the transition: logs
+  // alive/dead, fails the calls of a dead member, drops its link and what was held for it. `why`
+  // is the reason of a death.
+  void member_changed(unsigned id, const std::string& why);
+  // Merges updates heard from `from` (0: first-hand) and acts on what changed.
+  void apply_updates(const std::vector<SwimUpdate>& updates, unsigned from);
+  // Sends `u` at once (a PING with k 0) to every member with a link: suspicions, refutations, a leave.
+  void push_update(const SwimUpdate& u);
+  // This node's probe of `target`; `no_link`: the direct probe cannot go (indirect at once).
+  void start_probe(unsigned target, bool no_link);
+  // A probe of ours failed: this node suspects the target (pushed to every member).
+  void probe_failed(unsigned target);
+  // Every tick: a probe each probe interval, indirect probes and failures, suspicions that ran out.
+  void swim_tick(uint64_t t);
+  // Updates to piggyback on a frame now (a byte budget, newest first).
+  std::vector<SwimUpdate> gossip();
+  void send_full_members(MeshLink& link);
+  // A PING or ACK from `peer`: its client count (first-hand), and the updates it carried.
+  void heard_from(unsigned peer, uint64_t conns, const std::vector<SwimUpdate>& updates);
+  bool on_members(MeshLink& link, const char* body, size_t len);
   bool on_ping(MeshLink& link, const char* body, size_t len);
-  bool on_pong(MeshLink& link, const char* body, size_t len);
+  bool on_ack(MeshLink& link, const char* body, size_t len);
+  bool on_ping_req(MeshLink& link, const char* body, size_t len);
   // Refuses the link for a body mesh_decode did not take: "malformed T frame", and why when the body
   // is a JSON object.
   void refuse_malformed(MeshLink& link, MeshType type, const char* body, size_t len);
@@ -239,7 +291,16 @@ class Mesh final : public RemoteQueue {
   uv_tcp_t server_{};
   uv_timer_t timer_{};
   bool started_ = false, stopped_ = false;
-  uint64_t heartbeat_ms_;
+  uint64_t tick_ms_;  // the timer's period: a fraction of the probe timeout
+  // SWIM (mesh_swim.cpp): the member table, this node's probes and those it runs for others.
+  Swim swim_;
+  std::mt19937_64 rng_;  // jitter, seeded from the start time and node id
+  std::map<uint64_t, Probe> probes_;
+  std::map<uint64_t, Relay> relays_;
+  uint64_t next_probe_seq_ = 0, next_probe_ms_ = 0, last_tick_ms_ = 0;
+  std::map<uint64_t, uint64_t> last_sync_ms_;  // link serial -> when a MEMBERS answered its digest
+  uint64_t probes_ack_ = 0, probes_indirect_ack_ = 0, probes_failed_ = 0;
+  uint64_t suspicions_ = 0, refutations_ = 0, deaths_ = 0, member_syncs_ = 0, link_bytes_sent_ = 0;
   std::map<unsigned, Member> members_;                 // peers by id (never this node)
   std::map<std::string, Dial> dials_;                  // by address
   std::unordered_map<uint64_t, MeshLink*> links_;      // every open link, by serial

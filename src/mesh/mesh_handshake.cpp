@@ -2,6 +2,7 @@
 // both HELLOs (mesh_crypto.h); a link that passes serves its member from then on (link_up), and one
 // that fails is refused with a reason.
 #include <string>
+#include <utility>
 
 #include "core/log.h"
 #include "core/log_text.h"
@@ -15,15 +16,18 @@ void Mesh::connected(MeshLink* link) {
   hello.version = kMeshProtocolVersion;
   hello.cluster = cfg_.mesh_cluster;
   hello.id = self_;
-  hello.name = cfg_.node_name;
   hello.nonce = mesh_nonce();  // fresh for every link: no two transcripts are alike
   hello.has_enc = true;
   hello.enc = cfg_.mesh_encrypt;
-  hello.mesh = self_addr_;
-  hello.weight = cfg_.route_weight;
-  hello.conns = host_.client_count();
-  hello.ext = host_.own_addresses(false);
-  hello.intranet = host_.own_addresses(true);
+  SwimInfo me = self_info();
+  hello.name = std::move(me.name);
+  hello.mesh = std::move(me.mesh_addr);
+  hello.weight = me.weight;
+  hello.conns = me.conns;
+  hello.ext = std::move(me.ext);
+  hello.intranet = std::move(me.intranet);
+  hello.inc = swim_.incarnation();
+  hello.sync = swim_.live_count() == 0;  // fresh or restarted: the peer's whole table, please
   link->my_hello = mesh_encode(hello);
   link->start(link->my_hello);
 }
@@ -100,7 +104,7 @@ void Mesh::link_up(MeshLink& link) {
     // Two links to one peer (both dialled at once, or a seed and a member address): keep the one
     // dialled by the lower node id, or when one node dialled both, the one with the lower
     // transcript. Both sides compute the same answer; the side that has only the loser up yet
-    // keeps the node alive while the winner finishes its handshake (on_link_closed).
+    // holds what it sends to the node until the winner is up (a link's loss is not a death).
     unsigned kept_dialer = m.link->outbound ? self_ : link.peer;
     unsigned new_dialer = link.outbound ? self_ : link.peer;
     bool keep_old = kept_dialer != new_dialer ? kept_dialer < new_dialer : m.link->transcript < link.transcript;
@@ -113,24 +117,21 @@ void Mesh::link_up(MeshLink& link) {
   MeshHello h;  // accepted by on_hello, so it decodes
   mesh_decode(link.peer_hello.data(), link.peer_hello.size(), h);
   m.id = link.peer;
-  m.name = h.name;
-  m.mesh_addr = h.mesh;
-  m.weight = h.weight;
-  m.connections = h.conns;
-  m.external = h.ext;
-  m.intranet = h.intranet;
-  bool was_alive = m.alive;
-  m.alive = true;
   m.link = &link;
-  m.relink_deadline_ms = 0;
   for (auto& [type, held_body] : m.held) link.send_control(type, held_body);
   m.held.clear();
   m.held_bytes = 0;
-  if (!m.mesh_addr.empty()) dials_[m.mesh_addr].node = m.id;
-  if (!was_alive)
-    LOG_INFO("mesh: node %u (%s) is alive, at %s", m.id, log_safe(m.name).c_str(), log_safe(m.mesh_addr).c_str());
-  for (auto& [serial, l] : links_)
-    if (l->up && !l->closing()) send_members(*l);  // everyone learns of everyone
+  if (!h.mesh.empty() && (dials_.size() < kMaxDials || dials_.count(h.mesh))) dials_[h.mesh].node = m.id;
+  // What the peer says of itself is first-hand: its alive at its incarnation.
+  SwimUpdate self_said{link.peer, h.inc, SwimState::Alive, false, true, {}};
+  self_said.info = SwimInfo{h.name, h.mesh, h.weight, h.conns, h.ext, h.intranet};
+  apply_updates({self_said}, 0);
+  // We hold news of it it has not refuted (suspect, or dead at its incarnation): it should hear.
+  const SwimMember* known = swim_.find(link.peer);
+  if (known && known->state != SwimState::Alive && known->inc >= h.inc)
+    link.send_control(MeshType::Ping, mesh_encode(MeshPing{0, host_.client_count(), 0,
+                                                          {SwimUpdate{link.peer, known->inc, known->state, false, false, {}}}}));
+  if (h.sync) send_full_members(link);  // it knows nobody yet: every other node learns of it by gossip
   link.send_control(MeshType::Topics, topics_body());
   forget_interest(m);  // until its full set arrives on this link, it is sent every channel's calls
   send_interest_full(m);

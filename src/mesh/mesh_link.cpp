@@ -29,8 +29,9 @@ void MeshLink::secure(const MeshSessionKeys& keys, bool encrypt) {
 }
 
 void MeshLink::write_frame(MeshType type, const std::string& body) {
-  mesh_.count_sent(type);
-  write(sealer_.active() ? sealer_.seal(type, body) : mesh_frame(type, body));
+  std::string frame = sealer_.active() ? sealer_.seal(type, body) : mesh_frame(type, body);
+  mesh_.count_sent(type, frame.size());
+  write(std::move(frame));
 }
 
 bool MeshLink::send(MeshType type, const std::string& body, uint64_t limit) {

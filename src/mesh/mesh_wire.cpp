@@ -20,7 +20,7 @@ const char* mesh_type_name(MeshType t) {
     case MeshType::Refuse: return "REFUSE";
     case MeshType::Members: return "MEMBERS";
     case MeshType::Ping: return "PING";
-    case MeshType::Pong: return "PONG";
+    case MeshType::Ack: return "ACK";
     case MeshType::Call: return "CALL";
     case MeshType::Reply: return "REPLY";
     case MeshType::Topics: return "TOPICS";
@@ -28,6 +28,7 @@ const char* mesh_type_name(MeshType t) {
     case MeshType::Done: return "DONE";
     case MeshType::Interest: return "INTEREST";
     case MeshType::InterestAck: return "INTEREST_ACK";
+    case MeshType::PingReq: return "PING_REQ";
   }
   return "?";
 }
@@ -109,6 +110,19 @@ void append_addresses(std::string& s, const NodeAddresses& a) {
   s += '}';
 }
 
+// Route weights are doubles by nature: any finite positive number up to 1e6, else 1.
+double read_weight(const cJSON* o) {
+  const cJSON* w = cJSON_GetObjectItemCaseSensitive(o, "weight");
+  return cJSON_IsNumber(w) && w->valuedouble > 0 && w->valuedouble <= 1e6 ? w->valuedouble : 1;
+}
+
+// ,"weight":W as the C++ stream writes a double (shortest form that reads back).
+void append_weight(std::string& s, double weight) {
+  std::ostringstream w;
+  w << weight;
+  s += ",\"weight\":" + w.str();
+}
+
 NodeAddresses read_addresses(const cJSON* obj, const char* key) {
   const cJSON* a = cJSON_GetObjectItemCaseSensitive(obj, key);
   return NodeAddresses{mesh_read_string(a, "tcp"), mesh_read_string(a, "ws"), mesh_read_string(a, "wss")};
@@ -143,12 +157,13 @@ std::string mesh_encode(const MeshHello& b) {
   if (b.has_enc) s += b.enc ? ",\"enc\":true" : ",\"enc\":false";
   s += ",\"mesh\":";
   json_append_string(s, b.mesh);
-  std::ostringstream w;
-  w << b.weight;
-  s += ",\"weight\":" + w.str() + ",\"conns\":" + std::to_string(b.conns) + ",\"ext\":";
+  append_weight(s, b.weight);
+  s += ",\"conns\":" + std::to_string(b.conns) + ",\"ext\":";
   append_addresses(s, b.ext);
   s += ",\"int\":";
   append_addresses(s, b.intranet);
+  s += ",\"inc\":" + std::to_string(b.inc);
+  if (b.sync) s += ",\"sync\":true";
   s += '}';
   return s;
 }
@@ -166,12 +181,12 @@ bool mesh_decode(const char* body, size_t len, MeshHello& out) {
   out.has_enc = cJSON_IsBool(enc);
   out.enc = cJSON_IsTrue(enc);
   out.mesh = mesh_read_string(o, "mesh");
-  // Route weights are doubles by nature: any finite positive number, else 1.
-  const cJSON* w = cJSON_GetObjectItemCaseSensitive(o, "weight");
-  out.weight = cJSON_IsNumber(w) && w->valuedouble > 0 && w->valuedouble <= 1e6 ? w->valuedouble : 1;
+  out.weight = read_weight(o);
   if (!mesh_read_uint(o, "conns", kJsonMaxExactInt, 0, out.conns)) out.conns = 0;
   out.ext = read_addresses(o, "ext");
   out.intranet = read_addresses(o, "int");
+  if (!mesh_read_uint(o, "inc", kJsonMaxExactInt, 0, out.inc)) out.inc = 0;
+  out.sync = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "sync"));
   return true;
 }
 
@@ -185,45 +200,140 @@ bool mesh_decode(const char* body, size_t len, MeshRefuse& out) {
   return read_string_body(body, len, "reason", out.reason);
 }
 
+namespace {
+
+void append_update(std::string& s, const SwimUpdate& u) {
+  s += "{\"i\":" + std::to_string(u.id) + ",\"n\":" + std::to_string(u.inc) +
+       ",\"s\":" + std::to_string(static_cast<int>(u.state));
+  if (u.state == SwimState::Dead && u.left) s += ",\"l\":true";
+  if (u.state == SwimState::Alive && u.has_info) {
+    s += ",\"a\":{\"name\":";
+    json_append_string(s, u.info.name);
+    s += ",\"mesh\":";
+    json_append_string(s, u.info.mesh_addr);
+    append_weight(s, u.info.weight);
+    s += ",\"conns\":" + std::to_string(u.info.conns) + ",\"ext\":";
+    append_addresses(s, u.info.ext);
+    s += ",\"int\":";
+    append_addresses(s, u.info.intranet);
+    s += '}';
+  }
+  s += '}';
+}
+
+void append_updates(std::string& s, const char* key, const std::vector<SwimUpdate>& us) {
+  s += ",\"";
+  s += key;
+  s += "\":[";
+  for (size_t i = 0; i < us.size(); i++) {
+    if (i) s += ',';
+    append_update(s, us[i]);
+  }
+  s += ']';
+}
+
+bool read_update(const cJSON* item, SwimUpdate& u) {
+  uint64_t id = 0, state = 0;
+  if (!cJSON_IsObject(item) || !mesh_read_uint(item, "i", kMaxNodeId, 0, id) || id == 0 ||
+      !mesh_read_uint(item, "n", kJsonMaxExactInt, 0, u.inc) || !mesh_read_uint(item, "s", 2, 0, state))
+    return false;
+  u.id = static_cast<unsigned>(id);
+  u.state = static_cast<SwimState>(state);
+  u.left = u.state == SwimState::Dead && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(item, "l"));
+  const cJSON* a = cJSON_GetObjectItemCaseSensitive(item, "a");
+  u.has_info = u.state == SwimState::Alive && cJSON_IsObject(a);
+  if (u.has_info) {
+    u.info.name = mesh_read_string(a, "name");
+    u.info.mesh_addr = mesh_read_string(a, "mesh");
+    u.info.weight = read_weight(a);
+    if (!mesh_read_uint(a, "conns", kJsonMaxExactInt, 0, u.info.conns)) u.info.conns = 0;
+    u.info.ext = read_addresses(a, "ext");
+    u.info.intranet = read_addresses(a, "int");
+  }
+  return true;
+}
+
+// The updates under `key` (missing: none); false when one is malformed.
+bool read_updates(const cJSON* o, const char* key, std::vector<SwimUpdate>& out) {
+  out.clear();
+  const cJSON* item;
+  cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(o, key)) {
+    SwimUpdate u;
+    if (!read_update(item, u)) return false;
+    out.push_back(std::move(u));
+  }
+  return true;
+}
+
+}  // namespace
+
+size_t mesh_update_size(const SwimUpdate& u) {
+  std::string s;
+  append_update(s, u);
+  return s.size() + 1;
+}
+
 std::string mesh_encode(const MeshMembers& b) {
   std::string s = "{\"m\":[";
   for (size_t i = 0; i < b.members.size(); i++) {
-    s += i ? ",{\"id\":" : "{\"id\":";
-    s += std::to_string(b.members[i].id) + ",\"mesh\":";
-    json_append_string(s, b.members[i].mesh);
-    s += '}';
+    if (i) s += ',';
+    append_update(s, b.members[i]);
   }
   return s + "]}";
 }
 
 bool mesh_decode(const char* body, size_t len, MeshMembers& out) {
   JsonPtr doc = parse_object(body, len);
-  if (!doc) return false;
-  out.members.clear();
-  const cJSON* item;
-  cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(doc.get(), "m")) {
-    uint64_t id = 0;
-    if (!mesh_read_uint(item, "id", kMaxNodeId, 0, id)) return false;
-    out.members.push_back(MeshMembers::Entry{static_cast<unsigned>(id), mesh_read_string(item, "mesh")});
-  }
-  return true;
+  return doc && read_updates(doc.get(), "m", out.members);
 }
 
-std::string mesh_encode(const MeshPing& b) {
-  return "{\"t\":" + std::to_string(b.t) + ",\"conns\":" + std::to_string(b.conns) + "}";
+namespace {
+
+// PING and ACK: {"k":seq,"c":conns[,"d":digest],"u":[update,...]}.
+std::string probe_body(uint64_t seq, uint64_t conns, uint64_t digest, const std::vector<SwimUpdate>& updates) {
+  std::string s = "{\"k\":" + std::to_string(seq) + ",\"c\":" + std::to_string(conns);
+  if (digest) s += ",\"d\":" + std::to_string(digest);
+  append_updates(s, "u", updates);
+  return s + '}';
 }
+
+bool read_probe(const char* body, size_t len, uint64_t& seq, uint64_t& conns, uint64_t& digest,
+                std::vector<SwimUpdate>& updates) {
+  JsonPtr doc = parse_object(body, len);
+  const cJSON* o = doc.get();
+  return o && mesh_read_uint(o, "k", kJsonMaxExactInt, 0, seq) && mesh_read_uint(o, "c", kJsonMaxExactInt, 0, conns) &&
+         mesh_read_uint(o, "d", kJsonMaxExactInt, 0, digest) && read_updates(o, "u", updates);
+}
+
+}  // namespace
+
+std::string mesh_encode(const MeshPing& b) { return probe_body(b.seq, b.conns, b.digest, b.updates); }
 
 bool mesh_decode(const char* body, size_t len, MeshPing& out) {
-  JsonPtr doc = parse_object(body, len);
-  return doc && mesh_read_uint(doc.get(), "t", kJsonMaxExactInt, 0, out.t) &&
-         mesh_read_uint(doc.get(), "conns", kJsonMaxExactInt, 0, out.conns);
+  return read_probe(body, len, out.seq, out.conns, out.digest, out.updates);
 }
 
-std::string mesh_encode(const MeshPong& b) { return "{\"t\":" + std::to_string(b.t) + "}"; }
+std::string mesh_encode(const MeshAck& b) { return probe_body(b.seq, b.conns, 0, b.updates); }
 
-bool mesh_decode(const char* body, size_t len, MeshPong& out) {
+bool mesh_decode(const char* body, size_t len, MeshAck& out) {
+  uint64_t digest = 0;
+  return read_probe(body, len, out.seq, out.conns, digest, out.updates);
+}
+
+std::string mesh_encode(const MeshPingReq& b) {
+  std::string s = "{\"k\":" + std::to_string(b.seq) + ",\"target\":" + std::to_string(b.target);
+  append_updates(s, "u", b.updates);
+  return s + '}';
+}
+
+bool mesh_decode(const char* body, size_t len, MeshPingReq& out) {
   JsonPtr doc = parse_object(body, len);
-  return doc && mesh_read_uint(doc.get(), "t", kJsonMaxExactInt, 0, out.t);
+  const cJSON* o = doc.get();
+  uint64_t target = 0;
+  if (!o || !mesh_read_uint(o, "k", kJsonMaxExactInt, 0, out.seq) || !mesh_read_uint(o, "target", kMaxNodeId, 0, target))
+    return false;
+  out.target = static_cast<unsigned>(target);
+  return read_updates(o, "u", out.updates);
 }
 
 std::string mesh_encode(const MeshCall& b) {

@@ -17,24 +17,28 @@
 
 #include "core/json_text.h"
 #include "core/node_info.h"
+#include "mesh/swim.h"
 #include "queue/queue_event.h"
 
 namespace mg {
 
 // 2: transcript-bound proofs, every later frame sealed. 3: INTEREST/INTEREST_ACK, and a channel's
 // publishes and counts go only to the nodes that hold subscribers of it (a v2 node would never be
-// told of them, so the versions do not link: docs/cluster.md "Rolling upgrade").
-constexpr int kMeshProtocolVersion = 3;
+// told of them, so the versions do not link: docs/cluster.md "Rolling upgrade"). 4: SWIM membership
+// (PING/ACK/PING_REQ with piggybacked updates, MEMBERS as a full state on request): a v3 node
+// would take a link's loss for a death and never answer a probe, so the versions do not link.
+constexpr int kMeshProtocolVersion = 4;
 constexpr uint32_t kMeshMaxFrame = 32u << 20;  // larger frames are a protocol error
 constexpr uint32_t kMeshMaxHandshakeFrame = 64u << 10;  // before a peer is authenticated
 
 enum class MeshType : uint8_t {
-  Hello = 1,    // {"v","cluster","id","name","nonce","enc","mesh","weight","conns","ext":{tcp,ws,wss},"int":{...}}
+  Hello = 1,    // {"v","cluster","id","name","nonce","enc","mesh","weight","conns","ext":{tcp,ws,wss},"int":{...},"inc","sync"}
   Auth = 2,     // {"mac"}: the sender's proof over both HELLOs (mesh_crypto.h); the dialler's first
   Refuse = 3,   // {"reason"}: then the sender closes
-  Members = 4,  // {"m":[{"id","mesh"}]}: the alive members the sender knows
-  Ping = 5,     // {"t":ms,"conns":n}
-  Pong = 6,     // {"t":ms}: echo of the ping's t, for the round-trip time
+  Members = 4,  // {"m":[update,...]}: every member the sender knows (asked for, or a digest mismatch)
+  Ping = 5,     // {"k":seq,"c":conns,"d":digest,"u":[update,...]}: a probe (k 0: a push, no ACK)
+  Ack = 6,      // {"k":seq,"c":conns,"u":[update,...]}: answers PING k
+
   Call = 7,     // {"k":seq,"m":method,"p":params}: run an API method on the receiver, local scope
   Reply = 8,    // {"k":seq,"c":code,"e":message,"r":result}
   Topics = 9,   // {"t":[topic,...]}: topics the sender has local consumers for (replaces the last list)
@@ -42,8 +46,9 @@ enum class MeshType : uint8_t {
   Done = 11,    // {"f":handle}: the forwarded event was consumed; the producer forgets its copy
   Interest = 12,     // {"k","full","more","all","a":[channel,...],"r":[channel,...]}: channels the sender holds subscribers of
   InterestAck = 13,  // {"k"}: the INTEREST frame k was applied
+  PingReq = 14,      // {"k":seq,"target":id,"u":[update,...]}: probe target for me, ACK k when it answers
 };
-constexpr uint8_t kMeshMaxType = 13;
+constexpr uint8_t kMeshMaxType = 14;
 
 const char* mesh_type_name(MeshType t);
 
@@ -78,7 +83,9 @@ std::string mesh_frame(MeshType type, const std::string& body);
 // missing field reads as the fallback its struct gives. "p", "r", "d" and "x" are kept as raw JSON
 // text, so big ids and any JSON value cross the mesh exactly as sent.
 
-// HELLO {"v","cluster","id","name","nonce","enc","mesh","weight","conns","ext":{tcp,ws,wss},"int":{...}}.
+// HELLO {"v","cluster","id","name","nonce","enc","mesh","weight","conns","ext":{tcp,ws,wss},"int":{...},
+// "inc","sync"}: "inc" the sender's SWIM incarnation (0..2^53-1, missing: 0); "sync" true when it
+// knows no other member yet and wants the receiver's full MEMBERS.
 // Only "v" makes mesh_decode fail (not a version number): the mesh refuses an "id" outside 1..kMaxNodeId
 // (read as 0) and a HELLO without "enc" with a reason of their own; "conns" out of range reads as 0
 // and "weight" that is not a finite positive number up to 1e6 as 1.
@@ -92,6 +99,8 @@ struct MeshHello {
   double weight = 1;
   uint64_t conns = 0;
   NodeAddresses ext, intranet;
+  uint64_t inc = 0;
+  bool sync = false;
 };
 
 // AUTH {"mac"}: the sender's proof over both HELLOs (mesh_crypto.h).
@@ -104,25 +113,37 @@ struct MeshRefuse {
   std::string reason;
 };
 
-// MEMBERS {"m":[{"id","mesh"}]}. Every entry's "id" is range-checked (0..kMaxNodeId, missing: 0); an entry
-// with id 0 or no address is kept here and skipped by the mesh.
+// A SWIM update on the wire: {"i":id,"n":incarnation,"s":0 alive|1 suspect|2 dead,"l":true (dead:
+// it left),"a":{"name","mesh","weight","conns","ext","int"} (alive: the member's info)}. "i" outside
+// 1..kMaxNodeId, "n" out of 0..2^53-1 or "s" out of 0..2 make the frame malformed.
+// MEMBERS {"m":[update,...]}: the sender's whole table, itself first.
 struct MeshMembers {
-  struct Entry {
-    unsigned id = 0;
-    std::string mesh;
-  };
-  std::vector<Entry> members;
+  std::vector<SwimUpdate> members;
 };
 
-// PING {"t":ms,"conns":n}.
+// PING {"k":seq,"c":conns,"d":digest,"u":[update,...]}: "k" 0 is a push (updates that must go at
+// once: a suspicion, a refutation, a leave), not answered. "d" (0: absent) is Swim::digest(), sent
+// only when the sender has no news in flight.
 struct MeshPing {
-  uint64_t t = 0, conns = 0;
+  uint64_t seq = 0, conns = 0, digest = 0;
+  std::vector<SwimUpdate> updates;
 };
 
-// PONG {"t":ms}: the ping's t, echoed.
-struct MeshPong {
-  uint64_t t = 0;
+// ACK {"k":seq,"c":conns,"u":[update,...]}.
+struct MeshAck {
+  uint64_t seq = 0, conns = 0;
+  std::vector<SwimUpdate> updates;
 };
+
+// PING_REQ {"k":seq,"target":id,"u":[update,...]}.
+struct MeshPingReq {
+  uint64_t seq = 0;
+  unsigned target = 0;
+  std::vector<SwimUpdate> updates;
+};
+
+// The encoded size of one update, for the piggyback budget.
+size_t mesh_update_size(const SwimUpdate& u);
 
 // CALL {"k":seq,"m":method,"p":params}. params is the detached "p" object (null when "p" is missing
 // or not an object), params_text its raw text as sent.
@@ -193,7 +214,8 @@ std::string mesh_encode(const MeshAuth& b);
 std::string mesh_encode(const MeshRefuse& b);
 std::string mesh_encode(const MeshMembers& b);
 std::string mesh_encode(const MeshPing& b);
-std::string mesh_encode(const MeshPong& b);
+std::string mesh_encode(const MeshAck& b);
+std::string mesh_encode(const MeshPingReq& b);
 std::string mesh_encode(const MeshCall& b);  // from params_text ("null" when empty)
 std::string mesh_encode(const MeshReply& b);
 std::string mesh_encode(const MeshTopics& b);
@@ -209,7 +231,8 @@ bool mesh_decode(const char* body, size_t len, MeshAuth& out);
 bool mesh_decode(const char* body, size_t len, MeshRefuse& out);
 bool mesh_decode(const char* body, size_t len, MeshMembers& out);
 bool mesh_decode(const char* body, size_t len, MeshPing& out);
-bool mesh_decode(const char* body, size_t len, MeshPong& out);
+bool mesh_decode(const char* body, size_t len, MeshAck& out);
+bool mesh_decode(const char* body, size_t len, MeshPingReq& out);
 bool mesh_decode(const char* body, size_t len, MeshCall& out);
 bool mesh_decode(const char* body, size_t len, MeshReply& out);
 bool mesh_decode(const char* body, size_t len, MeshTopics& out);

@@ -40,7 +40,7 @@ void parse_like_the_mesh(mg::MeshType type, const char* body, size_t len) {
     case mg::MeshType::Refuse: return decode_as<mg::MeshRefuse>(body, len);
     case mg::MeshType::Members: return decode_as<mg::MeshMembers>(body, len);
     case mg::MeshType::Ping: return decode_as<mg::MeshPing>(body, len);
-    case mg::MeshType::Pong: return decode_as<mg::MeshPong>(body, len);
+    case mg::MeshType::Ack: return decode_as<mg::MeshAck>(body, len);
     case mg::MeshType::Call: return decode_as<mg::MeshCall>(body, len);
     case mg::MeshType::Reply: return decode_as<mg::MeshReply>(body, len);
     case mg::MeshType::Topics: return decode_as<mg::MeshTopics>(body, len);
@@ -48,6 +48,7 @@ void parse_like_the_mesh(mg::MeshType type, const char* body, size_t len) {
     case mg::MeshType::Done: return decode_as<mg::MeshDone>(body, len);
     case mg::MeshType::Interest: return decode_as<mg::MeshInterest>(body, len);
     case mg::MeshType::InterestAck: return decode_as<mg::MeshInterestAck>(body, len);
+    case mg::MeshType::PingReq: return decode_as<mg::MeshPingReq>(body, len);
   }
 }
 

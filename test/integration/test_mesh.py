@@ -506,7 +506,8 @@ def test_mesh_metrics(cluster):
                    if name == "meshgate_mesh_rtt_seconds"}
             assert others <= rtt, f"round-trip times for {sorted(rtt)}, expected {sorted(others)}"
             return True
-        # Round-trip times appear once a heartbeat has come back (heartbeats every dead_after/4).
+        # Round-trip times appear once a direct probe has been answered (one probe per node every
+        # dead_after/10, each member once per pass).
         wait_until(rtt_known, DEAD_AFTER, f"node {n.node_id}: meshgate_mesh_rtt_seconds for every other node")
 
 
@@ -807,7 +808,7 @@ async def test_node_death_and_rejoin(nodes):
 
 
 async def test_hung_node_calls_time_out_then_dead_then_back(nodes):
-    """A node that stops answering (SIGSTOP: its TCP links stay open) is found by heartbeats: calls to its
+    """A node that stops answering (SIGSTOP: its TCP links stay open) is found by the probes: calls to its
     clients fail with 501 within call_timeout, it is marked dead within dead_after, and after SIGCONT it
     rejoins and its clients are reachable again, subscriptions intact."""
     n1, n2, n3 = await asyncio.to_thread(start_cluster, nodes, (1, 2, 3))

@@ -13,7 +13,8 @@ Five nodes on loopback (node 1 the seed). Checks:
   (many iterations, subscribe called on the subscriber's node and on another node), and the answer
   waits for a peer that has not applied the change yet (SIGSTOPped for a second), but no longer
   than call_timeout (then counted);
-- a peer speaking protocol version 2 is refused with a clear reason, logged and counted, whether it
+- a peer speaking an older protocol version (3, before SWIM; version 2 was refused the same way when
+  this node spoke 3) is refused with a clear reason, logged and counted, whether it
   dials a node or the node dials it.
 """
 import asyncio
@@ -274,14 +275,14 @@ async def test_sets_follow_deaths_and_new_links(five):
 
 
 # ---------------------------------------------------------------------------------------------------
-# Protocol version 3: version 2 peers are refused, both ways
+# Protocol version 4 (SWIM): version 3 peers are refused, both ways
 # ---------------------------------------------------------------------------------------------------
 
-def v2_hello(node_id, cluster, **extra):
-    return hello_of(node_id, **dict({"v": 2, "cluster": cluster}, **extra))
+def old_version_hello(node_id, cluster, **extra):
+    return hello_of(node_id, **dict({"v": 3, "cluster": cluster}, **extra))
 
 
-def test_v2_peer_dialling_is_refused(five):
+def test_older_version_peer_dialling_is_refused(five):
     n1 = five[0]
     mark = log_mark(n1)
     before = metric_value(n1, "meshgate_mesh_version_refused_total") or 0
@@ -289,24 +290,24 @@ def test_v2_peer_dialling_is_refused(five):
     s = socket.create_connection(("127.0.0.1", n1.mesh_port), timeout=3)
     try:
         r = FrameReader(s)
-        s.sendall(frame(HELLO, v2_hello(9, "itest-mesh")))
+        s.sendall(frame(HELLO, old_version_hello(9, "itest-mesh")))
         t, body, _ = r.next()
-        assert t == HELLO and json.loads(body)["v"] == 3, (t, body)
+        assert t == HELLO and json.loads(body)["v"] == 4, (t, body)
         t, body, _ = r.next()
         assert t == REFUSE, (t, body)
         reason = json.loads(body)["reason"]
-        assert "protocol version 2 is not supported (this node speaks 3" in reason, reason
+        assert "protocol version 3 is not supported (this node speaks 4" in reason, reason
         assert r.next(timeout=2) is None, "the node kept the link open after refusing it"
     finally:
         s.close()
     assert metric_value(n1, "meshgate_mesh_version_refused_total") == before + 1
     assert metric_value(n1, "meshgate_mesh_refused_total") == refused + 1
-    wait_until(lambda: any("protocol version 2 is not supported" in ln for ln in log_lines_since(n1, mark)), 3.0,
+    wait_until(lambda: any("protocol version 3 is not supported" in ln for ln in log_lines_since(n1, mark)), 3.0,
                "the refusal in node 1's log")
 
 
-def test_v2_peer_dialled_is_refused(nodes):
-    """A node whose seed speaks version 2: the node dials it, reads its HELLO and refuses it."""
+def test_older_version_peer_dialled_is_refused(nodes):
+    """A node whose seed speaks version 3: the node dials it, reads its HELLO and refuses it."""
     srv = socket.socket()
     srv.bind(("127.0.0.1", 0))
     srv.listen(4)
@@ -323,7 +324,7 @@ def test_v2_peer_dialled_is_refused(nodes):
             r = FrameReader(conn)
             f = r.next(timeout=5)
             got["hello"] = f and json.loads(f[1])
-            conn.sendall(frame(HELLO, v2_hello(9, "itest-mesh", mesh=addr)))
+            conn.sendall(frame(HELLO, old_version_hello(9, "itest-mesh", mesh=addr)))
             f = r.next(timeout=5)
             got["reply"] = f and (f[0], json.loads(f[1]))
     t = threading.Thread(target=old_node, daemon=True)
@@ -331,9 +332,9 @@ def test_v2_peer_dialled_is_refused(nodes):
     n = start_mesh_node(nodes, 1, (addr,))
     t.join(15)
     srv.close()
-    assert got.get("hello", {}).get("v") == 3, got
+    assert got.get("hello", {}).get("v") == 4, got
     assert got.get("reply", (None,))[0] == REFUSE, got
-    assert "protocol version 2 is not supported" in got["reply"][1]["reason"], got
+    assert "protocol version 3 is not supported" in got["reply"][1]["reason"], got
     assert metric_value(n, "meshgate_mesh_version_refused_total") >= 1
-    wait_until(lambda: any("refused peer" in ln and "protocol version 2" in ln for ln in n.stderr(tail=200).splitlines()),
+    wait_until(lambda: any("refused peer" in ln and "protocol version 3" in ln for ln in n.stderr(tail=200).splitlines()),
                3.0, "the refusal in the node's log")

@@ -66,7 +66,7 @@ def connect(node):
 
 
 def hello_of(node_id, nonce="QUFBQUFBQUFBQUFBQUFBQQ==", **extra):
-    body = {"v": 3, "cluster": CLUSTER, "id": node_id, "name": "attacker", "nonce": nonce, "enc": True,
+    body = {"v": 4, "cluster": CLUSTER, "id": node_id, "name": "attacker", "nonce": nonce, "enc": True,
             "mesh": "127.0.0.1:1", "weight": 1, "conns": 0,
             "ext": {"tcp": "", "ws": "", "wss": ""}, "int": {"tcp": "", "ws": "", "wss": ""}}
     body.update(extra)

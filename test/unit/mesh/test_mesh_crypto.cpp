@@ -53,7 +53,7 @@ TEST(MeshCrypto, SealedFramesMatchIndependentVectors) {
   EXPECT_EQ(hex(enc.seal(MeshType::Ping, R"({"t":1})")), "0000001805140684919e3294db2d85c264965bac8504efb6a655aefa");
   MeshRecordCipher auth;
   auth.start(k.listener_to_dialler, Use::Seal, false);
-  EXPECT_EQ(hex(auth.seal(MeshType::Pong, R"({"t":1})")), "00000018067b2274223a317de7578b8ccb004f991c52365a8c140e9a");
+  EXPECT_EQ(hex(auth.seal(MeshType::Ack, R"({"t":1})")), "00000018067b2274223a317de7578b8ccb004f991c52365a8c140e9a");
 }
 
 TEST(MeshCrypto, ProofBindsRoleBothHellosAndSecret) {

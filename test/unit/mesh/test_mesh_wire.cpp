@@ -67,9 +67,10 @@ Frames sample_frames() {
   fs.push_back({MeshType::Hello, R"({"v":1,"cluster":"c","id":2,"nonce":"AAAAAAAAAAAAAAAAAAAAAA=="})"});
   fs.push_back({MeshType::Auth, R"({"mac":"K24o568eIBgIHpgJCukzpvZtVkDcq0qfV+X6pqXuggw="})"});
   fs.push_back({MeshType::Refuse, ""});
-  fs.push_back({MeshType::Members, R"({"m":[{"id":1,"mesh":"10.0.0.1:7000"}]})"});
-  fs.push_back({MeshType::Ping, R"({"t":123,"conns":4})"});
-  fs.push_back({MeshType::Pong, R"({"t":123})"});
+  fs.push_back({MeshType::Members, R"({"m":[{"i":1,"n":5,"s":0,"a":{"mesh":"10.0.0.1:7000"}}]})"});
+  fs.push_back({MeshType::Ping, R"({"k":123,"c":4,"u":[]})"});
+  fs.push_back({MeshType::Ack, R"({"k":123,"c":4,"u":[]})"});
+  fs.push_back({MeshType::PingReq, R"({"k":7,"target":3,"u":[]})"});
   fs.push_back({MeshType::Call, std::string("{\"k\":1}\0\xff\x80", 10)});
   fs.push_back({MeshType::Reply, std::string(300, 'r')});
   fs.push_back({MeshType::Topics, R"({"t":["client"]})"});
@@ -104,7 +105,9 @@ TEST(MeshFrame, TypeNames) {
   EXPECT_STREQ(mg::mesh_type_name(static_cast<MeshType>(0)), "?");
   EXPECT_STREQ(mg::mesh_type_name(MeshType::Interest), "INTEREST");
   EXPECT_STREQ(mg::mesh_type_name(MeshType::InterestAck), "INTEREST_ACK");
-  EXPECT_STREQ(mg::mesh_type_name(static_cast<MeshType>(14)), "?");
+  EXPECT_STREQ(mg::mesh_type_name(MeshType::PingReq), "PING_REQ");
+  EXPECT_STREQ(mg::mesh_type_name(MeshType::Ack), "ACK");
+  EXPECT_STREQ(mg::mesh_type_name(static_cast<MeshType>(15)), "?");
 }
 
 TEST(MeshFrame, RoundTripEveryType) {
@@ -151,9 +154,9 @@ TEST(MeshDecoder, NothingUntilComplete) {
 // One frame split into two chunks at every point (in the length, at the type byte, in the body),
 // with a whole frame before it in the first chunk and after it in the second.
 TEST(MeshDecoder, SplitAtEveryPoint) {
-  const Frame before{MeshType::Ping, R"({"t":1,"conns":0})"};
+  const Frame before{MeshType::Ping, R"({"k":1,"c":0})"};
   const Frame mid{MeshType::Call, R"({"k":7,"m":"conn.info","p":{"c":"42"}})"};
-  const Frame after{MeshType::Pong, R"({"t":1})"};
+  const Frame after{MeshType::Ack, R"({"k":1})"};
   const std::string a = mesh_frame(before.type, before.body);
   const std::string m = mesh_frame(mid.type, mid.body);
   const std::string z = mesh_frame(after.type, after.body);
@@ -276,13 +279,13 @@ TEST(MeshDecoder, OverMaxIsTooLarge) {
     {  // the 4 length bytes after a whole frame in the same chunk
       MeshFrameDecoder d;
       Frames out;
-      EXPECT_EQ(feed(d, mesh_frame(MeshType::Pong, "{}") + be32(n), out), Status::TooLarge) << n;
+      EXPECT_EQ(feed(d, mesh_frame(MeshType::Ack, "{}") + be32(n), out), Status::TooLarge) << n;
       EXPECT_EQ(out.size(), 1u);
     }
     {  // the 4 length bytes completing a partial header held from the last feed
       MeshFrameDecoder d;
       Frames out;
-      std::string s = mesh_frame(MeshType::Pong, "{}") + be32(n);
+      std::string s = mesh_frame(MeshType::Ack, "{}") + be32(n);
       ASSERT_EQ(feed(d, s.substr(0, s.size() - 2), out), Status::Ok);
       EXPECT_EQ(feed(d, s.substr(s.size() - 2), out), Status::TooLarge) << n;
     }
@@ -290,7 +293,7 @@ TEST(MeshDecoder, OverMaxIsTooLarge) {
 }
 
 TEST(MeshDecoder, UnknownTypeIsBadType) {
-  for (int t : {0, 14, 15, 0x7f, 0x80, 0xff}) {
+  for (int t : {0, 15, 16, 0x7f, 0x80, 0xff}) {
     std::string f = be32(3) + std::string(1, static_cast<char>(t)) + "{}";
     {
       MeshFrameDecoder d;
@@ -311,7 +314,7 @@ TEST(MeshDecoder, UnknownTypeIsBadType) {
       EXPECT_EQ(out, sample_frames());
     }
   }
-  for (int t = 1; t <= 13; t++) {
+  for (int t = 1; t <= 14; t++) {
     MeshFrameDecoder d;
     Frames out;
     EXPECT_EQ(feed(d, be32(1) + std::string(1, static_cast<char>(t)), out), Status::Ok) << t;
@@ -421,7 +424,8 @@ TEST(MeshBody, EveryDecoderRefusesWhatIsNotAnObject) {
   expect_refuses_non_objects<mg::MeshRefuse>();
   expect_refuses_non_objects<mg::MeshMembers>();
   expect_refuses_non_objects<mg::MeshPing>();
-  expect_refuses_non_objects<mg::MeshPong>();
+  expect_refuses_non_objects<mg::MeshAck>();
+  expect_refuses_non_objects<mg::MeshPingReq>();
   expect_refuses_non_objects<mg::MeshCall>();
   expect_refuses_non_objects<mg::MeshReply>();
   expect_refuses_non_objects<mg::MeshTopics>();
@@ -460,7 +464,7 @@ TEST(MeshBody, HelloWireBytes) {
             R"({"v":2,"cluster":"prod \"eu\"","id":1023,"name":"néud-1","nonce":"AAAAAAAAAAAAAAAAAAAAAA==",)"
             R"("enc":true,"mesh":"[::1]:7000","weight":2.5,"conns":9007199254740991,)"
             R"("ext":{"tcp":"10.0.0.1:5100","ws":"ws://a:5200","wss":"wss://a:5300"},)"
-            R"("int":{"tcp":"192.168.0.1:5100","ws":"","wss":""}})");
+            R"("int":{"tcp":"192.168.0.1:5100","ws":"","wss":""},"inc":0})");
 }
 
 TEST(MeshBody, HelloRoundTrip) {
@@ -536,50 +540,95 @@ TEST(MeshBody, AuthAndRefuse) {
   EXPECT_EQ(r.reason, "");
 }
 
+mg::SwimUpdate sample_alive() {
+  mg::SwimUpdate u{1023, 1765000000000u, mg::SwimState::Alive, false, true, {}};
+  u.info.name = "n\u00e9ud";
+  u.info.mesh_addr = "[::1]:7001";
+  u.info.weight = 2.5;
+  u.info.conns = 7;
+  u.info.ext = {"10.0.0.1:5100", "ws://a:5200", ""};
+  return u;
+}
+
 TEST(MeshBody, MembersRoundTrip) {
   mg::MeshMembers in, out;
   EXPECT_EQ(mg::mesh_encode(in), R"({"m":[]})");
-  in.members = {{1, "10.0.0.1:7000"}, {1023, "[::1]:7001"}};
-  EXPECT_EQ(mg::mesh_encode(in), R"({"m":[{"id":1,"mesh":"10.0.0.1:7000"},{"id":1023,"mesh":"[::1]:7001"}]})");
+  in.members = {sample_alive(), {5, 9, mg::SwimState::Dead, true, false, {}}, {6, 2, mg::SwimState::Suspect, false, false, {}}};
+  EXPECT_EQ(mg::mesh_encode(in),
+            R"({"m":[{"i":1023,"n":1765000000000,"s":0,"a":{"name":"néud","mesh":"[::1]:7001","weight":2.5,"conns":7,)"
+            R"("ext":{"tcp":"10.0.0.1:5100","ws":"ws://a:5200","wss":""},"int":{"tcp":"","ws":"","wss":""}}},)"
+            R"({"i":5,"n":9,"s":2,"l":true},{"i":6,"n":2,"s":1}]})");
   ASSERT_TRUE(decode(mg::mesh_encode(in), out));
-  ASSERT_EQ(out.members.size(), 2u);
-  EXPECT_EQ(out.members[1].id, 1023u);
-  EXPECT_EQ(out.members[1].mesh, "[::1]:7001");
+  ASSERT_EQ(out.members.size(), 3u);
+  EXPECT_EQ(out.members[0].id, 1023u);
+  EXPECT_EQ(out.members[0].inc, 1765000000000u);
+  EXPECT_TRUE(out.members[0].has_info);
+  EXPECT_EQ(out.members[0].info.mesh_addr, "[::1]:7001");
+  EXPECT_EQ(out.members[0].info.weight, 2.5);
+  EXPECT_EQ(out.members[0].info.conns, 7u);
+  expect_same(out.members[0].info.ext, in.members[0].info.ext);
+  EXPECT_EQ(out.members[1].state, mg::SwimState::Dead);
+  EXPECT_TRUE(out.members[1].left);
+  EXPECT_FALSE(out.members[1].has_info);
+  EXPECT_EQ(out.members[2].state, mg::SwimState::Suspect);
+  EXPECT_EQ(mg::mesh_update_size(in.members[2]), std::string(R"({"i":6,"n":2,"s":1})").size() + 1);
 }
 
-TEST(MeshBody, MembersFallbacksAndRanges) {
+TEST(MeshBody, UpdatesRangesAreChecked) {
   mg::MeshMembers m;
   ASSERT_TRUE(decode("{}", m));
   EXPECT_TRUE(m.members.empty());
-  // Entries without an id or an address are kept (id 0, ""): the mesh skips them.
-  ASSERT_TRUE(decode(R"({"m":[{"mesh":"a:1"},{"id":4},"x"]})", m));
-  ASSERT_EQ(m.members.size(), 3u);
-  EXPECT_EQ(m.members[0].id, 0u);
-  EXPECT_EQ(m.members[1].mesh, "");
-  for (const char* id : {"1024", "-1", "1.5", "\"3\"", "1e300"})
-    EXPECT_FALSE(decode(std::string(R"({"m":[{"id":1,"mesh":"a:1"},{"id":)") + id + "}]}", m)) << id;
+  // "l" counts only for dead, "a" only for alive.
+  ASSERT_TRUE(decode(R"({"m":[{"i":4,"n":1,"s":1,"l":true,"a":{"mesh":"x:1"}}]})", m));
+  EXPECT_FALSE(m.members[0].left);
+  EXPECT_FALSE(m.members[0].has_info);
+  for (const char* bad : {R"({"i":0,"n":1,"s":0})", R"({"i":1024,"n":1,"s":0})", R"({"n":1,"s":0})",
+                          R"({"i":1,"n":-1,"s":0})", R"({"i":1,"n":9007199254740992,"s":0})", R"({"i":1,"n":1,"s":3})",
+                          R"({"i":"1","n":1,"s":0})", R"("x")"})
+    EXPECT_FALSE(decode(std::string(R"({"m":[)") + bad + "]}", m)) << bad;
 }
 
-TEST(MeshBody, PingPong) {
+TEST(MeshBody, PingAckPingReq) {
   mg::MeshPing p;
-  EXPECT_EQ(mg::mesh_encode(mg::MeshPing{123, 4}), R"({"t":123,"conns":4})");
-  ASSERT_TRUE(decode(mg::mesh_encode(mg::MeshPing{9007199254740991u, 7}), p));
-  EXPECT_EQ(p.t, 9007199254740991u);
+  EXPECT_EQ(mg::mesh_encode(mg::MeshPing{123, 4, 0, {}}), R"({"k":123,"c":4,"u":[]})");
+  EXPECT_EQ(mg::mesh_encode(mg::MeshPing{1, 0, 99, {{2, 3, mg::SwimState::Suspect, false, false, {}}}}),
+            R"({"k":1,"c":0,"d":99,"u":[{"i":2,"n":3,"s":1}]})");
+  ASSERT_TRUE(decode(mg::mesh_encode(mg::MeshPing{9007199254740991u, 7, 5, {sample_alive()}}), p));
+  EXPECT_EQ(p.seq, 9007199254740991u);
   EXPECT_EQ(p.conns, 7u);
+  EXPECT_EQ(p.digest, 5u);
+  ASSERT_EQ(p.updates.size(), 1u);
+  EXPECT_EQ(p.updates[0].info.name, "n\u00e9ud");
   ASSERT_TRUE(decode("{}", p));
-  EXPECT_EQ(p.t, 0u);
-  EXPECT_EQ(p.conns, 0u);
+  EXPECT_EQ(p.seq, 0u);
+  EXPECT_TRUE(p.updates.empty());
   for (const char* v : {"9007199254740992", "-1", "0.5", "\"1\"", "null"}) {
-    EXPECT_FALSE(decode(std::string(R"({"t":)") + v + "}", p)) << v;
-    EXPECT_FALSE(decode(std::string(R"({"conns":)") + v + "}", p)) << v;
+    EXPECT_FALSE(decode(std::string(R"({"k":)") + v + "}", p)) << v;
+    EXPECT_FALSE(decode(std::string(R"({"c":)") + v + "}", p)) << v;
+    EXPECT_FALSE(decode(std::string(R"({"d":)") + v + "}", p)) << v;
   }
-  mg::MeshPong q;
-  EXPECT_EQ(mg::mesh_encode(mg::MeshPong{5}), R"({"t":5})");
-  ASSERT_TRUE(decode(mg::mesh_encode(mg::MeshPong{5}), q));
-  EXPECT_EQ(q.t, 5u);
-  ASSERT_TRUE(decode("{}", q));
-  EXPECT_EQ(q.t, 0u);
-  EXPECT_FALSE(decode(R"({"t":-5})", q));
+  mg::MeshAck a;
+  EXPECT_EQ(mg::mesh_encode(mg::MeshAck{5, 1, {}}), R"({"k":5,"c":1,"u":[]})");
+  ASSERT_TRUE(decode(mg::mesh_encode(mg::MeshAck{5, 1, {}}), a));
+  EXPECT_EQ(a.seq, 5u);
+  EXPECT_FALSE(decode(R"({"k":-5})", a));
+  mg::MeshPingReq r;
+  EXPECT_EQ(mg::mesh_encode(mg::MeshPingReq{8, 1023, {}}), R"({"k":8,"target":1023,"u":[]})");
+  ASSERT_TRUE(decode(mg::mesh_encode(mg::MeshPingReq{8, 1023, {}}), r));
+  EXPECT_EQ(r.target, 1023u);
+  EXPECT_FALSE(decode(R"({"k":1,"target":1024})", r));
+}
+
+TEST(MeshBody, HelloIncarnationAndSync) {
+  mg::MeshHello h = sample_hello(), out;
+  h.inc = 1765000000000u;
+  h.sync = true;
+  ASSERT_TRUE(decode(mg::mesh_encode(h), out));
+  EXPECT_EQ(out.inc, 1765000000000u);
+  EXPECT_TRUE(out.sync);
+  ASSERT_TRUE(decode(R"({"v":4,"inc":-1,"sync":1})", out));
+  EXPECT_EQ(out.inc, 0u);
+  EXPECT_FALSE(out.sync);
 }
 
 TEST(MeshBody, CallKeepsParamsExact) {
