@@ -1,5 +1,6 @@
 // SIGHUP: the hub reads the configuration file again and hands each part its new values; what
-// cannot change without a restart is named in a warning.
+// cannot change without a restart is named in a warning. Nothing established is cut: connections
+// keep the certificate they were made with (issue 25).
 #include "hub.h"
 
 #include "core/log.h"
@@ -10,7 +11,14 @@ namespace mg {
 void Hub::reload() {
   Config fresh;
   std::string error;
-  if (!load_config(cfg_.source_path, fresh, error) || !(error = check_for_start(fresh)).empty()) {
+  if (!load_config(cfg_.source_path, fresh, error)) {
+    LOG_ERROR("SIGHUP: configuration not reloaded: %s", error.c_str());
+    return;
+  }
+  // Certificates first, each listener's counted on its own: a file that does not load keeps the
+  // running certificate, and the rest of the file is not applied either (as with any error).
+  StagedCerts certs = stage_certificates(fresh);
+  if (!(error = certs.error).empty() || !(error = check_for_start(fresh)).empty()) {
     LOG_ERROR("SIGHUP: configuration not reloaded: %s", error.c_str());
     return;
   }
@@ -27,13 +35,15 @@ void Hub::reload() {
     limits.token_secrets = token_secrets_of(cfg_);
   }
   workers_.post_all([limits](Worker& w) { w.set_limits(limits); });
+  swap_certificates(certs);
   std::vector<std::string> pending = keys_needing_restart(cfg_, fresh);
   if (!pending.empty()) {
     std::string list;
     for (const std::string& k : pending) list += (list.empty() ? "" : ", ") + k;
     LOG_WARN("SIGHUP: changed but not applied until a restart: %s", list.c_str());
   }
-  LOG_INFO("SIGHUP: reloaded log level, format and file, API token, connect-token secrets, limits and queue bounds from %s",
+  LOG_INFO("SIGHUP: reloaded log level, format and file, API token, connect-token secrets, limits, queue bounds, TLS "
+           "certificates from %s",
            cfg_.source_path.c_str());
 }
 

@@ -47,7 +47,7 @@ std::string check_for_start(const Config& c) {
     }
     if (l.tls && !l.cert.empty()) {  // load them as start-up will (an empty cert means a development one)
       std::string note, error;
-      SSL_CTX* ctx = tls_server_context(l.cert, l.key, TicketOptions{l.ticket_rotate, ""}, note, error);
+      SSL_CTX* ctx = tls_server_context(l.cert, l.key, TicketOptions{l.ticket_rotate, "", nullptr}, note, error);
       if (!ctx) return at + sec + "cert/key: " + error;
       SSL_CTX_free(ctx);
     }

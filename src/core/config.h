@@ -118,9 +118,9 @@ bool any_topic_on_disk(const Config& c);
 bool load_config(const std::string& path, Config& out, std::string& error);
 
 // The keys whose value differs between `running` and `fresh` that a reload cannot apply (ports,
-// addresses, the mesh, the node's identity, listeners other than their token secrets): each as
-// "[section] key", for the log line that says a restart is needed. A reload applies [log], the
-// API token, [limits], [queue] and connect-token secrets.
+// addresses, the mesh, the node's identity, listeners other than their token secrets and
+// certificates): each as "[section] key", for the log line that says a restart is needed. A reload
+// applies [log], the API token, [limits], [queue], connect-token secrets and TLS cert and key.
 std::vector<std::string> keys_needing_restart(const Config& running, const Config& fresh);
 
 // Parses INI text (for tests); `name` is used in error messages.
