@@ -6,6 +6,8 @@
   resumes, the log names B with its expiry and the expiry metric is B's. A file that does not load
   (bad PEM, a key of another certificate) keeps the running certificate: logged, counted, and
   `--check-config` reports it.
+- Connect tokens: a client admitted under the old secret stays connected when that secret is
+  removed; tokens under both secrets are admitted while both are configured.
 Certificates are made with the `openssl` command line, tokens with hmac/hashlib."""
 
 import asyncio
@@ -246,3 +248,54 @@ def test_a_certificate_that_does_not_load_keeps_the_running_one(nodes, certs):
     assert handshake(port, client_ctx())[0] == der_of(os.path.join(d, "B.pem"))
     assert api_status(new_token) == 200 and api_status(old_token) == 401
     assert check_config(node.conf_path).returncode == 0
+
+
+# ---------------------------------------------------------------------------------------------------
+# Connect tokens
+# ---------------------------------------------------------------------------------------------------
+
+SECRET_A = "connect-secret-A-0123456789"
+SECRET_B = "connect-secret-B-0123456789"
+
+
+def connect_token(secret, uid):
+    def b64url(raw):
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+    signing_input = (b64url(json.dumps({"alg": "HS256", "typ": "JWT"}).encode()) + "." +
+                     b64url(json.dumps({"exp": int(time.time()) + 600, "uid": uid}).encode()))
+    sig = hmac.new(secret.encode(), signing_input.encode(), hashlib.sha256).digest()
+    return f"{signing_input}.{b64url(sig)}"
+
+
+async def test_connect_tokens_under_two_secrets(nodes):
+    node = nodes.start({"listener.tws": {"type": "ws", "bind": "127.0.0.1", "port": None, "topic": "client",
+                                         "token_secret": SECRET_A}})
+    port = node.port("tws")
+
+    async def admitted(secret, uid):
+        try:
+            ws = await harness.ws_connect(port, f"/?token={connect_token(secret, uid)}")
+        except websockets.exceptions.InvalidStatusCode as e:
+            assert e.status_code == 401
+            return None
+        return ws
+
+    async with Session(node) as s:
+        under_a = await admitted(SECRET_A, "a-before")
+        assert under_a is not None and await admitted(SECRET_B, "b-before") is None
+        s.closers.append(under_a.close)
+        rewrite(node, "listener.tws", token_secret=SECRET_B, token_secret_previous=SECRET_A)
+        await asyncio.to_thread(sighup, node)
+        for secret, uid in ((SECRET_A, "a-both"), (SECRET_B, "b-both")):
+            ws = await admitted(secret, uid)
+            assert ws is not None, f"{uid}: refused while both secrets are configured"
+            await ws.close()
+        rewrite(node, "listener.tws", token_secret_previous=None)
+        await asyncio.to_thread(sighup, node)
+        assert await admitted(SECRET_A, "a-after") is None
+        ws = await admitted(SECRET_B, "b-after")
+        assert ws is not None
+        await ws.close()
+        # The client admitted under A at the start is never checked again: it still receives.
+        await aapi_ok(node, "mesh.broadcast", {"d": "still here"})
+        assert await asyncio.wait_for(under_a.recv(), harness.T) == "still here"
