@@ -131,7 +131,7 @@ int Hub::run() {
   workers_.start(std::move(fds));
   LOG_INFO("meshgate %s node %d (%s): %u workers; control API on %s%s", MESHGATE_VERSION, cfg_.node_id,
            cfg_.node_name.c_str(), n, host_port(cfg_.api_bind, cfg_.api_port).c_str(),
-           api_.token().empty() ? " (no API token)" : "");
+           api_.open_to_all() ? " (no API token)" : "");
   for (size_t i = 0; i < cfg_.listeners.size(); i++) log_certificate(i, "", cfg_.listeners[i].cert);
   if (route_) LOG_INFO("route API on %s", host_port(cfg_.route_bind, cfg_.route_port).c_str());
   for (const ListenerConfig& l : cfg_.listeners)
@@ -144,7 +144,7 @@ int Hub::run() {
              f == FsyncMode::Batch ? ("batch, at most every " + std::to_string(cfg_.queue_storage.fsync_interval_ms) +
                                       " ms").c_str() : f == FsyncMode::Always ? "always" : "off");
   }
-  if (!api_.token().empty() || cfg_.api_bind == "127.0.0.1" || cfg_.api_bind == "::1" || cfg_.api_bind == "localhost") {
+  if (!api_.open_to_all() || cfg_.api_bind == "127.0.0.1" || cfg_.api_bind == "::1" || cfg_.api_bind == "localhost") {
   } else {
     LOG_WARN("the control API listens on %s without [api] token: anyone who reaches it can push to every client",
              cfg_.api_bind.c_str());

@@ -23,7 +23,7 @@ void Hub::reload() {
     return;
   }
   if (!log_configure(fresh.log_level, fresh.log_format, fresh.log_file, error)) LOG_ERROR("SIGHUP: cannot open log file %s", error.c_str());
-  api_.set_token(fresh.api_token);
+  api_.set_tokens(all_api_tokens(fresh));
   api_.set_guard(fresh);
   queue_.set_limits(fresh.queue);
   WorkerLimits limits{fresh.limits, token_secrets_of(fresh)};
@@ -42,7 +42,7 @@ void Hub::reload() {
     for (const std::string& k : pending) list += (list.empty() ? "" : ", ") + k;
     LOG_WARN("SIGHUP: changed but not applied until a restart: %s", list.c_str());
   }
-  LOG_INFO("SIGHUP: reloaded log level, format and file, API token, connect-token secrets, limits, queue bounds, TLS "
+  LOG_INFO("SIGHUP: reloaded log level, format and file, API tokens, connect-token secrets, limits, queue bounds, TLS "
            "certificates from %s",
            cfg_.source_path.c_str());
 }

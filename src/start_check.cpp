@@ -39,6 +39,10 @@ std::string check_for_start(const Config& c) {
   }
   std::string p = short_secret(c.api_token);
   if (!p.empty()) return at + "[api] token: " + p;
+  for (const ApiToken& t : c.api_tokens) {
+    p = short_secret(t.secret);
+    if (!p.empty()) return at + "[api] tokens: the token named \"" + t.name + "\": " + p;
+  }
   for (const ListenerConfig& l : c.listeners) {
     const std::string sec = "[listener." + l.name + "] ";
     for (size_t i = 0; i < l.token_secrets.size(); i++) {

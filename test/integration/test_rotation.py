@@ -8,6 +8,9 @@
   `--check-config` reports it.
 - Connect tokens: a client admitted under the old secret stays connected when that secret is
   removed; tokens under both secrets are admitted while both are configured.
+- API tokens: calls under two named tokens and the "default" one; one removed by SIGHUP is refused
+  (401) from then on while a /ws/v1 connection it opened goes on; /metrics counts by name and no
+  token value appears in the log or the metrics.
 Certificates are made with the `openssl` command line, tokens with hmac/hashlib."""
 
 import asyncio
@@ -299,3 +302,45 @@ async def test_connect_tokens_under_two_secrets(nodes):
         # The client admitted under A at the start is never checked again: it still receives.
         await aapi_ok(node, "mesh.broadcast", {"d": "still here"})
         assert await asyncio.wait_for(under_a.recv(), harness.T) == "still here"
+
+
+# ---------------------------------------------------------------------------------------------------
+# API tokens
+# ---------------------------------------------------------------------------------------------------
+
+DEFAULT_TOKEN = "default-token-0123456789"
+ALPHA_TOKEN = "alpha-token-0123456789ab"
+BETA_TOKEN = "beta-token-0123456789abc"
+
+
+def api_as(node, token, method="node.stats", params=None):
+    return http_request(node.api_port, "POST", harness.method_path(method), json.dumps(params or {}).encode(),
+                        {"Content-Type": "application/json", "Authorization": f"Bearer {token}"})
+
+
+async def test_named_api_tokens_reload_one_by_one(nodes):
+    node = nodes.start({"api": {"token": DEFAULT_TOKEN, "tokens": f"alpha:{ALPHA_TOKEN}, beta:{BETA_TOKEN}"}})
+    for token in (DEFAULT_TOKEN, ALPHA_TOKEN, BETA_TOKEN):
+        assert api_as(node, token).status == 200
+    assert api_as(node, "not-a-token-0123456789").status == 401
+
+    async with Session(node) as s:
+        beta_ws = await s.api(headers={"Authorization": f"Bearer {BETA_TOKEN}"})
+        assert (await beta_ws.call("node.stats")).get("E") is None
+
+        rewrite(node, "api", tokens=f"alpha:{ALPHA_TOKEN}")  # beta's backend has moved on
+        await asyncio.to_thread(sighup, node)
+        assert api_as(node, BETA_TOKEN).status == 401, "a removed token is still accepted"
+        assert (await asyncio.to_thread(api_as, node, ALPHA_TOKEN)).status == 200
+        assert (await asyncio.to_thread(api_as, node, DEFAULT_TOKEN)).status == 200
+        # A /ws/v1 connection opened under beta is not cut by the reload (as connect tokens).
+        assert (await beta_ws.call("node.stats")).get("E") is None
+
+    count, text = metric_with_token(node, ALPHA_TOKEN, "meshgate_api_token_requests_total", token="alpha")
+    assert count >= 2
+    assert metric_with_token(node, ALPHA_TOKEN, "meshgate_api_token_requests_total", token="beta")[0] >= 3
+    assert metric_with_token(node, ALPHA_TOKEN, "meshgate_api_token_requests_total", token="default")[0] >= 2
+    log = node.stderr(tail=10**7)
+    for secret in (DEFAULT_TOKEN, ALPHA_TOKEN, BETA_TOKEN):
+        assert secret not in text, "a token value in /metrics"
+        assert secret not in log, "a token value in the log"
