@@ -1,6 +1,6 @@
 // SIGHUP: the hub reads the configuration file again and hands each part its new values; what
 // cannot change without a restart is named in a warning. Nothing established is cut: connections
-// keep the certificate they were made with (issue 25).
+// keep the certificate and the mesh links the secret they were made with (issue 25).
 #include "hub.h"
 
 #include "core/log.h"
@@ -36,6 +36,7 @@ void Hub::reload() {
   }
   workers_.post_all([limits](Worker& w) { w.set_limits(limits); });
   swap_certificates(certs);
+  if (cfg_.mesh_port != 0) mesh_reload_secrets({fresh.mesh_secret, fresh.mesh_secret_accepted});  // new links only
   std::vector<std::string> pending = keys_needing_restart(cfg_, fresh);
   if (!pending.empty()) {
     std::string list;
@@ -43,7 +44,7 @@ void Hub::reload() {
     LOG_WARN("SIGHUP: changed but not applied until a restart: %s", list.c_str());
   }
   LOG_INFO("SIGHUP: reloaded log level, format and file, API tokens, connect-token secrets, limits, queue bounds, TLS "
-           "certificates from %s",
+           "certificates and mesh secrets (for new links) from %s",
            cfg_.source_path.c_str());
 }
 

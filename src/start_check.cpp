@@ -36,6 +36,8 @@ std::string check_for_start(const Config& c) {
   if (c.mesh_port != 0) {
     std::string p = short_secret(c.mesh_secret);
     if (!p.empty()) return at + "[mesh] secret: " + p;
+    p = short_secret(c.mesh_secret_accepted);
+    if (!p.empty()) return at + "[mesh] secret_accepted: " + p;
   }
   std::string p = short_secret(c.api_token);
   if (!p.empty()) return at + "[api] token: " + p;

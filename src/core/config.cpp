@@ -237,6 +237,7 @@ const std::map<std::string, Setter>& global_keys() {
          return "";
        }},
       {"mesh.secret", string_key(&Config::mesh_secret)},
+      {"mesh.secret_accepted", string_key(&Config::mesh_secret_accepted)},
       {"mesh.encrypt", [](Config& c, const std::string& v) -> std::string {
          return parse_bool(v, c.mesh_encrypt) ? "" : "expected on or off";
        }},
@@ -523,7 +524,6 @@ std::vector<std::string> keys_needing_restart(const Config& a, const Config& b) 
   check("[mesh] port", a.mesh_port == b.mesh_port);
   check("[mesh] advertise", a.mesh_advertise == b.mesh_advertise);
   check("[mesh] cluster", a.mesh_cluster == b.mesh_cluster);
-  check("[mesh] secret", a.mesh_secret == b.mesh_secret);
   check("[mesh] encrypt", a.mesh_encrypt == b.mesh_encrypt);
   check("[mesh] seeds", a.mesh_seeds == b.mesh_seeds);
   check("[mesh] dead_after", a.mesh_dead_after == b.mesh_dead_after);

@@ -101,6 +101,7 @@ struct Config {
   std::string mesh_advertise;
   std::string mesh_cluster = "meshgate";
   std::string mesh_secret;
+  std::string mesh_secret_accepted;  // a second secret taken from peers during a rolling change
   bool mesh_encrypt = true;  // AES-256-GCM on every frame after the handshake (else authenticated only)
   std::vector<std::string> mesh_seeds;
   uint32_t mesh_dead_after = 3;

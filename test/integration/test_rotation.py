@@ -11,6 +11,9 @@
 - API tokens: calls under two named tokens and the "default" one; one removed by SIGHUP is refused
   (401) from then on while a /ws/v1 connection it opened goes on; /metrics counts by name and no
   token value appears in the log or the metrics.
+- Mesh secret: three nodes rolled from S1 to S2 one by one with SIGHUP (add the next secret, switch,
+  remove the old): no node is ever declared dead, calls across nodes succeed after every step, and
+  nodes that join mid-roll and after it link under the secrets of the moment.
 Certificates are made with the `openssl` command line, tokens with hmac/hashlib."""
 
 import asyncio
@@ -344,3 +347,99 @@ async def test_named_api_tokens_reload_one_by_one(nodes):
     for secret in (DEFAULT_TOKEN, ALPHA_TOKEN, BETA_TOKEN):
         assert secret not in text, "a token value in /metrics"
         assert secret not in log, "a token value in the log"
+
+
+# ---------------------------------------------------------------------------------------------------
+# Mesh secret
+# ---------------------------------------------------------------------------------------------------
+
+S1 = "mesh-secret-S1-0123456789"
+S2 = "mesh-secret-S2-0123456789"
+JOIN_TIMEOUT = 10.0
+
+
+def start_mesh_node(mgr, node_id, seeds, secret, accepted=None):
+    port = harness.free_port()
+    mesh = {"bind": "127.0.0.1", "port": port, "cluster": "itest-rotation", "secret": secret,
+            "seeds": ",".join(f"127.0.0.1:{n.mesh_port}" for n in seeds), "dead_after": 3, "call_timeout": 2}
+    if accepted:
+        mesh["secret_accepted"] = accepted
+    n = mgr.start({"node": {"id": node_id, "name": f"roll-{node_id}", "advertise": "127.0.0.1"}, "mesh": mesh})
+    n.mesh_port = port
+    return n
+
+
+def alive_ids(node):
+    r = http_request(node.api_port, "GET", "/v1/nodes", timeout=2.0)
+    assert r.status == 200, f"GET /v1/nodes -> {r.status}"
+    return {int(e["id"]) for e in r.json["r"]["nodes"] if e.get("state") == "alive"}
+
+
+def wait_all_alive(nodes, timeout=JOIN_TIMEOUT):
+    want = {n.node_id for n in nodes}
+    deadline = time.monotonic() + timeout
+    while True:
+        views = {n.node_id: alive_ids(n) for n in nodes}
+        if all(v == want for v in views.values()):
+            return
+        assert time.monotonic() < deadline, f"not every node lists {sorted(want)} alive: {views}"
+        time.sleep(0.1)
+
+
+async def test_mesh_secret_rolled_node_by_node(nodes):
+    cluster = [start_mesh_node(nodes, 1, [], S1)]
+    cluster += [start_mesh_node(nodes, i, cluster[:1], S1) for i in (2, 3)]
+    await asyncio.to_thread(wait_all_alive, cluster)
+
+    async with Session(cluster[0]) as s:
+        clients = []  # (node, websocket, client id): one client on each of the first three nodes
+        for n in cluster:
+            async with Session(n) as local:
+                cons = await local.consumer()
+                ws = await harness.ws_connect(n.port("ws"), "/")
+                s.closers.append(ws.close)
+                ev = await cons.wait_event(harness.ev_open_from(ws.local_address[1], "ws", cons))
+                clients.append((n, ws, ev["p"]["c"]))
+        step = 0
+
+        async def calls_cross(members):
+            """From every node, a mesh.send to the client of every other node arrives; all alive everywhere."""
+            nonlocal step
+            step += 1
+            await asyncio.to_thread(wait_all_alive, members)
+            for caller in members:
+                for owner, ws, cid in clients:
+                    if owner is caller:
+                        continue
+                    data = f"step {step} from {caller.node_id}"
+                    await aapi_ok(caller, "mesh.send", {"c": cid, "d": data})
+                    assert await asyncio.wait_for(ws.recv(), harness.T) == data
+
+        async def reload(n, **mesh):
+            rewrite(n, "mesh", **mesh)
+            await asyncio.to_thread(sighup, n)
+            await calls_cross(members)
+
+        members = list(cluster)
+        await calls_cross(members)
+        for n in cluster:  # 1. the next secret, accepted everywhere
+            await reload(n, secret_accepted=S2)
+        for n in cluster:  # 2. node by node, prove with S2 and still accept S1
+            await reload(n, secret=S2, secret_accepted=S1)
+            if n is cluster[0]:
+                # Mid-roll, a new node configured for the new secret links with nodes on both (it
+                # seeds from node 2, still on S1; nodes 2 and 3 dial it or are dialled).
+                members.append(start_mesh_node(nodes, 4, [cluster[1]], S2, S1))
+                await calls_cross(members)
+        for n in cluster + members[3:]:  # 3. the old secret removed
+            await reload(n, secret_accepted=None)
+        members.append(start_mesh_node(nodes, 5, [cluster[2]], S2))  # after the roll: S2 alone
+        await calls_cross(members)
+        stale = start_mesh_node(nodes, 6, [cluster[0]], S1)  # a node left on S1 is refused
+        await asyncio.sleep(1.5)
+        assert alive_ids(stale) == {6} and all(6 not in alive_ids(n) for n in members)
+        assert "wrong secret" in cluster[0].stderr(tail=10**7)
+
+    for n in members:
+        log = n.stderr(tail=10**7)
+        assert "is dead" not in log, f"node {n.node_id} declared a member dead during the roll:\n{log}"
