@@ -4,8 +4,8 @@
   (as certbot does) and the node gets SIGHUP. No client is closed (each still sends and receives
   afterwards), new handshakes see B (its DER checked with Python's ssl), a ticket issued under A still
   resumes, the log names B with its expiry and the expiry metric is B's. A file that does not load
-  (bad PEM, a key of another certificate) keeps the running certificate: logged, counted, and
-  `--check-config` reports it.
+  (bad PEM, a key of another certificate, a missing file) keeps the running certificate and the rest
+  of the running settings: logged, counted, and `--check-config` reports it.
 - Connect tokens: a client admitted under the old secret stays connected when that secret is
   removed; tokens under both secrets are admitted while both are configured.
 - API tokens: calls under two named tokens and the "default" one; one removed by SIGHUP is refused
@@ -13,7 +13,8 @@
   token value appears in the log or the metrics.
 - Mesh secret: three nodes rolled from S1 to S2 one by one with SIGHUP (add the next secret, switch,
   remove the old): no node is ever declared dead, calls across nodes succeed after every step, and
-  nodes that join mid-roll and after it link under the secrets of the moment.
+  nodes that join mid-roll and after it link under the secrets of the moment; a node left on S1
+  alone is refused.
 Certificates are made with the `openssl` command line, tokens with hmac/hashlib."""
 
 import asyncio
