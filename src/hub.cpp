@@ -34,10 +34,7 @@ Hub::Hub(Config cfg)
   mailbox_.open(&loop_);
 }
 
-Hub::~Hub() {
-  for (ListenerShared& l : listeners_shared_)
-    if (l.tls) SSL_CTX_free(l.tls);
-}
+Hub::~Hub() = default;
 
 bool Hub::open_listeners(std::vector<std::vector<int>>& worker_fds) {
   for (auto& fds : worker_fds) {
@@ -105,12 +102,14 @@ int Hub::run() {
     if (l.overflow < 0 ? cfg_.queue_pause_on_overflow : l.overflow == 1) shared.gate = queue_.gate(l.topic);
     if (l.tls) {
       std::string note, error;
-      shared.tls = tls_server_context(l.cert, l.key, TicketOptions{l.ticket_rotate, l.ticket_key_file}, note, error);
-      if (!shared.tls) {
+      TlsContextRef ctx(tls_server_context(l.cert, l.key, TicketOptions{l.ticket_rotate, l.ticket_key_file, nullptr},
+                                           note, error));
+      if (!ctx) {
         LOG_ERROR("[listener.%s]: %s", l.name.c_str(), error.c_str());
         return fail_start(fds);
       }
       if (!note.empty()) LOG_WARN("[listener.%s]: %s", l.name.c_str(), note.c_str());
+      shared.tls = std::make_unique<TlsSlot>(std::move(ctx));
     }
     listeners_shared_.push_back(std::move(shared));
   }
@@ -132,7 +131,8 @@ int Hub::run() {
   workers_.start(std::move(fds));
   LOG_INFO("meshgate %s node %d (%s): %u workers; control API on %s%s", MESHGATE_VERSION, cfg_.node_id,
            cfg_.node_name.c_str(), n, host_port(cfg_.api_bind, cfg_.api_port).c_str(),
-           api_.token().empty() ? " (no API token)" : "");
+           api_.open_to_all() ? " (no API token)" : "");
+  for (size_t i = 0; i < cfg_.listeners.size(); i++) log_certificate(i, "", cfg_.listeners[i].cert);
   if (route_) LOG_INFO("route API on %s", host_port(cfg_.route_bind, cfg_.route_port).c_str());
   for (const ListenerConfig& l : cfg_.listeners)
     LOG_INFO("listener %s: %s%s on %s, topic %s (%s)%s", l.name.c_str(), l.type == ListenerType::Ws ? "websocket" : "tcp",
@@ -144,7 +144,7 @@ int Hub::run() {
              f == FsyncMode::Batch ? ("batch, at most every " + std::to_string(cfg_.queue_storage.fsync_interval_ms) +
                                       " ms").c_str() : f == FsyncMode::Always ? "always" : "off");
   }
-  if (!api_.token().empty() || cfg_.api_bind == "127.0.0.1" || cfg_.api_bind == "::1" || cfg_.api_bind == "localhost") {
+  if (!api_.open_to_all() || cfg_.api_bind == "127.0.0.1" || cfg_.api_bind == "::1" || cfg_.api_bind == "localhost") {
   } else {
     LOG_WARN("the control API listens on %s without [api] token: anyone who reaches it can push to every client",
              cfg_.api_bind.c_str());

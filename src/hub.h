@@ -84,6 +84,23 @@ class Hub final : public WorkerHost, public ApiHost, public MeshHost {
   void finish_shutdown();
   bool http_closed() const;
   void reload();
+  // Certificates (hub_tls.cpp). A reload first loads every TLS listener's files into new contexts
+  // (stage_certificates: a failure is logged and counted per listener, and named in `error`), then
+  // swaps them in only when the whole reload goes ahead.
+  struct StagedCerts {
+    struct Context {
+      size_t listener;  // index in cfg_.listeners
+      TlsContextRef ctx;
+      std::string path;  // the cert file it was loaded from
+    };
+    std::vector<Context> contexts;
+    std::string error;  // the first failure; "" when none
+  };
+  StagedCerts stage_certificates(const Config& fresh);
+  void swap_certificates(StagedCerts& staged);
+  // "[listener.NAME] certificate SUBJECT (SHA-256 ...), expires DATE (in N days), from PATH", after `when`.
+  void log_certificate(size_t listener, const char* when, const std::string& path) const;
+  void render_tls_metrics(PromWriter& w) const;
   // Makes the log store (when there is a state directory) before the topics are declared.
   void make_store();
   // Recovers every log the state directory holds into the queue and starts the store's thread.

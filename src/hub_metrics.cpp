@@ -16,6 +16,7 @@ std::string Hub::render_metrics() const {
   queue_.render_metrics(w);
   if (mesh_) w.append(mesh_->render_metrics());
   api_.render_metrics(w);
+  render_tls_metrics(w);
   HttpRefusals::family(w);
   api_.http().refusals().render(w);
   if (route_) route_->http().refusals().render(w);

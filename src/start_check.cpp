@@ -36,9 +36,15 @@ std::string check_for_start(const Config& c) {
   if (c.mesh_port != 0) {
     std::string p = short_secret(c.mesh_secret);
     if (!p.empty()) return at + "[mesh] secret: " + p;
+    p = short_secret(c.mesh_secret_accepted);
+    if (!p.empty()) return at + "[mesh] secret_accepted: " + p;
   }
   std::string p = short_secret(c.api_token);
   if (!p.empty()) return at + "[api] token: " + p;
+  for (const ApiToken& t : c.api_tokens) {
+    p = short_secret(t.secret);
+    if (!p.empty()) return at + "[api] tokens: the token named \"" + t.name + "\": " + p;
+  }
   for (const ListenerConfig& l : c.listeners) {
     const std::string sec = "[listener." + l.name + "] ";
     for (size_t i = 0; i < l.token_secrets.size(); i++) {
@@ -47,7 +53,7 @@ std::string check_for_start(const Config& c) {
     }
     if (l.tls && !l.cert.empty()) {  // load them as start-up will (an empty cert means a development one)
       std::string note, error;
-      SSL_CTX* ctx = tls_server_context(l.cert, l.key, TicketOptions{l.ticket_rotate, ""}, note, error);
+      SSL_CTX* ctx = tls_server_context(l.cert, l.key, TicketOptions{l.ticket_rotate, "", nullptr}, note, error);
       if (!ctx) return at + sec + "cert/key: " + error;
       SSL_CTX_free(ctx);
     }

@@ -25,7 +25,7 @@ ApiServer::ApiServer(ApiHost& host, uv_loop_t* loop)
     : host_(host),
       http_(loop, "control API", "api", kMaxConnections, kRequestTimeoutMs,
             [this](HttpServer& server, uint64_t serial) -> HttpConn* { return new ApiConn(*this, server, serial); }),
-      token_(host.config().api_token),
+      tokens_(all_api_tokens(host.config())),
       guard_(host.config().api_bind, host.config().api_port, host.config().api_hosts, host.config().api_origins) {}
 
 void ApiServer::set_guard(const Config& cfg) {
@@ -39,10 +39,20 @@ void ApiServer::count_call(const std::string& method, int code) {
   calls_[{label, code}]++;
 }
 
+const std::string* ApiServer::token_name(const std::string& given) const {
+  const std::string* found = nullptr;
+  for (const ApiToken& t : tokens_)  // every one compared, in constant time: no early answer to time
+    if (given.size() == t.secret.size() && CRYPTO_memcmp(given.data(), t.secret.data(), given.size()) == 0) found = &t.name;
+  return found;
+}
+
 void ApiServer::render_metrics(PromWriter& w) const {
   w.family("meshgate_api_calls_total", "counter", "Control API calls by method and result code (0 = success).");
   for (const auto& [key, n] : calls_)
     w.sample("meshgate_api_calls_total", {{"method", key.first}, {"code", std::to_string(key.second)}}, n);
+  w.family("meshgate_api_token_requests_total", "counter",
+           "Control API requests and /ws/v1 calls accepted, by the name of the token they carried.");
+  for (const auto& [name, n] : token_calls_) w.sample("meshgate_api_token_requests_total", {{"token", name}}, n);
 }
 
 bool ApiServer::websockets_writing() const {
@@ -60,14 +70,17 @@ ApiConn::ApiConn(ApiServer& api, HttpServer& server, uint64_t serial)
 
 std::string ApiConn::error_body(int, const std::string& message) const { return api_error_body(101, message); }
 
-bool ApiConn::authorized(const HttpRequest& req) const {
-  const std::string& token = api_.token();
-  if (token.empty()) return true;
+bool ApiConn::authorized(const HttpRequest& req) {
+  if (api_.open_to_all()) return true;
   std::string given;
   const std::string* auth = req.header("authorization");
   if (auth && auth->size() > 7 && strncasecmp(auth->c_str(), "Bearer ", 7) == 0) given = auth->substr(7);  // RFC 7235: any case
   else if (!query_param(req.query, "token", given)) return false;
-  return given.size() == token.size() && CRYPTO_memcmp(given.data(), token.data(), token.size()) == 0;
+  const std::string* name = api_.token_name(given);
+  if (!name) return false;
+  token_name_ = *name;
+  api_.count_token(token_name_);
+  return true;
 }
 
 // Before anything else, so a refused request learns nothing of what is behind (see api_guard.h).
@@ -186,6 +199,7 @@ void ApiConn::on_ws_message(uint8_t opcode, const uint8_t* data, size_t len) {
   uint64_t serial = this->serial();
   auto doc = std::make_shared<JsonPtr>(std::move(env.doc));
   std::string id = env.id_json, method = env.method;
+  if (!token_name_.empty()) api_.count_token(token_name_);
   in_flight_++;
   if (in_flight_ >= kMaxCallsInFlight) pause_reading();
   Reply reply = [api, serial, doc, id, method](const ApiResult& r) {

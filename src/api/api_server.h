@@ -10,6 +10,7 @@
 #include <map>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "api/api_guard.h"
 #include "api/api_host.h"
@@ -42,7 +43,9 @@ class ApiConn final : public HttpConn, public QueueSink {
   void on_ws_message(uint8_t opcode, const uint8_t* data, size_t len) override;
   void on_ws_drained() override;
   void on_conn_closed() override;
-  bool authorized(const HttpRequest& req) const;
+  // Whether the request carries one of the API's tokens (or the API asks for none); remembers the
+  // token's name for the calls of a /ws/v1 connection and counts the request under it.
+  bool authorized(const HttpRequest& req);
   // False when the request was refused as cross-site (answered: 421, 403 or 415, and counted).
   bool same_site(const HttpRequest& req, bool writes);
   void call(const HttpRequest& req, const std::string& method);
@@ -51,6 +54,7 @@ class ApiConn final : public HttpConn, public QueueSink {
 
   ApiServer& api_;
   uint32_t in_flight_ = 0;  // WebSocket calls not answered yet
+  std::string token_name_;  // the token this connection's last authorized request carried
 };
 
 class ApiServer {
@@ -65,9 +69,14 @@ class ApiServer {
   ApiHost& host() { return host_; }
   HttpServer& http() { return http_; }
   const HttpServer& http() const { return http_; }
-  // The [api] token (reloaded by SIGHUP); empty: no authentication.
-  void set_token(std::string token) { token_ = std::move(token); }
-  const std::string& token() const { return token_; }
+  // The tokens the API accepts, [api] token and tokens (reloaded by SIGHUP: a token removed is
+  // refused from then on; a /ws/v1 connection it opened stays); empty: no authentication.
+  void set_tokens(std::vector<ApiToken> tokens) { tokens_ = std::move(tokens); }
+  bool open_to_all() const { return tokens_.empty(); }
+  // The name of the token whose secret `given` is, or nullptr.
+  const std::string* token_name(const std::string& given) const;
+  // Counts a request or /ws/v1 call made under token `name`, for /metrics.
+  void count_token(const std::string& name) { token_calls_[name]++; }
   // The cross-site checks from `cfg`'s [api] hosts and origins, for this API's bind address and
   // port (reloaded by SIGHUP with the running address).
   void set_guard(const Config& cfg);
@@ -84,10 +93,11 @@ class ApiServer {
  private:
   ApiHost& host_;
   HttpServer http_;
-  std::string token_;
+  std::vector<ApiToken> tokens_;
   ApiGuard guard_;
   std::string event_buffer_;
   std::map<std::pair<std::string, int>, uint64_t> calls_;
+  std::map<std::string, uint64_t> token_calls_;  // by token name; names of removed tokens stay
 };
 
 }  // namespace mg

@@ -65,7 +65,8 @@ int run_call(const Target& t, const std::string& method, const std::string& para
     }
     host = connect_host(cfg.api_bind);
     port = cfg.api_port;
-    token = cfg.api_token;
+    std::vector<ApiToken> tokens = all_api_tokens(cfg);  // [api] token, else the first of [api] tokens
+    if (!tokens.empty()) token = tokens.front().secret;
   }
   if (!t.api.empty() && !split_host_port(t.api, host, port)) {
     std::fprintf(stderr, "meshgate: --api wants HOST:PORT, not %s\n", t.api.c_str());

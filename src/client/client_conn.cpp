@@ -37,11 +37,11 @@ void ClientConn::start() {
   if (p.family) peer_ = p;  // else keep the IP the listener's guard counted (set_guard_ip)
   accepted_s_ = last_rx_s_ = last_ping_s_ = worker_.now_s();
   const ListenerConfig& l = listener();
-  SSL_CTX* tls_ctx = worker_.listener_shared(listener_index_).tls;
-  if (tls_ctx) use_tls(tls_ctx);
+  const TlsSlot* tls = worker_.listener_shared(listener_index_).tls.get();
+  if (tls) use_tls(tls->current().get());  // the session keeps its own reference to the context
   if (l.type == ListenerType::Tcp) {
     framer_ = std::make_unique<FrameDecoder>(l.framing, l.max_message);
-    if (!tls_ctx && !worker_.limits().needs_token(listener_index_)) open("", "");  // else after TLS / the token
+    if (!tls && !worker_.limits().needs_token(listener_index_)) open("", "");  // else after TLS / the token
   } else {
     const WorkerLimits& lim = worker_.limits();
     handshake_ = std::make_unique<HttpParser>(HttpLimits{lim.max_header_bytes, lim.max_headers, 0});

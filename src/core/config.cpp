@@ -175,6 +175,21 @@ const std::map<std::string, Setter>& global_keys() {
       {"api.bind", string_key(&Config::api_bind)},
       {"api.port", uint_key(&Config::api_port, 1, 65535)},
       {"api.token", string_key(&Config::api_token)},
+      {"api.tokens", [](Config& c, const std::string& v) -> std::string {
+         c.api_tokens.clear();
+         for (const std::string& item : split_list(v)) {
+           const size_t colon = item.find(':');
+           ApiToken t{item.substr(0, colon), colon == std::string::npos ? "" : item.substr(colon + 1)};
+           if (t.name.empty() || t.secret.empty() || t.name.size() > 64 ||
+               t.name.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") !=
+                   std::string::npos)
+             return "expected name:secret, ... (names of letters, digits, _ . -; at most 64)";
+           for (const ApiToken& o : c.api_tokens)
+             if (o.name == t.name || o.secret == t.secret) return "the name \"" + t.name + "\" or its secret is given twice";
+           c.api_tokens.push_back(std::move(t));
+         }
+         return "";
+       }},
       {"api.hosts", [](Config& c, const std::string& v) -> std::string {
          c.api_hosts = split_list(v);
          for (const std::string& h : c.api_hosts)
@@ -222,6 +237,7 @@ const std::map<std::string, Setter>& global_keys() {
          return "";
        }},
       {"mesh.secret", string_key(&Config::mesh_secret)},
+      {"mesh.secret_accepted", string_key(&Config::mesh_secret_accepted)},
       {"mesh.encrypt", [](Config& c, const std::string& v) -> std::string {
          return parse_bool(v, c.mesh_encrypt) ? "" : "expected on or off";
        }},
@@ -370,7 +386,10 @@ int on_key(void* user, const char* section, const char* name, const char* value)
     problem = it == global_keys().end() ? "unknown key" : !twice.empty() ? twice : it->second(*st->cfg, val);
   }
   if (!problem.empty()) {
-    st->error = st->name + ":" + std::to_string(st->line) + ": [" + sec + "] " + key + " = " + val + ": " + problem;
+    // A secret's value is not repeated: the error reaches terminals, the journal and CI logs.
+    const bool secret = key == "token" || key == "tokens" || key.find("secret") != std::string::npos;
+    st->error = st->name + ":" + std::to_string(st->line) + ": [" + sec + "] " + key + (secret ? "" : " = " + val) +
+                ": " + problem;
     st->error_line = st->line;
     return 0;
   }
@@ -392,6 +411,10 @@ std::string validate(const Config& c, const ParseState& st) {
   };
   if (c.mesh_port != 0 && c.mesh_secret.empty())
     return at(line_of("mesh.port"), "[mesh] secret is required when the mesh is on (port != 0)");
+  for (const ApiToken& t : c.api_tokens)
+    if (!c.api_token.empty() && (t.name == "default" || t.secret == c.api_token))
+      return at(std::max(line_of("api.token"), line_of("api.tokens")),
+                "[api] tokens: \"default\" is [api] token's name, and each token's secret must differ from it");
   if (c.limits.output_soft_limit > c.limits.output_hard_limit)
     return at(std::max(line_of("limits.output_soft_limit"), line_of("limits.output_hard_limit")),
               "[limits] output_soft_limit is above output_hard_limit");
@@ -445,6 +468,13 @@ bool parse_config_text(const std::string& text, const std::string& name, Config&
   return true;
 }
 
+std::vector<ApiToken> all_api_tokens(const Config& c) {
+  std::vector<ApiToken> all;
+  if (!c.api_token.empty()) all.push_back(ApiToken{"default", c.api_token});
+  all.insert(all.end(), c.api_tokens.begin(), c.api_tokens.end());
+  return all;
+}
+
 bool topic_on_disk(const Config& c, const ListenerConfig& l) { return l.store < 0 ? c.queue_storage.disk : l.store == 1; }
 
 bool any_topic_on_disk(const Config& c) {
@@ -494,7 +524,6 @@ std::vector<std::string> keys_needing_restart(const Config& a, const Config& b) 
   check("[mesh] port", a.mesh_port == b.mesh_port);
   check("[mesh] advertise", a.mesh_advertise == b.mesh_advertise);
   check("[mesh] cluster", a.mesh_cluster == b.mesh_cluster);
-  check("[mesh] secret", a.mesh_secret == b.mesh_secret);
   check("[mesh] encrypt", a.mesh_encrypt == b.mesh_encrypt);
   check("[mesh] seeds", a.mesh_seeds == b.mesh_seeds);
   check("[mesh] dead_after", a.mesh_dead_after == b.mesh_dead_after);
@@ -523,8 +552,8 @@ std::vector<std::string> keys_needing_restart(const Config& a, const Config& b) 
     lcheck("idle_timeout", o->idle_timeout == n.idle_timeout);
     lcheck("ping_interval", o->ping_interval == n.ping_interval);
     lcheck("tls", o->tls == n.tls);
-    lcheck("cert", o->cert == n.cert);
-    lcheck("key", o->key == n.key);
+    // cert and key reload (hub_tls.cpp), but not from a file to the development certificate
+    lcheck("cert (to none: the development certificate)", n.cert.empty() ? o->cert.empty() : true);
     lcheck("ticket_rotate", o->ticket_rotate == n.ticket_rotate);
     lcheck("ticket_key_file", o->ticket_key_file == n.ticket_key_file);
     lcheck("origins", o->origins == n.origins);

@@ -49,6 +49,14 @@ struct ListenerConfig {
   }
 };
 
+// A named control API token ([api] tokens, or [api] token as "default"): the name is what logs and
+// metrics show, never the secret.
+struct ApiToken {
+  std::string name;
+  std::string secret;
+  bool operator==(const ApiToken& o) const { return name == o.name && secret == o.secret; }
+};
+
 struct Config {
   // [node]
   int node_id = 1;
@@ -66,7 +74,8 @@ struct Config {
   // [api]
   std::string api_bind = "127.0.0.1";
   int api_port = 6789;
-  std::string api_token;
+  std::string api_token;              // [api] token: the token named "default"
+  std::vector<ApiToken> api_tokens;   // [api] tokens = name:secret, ... (more than one valid at once)
   std::vector<std::string> api_hosts;    // names (or name:port) the API is reached by, besides its addresses
   std::vector<std::string> api_origins;  // web origins (scheme://host[:port]) allowed to POST and open /ws/v1
   uint32_t api_max_body = limit_defaults::kApiMaxBody;
@@ -92,6 +101,7 @@ struct Config {
   std::string mesh_advertise;
   std::string mesh_cluster = "meshgate";
   std::string mesh_secret;
+  std::string mesh_secret_accepted;  // a second secret taken from peers during a rolling change
   bool mesh_encrypt = true;  // AES-256-GCM on every frame after the handshake (else authenticated only)
   std::vector<std::string> mesh_seeds;
   uint32_t mesh_dead_after = 3;
@@ -103,6 +113,10 @@ struct Config {
 
   std::string source_path;  // the file it was loaded from
 };
+
+// Every token the control API accepts: [api] token as "default", then [api] tokens. Empty: the API
+// asks for none.
+std::vector<ApiToken> all_api_tokens(const Config& c);
 
 // The state directory in effect: [node] state_dir, else the first of systemd's $STATE_DIRECTORY,
 // else "" (no disk logs: events still held when the node stops are lost, and the log says how many).
@@ -118,9 +132,9 @@ bool any_topic_on_disk(const Config& c);
 bool load_config(const std::string& path, Config& out, std::string& error);
 
 // The keys whose value differs between `running` and `fresh` that a reload cannot apply (ports,
-// addresses, the mesh, the node's identity, listeners other than their token secrets): each as
-// "[section] key", for the log line that says a restart is needed. A reload applies [log], the
-// API token, [limits], [queue] and connect-token secrets.
+// addresses, the mesh, the node's identity, listeners other than their token secrets and
+// certificates): each as "[section] key", for the log line that says a restart is needed. A reload
+// applies [log], the API token, [limits], [queue], connect-token secrets and TLS cert and key.
 std::vector<std::string> keys_needing_restart(const Config& running, const Config& fresh);
 
 // Parses INI text (for tests); `name` is used in error messages.

@@ -8,6 +8,8 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <memory>
+#include <mutex>
 
 #include "core/base64.h"
 #include "core/log.h"
@@ -59,6 +61,31 @@ std::string mesh_proof(const std::string& secret, MeshRole role, const std::stri
 
 bool mesh_proof_matches(const std::string& received, const std::string& expected) {
   return received.size() == expected.size() && CRYPTO_memcmp(received.data(), expected.data(), expected.size()) == 0;
+}
+
+const std::string* mesh_proof_secret(const MeshSecrets& secrets, const std::string& received, MeshRole role,
+                                     const std::string& transcript) {
+  const bool current = mesh_proof_matches(received, mesh_proof(secrets.current, role, transcript));
+  const bool accepted =
+      !secrets.accepted.empty() && mesh_proof_matches(received, mesh_proof(secrets.accepted, role, transcript));
+  return current ? &secrets.current : accepted ? &secrets.accepted : nullptr;
+}
+
+namespace {
+
+std::mutex reloaded_mu;
+std::unique_ptr<MeshSecrets> reloaded;  // nullptr until the first reload
+
+}  // namespace
+
+MeshSecrets mesh_secrets_in_force(const MeshSecrets& configured) {
+  std::lock_guard<std::mutex> lock(reloaded_mu);
+  return reloaded ? *reloaded : configured;
+}
+
+void mesh_reload_secrets(MeshSecrets secrets) {
+  std::lock_guard<std::mutex> lock(reloaded_mu);
+  reloaded = std::make_unique<MeshSecrets>(std::move(secrets));
 }
 
 MeshSessionKeys mesh_session_keys(const std::string& secret, const std::string& transcript) {

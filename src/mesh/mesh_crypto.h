@@ -39,6 +39,25 @@ std::string mesh_proof(const std::string& secret, MeshRole role, const std::stri
 // Compares a received proof with the expected one in constant time.
 bool mesh_proof_matches(const std::string& received, const std::string& expected);
 
+// A node's secrets during a rolling change of [mesh] secret (docs/operations.md "Rotating
+// certificates and secrets"). A link is proved and keyed under one secret, the one its dialler
+// proved with: a dialler proves with `current`; a listener checks that proof under `current`, then
+// `accepted`, and answers under the one that matched; the dialler checks the answer the same way
+// and keys the link under the secret it matched. So two nodes link while either holds the other's
+// current secret, and a link keeps the keys it was made with for its whole life.
+struct MeshSecrets {
+  std::string current;   // [mesh] secret
+  std::string accepted;  // [mesh] secret_accepted: also taken from peers; empty: none
+};
+// The secret of `secrets` under which `received` is `role`'s proof over `transcript`; nullptr when
+// neither. Both are computed, so the time taken does not say which matched.
+const std::string* mesh_proof_secret(const MeshSecrets& secrets, const std::string& received, MeshRole role,
+                                     const std::string& transcript);
+// The secrets new handshakes use: those the last reload set (mesh_reload_secrets, from the hub on
+// SIGHUP), else `configured` (what the node started with). Hub thread (locked all the same).
+MeshSecrets mesh_secrets_in_force(const MeshSecrets& configured);
+void mesh_reload_secrets(MeshSecrets secrets);
+
 struct MeshDirectionKey {
   unsigned char key[32];
   unsigned char iv[12];

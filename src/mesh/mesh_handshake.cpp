@@ -82,8 +82,18 @@ void Mesh::on_hello(MeshLink& link, const char* body, size_t len) {
   }
 }
 
+namespace {
+
+void send_proof(MeshLink& link, MeshRole role, const std::string& secret) {
+  link.send_control(MeshType::Auth, mesh_encode(MeshAuth{mesh_proof(secret, role, link.transcript)}));
+}
+
+}  // namespace
+
+// The dialler's proof, under its current secret (the listener answers from on_auth: mesh_crypto.h
+// MeshSecrets says under which).
 void Mesh::send_auth(MeshLink& link, MeshRole role) {
-  link.send_control(MeshType::Auth, mesh_encode(MeshAuth{mesh_proof(cfg_.mesh_secret, role, link.transcript)}));
+  send_proof(link, role, mesh_secrets_in_force({cfg_.mesh_secret, cfg_.mesh_secret_accepted}).current);
 }
 
 void Mesh::on_auth(MeshLink& link, const char* body, size_t len) {
@@ -91,10 +101,11 @@ void Mesh::on_auth(MeshLink& link, const char* body, size_t len) {
   if (!mesh_decode(body, len, a)) return refuse_malformed(link, MeshType::Auth, body, len);
   if (!link.hello_seen) return refuse(link, "AUTH before HELLO");
   MeshRole peer_role = link.outbound ? MeshRole::Listener : MeshRole::Dialler;
-  if (!mesh_proof_matches(a.mac, mesh_proof(cfg_.mesh_secret, peer_role, link.transcript)))
-    return refuse(link, "authentication failed: wrong secret");
-  if (!link.outbound) send_auth(link, MeshRole::Listener);
-  link.secure(mesh_session_keys(cfg_.mesh_secret, link.transcript), cfg_.mesh_encrypt);
+  const MeshSecrets secrets = mesh_secrets_in_force({cfg_.mesh_secret, cfg_.mesh_secret_accepted});
+  const std::string* secret = mesh_proof_secret(secrets, a.mac, peer_role, link.transcript);
+  if (!secret) return refuse(link, "authentication failed: wrong secret");
+  if (!link.outbound) send_proof(link, MeshRole::Listener, *secret);
+  link.secure(mesh_session_keys(*secret, link.transcript), cfg_.mesh_encrypt);
   link_up(link);
 }
 

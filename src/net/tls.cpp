@@ -6,10 +6,10 @@
 #include <openssl/x509v3.h>
 
 #include <algorithm>
-#include <cstdio>
 #include <ctime>
 #include <memory>
 
+#include "net/tls_cert_info.h"
 #include "net/tls_tickets.h"
 
 namespace mg {
@@ -57,16 +57,7 @@ bool use_dev_certificate(SSL_CTX* ctx, std::string& note, std::string& error) {
          SSL_CTX_use_PrivateKey(ctx, pkey) == 1;
   }
   if (ok) {
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int n = 0;
-    X509_digest(x, EVP_sha256(), md, &n);
-    std::string fp;
-    char hex[4];
-    for (unsigned i = 0; i < n; i++) {
-      std::snprintf(hex, sizeof hex, i ? ":%02X" : "%02X", md[i]);
-      fp += hex;
-    }
-    note = "no certificate configured: using a self-signed development certificate for localhost (SHA-256 " + fp +
+    note = "no certificate configured: using a self-signed development certificate for localhost (SHA-256 " + tls_fingerprint(x) +
            "); configure cert and key for production";
   } else {
     error = "cannot make a development certificate: " + openssl_error();
@@ -93,11 +84,14 @@ SSL_CTX* tls_server_context(const std::string& cert, const std::string& key, con
   SSL_CTX_set_mode(ctx, SSL_MODE_NO_AUTO_CHAIN);
   static const unsigned char sid_ctx[] = "meshgate";
   SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof sid_ctx - 1);
-  auto keys = std::make_unique<TicketKeys>(tickets.ticket_rotate, static_cast<int64_t>(std::time(nullptr)));
-  if (!tickets.ticket_key_file.empty() &&
-      !keys->use_file(tickets.ticket_key_file, static_cast<int64_t>(std::time(nullptr)), error)) {
-    SSL_CTX_free(ctx);
-    return nullptr;
+  std::shared_ptr<TicketKeys> keys = tickets.keys;
+  if (!keys) {
+    keys = std::make_shared<TicketKeys>(tickets.ticket_rotate, static_cast<int64_t>(std::time(nullptr)));
+    if (!tickets.ticket_key_file.empty() &&
+        !keys->use_file(tickets.ticket_key_file, static_cast<int64_t>(std::time(nullptr)), error)) {
+      SSL_CTX_free(ctx);
+      return nullptr;
+    }
   }
   use_ticket_keys(ctx, std::move(keys));
   bool ok;

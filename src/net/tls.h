@@ -28,11 +28,16 @@
 
 namespace mg {
 
+class TicketKeys;
+
 // Resumption of a listener's context: stateless tickets (net/tls_tickets.h) whose keys rotate
-// every `ticket_rotate` seconds, kept in `ticket_key_file` when it is not empty.
+// every `ticket_rotate` seconds, kept in `ticket_key_file` when it is not empty. With `keys` set,
+// the context uses those keys and the other two fields are not read: a certificate reload hands the
+// new context the keys of the one it replaces, so tickets issued before the reload still resume.
 struct TicketOptions {
   uint32_t ticket_rotate = limit_defaults::kTicketRotate;
   std::string ticket_key_file;
+  std::shared_ptr<TicketKeys> keys;
 };
 
 // A server context from a PEM certificate chain and key. With an empty `cert`, a self-signed

@@ -199,7 +199,10 @@ int TicketKeys::find(const unsigned char name[16], int64_t now, TicketKey& out) 
 
 namespace {
 
-void free_keys(void*, void* ptr, CRYPTO_EX_DATA*, int, long, void*) { delete static_cast<TicketKeys*>(ptr); }
+// The context holds one reference to its keys: a context made by a certificate reload shares them with
+// the one it replaces (tls.h TicketOptions::keys).
+using KeysRef = std::shared_ptr<TicketKeys>;
+void free_keys(void*, void* ptr, CRYPTO_EX_DATA*, int, long, void*) { delete static_cast<KeysRef*>(ptr); }
 
 // AES-256-CBC fetched once: OpenSSL 3.0 otherwise fetches it from its provider at every
 // EVP_EncryptInit_ex with EVP_aes_256_cbc(), a lookup under a global lock at every ticket.
@@ -243,9 +246,9 @@ int ticket_key_cb(SSL* ssl, unsigned char key_name[16], unsigned char iv[EVP_MAX
 
 }  // namespace
 
-void use_ticket_keys(SSL_CTX* ctx, std::unique_ptr<TicketKeys> keys) {
+void use_ticket_keys(SSL_CTX* ctx, std::shared_ptr<TicketKeys> keys) {
   const uint32_t lifetime = keys->rotate_seconds();
-  SSL_CTX_set_ex_data(ctx, keys_index(), keys.release());
+  SSL_CTX_set_ex_data(ctx, keys_index(), new KeysRef(std::move(keys)));
   SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, &ticket_key_cb);
   // No cache: a resumption is a ticket or nothing, and no memory grows with the clients seen.
   SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
@@ -258,7 +261,15 @@ void use_ticket_keys(SSL_CTX* ctx, std::unique_ptr<TicketKeys> keys) {
   SSL_CTX_set_timeout(ctx, static_cast<long>(lifetime));
 }
 
-TicketKeys* ticket_keys_of(SSL_CTX* ctx) { return static_cast<TicketKeys*>(SSL_CTX_get_ex_data(ctx, keys_index())); }
+std::shared_ptr<TicketKeys> shared_ticket_keys_of(SSL_CTX* ctx) {
+  const auto* ref = static_cast<const KeysRef*>(SSL_CTX_get_ex_data(ctx, keys_index()));
+  return ref ? *ref : nullptr;
+}
+
+TicketKeys* ticket_keys_of(SSL_CTX* ctx) {
+  const auto* ref = static_cast<const KeysRef*>(SSL_CTX_get_ex_data(ctx, keys_index()));
+  return ref ? ref->get() : nullptr;
+}
 
 std::string ticket_key_file_problem(const std::string& path) {
   struct stat st;

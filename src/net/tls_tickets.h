@@ -16,8 +16,8 @@
 //               at start, rewritten on every rotation; a file with group or other permissions is
 //               refused. One file per node: nodes sharing a file would each rotate to keys of their own.
 //
-// Thread safety: one TicketKeys per listener context, used by every worker's handshakes at once;
-// every method locks.
+// Thread safety: one TicketKeys per listener, used by every worker's handshakes at once (and shared
+// by the contexts a certificate reload makes, so tickets resume across the swap); every method locks.
 #pragma once
 
 #include <openssl/ssl.h>
@@ -71,11 +71,13 @@ class TicketKeys {
   std::string file_;
 };
 
-// Turns stateless tickets on for `ctx` with `keys` (the context owns them from here and frees them
-// with itself): the ticket key callback, no server-side session cache, one ticket after a full
-// handshake and a fresh one on each resumption, tickets honoured for keys->rotate_seconds().
-void use_ticket_keys(SSL_CTX* ctx, std::unique_ptr<TicketKeys> keys);
-// The keys use_ticket_keys gave `ctx` (nullptr if none), e.g. to rotate them in a test.
+// Turns stateless tickets on for `ctx` with `keys` (the context holds a reference, dropped when it is
+// freed): the ticket key callback, no server-side session cache, one ticket after a full handshake
+// and a fresh one on each resumption, tickets honoured for keys->rotate_seconds().
+void use_ticket_keys(SSL_CTX* ctx, std::shared_ptr<TicketKeys> keys);
+// The keys use_ticket_keys gave `ctx` (nullptr if none): a reference to hand a new context of the
+// same listener, or (ticket_keys_of) to rotate them in a test.
+std::shared_ptr<TicketKeys> shared_ticket_keys_of(SSL_CTX* ctx);
 TicketKeys* ticket_keys_of(SSL_CTX* ctx);
 
 // What --check-config says of a ticket_key_file before start-up would read or create it: "" when

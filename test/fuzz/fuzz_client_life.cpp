@@ -80,22 +80,22 @@ struct Node {
     cfg.limits.output_hard_limit = 8192;  // a few large sends reach it: the hard-limit close
     mg::metrics().init_listeners(metric_names);
     std::string note, error;
-    SSL_CTX* tls = mg::tls_server_context("", "", mg::TicketOptions{}, note, error);
+    mg::TlsContextRef tls(mg::tls_server_context("", "", mg::TicketOptions{}, note, error));
     if (!tls) fail("server TLS context: " + error);
     for (const mg::ListenerConfig& l : cfg.listeners) {
       mg::ListenerShared s;
-      s.tls = l.tls ? tls : nullptr;
+      if (l.tls) {  // one context for both TLS listeners: a reference for each slot
+        SSL_CTX_up_ref(tls.get());
+        s.tls = std::make_unique<mg::TlsSlot>(mg::TlsContextRef(tls.get()));
+      }
       s.guard = std::make_unique<mg::ListenerGuard>(0, 0);
       shared.push_back(std::move(s));
     }
     client_tls = SSL_CTX_new(TLS_client_method());
     SSL_CTX_set_verify(client_tls, SSL_VERIFY_NONE, nullptr);
   }
-  // At exit, before LeakSanitizer looks: ListenerShared does not own its context (the hub frees it).
-  ~Node() {
-    SSL_CTX_free(shared[kWss].tls);
-    SSL_CTX_free(client_tls);
-  }
+  // At exit, before LeakSanitizer looks (the listeners' slots free the server context).
+  ~Node() { SSL_CTX_free(client_tls); }
   Node(const Node&) = delete;
   Node& operator=(const Node&) = delete;
 };

@@ -16,6 +16,7 @@ import os
 import re
 import signal
 import socket
+import ssl
 import struct
 import subprocess
 import time
@@ -659,6 +660,34 @@ def ws_upgrade_request(port, path="/", extra=None, key=None):
     lines += list(extra or [])
     target = path if isinstance(path, bytes) else path.encode()
     return b"GET " + target + b" HTTP/1.1\r\n" + ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+def tls13_client_ctx():
+    """A TLS 1.3 client context that takes any server certificate (tests compare it themselves)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    return ctx
+
+
+def wss_handshake(port, ctx, session=None):
+    """A wss connection (client context `ctx`, an ssl.SSLContext) up to its 101, then closed (TLS 1.3
+    tickets arrive after the handshake, with the first records the server sends). Returns (the server
+    certificate's DER, the session for a next connection, whether this one resumed)."""
+    raw = socket.create_connection(("127.0.0.1", port), timeout=T)
+    s = ctx.wrap_socket(raw, session=session)
+    try:
+        s.sendall(ws_upgrade_request(port))
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = s.recv(4096)
+            assert chunk, "closed before the 101"
+            head += chunk
+        assert head.startswith(b"HTTP/1.1 101"), head[:100]
+        return s.getpeercert(binary_form=True), s.session, s.session_reused
+    finally:
+        s.close()
 
 
 class RawWs:

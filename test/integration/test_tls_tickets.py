@@ -11,7 +11,6 @@ in through the handshake budget while an established client keeps receiving."""
 
 import os
 import socket
-import ssl
 import stat
 import subprocess
 import threading
@@ -25,30 +24,13 @@ from harness import http_request, ws_upgrade_request
 ROTATE = 3600
 
 
-def client_ctx():
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
-    return ctx
+client_ctx = harness.tls13_client_ctx
 
 
 def upgrade(port, ctx, session=None):
-    """A wss connection up to its 101 (TLS 1.3 tickets arrive after the handshake, with the first
-    records the server sends). Returns (session for the next connection, whether this one resumed)."""
-    raw = socket.create_connection(("127.0.0.1", port), timeout=harness.T)
-    s = ctx.wrap_socket(raw, session=session)
-    try:
-        s.sendall(ws_upgrade_request(port))
-        head = b""
-        while b"\r\n\r\n" not in head:
-            chunk = s.recv(4096)
-            assert chunk, "closed before the 101"
-            head += chunk
-        assert head.startswith(b"HTTP/1.1 101"), head[:100]
-        return s.session, s.session_reused
-    finally:
-        s.close()
+    """A wss connection up to its 101. Returns (session for the next connection, whether this one resumed)."""
+    _, session, reused = harness.wss_handshake(port, ctx, session)
+    return session, reused
 
 
 def wss(extra=None):

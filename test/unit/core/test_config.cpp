@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <vector>
 
 namespace {
 
@@ -779,6 +780,32 @@ TEST(ConfigHostile, KeyErrorAfterAnOverlongCommentNamesTheRightLine) {
   const std::string comment = "; " + std::string(500, 'c') + "\n";
   const std::string e = parse_error("[api]\n" + comment + "port = bad\n");
   EXPECT_TRUE(starts_with(e, "t.conf:3:")) << e;
+}
+
+}  // namespace
+
+namespace {
+
+TEST(ConfigApiTokens, TokenAndNamedTokensAreAllAccepted) {
+  Config c = parse_ok("[api]\ntoken = d-0123456789abcdef\ntokens = billing:b-0123456789abcdef, chat.v2:c:0123456789abcdef\n");
+  std::vector<mg::ApiToken> all = mg::all_api_tokens(c);
+  ASSERT_EQ(all.size(), 3u);
+  EXPECT_EQ(all[0], (mg::ApiToken{"default", "d-0123456789abcdef"}));
+  EXPECT_EQ(all[1], (mg::ApiToken{"billing", "b-0123456789abcdef"}));
+  EXPECT_EQ(all[2], (mg::ApiToken{"chat.v2", "c:0123456789abcdef"}));  // split at the first colon
+  EXPECT_TRUE(mg::all_api_tokens(parse_ok("")).empty());
+}
+
+TEST(ConfigApiTokens, BadListsAreErrorsThatNameNoSecret) {
+  for (const char* bad : {"tokens = billing", "tokens = :s-0123456789abcdef", "tokens = bad name:s-0123456789abcdef",
+                          "tokens = a:s-0123456789abcdef, a:t-0123456789abcdef",
+                          "tokens = a:s-0123456789abcdef, b:s-0123456789abcdef",
+                          "token = s-0123456789abcdef\ntokens = default:t-0123456789abcdef",
+                          "token = s-0123456789abcdef\ntokens = a:s-0123456789abcdef"}) {
+    std::string e = parse_error(std::string("[api]\n") + bad + "\n");
+    EXPECT_CONTAINS(e, "[api] token");
+    EXPECT_EQ(e.find("0123456789abcdef"), std::string::npos) << e;
+  }
 }
 
 }  // namespace

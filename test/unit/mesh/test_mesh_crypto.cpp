@@ -177,6 +177,23 @@ TEST_P(MeshRecord, DirectionsAndModesDoNotMix) {
   EXPECT_FALSE(other.open(MeshType::Ping, f.data() + 5, f.size() - 5, b, n));
 }
 
+// A rolling change of the secret (mesh_crypto.h MeshSecrets): a proof is matched under the current
+// or the accepted secret, and the answer says which, so both sides key the link alike.
+TEST(MeshCrypto, ProofSecretIsTheCurrentOrTheAcceptedOne) {
+  const std::string t = mg::mesh_transcript(kDiallerHello, kListenerHello);
+  const std::string s1 = "secret one, the old", s2 = "secret two, the new";
+  const std::string by_s1 = mg::mesh_proof(s1, MeshRole::Dialler, t);
+  const mg::MeshSecrets only_s1{s1, ""}, s1_then_s2{s1, s2}, s2_then_s1{s2, s1}, only_s2{s2, ""};
+  EXPECT_EQ(mg::mesh_proof_secret(only_s1, by_s1, MeshRole::Dialler, t), &only_s1.current);
+  EXPECT_EQ(mg::mesh_proof_secret(s2_then_s1, by_s1, MeshRole::Dialler, t), &s2_then_s1.accepted);
+  EXPECT_EQ(mg::mesh_proof_secret(s1_then_s2, by_s1, MeshRole::Dialler, t), &s1_then_s2.current);
+  EXPECT_EQ(mg::mesh_proof_secret(only_s2, by_s1, MeshRole::Dialler, t), nullptr);
+  EXPECT_EQ(mg::mesh_proof_secret(s2_then_s1, by_s1, MeshRole::Listener, t), nullptr);  // the role still binds
+  const mg::MeshSecrets empty_accepted{s2, ""};
+  EXPECT_EQ(mg::mesh_proof_secret(empty_accepted, mg::mesh_proof("", MeshRole::Dialler, t), MeshRole::Dialler, t),
+            nullptr);  // an empty accepted secret is none, not the empty key
+}
+
 INSTANTIATE_TEST_SUITE_P(Modes, MeshRecord, ::testing::Values(false, true),
                          [](const ::testing::TestParamInfo<bool>& i) { return i.param ? "Encrypted" : "Authenticated"; });
 

@@ -62,7 +62,7 @@ struct Ctxs {
   SSL_CTX* client = nullptr;
   Ctxs() {
     std::string note, error;
-    server = tls_server_context("", "", TicketOptions{kRotate, ""}, note, error);
+    server = tls_server_context("", "", TicketOptions{kRotate, "", nullptr}, note, error);
     client = SSL_CTX_new(TLS_client_method());
     SSL_CTX_set_min_proto_version(client, TLS1_3_VERSION);
     SSL_CTX_set_verify(client, SSL_VERIFY_NONE, nullptr);
