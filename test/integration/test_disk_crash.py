@@ -394,9 +394,15 @@ def test_sigkill_while_100_clients_send_leaves_each_client_a_prefix_without_gaps
         before = cons.snapshot()
     assert sum(written.values()) > 10000, f"the clients wrote too little to test anything: {sum(written.values())}"
     restart(n)
-    assert "recovered" in n.stderr(), n.stderr()
     after = drain_after_restart(n)
-    assert after, "nothing was delivered again after the restart"
+    if cons and "recovered" not in n.stderr():
+        # The acknowledging consumer had kept up with the clients: every event the node had logged
+        # was consumed and acknowledged before the kill, so there is nothing to deliver again (seen on
+        # a quiet machine). What the clients wrote must then be in `before`, as a prefix each.
+        assert not after, f"{len(after)} events delivered again without a recovery line: {n.stderr()}"
+    else:
+        assert "recovered" in n.stderr(), n.stderr()
+        assert after, "nothing was delivered again after the restart"
     check_prefixes(before, after, written, at_least=early)
 
 
