@@ -35,7 +35,7 @@ uint64_t swim_suspicion_timeout(const SwimTiming& t, unsigned confirmations, uns
 }
 
 Swim::Swim(unsigned self, uint64_t incarnation, SwimTiming timing, uint64_t seed)
-    : self_(self), inc_(incarnation), t_(timing), rng_(seed) {}
+    : self_(self), inc_(std::min(incarnation, kSwimMaxIncarnation)), t_(timing), rng_(seed) {}
 
 const SwimMember* Swim::find(unsigned id) const {
   auto it = members_.find(id);
@@ -54,7 +54,7 @@ size_t Swim::live_count() const {
 //   dead(i)    overrides alive/suspect with inc <= i (and a suspect's "left" upgrade);
 // an unknown member is taken in any state. News about this node is refuted (refute()).
 Swim::Merge Swim::apply(const SwimUpdate& u, unsigned from, uint64_t now) {
-  if (u.id == 0) return Merge::Stale;
+  if (u.id == 0 || u.inc > kSwimMaxIncarnation) return Merge::Stale;
   if (u.id == self_) return refute(u);
   auto it = members_.find(u.id);
   if (it == members_.end()) {
@@ -122,6 +122,8 @@ void Swim::postpone_suspicions(uint64_t ms) {
 
 Swim::Merge Swim::refute(const SwimUpdate& u) {
   if (u.state == SwimState::Alive || u.inc < inc_) return Merge::Stale;
+  // At the ceiling there is nothing to outrank it with (and u.inc + 1 would not go on the wire).
+  if (u.inc >= kSwimMaxIncarnation) return Merge::Stale;
   inc_ = u.inc + 1;  // the caller disseminates this node's alive(inc_) at once
   return Merge::Refuted;
 }

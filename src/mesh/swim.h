@@ -27,6 +27,11 @@
 namespace mg {
 
 enum class SwimState : uint8_t { Alive = 0, Suspect = 1, Dead = 2 };
+
+// The highest incarnation: the wire carries incarnations as exact JSON integers (mesh_wire.h), so
+// one above 2^53 - 1 would make every frame that carries it malformed for the receiver. Swim never
+// raises its own past it, and takes no update above it.
+constexpr uint64_t kSwimMaxIncarnation = (uint64_t{1} << 53) - 1;
 const char* swim_state_name(SwimState s);
 
 // What the route API and node.list need of a member, spread with its alive updates.
@@ -83,6 +88,7 @@ class Swim {
     Refuted,   // news about this node that it refuted: its incarnation went up, alive queued
   };
 
+  // `incarnation` above kSwimMaxIncarnation is taken as kSwimMaxIncarnation.
   Swim(unsigned self, uint64_t incarnation, SwimTiming timing, uint64_t seed);
 
   unsigned self() const { return self_; }
@@ -94,7 +100,9 @@ class Swim {
   size_t live_count() const;
 
   // Merges an update heard from node `from` (0: first-hand, e.g. a HELLO) at `now`. The merge
-  // rules are in swim.cpp; an update about this node is refuted when it says suspect or dead.
+  // rules are in swim.cpp; an update about this node is refuted when it says suspect or dead. An
+  // update with an incarnation above kSwimMaxIncarnation is stale; one about this node at
+  // kSwimMaxIncarnation cannot be outranked, so it is stale too (not refuted).
   Merge apply(const SwimUpdate& u, unsigned from, uint64_t now);
   // This node suspects `id` (its probe failed): the update to push to every member, or none
   // (returns false) when it is not alive/suspect or this node already suspects it.

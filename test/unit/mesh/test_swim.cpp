@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdint>
 #include <map>
 #include <set>
 #include <string>
@@ -115,6 +116,24 @@ TEST(SwimRefute, SuspicionOfSelfBumpsIncarnation) {
   SwimUpdate me = s.self_update({}, false);
   EXPECT_EQ(me.inc, 1006u);
   EXPECT_EQ(me.state, SwimState::Alive);
+}
+
+// A rumour about this node near the wire's ceiling (2^53 - 1, the largest exact JSON integer):
+// the refutation must stay encodable (a 2^53 would make every frame carrying it malformed at the
+// receivers, which close the link), and a rumour at or past the ceiling must not wrap it around.
+TEST(SwimRefute, IncarnationNeverPassesTheWireCeiling) {
+  const uint64_t ceiling = (uint64_t{1} << 53) - 1;
+  EXPECT_EQ(mg::kSwimMaxIncarnation, ceiling);
+  Swim s = make(1);
+  EXPECT_EQ(s.apply(suspect(1, ceiling - 1), 2, 0), Swim::Merge::Refuted);
+  EXPECT_EQ(s.incarnation(), ceiling);
+  EXPECT_EQ(s.apply(suspect(1, ceiling), 2, 0), Swim::Merge::Stale);  // nothing outranks it
+  EXPECT_EQ(s.incarnation(), ceiling);
+  EXPECT_EQ(s.apply(dead(1, UINT64_MAX), 2, 0), Swim::Merge::Stale);  // no wrap to 0
+  EXPECT_EQ(s.incarnation(), ceiling);
+  EXPECT_EQ(s.apply(alive(2, ceiling + 1), 2, 0), Swim::Merge::Stale);  // off the wire's range
+  EXPECT_EQ(s.find(2)->inc, 10u);
+  EXPECT_EQ(Swim(1, UINT64_MAX, timing(), 1).incarnation(), ceiling);
 }
 
 TEST(SwimSuspicion, TimeoutShrinksWithConfirmations) {
