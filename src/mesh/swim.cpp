@@ -210,6 +210,12 @@ std::vector<SwimUpdate> Swim::piggyback(size_t budget, const std::function<size_
   size_t used = 0;
   for (Queued* q : order) {
     size_t n = size_of(q->u);
+    if (n > budget) {
+      // It can never ride (a member info longer than the budget): dropped, or it would stay
+      // queued for good and, the queue never empty, stop the digest exchange that carries it.
+      q->transmits = limit;
+      continue;
+    }
     if (used + n > budget) continue;
     used += n;
     out.push_back(q->u);

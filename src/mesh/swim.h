@@ -129,7 +129,8 @@ class Swim {
   // Queues an update for piggybacking: it replaces an older queued one about the same member.
   void enqueue(const SwimUpdate& u);
   // Up to `budget` bytes of queued updates (sizes by `size_of`), newest first; each returned one
-  // counts one transmission and leaves the queue after λ·⌈log2(N+1)⌉.
+  // counts one transmission and leaves the queue after λ·⌈log2(N+1)⌉. One larger than `budget`
+  // by itself leaves the queue unsent (full MEMBERS, on a digest mismatch, carry it).
   std::vector<SwimUpdate> piggyback(size_t budget, const std::function<size_t(const SwimUpdate&)>& size_of);
   bool queue_empty() const { return queue_.empty(); }
   size_t queue_size() const { return queue_.size(); }

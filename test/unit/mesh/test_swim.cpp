@@ -216,6 +216,27 @@ TEST(SwimDissemination, NewestFirstWithinBudgetAndReplacesOlderNewsOfAMember) {
   EXPECT_EQ(s.piggyback(2, one_byte).size(), 2u);
 }
 
+// An update that alone exceeds the byte budget (a member info with a very long name) can never be
+// piggybacked: it must leave the queue, or the queue is never empty and the digest exchange (sent
+// only with no news in flight) stops for good.
+TEST(SwimDissemination, UpdateLargerThanTheBudgetLeavesTheQueue) {
+  Swim s = make(3);
+  while (!s.piggyback(1000, one_byte).empty()) {
+  }
+  SwimUpdate big = alive(2, 11);
+  big.info.name.assign(5000, 'x');
+  s.enqueue(big);
+  s.enqueue(alive(3, 11));
+  auto size = [](const SwimUpdate& u) { return u.info.name.size() + 10; };
+  std::vector<SwimUpdate> sent = s.piggyback(1200, size);
+  ASSERT_EQ(sent.size(), 1u);
+  EXPECT_EQ(sent[0].id, 3u);
+  EXPECT_EQ(s.queue_size(), 1u);  // only 3's, still to be retransmitted
+  while (!s.piggyback(1200, size).empty()) {
+  }
+  EXPECT_TRUE(s.queue_empty());
+}
+
 TEST(SwimProbe, RoundRobinVisitsEveryoneOncePerPass) {
   Swim s = make(9);
   for (int pass = 0; pass < 3; pass++) {
