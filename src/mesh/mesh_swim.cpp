@@ -180,7 +180,7 @@ void Mesh::swim_tick(uint64_t t) {
     }
   }
   for (unsigned target : failed) probe_failed(target);
-  for (auto it = relays_.begin(); it != relays_.end();) it = t >= it->second.deadline_ms ? relays_.erase(it) : std::next(it);
+  relays_.expire(t);
   if (t >= next_probe_ms_) {
     // A member this node has no link to yet (learned by gossip, its dial pending) is left to the
     // others this pass: probing it now would only suspect a node that is just not dialled yet. A
@@ -239,13 +239,13 @@ bool Mesh::on_ack(MeshLink& link, const char* body, size_t len) {
   if (!mesh_decode(body, len, ack)) return false;
   heard_from(link.peer, ack.conns, ack.updates);
   auto m = members_.find(link.peer);
-  auto r = relays_.find(ack.seq);
-  if (r != relays_.end()) {
-    // The target of a PING_REQ answered: the requester gets its ACK.
-    auto req = members_.find(r->second.requester);
+  unsigned requester = 0;
+  uint64_t req_seq = 0;
+  if (relays_.answered(ack.seq, link.peer, requester, req_seq)) {
+    // The target of a PING_REQ answered: the requester gets its ACK (on its link of now, if any).
+    auto req = members_.find(requester);
     if (req != members_.end() && req->second.link && !req->second.link->closing())
-      req->second.link->send_control(MeshType::Ack, mesh_encode(MeshAck{r->second.seq, host_.client_count(), gossip()}));
-    relays_.erase(r);
+      req->second.link->send_control(MeshType::Ack, mesh_encode(MeshAck{req_seq, host_.client_count(), gossip()}));
     return true;
   }
   auto p = probes_.find(ack.seq);
@@ -266,8 +266,10 @@ bool Mesh::on_ping_req(MeshLink& link, const char* body, size_t len) {
   apply_updates(req.updates, link.peer);
   auto it = members_.find(req.target);
   if (it == members_.end() || !it->second.link || it->second.link->closing()) return true;  // cannot help
-  const uint64_t seq = ++next_probe_seq_;
-  relays_[seq] = Relay{link.peer, req.seq, now() + swim_.timing().probe_interval_ms};
+  // One at a time per (requester, target): a flood of PING_REQs gets no more PINGs sent.
+  const uint64_t seq = next_probe_seq_ + 1;
+  if (!relays_.admit(link.peer, req.target, req.seq, seq, now() + swim_.timing().probe_interval_ms)) return true;
+  next_probe_seq_ = seq;
   it->second.link->send_control(MeshType::Ping, mesh_encode(MeshPing{seq, host_.client_count(), 0, gossip()}));
   return true;
 }

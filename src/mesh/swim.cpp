@@ -269,4 +269,31 @@ std::vector<SwimUpdate> Swim::full_state(const SwimInfo& self_info) const {
   return out;
 }
 
+bool SwimRelays::admit(unsigned requester, unsigned target, uint64_t req_seq, uint64_t seq, uint64_t deadline_ms) {
+  if (!pairs_.emplace(requester, target).second) return false;
+  by_seq_[seq] = Relay{requester, target, req_seq, deadline_ms};
+  return true;
+}
+
+bool SwimRelays::answered(uint64_t seq, unsigned from, unsigned& requester, uint64_t& req_seq) {
+  auto it = by_seq_.find(seq);
+  if (it == by_seq_.end() || it->second.target != from) return false;
+  requester = it->second.requester;
+  req_seq = it->second.req_seq;
+  pairs_.erase({it->second.requester, it->second.target});
+  by_seq_.erase(it);
+  return true;
+}
+
+void SwimRelays::expire(uint64_t now) {
+  for (auto it = by_seq_.begin(); it != by_seq_.end();) {
+    if (now < it->second.deadline_ms) {
+      ++it;
+      continue;
+    }
+    pairs_.erase({it->second.requester, it->second.target});
+    it = by_seq_.erase(it);
+  }
+}
+
 }  // namespace mg

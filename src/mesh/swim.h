@@ -20,6 +20,7 @@
 #include <random>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/node_info.h"
@@ -162,6 +163,33 @@ class Swim {
   size_t probe_pos_ = 0;
   std::map<unsigned, Queued> queue_;  // by member id
   uint64_t queue_order_ = 0;
+};
+
+// The probes this node runs for others (PING_REQ), by the sequence number of its own PING. At most
+// one per requester and target at a time: a requester probes a member once at a time anyway, so a
+// PING_REQ repeated while one is pending is not served again. A peer thus gets this node to send at
+// most one PING per member per probe interval (the relay's life), and holds at most one entry per
+// member here, however many PING_REQs it sends.
+class SwimRelays {
+ public:
+  // Takes the PING_REQ `req_seq` of `requester` about `target`, to be served by this node's PING
+  // `seq` until `deadline_ms`; false (not to be served) when one of that pair is pending.
+  bool admit(unsigned requester, unsigned target, uint64_t req_seq, uint64_t seq, uint64_t deadline_ms);
+  // An ACK `seq` from node `from`: true when it answers a pending relay from that relay's target
+  // (an ACK from anyone else proves nothing); the relay ends, `requester` and `req_seq` say whom to
+  // pass the ACK to.
+  bool answered(uint64_t seq, unsigned from, unsigned& requester, uint64_t& req_seq);
+  // Drops the relays whose deadline is past `now`.
+  void expire(uint64_t now);
+  size_t size() const { return by_seq_.size(); }
+
+ private:
+  struct Relay {
+    unsigned requester = 0, target = 0;
+    uint64_t req_seq = 0, deadline_ms = 0;
+  };
+  std::map<uint64_t, Relay> by_seq_;
+  std::set<std::pair<unsigned, unsigned>> pairs_;  // (requester, target) of by_seq_
 };
 
 }  // namespace mg

@@ -272,3 +272,34 @@ TEST(SwimDigest, AgreesOnSameViewAndDiffersOtherwise) {
 }
 
 }  // namespace
+
+namespace {
+
+// PING_REQ served for others: a requester flooding PING_REQs about one member gets one relay (one
+// PING sent) until that one is answered or expires; the ACK counts only from the target.
+TEST(SwimRelays, OnePerRequesterAndTargetAndOnlyTheTargetAnswers) {
+  mg::SwimRelays r;
+  EXPECT_TRUE(r.admit(2, 3, 7, 100, 1000));
+  for (uint64_t k = 0; k < 10000; k++) EXPECT_FALSE(r.admit(2, 3, 8 + k, 101 + k, 1000));
+  EXPECT_EQ(r.size(), 1u);
+  EXPECT_TRUE(r.admit(2, 4, 9, 200, 1000));  // another target
+  EXPECT_TRUE(r.admit(5, 3, 1, 300, 1000));  // another requester
+  EXPECT_EQ(r.size(), 3u);
+  unsigned requester = 0;
+  uint64_t req_seq = 0;
+  EXPECT_FALSE(r.answered(100, 4, requester, req_seq));  // not from the target: proves nothing
+  EXPECT_FALSE(r.answered(101, 3, requester, req_seq));  // never admitted
+  ASSERT_TRUE(r.answered(100, 3, requester, req_seq));
+  EXPECT_EQ(requester, 2u);
+  EXPECT_EQ(req_seq, 7u);
+  EXPECT_FALSE(r.answered(100, 3, requester, req_seq));  // once
+  EXPECT_TRUE(r.admit(2, 3, 10, 400, 2000));  // the pair is free again
+  r.expire(1000);
+  EXPECT_EQ(r.size(), 1u);
+  EXPECT_FALSE(r.admit(2, 3, 11, 500, 3000));  // 400 is still pending
+  r.expire(2000);
+  EXPECT_EQ(r.size(), 0u);
+  EXPECT_TRUE(r.admit(2, 3, 12, 600, 3000));
+}
+
+}  // namespace
