@@ -52,13 +52,18 @@ size_t Swim::live_count() const {
 //   alive(i)   overrides alive/suspect with inc < i, and dead with inc < i (a rejoin);
 //   suspect(i) overrides alive with inc <= i, and suspect with inc < i;
 //   dead(i)    overrides alive/suspect with inc <= i (and a suspect's "left" upgrade);
-// an unknown member is taken in any state. News about this node is refuted (refute()).
+// an unknown member is taken alive (with its info) or dead (so that an older alive of it still
+// circulating loses), not suspect: a suspicion of a member this node has no info of gives it nothing
+// to probe or route to, and as a live member it would take a probe turn each pass (a peer naming
+// a thousand made-up ids would starve the probes of the real members) and count in N and K.
+// News about this node is refuted (refute()).
 Swim::Merge Swim::apply(const SwimUpdate& u, unsigned from, uint64_t now) {
   if (u.id == 0 || u.inc > kSwimMaxIncarnation) return Merge::Stale;
   if (u.id == self_) return refute(u);
   auto it = members_.find(u.id);
   if (it == members_.end()) {
     if (u.state == SwimState::Alive && !u.has_info) return Merge::Stale;  // nothing to route to
+    if (u.state == SwimState::Suspect) return Merge::Stale;
     SwimMember& m = members_[u.id];
     m.id = u.id;
     set_state(m, u, now);

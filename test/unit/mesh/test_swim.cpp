@@ -104,6 +104,17 @@ TEST(SwimMerge, AliveWithoutInfoOfUnknownMemberIsIgnored) {
   EXPECT_EQ(s.find(5), nullptr);
 }
 
+// A suspicion of an id this node never heard of: no table entry, so no probe turn (made-up ids
+// would starve the real members' probes) and no weight in N or K.
+TEST(SwimMerge, SuspectOfUnknownMemberIsIgnored) {
+  Swim s = make(1);
+  for (unsigned id = 3; id <= 1000; id++) EXPECT_EQ(s.apply(suspect(id, 1), 2, 0), Swim::Merge::Stale);
+  EXPECT_EQ(s.find(3), nullptr);
+  EXPECT_EQ(s.live_count(), 1u);
+  EXPECT_EQ(s.next_probe_target(), 2u);
+  EXPECT_EQ(s.next_probe_target(), 2u);
+}
+
 TEST(SwimRefute, SuspicionOfSelfBumpsIncarnation) {
   Swim s = make(1);
   EXPECT_EQ(s.apply(suspect(1, 999), 2, 0), Swim::Merge::Stale);  // older than ours
