@@ -112,7 +112,7 @@ void Mesh::start_probe(unsigned target, bool no_link) {
     if (p.target == target) return;  // one probe of a member at a time
   const uint64_t t = now();
   const SwimTiming& tm = swim_.timing();
-  Probe p;
+  SwimProbe p;
   p.target = target;
   p.start_ms = t;
   MeshLink* link = it->second.link;
@@ -159,7 +159,7 @@ void Mesh::swim_tick(uint64_t t) {
   }
   std::vector<unsigned> failed;
   for (auto it = probes_.begin(); it != probes_.end();) {
-    Probe& p = it->second;
+    SwimProbe& p = it->second;
     if (!p.indirect_sent && t >= p.indirect_ms) {
       p.indirect_sent = true;
       unsigned asked = 0;  // k helpers among the members this node has a link to, in random order
@@ -167,6 +167,7 @@ void Mesh::swim_tick(uint64_t t) {
         auto h = members_.find(helper);
         if (h == members_.end() || !h->second.link || h->second.link->closing()) continue;
         h->second.link->send_control(MeshType::PingReq, mesh_encode(MeshPingReq{it->first, p.target, gossip()}));
+        p.helpers.push_back(helper);
         if (++asked == tm.indirect_k) break;
       }
     }
@@ -250,6 +251,7 @@ bool Mesh::on_ack(MeshLink& link, const char* body, size_t len) {
   }
   auto p = probes_.find(ack.seq);
   if (p == probes_.end()) return true;  // late: the probe already ended
+  if (!p->second.answered_by(link.peer)) return true;  // neither the target nor a helper asked
   if (p->second.target == link.peer) {
     probes_ack_++;
     if (m != members_.end()) m->second.rtt_ms = static_cast<double>(now() - p->second.start_ms);

@@ -274,6 +274,10 @@ std::vector<SwimUpdate> Swim::full_state(const SwimInfo& self_info) const {
   return out;
 }
 
+bool SwimProbe::answered_by(unsigned from) const {
+  return from == target || std::find(helpers.begin(), helpers.end(), from) != helpers.end();
+}
+
 bool SwimRelays::admit(unsigned requester, unsigned target, uint64_t req_seq, uint64_t seq, uint64_t deadline_ms) {
   if (!pairs_.emplace(requester, target).second) return false;
   by_seq_[seq] = Relay{requester, target, req_seq, deadline_ms};

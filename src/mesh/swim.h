@@ -165,6 +165,18 @@ class Swim {
   uint64_t queue_order_ = 0;
 };
 
+// A probe this node started (the mesh keeps them by sequence number): direct, then through helpers
+// after the probe timeout (at once when there is no link to the target); failed at end_ms without
+// an ACK. Only the target, or a helper it was asked through, can answer it: the sequence numbers
+// are no secret, and an ACK from any other peer would keep a dead member alive.
+struct SwimProbe {
+  unsigned target = 0;
+  uint64_t start_ms = 0, indirect_ms = 0, end_ms = 0;
+  bool indirect_sent = false;
+  std::vector<unsigned> helpers;  // the members sent PING_REQ for it
+  bool answered_by(unsigned from) const;
+};
+
 // The probes this node runs for others (PING_REQ), by the sequence number of its own PING. At most
 // one per requester and target at a time: a requester probes a member once at a time anyway, so a
 // PING_REQ repeated while one is pending is not served again. A peer thus gets this node to send at

@@ -313,4 +313,18 @@ TEST(SwimRelays, OnePerRequesterAndTargetAndOnlyTheTargetAnswers) {
   EXPECT_TRUE(r.admit(2, 3, 12, 600, 3000));
 }
 
+// A probe's ACK counts from its target, or from a helper it was asked through; the sequence
+// numbers are predictable, so any other peer's ACK must not keep a dead member alive.
+TEST(SwimProbe, AnsweredOnlyByTheTargetOrAnAskedHelper) {
+  mg::SwimProbe p;
+  p.target = 4;
+  EXPECT_TRUE(p.answered_by(4));
+  EXPECT_FALSE(p.answered_by(5));
+  p.helpers = {5, 6};
+  EXPECT_TRUE(p.answered_by(5));
+  EXPECT_TRUE(p.answered_by(6));
+  EXPECT_FALSE(p.answered_by(7));
+  EXPECT_FALSE(p.answered_by(0));
+}
+
 }  // namespace
