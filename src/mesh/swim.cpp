@@ -67,18 +67,20 @@ Swim::Merge Swim::apply(const SwimUpdate& u, unsigned from, uint64_t now) {
     SwimMember& m = members_[u.id];
     m.id = u.id;
     set_state(m, u, now);
-    if (u.state == SwimState::Suspect && from) m.suspecters.insert(from);
     enqueue(u);
     return Merge::Applied;
   }
   SwimMember& m = it->second;
+  // Who suspects: the suspecter the update names (a relayed suspicion is still its author's), else
+  // the node it came from; never the suspect itself.
+  const unsigned suspecter = u.state != SwimState::Suspect || u.by == u.id ? 0 : u.by ? u.by : from;
   bool wins = false;
   switch (u.state) {
     case SwimState::Alive: wins = u.inc > m.inc; break;
     case SwimState::Suspect:
       if (m.state == SwimState::Suspect && u.inc == m.inc) {
         // Same suspicion from another node: a confirmation (Lifeguard), the timer shortens.
-        if (!from || from == self_ || !m.suspecters.insert(from).second) return Merge::Stale;
+        if (!suspecter || suspecter == self_ || !m.suspecters.insert(suspecter).second) return Merge::Stale;
         m.suspect_deadline_ms = m.suspect_since_ms + suspicion_timeout(m);
         return Merge::Confirmed;
       }
@@ -94,7 +96,7 @@ Swim::Merge Swim::apply(const SwimUpdate& u, unsigned from, uint64_t now) {
   }
   if (u.state == SwimState::Alive && !merged.has_info) return Merge::Stale;
   set_state(m, merged, now);
-  if (u.state == SwimState::Suspect && from) m.suspecters.insert(from);
+  if (suspecter) m.suspecters.insert(suspecter);
   if (u.state == SwimState::Suspect) m.suspect_deadline_ms = now + suspicion_timeout(m);
   enqueue(merged);
   return Merge::Applied;
@@ -138,7 +140,7 @@ bool Swim::suspect(unsigned id, uint64_t now, SwimUpdate& out) {
   if (it == members_.end() || it->second.state == SwimState::Dead) return false;
   SwimMember& m = it->second;
   if (m.state == SwimState::Suspect && m.suspecters.count(self_)) return false;
-  out = SwimUpdate{id, m.inc, SwimState::Suspect, false, false, {}};
+  out = SwimUpdate{id, m.inc, SwimState::Suspect, false, false, {}, self_};
   if (m.state == SwimState::Suspect) {
     m.suspecters.insert(self_);
     m.suspect_deadline_ms = m.suspect_since_ms + suspicion_timeout(m);

@@ -50,6 +50,9 @@ struct SwimUpdate {
   bool left = false;      // dead: the member said so itself (a graceful stop), no suspicion needed
   bool has_info = false;  // alive: `info` is set
   SwimInfo info;
+  // Suspect: the node whose probe failed (0: not said). Confirmations count distinct suspecters,
+  // not the nodes that relayed one suspicion: every node relays what it applies.
+  unsigned by = 0;
 };
 
 // Times derived from [mesh] dead_after (docs/decisions.md "SWIM timing").
@@ -100,7 +103,8 @@ class Swim {
   // Members not dead (alive or suspect), this node not included.
   size_t live_count() const;
 
-  // Merges an update heard from node `from` (0: first-hand, e.g. a HELLO) at `now`. The merge
+  // Merges an update heard from node `from` (0: first-hand, e.g. a HELLO) at `now`; a suspicion
+  // counts as `u.by`'s, or `from`'s when it does not say. The merge
   // rules are in swim.cpp; an update about this node is refuted when it says suspect or dead. An
   // update with an incarnation above kSwimMaxIncarnation is stale; one about this node at
   // kSwimMaxIncarnation cannot be outranked, so it is stale too (not refuted).

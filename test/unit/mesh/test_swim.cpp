@@ -191,6 +191,30 @@ TEST(SwimSuspicion, ConfirmationsBringTheDeadlineForward) {
   EXPECT_EQ(s.find(2)->state, SwimState::Dead);
 }
 
+// Every node relays the suspicions it applies: copies of node 2's suspicion of 6 arriving through
+// nodes 3, 4 and 5 are one suspecter, not three confirmations (Lifeguard counts independent
+// suspecters; counting relays took every suspicion to the minimum timeout).
+TEST(SwimSuspicion, RelayedCopiesOfOneSuspicionAreNotConfirmations) {
+  Swim s = make(6);
+  SwimUpdate by2 = suspect(6, 10);
+  by2.by = 2;
+  EXPECT_EQ(s.apply(by2, 3, 100), Swim::Merge::Applied);
+  EXPECT_EQ(s.apply(by2, 4, 110), Swim::Merge::Stale);
+  EXPECT_EQ(s.apply(by2, 5, 120), Swim::Merge::Stale);
+  EXPECT_EQ(s.find(6)->suspecters, std::set<unsigned>{2});
+  EXPECT_EQ(s.find(6)->suspect_deadline_ms, 100 + timing().suspicion_max_ms);
+  SwimUpdate self_claim = suspect(6, 10);
+  self_claim.by = 6;  // the suspect cannot confirm itself
+  EXPECT_EQ(s.apply(self_claim, 6, 130), Swim::Merge::Stale);
+  SwimUpdate by4 = suspect(6, 10);
+  by4.by = 4;  // node 4's own probe failed too, relayed by 5
+  EXPECT_EQ(s.apply(by4, 5, 140), Swim::Merge::Confirmed);
+  EXPECT_EQ(s.find(6)->suspect_deadline_ms, 100 + mg::swim_suspicion_timeout(timing(), 1, 3));
+  SwimUpdate mine;
+  ASSERT_TRUE(s.suspect(6, 150, mine));
+  EXPECT_EQ(mine.by, 1u);  // this node's suspicion names it
+}
+
 TEST(SwimSuspicion, SuspectFromAnotherNodeStartsTimerAndConfirmsWithOwn) {
   Swim s = make(3);
   EXPECT_EQ(s.apply(suspect(2, 10), 3, 0), Swim::Merge::Applied);
