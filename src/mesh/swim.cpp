@@ -57,8 +57,25 @@ size_t Swim::live_count() const {
 // to probe or route to, and as a live member it would take a probe turn each pass (a peer naming
 // a thousand made-up ids would starve the probes of the real members) and count in N and K.
 // News about this node is refuted (refute()).
+namespace {
+
+bool info_fits(const SwimInfo& i) {
+  for (const std::string* s : {&i.name, &i.mesh_addr, &i.ext.tcp, &i.ext.ws, &i.ext.wss, &i.intranet.tcp,
+                               &i.intranet.ws, &i.intranet.wss})
+    if (s->size() > kSwimMaxInfoString) return false;
+  return true;
+}
+
+}  // namespace
+
 Swim::Merge Swim::apply(const SwimUpdate& u, unsigned from, uint64_t now) {
   if (u.id == 0 || u.inc > kSwimMaxIncarnation) return Merge::Stale;
+  if (u.has_info && !info_fits(u.info)) {
+    SwimUpdate bare = u;
+    bare.has_info = false;
+    bare.info = SwimInfo{};
+    return apply(bare, from, now);
+  }
   if (u.id == self_) return refute(u);
   auto it = members_.find(u.id);
   if (it == members_.end()) {

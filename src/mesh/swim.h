@@ -33,6 +33,10 @@ enum class SwimState : uint8_t { Alive = 0, Suspect = 1, Dead = 2 };
 // one above 2^53 - 1 would make every frame that carries it malformed for the receiver. Swim never
 // raises its own past it, and takes no update above it.
 constexpr uint64_t kSwimMaxIncarnation = (uint64_t{1} << 53) - 1;
+
+// The longest string of a member's info (name, mesh address, each client address) that is taken:
+// with at most kMaxNodeId members, it bounds the member table and a full MEMBERS (some 8 MB).
+constexpr size_t kSwimMaxInfoString = 1024;
 const char* swim_state_name(SwimState s);
 
 // What the route API and node.list need of a member, spread with its alive updates.
@@ -107,7 +111,8 @@ class Swim {
   // counts as `u.by`'s, or `from`'s when it does not say. The merge
   // rules are in swim.cpp; an update about this node is refuted when it says suspect or dead. An
   // update with an incarnation above kSwimMaxIncarnation is stale; one about this node at
-  // kSwimMaxIncarnation cannot be outranked, so it is stale too (not refuted).
+  // kSwimMaxIncarnation cannot be outranked, so it is stale too (not refuted). An info with a
+  // string over kSwimMaxInfoString is not taken: the update counts as one without info.
   Merge apply(const SwimUpdate& u, unsigned from, uint64_t now);
   // This node suspects `id` (its probe failed): the update to push to every member, or none
   // (returns false) when it is not alive/suspect or this node already suspects it.

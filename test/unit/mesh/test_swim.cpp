@@ -115,6 +115,25 @@ TEST(SwimMerge, SuspectOfUnknownMemberIsIgnored) {
   EXPECT_EQ(s.next_probe_target(), 2u);
 }
 
+// A member info with an overlong string (a peer's made-up name of megabytes) is not stored: 1,023
+// of them would fill memory, and a full MEMBERS would pass the frame limit.
+TEST(SwimMerge, OverlongInfoIsNotTaken) {
+  Swim s = make(1);
+  SwimUpdate big = alive(5, 1);
+  big.info.name.assign(1025, 'x');
+  EXPECT_EQ(s.apply(big, 2, 0), Swim::Merge::Stale);  // unknown, and no info to route to
+  EXPECT_EQ(s.find(5), nullptr);
+  big = alive(2, 11);
+  big.info.ext.wss.assign(100000, 'x');
+  EXPECT_EQ(s.apply(big, 2, 0), Swim::Merge::Applied);  // the incarnation still counts
+  EXPECT_EQ(s.find(2)->inc, 11u);
+  EXPECT_EQ(s.find(2)->info.name, "n2");  // the info known before is kept
+  EXPECT_TRUE(s.find(2)->info.ext.wss.empty());
+  SwimUpdate fits = alive(6, 1);
+  fits.info.name.assign(1024, 'x');
+  EXPECT_EQ(s.apply(fits, 2, 0), Swim::Merge::Applied);
+}
+
 TEST(SwimRefute, SuspicionOfSelfBumpsIncarnation) {
   Swim s = make(1);
   EXPECT_EQ(s.apply(suspect(1, 999), 2, 0), Swim::Merge::Stale);  // older than ours
