@@ -77,18 +77,15 @@ void Mesh::member_changed(unsigned id, const std::string& why) {
 }
 
 void Mesh::apply_updates(const std::vector<SwimUpdate>& updates, unsigned from) {
+  // Refutations are pushed once, after the whole list: a frame of many rumours about this node
+  // (each above the last) must not make it write one PING per rumour on every link.
+  const SwimUpdate* refuted = nullptr;
   for (const SwimUpdate& u : updates) {
     switch (swim_.apply(u, from, now())) {
-      case Swim::Merge::Refuted: {
+      case Swim::Merge::Refuted:
         refutations_++;
-        SwimUpdate me = swim_.self_update(self_info(), false);
-        swim_.enqueue(me);
-        push_update(me);
-        LOG_INFO("mesh: node %u says this node is %s (incarnation %llu): refuted with incarnation %llu", from,
-                 swim_state_name(u.state), static_cast<unsigned long long>(u.inc),
-                 static_cast<unsigned long long>(me.inc));
+        refuted = &u;
         break;
-      }
       case Swim::Merge::Applied:
         member_changed(u.id, u.left ? "it left" : "node " + std::to_string(from) + " says so");
         break;
@@ -97,6 +94,13 @@ void Mesh::apply_updates(const std::vector<SwimUpdate>& updates, unsigned from) 
         break;
     }
   }
+  if (!refuted) return;
+  SwimUpdate me = swim_.self_update(self_info(), false);
+  swim_.enqueue(me);
+  push_update(me);
+  LOG_INFO("mesh: node %u says this node is %s (incarnation %llu): refuted with incarnation %llu", from,
+           swim_state_name(refuted->state), static_cast<unsigned long long>(refuted->inc),
+           static_cast<unsigned long long>(me.inc));
 }
 
 void Mesh::push_update(const SwimUpdate& u) {
