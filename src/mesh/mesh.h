@@ -180,19 +180,6 @@ class Mesh final : public RemoteQueue {
     bool busy = false;      // resolving or connecting
     unsigned node = 0;      // the node this address turned out to be (0: not known yet)
   };
-  // A probe this node started (by sequence number): direct, then through helpers after the probe
-  // timeout (at once when there is no link to the target); failed at end_ms without an ACK.
-  struct Probe {
-    unsigned target = 0;
-    uint64_t start_ms = 0, indirect_ms = 0, end_ms = 0;
-    bool indirect_sent = false;
-  };
-  // A probe this node runs for another (PING_REQ), by the sequence number of its own PING: the
-  // target's ACK goes back to `requester` as ACK `seq`.
-  struct Relay {
-    unsigned requester = 0;
-    uint64_t seq = 0, deadline_ms = 0;
-  };
 
   // mesh.cpp: links and membership
   static void on_connection(uv_stream_t* server, int status);
@@ -295,8 +282,8 @@ class Mesh final : public RemoteQueue {
   // SWIM (mesh_swim.cpp): the member table, this node's probes and those it runs for others.
   Swim swim_;
   std::mt19937_64 rng_;  // jitter, seeded from the start time and node id
-  std::map<uint64_t, Probe> probes_;
-  std::map<uint64_t, Relay> relays_;
+  std::map<uint64_t, SwimProbe> probes_;  // this node's probes, by sequence number
+  SwimRelays relays_;  // the probes this node runs for others (PING_REQ)
   uint64_t next_probe_seq_ = 0, next_probe_ms_ = 0, last_tick_ms_ = 0;
   std::map<uint64_t, uint64_t> last_sync_ms_;  // link serial -> when a MEMBERS answered its digest
   uint64_t probes_ack_ = 0, probes_indirect_ack_ = 0, probes_failed_ = 0;

@@ -77,18 +77,15 @@ void Mesh::member_changed(unsigned id, const std::string& why) {
 }
 
 void Mesh::apply_updates(const std::vector<SwimUpdate>& updates, unsigned from) {
+  // Refutations are pushed once, after the whole list: a frame of many rumours about this node
+  // (each above the last) must not make it write one PING per rumour on every link.
+  const SwimUpdate* refuted = nullptr;
   for (const SwimUpdate& u : updates) {
     switch (swim_.apply(u, from, now())) {
-      case Swim::Merge::Refuted: {
+      case Swim::Merge::Refuted:
         refutations_++;
-        SwimUpdate me = swim_.self_update(self_info(), false);
-        swim_.enqueue(me);
-        push_update(me);
-        LOG_INFO("mesh: node %u says this node is %s (incarnation %llu): refuted with incarnation %llu", from,
-                 swim_state_name(u.state), static_cast<unsigned long long>(u.inc),
-                 static_cast<unsigned long long>(me.inc));
+        refuted = &u;
         break;
-      }
       case Swim::Merge::Applied:
         member_changed(u.id, u.left ? "it left" : "node " + std::to_string(from) + " says so");
         break;
@@ -97,6 +94,13 @@ void Mesh::apply_updates(const std::vector<SwimUpdate>& updates, unsigned from) 
         break;
     }
   }
+  if (!refuted) return;
+  SwimUpdate me = swim_.self_update(self_info(), false);
+  swim_.enqueue(me);
+  push_update(me);
+  LOG_INFO("mesh: node %u says this node is %s (incarnation %llu): refuted with incarnation %llu", from,
+           swim_state_name(refuted->state), static_cast<unsigned long long>(refuted->inc),
+           static_cast<unsigned long long>(me.inc));
 }
 
 void Mesh::push_update(const SwimUpdate& u) {
@@ -112,7 +116,7 @@ void Mesh::start_probe(unsigned target, bool no_link) {
     if (p.target == target) return;  // one probe of a member at a time
   const uint64_t t = now();
   const SwimTiming& tm = swim_.timing();
-  Probe p;
+  SwimProbe p;
   p.target = target;
   p.start_ms = t;
   MeshLink* link = it->second.link;
@@ -159,7 +163,7 @@ void Mesh::swim_tick(uint64_t t) {
   }
   std::vector<unsigned> failed;
   for (auto it = probes_.begin(); it != probes_.end();) {
-    Probe& p = it->second;
+    SwimProbe& p = it->second;
     if (!p.indirect_sent && t >= p.indirect_ms) {
       p.indirect_sent = true;
       unsigned asked = 0;  // k helpers among the members this node has a link to, in random order
@@ -167,6 +171,7 @@ void Mesh::swim_tick(uint64_t t) {
         auto h = members_.find(helper);
         if (h == members_.end() || !h->second.link || h->second.link->closing()) continue;
         h->second.link->send_control(MeshType::PingReq, mesh_encode(MeshPingReq{it->first, p.target, gossip()}));
+        p.helpers.push_back(helper);
         if (++asked == tm.indirect_k) break;
       }
     }
@@ -180,7 +185,7 @@ void Mesh::swim_tick(uint64_t t) {
     }
   }
   for (unsigned target : failed) probe_failed(target);
-  for (auto it = relays_.begin(); it != relays_.end();) it = t >= it->second.deadline_ms ? relays_.erase(it) : std::next(it);
+  relays_.expire(t);
   if (t >= next_probe_ms_) {
     // A member this node has no link to yet (learned by gossip, its dial pending) is left to the
     // others this pass: probing it now would only suspect a node that is just not dialled yet. A
@@ -239,17 +244,18 @@ bool Mesh::on_ack(MeshLink& link, const char* body, size_t len) {
   if (!mesh_decode(body, len, ack)) return false;
   heard_from(link.peer, ack.conns, ack.updates);
   auto m = members_.find(link.peer);
-  auto r = relays_.find(ack.seq);
-  if (r != relays_.end()) {
-    // The target of a PING_REQ answered: the requester gets its ACK.
-    auto req = members_.find(r->second.requester);
+  unsigned requester = 0;
+  uint64_t req_seq = 0;
+  if (relays_.answered(ack.seq, link.peer, requester, req_seq)) {
+    // The target of a PING_REQ answered: the requester gets its ACK (on its link of now, if any).
+    auto req = members_.find(requester);
     if (req != members_.end() && req->second.link && !req->second.link->closing())
-      req->second.link->send_control(MeshType::Ack, mesh_encode(MeshAck{r->second.seq, host_.client_count(), gossip()}));
-    relays_.erase(r);
+      req->second.link->send_control(MeshType::Ack, mesh_encode(MeshAck{req_seq, host_.client_count(), gossip()}));
     return true;
   }
   auto p = probes_.find(ack.seq);
   if (p == probes_.end()) return true;  // late: the probe already ended
+  if (!p->second.answered_by(link.peer)) return true;  // neither the target nor a helper asked
   if (p->second.target == link.peer) {
     probes_ack_++;
     if (m != members_.end()) m->second.rtt_ms = static_cast<double>(now() - p->second.start_ms);
@@ -266,8 +272,10 @@ bool Mesh::on_ping_req(MeshLink& link, const char* body, size_t len) {
   apply_updates(req.updates, link.peer);
   auto it = members_.find(req.target);
   if (it == members_.end() || !it->second.link || it->second.link->closing()) return true;  // cannot help
-  const uint64_t seq = ++next_probe_seq_;
-  relays_[seq] = Relay{link.peer, req.seq, now() + swim_.timing().probe_interval_ms};
+  // One at a time per (requester, target): a flood of PING_REQs gets no more PINGs sent.
+  const uint64_t seq = next_probe_seq_ + 1;
+  if (!relays_.admit(link.peer, req.target, req.seq, seq, now() + swim_.timing().probe_interval_ms)) return true;
+  next_probe_seq_ = seq;
   it->second.link->send_control(MeshType::Ping, mesh_encode(MeshPing{seq, host_.client_count(), 0, gossip()}));
   return true;
 }

@@ -206,6 +206,7 @@ void append_update(std::string& s, const SwimUpdate& u) {
   s += "{\"i\":" + std::to_string(u.id) + ",\"n\":" + std::to_string(u.inc) +
        ",\"s\":" + std::to_string(static_cast<int>(u.state));
   if (u.state == SwimState::Dead && u.left) s += ",\"l\":true";
+  if (u.state == SwimState::Suspect && u.by) s += ",\"f\":" + std::to_string(u.by);
   if (u.state == SwimState::Alive && u.has_info) {
     s += ",\"a\":{\"name\":";
     json_append_string(s, u.info.name);
@@ -240,6 +241,9 @@ bool read_update(const cJSON* item, SwimUpdate& u) {
   u.id = static_cast<unsigned>(id);
   u.state = static_cast<SwimState>(state);
   u.left = u.state == SwimState::Dead && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(item, "l"));
+  uint64_t by = 0;
+  if (!mesh_read_uint(item, "f", kMaxNodeId, 0, by)) return false;
+  u.by = u.state == SwimState::Suspect ? static_cast<unsigned>(by) : 0;
   const cJSON* a = cJSON_GetObjectItemCaseSensitive(item, "a");
   u.has_info = u.state == SwimState::Alive && cJSON_IsObject(a);
   if (u.has_info) {

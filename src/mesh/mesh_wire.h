@@ -114,8 +114,9 @@ struct MeshRefuse {
 };
 
 // A SWIM update on the wire: {"i":id,"n":incarnation,"s":0 alive|1 suspect|2 dead,"l":true (dead:
-// it left),"a":{"name","mesh","weight","conns","ext","int"} (alive: the member's info)}. "i" outside
-// 1..kMaxNodeId, "n" out of 0..2^53-1 or "s" out of 0..2 make the frame malformed.
+// it left),"a":{"name","mesh","weight","conns","ext","int"} (alive: the member's info),"f":id
+// (suspect: the node that suspects it; missing: the sender)}. "i" outside 1..kMaxNodeId, "n" out of
+// 0..2^53-1, "s" out of 0..2 or "f" out of 0..kMaxNodeId make the frame malformed.
 // MEMBERS {"m":[update,...]}: the sender's whole table, itself first.
 struct MeshMembers {
   std::vector<SwimUpdate> members;

@@ -35,7 +35,7 @@ uint64_t swim_suspicion_timeout(const SwimTiming& t, unsigned confirmations, uns
 }
 
 Swim::Swim(unsigned self, uint64_t incarnation, SwimTiming timing, uint64_t seed)
-    : self_(self), inc_(incarnation), t_(timing), rng_(seed) {}
+    : self_(self), inc_(std::min(incarnation, kSwimMaxIncarnation)), t_(timing), rng_(seed) {}
 
 const SwimMember* Swim::find(unsigned id) const {
   auto it = members_.find(id);
@@ -52,28 +52,52 @@ size_t Swim::live_count() const {
 //   alive(i)   overrides alive/suspect with inc < i, and dead with inc < i (a rejoin);
 //   suspect(i) overrides alive with inc <= i, and suspect with inc < i;
 //   dead(i)    overrides alive/suspect with inc <= i (and a suspect's "left" upgrade);
-// an unknown member is taken in any state. News about this node is refuted (refute()).
+// an unknown member is taken alive (with its info) or dead (so that an older alive of it still
+// circulating loses), not suspect: a suspicion of a member this node has no info of gives it nothing
+// to probe or route to, and as a live member it would take a probe turn each pass (a peer naming
+// a thousand made-up ids would starve the probes of the real members) and count in N and K.
+// News about this node is refuted (refute()).
+namespace {
+
+bool info_fits(const SwimInfo& i) {
+  for (const std::string* s : {&i.name, &i.mesh_addr, &i.ext.tcp, &i.ext.ws, &i.ext.wss, &i.intranet.tcp,
+                               &i.intranet.ws, &i.intranet.wss})
+    if (s->size() > kSwimMaxInfoString) return false;
+  return true;
+}
+
+}  // namespace
+
 Swim::Merge Swim::apply(const SwimUpdate& u, unsigned from, uint64_t now) {
-  if (u.id == 0) return Merge::Stale;
+  if (u.id == 0 || u.inc > kSwimMaxIncarnation) return Merge::Stale;
+  if (u.has_info && !info_fits(u.info)) {
+    SwimUpdate bare = u;
+    bare.has_info = false;
+    bare.info = SwimInfo{};
+    return apply(bare, from, now);
+  }
   if (u.id == self_) return refute(u);
   auto it = members_.find(u.id);
   if (it == members_.end()) {
     if (u.state == SwimState::Alive && !u.has_info) return Merge::Stale;  // nothing to route to
+    if (u.state == SwimState::Suspect) return Merge::Stale;
     SwimMember& m = members_[u.id];
     m.id = u.id;
     set_state(m, u, now);
-    if (u.state == SwimState::Suspect && from) m.suspecters.insert(from);
     enqueue(u);
     return Merge::Applied;
   }
   SwimMember& m = it->second;
+  // Who suspects: the suspecter the update names (a relayed suspicion is still its author's), else
+  // the node it came from; never the suspect itself.
+  const unsigned suspecter = u.state != SwimState::Suspect || u.by == u.id ? 0 : u.by ? u.by : from;
   bool wins = false;
   switch (u.state) {
     case SwimState::Alive: wins = u.inc > m.inc; break;
     case SwimState::Suspect:
       if (m.state == SwimState::Suspect && u.inc == m.inc) {
         // Same suspicion from another node: a confirmation (Lifeguard), the timer shortens.
-        if (!from || from == self_ || !m.suspecters.insert(from).second) return Merge::Stale;
+        if (!suspecter || suspecter == self_ || !m.suspecters.insert(suspecter).second) return Merge::Stale;
         m.suspect_deadline_ms = m.suspect_since_ms + suspicion_timeout(m);
         return Merge::Confirmed;
       }
@@ -89,7 +113,7 @@ Swim::Merge Swim::apply(const SwimUpdate& u, unsigned from, uint64_t now) {
   }
   if (u.state == SwimState::Alive && !merged.has_info) return Merge::Stale;
   set_state(m, merged, now);
-  if (u.state == SwimState::Suspect && from) m.suspecters.insert(from);
+  if (suspecter) m.suspecters.insert(suspecter);
   if (u.state == SwimState::Suspect) m.suspect_deadline_ms = now + suspicion_timeout(m);
   enqueue(merged);
   return Merge::Applied;
@@ -122,6 +146,8 @@ void Swim::postpone_suspicions(uint64_t ms) {
 
 Swim::Merge Swim::refute(const SwimUpdate& u) {
   if (u.state == SwimState::Alive || u.inc < inc_) return Merge::Stale;
+  // At the ceiling there is nothing to outrank it with (and u.inc + 1 would not go on the wire).
+  if (u.inc >= kSwimMaxIncarnation) return Merge::Stale;
   inc_ = u.inc + 1;  // the caller disseminates this node's alive(inc_) at once
   return Merge::Refuted;
 }
@@ -131,7 +157,7 @@ bool Swim::suspect(unsigned id, uint64_t now, SwimUpdate& out) {
   if (it == members_.end() || it->second.state == SwimState::Dead) return false;
   SwimMember& m = it->second;
   if (m.state == SwimState::Suspect && m.suspecters.count(self_)) return false;
-  out = SwimUpdate{id, m.inc, SwimState::Suspect, false, false, {}};
+  out = SwimUpdate{id, m.inc, SwimState::Suspect, false, false, {}, self_};
   if (m.state == SwimState::Suspect) {
     m.suspecters.insert(self_);
     m.suspect_deadline_ms = m.suspect_since_ms + suspicion_timeout(m);
@@ -208,6 +234,12 @@ std::vector<SwimUpdate> Swim::piggyback(size_t budget, const std::function<size_
   size_t used = 0;
   for (Queued* q : order) {
     size_t n = size_of(q->u);
+    if (n > budget) {
+      // It can never ride (a member info longer than the budget): dropped, or it would stay
+      // queued for good and, the queue never empty, stop the digest exchange that carries it.
+      q->transmits = limit;
+      continue;
+    }
     if (used + n > budget) continue;
     used += n;
     out.push_back(q->u);
@@ -259,6 +291,37 @@ std::vector<SwimUpdate> Swim::full_state(const SwimInfo& self_info) const {
     out.push_back(u);
   }
   return out;
+}
+
+bool SwimProbe::answered_by(unsigned from) const {
+  return from == target || std::find(helpers.begin(), helpers.end(), from) != helpers.end();
+}
+
+bool SwimRelays::admit(unsigned requester, unsigned target, uint64_t req_seq, uint64_t seq, uint64_t deadline_ms) {
+  if (!pairs_.emplace(requester, target).second) return false;
+  by_seq_[seq] = Relay{requester, target, req_seq, deadline_ms};
+  return true;
+}
+
+bool SwimRelays::answered(uint64_t seq, unsigned from, unsigned& requester, uint64_t& req_seq) {
+  auto it = by_seq_.find(seq);
+  if (it == by_seq_.end() || it->second.target != from) return false;
+  requester = it->second.requester;
+  req_seq = it->second.req_seq;
+  pairs_.erase({it->second.requester, it->second.target});
+  by_seq_.erase(it);
+  return true;
+}
+
+void SwimRelays::expire(uint64_t now) {
+  for (auto it = by_seq_.begin(); it != by_seq_.end();) {
+    if (now < it->second.deadline_ms) {
+      ++it;
+      continue;
+    }
+    pairs_.erase({it->second.requester, it->second.target});
+    it = by_seq_.erase(it);
+  }
 }
 
 }  // namespace mg

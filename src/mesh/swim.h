@@ -20,6 +20,7 @@
 #include <random>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/node_info.h"
@@ -27,6 +28,15 @@
 namespace mg {
 
 enum class SwimState : uint8_t { Alive = 0, Suspect = 1, Dead = 2 };
+
+// The highest incarnation: the wire carries incarnations as exact JSON integers (mesh_wire.h), so
+// one above 2^53 - 1 would make every frame that carries it malformed for the receiver. Swim never
+// raises its own past it, and takes no update above it.
+constexpr uint64_t kSwimMaxIncarnation = (uint64_t{1} << 53) - 1;
+
+// The longest string of a member's info (name, mesh address, each client address) that is taken:
+// with at most kMaxNodeId members, it bounds the member table and a full MEMBERS (some 8 MB).
+constexpr size_t kSwimMaxInfoString = 1024;
 const char* swim_state_name(SwimState s);
 
 // What the route API and node.list need of a member, spread with its alive updates.
@@ -44,6 +54,9 @@ struct SwimUpdate {
   bool left = false;      // dead: the member said so itself (a graceful stop), no suspicion needed
   bool has_info = false;  // alive: `info` is set
   SwimInfo info;
+  // Suspect: the node whose probe failed (0: not said). Confirmations count distinct suspecters,
+  // not the nodes that relayed one suspicion: every node relays what it applies.
+  unsigned by = 0;
 };
 
 // Times derived from [mesh] dead_after (docs/decisions.md "SWIM timing").
@@ -83,6 +96,7 @@ class Swim {
     Refuted,   // news about this node that it refuted: its incarnation went up, alive queued
   };
 
+  // `incarnation` above kSwimMaxIncarnation is taken as kSwimMaxIncarnation.
   Swim(unsigned self, uint64_t incarnation, SwimTiming timing, uint64_t seed);
 
   unsigned self() const { return self_; }
@@ -93,8 +107,12 @@ class Swim {
   // Members not dead (alive or suspect), this node not included.
   size_t live_count() const;
 
-  // Merges an update heard from node `from` (0: first-hand, e.g. a HELLO) at `now`. The merge
-  // rules are in swim.cpp; an update about this node is refuted when it says suspect or dead.
+  // Merges an update heard from node `from` (0: first-hand, e.g. a HELLO) at `now`; a suspicion
+  // counts as `u.by`'s, or `from`'s when it does not say. The merge
+  // rules are in swim.cpp; an update about this node is refuted when it says suspect or dead. An
+  // update with an incarnation above kSwimMaxIncarnation is stale; one about this node at
+  // kSwimMaxIncarnation cannot be outranked, so it is stale too (not refuted). An info with a
+  // string over kSwimMaxInfoString is not taken: the update counts as one without info.
   Merge apply(const SwimUpdate& u, unsigned from, uint64_t now);
   // This node suspects `id` (its probe failed): the update to push to every member, or none
   // (returns false) when it is not alive/suspect or this node already suspects it.
@@ -121,7 +139,8 @@ class Swim {
   // Queues an update for piggybacking: it replaces an older queued one about the same member.
   void enqueue(const SwimUpdate& u);
   // Up to `budget` bytes of queued updates (sizes by `size_of`), newest first; each returned one
-  // counts one transmission and leaves the queue after λ·⌈log2(N+1)⌉.
+  // counts one transmission and leaves the queue after λ·⌈log2(N+1)⌉. One larger than `budget`
+  // by itself leaves the queue unsent (full MEMBERS, on a digest mismatch, carry it).
   std::vector<SwimUpdate> piggyback(size_t budget, const std::function<size_t(const SwimUpdate&)>& size_of);
   bool queue_empty() const { return queue_.empty(); }
   size_t queue_size() const { return queue_.size(); }
@@ -153,6 +172,45 @@ class Swim {
   size_t probe_pos_ = 0;
   std::map<unsigned, Queued> queue_;  // by member id
   uint64_t queue_order_ = 0;
+};
+
+// A probe this node started (the mesh keeps them by sequence number): direct, then through helpers
+// after the probe timeout (at once when there is no link to the target); failed at end_ms without
+// an ACK. Only the target, or a helper it was asked through, can answer it: the sequence numbers
+// are no secret, and an ACK from any other peer would keep a dead member alive.
+struct SwimProbe {
+  unsigned target = 0;
+  uint64_t start_ms = 0, indirect_ms = 0, end_ms = 0;
+  bool indirect_sent = false;
+  std::vector<unsigned> helpers;  // the members sent PING_REQ for it
+  bool answered_by(unsigned from) const;
+};
+
+// The probes this node runs for others (PING_REQ), by the sequence number of its own PING. At most
+// one per requester and target at a time: a requester probes a member once at a time anyway, so a
+// PING_REQ repeated while one is pending is not served again. A peer thus gets this node to send at
+// most one PING per member per probe interval (the relay's life), and holds at most one entry per
+// member here, however many PING_REQs it sends.
+class SwimRelays {
+ public:
+  // Takes the PING_REQ `req_seq` of `requester` about `target`, to be served by this node's PING
+  // `seq` until `deadline_ms`; false (not to be served) when one of that pair is pending.
+  bool admit(unsigned requester, unsigned target, uint64_t req_seq, uint64_t seq, uint64_t deadline_ms);
+  // An ACK `seq` from node `from`: true when it answers a pending relay from that relay's target
+  // (an ACK from anyone else proves nothing); the relay ends, `requester` and `req_seq` say whom to
+  // pass the ACK to.
+  bool answered(uint64_t seq, unsigned from, unsigned& requester, uint64_t& req_seq);
+  // Drops the relays whose deadline is past `now`.
+  void expire(uint64_t now);
+  size_t size() const { return by_seq_.size(); }
+
+ private:
+  struct Relay {
+    unsigned requester = 0, target = 0;
+    uint64_t req_seq = 0, deadline_ms = 0;
+  };
+  std::map<uint64_t, Relay> by_seq_;
+  std::set<std::pair<unsigned, unsigned>> pairs_;  // (requester, target) of by_seq_
 };
 
 }  // namespace mg

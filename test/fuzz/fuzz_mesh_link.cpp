@@ -68,7 +68,14 @@ std::vector<std::string> fuzz_seeds() {
           b({1, 2, 9, 0, 10, 0, 0, 11, 9, 0, 0, 0, 5, 5}) + "abcd",
           // INTEREST (a full set, then a delta) and INTEREST_ACK
           b({1, 3, 11, 33}) + R"({"k":1,"full":true,"a":["r","s"]})" + b({11, 25}) + R"({"k":2,"r":["r"],"a":[5]})" +
-              b({12, 7}) + R"({"k":2})" + b({0, 0, 0, 0, 3, 3})};
+              b({12, 7}) + R"({"k":2})" + b({0, 0, 0, 0, 3, 3}),
+          // SWIM (protocol 4): PING with a suspicion (and its suspecter) and a leave, ACK with an
+          // alive and its info, PING_REQ
+          b({1, 3, 5, 81}) + R"({"k":1,"c":0,"d":99,"u":[{"i":2,"n":3,"s":1,"f":1},{"i":5,"n":9,"s":2,"l":true}]})" +
+              b({6, 133}) +
+              R"({"k":1,"c":4,"u":[{"i":3,"n":1765000000000,"s":0,"a":{"name":"x","mesh":"h:1",)"
+              R"("weight":2.5,"conns":7,"ext":{"tcp":"a:1"},"int":{}}}]})" +
+              b({14, 28}) + R"({"k":2,"target":1023,"u":[]})" + b({0, 0, 0, 0, 3, 3})};
 }
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

@@ -588,6 +588,20 @@ TEST(MeshBody, UpdatesRangesAreChecked) {
     EXPECT_FALSE(decode(std::string(R"({"m":[)") + bad + "]}", m)) << bad;
 }
 
+// "f": who suspects (so that relayed copies of one suspicion are not counted as confirmations).
+TEST(MeshBody, SuspecterRoundTripsAndIsRangeChecked) {
+  mg::SwimUpdate u{6, 2, mg::SwimState::Suspect, false, false, {}, 1023};
+  mg::MeshMembers in, out;
+  in.members = {u};
+  EXPECT_EQ(mg::mesh_encode(in), R"({"m":[{"i":6,"n":2,"s":1,"f":1023}]})");
+  ASSERT_TRUE(decode(mg::mesh_encode(in), out));
+  EXPECT_EQ(out.members[0].by, 1023u);
+  ASSERT_TRUE(decode(R"({"m":[{"i":6,"n":2,"s":2,"f":3}]})", out));
+  EXPECT_EQ(out.members[0].by, 0u);  // only a suspicion has a suspecter
+  for (const char* bad : {"1024", "-1", "1.5", "\"2\"", "null"})
+    EXPECT_FALSE(decode(std::string(R"({"m":[{"i":6,"n":2,"s":1,"f":)") + bad + "}]}", out)) << bad;
+}
+
 TEST(MeshBody, PingAckPingReq) {
   mg::MeshPing p;
   EXPECT_EQ(mg::mesh_encode(mg::MeshPing{123, 4, 0, {}}), R"({"k":123,"c":4,"u":[]})");

@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdint>
 #include <map>
 #include <set>
 #include <string>
@@ -103,6 +104,36 @@ TEST(SwimMerge, AliveWithoutInfoOfUnknownMemberIsIgnored) {
   EXPECT_EQ(s.find(5), nullptr);
 }
 
+// A suspicion of an id this node never heard of: no table entry, so no probe turn (made-up ids
+// would starve the real members' probes) and no weight in N or K.
+TEST(SwimMerge, SuspectOfUnknownMemberIsIgnored) {
+  Swim s = make(1);
+  for (unsigned id = 3; id <= 1000; id++) EXPECT_EQ(s.apply(suspect(id, 1), 2, 0), Swim::Merge::Stale);
+  EXPECT_EQ(s.find(3), nullptr);
+  EXPECT_EQ(s.live_count(), 1u);
+  EXPECT_EQ(s.next_probe_target(), 2u);
+  EXPECT_EQ(s.next_probe_target(), 2u);
+}
+
+// A member info with an overlong string (a peer's made-up name of megabytes) is not stored: 1,023
+// of them would fill memory, and a full MEMBERS would pass the frame limit.
+TEST(SwimMerge, OverlongInfoIsNotTaken) {
+  Swim s = make(1);
+  SwimUpdate big = alive(5, 1);
+  big.info.name.assign(1025, 'x');
+  EXPECT_EQ(s.apply(big, 2, 0), Swim::Merge::Stale);  // unknown, and no info to route to
+  EXPECT_EQ(s.find(5), nullptr);
+  big = alive(2, 11);
+  big.info.ext.wss.assign(100000, 'x');
+  EXPECT_EQ(s.apply(big, 2, 0), Swim::Merge::Applied);  // the incarnation still counts
+  EXPECT_EQ(s.find(2)->inc, 11u);
+  EXPECT_EQ(s.find(2)->info.name, "n2");  // the info known before is kept
+  EXPECT_TRUE(s.find(2)->info.ext.wss.empty());
+  SwimUpdate fits = alive(6, 1);
+  fits.info.name.assign(1024, 'x');
+  EXPECT_EQ(s.apply(fits, 2, 0), Swim::Merge::Applied);
+}
+
 TEST(SwimRefute, SuspicionOfSelfBumpsIncarnation) {
   Swim s = make(1);
   EXPECT_EQ(s.apply(suspect(1, 999), 2, 0), Swim::Merge::Stale);  // older than ours
@@ -115,6 +146,24 @@ TEST(SwimRefute, SuspicionOfSelfBumpsIncarnation) {
   SwimUpdate me = s.self_update({}, false);
   EXPECT_EQ(me.inc, 1006u);
   EXPECT_EQ(me.state, SwimState::Alive);
+}
+
+// A rumour about this node near the wire's ceiling (2^53 - 1, the largest exact JSON integer):
+// the refutation must stay encodable (a 2^53 would make every frame carrying it malformed at the
+// receivers, which close the link), and a rumour at or past the ceiling must not wrap it around.
+TEST(SwimRefute, IncarnationNeverPassesTheWireCeiling) {
+  const uint64_t ceiling = (uint64_t{1} << 53) - 1;
+  EXPECT_EQ(mg::kSwimMaxIncarnation, ceiling);
+  Swim s = make(1);
+  EXPECT_EQ(s.apply(suspect(1, ceiling - 1), 2, 0), Swim::Merge::Refuted);
+  EXPECT_EQ(s.incarnation(), ceiling);
+  EXPECT_EQ(s.apply(suspect(1, ceiling), 2, 0), Swim::Merge::Stale);  // nothing outranks it
+  EXPECT_EQ(s.incarnation(), ceiling);
+  EXPECT_EQ(s.apply(dead(1, UINT64_MAX), 2, 0), Swim::Merge::Stale);  // no wrap to 0
+  EXPECT_EQ(s.incarnation(), ceiling);
+  EXPECT_EQ(s.apply(alive(2, ceiling + 1), 2, 0), Swim::Merge::Stale);  // off the wire's range
+  EXPECT_EQ(s.find(2)->inc, 10u);
+  EXPECT_EQ(Swim(1, UINT64_MAX, timing(), 1).incarnation(), ceiling);
 }
 
 TEST(SwimSuspicion, TimeoutShrinksWithConfirmations) {
@@ -161,6 +210,30 @@ TEST(SwimSuspicion, ConfirmationsBringTheDeadlineForward) {
   EXPECT_EQ(s.find(2)->state, SwimState::Dead);
 }
 
+// Every node relays the suspicions it applies: copies of node 2's suspicion of 6 arriving through
+// nodes 3, 4 and 5 are one suspecter, not three confirmations (Lifeguard counts independent
+// suspecters; counting relays took every suspicion to the minimum timeout).
+TEST(SwimSuspicion, RelayedCopiesOfOneSuspicionAreNotConfirmations) {
+  Swim s = make(6);
+  SwimUpdate by2 = suspect(6, 10);
+  by2.by = 2;
+  EXPECT_EQ(s.apply(by2, 3, 100), Swim::Merge::Applied);
+  EXPECT_EQ(s.apply(by2, 4, 110), Swim::Merge::Stale);
+  EXPECT_EQ(s.apply(by2, 5, 120), Swim::Merge::Stale);
+  EXPECT_EQ(s.find(6)->suspecters, std::set<unsigned>{2});
+  EXPECT_EQ(s.find(6)->suspect_deadline_ms, 100 + timing().suspicion_max_ms);
+  SwimUpdate self_claim = suspect(6, 10);
+  self_claim.by = 6;  // the suspect cannot confirm itself
+  EXPECT_EQ(s.apply(self_claim, 6, 130), Swim::Merge::Stale);
+  SwimUpdate by4 = suspect(6, 10);
+  by4.by = 4;  // node 4's own probe failed too, relayed by 5
+  EXPECT_EQ(s.apply(by4, 5, 140), Swim::Merge::Confirmed);
+  EXPECT_EQ(s.find(6)->suspect_deadline_ms, 100 + mg::swim_suspicion_timeout(timing(), 1, 3));
+  SwimUpdate mine;
+  ASSERT_TRUE(s.suspect(6, 150, mine));
+  EXPECT_EQ(mine.by, 1u);  // this node's suspicion names it
+}
+
 TEST(SwimSuspicion, SuspectFromAnotherNodeStartsTimerAndConfirmsWithOwn) {
   Swim s = make(3);
   EXPECT_EQ(s.apply(suspect(2, 10), 3, 0), Swim::Merge::Applied);
@@ -197,6 +270,27 @@ TEST(SwimDissemination, NewestFirstWithinBudgetAndReplacesOlderNewsOfAMember) {
   EXPECT_EQ(s.piggyback(2, one_byte).size(), 2u);
 }
 
+// An update that alone exceeds the byte budget (a member info with a very long name) can never be
+// piggybacked: it must leave the queue, or the queue is never empty and the digest exchange (sent
+// only with no news in flight) stops for good.
+TEST(SwimDissemination, UpdateLargerThanTheBudgetLeavesTheQueue) {
+  Swim s = make(3);
+  while (!s.piggyback(1000, one_byte).empty()) {
+  }
+  SwimUpdate big = alive(2, 11);
+  big.info.name.assign(5000, 'x');
+  s.enqueue(big);
+  s.enqueue(alive(3, 11));
+  auto size = [](const SwimUpdate& u) { return u.info.name.size() + 10; };
+  std::vector<SwimUpdate> sent = s.piggyback(1200, size);
+  ASSERT_EQ(sent.size(), 1u);
+  EXPECT_EQ(sent[0].id, 3u);
+  EXPECT_EQ(s.queue_size(), 1u);  // only 3's, still to be retransmitted
+  while (!s.piggyback(1200, size).empty()) {
+  }
+  EXPECT_TRUE(s.queue_empty());
+}
+
 TEST(SwimProbe, RoundRobinVisitsEveryoneOncePerPass) {
   Swim s = make(9);
   for (int pass = 0; pass < 3; pass++) {
@@ -229,6 +323,51 @@ TEST(SwimDigest, AgreesOnSameViewAndDiffersOtherwise) {
   EXPECT_NE(a.digest(), b.digest());
   std::vector<SwimUpdate> full = a.full_state({});
   EXPECT_EQ(full.size(), 4u);
+}
+
+}  // namespace
+
+namespace {
+
+// PING_REQ served for others: a requester flooding PING_REQs about one member gets one relay (one
+// PING sent) until that one is answered or expires; the ACK counts only from the target.
+TEST(SwimRelays, OnePerRequesterAndTargetAndOnlyTheTargetAnswers) {
+  mg::SwimRelays r;
+  EXPECT_TRUE(r.admit(2, 3, 7, 100, 1000));
+  for (uint64_t k = 0; k < 10000; k++) EXPECT_FALSE(r.admit(2, 3, 8 + k, 101 + k, 1000));
+  EXPECT_EQ(r.size(), 1u);
+  EXPECT_TRUE(r.admit(2, 4, 9, 200, 1000));  // another target
+  EXPECT_TRUE(r.admit(5, 3, 1, 300, 1000));  // another requester
+  EXPECT_EQ(r.size(), 3u);
+  unsigned requester = 0;
+  uint64_t req_seq = 0;
+  EXPECT_FALSE(r.answered(100, 4, requester, req_seq));  // not from the target: proves nothing
+  EXPECT_FALSE(r.answered(101, 3, requester, req_seq));  // never admitted
+  ASSERT_TRUE(r.answered(100, 3, requester, req_seq));
+  EXPECT_EQ(requester, 2u);
+  EXPECT_EQ(req_seq, 7u);
+  EXPECT_FALSE(r.answered(100, 3, requester, req_seq));  // once
+  EXPECT_TRUE(r.admit(2, 3, 10, 400, 2000));  // the pair is free again
+  r.expire(1000);
+  EXPECT_EQ(r.size(), 1u);
+  EXPECT_FALSE(r.admit(2, 3, 11, 500, 3000));  // 400 is still pending
+  r.expire(2000);
+  EXPECT_EQ(r.size(), 0u);
+  EXPECT_TRUE(r.admit(2, 3, 12, 600, 3000));
+}
+
+// A probe's ACK counts from its target, or from a helper it was asked through; the sequence
+// numbers are predictable, so any other peer's ACK must not keep a dead member alive.
+TEST(SwimProbe, AnsweredOnlyByTheTargetOrAnAskedHelper) {
+  mg::SwimProbe p;
+  p.target = 4;
+  EXPECT_TRUE(p.answered_by(4));
+  EXPECT_FALSE(p.answered_by(5));
+  p.helpers = {5, 6};
+  EXPECT_TRUE(p.answered_by(5));
+  EXPECT_TRUE(p.answered_by(6));
+  EXPECT_FALSE(p.answered_by(7));
+  EXPECT_FALSE(p.answered_by(0));
 }
 
 }  // namespace
