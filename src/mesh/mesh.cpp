@@ -207,6 +207,9 @@ void Mesh::on_link_drained(MeshLink& link) {
 void Mesh::on_link_closed(MeshLink& link) {
   links_.erase(link.serial);
   last_sync_ms_.erase(link.serial);
+  LOG_DEBUG("mesh: link %llu (%s, %s) to node %u closed%s%s", static_cast<unsigned long long>(link.serial),
+            link.outbound ? "dialled" : "accepted", link.dial_addr.c_str(), link.peer, link.up ? ", was up" : "",
+            link.replaced ? ", replaced" : "");
   if (link.outbound) {
     Dial& d = dials_[link.dial_addr];
     d.busy = false;
@@ -217,7 +220,15 @@ void Mesh::on_link_closed(MeshLink& link) {
   if (it == members_.end() || it->second.link != &link) return;
   Member& m = it->second;
   m.link = nullptr;
+  m.last_linked_ms = now();
   if (!m.alive) return;
+  if (handshake_in_progress(m.id)) {
+    // Both nodes dialled at once and the peer kept the other link, which is one AUTH away here:
+    // what is sent to it is held for that link. Dialling or probing now would only open a third
+    // link and race the one that is coming (seen as a failed call during the relink).
+    LOG_DEBUG("mesh: node %u: link closed, another is in its handshake", m.id);
+    return;
+  }
   // Not a death (only SWIM declares one): what is sent to it is held, it is dialled again at once
   // (the lower id; the higher after a grace), and probed out of turn, indirectly since it has no
   // link: a killed node is suspected one probe timeout from now by every node.
@@ -228,6 +239,12 @@ void Mesh::on_link_closed(MeshLink& link) {
     if (!d.busy) d.next_ms = now() + (self_ < m.id ? dial_jitter_ms(m.id, true) % 100 : dial_jitter_ms(m.id, true));
   }
   start_probe(m.id, true);
+}
+
+bool Mesh::handshake_in_progress(unsigned peer) const {
+  for (const auto& [serial, l] : links_)
+    if (l->peer == peer && l->hello_seen && !l->up && !l->closing()) return true;
+  return false;
 }
 
 uint64_t Mesh::dial_jitter_ms(unsigned id, bool redial) {
@@ -359,6 +376,11 @@ void Mesh::tick() {
       l->close_now();
     }
   }
+  // An alive member that has had no link for dead_after (its dials fail, or the link that was one
+  // AUTH away never came): probed through others, so that it is suspected unless someone reaches it.
+  for (auto& [id, m] : members_)
+    if (m.alive && !m.link && m.last_linked_ms && t - m.last_linked_ms > dead_ms && !handshake_in_progress(id))
+      start_probe(id, true);
   swim_tick(t);
   expire_calls(t);
   settle_barriers(t);
@@ -373,7 +395,9 @@ void Mesh::dial_due(uint64_t t) {
   for (auto& [addr, d] : dials_) {
     if (d.busy || t < d.next_ms || addr == self_addr_) continue;
     auto it = d.node ? members_.find(d.node) : members_.end();
-    if (it != members_.end() && it->second.link) continue;
+    // Not while it has a link, nor while one is in its handshake: a third link would race the one
+    // that is coming, and a call sent on the link that loses the race is lost with it.
+    if (it != members_.end() && (it->second.link || handshake_in_progress(d.node))) continue;
     dial(addr);
   }
 }

@@ -150,6 +150,9 @@ class Mesh final : public RemoteQueue {
     // max_link_buffer bytes) for the next link; dropped when it is declared dead.
     std::vector<std::pair<MeshType, std::string>> held;
     uint64_t held_bytes = 0;
+    // When it last had a link up (0: never). An alive member without a link for longer than
+    // dead_after is probed (indirectly), so that one nobody can reach does not stay alive forever.
+    uint64_t last_linked_ms = 0;
     // Its interest: the channels it holds subscribers of, as its INTEREST frames said. Not known
     // from its link's start until its full set arrived: meanwhile it is sent every channel's calls.
     // all: it holds more than it lists (its bound or ours): sent every channel's calls.
@@ -226,6 +229,8 @@ class Mesh final : public RemoteQueue {
   // Refuses the link for a body mesh_decode did not take: "malformed T frame", and why when the body
   // is a JSON object.
   void refuse_malformed(MeshLink& link, MeshType type, const char* body, size_t len);
+  // A link to `peer` that is past HELLO but not up yet.
+  bool handshake_in_progress(unsigned peer) const;
   MeshLink* find_link(uint64_t serial) const;
   uint64_t now() const { return uv_now(loop_); }
 

@@ -9,6 +9,8 @@
 #include "core/json_text.h"
 #include "mesh/mesh.h"
 
+#include "core/log.h"
+
 namespace mg {
 
 void Mesh::call(unsigned node, const std::string& method, const std::string& params_json, int not_here_code,
@@ -97,6 +99,7 @@ void Mesh::fail_call(uint64_t seq, const std::string& why) {
   Reply reply = std::move(it->second.reply);
   calls_.erase(it);
   calls_failed_++;
+  LOG_DEBUG("mesh: call %llu failed: %s", static_cast<unsigned long long>(seq), why.c_str());
   reply(ApiResult::error(501, why));
 }
 

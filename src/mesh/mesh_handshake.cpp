@@ -125,10 +125,13 @@ void Mesh::link_up(MeshLink& link) {
     if (keep_old) return;
   }
   link.up = true;
+  LOG_DEBUG("mesh: link %llu (%s, %s) to node %u up, %zu frames held", static_cast<unsigned long long>(link.serial),
+            link.outbound ? "dialled" : "accepted", link.dial_addr.c_str(), link.peer, m.held.size());
   MeshHello h;  // accepted by on_hello, so it decodes
   mesh_decode(link.peer_hello.data(), link.peer_hello.size(), h);
   m.id = link.peer;
   m.link = &link;
+  m.last_linked_ms = now();
   for (auto& [type, held_body] : m.held) link.send_control(type, held_body);
   m.held.clear();
   m.held_bytes = 0;
