@@ -208,7 +208,7 @@ void Mesh::on_link_closed(MeshLink& link) {
   links_.erase(link.serial);
   last_sync_ms_.erase(link.serial);
   LOG_DEBUG("mesh: link %llu (%s, %s) to node %u closed%s%s", static_cast<unsigned long long>(link.serial),
-            link.outbound ? "dialled" : "accepted", link.dial_addr.c_str(), link.peer, link.up ? ", was up" : "",
+            link.outbound ? "dialled" : "accepted", log_safe(link.dial_addr).c_str(), link.peer, link.up ? ", was up" : "",
             link.replaced ? ", replaced" : "");
   if (link.outbound) {
     Dial& d = dials_[link.dial_addr];

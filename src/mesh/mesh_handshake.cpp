@@ -126,7 +126,7 @@ void Mesh::link_up(MeshLink& link) {
   }
   link.up = true;
   LOG_DEBUG("mesh: link %llu (%s, %s) to node %u up, %zu frames held", static_cast<unsigned long long>(link.serial),
-            link.outbound ? "dialled" : "accepted", link.dial_addr.c_str(), link.peer, m.held.size());
+            link.outbound ? "dialled" : "accepted", log_safe(link.dial_addr).c_str(), link.peer, m.held.size());
   MeshHello h;  // accepted by on_hello, so it decodes
   mesh_decode(link.peer_hello.data(), link.peer_hello.size(), h);
   m.id = link.peer;
