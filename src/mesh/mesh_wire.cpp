@@ -37,6 +37,19 @@ namespace {
 
 bool known_type(uint8_t t) { return t >= 1 && t <= kMeshMaxType; }
 
+// Appends `,"key":[...]` to a body, each element written by append_one(s, element).
+template <typename T, typename AppendOne>
+void append_list(std::string& s, const char* key, const std::vector<T>& list, AppendOne append_one) {
+  s += ",\"";
+  s += key;
+  s += "\":[";
+  for (size_t i = 0; i < list.size(); i++) {
+    if (i) s += ',';
+    append_one(s, list[i]);
+  }
+  s += ']';
+}
+
 }  // namespace
 
 MeshFrameDecoder::Status MeshFrameDecoder::frames(const char* p, size_t n, size_t& used, const OnFrame& on_frame) {
@@ -223,14 +236,7 @@ void append_update(std::string& s, const SwimUpdate& u) {
 }
 
 void append_updates(std::string& s, const char* key, const std::vector<SwimUpdate>& us) {
-  s += ",\"";
-  s += key;
-  s += "\":[";
-  for (size_t i = 0; i < us.size(); i++) {
-    if (i) s += ',';
-    append_update(s, us[i]);
-  }
-  s += ']';
+  append_list(s, key, us, append_update);
 }
 
 bool read_update(const cJSON* item, SwimUpdate& u) {
@@ -449,14 +455,7 @@ bool mesh_decode(const char* body, size_t len, MeshDone& out) {
 namespace {
 
 void append_string_list(std::string& s, const char* key, const std::vector<std::string>& list) {
-  s += ",\"";
-  s += key;
-  s += "\":[";
-  for (size_t i = 0; i < list.size(); i++) {
-    if (i) s += ',';
-    json_append_string(s, list[i]);
-  }
-  s += ']';
+  append_list(s, key, list, [](std::string& out, const std::string& v) { json_append_string(out, v); });
 }
 
 bool read_bool(const cJSON* obj, const char* key, bool& out) {
