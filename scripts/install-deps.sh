@@ -8,12 +8,15 @@
 #   fuzz   build + clang and its libFuzzer runtime, for coverage-guided fuzzing by hand (docs/testing.md)
 set -euo pipefail
 
-build_pkgs=(g++ meson ninja-build pkg-config libuv1-dev libwslay-dev libcjson-dev libssl-dev libinih-dev node-llhttp)
+# libnats-dev: the NATS cluster backbone ([cluster] backbone = nats, -Dnats; docs/cluster.md).
+build_pkgs=(g++ meson ninja-build pkg-config libuv1-dev libwslay-dev libcjson-dev libssl-dev libinih-dev node-llhttp
+            libnats-dev)
 # systemd: systemd-analyze rates the shipped unit (test/integration/test_systemd.py); systemd-container:
 # systemd-nspawn boots the package's unit under systemd (test/packaging/test_systemd.py); prometheus:
-# promtool checks /metrics and the alert rules (test_monitoring.py).
+# promtool checks /metrics and the alert rules (test_monitoring.py); nats-server: the three-server NATS
+# cluster of the backbone tests (test/integration/nats_cluster.py, test_backbones.py).
 test_pkgs=(libgtest-dev python3 python3-pytest python3-websockets iproute2 chromium systemd systemd-container
-           prometheus curl)
+           prometheus curl nats-server)
 deb_pkgs=(debhelper lintian dpkg-dev)
 rpm_pkgs=(rpm rpmlint cpio)
 # Static binaries: Debian's static archives (.a) of libuv, OpenSSL, inih and c-ares come with their
