@@ -499,7 +499,13 @@ async def test_nats_backbone_down_local_publish_cross_501_then_back(own_nats, no
         print(f"cross-node calls answered again {took:.2f}s after the servers were ready")
         await asyncio.to_thread(wait_all_alive, [n1, n2, n3], JOIN_TIMEOUT)
         assert await aapi_ok(n1, "mesh.send", {"c": cid2, "d": "back"}) == {"s": True}
-        got = await ws_recv(ws2)
-        assert got == "back", f"client of node 2 got {got!r} (the send made while the backbone was down: 501)"
+        # A 501 says the call is not known to be delivered, not that it never will be (test_mesh.py's
+        # hung node too): what node 1 sent while the backbone was down may arrive late, before "back".
+        got = [await ws_recv(ws2)]
+        while got[-1] != "back" and len(got) < 3:
+            got.append(await ws_recv(ws2))
+        assert got[-1] == "back" and set(got[:-1]) <= {"lost", "backbone down"}, \
+            f"client of node 2 received {got!r}, expected 'back' (after at most what was sent while down)"
+        print(f"client of node 2 received after the outage: {got!r}")
         assert await aapi_ok(n2, "mesh.publish", {"c": "bbd:room", "d": "together"}) == {"s": 2, "f": 0}
         assert await ws_recv(ws1) == "together" and await ws_recv(ws2) == "together"
