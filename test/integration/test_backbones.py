@@ -19,7 +19,7 @@ Written here, for both variants:
 NATS only:
 - the NATS cluster itself (three servers routed to each other, JetStream with a meta leader);
 - one NATS server of the three SIGKILLed mid-run: calls and publishes go on once the nodes'
-  connections moved to the others, nothing lost of what is sent or published after that;
+  connections moved to the others, nothing lost of what is sent, published or queued after that;
 - the whole backbone down: a node's own clients still get its `mesh.publish`, a cross-node
   `mesh.send` gets 501; after the servers restart the cross-node calls work again.
 
@@ -37,12 +37,13 @@ import time
 
 import pytest
 
-from harness import Node, NodeManager, aapi_call, aapi_ok, api_call, api_ok, meshgate_bin, ws_recv
+from harness import (Node, NodeManager, aapi_call, aapi_ok, api_call, api_ok, ev_frame_of, frame_of, meshgate_bin,
+                     ws_recv)
 from nats_cluster import NatsCluster, require_nats_server
 import test_mesh
-from test_mesh import (CALL_TIMEOUT, JOIN_TIMEOUT, SECRET, Mesh, addrs, get_route, intranet_host,
+from test_mesh import (CALL_TIMEOUT, EVENT_TIMEOUT, JOIN_TIMEOUT, SECRET, Mesh, addrs, get_route, intranet_host,
                        node_list, start_cluster, start_mesh_node, uid_map,
-                       wait_all_alive, wait_until)
+                       wait_all_alive, wait_any, wait_until)
 
 PUBLISH_WAIT_MS = 250
 RECONNECT_TIMEOUT = 20.0  # cross-node calls work again after NATS servers went away or came back
@@ -167,12 +168,12 @@ def own_nats(backbone):
         yield Backbone("nats", nats)
 
 
-async def subscribed_clients(m, where, channel, caller):
+async def subscribed_clients(m, where, channel, caller, conss=None):
     """Clients on the nodes of `where` (a list of nodes, one client per entry), each found through a
-    consumer on its own node (one per node), subscribed to `channel` by a conn.call on `caller`.
-    Returns [(node, ws, cid)]."""
+    consumer on its own node (one per node, made here unless `conss` {node id: consumer} has it),
+    subscribed to `channel` by a conn.call on `caller`. Returns [(node, ws, cid)]."""
     out = []
-    conss = {}
+    conss = {} if conss is None else conss
     for n in where:
         if n.node_id not in conss:
             conss[n.node_id] = await m.consumer_on(n)
@@ -423,7 +424,8 @@ async def test_nats_server_killed_calls_and_publishes_go_on(own_nats, nodes):
     nats = own_nats.nats
     n1, n2, n3 = await asyncio.to_thread(own_nats.start_nodes, nodes)
     async with Mesh() as m:
-        clients = await subscribed_clients(m, [n2, n3], "bbk:room", n1)
+        conss = {}
+        clients = await subscribed_clients(m, [n2, n3], "bbk:room", n1, conss)
         (_, ws2, cid2), (_, ws3, cid3) = clients
         assert await aapi_ok(n1, "mesh.publish", {"c": "bbk:room", "d": "before"}) == {"s": 2, "f": 0}
         for _, ws, _ in clients:
@@ -454,6 +456,16 @@ async def test_nats_server_killed_calls_and_publishes_go_on(own_nats, nodes):
                 assert got == [f"after {n.node_id}/{k}" for k in range(10)], f"client {cid}: {got}"
         for n in (n1, n2, n3):
             assert await aapi_ok(n, "channel.count", {"c": "bbk:room"}) == {"s": 2}, f"channel.count on {n.node_id}"
+        # Queue events of a client of node 1 (no consumer there) reach the consumers of nodes 2 and 3.
+        ws1, cid1, idx, _ = await m.client_on(n1, [conss[2], conss[3]], "/bbk-q")
+        for k in range(10):
+            await ws1.send(f"q{k}")
+        got = []
+        for k in range(10):
+            _, ev = await wait_any([conss[2], conss[3]], ev_frame_of(cid1), EVENT_TIMEOUT,
+                                   f"message {k} of node 1's client after the kill")
+            got.append(frame_of(ev)["data"])
+        assert got == [f"q{k}" for k in range(10)], f"queue events of node 1's client after the kill: {got}"
 
         # The server comes back; everything still works.
         await asyncio.to_thread(nats.start, victim)
