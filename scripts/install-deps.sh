@@ -8,7 +8,7 @@
 #   fuzz   build + clang and its libFuzzer runtime, for coverage-guided fuzzing by hand (docs/testing.md)
 set -euo pipefail
 
-build_pkgs=(g++ meson ninja-build pkg-config libuv1-dev libwslay-dev libcjson-dev libssl-dev libinih-dev node-llhttp)
+build_pkgs=(g++ meson ninja-build pkg-config libuv1-dev libwslay-dev libcjson-dev libssl-dev libinih-dev node-llhttp libnats-dev)
 # systemd: systemd-analyze rates the shipped unit (test/integration/test_systemd.py); systemd-container:
 # systemd-nspawn boots the package's unit under systemd (test/packaging/test_systemd.py); prometheus:
 # promtool checks /metrics and the alert rules (test_monitoring.py).
