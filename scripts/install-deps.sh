@@ -8,9 +8,7 @@
 #   fuzz   build + clang and its libFuzzer runtime, for coverage-guided fuzzing by hand (docs/testing.md)
 set -euo pipefail
 
-# libnats-dev: the NATS cluster backbone ([cluster] backbone = nats, -Dnats; docs/cluster.md).
-build_pkgs=(g++ meson ninja-build pkg-config libuv1-dev libwslay-dev libcjson-dev libssl-dev libinih-dev node-llhttp
-            libnats-dev)
+build_pkgs=(g++ meson ninja-build pkg-config libuv1-dev libwslay-dev libcjson-dev libssl-dev libinih-dev node-llhttp libnats-dev)
 # systemd: systemd-analyze rates the shipped unit (test/integration/test_systemd.py); systemd-container:
 # systemd-nspawn boots the package's unit under systemd (test/packaging/test_systemd.py); prometheus:
 # promtool checks /metrics and the alert rules (test_monitoring.py); nats-server: the three-server NATS

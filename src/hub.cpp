@@ -9,6 +9,9 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "mesh/mesh.h"
+#ifdef MESHGATE_NATS
+#include "nats/nats_backbone.h"
+#endif
 #include "net/listen_socket.h"
 #include "queue/spool_import.h"
 
@@ -51,6 +54,14 @@ bool Hub::open_listeners(std::vector<std::vector<int>>& worker_fds) {
   return true;
 }
 
+std::unique_ptr<Backbone> Hub::make_backbone() {
+#ifdef MESHGATE_NATS
+  if (cfg_.backbone == BackboneKind::Nats) return std::make_unique<NatsBackbone>(*this, queue_, &loop_, cfg_);
+#endif
+  if (cfg_.mesh_port != 0) return std::make_unique<Mesh>(*this, queue_, &loop_, cfg_);
+  return nullptr;
+}
+
 int Hub::fail_start(std::vector<std::vector<int>>& worker_fds) {
   for (auto& fds : worker_fds)
     for (int fd : fds) ::close(fd);
@@ -87,12 +98,12 @@ int Hub::run() {
   };
   api_.http().set_on_empty(on_http_empty);
   if (route_) route_->http().set_on_empty(on_http_empty);
-  if (cfg_.mesh_port != 0) {
-    mesh_ = std::make_unique<Mesh>(*this, queue_, &loop_, cfg_);
-    if (!mesh_->start()) return fail_start(fds);
-    queue_.set_remote(mesh_.get(), [this] { mesh_->announce_topics(); });
+  backbone_ = make_backbone();
+  if (backbone_) {
+    if (!backbone_->start()) return fail_start(fds);
+    queue_.set_remote(backbone_.get(), [this] { backbone_->announce_topics(); });
     presence_.set_on_change([this](const std::string& channel, bool held) {
-      post([this, channel, held] { mesh_->local_interest(channel, held); });
+      post([this, channel, held] { backbone_->local_interest(channel, held); });
     });
   }
   start_store();
@@ -241,7 +252,7 @@ void Hub::maybe_finish() {
   // Events this node still holds wait for a consumer, here or on another node, until drain_timeout;
   // then shutdown() appends what is left to the topics' disk logs (QueueHub::log_held).
   if (queue_.held_events() > 0 || consumers_busy) return;
-  if (mesh_ && !mesh_->flushed()) return;  // events on their way to other nodes
+  if (backbone_ && !backbone_->flushed()) return;  // events on their way to other nodes
   shutdown();
 }
 
@@ -260,7 +271,7 @@ void Hub::shutdown() {
   workers_.post_all([](Worker& w) { w.force_stop(); });  // workers still closing clients (forced stop) close them now
   queue_.log_held();
   if (store_) store_->stop();  // what the logs hold is synced, whatever the fsync mode
-  if (mesh_) mesh_->stop();
+  if (backbone_) backbone_->stop();
   api_.http().stop_listening();
   if (route_) route_->http().stop_listening();
   for (uv_signal_t* s : {&sig_term_, &sig_int_, &sig_hup_}) uv_close(reinterpret_cast<uv_handle_t*>(s), nullptr);

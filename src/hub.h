@@ -2,7 +2,7 @@
 // and route APIs, the queue, the mesh; it handles signals (drain, reload) and assembles /metrics.
 //
 // Workers post client events and API results here; the hub posts work to workers. A worker sees the
-// hub only as WorkerHost, the API only as ApiHost, the mesh only as MeshHost. Everything in the
+// hub only as WorkerHost, the API only as ApiHost, the cluster backbone only as BackboneHost. Everything in the
 // hub is touched by the hub thread only, except the members marked "any thread".
 #pragma once
 
@@ -22,7 +22,7 @@
 #include "core/config.h"
 #include "core/mailbox.h"
 #include "core/sd_notify.h"
-#include "mesh/mesh.h"
+#include "cluster/backbone.h"
 #include "net/stream.h"
 #include "queue/log_store.h"
 #include "queue/queue_hub.h"
@@ -30,7 +30,7 @@
 
 namespace mg {
 
-class Hub final : public WorkerHost, public ApiHost, public MeshHost {
+class Hub final : public WorkerHost, public ApiHost, public BackboneHost {
  public:
   explicit Hub(Config cfg);
   ~Hub();
@@ -61,15 +61,18 @@ class Hub final : public WorkerHost, public ApiHost, public MeshHost {
   std::vector<NodeInfo> route_members() const;
   // This node's client addresses, as the route API hands them out.
   NodeAddresses own_addresses(bool intranet) const override;
-  // MeshHost: a method another node called, run with local_only (api_dispatch_remote).
+  // BackboneHost: a method another node called, run with local_only (api_dispatch_remote).
   void run_remote_call(const std::string& method, const cJSON* params, const char* params_text, size_t params_len,
                        Reply reply) override;
-  Mesh* mesh() const override { return mesh_.get(); }
+  Backbone* backbone() const override { return backbone_.get(); }
   NodeInfo self_info() const override;
   std::string render_metrics() const override;
 
  private:
   bool open_listeners(std::vector<std::vector<int>>& worker_fds);
+  // The backbone [cluster] backbone names: the mesh when [mesh] port is set, NATS when chosen;
+  // null in single-node mode.
+  std::unique_ptr<Backbone> make_backbone();
   // Start-up failed half way: closes what run() opened so far (the workers' listening sockets, the
   // API, route and mesh listeners, the loop's handles) and the loop itself. Returns the exit code, 1.
   int fail_start(std::vector<std::vector<int>>& worker_fds);
@@ -118,7 +121,7 @@ class Hub final : public WorkerHost, public ApiHost, public MeshHost {
   ListenersShared listeners_shared_;  // per client listener: TLS context, admission guard, topic gate
   QueueHub queue_;
   EventIntake intake_;  // the workers' event batches into queue_ (any thread: its latches)
-  std::unique_ptr<Mesh> mesh_;
+  std::unique_ptr<Backbone> backbone_;  // the mesh or NATS; null in single-node mode
   ApiServer api_;
   std::unique_ptr<RouteApi> route_;  // when [route] port is set
   uv_signal_t sig_term_{}, sig_int_{}, sig_hup_{};

@@ -31,8 +31,8 @@ NodeInfo Hub::self_info() const {
 
 std::vector<NodeInfo> Hub::route_members() const {
   std::vector<NodeInfo> members{self_info()};
-  if (mesh_)
-    for (NodeInfo& m : mesh_->alive_peers()) members.push_back(std::move(m));
+  if (backbone_)
+    for (NodeInfo& m : backbone_->alive_peers()) members.push_back(std::move(m));
   return members;
 }
 

@@ -14,7 +14,7 @@ std::string Hub::render_metrics() const {
   w.append(metrics().render());
   w.append(render_process_metrics(process_stats()));
   queue_.render_metrics(w);
-  if (mesh_) w.append(mesh_->render_metrics());
+  if (backbone_) w.append(backbone_->render_metrics());
   api_.render_metrics(w);
   render_tls_metrics(w);
   HttpRefusals::family(w);

@@ -4,6 +4,7 @@
 #include "hub.h"
 
 #include "core/log.h"
+#include "mesh/mesh_crypto.h"
 #include "start_check.h"
 
 namespace mg {

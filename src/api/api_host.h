@@ -12,7 +12,7 @@
 
 namespace mg {
 
-class Mesh;
+class Backbone;
 class QueueHub;
 
 class ApiHost {
@@ -27,8 +27,8 @@ class ApiHost {
   // False when no worker holds a subscriber of `channel` (client/channel_presence.h); true may be wrong.
   virtual bool channel_maybe_held(const std::string& channel) const = 0;
   virtual QueueHub& queue() = 0;
-  // The mesh, or nullptr in single-node mode.
-  virtual Mesh* mesh() const = 0;
+  // The cluster backbone (the mesh or NATS), or nullptr in single-node mode.
+  virtual Backbone* backbone() const = 0;
   // This node as the route API and node.list show it.
   virtual NodeInfo self_info() const = 0;
   // GET /metrics: the whole Prometheus page.

@@ -13,7 +13,7 @@
 #include "core/json_text.h"
 #include "core/metrics.h"
 #include "core/snowflake.h"
-#include "mesh/mesh.h"
+#include "cluster/backbone.h"
 
 namespace mg {
 
@@ -96,12 +96,12 @@ std::string params_json(const ApiCall& c) {
 }
 
 // Runs `work` on the worker that owns `client` and replies with its result; a client of another
-// node is the mesh's (unless this call came from another node: then it is not here).
+// node is the backbone's (unless this call came from another node: then it is not here).
 void on_owner(ApiCall& c, const char* method, uint64_t client, int not_here_code, std::function<ApiResult(Worker&)> work) {
   if (c.host.workers().on_owner(client, std::move(work), c.reply)) return;
-  Mesh* mesh = c.host.mesh();
-  if (mesh && !c.local_only && snowflake_node(client) != static_cast<unsigned>(c.host.config().node_id)) {
-    mesh->call(snowflake_node(client), method, params_json(c), not_here_code, c.reply);
+  Backbone* cluster = c.host.backbone();
+  if (cluster && !c.local_only && snowflake_node(client) != static_cast<unsigned>(c.host.config().node_id)) {
+    cluster->call(snowflake_node(client), method, params_json(c), not_here_code, c.reply);
     return;
   }
   c.reply(ApiResult::error(not_here_code, "client not connected"));
@@ -121,7 +121,7 @@ FanoutCount peer_count(const ApiResult& r) {
 }
 
 // Runs a fan-out on this node's workers and, unless the call came from another node, on every
-// alive node of the mesh (with `channel`, only on those that hold subscribers of it: a node left out
+// alive node of the cluster (with `channel`, only on those that hold subscribers of it: a node left out
 // would have counted 0); replies with the sum, built by `result`. With `local` false this node's
 // workers are left out: they hold nothing for it (a publish to a channel none of them holds).
 void cluster_fanout(ApiCall& c, const char* method, std::function<FanoutCount(Worker&)> op,
@@ -129,12 +129,12 @@ void cluster_fanout(ApiCall& c, const char* method, std::function<FanoutCount(Wo
                     const std::string* channel = nullptr) {
   Reply reply = c.reply;
   auto add = fanout_sum(2, [reply, result](const FanoutCount& n) { reply(ApiResult::ok(result(n))); });
-  Mesh* mesh = c.local_only ? nullptr : c.host.mesh();
-  std::string params = mesh ? params_json(c) : "";
+  Backbone* cluster = c.local_only ? nullptr : c.host.backbone();
+  std::string params = cluster ? params_json(c) : "";
   if (local) c.host.workers().fanout_sum(std::move(op), add);
   else add(FanoutCount{});
-  if (!mesh) return add(FanoutCount{});
-  mesh->fanout(method, params, [add](std::vector<ApiResult> answers) {
+  if (!cluster) return add(FanoutCount{});
+  cluster->fanout(method, params, [add](std::vector<ApiResult> answers) {
     std::vector<FanoutCount> counts;
     for (const ApiResult& a : answers) counts.push_back(peer_count(a));
     add(fanout_total(counts));
@@ -171,7 +171,7 @@ void mesh_send(ApiCall& c) {
     if (r == SendResult::Ok) return ApiResult::ok("{\"s\":true}");
     return ApiResult::error(401, send_failure(r));
   });
-  if (!c.host.workers().owner(id) && !c.host.mesh()) inc(metrics().sends[static_cast<int>(SendResult::NotConnected)]);
+  if (!c.host.workers().owner(id) && !c.host.backbone()) inc(metrics().sends[static_cast<int>(SendResult::NotConnected)]);
 }
 
 void mesh_publish(ApiCall& c) {
@@ -205,16 +205,16 @@ void conn_call(ApiCall& c) {
   auto call = std::make_shared<ConnCall>();
   std::string error;
   if (!parse_conn_call(param(c, "f"), param(c, "a"), *call, error)) return invalid(c, error);
-  Mesh* mesh = c.host.mesh();
-  if (call->fn == ConnCall::Fn::Subscribe && mesh && c.host.workers().owner(id)) {
+  Backbone* cluster = c.host.backbone();
+  if (call->fn == ConnCall::Fn::Subscribe && cluster && c.host.workers().owner(id)) {
     // The subscribe rule (docs/cluster.md "Interest routing"): answered only once every alive peer
     // knows this node holds the channel (or after call_timeout), so that a publish started anywhere
     // after the answer reaches the new subscriber. The worker's change reached the hub before its
     // answer (one mailbox), so the barrier covers it.
     Reply reply = c.reply;
-    c.reply = [mesh, reply](const ApiResult& r) {
+    c.reply = [cluster, reply](const ApiResult& r) {
       if (r.code != 0) return reply(r);
-      mesh->interest_barrier([reply, r] { reply(r); });
+      cluster->interest_barrier([reply, r] { reply(r); });
     };
   }
   on_owner(c, "conn.call", id, 301, [id, call](Worker& w) { return w.conn_call(id, *call); });

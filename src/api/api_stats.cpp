@@ -12,7 +12,7 @@
 #include "core/metrics.h"
 #include "core/metrics_process.h"
 #include "core/node_info.h"
-#include "mesh/mesh.h"
+#include "cluster/backbone.h"
 #include "queue/queue_hub.h"
 
 namespace mg {
@@ -36,16 +36,16 @@ bool run_here(ApiCall& c, const char* method) {
     return false;
   }
   if (id == c.host.config().node_id || c.local_only) return true;
-  Mesh* mesh = c.host.mesh();
+  Backbone* cluster = c.host.backbone();
   bool alive = false;
-  if (mesh)
-    for (const NodeInfo& m : mesh->alive_peers()) alive = alive || m.node_id == static_cast<unsigned>(id);
+  if (cluster)
+    for (const NodeInfo& m : cluster->alive_peers()) alive = alive || m.node_id == static_cast<unsigned>(id);
   if (!alive) {
-    c.reply(ApiResult::error(501, "node " + std::to_string(id) + " is not an alive member of the mesh"));
+    c.reply(ApiResult::error(501, "node " + std::to_string(id) + " is not an alive member of the cluster"));
     return false;
   }
   std::string params = c.params_text ? std::string(c.params_text, c.params_len) : json_print(c.params);
-  mesh->call(static_cast<unsigned>(id), method, params, 501, c.reply);
+  cluster->call(static_cast<unsigned>(id), method, params, 501, c.reply);
   return false;
 }
 

@@ -4,7 +4,7 @@
 
 #include "api/api_host.h"
 #include "core/json_text.h"
-#include "mesh/mesh.h"
+#include "cluster/backbone.h"
 
 namespace mg {
 
@@ -32,10 +32,13 @@ void append_node_json(std::string& s, const NodeInfo& m, const std::string& name
 std::string node_list_json(const ApiHost& host) {
   std::string s = "{\"nodes\":[";
   append_node_json(s, host.self_info(), host.config().node_name, true, true, "");
-  if (const Mesh* mesh = host.mesh()) {
-    for (const MeshMemberView& m : mesh->members()) {
-      std::string extra = ",\"mesh_addr\":";
-      json_append_string(extra, m.mesh_addr);
+  if (const Backbone* cluster = host.backbone()) {
+    for (const MemberView& m : cluster->members()) {
+      std::string extra;
+      if (!m.addr.empty()) {
+        extra = ",\"mesh_addr\":";
+        json_append_string(extra, m.addr);
+      }
       if (m.rtt_ms >= 0) extra += ",\"rtt_ms\":" + std::to_string(static_cast<uint64_t>(m.rtt_ms));
       s += ',';
       append_node_json(s, m.info, m.name, m.alive, false, extra);

@@ -228,6 +228,30 @@ const std::map<std::string, Setter>& global_keys() {
       {"limits.message_timeout", uint_key(&Config::limits, &ClientLimits::message_timeout, 0, 86400)},
       {"limits.handshake_budget", uint_key(&Config::limits, &ClientLimits::handshake_budget, 0, 1000000)},
       {"limits.accept_budget", uint_key(&Config::limits, &ClientLimits::accept_budget, 0, 1000000)},
+      {"cluster.backbone", [](Config& c, const std::string& v) -> std::string {
+         if (v == "mesh") c.backbone = BackboneKind::Mesh;
+         else if (v == "nats") c.backbone = BackboneKind::Nats;
+         else return "expected mesh or nats";
+         return "";
+       }},
+      {"nats.servers", [](Config& c, const std::string& v) -> std::string {
+         c.nats_servers = split_list(v);
+         for (const std::string& s : c.nats_servers)
+           if (s.rfind("nats://", 0) != 0 && s.rfind("tls://", 0) != 0)
+             return "expected nats://host:port or tls://host:port, ... (\"" + s + "\")";
+         return "";
+       }},
+      {"nats.user", string_key(&Config::nats_user)},
+      {"nats.password", string_key(&Config::nats_password)},
+      {"nats.token", string_key(&Config::nats_token)},
+      {"nats.creds", string_key(&Config::nats_creds)},
+      {"nats.tls_ca", string_key(&Config::nats_tls_ca)},
+      {"nats.tls_cert", string_key(&Config::nats_tls_cert)},
+      {"nats.tls_key", string_key(&Config::nats_tls_key)},
+      {"nats.publish_wait_ms", uint_key(&Config::nats_publish_wait_ms, 1, 60000)},
+      {"nats.max_pending_bytes", uint_key(&Config::nats_max_pending_bytes, 65536, 1ull << 40)},
+      {"nats.stream_max_bytes", uint_key(&Config::nats_stream_max_bytes, 1ull << 20, 1ull << 50)},
+      {"nats.stream_replicas", uint_key(&Config::nats_stream_replicas, 1, 5)},
       {"mesh.bind", string_key(&Config::mesh_bind)},
       {"mesh.port", uint_key(&Config::mesh_port, 0, 65535)},
       {"mesh.advertise", string_key(&Config::mesh_advertise)},
@@ -409,6 +433,17 @@ std::string validate(const Config& c, const ParseState& st) {
     auto it = st.key_line.find(key);
     return it == st.key_line.end() ? 0 : it->second;
   };
+  if (c.backbone == BackboneKind::Nats) {
+#ifndef MESHGATE_NATS
+    return at(line_of("cluster.backbone"), "[cluster] backbone = nats: this build has no NATS support (built with -Dnats=disabled)");
+#endif
+    if (c.nats_servers.empty()) return at(line_of("cluster.backbone"), "[cluster] backbone = nats needs [nats] servers");
+    if (!c.nats_user.empty() != !c.nats_password.empty())
+      return at(std::max(line_of("nats.user"), line_of("nats.password")), "[nats] user and password go together");
+    if (!c.nats_tls_cert.empty() != !c.nats_tls_key.empty())
+      return at(std::max(line_of("nats.tls_cert"), line_of("nats.tls_key")), "[nats] tls_cert and tls_key go together");
+    if (c.mesh_port != 0) return at(line_of("mesh.port"), "[mesh] port: the mesh does not run with [cluster] backbone = nats (set it to 0)");
+  }
   if (c.mesh_port != 0 && c.mesh_secret.empty())
     return at(line_of("mesh.port"), "[mesh] secret is required when the mesh is on (port != 0)");
   for (const ApiToken& t : c.api_tokens)
@@ -520,6 +555,15 @@ std::vector<std::string> keys_needing_restart(const Config& a, const Config& b) 
   check("[queue] store", a.queue_storage.disk == b.queue_storage.disk);
   check("[queue] fsync, fsync_interval", a.queue_storage.fsync == b.queue_storage.fsync &&
                                              a.queue_storage.fsync_interval_ms == b.queue_storage.fsync_interval_ms);
+  check("[cluster] backbone", a.backbone == b.backbone);
+  check("[nats] (every key)", a.nats_servers == b.nats_servers && a.nats_user == b.nats_user &&
+                                  a.nats_password == b.nats_password && a.nats_token == b.nats_token &&
+                                  a.nats_creds == b.nats_creds && a.nats_tls_ca == b.nats_tls_ca &&
+                                  a.nats_tls_cert == b.nats_tls_cert && a.nats_tls_key == b.nats_tls_key &&
+                                  a.nats_publish_wait_ms == b.nats_publish_wait_ms &&
+                                  a.nats_max_pending_bytes == b.nats_max_pending_bytes &&
+                                  a.nats_stream_max_bytes == b.nats_stream_max_bytes &&
+                                  a.nats_stream_replicas == b.nats_stream_replicas);
   check("[mesh] bind", a.mesh_bind == b.mesh_bind);
   check("[mesh] port", a.mesh_port == b.mesh_port);
   check("[mesh] advertise", a.mesh_advertise == b.mesh_advertise);

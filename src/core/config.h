@@ -15,6 +15,7 @@ namespace mg {
 
 enum class ListenerType { Ws, Tcp };
 enum class Framing { Line, Len32 };
+enum class BackboneKind { Mesh, Nats };
 
 
 // One client listener ([listener.NAME]).
@@ -95,6 +96,27 @@ struct Config {
   QueueLimits queue;
   bool queue_pause_on_overflow = true;  // [queue] overflow = pause (else drop); a listener may override
   QueueStorage queue_storage;           // [queue] store (a listener may override), fsync, fsync_interval
+  // [cluster]: which backbone carries the calls between nodes (cluster/backbone.h). The mesh's
+  // cluster, dead_after, call_timeout and max_interest ([mesh]) apply to either.
+  BackboneKind backbone = BackboneKind::Mesh;
+  // [nats]: the NATS servers when backbone = nats (docs/cluster.md "NATS").
+  std::vector<std::string> nats_servers;  // nats://host:port or tls://host:port
+  std::string nats_user, nats_password, nats_token;
+  std::string nats_creds;  // a .creds file (JWT and nkey seed)
+  std::string nats_tls_ca, nats_tls_cert, nats_tls_key;
+  // How long a channel's publish (and channel.count) waits for the nodes that hold it to answer
+  // with their counts: NATS does not say how many will (docs/cluster.md "s and f over NATS").
+  uint32_t nats_publish_wait_ms = 20;
+  // What the client library may hold for a subscription before it drops (a slow consumer, counted).
+  uint64_t nats_max_pending_bytes = 64ull << 20;
+  // The JetStream work-queue stream that carries queue events across nodes: its bound in bytes
+  // (past it the stream refuses, and events wait in their topic under its bound and overflow
+  // policy) and its replicas (1..5, at most the number of NATS servers).
+  uint64_t nats_stream_max_bytes = 256ull << 20;
+  uint32_t nats_stream_replicas = 1;
+  // A backbone runs: the mesh (its port set) or NATS.
+  bool clustered() const { return mesh_port != 0 || backbone == BackboneKind::Nats; }
+
   // [mesh]
   std::string mesh_bind = "0.0.0.0";
   int mesh_port = 0;  // 0 = single-node mode

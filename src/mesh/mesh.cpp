@@ -36,7 +36,7 @@ uint64_t wall_ms() {
 
 }  // namespace
 
-Mesh::Mesh(MeshHost& host, QueueHub& queue, uv_loop_t* loop, const Config& cfg)
+Mesh::Mesh(BackboneHost& host, QueueHub& queue, uv_loop_t* loop, const Config& cfg)
     : host_(host), queue_(queue), cfg_(cfg), loop_(loop), self_(static_cast<unsigned>(cfg.node_id)),
       tick_ms_(std::max<uint64_t>(10, SwimTiming::from_dead_after(uint64_t{cfg.mesh_dead_after} * 1000).probe_timeout_ms / 3)),
       swim_(self_, wall_ms(), SwimTiming::from_dead_after(uint64_t{cfg.mesh_dead_after} * 1000),
@@ -411,10 +411,10 @@ std::vector<NodeInfo> Mesh::alive_peers() const {
   return out;
 }
 
-std::vector<MeshMemberView> Mesh::members() const {
-  std::vector<MeshMemberView> out;
+std::vector<MemberView> Mesh::members() const {
+  std::vector<MemberView> out;
   for (const auto& [id, m] : members_)
-    out.push_back(MeshMemberView{NodeInfo{id, m.weight, m.connections, m.external, m.intranet}, m.name, m.mesh_addr,
+    out.push_back(MemberView{NodeInfo{id, m.weight, m.connections, m.external, m.intranet}, m.name, m.mesh_addr,
                                  m.alive, m.suspect, m.rtt_ms});
   return out;
 }

@@ -21,7 +21,7 @@
 // the fan-out to every peer, mesh_queue.cpp the queue across the mesh (TOPICS/EVENT/DONE), mesh_interest.cpp which
 // node holds which channel (INTEREST/INTEREST_ACK) and the subscribe barrier. Every frame
 // body is written and read in mesh_wire. What the mesh needs of the node it runs in comes through
-// MeshHost (the hub implements it), so nothing here includes the API or the hub.
+// BackboneHost (the hub implements it), so nothing here includes the API or the hub.
 //
 // Everything here runs on the hub thread.
 #pragma once
@@ -44,82 +44,62 @@
 #include "core/config.h"
 #include "core/log_limit.h"
 #include "core/node_info.h"
+#include "cluster/backbone.h"
 #include "mesh/mesh_link.h"
 #include "mesh/swim.h"
 #include "queue/queue_hub.h"
 
 namespace mg {
 
-// What the mesh needs of the node it runs in (the hub); hub thread only.
-class MeshHost {
+// The mesh as the cluster backbone (cluster/backbone.h has each method's contract; what is
+// particular to the mesh is said here).
+class Mesh final : public Backbone {
  public:
-  virtual uint64_t client_count() const = 0;
-  virtual NodeAddresses own_addresses(bool intranet) const = 0;
-  virtual bool draining() const = 0;
-  // Runs an API method another node called, on this node only; answers 101 for a method that
-  // cannot be called remotely and for a call without params (`params` null). `params_text` is the
-  // raw text of `params`, valid during the call only; `params` lives until `reply` is called.
-  virtual void run_remote_call(const std::string& method, const cJSON* params, const char* params_text,
-                               size_t params_len, Reply reply) = 0;
-
- protected:
-  ~MeshHost() = default;
-};
-
-// A peer as node.list shows it (alive or dead).
-struct MeshMemberView {
-  NodeInfo info;
-  std::string name, mesh_addr;
-  bool alive = false;    // alive or suspect
-  bool suspect = false;  // alive for routing, but a probe of it failed (SWIM suspicion)
-  double rtt_ms = -1;    // the last direct probe's round trip, -1 when none was measured
-};
-
-class Mesh final : public RemoteQueue {
- public:
-  Mesh(MeshHost& host, QueueHub& queue, uv_loop_t* loop, const Config& cfg);
+  Mesh(BackboneHost& host, QueueHub& queue, uv_loop_t* loop, const Config& cfg);
   ~Mesh();
+  const char* kind() const override { return "mesh"; }
   // Listens and starts dialling the seeds. False when the mesh port cannot be bound.
-  bool start();
+  bool start() override;
   // Tells every peer this node leaves (SWIM dead with "left") and closes every link (node
   // shutdown): peers see it leave at once.
-  void stop();
+  void stop() override;
 
   // Runs `method` on node `node` (not this one). Unknown node: `not_here_code` "client not
   // connected"; dead, congested or silent node: 501.
-  void call(unsigned node, const std::string& method, const std::string& params_json, int not_here_code, Reply reply);
+  void call(unsigned node, const std::string& method, const std::string& params_json, int not_here_code,
+            Reply reply) override;
   // Runs `method` (a fan-out: publish, broadcast, channel.count) on every alive peer and calls
   // `done` with every peer's answer (an error for a peer that failed or timed out) once all have
   // answered. The mesh does not read the answers: the caller knows their shape and merges them.
   // With `channel` set, only the peers that may hold a subscriber of it are called (their interest
   // says so, or is not known yet): a peer left out holds nothing for it and answers nothing.
   void fanout(const std::string& method, const std::string& params_json,
-              std::function<void(std::vector<ApiResult>)> done, const std::string* channel = nullptr);
+              std::function<void(std::vector<ApiResult>)> done, const std::string* channel = nullptr) override;
 
   // mesh_interest.cpp. A worker of this node got the first subscriber of `channel` (held) or lost
   // its last (not held): counted per worker, and the node's set changes when the first worker
   // takes a channel or the last one drops it. Peers are told at the end of this loop turn.
-  void local_interest(const std::string& channel, bool held);
+  void local_interest(const std::string& channel, bool held) override;
   // Calls `done` once every alive peer has applied every change of this node's interest made so far
   // (INTEREST_ACK), or after call_timeout, or at once when nothing waits (the subscribe rule,
   // docs/cluster.md "Interest routing"). `done` runs on the hub thread, never inside this call's caller
   // when something waits.
-  void interest_barrier(std::function<void()> done);
+  void interest_barrier(std::function<void()> done) override;
 
   // Alive peers (this node not included).
-  std::vector<NodeInfo> alive_peers() const;
+  std::vector<NodeInfo> alive_peers() const override;
   // Every peer ever heard of, by id.
-  std::vector<MeshMemberView> members() const;
-  std::string render_metrics() const;
+  std::vector<MemberView> members() const override;
+  std::string render_metrics() const override;
   // Nothing waits to be sent on any link.
-  bool flushed() const;
+  bool flushed() const override;
 
   // RemoteQueue
   bool remote_ready(unsigned node) const override;
   void remote_forward(unsigned node, const QueueEvent& ev) override;
   void remote_done(unsigned producer, uint64_t fwd) override;
   // Tell every peer which topics this node has consumers for.
-  void announce_topics();
+  void announce_topics() override;
 
   // From MeshLink.
   void on_frame(MeshLink& link, MeshType type, const char* body, size_t len);
@@ -274,7 +254,7 @@ class Mesh final : public RemoteQueue {
   void settle_barriers(uint64_t t, bool all = false);
   bool may_hold(const Member& m, const std::string& channel) const;
 
-  MeshHost& host_;
+  BackboneHost& host_;
   QueueHub& queue_;
   const Config& cfg_;
   uv_loop_t* loop_;

@@ -1,6 +1,6 @@
 // Remote calls: an API method run on another node (CALL), its answer (REPLY) matched by sequence
 // number, the deadline every call has (call_timeout), and the fan-out of one method to every alive
-// peer. Calls that arrive here are run by the host (MeshHost::run_remote_call), on this node only.
+// peer. Calls that arrive here are run by the host (BackboneHost::run_remote_call), on this node only.
 #include <memory>
 #include <string>
 #include <utility>

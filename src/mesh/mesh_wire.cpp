@@ -113,34 +113,6 @@ std::string raw_member(const char* body, size_t len, const char* key, const char
   return fallback;
 }
 
-void append_addresses(std::string& s, const NodeAddresses& a) {
-  s += "{\"tcp\":";
-  json_append_string(s, a.tcp);
-  s += ",\"ws\":";
-  json_append_string(s, a.ws);
-  s += ",\"wss\":";
-  json_append_string(s, a.wss);
-  s += '}';
-}
-
-// Route weights are doubles by nature: any finite positive number up to 1e6, else 1.
-double read_weight(const cJSON* o) {
-  const cJSON* w = cJSON_GetObjectItemCaseSensitive(o, "weight");
-  return cJSON_IsNumber(w) && w->valuedouble > 0 && w->valuedouble <= 1e6 ? w->valuedouble : 1;
-}
-
-// ,"weight":W as the C++ stream writes a double (shortest form that reads back).
-void append_weight(std::string& s, double weight) {
-  std::ostringstream w;
-  w << weight;
-  s += ",\"weight\":" + w.str();
-}
-
-NodeAddresses read_addresses(const cJSON* obj, const char* key) {
-  const cJSON* a = cJSON_GetObjectItemCaseSensitive(obj, key);
-  return NodeAddresses{mesh_read_string(a, "tcp"), mesh_read_string(a, "ws"), mesh_read_string(a, "wss")};
-}
-
 // A body of one string member: {"key":value}, and its reader ("" when missing or not a string).
 std::string string_body(const char* key, const std::string& value) {
   std::string s = "{\"";
@@ -170,11 +142,11 @@ std::string mesh_encode(const MeshHello& b) {
   if (b.has_enc) s += b.enc ? ",\"enc\":true" : ",\"enc\":false";
   s += ",\"mesh\":";
   json_append_string(s, b.mesh);
-  append_weight(s, b.weight);
+  mesh_append_weight(s, b.weight);
   s += ",\"conns\":" + std::to_string(b.conns) + ",\"ext\":";
-  append_addresses(s, b.ext);
+  mesh_append_addresses(s, b.ext);
   s += ",\"int\":";
-  append_addresses(s, b.intranet);
+  mesh_append_addresses(s, b.intranet);
   s += ",\"inc\":" + std::to_string(b.inc);
   if (b.sync) s += ",\"sync\":true";
   s += '}';
@@ -194,10 +166,10 @@ bool mesh_decode(const char* body, size_t len, MeshHello& out) {
   out.has_enc = cJSON_IsBool(enc);
   out.enc = cJSON_IsTrue(enc);
   out.mesh = mesh_read_string(o, "mesh");
-  out.weight = read_weight(o);
+  out.weight = mesh_read_weight(o);
   if (!mesh_read_uint(o, "conns", kJsonMaxExactInt, 0, out.conns)) out.conns = 0;
-  out.ext = read_addresses(o, "ext");
-  out.intranet = read_addresses(o, "int");
+  out.ext = mesh_read_addresses(o, "ext");
+  out.intranet = mesh_read_addresses(o, "int");
   if (!mesh_read_uint(o, "inc", kJsonMaxExactInt, 0, out.inc)) out.inc = 0;
   out.sync = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "sync"));
   return true;
@@ -225,11 +197,11 @@ void append_update(std::string& s, const SwimUpdate& u) {
     json_append_string(s, u.info.name);
     s += ",\"mesh\":";
     json_append_string(s, u.info.mesh_addr);
-    append_weight(s, u.info.weight);
+    mesh_append_weight(s, u.info.weight);
     s += ",\"conns\":" + std::to_string(u.info.conns) + ",\"ext\":";
-    append_addresses(s, u.info.ext);
+    mesh_append_addresses(s, u.info.ext);
     s += ",\"int\":";
-    append_addresses(s, u.info.intranet);
+    mesh_append_addresses(s, u.info.intranet);
     s += '}';
   }
   s += '}';
@@ -255,10 +227,10 @@ bool read_update(const cJSON* item, SwimUpdate& u) {
   if (u.has_info) {
     u.info.name = mesh_read_string(a, "name");
     u.info.mesh_addr = mesh_read_string(a, "mesh");
-    u.info.weight = read_weight(a);
+    u.info.weight = mesh_read_weight(a);
     if (!mesh_read_uint(a, "conns", kJsonMaxExactInt, 0, u.info.conns)) u.info.conns = 0;
-    u.info.ext = read_addresses(a, "ext");
-    u.info.intranet = read_addresses(a, "int");
+    u.info.ext = mesh_read_addresses(a, "ext");
+    u.info.intranet = mesh_read_addresses(a, "int");
   }
   return true;
 }
@@ -527,6 +499,34 @@ std::vector<MeshInterest> mesh_interest_split(bool full, const std::vector<std::
 
 bool mesh_body_is_object(const char* body, size_t len) { return static_cast<bool>(parse_object(body, len)); }
 
+
+void mesh_append_addresses(std::string& s, const NodeAddresses& a) {
+  s += "{\"tcp\":";
+  json_append_string(s, a.tcp);
+  s += ",\"ws\":";
+  json_append_string(s, a.ws);
+  s += ",\"wss\":";
+  json_append_string(s, a.wss);
+  s += '}';
+}
+
+// Route weights are doubles by nature: any finite positive number up to 1e6, else 1.
+double mesh_read_weight(const cJSON* o) {
+  const cJSON* w = cJSON_GetObjectItemCaseSensitive(o, "weight");
+  return cJSON_IsNumber(w) && w->valuedouble > 0 && w->valuedouble <= 1e6 ? w->valuedouble : 1;
+}
+
+// ,"weight":W as the C++ stream writes a double (shortest form that reads back).
+void mesh_append_weight(std::string& s, double weight) {
+  std::ostringstream w;
+  w << weight;
+  s += ",\"weight\":" + w.str();
+}
+
+NodeAddresses mesh_read_addresses(const cJSON* obj, const char* key) {
+  const cJSON* a = cJSON_GetObjectItemCaseSensitive(obj, key);
+  return NodeAddresses{mesh_read_string(a, "tcp"), mesh_read_string(a, "ws"), mesh_read_string(a, "wss")};
+}
 
 bool mesh_read_uint(const cJSON* obj, const char* key, uint64_t max, uint64_t fallback, uint64_t& out) {
   const cJSON* v = cJSON_GetObjectItemCaseSensitive(obj, key);

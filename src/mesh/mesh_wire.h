@@ -256,6 +256,12 @@ bool mesh_body_is_object(const char* body, size_t len);
 bool mesh_read_uint(const cJSON* obj, const char* key, uint64_t max, uint64_t fallback, uint64_t& out);
 // A string field, or "" when it is missing or not a string.
 std::string mesh_read_string(const cJSON* obj, const char* key);
+// A node's client addresses as {"tcp":..,"ws":..,"wss":..}, and ,"weight":W (its route weight; read
+// back as 1 unless a finite number in (0, 1e6]): the parts of a node's description every body shares.
+void mesh_append_addresses(std::string& s, const NodeAddresses& a);
+NodeAddresses mesh_read_addresses(const cJSON* obj, const char* key);
+void mesh_append_weight(std::string& s, double weight);
+double mesh_read_weight(const cJSON* o);
 
 // A random nonce for HELLO (base64 of 16 bytes from OpenSSL's RAND_bytes).
 std::string mesh_nonce();

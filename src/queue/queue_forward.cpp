@@ -40,6 +40,18 @@ void QueueHub::remote_done(uint64_t fwd) {
   forget_forwarded(it);
 }
 
+void QueueHub::remote_refused(uint64_t fwd) {
+  auto it = forwarded_.find(fwd);
+  if (it == forwarded_.end()) return;
+  QueueEvent ev = std::move(it->second.ev);
+  forget_forwarded(it);
+  ev.hops = 0;
+  Topic* t = topic(ev.topic, true);
+  if (!t) return lost(ev);
+  enqueue(*t, Pending{std::move(ev), nullptr}, true);
+  dispatch(*t);  // to a consumer that came meanwhile; the backbone says when it takes events again
+}
+
 void QueueHub::requeue_forwarded(const std::function<bool(const Forwarded&)>& which, bool each_failed) {
   std::vector<uint64_t> ids;
   for (const auto& [fwd, f] : forwarded_)  // by handle: oldest first

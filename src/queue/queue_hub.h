@@ -176,6 +176,10 @@ class QueueHub {
   void remote_ready_changed();
   // The consuming node consumed our forwarded event `fwd`.
   void remote_done(uint64_t fwd);
+  // The backbone could not take our forwarded event `fwd` (NATS: its stream is full or did not
+  // answer): it goes back to the front of its topic, not charged as a failed delivery, and waits
+  // there under the topic's bound and overflow policy until the backbone is ready again.
+  void remote_refused(uint64_t fwd);
   // Why an event was discarded rather than delivered (the `reason` label).
   enum class Discard { InvalidText, MaxDeliveries };
   // Counts and logs (rate-limited) an event dropped as poison; also used by the mesh for an EVENT

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Includes run one way (docs/architecture.md, "Layers"): every #include "folder/..." in src/ names a
 folder below the including file's own, never one beside or above it, with the two exceptions the
-architecture states (client/ and mesh/ may use queue/'s event and remote-queue types). Prints each
+architecture states (client/, mesh/ and nats/ may use queue/'s event and remote-queue types, and both backbones
+implement cluster/'s interface; nats/ sends the mesh's frame bodies, mesh/mesh_wire.h). Prints each
 include that runs the wrong way and exits 1 if there is any.
 
     test/lint/check_layers.py [SRC_DIR]
@@ -16,14 +17,15 @@ LEVEL = {
     "net": 1,
     "ws": 2,
     "http": 3, "dashboard": 3,
-    "client": 4, "queue": 4, "mesh": 4,
+    "client": 4, "queue": 4, "cluster": 4, "mesh": 4, "nats": 4,
     "route": 5, "api": 5,
     "hub": 6, "start_check": 6,
     "cli": 7,
     "main": 8,
 }
 # Same-level includes that are part of the design: (from, to).
-ALLOWED_SIDEWAYS = {("client", "queue"), ("mesh", "queue"), ("hub", "start_check"), ("main", "start_check")}
+ALLOWED_SIDEWAYS = {("client", "queue"), ("mesh", "queue"), ("nats", "queue"), ("cluster", "queue"),
+                    ("mesh", "cluster"), ("nats", "cluster"), ("nats", "mesh"), ("hub", "start_check"), ("main", "start_check")}
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
 
 

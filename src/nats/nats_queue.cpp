@@ -1,0 +1,268 @@
+// The queue across nodes over NATS: a JetStream work-queue stream (docs/cluster.md "Queue events
+// over NATS"). The JetStream API is spoken as plain requests on this node's inbox (no call blocks the
+// hub thread):
+//
+//   producer  an event of a topic with no consumer here, while some node has consumers for it
+//             (their heartbeats say so), is published to P.q.<topic hex>.<partition> (partition: of
+//             its client, so one client's events stay in one partition, in order) with a reply
+//             subject: the stream's acknowledgement hands the event over (QueueHub::remote_done;
+//             it now survives this node), its refusal (stream full: the bound) gives it back to its
+//             topic (QueueHub::remote_refused), under the topic's own bound and overflow policy,
+//             and no forwarding for a second
+//   consumer  each partition of a topic is pulled by one node of those with consumers for it (a
+//             rendezvous pick every node makes alike), from a durable pull consumer per partition;
+//             what it pulls goes into its local topic, and is acknowledged to JetStream when the
+//             local queue is done with it (consumed, or discarded as poison). An event not
+//             acknowledged within ack_wait (its node died) is given again to the partition's owner
+//             then: at-least-once, whichever gateway node dies
+#include <cstdio>
+#include <cstring>
+
+#include "core/hrw.h"
+#include "core/log.h"
+#include "core/log_text.h"
+#include "nats/nats_backbone.h"
+
+namespace mg {
+
+namespace {
+
+constexpr unsigned kPartitions = 8;
+constexpr unsigned kPullBatch = 64;
+constexpr uint64_t kPullExpiresMs = 5000;
+constexpr size_t kMaxPulledPerPartition = 1024;  // pulled, not yet acknowledged
+
+// The JetStream API's error in a response body, or 0 for a success.
+int js_error(const char* data, size_t len, std::string& description) {
+  JsonPtr doc = json_parse_strict(data, len);
+  const cJSON* err = cJSON_GetObjectItemCaseSensitive(doc.get(), "error");
+  if (!doc) {
+    description = "not a JetStream answer";
+    return -1;
+  }
+  if (!err) return 0;
+  int64_t code = 0;
+  json_integer(cJSON_GetObjectItemCaseSensitive(err, "err_code"), 0, 1 << 30, code);
+  description = mesh_read_string(err, "description");
+  return code ? static_cast<int>(code) : -1;
+}
+
+// A status-only message (no responders, a pull's end): its status code, else 0.
+int status_of(natsMsg* m) {
+  if (natsMsg_GetDataLength(m) > 0) return 0;
+  const char* v = nullptr;
+  if (natsMsgHeader_Get(m, "Status", &v) != NATS_OK || !v) return 0;
+  return std::atoi(v);
+}
+
+}  // namespace
+
+std::string NatsBackbone::stream_name() const {
+  std::string s = "MG_" + prefix_;
+  for (char& c : s)
+    if (c == '.') c = '_';
+  return s;
+}
+
+void NatsBackbone::js_request(const std::string& subject, const std::string& body,
+                              std::function<void(const MsgPtr&)> done) {
+  Pending p;
+  p.kind = Pending::Kind::Js;
+  p.deadline_ms = now() + uint64_t{cfg_.mesh_call_timeout} * 1000;
+  p.js_done = std::move(done);
+  uint64_t seq = new_pending(std::move(p));
+  publish(subject, body, inbox_subject(seq).c_str());
+}
+
+void NatsBackbone::ensure_stream(bool update) {
+  std::string cfg = "{\"name\":\"" + stream_name() + "\",\"subjects\":[\"" + prefix_ +
+                    ".q.>\"],\"retention\":\"workqueue\",\"storage\":\"file\",\"discard\":\"new\",\"max_bytes\":" +
+                    std::to_string(cfg_.nats_stream_max_bytes) + ",\"num_replicas\":" +
+                    std::to_string(cfg_.nats_stream_replicas) + "}";
+  js_request("$JS.API.STREAM." + std::string(update ? "UPDATE." : "CREATE.") + stream_name(), cfg,
+             [this, update](const MsgPtr& m) {
+               std::string why = "no answer";
+               int code = m ? (status_of(m.get()) ? -2 : js_error(natsMsg_GetData(m.get()), natsMsg_GetDataLength(m.get()), why)) : -1;
+               if (code == -2) why = "JetStream is not enabled on the NATS servers";
+               if (code == 10058 && !update) return ensure_stream(true);  // exists with another configuration
+               if (code != 0) {
+                 stream_ready_ = false;
+                 next_stream_try_ms_ = now() + 10000;
+                 LOG_WARN("nats: queue events cannot go across nodes: stream %s: %s (tried again in 10 s)",
+                          stream_name().c_str(), why.c_str());
+                 return;
+               }
+               if (!stream_ready_) LOG_INFO("nats: queue events across nodes go through JetStream stream %s", stream_name().c_str());
+               stream_ready_ = true;
+               for (auto& [d, part] : partitions_) part.consumer_ready = false;
+               update_partitions();
+               queue_.remote_ready_changed();
+             });
+}
+
+// --- producer ---
+
+bool NatsBackbone::remote_ready(unsigned node) const {
+  auto it = members_.find(node);
+  return connected_ && stream_ready_ && now() >= refused_until_ms_ && it != members_.end() && it->second.alive &&
+         static_cast<uint64_t>(std::max(0, natsConnection_Buffered(nc_))) < cfg_.mesh_max_link_buffer / 4;
+}
+
+void NatsBackbone::remote_forward(unsigned, const QueueEvent& ev) {
+  const uint64_t fwd = ev.fwd;
+  const unsigned part = static_cast<unsigned>(stable_hash(&ev.client, sizeof ev.client) % kPartitions);
+  events_forwarded_++;
+  js_request(prefix_ + ".q." + nats_hex(ev.topic) + "." + std::to_string(part), mesh_encode(ev, self_),
+             [this, fwd](const MsgPtr& m) {
+               std::string why = "no answer";
+               int code = m ? (status_of(m.get()) ? -2 : js_error(natsMsg_GetData(m.get()), natsMsg_GetDataLength(m.get()), why)) : -1;
+               if (code == 0) return queue_.remote_done(fwd);  // the stream holds it now
+               stream_refusals_++;
+               uint64_t left_out = 0;
+               if (refusal_log_.admit(now(), left_out))
+                 LOG_WARN("nats: stream %s refused a queue event (%s); events wait in their topic (%llu more not logged)",
+                          stream_name().c_str(), code == -2 ? "no JetStream" : why.c_str(),
+                          static_cast<unsigned long long>(left_out));
+               refused_until_ms_ = now() + 1000;
+               queue_.remote_refused(fwd);
+             });
+}
+
+// --- consumer ---
+
+void NatsBackbone::update_partitions() {
+  std::map<std::string, Partition> keep;
+  if (connected_ && stream_ready_ && !stopped_) {
+    for (const std::string& topic : queue_.local_topics()) {
+      std::vector<unsigned> nodes{self_};
+      for (const auto& [id, m] : members_)
+        if (m.alive && std::find(m.beat.topics.begin(), m.beat.topics.end(), topic) != m.beat.topics.end())
+          nodes.push_back(id);
+      for (unsigned p = 0; p < kPartitions; p++) {
+        const std::string durable = "q_" + nats_hex(topic) + "_" + std::to_string(p);
+        auto it = hrw_pick(stable_hash(durable), nodes, [](const unsigned& n) { return stable_hash(&n, sizeof n); });
+        if (*it != self_) continue;
+        auto old = partitions_.find(durable);
+        if (old != partitions_.end()) {
+          keep.emplace(durable, std::move(old->second));
+          continue;
+        }
+        Partition part;
+        part.topic = topic;
+        part.filter = prefix_ + ".q." + nats_hex(topic) + "." + std::to_string(p);
+        part.id = ++next_partition_id_;
+        keep.emplace(durable, std::move(part));
+      }
+    }
+  }
+  partitions_ = std::move(keep);
+  for (auto& [durable, part] : partitions_) {
+    if (!part.consumer_ready) make_consumer(durable);
+    else pull(durable, part);
+  }
+}
+
+void NatsBackbone::make_consumer(const std::string& durable) {
+  Partition& part = partitions_[durable];
+  if (part.creating) return;
+  part.creating = true;
+  // Not acknowledged within ack_wait (twice the queue's ack_timeout): given again, to whichever node
+  // pulls the partition then.
+  const uint64_t ack_wait_ns = 2 * uint64_t{cfg_.queue.ack_timeout_s} * 1000000000ull;
+  std::string body = "{\"stream_name\":\"" + stream_name() + "\",\"config\":{\"durable_name\":\"" + durable +
+                     "\",\"ack_policy\":\"explicit\",\"deliver_policy\":\"all\",\"filter_subject\":\"" + part.filter +
+                     "\",\"ack_wait\":" + std::to_string(ack_wait_ns) + ",\"max_ack_pending\":" +
+                     std::to_string(kMaxPulledPerPartition) + ",\"max_deliver\":-1}}";
+  js_request("$JS.API.CONSUMER.DURABLE.CREATE." + stream_name() + "." + durable, body, [this, durable](const MsgPtr& m) {
+    auto it = partitions_.find(durable);
+    if (it == partitions_.end()) return;  // no longer ours
+    it->second.creating = false;
+    std::string why = "no answer";
+    int code = m ? js_error(natsMsg_GetData(m.get()), natsMsg_GetDataLength(m.get()), why) : -1;
+    if (code != 0) {
+      LOG_WARN("nats: consumer %s of stream %s: %s", durable.c_str(), stream_name().c_str(), why.c_str());
+      return;  // tried again at the next change of owners, or the next reconnect
+    }
+    it->second.consumer_ready = true;
+    LOG_DEBUG("nats: pulling partition %s of topic %s", durable.c_str(), log_safe(it->second.topic).c_str());
+    pull(durable, it->second);
+  });
+}
+
+void NatsBackbone::pull(const std::string& durable, Partition& part) {
+  if (part.pulling || !connected_ || part.pulled >= kMaxPulledPerPartition) return;
+  part.pulling = true;
+  part.batch_left = kPullBatch;
+  part.pull_deadline_ms = now() + kPullExpiresMs + uint64_t{cfg_.mesh_call_timeout} * 1000;
+  const std::string body = "{\"batch\":" + std::to_string(kPullBatch) +
+                           ",\"expires\":" + std::to_string(kPullExpiresMs * 1000000ull) + "}";
+  publish("$JS.API.CONSUMER.MSG.NEXT." + stream_name() + "." + durable, body,
+          (inbox_ + ".p" + std::to_string(part.id)).c_str());
+}
+
+void NatsBackbone::on_pulled(uint64_t id, const MsgPtr& m) {
+  // An event names its partition by its subject (the partition's filter), a pull's end by `id`.
+  const char* subject = natsMsg_GetSubject(m.get());
+  auto it = partitions_.begin();
+  while (it != partitions_.end() && (id ? it->second.id != id : it->second.filter != subject)) ++it;
+  const char* ack = natsMsg_GetReply(m.get());
+  const int status = status_of(m.get());
+  if (status == 0 && ack) {
+    // An event (it is this node's to deliver even when the partition moved on meanwhile).
+    MeshEvent e;
+    if (!mesh_decode(natsMsg_GetData(m.get()), natsMsg_GetDataLength(m.get()), e) || !e.complete || !e.ev.node) {
+      publish(ack, "+TERM");  // never readable: not given again
+      queue_.discard(QueueHub::Discard::InvalidText);
+    } else {
+      // $JS.ACK.<stream>.<consumer>.<delivered>.<...>: how often JetStream gave it out, so a
+      // poison event is counted across nodes ([queue] max_deliveries).
+      unsigned delivered = 1;
+      std::sscanf(ack, "$JS.ACK.%*[^.].%*[^.].%u.", &delivered);
+      e.ev.failures = delivered > 1 ? delivered - 1 : 0;
+      e.ev.redelivered = delivered > 1;
+      e.ev.hops = QueueHub::kMaxHops;  // delivered here, never forwarded again
+      e.ev.fwd = ++next_pulled_;
+      pulled_.emplace(e.ev.fwd, PulledEvent{ack, it == partitions_.end() ? "" : it->first});
+      if (it != partitions_.end()) it->second.pulled++;
+      events_pulled_++;
+      queue_.push(std::move(e.ev));
+    }
+    if (it != partitions_.end() && --it->second.batch_left > 0) return;
+  }
+  // The batch is done (all came, or the server ended it: 404 nothing, 408 expired, 409 ...).
+  if (it == partitions_.end()) return;
+  if (status != 0 && status != 408 && status != 404)
+    LOG_DEBUG("nats: a pull of partition %s ended with status %d", it->first.c_str(), status);
+  it->second.pulling = false;
+  if (status == 0 || status == 408 || status == 404) pull(it->first, it->second);
+}
+
+void NatsBackbone::remote_done(unsigned, uint64_t fwd) {
+  auto it = pulled_.find(fwd);
+  if (it == pulled_.end()) return;
+  publish(it->second.ack_subject, "+ACK");
+  auto part = partitions_.find(it->second.durable);
+  pulled_.erase(it);
+  if (part != partitions_.end() && part->second.pulled > 0 && part->second.pulled-- == kMaxPulledPerPartition)
+    pull(part->first, part->second);
+}
+
+void NatsBackbone::queue_tick(uint64_t t) {
+  if (!connected_) return;
+  if (!stream_ready_ && t >= next_stream_try_ms_) {
+    next_stream_try_ms_ = t + 10000;
+    ensure_stream(false);
+  }
+  if (refused_until_ms_ && t >= refused_until_ms_) {
+    refused_until_ms_ = 0;
+    queue_.remote_ready_changed();
+  }
+  // A pull whose end never came (a server that died with it): pulled again.
+  for (auto& [durable, part] : partitions_)
+    if (part.pulling && t > part.pull_deadline_ms) {
+      part.pulling = false;
+      pull(durable, part);
+    }
+}
+
+}  // namespace mg
