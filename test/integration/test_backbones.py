@@ -71,7 +71,7 @@ class Backbone:
         """Per-node overrides beyond start_mesh_node's own."""
         extra = {"node": {"intranet_advertise": intranet_host(node_id)}}
         if self.kind == "nats":
-            extra.update(nats_overrides(self.nats))
+            extra.update(nats_overrides(self.nats.servers_value()))
         return extra
 
     def start_nodes(self, mgr, ids=(1, 2, 3), name=None):
@@ -84,19 +84,24 @@ class Backbone:
         return ns
 
 
-def nats_overrides(nats):
-    """The configuration of a node on NATS: every server's URL, no mesh port (nor seeds or secret)."""
+def nats_overrides(servers):
+    """The configuration of a node on NATS (`servers`: the value of [nats] servers), no mesh port (nor
+    seeds or secret)."""
     return {"cluster": {"backbone": "nats"},
-            "nats": {"servers": nats.servers_value(), "publish_wait_ms": PUBLISH_WAIT_MS},
+            "nats": {"servers": servers, "publish_wait_ms": PUBLISH_WAIT_MS},
             "mesh": {"port": 0, "seeds": None, "secret": None}}
 
 
-def skip_unless_built_with_nats(workdir, nats):
+def skip_unless_built_with_nats():
     """Skips when this meshgate was built without NATS (-Dnats=disabled), as its --check-config says;
     any other refusal of the configuration is left to fail the node's start."""
-    probe = Node(os.path.join(workdir, "probe"), nats_overrides(nats), name="nats-probe")
-    r = subprocess.run([meshgate_bin(), "--check-config", "-c", probe.conf_path], capture_output=True, text=True,
-                       timeout=10)
+    workdir = own_workdir("meshgate-nats-probe-")
+    try:
+        probe = Node(workdir, nats_overrides("nats://127.0.0.1:4222"), name="nats-probe")
+        r = subprocess.run([meshgate_bin(), "--check-config", "-c", probe.conf_path], capture_output=True,
+                           text=True, timeout=10)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
     if r.returncode != 0 and "no NATS support" in (r.stdout + r.stderr):
         pytest.skip(f"this meshgate was built without NATS: {(r.stdout + r.stderr).strip()}")
 
@@ -118,16 +123,14 @@ def own_workdir(prefix):
 
 
 @contextlib.contextmanager
-def running_nats(check_build=False):
+def running_nats():
     """A started NatsCluster in a directory of its own (kept, with the servers' logs, when the cluster
-    failed to stop cleanly); with check_build, skips first when meshgate was built without NATS."""
+    failed to stop cleanly)."""
     require_nats_server()
     workdir = own_workdir("meshgate-nats-")
     nats = NatsCluster(workdir)
     errors = []
     try:
-        if check_build:
-            skip_unless_built_with_nats(workdir, nats)
         nats.start_all()
         yield nats
     finally:
@@ -143,7 +146,9 @@ def backbone(request):
     if request.param == "mesh":
         yield Backbone("mesh")
         return
-    with running_nats(check_build=True) as nats:
+    require_nats_server()
+    skip_unless_built_with_nats()
+    with running_nats() as nats:
         yield Backbone("nats", nats)
 
 
