@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <utility>
 
 #include "net/tls.h"
 #include "net/tls_tickets.h"
@@ -61,6 +62,15 @@ std::string check_for_start(const Config& c) {
       p = ticket_key_file_problem(l.ticket_key_file);
       if (!p.empty()) return at + sec + "ticket_key_file = " + l.ticket_key_file + ": " + p;
     }
+  }
+  if (c.backbone == BackboneKind::Nats) {
+    // The files the NATS client loads at start: readable now, or the node would start without its
+    // backbone. (Whether the servers answer is start-up's business: it keeps trying.)
+    const std::pair<const char*, const std::string*> files[] = {
+        {"creds", &c.nats_creds}, {"tls_ca", &c.nats_tls_ca}, {"tls_cert", &c.nats_tls_cert}, {"tls_key", &c.nats_tls_key}};
+    for (const auto& [key, path] : files)
+      if (!path->empty() && access(path->c_str(), R_OK) != 0)
+        return at + "[nats] " + key + " = " + *path + ": cannot read: " + std::strerror(errno);
   }
   std::string state = effective_state_dir(c);
   if (state.empty() && any_topic_on_disk(c))

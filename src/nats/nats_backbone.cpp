@@ -287,6 +287,7 @@ std::string NatsBackbone::render_metrics() const {
       {"meshgate_nats_late_answers_total", "Answers to a call or fan-out that came after it was answered (not counted in its result).", late_answers_},
       {"meshgate_nats_events_forwarded_total", "Queue events this node published into the JetStream stream (no consumer here, one on another node).", events_forwarded_},
       {"meshgate_nats_events_pulled_total", "Queue events this node pulled from the JetStream stream for its consumers.", events_pulled_},
+      {"meshgate_nats_pulled_expired_total", "Pulled queue events not done here within ack_wait (dropped at the topic's bound, or no consumer took them): JetStream gives them again.", pulled_expired_},
       {"meshgate_nats_stream_refusals_total", "Queue events the stream refused or did not acknowledge in time (full, or no JetStream): kept in their topic.", stream_refusals_},
       {"meshgate_nats_bad_messages_total", "Messages on this cluster's subjects that could not be read (dropped).", bad_messages_},
       {"meshgate_nats_duplicate_id_total", "Heartbeats of another node using this node's id (a misconfiguration).", duplicate_ids_},

@@ -107,6 +107,7 @@ class NatsBackbone final : public Backbone {
   };
   struct PulledEvent {
     std::string ack_subject, durable;
+    uint64_t pulled_ms;
   };
   struct LocalChannel {
     uint32_t workers = 0;
@@ -128,6 +129,10 @@ class NatsBackbone final : public Backbone {
   void publish(const std::string& subject, const std::string& body, const char* reply = nullptr);
   void handle(Sub kind, const MsgPtr& msg);
   uint64_t now() const { return uv_now(loop_); }
+  // More waits for the servers or for answers than a node should hold ([mesh] max_link_buffer bytes
+  // unsent, or kMaxPending calls): new calls fail with 501 "congested" instead of growing either.
+  bool congested() const;
+  static constexpr size_t kMaxPending = 100000;
 
   // nats_members.cpp
   void send_beat(bool left = false);
@@ -160,6 +165,9 @@ class NatsBackbone final : public Backbone {
   // A pulled event (id 0), or the end of pull `id` (a status: 404, 408, 409).
   void on_pulled(uint64_t id, const MsgPtr& msg);
   void queue_tick(uint64_t t);
+  // Forgets pulled events not acknowledged within JetStream's ack_wait (dropped at the local topic's
+  // bound, or never consumed): JetStream gives them again; their partition may pull more.
+  void sweep_pulled(uint64_t t);
 
   BackboneHost& host_;
   QueueHub& queue_;
@@ -195,7 +203,7 @@ class NatsBackbone final : public Backbone {
   std::map<std::string, Partition> partitions_;  // by durable consumer name
   uint64_t next_partition_id_ = 0, next_pulled_ = 0;
   std::unordered_map<uint64_t, PulledEvent> pulled_;
-  uint64_t events_pulled_ = 0, stream_refusals_ = 0;
+  uint64_t events_pulled_ = 0, stream_refusals_ = 0, pulled_expired_ = 0, next_sweep_ms_ = 0;
   LogLimit refusal_log_;
 };
 

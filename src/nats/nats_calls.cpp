@@ -11,6 +11,11 @@
 
 namespace mg {
 
+bool NatsBackbone::congested() const {
+  return pending_.size() >= kMaxPending ||
+         static_cast<uint64_t>(std::max(0, natsConnection_Buffered(nc_))) >= cfg_.mesh_max_link_buffer;
+}
+
 std::string NatsBackbone::inbox_subject(uint64_t seq) const { return inbox_ + "." + std::to_string(seq); }
 
 uint64_t NatsBackbone::new_pending(Pending p) {
@@ -26,10 +31,11 @@ void NatsBackbone::call(unsigned node, const std::string& method, const std::str
     reply(ApiResult::error(not_here_code, "client not connected (node " + std::to_string(node) + " is not a member)"));
     return;
   }
-  if (!connected_ || !it->second.alive) {
+  if (!connected_ || !it->second.alive || congested()) {
     calls_failed_++;
-    reply(ApiResult::error(501, connected_ ? "node " + std::to_string(node) + " is unavailable"
-                                           : std::string("the NATS backbone is disconnected")));
+    reply(ApiResult::error(501, !connected_          ? std::string("the NATS backbone is disconnected")
+                                : !it->second.alive ? "node " + std::to_string(node) + " is unavailable"
+                                                    : std::string("the NATS backbone is congested")));
     return;
   }
   Pending p{Pending::Kind::Call, {node}, now() + uint64_t{cfg_.mesh_call_timeout} * 1000, std::move(reply), {}, {}, {}};
@@ -47,6 +53,13 @@ void NatsBackbone::fanout(const std::string& method, const std::string& params_j
   for (const auto& [id, m] : members_)
     if (m.alive) alive.insert(id);
   if (!connected_ || alive.empty()) return done({});
+  if (congested()) {
+    calls_failed_++;
+    std::vector<ApiResult> failed;
+    if (!channel)
+      for (unsigned id : alive) failed.push_back(ApiResult::error(501, "node " + std::to_string(id) + ": the NATS backbone is congested"));
+    return done(std::move(failed));
+  }
   Pending p;
   p.kind = channel ? Pending::Kind::ChannelFanout : Pending::Kind::Fanout;
   p.waiting = std::move(alive);
@@ -88,6 +101,14 @@ void NatsBackbone::local_interest(const std::string& channel, bool held) {
   held_channels_--;
   unsubscribe(it->second.sub);
   channels_.erase(it);
+  if (all_channels_sub_ && held_channels_ <= uint64_t{cfg_.mesh_max_interest} * 9 / 10) {
+    // Back under 90% of the bound: one subscription per channel again, made before the wildcard goes
+    // (a publish the server routes in between may reach this node twice, never not at all).
+    for (auto& [name, lc] : channels_) lc.sub = subscribe(nats_channel_subject(prefix_, name), Sub::Channel);
+    unsubscribe(all_channels_sub_);
+    LOG_INFO("nats: this node holds %llu channels again, under 90%% of [mesh] max_interest: one subscription each",
+             static_cast<unsigned long long>(held_channels_));
+  }
 }
 
 void NatsBackbone::interest_barrier(std::function<void()> done) {

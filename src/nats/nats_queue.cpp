@@ -222,7 +222,7 @@ void NatsBackbone::on_pulled(uint64_t id, const MsgPtr& m) {
       e.ev.redelivered = delivered > 1;
       e.ev.hops = QueueHub::kMaxHops;  // delivered here, never forwarded again
       e.ev.fwd = ++next_pulled_;
-      pulled_.emplace(e.ev.fwd, PulledEvent{ack, it == partitions_.end() ? "" : it->first});
+      pulled_.emplace(e.ev.fwd, PulledEvent{ack, it == partitions_.end() ? "" : it->first, now()});
       if (it != partitions_.end()) it->second.pulled++;
       events_pulled_++;
       queue_.push(std::move(e.ev));
@@ -247,6 +247,21 @@ void NatsBackbone::remote_done(unsigned, uint64_t fwd) {
     pull(part->first, part->second);
 }
 
+void NatsBackbone::sweep_pulled(uint64_t t) {
+  const uint64_t ack_wait_ms = 2 * uint64_t{cfg_.queue.ack_timeout_s} * 1000;
+  for (auto it = pulled_.begin(); it != pulled_.end();) {
+    if (t - it->second.pulled_ms < ack_wait_ms) {
+      ++it;
+      continue;
+    }
+    auto part = partitions_.find(it->second.durable);
+    if (part != partitions_.end() && part->second.pulled > 0 && part->second.pulled-- == kMaxPulledPerPartition)
+      pull(part->first, part->second);
+    pulled_expired_++;
+    it = pulled_.erase(it);
+  }
+}
+
 void NatsBackbone::queue_tick(uint64_t t) {
   if (!connected_) return;
   if (!stream_ready_ && t >= next_stream_try_ms_) {
@@ -256,6 +271,10 @@ void NatsBackbone::queue_tick(uint64_t t) {
   if (refused_until_ms_ && t >= refused_until_ms_) {
     refused_until_ms_ = 0;
     queue_.remote_ready_changed();
+  }
+  if (t >= next_sweep_ms_) {
+    next_sweep_ms_ = t + 1000;
+    sweep_pulled(t);
   }
   // A pull whose end never came (a server that died with it): pulled again.
   for (auto& [durable, part] : partitions_)

@@ -63,6 +63,21 @@ CASES = {
                            r"\[listener\.ws\] token_secret: too short: 1 bytes"),
     "short API token": ({"api": {"token": "abc"}}, r"\[api\] token: too short: 3 bytes"),
     "no listener": (no_listeners(), r"no \[listener\.NAME\] section"),
+    # The NATS backbone (issue 23): what it needs, what goes together, what cannot run beside it.
+    "nats without servers": ({"cluster": {"backbone": "nats"}}, r"\[cluster\] backbone = nats (needs \[nats\] servers|"
+                             r": this build has no NATS support)"),
+    "nats user without password": ({"cluster": {"backbone": "nats"},
+                                    "nats": {"servers": "nats://127.0.0.1:4222", "user": "u"}},
+                                   r"\[nats\] user and password go together|this build has no NATS support"),
+    "nats beside the mesh": ({"cluster": {"backbone": "nats"}, "nats": {"servers": "nats://127.0.0.1:4222"},
+                              "mesh": {"port": None, "bind": "127.0.0.1", "secret": "0123456789abcdef0123"}},
+                             r"\[mesh\] port: the mesh does not run with \[cluster\] backbone = nats|"
+                             r"this build has no NATS support"),
+    "nats creds file missing": ({"cluster": {"backbone": "nats"},
+                                 "nats": {"servers": "nats://127.0.0.1:4222", "creds": "/nonexistent/m.creds"}},
+                                r"\[nats\] creds = /nonexistent/m.creds: cannot read|this build has no NATS support"),
+    "nats server not a URL": ({"cluster": {"backbone": "nats"}, "nats": {"servers": "127.0.0.1:4222"}},
+                              r"expected nats://host:port or tls://host:port"),
 }
 
 

@@ -64,7 +64,7 @@ def test_lintian_warnings_are_documented(deb_dir):
 
 def test_depends_computed_from_shared_libraries(deb):
     depends = run(["dpkg-deb", "-f", deb, "Depends"]).stdout
-    for lib in ("libuv1", "libssl3", "libcjson1", "libwslay1", "libinih1", "libc6"):
+    for lib in ("libuv1", "libssl3", "libcjson1", "libwslay1", "libinih1", "libnats3.4", "libc6"):
         assert re.search(rf"\b{lib} \(>= ", depends), f"{lib} missing from Depends: {depends}"
 
 

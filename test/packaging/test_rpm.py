@@ -76,7 +76,7 @@ def test_scriptlets(rpm):
 def test_requirements_from_shared_libraries(rpm):
     requires = set(q(rpm, "--requires").split("\n"))
     for lib in ("libuv.so.1()(64bit)", "libssl.so.3(OPENSSL_3.0.0)(64bit)", "libcrypto.so.3()(64bit)",
-                "libcjson.so.1()(64bit)", "libwslay.so.1()(64bit)", "libinih.so.1()(64bit)",
+                "libcjson.so.1()(64bit)", "libwslay.so.1()(64bit)", "libinih.so.1()(64bit)", "libnats.so.3.4()(64bit)",
                 "libc.so.6()(64bit)", "shadow-utils"):
         assert lib in requires, f"{lib} not required: {sorted(requires)}"
     assert "/usr/lib/systemd/system/meshgate.service" in q(rpm, "--list")
