@@ -81,7 +81,8 @@ class NatsServer:
         routes = ", ".join(f"nats-route://127.0.0.1:{o.cluster_port}" for o in self.cluster.servers if o is not self)
         auth = ""
         if self.cluster.user is not None:
-            auth = f"authorization {{\n  user: {json.dumps(self.cluster.user)}\n  password: {json.dumps(self.cluster.password)}\n}}\n"
+            auth = (f"authorization {{\n  user: {json.dumps(self.cluster.user)}\n"
+                    f"  password: {json.dumps(self.cluster.password)}\n}}\n")
         elif self.cluster.token is not None:
             auth = f"authorization {{\n  token: {json.dumps(self.cluster.token)}\n}}\n"
         return (f"# written by test/integration/nats_cluster.py\n"

@@ -507,7 +507,7 @@ async def test_nats_backbone_down_local_publish_cross_501_then_back(own_nats, no
             st, body = await aapi_call(n1, method, params)
             took = time.monotonic() - t0
             assert st == 200 and (body.get("E") or {}).get("c") == 501, \
-                f"{method} from node 1 to a client of node 2 with the backbone down: expected E.c=501, got {st} {body!r}"
+                f"{method} from node 1 to a client of node 2, backbone down: expected E.c=501, got {st} {body!r}"
             assert took <= CALL_TIMEOUT + 1.0, f"{method} with the backbone down answered after {took:.2f}s"
 
         # The servers come back (all at once: one alone has no JetStream quorum): cross-node calls work again.
