@@ -131,6 +131,9 @@ void NatsBackbone::stop() {
   if (stopped_ || !nc_) return;
   stopped_ = true;
   if (connected_) send_beat(true);  // the others see this node leave at once
+  // From here on nothing new waits for an answer: calls fail at once, events stay in their topics.
+  connected_ = false;
+  stream_ready_ = false;
   partitions_.clear();
   natsConnection_FlushTimeout(nc_, 1000);
   for (auto& [ch, c] : channels_) unsubscribe(c.sub);
@@ -178,7 +181,18 @@ void NatsBackbone::on_message(natsConnection*, natsSubscription*, natsMsg* msg, 
   MsgPtr m(msg, natsMsg_Destroy);
   NatsBackbone* self = tag->self;
   Sub kind = tag->kind;
-  self->host_.post([self, kind, m] {
+  // What waits for the hub thread is bounded like what waits in the library ([nats]
+  // max_pending_bytes): past it a message is dropped and counted, as the library drops for a slow
+  // consumer. A dropped call fails at its caller's call_timeout; a heartbeat is covered by the next;
+  // a pulled event comes back from JetStream.
+  const uint64_t size = static_cast<uint64_t>(natsMsg_GetDataLength(msg)) + 128;
+  if (self->handoff_bytes_.fetch_add(size, std::memory_order_relaxed) + size > self->cfg_.nats_max_pending_bytes) {
+    self->handoff_bytes_.fetch_sub(size, std::memory_order_relaxed);
+    self->handoff_dropped_.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  self->host_.post([self, kind, m, size] {
+    self->handoff_bytes_.fetch_sub(size, std::memory_order_relaxed);
     if (!self->stopped_) self->handle(kind, m);
   });
 }
@@ -240,6 +254,11 @@ void NatsBackbone::on_tick(uv_timer_t* t) {
   auto* self = static_cast<NatsBackbone*>(t->data);
   if (self->stopped_) return;
   const uint64_t now = self->now();
+  // This node stalled (a long pause of the process, a hung disk): heartbeats that came meanwhile
+  // still wait in its mailbox, so it does not judge others by the silence it caused itself.
+  if (self->last_tick_ms_ && now - self->last_tick_ms_ > uint64_t{self->cfg_.mesh_dead_after} * 500)
+    for (auto& [id, m] : self->members_) m.last_heard_ms += now - self->last_tick_ms_;
+  self->last_tick_ms_ = now;
   if (self->connected_ && now >= self->next_beat_ms_) self->send_beat();
   self->check_members(now);
   self->expire_pending(now);
@@ -281,13 +300,15 @@ std::string NatsBackbone::render_metrics() const {
        "Times the NATS client library had more than [nats] max_pending_bytes waiting for a subscription and dropped messages.",
        slow_consumer_.load(std::memory_order_relaxed)},
       {"meshgate_nats_dropped_messages_total", "Messages the NATS client library dropped for a slow consumer (subscriptions open now).", dropped},
+      {"meshgate_nats_handoff_dropped_total",
+       "Messages dropped because more than [nats] max_pending_bytes already waited for this node's hub thread.",
+       handoff_dropped_.load(std::memory_order_relaxed)},
       {"meshgate_nats_async_errors_total", "Other asynchronous errors the NATS client library reported.", async_errors_.load(std::memory_order_relaxed)},
       {"meshgate_nats_calls_total", "Calls to other nodes answered (ok) over NATS.", calls_ok_},
       {"meshgate_nats_calls_failed_total", "Calls to other nodes that failed: an error answer, no answer within call_timeout, a dead node or no backbone.", calls_failed_},
       {"meshgate_nats_late_answers_total", "Answers to a call or fan-out that came after it was answered (not counted in its result).", late_answers_},
       {"meshgate_nats_events_forwarded_total", "Queue events this node published into the JetStream stream (no consumer here, one on another node).", events_forwarded_},
       {"meshgate_nats_events_pulled_total", "Queue events this node pulled from the JetStream stream for its consumers.", events_pulled_},
-      {"meshgate_nats_pulled_expired_total", "Pulled queue events not done here within ack_wait (dropped at the topic's bound, or no consumer took them): JetStream gives them again.", pulled_expired_},
       {"meshgate_nats_stream_refusals_total", "Queue events the stream refused or did not acknowledge in time (full, or no JetStream): kept in their topic.", stream_refusals_},
       {"meshgate_nats_bad_messages_total", "Messages on this cluster's subjects that could not be read (dropped).", bad_messages_},
       {"meshgate_nats_duplicate_id_total", "Heartbeats of another node using this node's id (a misconfiguration).", duplicate_ids_},

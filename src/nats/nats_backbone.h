@@ -73,6 +73,7 @@ class NatsBackbone final : public Backbone {
   bool remote_ready(unsigned node) const override;
   void remote_forward(unsigned node, const QueueEvent& ev) override;
   void remote_done(unsigned producer, uint64_t fwd) override;
+  void remote_released(unsigned producer, uint64_t fwd) override;
 
  private:
   // What a subscription's messages are (the closure of its callback).
@@ -85,6 +86,9 @@ class NatsBackbone final : public Backbone {
     NatsBeat beat;
     uint64_t last_heard_ms = 0;
     bool alive = false;
+    // The lives it had before this one: a heartbeat of one of them is a second node with its id,
+    // not a restart (two nodes with one id would otherwise make it die and come back at every beat).
+    std::vector<uint64_t> past_instances;
   };
   struct Pending {
     enum class Kind { Call, Fanout, ChannelFanout, Barrier, Js } kind;
@@ -101,6 +105,7 @@ class NatsBackbone final : public Backbone {
     std::string topic, filter;
     uint64_t id = 0;               // its pulls' reply subject: <inbox>.p<id>
     bool creating = false, consumer_ready = false, pulling = false;
+    uint64_t retry_ms = 0;         // made or pulled again from then on (after a failure)
     unsigned batch_left = 0;
     uint64_t pull_deadline_ms = 0;
     size_t pulled = 0;             // in the local queue, not acknowledged yet
@@ -165,9 +170,11 @@ class NatsBackbone final : public Backbone {
   // A pulled event (id 0), or the end of pull `id` (a status: 404, 408, 409).
   void on_pulled(uint64_t id, const MsgPtr& msg);
   void queue_tick(uint64_t t);
-  // Forgets pulled events not acknowledged within JetStream's ack_wait (dropped at the local topic's
-  // bound, or never consumed): JetStream gives them again; their partition may pull more.
-  void sweep_pulled(uint64_t t);
+  // A pulled event is done here: `verdict` (+ACK consumed, -NAK dropped) goes to JetStream, and its
+  // partition may pull more.
+  void settle_pulled(uint64_t fwd, const char* verdict);
+  // Tells JetStream the pulled events still waiting here are in progress (+WPI, every ack_timeout).
+  void keep_pulled(uint64_t t);
 
   BackboneHost& host_;
   QueueHub& queue_;
@@ -192,6 +199,9 @@ class NatsBackbone final : public Backbone {
   uint64_t held_channels_ = 0;
   // Counters (/metrics); the atomics are written by the library's threads.
   std::atomic<uint64_t> slow_consumer_{0}, async_errors_{0};
+  // Bytes of messages handed to the hub thread and not handled yet, and those dropped at the bound.
+  std::atomic<uint64_t> handoff_bytes_{0}, handoff_dropped_{0};
+  uint64_t last_tick_ms_ = 0;
   uint64_t disconnects_ = 0, reconnects_ = 0, calls_ok_ = 0, calls_failed_ = 0, late_answers_ = 0;
   uint64_t events_forwarded_ = 0, bad_messages_ = 0, duplicate_ids_ = 0, publish_errors_ = 0, deaths_ = 0;
   uint64_t beats_sent_ = 0;
@@ -203,7 +213,8 @@ class NatsBackbone final : public Backbone {
   std::map<std::string, Partition> partitions_;  // by durable consumer name
   uint64_t next_partition_id_ = 0, next_pulled_ = 0;
   std::unordered_map<uint64_t, PulledEvent> pulled_;
-  uint64_t events_pulled_ = 0, stream_refusals_ = 0, pulled_expired_ = 0, next_sweep_ms_ = 0;
+  uint64_t events_pulled_ = 0, stream_refusals_ = 0, next_sweep_ms_ = 0;
+  std::vector<uint64_t> refused_;  // events the stream refused, given back at the next tick
   LogLimit refusal_log_;
 };
 

@@ -131,7 +131,7 @@ void NatsBackbone::on_node_message(const char* kind, const MsgPtr& msg) {
   if (std::strcmp(kind, "sync") == 0) {
     // The barrier's ping: its arrival is the answer (the node's reply names it).
     const char* reply = natsMsg_GetReply(msg.get());
-    if (reply) publish(reply, nats_reply_body(self_, MeshReply{0, 0, "", "null"}));
+    if (reply && std::strncmp(reply, "_INBOX.mg", 9) == 0) publish(reply, nats_reply_body(self_, MeshReply{0, 0, "", "null"}));
     return;
   }
   bad_messages_++;
@@ -141,6 +141,11 @@ void NatsBackbone::on_call(const MsgPtr& msg) {
   MeshCall c;
   const char* reply_to = natsMsg_GetReply(msg.get());
   if (!reply_to || !mesh_decode(natsMsg_GetData(msg.get()), static_cast<size_t>(natsMsg_GetDataLength(msg.get())), c)) {
+    bad_messages_++;
+    return;
+  }
+  // Answers go to a meshgate node's inbox only, never where any publisher says.
+  if (std::strncmp(reply_to, "_INBOX.mg", 9) != 0) {
     bad_messages_++;
     return;
   }
@@ -250,6 +255,7 @@ void NatsBackbone::expire_pending(uint64_t t) {
     if (p.deadline_ms <= t) seqs.push_back(seq);
   for (uint64_t seq : seqs) {
     auto it = pending_.find(seq);
+    if (it == pending_.end()) continue;  // answered by a callback of an earlier one
     Pending& p = it->second;
     const std::string why = "did not answer within " + std::to_string(cfg_.mesh_call_timeout) + " s";
     if (p.kind == Pending::Kind::Call) {

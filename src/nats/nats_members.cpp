@@ -18,7 +18,7 @@ void NatsBackbone::send_beat(bool left) {
   b.info.intranet = host_.own_addresses(true);
   b.name = cfg_.node_name;
   b.instance = instance_;
-  b.left = left || host_.draining();
+  b.left = left;  // a draining node serves calls until it stops (as on the mesh)
   if (!b.left) b.topics = queue_.local_topics();
   publish(prefix_ + ".hb", nats_encode(b));
   beats_sent_++;
@@ -49,8 +49,21 @@ void NatsBackbone::on_beat(const char* body, size_t len) {
     return;
   }
   Member& m = members_[id];
+  if (std::find(m.past_instances.begin(), m.past_instances.end(), b.instance) != m.past_instances.end()) {
+    duplicate_ids_++;
+    uint64_t left_out = 0;
+    if (dup_log_.admit(now(), left_out))
+      LOG_ERROR("nats: two nodes use id %u (%s and %s): give every node its own [node] id (%llu such heartbeats "
+                "not logged)",
+                id, log_safe(b.name).c_str(), log_safe(m.beat.name).c_str(), static_cast<unsigned long long>(left_out));
+    return;
+  }
   const bool known = m.alive;
   const bool restarted = known && m.beat.instance != b.instance;
+  if (restarted) {
+    m.past_instances.push_back(m.beat.instance);
+    if (m.past_instances.size() > 8) m.past_instances.erase(m.past_instances.begin());
+  }
   if (b.left) {
     if (m.alive) {
       m.beat = std::move(b);

@@ -15,7 +15,9 @@
 //             local queue is done with it (consumed, or discarded as poison). An event not
 //             acknowledged within ack_wait (its node died) is given again to the partition's owner
 //             then: at-least-once, whichever gateway node dies
+#include <algorithm>
 #include <cstdio>
+#include <functional>
 #include <cstring>
 
 #include "core/hrw.h"
@@ -28,9 +30,9 @@ namespace mg {
 namespace {
 
 constexpr unsigned kPartitions = 8;
-constexpr unsigned kPullBatch = 64;
+constexpr unsigned kPullBatch = 32;
 constexpr uint64_t kPullExpiresMs = 5000;
-constexpr size_t kMaxPulledPerPartition = 1024;  // pulled, not yet acknowledged
+constexpr size_t kMaxPulledPerPartition = 128;  // pulled, not yet done here: the credit of one partition
 
 // The JetStream API's error in a response body, or 0 for a success.
 int js_error(const char* data, size_t len, std::string& description) {
@@ -124,7 +126,7 @@ void NatsBackbone::remote_forward(unsigned, const QueueEvent& ev) {
                           stream_name().c_str(), code == -2 ? "no JetStream" : why.c_str(),
                           static_cast<unsigned long long>(left_out));
                refused_until_ms_ = now() + 1000;
-               queue_.remote_refused(fwd);
+               refused_.push_back(fwd);  // given back at the next tick, in order
              });
 }
 
@@ -139,7 +141,9 @@ void NatsBackbone::update_partitions() {
         if (m.alive && std::find(m.beat.topics.begin(), m.beat.topics.end(), topic) != m.beat.topics.end())
           nodes.push_back(id);
       for (unsigned p = 0; p < kPartitions; p++) {
-        const std::string durable = "q_" + nats_hex(topic) + "_" + std::to_string(p);
+        // A durable name has at most 255 bytes and a topic up to 128 (256 in hex): its hash instead.
+        char durable[48];
+        std::snprintf(durable, sizeof durable, "q_%016llx_%u", static_cast<unsigned long long>(stable_hash(topic)), p);
         auto it = hrw_pick(stable_hash(durable), nodes, [](const unsigned& n) { return stable_hash(&n, sizeof n); });
         if (*it != self_) continue;
         auto old = partitions_.find(durable);
@@ -180,8 +184,9 @@ void NatsBackbone::make_consumer(const std::string& durable) {
     std::string why = "no answer";
     int code = m ? js_error(natsMsg_GetData(m.get()), natsMsg_GetDataLength(m.get()), why) : -1;
     if (code != 0) {
-      LOG_WARN("nats: consumer %s of stream %s: %s", durable.c_str(), stream_name().c_str(), why.c_str());
-      return;  // tried again at the next change of owners, or the next reconnect
+      LOG_WARN("nats: consumer %s of stream %s: %s (tried again in 5 s)", durable.c_str(), stream_name().c_str(), why.c_str());
+      it->second.retry_ms = now() + 5000;
+      return;
     }
     it->second.consumer_ready = true;
     LOG_DEBUG("nats: pulling partition %s of topic %s", durable.c_str(), log_safe(it->second.topic).c_str());
@@ -207,11 +212,14 @@ void NatsBackbone::on_pulled(uint64_t id, const MsgPtr& m) {
   while (it != partitions_.end() && (id ? it->second.id != id : it->second.filter != subject)) ++it;
   const char* ack = natsMsg_GetReply(m.get());
   const int status = status_of(m.get());
-  if (status == 0 && ack) {
-    // An event (it is this node's to deliver even when the partition moved on meanwhile).
+  if (id == 0 && status == 0 && ack && std::strncmp(ack, "$JS.ACK.", 8) == 0) {
+    // An event (this node's to deliver even when the partition moved on meanwhile). One that cannot
+    // be read, or whose topic is not its subject's (not written by a node), is never given again.
     MeshEvent e;
-    if (!mesh_decode(natsMsg_GetData(m.get()), natsMsg_GetDataLength(m.get()), e) || !e.complete || !e.ev.node) {
-      publish(ack, "+TERM");  // never readable: not given again
+    const bool read = mesh_decode(natsMsg_GetData(m.get()), natsMsg_GetDataLength(m.get()), e) && e.complete && e.ev.node;
+    const std::string want = read ? prefix_ + ".q." + nats_hex(e.ev.topic) + "." : "";
+    if (!read || std::strncmp(subject, want.c_str(), want.size()) != 0) {
+      publish(ack, "+TERM");
       queue_.discard(QueueHub::Discard::InvalidText);
     } else {
       // $JS.ACK.<stream>.<consumer>.<delivered>.<...>: how often JetStream gave it out, so a
@@ -220,45 +228,54 @@ void NatsBackbone::on_pulled(uint64_t id, const MsgPtr& m) {
       std::sscanf(ack, "$JS.ACK.%*[^.].%*[^.].%u.", &delivered);
       e.ev.failures = delivered > 1 ? delivered - 1 : 0;
       e.ev.redelivered = delivered > 1;
-      e.ev.hops = QueueHub::kMaxHops;  // delivered here, never forwarded again
+      // Its own handle here; hops 0: should its consumers here leave before it is delivered, it goes
+      // back into the stream for the partition's next owner (and this copy is acknowledged then).
+      e.ev.hops = 0;
       e.ev.fwd = ++next_pulled_;
       pulled_.emplace(e.ev.fwd, PulledEvent{ack, it == partitions_.end() ? "" : it->first, now()});
       if (it != partitions_.end()) it->second.pulled++;
       events_pulled_++;
       queue_.push(std::move(e.ev));
     }
-    if (it != partitions_.end() && --it->second.batch_left > 0) return;
+    if (it != partitions_.end() && it->second.batch_left > 0 && --it->second.batch_left > 0) return;
+    if (it == partitions_.end()) return;
   }
-  // The batch is done (all came, or the server ended it: 404 nothing, 408 expired, 409 ...).
+  // The batch is done: all came, or the server ended it (404 nothing, 408 expired; 409 the consumer
+  // was deleted, its leader changed, too many pulls wait; 503 no JetStream). A status other than
+  // 404/408 makes the consumer be made again (idempotent), a second later.
   if (it == partitions_.end()) return;
-  if (status != 0 && status != 408 && status != 404)
-    LOG_DEBUG("nats: a pull of partition %s ended with status %d", it->first.c_str(), status);
-  it->second.pulling = false;
-  if (status == 0 || status == 408 || status == 404) pull(it->first, it->second);
+  Partition& part = it->second;
+  part.pulling = false;
+  if (status == 0 || status == 408 || status == 404) return pull(it->first, part);
+  LOG_DEBUG("nats: a pull of partition %s ended with status %d", it->first.c_str(), status);
+  part.consumer_ready = false;
+  part.retry_ms = now() + 1000;
 }
 
-void NatsBackbone::remote_done(unsigned, uint64_t fwd) {
+// Finished with here (consumed, or acknowledged by the consumer): acknowledged to JetStream.
+void NatsBackbone::remote_done(unsigned, uint64_t fwd) { settle_pulled(fwd, "+ACK"); }
+
+// Dropped here (the topic's bound): JetStream gives it again at once, to whoever pulls then.
+void NatsBackbone::remote_released(unsigned, uint64_t fwd) { settle_pulled(fwd, "-NAK"); }
+
+void NatsBackbone::settle_pulled(uint64_t fwd, const char* verdict) {
   auto it = pulled_.find(fwd);
   if (it == pulled_.end()) return;
-  publish(it->second.ack_subject, "+ACK");
+  publish(it->second.ack_subject, verdict);
   auto part = partitions_.find(it->second.durable);
   pulled_.erase(it);
   if (part != partitions_.end() && part->second.pulled > 0 && part->second.pulled-- == kMaxPulledPerPartition)
     pull(part->first, part->second);
 }
 
-void NatsBackbone::sweep_pulled(uint64_t t) {
-  const uint64_t ack_wait_ms = 2 * uint64_t{cfg_.queue.ack_timeout_s} * 1000;
-  for (auto it = pulled_.begin(); it != pulled_.end();) {
-    if (t - it->second.pulled_ms < ack_wait_ms) {
-      ++it;
-      continue;
-    }
-    auto part = partitions_.find(it->second.durable);
-    if (part != partitions_.end() && part->second.pulled > 0 && part->second.pulled-- == kMaxPulledPerPartition)
-      pull(part->first, part->second);
-    pulled_expired_++;
-    it = pulled_.erase(it);
+void NatsBackbone::keep_pulled(uint64_t t) {
+  // Still in this node's queue (every way out of it settles the event): JetStream is told it is in
+  // progress, so a slow consumer does not get a second copy at ack_wait.
+  const uint64_t every_ms = uint64_t{cfg_.queue.ack_timeout_s} * 1000;
+  for (auto& [fwd, ev] : pulled_) {
+    if (t - ev.pulled_ms < every_ms) continue;
+    publish(ev.ack_subject, "+WPI");
+    ev.pulled_ms = t;
   }
 }
 
@@ -274,14 +291,24 @@ void NatsBackbone::queue_tick(uint64_t t) {
   }
   if (t >= next_sweep_ms_) {
     next_sweep_ms_ = t + 1000;
-    sweep_pulled(t);
+    keep_pulled(t);
   }
-  // A pull whose end never came (a server that died with it): pulled again.
-  for (auto& [durable, part] : partitions_)
+  if (!refused_.empty()) {
+    // Back to their topics newest first, each to the front: oldest first again, in order.
+    std::sort(refused_.begin(), refused_.end(), std::greater<uint64_t>());
+    for (uint64_t fwd : refused_) queue_.remote_refused(fwd);
+    refused_.clear();
+  }
+  for (auto& [durable, part] : partitions_) {
     if (part.pulling && t > part.pull_deadline_ms) {
+      // A pull whose end never came (a server that died with it): the consumer is made again.
       part.pulling = false;
-      pull(durable, part);
+      part.consumer_ready = false;
     }
+    if (part.pulling || part.creating || t < part.retry_ms) continue;
+    if (!part.consumer_ready) make_consumer(durable);
+    else pull(durable, part);
+  }
 }
 
 }  // namespace mg

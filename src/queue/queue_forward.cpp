@@ -36,7 +36,7 @@ void QueueHub::remote_done(uint64_t fwd) {
   // previous life, delivered before a restart) names nothing here: next_fwd_ starts at random.
   auto it = forwarded_.find(fwd);
   if (it == forwarded_.end()) return;
-  lost(it->second.ev);  // consumed there
+  consumed(it->second.ev);  // consumed there (an event this node had from the stream: acknowledged to it)
   forget_forwarded(it);
 }
 

@@ -109,7 +109,7 @@ bool QueueHub::ready(const Target& to) const {
 }
 
 void QueueHub::consumed(const QueueEvent& ev) {
-  lost(ev);  // gone from here either way
+  if (ev.log_seq) log_done(ev);  // gone from here either way
   if (ev.fwd && remote_) remote_->remote_done(ev.node, ev.fwd);
 }
 

@@ -90,6 +90,10 @@ class RemoteQueue {
   // Tells the producing node that its forwarded event `fwd` was consumed (delivered to a consumer
   // without acknowledgements, or acknowledged).
   virtual void remote_done(unsigned producer, uint64_t fwd) = 0;
+  // Tells the producing node that its forwarded event `fwd` was not consumed here and will not be
+  // (dropped at a bound, no topic for it): it may give it to another consumer now. The mesh's
+  // producer finds out at its deadline and does nothing now; NATS gives it back to JetStream (NAK).
+  virtual void remote_released(unsigned producer, uint64_t fwd) { (void)producer, (void)fwd; }
 
  protected:
   ~RemoteQueue() = default;
@@ -286,8 +290,10 @@ class QueueHub {
   void requeue_forwarded(const std::function<bool(const Forwarded&)>& which, bool each_failed);
   // `ev` left this node's hands for good: consumed, or lost (dropped at a bound, no topic for it).
   void consumed(const QueueEvent& ev);
+  // `ev` is dropped (a bound, no topic): gone from here, and another node's event is given back.
   void lost(const QueueEvent& ev) {
     if (ev.log_seq) log_done(ev);
+    if (ev.fwd && remote_) remote_->remote_released(ev.node, ev.fwd);
   }
   // --- disk topics (queue_log.cpp) ---
   // Its log's cursor may move past `ev`.
