@@ -61,6 +61,9 @@ natsOptions* NatsBackbone::make_options() {
       // One delivery thread for every subscription (not one thread per channel), which also keeps
       // the order the server sent in across subscriptions.
       {"global delivery", natsOptions_UseGlobalMessageDelivery(o, true)},
+      // Each publish goes out at once instead of after the library's 1 ms batching wait: a call
+      // crosses two nodes in well under a millisecond (docs/benchmarks.md "Backbones").
+      {"send asap", natsOptions_SetSendAsap(o, true)},
       {"reconnect", natsOptions_SetMaxReconnect(o, -1)},
       {"reconnect wait", natsOptions_SetReconnectWait(o, 250)},
       {"reconnect jitter", natsOptions_SetReconnectJitter(o, 100, 1000)},
@@ -134,6 +137,7 @@ void NatsBackbone::stop() {
   // From here on nothing new waits for an answer: calls fail at once, events stay in their topics.
   connected_ = false;
   stream_ready_ = false;
+  for (auto& [durable, part] : partitions_) unsubscribe(part.reply_sub);
   partitions_.clear();
   natsConnection_FlushTimeout(nc_, 1000);
   for (auto& [ch, c] : channels_) unsubscribe(c.sub);

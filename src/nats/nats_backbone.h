@@ -106,6 +106,7 @@ class NatsBackbone final : public Backbone {
     uint64_t id = 0;               // its pulls' reply subject: <inbox>.p<id>
     bool creating = false, consumer_ready = false, pulling = false;
     uint64_t retry_ms = 0;         // made or pulled again from then on (after a failure)
+    natsSubscription* reply_sub = nullptr;  // pull_subject(id), while the partition is this node's
     unsigned batch_left = 0;
     uint64_t pull_deadline_ms = 0;
     size_t pulled = 0;             // in the local queue, not acknowledged yet
@@ -170,10 +171,17 @@ class NatsBackbone final : public Backbone {
   // A pulled event (id 0), or the end of pull `id` (a status: 404, 408, 409).
   void on_pulled(uint64_t id, const MsgPtr& msg);
   void queue_tick(uint64_t t);
+  // JetStream's ack_wait for pulled events: dead_after (at least 1 s).
+  uint64_t ack_wait_ms() const;
+  // Where the events of partition `id`'s pulls come: <inbox>P.p<id>.
+  std::string pull_subject(uint64_t id) const;
+  // The queue tries its waiting events again at the end of this loop turn (once however often asked).
+  void kick_queue();
+  bool kick_posted_ = false;
   // A pulled event is done here: `verdict` (+ACK consumed, -NAK dropped) goes to JetStream, and its
   // partition may pull more.
   void settle_pulled(uint64_t fwd, const char* verdict);
-  // Tells JetStream the pulled events still waiting here are in progress (+WPI, every ack_timeout).
+  // Tells JetStream the pulled events still waiting here are in progress (+WPI, every ack_wait/3).
   void keep_pulled(uint64_t t);
 
   BackboneHost& host_;

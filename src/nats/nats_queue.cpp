@@ -31,7 +31,9 @@ namespace {
 
 constexpr unsigned kPartitions = 8;
 constexpr unsigned kPullBatch = 32;
-constexpr uint64_t kPullExpiresMs = 5000;
+// Short: a pull made while a partition was this node's may still take its events for this long after
+// it moved (they are given back, NAK, and may then come after newer ones: docs/cluster.md).
+constexpr uint64_t kPullExpiresMs = 500;
 constexpr size_t kMaxPulledPerPartition = 128;  // pulled, not yet done here: the credit of one partition
 
 // The JetStream API's error in a response body, or 0 for a success.
@@ -118,7 +120,10 @@ void NatsBackbone::remote_forward(unsigned, const QueueEvent& ev) {
              [this, fwd](const MsgPtr& m) {
                std::string why = "no answer";
                int code = m ? (status_of(m.get()) ? -2 : js_error(natsMsg_GetData(m.get()), natsMsg_GetDataLength(m.get()), why)) : -1;
-               if (code == 0) return queue_.remote_done(fwd);  // the stream holds it now
+               if (code == 0) {
+                 queue_.remote_done(fwd);  // the stream holds it now
+                 return kick_queue();      // room for more (QueueHub bounds what waits for answers)
+               }
                stream_refusals_++;
                uint64_t left_out = 0;
                if (refusal_log_.admit(now(), left_out))
@@ -155,10 +160,16 @@ void NatsBackbone::update_partitions() {
         part.topic = topic;
         part.filter = prefix_ + ".q." + nats_hex(topic) + "." + std::to_string(p);
         part.id = ++next_partition_id_;
+        // Its pulls' own reply subject (outside the inbox's wildcard): when the partition moves on,
+        // unsubscribing it leaves the server no interest in a pull still waiting there, which it then
+        // drops instead of handing it the partition's next events.
+        part.reply_sub = subscribe(pull_subject(part.id), Sub::Inbox);
         keep.emplace(durable, std::move(part));
       }
     }
   }
+  for (auto& [durable, part] : partitions_)
+    if (!keep.count(durable)) unsubscribe(part.reply_sub);
   partitions_ = std::move(keep);
   for (auto& [durable, part] : partitions_) {
     if (!part.consumer_ready) make_consumer(durable);
@@ -170,9 +181,10 @@ void NatsBackbone::make_consumer(const std::string& durable) {
   Partition& part = partitions_[durable];
   if (part.creating) return;
   part.creating = true;
-  // Not acknowledged within ack_wait (twice the queue's ack_timeout): given again, to whichever node
-  // pulls the partition then.
-  const uint64_t ack_wait_ns = 2 * uint64_t{cfg_.queue.ack_timeout_s} * 1000000000ull;
+  // Not acknowledged within ack_wait (dead_after: the node that pulled it died, or it stopped owning
+  // the partition): given again, to whichever node pulls the partition then. A node keeps what it
+  // holds with +WPI every ack_wait/3 (keep_pulled).
+  const uint64_t ack_wait_ns = ack_wait_ms() * 1000000ull;
   std::string body = "{\"stream_name\":\"" + stream_name() + "\",\"config\":{\"durable_name\":\"" + durable +
                      "\",\"ack_policy\":\"explicit\",\"deliver_policy\":\"all\",\"filter_subject\":\"" + part.filter +
                      "\",\"ack_wait\":" + std::to_string(ack_wait_ns) + ",\"max_ack_pending\":" +
@@ -202,7 +214,7 @@ void NatsBackbone::pull(const std::string& durable, Partition& part) {
   const std::string body = "{\"batch\":" + std::to_string(kPullBatch) +
                            ",\"expires\":" + std::to_string(kPullExpiresMs * 1000000ull) + "}";
   publish("$JS.API.CONSUMER.MSG.NEXT." + stream_name() + "." + durable, body,
-          (inbox_ + ".p" + std::to_string(part.id)).c_str());
+          pull_subject(part.id).c_str());
 }
 
 void NatsBackbone::on_pulled(uint64_t id, const MsgPtr& m) {
@@ -215,6 +227,12 @@ void NatsBackbone::on_pulled(uint64_t id, const MsgPtr& m) {
   if (id == 0 && status == 0 && ack && std::strncmp(ack, "$JS.ACK.", 8) == 0) {
     // An event (this node's to deliver even when the partition moved on meanwhile). One that cannot
     // be read, or whose topic is not its subject's (not written by a node), is never given again.
+    if (it == partitions_.end()) {
+      // A pull this node made while the partition was its own, answered after it moved: given back
+      // at once for its new owner.
+      publish(ack, "-NAK");
+      return;
+    }
     MeshEvent e;
     const bool read = mesh_decode(natsMsg_GetData(m.get()), natsMsg_GetDataLength(m.get()), e) && e.complete && e.ev.node;
     const std::string want = read ? prefix_ + ".q." + nats_hex(e.ev.topic) + "." : "";
@@ -227,7 +245,7 @@ void NatsBackbone::on_pulled(uint64_t id, const MsgPtr& m) {
       unsigned delivered = 1;
       std::sscanf(ack, "$JS.ACK.%*[^.].%*[^.].%u.", &delivered);
       e.ev.failures = delivered > 1 ? delivered - 1 : 0;
-      e.ev.redelivered = delivered > 1;
+      e.ev.redelivered = e.ev.redelivered || delivered > 1;  // or given again before it went in
       // Its own handle here; hops 0: should its consumers here leave before it is delivered, it goes
       // back into the stream for the partition's next owner (and this copy is acknowledged then).
       e.ev.hops = 0;
@@ -271,12 +289,25 @@ void NatsBackbone::settle_pulled(uint64_t fwd, const char* verdict) {
 void NatsBackbone::keep_pulled(uint64_t t) {
   // Still in this node's queue (every way out of it settles the event): JetStream is told it is in
   // progress, so a slow consumer does not get a second copy at ack_wait.
-  const uint64_t every_ms = uint64_t{cfg_.queue.ack_timeout_s} * 1000;
+  const uint64_t every_ms = ack_wait_ms() / 3;
   for (auto& [fwd, ev] : pulled_) {
     if (t - ev.pulled_ms < every_ms) continue;
     publish(ev.ack_subject, "+WPI");
     ev.pulled_ms = t;
   }
+}
+
+std::string NatsBackbone::pull_subject(uint64_t id) const { return inbox_ + "P.p" + std::to_string(id); }
+
+uint64_t NatsBackbone::ack_wait_ms() const { return std::max<uint64_t>(1000, uint64_t{cfg_.mesh_dead_after} * 1000); }
+
+void NatsBackbone::kick_queue() {
+  if (kick_posted_) return;
+  kick_posted_ = true;
+  host_.post([this] {
+    kick_posted_ = false;
+    if (!stopped_) queue_.remote_ready_changed();
+  });
 }
 
 void NatsBackbone::queue_tick(uint64_t t) {
@@ -285,12 +316,11 @@ void NatsBackbone::queue_tick(uint64_t t) {
     next_stream_try_ms_ = t + 10000;
     ensure_stream(false);
   }
-  if (refused_until_ms_ && t >= refused_until_ms_) {
-    refused_until_ms_ = 0;
-    queue_.remote_ready_changed();
-  }
+  if (refused_until_ms_ && t >= refused_until_ms_) refused_until_ms_ = 0;
+  // Events that waited for room (the client library's buffer, answers outstanding) go on.
+  if (stream_ready_) queue_.remote_ready_changed();
   if (t >= next_sweep_ms_) {
-    next_sweep_ms_ = t + 1000;
+    next_sweep_ms_ = t + ack_wait_ms() / 6;
     keep_pulled(t);
   }
   if (!refused_.empty()) {

@@ -135,7 +135,7 @@ void QueueHub::deliver(Topic& t, Consumer& c, QueueEvent ev) {
 }
 
 void QueueHub::enqueue(Topic& t, Pending p, bool front) {
-  if (p.ev.fwd && t.consumers.empty()) return;  // another node's event with nobody here: it has a copy
+  if (p.ev.fwd && t.consumers.empty()) return lost(p.ev);  // another node's, nobody here: given back (lost())
   t.bytes += p.ev.bytes();
   t.pending_by_client[p.ev.client]++;
   if (front) t.pending.push_front(std::move(p));
@@ -371,9 +371,14 @@ int QueueHub::unpop(QueueSink* sink) {
   for (auto& [name, t] : topics_) {
     for (Pending& p : t->pending)
       if (p.exclude == c.get()) p.exclude = nullptr;  // it is gone: no dangling pointer
-    if (t->consumers.empty())  // other nodes' events wait at their producers, not here
+    if (t->consumers.empty()) {
+      // Other nodes' events do not wait here: they are given back, oldest first (lost(): the mesh's
+      // producer sends them again itself; a NATS stream gives them to the partition's next puller).
+      for (const Pending& p : t->pending)
+        if (p.ev.fwd) lost(p.ev);
       for (size_t i = t->pending.size(); i-- > 0;)
         if (t->pending[i].ev.fwd) take_pending(*t, i);
+    }
     dispatch(*t);
   }
   if (on_local_topics_changed_) on_local_topics_changed_();
