@@ -32,7 +32,10 @@ bench/meshlib.py Node), measures three things, and stops it:
            Each message is distinct (client and sequence number in its text): the events
            received, the distinct messages among them, and those marked "r":true are counted.
            Events/s = message events / (last received - first byte sent); CPU per event as above.
-           A warm-up burst (--qwarm events) goes first, unmeasured.
+           A warm-up burst (--qwarm events) goes first, unmeasured (its duration and its events
+           marked "r":true are in the result). When not every event arrives within 30 s the result
+           says "complete": false (its CPU figure is then meaningless) and lists the nodes' non-zero
+           meshgate_queue_* (topic client) and meshgate_nats_* metrics at that moment.
 The clients are threads of this Python process, on the same 2 cores as the servers; the figures
 compare the backbones under the same client, not the server's ceiling.
 
@@ -381,7 +384,8 @@ def queue_metrics(nodes):
             out.append(f"node {n.id}: {e}")
             continue
         out += [f"node {n.id}: {line}" for line in text.splitlines()
-                if re.match(r"meshgate_(queue|nats|jetstream)\w*\{[^}]*topic=\"client\"", line) and not line.endswith(" 0")]
+                if (re.match(r"meshgate_queue\w*\{[^}]*topic=\"client\"", line) or line.startswith("meshgate_nats_"))
+                and not line.endswith(" 0")]
     return "\n".join(out)
 
 
@@ -416,12 +420,14 @@ def part_queue(nodes, opens, pids, nclients, messages, warm):
         time.sleep(0.05)           # the last acks
         cpu = cpu_seconds(*pids) - c0
         got = cons.n - base
+        stuck = None if ok else queue_metrics(nodes).splitlines()   # where the rest waits
         elapsed = (t1 or time.monotonic()) - t0
         return {"clients": nclients, "messages": nclients * messages, "received": got, "complete": ok,
                 "distinct": len(cons.seen) - seen0, "marked_redelivered": cons.redelivered - red0,
                 "warmup_s": r3(warm_s), "warmup_marked_redelivered": red0, "elapsed_s": r3(elapsed),
                 "events_per_s": round(got / elapsed) if elapsed > 0 else None,
-                "cpu_s": r3(cpu), "cpu_us_per_event": r3(cpu / max(1, got) * 1e6)}
+                "cpu_s": r3(cpu), "cpu_us_per_event": r3(cpu / max(1, got) * 1e6),
+                **({"metrics_when_incomplete": stuck} if stuck else {})}
     finally:
         for c in clients:
             close(c)
