@@ -217,7 +217,8 @@ class NatsBackbone final : public Backbone {
   // The stream (nats_queue.cpp): whether it is there, the partitions this node pulls, the events
   // pulled and not yet acknowledged (by the handle the local queue knows them by).
   bool stream_ready_ = false;
-  uint64_t next_stream_try_ms_ = 0, refused_until_ms_ = 0;
+  uint64_t next_stream_try_ms_ = 0, refused_until_ms_ = 0, stream_backoff_ms_ = 500;
+  bool stream_asking_ = false;
   std::map<std::string, Partition> partitions_;  // by durable consumer name
   uint64_t next_partition_id_ = 0, next_pulled_ = 0;
   std::unordered_map<uint64_t, PulledEvent> pulled_;

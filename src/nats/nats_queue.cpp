@@ -79,6 +79,7 @@ void NatsBackbone::js_request(const std::string& subject, const std::string& bod
 }
 
 void NatsBackbone::ensure_stream(bool update) {
+  stream_asking_ = true;  // until its answer (or none within call_timeout)
   std::string cfg = "{\"name\":\"" + stream_name() + "\",\"subjects\":[\"" + prefix_ +
                     ".q.>\"],\"retention\":\"workqueue\",\"storage\":\"file\",\"discard\":\"new\",\"max_bytes\":" +
                     std::to_string(cfg_.nats_stream_max_bytes) + ",\"num_replicas\":" +
@@ -89,13 +90,18 @@ void NatsBackbone::ensure_stream(bool update) {
                int code = m ? (status_of(m.get()) ? -2 : js_error(natsMsg_GetData(m.get()), natsMsg_GetDataLength(m.get()), why)) : -1;
                if (code == -2) why = "JetStream is not enabled on the NATS servers";
                if (code == 10058 && !update) return ensure_stream(true);  // exists with another configuration
+               stream_asking_ = false;
                if (code != 0) {
+                 // Asked again soon (a JetStream leader being elected after a server's loss takes
+                 // seconds), then less often, up to every 10 s (no JetStream at all).
                  stream_ready_ = false;
-                 next_stream_try_ms_ = now() + 10000;
-                 LOG_WARN("nats: queue events cannot go across nodes: stream %s: %s (tried again in 10 s)",
-                          stream_name().c_str(), why.c_str());
+                 next_stream_try_ms_ = now() + stream_backoff_ms_;
+                 LOG_WARN("nats: queue events cannot go across nodes: stream %s: %s (asked again in %llu ms)",
+                          stream_name().c_str(), why.c_str(), static_cast<unsigned long long>(stream_backoff_ms_));
+                 stream_backoff_ms_ = std::min<uint64_t>(10000, 2 * stream_backoff_ms_);
                  return;
                }
+               stream_backoff_ms_ = 500;
                if (!stream_ready_) LOG_INFO("nats: queue events across nodes go through JetStream stream %s", stream_name().c_str());
                stream_ready_ = true;
                for (auto& [d, part] : partitions_) part.consumer_ready = false;
@@ -312,10 +318,7 @@ void NatsBackbone::kick_queue() {
 
 void NatsBackbone::queue_tick(uint64_t t) {
   if (!connected_) return;
-  if (!stream_ready_ && t >= next_stream_try_ms_) {
-    next_stream_try_ms_ = t + 10000;
-    ensure_stream(false);
-  }
+  if (!stream_ready_ && !stream_asking_ && t >= next_stream_try_ms_) ensure_stream(false);
   if (refused_until_ms_ && t >= refused_until_ms_) refused_until_ms_ = 0;
   // Events that waited for room (the client library's buffer, answers outstanding) go on.
   if (stream_ready_) queue_.remote_ready_changed();

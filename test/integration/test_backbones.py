@@ -88,7 +88,8 @@ def nats_overrides(servers):
     """The configuration of a node on NATS (`servers`: the value of [nats] servers), no mesh port (nor
     seeds or secret)."""
     return {"cluster": {"backbone": "nats"},
-            "nats": {"servers": servers, "publish_wait_ms": PUBLISH_WAIT_MS, "stream_replicas": 3},
+            "nats": {"servers": servers, "publish_wait_ms": PUBLISH_WAIT_MS, "stream_replicas": 3,
+                     "stream_max_bytes": 16 << 20},
             "mesh": {"port": 0, "seeds": None, "secret": None}}
 
 
