@@ -21,7 +21,10 @@ NATS only:
 - one NATS server of the three SIGKILLed mid-run: calls and publishes go on once the nodes'
   connections moved to the others, nothing lost of what is sent, published or queued after that;
 - the whole backbone down: a node's own clients still get its `mesh.publish`, a cross-node
-  `mesh.send` gets 501; after the servers restart the cross-node calls work again.
+  `mesh.send` gets 501; after the servers restart the cross-node calls work again;
+- queue events the stream acknowledged outlive the producing node (the consuming node and then the
+  producing node SIGKILLed, the consuming node restarted gets them all, in order);
+- no server at start: the node starts, says so, and connects when the servers come.
 
 `[nats] publish_wait_ms` is raised from its default (20 ms) to PUBLISH_WAIT_MS: `s` counts the answers
 that arrive within it, and on a loaded two-core test machine 20 ms is not always enough.
@@ -38,7 +41,7 @@ import time
 import pytest
 
 from harness import (Node, NodeManager, aapi_call, aapi_ok, api_call, api_ok, ev_frame_of, frame_of, meshgate_bin,
-                     ws_recv)
+                     metric_value, ws_recv)
 from nats_cluster import NatsCluster, require_nats_server
 import test_mesh
 from test_mesh import (CALL_TIMEOUT, EVENT_TIMEOUT, JOIN_TIMEOUT, SECRET, Mesh, addrs, get_route, intranet_host,
@@ -529,3 +532,55 @@ async def test_nats_backbone_down_local_publish_cross_501_then_back(own_nats, no
         print(f"client of node 2 received after the outage: {got!r}")
         assert await aapi_ok(n2, "mesh.publish", {"c": "bbd:room", "d": "together"}) == {"s": 2, "f": 0}
         assert await ws_recv(ws1) == "together" and await ws_recv(ws2) == "together"
+
+
+async def test_nats_queue_events_survive_the_producing_node(backbone, own_cluster):
+    """What the stream acknowledged outlives the node that took it (issue 23): node 3, the only
+    consuming node, is SIGKILLed; within dead_after node 2 still sends its client's events on (into
+    the stream); node 2 is SIGKILLed too; node 3 restarted pulls them all, in order. (Over the mesh
+    they would die with node 2, which held them for the dead consumer's node.)"""
+    need_nats(backbone)
+    n1, n2, n3 = await asyncio.to_thread(test_mesh.start_cluster, own_cluster, (1, 2, 3))
+    N = 8
+    async with Mesh() as m:
+        a = await m.consumer_on(n3, ack=True)
+        ws, cid, _, ev = await m.client_on(n2, [a], "/survive")
+        await a.ok("queue.ack", {"k": [ev["p"]["k"]]})
+        await asyncio.to_thread(test_mesh.sigkill, n3)
+        for k in range(N):
+            await ws.send(f"s{k}")
+        # Node 2 forwards while node 3 is still alive in its view; give the stream time to take them all.
+        await asyncio.to_thread(
+            wait_until, lambda: metric_value(n2, "meshgate_nats_events_forwarded_total") >= N + 1, 3.0,
+            "node 2 forwarded its client's events into the stream", 0.05)
+        await asyncio.to_thread(wait_until, lambda: all(
+            q == 0 for q in [metric_value(n2, "meshgate_queue_depth", topic="client")]), 3.0,
+            "node 2 holds none of them any more (the stream acknowledged them)", 0.05)
+        await asyncio.to_thread(test_mesh.sigkill, n2)
+        await asyncio.to_thread(test_mesh.restart, n3)
+        b = await m.consumer_on(n3, ack=True)
+        got = []
+        while len(got) < N:
+            ev = await b.wait_event(ev_frame_of(cid), EVENT_TIMEOUT + 3,
+                                    f"event of the dead node 2's client ({len(got)} of {N} so far)")
+            assert ev["p"]["n"] == 2, ev
+            got.append(frame_of(ev)["data"])
+            await b.ok("queue.ack", {"k": [ev["p"]["k"]]})
+        assert got == [f"s{k}" for k in range(N)], f"events of node 2's client after its death: {got}"
+
+
+def test_nats_no_server_at_start_then_one_comes(backbone, nodes):
+    """No NATS server answers at start: the node starts anyway (and says so), serves its own API, and
+    joins the cluster once a server is there (docs/cluster.md "Faults")."""
+    need_nats(backbone)
+    with running_nats() as nats:
+        urls = nats.servers_value()
+        for i in range(len(nats.servers)):
+            nats.kill(i)
+        n1 = start_mesh_node(nodes, 1, (), 1, cluster_name(), SECRET,
+                             {"node": {"intranet_advertise": intranet_host(1)}, **nats_overrides(urls)})
+        assert "no server of [nats] servers answers yet" in n1.stderr(), n1.stderr()
+        assert [e["id"] for e in node_list(n1)] == [1]
+        nats.start(*range(len(nats.servers)))
+        wait_until(lambda: metric_value(n1, "meshgate_nats_connected") == 1, RECONNECT_TIMEOUT,
+                   "node 1 connected once the servers were up", 0.2)
