@@ -788,6 +788,12 @@ async def test_a_reload_that_lowers_max_events_moves_the_pause_of_the_topic_gate
                for c in range(clients)]
     for t in threads:
         t.start()
+    # The consumer reads nothing until the topic paused its producers at the new bound (reading at
+    # once, it kept up with a slow sanitizer build's hub and the topic stayed under 1,000: CI
+    # 2026-12-06), or for 20 s.
+    paused_by = time.monotonic() + 20
+    while not harness.metric_value(n, "meshgate_queue_pauses_total", topic="lowered") and time.monotonic() < paused_by:
+        await asyncio.sleep(0.05)
     got = await asyncio.to_thread(cons.read_events, clients * per_client, 90, 10)
     for t in threads:
         await asyncio.to_thread(t.join, 30)
