@@ -73,7 +73,6 @@ natsOptions* NatsBackbone::make_options() {
       {"retry on failed connect", natsOptions_SetRetryOnFailedConnect(o, true, on_connected, this)},
       {"disconnected callback", natsOptions_SetDisconnectedCB(o, on_disconnected, this)},
       {"reconnected callback", natsOptions_SetReconnectedCB(o, on_connected, this)},
-      {"closed callback", natsOptions_SetClosedCB(o, on_closed, this)},
       {"error handler", natsOptions_SetErrorHandler(o, on_error, this)},
       {"user", cfg_.nats_user.empty() ? NATS_OK
                                      : natsOptions_SetUserInfo(o, cfg_.nats_user.c_str(), cfg_.nats_password.c_str())},
@@ -210,8 +209,6 @@ void NatsBackbone::on_disconnected(natsConnection*, void* closure) {
   auto* self = static_cast<NatsBackbone*>(closure);
   self->host_.post([self] { self->connection_changed(false); });
 }
-
-void NatsBackbone::on_closed(natsConnection*, void*) {}
 
 void NatsBackbone::on_error(natsConnection*, natsSubscription*, natsStatus err, void* closure) {
   auto* self = static_cast<NatsBackbone*>(closure);

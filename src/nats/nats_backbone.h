@@ -124,7 +124,6 @@ class NatsBackbone final : public Backbone {
   static void on_message(natsConnection* nc, natsSubscription* sub, natsMsg* msg, void* closure);
   static void on_connected(natsConnection* nc, void* closure);
   static void on_disconnected(natsConnection* nc, void* closure);
-  static void on_closed(natsConnection* nc, void* closure);
   static void on_error(natsConnection* nc, natsSubscription* sub, natsStatus err, void* closure);
   static void on_tick(uv_timer_t* t);
   void connection_changed(bool up);
@@ -145,6 +144,8 @@ class NatsBackbone final : public Backbone {
   void on_beat(const char* body, size_t len);
   void member_died(unsigned id, Member& m, const char* why);
   void check_members(uint64_t t);
+  // The ids of the alive members: whom a broadcast or the subscribe barrier waits for.
+  std::set<unsigned> alive_ids() const;
 
   // nats_calls.cpp
   uint64_t new_pending(Pending p);

@@ -49,9 +49,7 @@ void NatsBackbone::call(unsigned node, const std::string& method, const std::str
 
 void NatsBackbone::fanout(const std::string& method, const std::string& params_json,
                           std::function<void(std::vector<ApiResult>)> done, const std::string* channel) {
-  std::set<unsigned> alive;
-  for (const auto& [id, m] : members_)
-    if (m.alive) alive.insert(id);
+  std::set<unsigned> alive = alive_ids();
   if (!connected_ || alive.empty()) return done({});
   if (congested()) {
     calls_failed_++;
@@ -112,9 +110,7 @@ void NatsBackbone::local_interest(const std::string& channel, bool held) {
 }
 
 void NatsBackbone::interest_barrier(std::function<void()> done) {
-  std::set<unsigned> alive;
-  for (const auto& [id, m] : members_)
-    if (m.alive) alive.insert(id);
+  std::set<unsigned> alive = alive_ids();
   if (!connected_ || alive.empty()) return done();
   Pending p;
   p.kind = Pending::Kind::Barrier;

@@ -102,6 +102,13 @@ void NatsBackbone::check_members(uint64_t t) {
     if (m.alive && t - m.last_heard_ms > dead_after) member_died(id, m, "no heartbeat within dead_after");
 }
 
+std::set<unsigned> NatsBackbone::alive_ids() const {
+  std::set<unsigned> out;
+  for (const auto& [id, m] : members_)
+    if (m.alive) out.insert(id);
+  return out;
+}
+
 std::vector<NodeInfo> NatsBackbone::alive_peers() const {
   std::vector<NodeInfo> out;
   for (const auto& [id, m] : members_)

@@ -59,6 +59,20 @@ int status_of(natsMsg* m) {
   return std::atoi(v);
 }
 
+// The JetStream API's answer `m` to a request: 0 for a success, else an error code with `why` set (-1:
+// no answer in time, or not one of JetStream's; -2: a status only, no responders: no JetStream).
+int js_answer(const std::shared_ptr<natsMsg>& m, std::string& why) {
+  if (!m) {
+    why = "no answer";
+    return -1;
+  }
+  if (status_of(m.get())) {
+    why = "JetStream is not enabled on the NATS servers";
+    return -2;
+  }
+  return js_error(natsMsg_GetData(m.get()), static_cast<size_t>(natsMsg_GetDataLength(m.get())), why);
+}
+
 }  // namespace
 
 std::string NatsBackbone::stream_name() const {
@@ -86,9 +100,8 @@ void NatsBackbone::ensure_stream(bool update) {
                     std::to_string(cfg_.nats_stream_replicas) + "}";
   js_request("$JS.API.STREAM." + std::string(update ? "UPDATE." : "CREATE.") + stream_name(), cfg,
              [this, update](const MsgPtr& m) {
-               std::string why = "no answer";
-               int code = m ? (status_of(m.get()) ? -2 : js_error(natsMsg_GetData(m.get()), natsMsg_GetDataLength(m.get()), why)) : -1;
-               if (code == -2) why = "JetStream is not enabled on the NATS servers";
+               std::string why;
+               const int code = js_answer(m, why);
                if (code == 10058 && !update) return ensure_stream(true);  // exists with another configuration
                stream_asking_ = false;
                if (code != 0) {
@@ -124,8 +137,8 @@ void NatsBackbone::remote_forward(unsigned, const QueueEvent& ev) {
   events_forwarded_++;
   js_request(prefix_ + ".q." + nats_hex(ev.topic) + "." + std::to_string(part), mesh_encode(ev, self_),
              [this, fwd](const MsgPtr& m) {
-               std::string why = "no answer";
-               int code = m ? (status_of(m.get()) ? -2 : js_error(natsMsg_GetData(m.get()), natsMsg_GetDataLength(m.get()), why)) : -1;
+               std::string why;
+               const int code = js_answer(m, why);
                if (code == 0) {
                  queue_.remote_done(fwd);  // the stream holds it now
                  return kick_queue();      // room for more (QueueHub bounds what waits for answers)
@@ -134,7 +147,7 @@ void NatsBackbone::remote_forward(unsigned, const QueueEvent& ev) {
                uint64_t left_out = 0;
                if (refusal_log_.admit(now(), left_out))
                  LOG_WARN("nats: stream %s refused a queue event (%s); events wait in their topic (%llu more not logged)",
-                          stream_name().c_str(), code == -2 ? "no JetStream" : why.c_str(),
+                          stream_name().c_str(), why.c_str(),
                           static_cast<unsigned long long>(left_out));
                refused_until_ms_ = now() + 1000;
                refused_.push_back(fwd);  // given back at the next tick, in order
@@ -199,8 +212,8 @@ void NatsBackbone::make_consumer(const std::string& durable) {
     auto it = partitions_.find(durable);
     if (it == partitions_.end()) return;  // no longer ours
     it->second.creating = false;
-    std::string why = "no answer";
-    int code = m ? js_error(natsMsg_GetData(m.get()), natsMsg_GetDataLength(m.get()), why) : -1;
+    std::string why;
+    const int code = js_answer(m, why);
     if (code != 0) {
       LOG_WARN("nats: consumer %s of stream %s: %s (tried again in 5 s)", durable.c_str(), stream_name().c_str(), why.c_str());
       it->second.retry_ms = now() + 5000;
